@@ -1,0 +1,34 @@
+// core_test_util.cc -- the TestImage fixture.
+#include "fs/core/core_test_util.h"
+
+#include <unistd.h>
+
+#include <atomic>
+
+namespace udax {
+
+TestImage::TestImage(uint64_t size, uint64_t au) {
+  static std::atomic<int> counter{0};
+  path_ = "/dev/shm/udax_core_test_" + std::to_string(getpid()) + "_" +
+          std::to_string(counter++) + ".img";
+  unlink(path_.c_str());
+  RegionOptions ro;
+  ro.create_size = size;
+  auto region = Region::Open(path_, ro);
+  if (!region.ok()) throw std::runtime_error(region.status().ToString());
+  MkfsParams params;
+  params.au_size = au;
+  Status st = Filesystem::Format(region->get(), params);
+  if (!st.ok()) throw std::runtime_error(st.ToString());
+}
+
+TestImage::~TestImage() { unlink(path_.c_str()); }
+
+std::unique_ptr<Filesystem> TestImage::Mount(MountOptions options) {
+  auto fs = Filesystem::Mount(path_, options);
+  EXPECT_TRUE(fs.ok()) << fs.status().ToString();
+  if (!fs.ok()) return nullptr;
+  return std::move(fs).value();
+}
+
+}  // namespace udax

@@ -1,0 +1,164 @@
+// filesystem.h -- the udaxfs core: a POSIX filesystem on a Region, independent of FUSE.
+//
+// The FUSE layer (fs/fuse) and the tests drive this API. Every method returns a Status or
+// Result; nothing throws. Metadata operations are atomic and durable when they return (one
+// journal transaction each); file data is written in place with non-temporal stores and is
+// durable when Write returns with the sync option, or after Fsync.
+//
+// Locking order: Inode::rw (data path) before mu_ (metadata). mu_ guards the inode cache,
+// the allocators, the journal and every inode's `d` and extent map changes. Nothing is
+// held across a call back into FUSE.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/core/bitmap_alloc.h"
+#include "fs/core/inode.h"
+#include "fs/core/journal.h"
+#include "fs/format/layout.h"
+#include "fs/region/region.h"
+
+namespace udax {
+
+struct MountOptions {
+  bool read_only = false;
+  bool sync = false;  // every write durable on return
+};
+
+// Who is asking (from the FUSE request).
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+struct EntryOut {
+  uint64_t ino = 0;
+  uint64_t generation = 0;
+  struct stat attr {};
+};
+
+// setattr fields (matches FUSE_SET_ATTR_* meaning; values set by the FUSE layer).
+struct SetAttrIn {
+  bool mode = false, uid = false, gid = false, size = false;
+  bool atime = false, atime_now = false, mtime = false, mtime_now = false, ctime = false;
+  struct stat attr {};
+};
+
+struct DirListEntry {
+  uint64_t ino;
+  uint8_t type;  // DT_*
+  std::string name;
+};
+
+class Filesystem {
+ public:
+  // Opens the target, verifies the superblock (falling back to the replica), replays the
+  // journal and loads the allocators. Errors name what is wrong with the target.
+  static Result<std::unique_ptr<Filesystem>> Mount(const std::string& target,
+                                                   const MountOptions& options);
+  // Formats an open region (mkfs). Writes everything, then the superblock last.
+  static Status Format(Region* region, const MkfsParams& params);
+  ~Filesystem();
+
+  // Persists lazily kept inode times and lets go of the region.
+  Status Unmount();
+
+  Result<EntryOut> Lookup(uint64_t parent, std::string_view name);  // +1 nlookup
+  void Forget(uint64_t ino, uint64_t nlookup);
+  Result<struct stat> GetAttr(uint64_t ino);
+  Result<struct stat> SetAttr(uint64_t ino, const SetAttrIn& in);
+  Result<EntryOut> Mknod(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                         const Caller& caller);
+  Result<EntryOut> Mkdir(uint64_t parent, std::string_view name, uint32_t mode,
+                         const Caller& caller);
+  Result<EntryOut> Symlink(uint64_t parent, std::string_view name, std::string_view target,
+                           const Caller& caller);
+  Result<EntryOut> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name);
+  Status Unlink(uint64_t parent, std::string_view name);
+  Status Rmdir(uint64_t parent, std::string_view name);
+  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE.
+  Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
+                std::string_view new_name, unsigned flags);
+  Result<std::string> ReadLink(uint64_t ino);
+
+  // Open files: the returned Inode* stays valid until Release.
+  Result<Inode*> Open(uint64_t ino, int flags);
+  Result<std::pair<EntryOut, Inode*>> Create(uint64_t parent, std::string_view name,
+                                             uint32_t mode, int flags, const Caller& caller);
+  void Release(Inode* inode);
+  Result<size_t> Read(Inode* inode, uint64_t off, size_t n, char* buf);
+  Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n);
+  Status Fsync(Inode* inode, bool datasync);
+
+  // Directory listing, including "." and "..", in a stable order for one snapshot.
+  Result<std::vector<DirListEntry>> ListDir(uint64_t ino);
+  Status FsyncDir(uint64_t ino);
+
+  struct statvfs StatFs();
+  const DiskSuperblock& superblock() const { return sb_; }
+  Region* region() { return region_.get(); }
+  bool shut_down() const { return shutdown_; }
+  // Enters the shut-down state: every later operation fails with EIO.
+  void Shutdown(const std::string& why);
+
+ private:
+  Filesystem() = default;
+  friend class DirOps;
+
+  // --- inodes (fs_inode.cc) ---
+  Result<Inode*> Get(uint64_t ino);  // REQUIRES mu_
+  Result<Inode*> AllocInode(uint32_t mode, const Caller& caller, Inode* parent);
+  void StageInode(Inode* inode);     // REQUIRES mu_
+  void FillStat(const Inode& inode, struct stat* st) const;
+  EntryOut MakeEntry(Inode* inode);  // +1 nlookup
+  void MaybeEvict(Inode* inode);     // REQUIRES mu_
+  // Frees an inode whose last link and reference are gone (or puts it on the orphan
+  // list while it is still open). REQUIRES mu_
+  Status DropLink(Inode* inode);
+  Status FreeInode(Inode* inode);
+  Status RemoveOrphan(Inode* inode);
+
+  // --- extents (fs_extent.cc) ---
+  Status LoadExtents(Inode* inode);
+  // Maps file AU -> phys AU; *run = AUs mapped contiguously from there, or the hole length
+  // (bounded by `limit`) with return 0 when unmapped.
+  uint64_t MapAu(const Inode& inode, uint64_t file_au, uint64_t limit, uint64_t* run) const;
+  Status InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au, uint64_t len);
+  // Unmaps file AUs [from, to); frees their AUs. Splits the work into transactions if
+  // `commit_chunks` (caller commits the rest).
+  Status RemoveExtents(Inode* inode, uint64_t from, uint64_t to);
+  Status WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, const Extent& e);
+  Status GrowSlots(Inode* inode);
+  Status ShrinkSlots(Inode* inode);
+  Status TruncateBlocks(Inode* inode, uint64_t new_size);
+  // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).
+  Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero);
+
+  // --- journal ---
+  Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
+  Status CheckWritable() const;
+
+  std::unique_ptr<Region> region_;
+  DiskSuperblock sb_{};
+  MountOptions options_;
+  std::unique_ptr<Journal> journal_;
+  BitmapAllocator aus_;
+  BitmapAllocator inos_;
+  DiskJournalState state_{};
+  std::mutex mu_;
+  Txn txn_;  // the transaction being built; REQUIRES mu_
+  std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
+  bool shutdown_ = false;
+  std::string shutdown_reason_;
+};
+
+}  // namespace udax

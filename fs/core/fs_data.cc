@@ -1,0 +1,307 @@
+// fs_data.cc -- open files: open/create/release, read, write, setattr, fsync.
+//
+// Data lives in place in the region. Reads copy out through the machine-check-safe
+// routine; writes copy in with non-temporal stores. A write that needs new allocation
+// units (or raises the size) writes and persists its data first, then commits one
+// transaction with the allocation, the extents and the new size, so a crash can never
+// expose a block whose contents were not written by this file.
+#include <fcntl.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "fs/core/filesystem.h"
+
+namespace udax {
+namespace {
+
+// Largest file offset we accept (FUSE and the kernel allow up to 2^63; the AU index must
+// stay well inside 64 bits and extent lengths inside 32).
+constexpr uint64_t kMaxFileSize = 1ull << 50;
+
+void NowInto(int64_t* sec, uint32_t* nsec) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  *sec = ts.tv_sec;
+  *nsec = static_cast<uint32_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Result<Inode*> Filesystem::Open(uint64_t ino, int flags) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if ((flags & O_ACCMODE) != O_RDONLY) UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  inode->nopen++;
+  return inode;
+}
+
+Result<std::pair<EntryOut, Inode*>> Filesystem::Create(uint64_t parent, std::string_view name,
+                                                       uint32_t mode, int flags,
+                                                       const Caller& caller) {
+  (void)flags;
+  UDAX_ASSIGN_OR_RETURN(EntryOut entry, Mknod(parent, name, S_IFREG | (mode & 07777), 0, caller));
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(entry.ino));
+  inode->nopen++;
+  return std::make_pair(entry, inode);
+}
+
+void Filesystem::Release(Inode* inode) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (inode->nopen > 0) inode->nopen--;
+  if (shutdown_ || options_.read_only) return;
+  if (inode->nopen == 0 && inode->nlookup == 0 && inode->d.nlink == 0 && !inode->freed) {
+    if (FreeInode(inode).ok()) (void)Commit();
+  } else if (inode->dirty && inode->nopen == 0) {
+    StageInode(inode);
+    (void)Commit();
+  }
+  MaybeEvict(inode);
+}
+
+Result<size_t> Filesystem::Read(Inode* inode, uint64_t off, size_t n, char* buf) {
+  if (shutdown_) return Status::IoError("filesystem is shut down");
+  std::shared_lock<std::shared_mutex> rw(inode->rw);
+  const uint64_t size = inode->d.size;
+  if (off >= size || n == 0) return size_t{0};
+  n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
+  const uint64_t au = sb_.au_size;
+  size_t done = 0;
+  while (done < n) {
+    const uint64_t pos = off + done;
+    const uint64_t inner = pos % au;
+    uint64_t run_aus;
+    const uint64_t phys = MapAu(*inode, pos / au, (n - done + inner + au - 1) / au, &run_aus);
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run_aus * au - inner));
+    if (phys == 0) {
+      std::memset(buf + done, 0, chunk);  // a hole
+    } else {
+      Status st = region_->ReadSafe(phys * au + inner, buf + done, chunk);
+      if (!st.ok()) return st;
+    }
+    done += chunk;
+  }
+  return n;
+}
+
+Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, size_t n) {
+  {
+    Status st = CheckWritable();
+    if (!st.ok()) return st;
+  }
+  if (n == 0) return size_t{0};
+  if (off >= kMaxFileSize || n > kMaxFileSize - off) return Status::Error(EFBIG, "file too large");
+  std::unique_lock<std::shared_mutex> rw(inode->rw);
+  const uint64_t au = sb_.au_size;
+  const uint64_t end = off + n;
+  const uint64_t first_au = off / au, last_au = (end - 1) / au;
+  const uint64_t old_size = inode->d.size;
+
+  // How many AUs of the range are holes? (extent map changes only under rw exclusive.)
+  uint64_t hole_aus = 0;
+  for (uint64_t a = first_au; a <= last_au;) {
+    uint64_t run;
+    if (MapAu(*inode, a, last_au - a + 1, &run) == 0) hole_aus += run;
+    a += run;
+  }
+  const bool has_hole = hole_aus > 0;
+  // Out of space for all of it: write what fits (a short write), as POSIX asks; ENOSPC
+  // only when not one byte fits. The margin covers extent blocks the holes may need.
+  if (has_hole && hole_aus + 2 > aus_.free_count()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    uint64_t budget = aus_.free_count() > 2 ? aus_.free_count() - 2 : 0;
+    uint64_t fits_end = off;
+    for (uint64_t a = first_au; a <= last_au;) {
+      uint64_t run;
+      const bool hole = MapAu(*inode, a, last_au - a + 1, &run) == 0;
+      if (hole && run > budget) {
+        fits_end = std::max(off, std::min(end, (a + budget) * au));
+        break;
+      }
+      if (hole) budget -= run;
+      a += run;
+      fits_end = std::min(end, a * au);
+    }
+    if (fits_end <= off) return Status::NoSpace("no space");
+    lock.unlock();
+    rw.unlock();
+    return Write(inode, off, buf, fits_end - off);
+  }
+
+  if (!has_hole && end <= old_size) {
+    // Overwrite in place: no metadata but the times, which persist lazily (at fsync,
+    // release or unmount), as DAX filesystems do.
+    for (size_t done = 0; done < n;) {
+      const uint64_t pos = off + done;
+      uint64_t run;
+      const uint64_t phys = MapAu(*inode, pos / au, (n - done + pos % au + au - 1) / au, &run);
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
+      UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk,
+                                              options_.sync));
+      done += chunk;
+    }
+    if (!options_.sync) region_->Drain();
+    std::lock_guard<std::mutex> lock(mu_);
+    NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
+    inode->d.ctime_sec = inode->d.mtime_sec;
+    inode->d.ctime_nsec = inode->d.mtime_nsec;
+    inode->dirty = true;
+    return n;
+  }
+
+  // Allocating or extending write: one transaction, data first.
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  // Stale bytes past the old EOF inside its last AU must read as zeros once the size grows.
+  if (off > old_size && old_size % au != 0) {
+    uint64_t run;
+    const uint64_t phys = MapAu(*inode, old_size / au, 1, &run);
+    if (phys != 0) {
+      const uint64_t zero_end = std::min<uint64_t>(off, (old_size / au + 1) * au);
+      UDAX_RETURN_IF_ERROR(
+          region_->ZeroSafe(phys * au + old_size % au, zero_end - old_size, true));
+    }
+  }
+  // Room for the holes and the extent blocks they may need, checked before any change.
+  if (aus_.free_count() < hole_aus + 2) return Status::NoSpace("no space");
+  // Allocate the holes; zero the parts of new AUs this write does not cover.
+  std::vector<std::pair<uint64_t, uint64_t>> fresh;  // file AU ranges allocated now
+  for (uint64_t a = first_au; a <= last_au;) {
+    uint64_t run;
+    if (MapAu(*inode, a, last_au - a + 1, &run) == 0) {
+      UDAX_RETURN_IF_ERROR(AllocateRange(inode, a, run, false));
+      fresh.emplace_back(a, a + run);
+    }
+    a += run;
+  }
+  for (const auto& [a0, a1] : fresh) {
+    for (uint64_t a = a0; a < a1;) {
+      uint64_t run;
+      const uint64_t phys = MapAu(*inode, a, a1 - a, &run);
+      const uint64_t s = a * au, e = (a + run) * au;
+      if (s < off) UDAX_RETURN_IF_ERROR(region_->ZeroSafe(phys * au, std::min(off, e) - s, false));
+      if (e > end) {
+        const uint64_t zs = std::max(end, s);
+        UDAX_RETURN_IF_ERROR(region_->ZeroSafe(phys * au + (zs - s), e - zs, false));
+      }
+      a += run;
+    }
+  }
+  // The data, persisted before the transaction that makes it part of the file.
+  for (size_t done = 0; done < n;) {
+    const uint64_t pos = off + done;
+    uint64_t run;
+    const uint64_t phys = MapAu(*inode, pos / au, (n - done + pos % au + au - 1) / au, &run);
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
+    UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, false));
+    done += chunk;
+  }
+  for (uint64_t a = first_au; a <= last_au;) {
+    uint64_t run;
+    const uint64_t phys = MapAu(*inode, a, last_au - a + 1, &run);
+    UDAX_RETURN_IF_ERROR(region_->Flush(phys * au, run * au));
+    a += run;
+  }
+  region_->Drain();
+  if (end > inode->d.size) inode->d.size = end;
+  NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
+  inode->d.ctime_sec = inode->d.mtime_sec;
+  inode->d.ctime_nsec = inode->d.mtime_nsec;
+  StageInode(inode);
+  UDAX_RETURN_IF_ERROR(Commit());
+  return n;
+}
+
+Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
+  Inode* inode;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    UDAX_RETURN_IF_ERROR(CheckWritable());
+    UDAX_ASSIGN_OR_RETURN(inode, Get(ino));
+    inode->nopen++;  // pin it while we drop mu_ to take rw first (lock order)
+  }
+  std::unique_lock<std::shared_mutex> rw(inode->rw, std::defer_lock);
+  if (in.size) rw.lock();
+  std::lock_guard<std::mutex> lock(mu_);
+  struct Unpin {
+    Inode* i;
+    ~Unpin() { i->nopen--; }
+  } unpin{inode};
+  DiskInode& d = inode->d;
+  if (in.size) {
+    if (S_ISDIR(d.mode)) return Status::Error(EISDIR, "truncate of a directory");
+    if (!S_ISREG(d.mode)) return Status::InvalidArgument("truncate of a special file");
+    const uint64_t new_size = static_cast<uint64_t>(in.attr.st_size);
+    if (new_size > kMaxFileSize) return Status::Error(EFBIG, "file too large");
+    UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+    const uint64_t au = sb_.au_size;
+    if (new_size > d.size && d.size % au != 0) {
+      uint64_t run;
+      const uint64_t phys = MapAu(*inode, d.size / au, 1, &run);
+      if (phys != 0) {
+        const uint64_t zero_end = std::min<uint64_t>(new_size, (d.size / au + 1) * au);
+        UDAX_RETURN_IF_ERROR(region_->ZeroSafe(phys * au + d.size % au, zero_end - d.size, true));
+      }
+    }
+    const uint64_t old_size = d.size;
+    d.size = new_size;
+    if (new_size < old_size) {
+      StageInode(inode);  // the size first: every later chunk frees blocks past EOF
+      UDAX_RETURN_IF_ERROR(TruncateBlocks(inode, new_size));
+    }
+    NowInto(&d.mtime_sec, &d.mtime_nsec);
+  }
+  if (in.mode) d.mode = (d.mode & S_IFMT) | (in.attr.st_mode & 07777);
+  if (in.uid) d.uid = in.attr.st_uid;
+  if (in.gid) d.gid = in.attr.st_gid;
+  if (in.atime_now) {
+    NowInto(&d.atime_sec, &d.atime_nsec);
+  } else if (in.atime) {
+    d.atime_sec = in.attr.st_atim.tv_sec;
+    d.atime_nsec = static_cast<uint32_t>(in.attr.st_atim.tv_nsec);
+  }
+  if (in.mtime_now) {
+    NowInto(&d.mtime_sec, &d.mtime_nsec);
+  } else if (in.mtime) {
+    d.mtime_sec = in.attr.st_mtim.tv_sec;
+    d.mtime_nsec = static_cast<uint32_t>(in.attr.st_mtim.tv_nsec);
+  }
+  if (in.ctime) {
+    d.ctime_sec = in.attr.st_ctim.tv_sec;
+    d.ctime_nsec = static_cast<uint32_t>(in.attr.st_ctim.tv_nsec);
+  } else {
+    NowInto(&d.ctime_sec, &d.ctime_nsec);
+  }
+  StageInode(inode);
+  UDAX_RETURN_IF_ERROR(Commit());
+  struct stat st;
+  FillStat(*inode, &st);
+  return st;
+}
+
+Status Filesystem::Fsync(Inode* inode, bool datasync) {
+  (void)datasync;  // the times are tiny: one transaction either way
+  if (shutdown_) return Status::IoError("filesystem is shut down");
+  {
+    std::shared_lock<std::shared_mutex> rw(inode->rw);
+    if (region_->kind() == RegionKind::kEmulated) {
+      // Page-granular region: msync every extent of the file.
+      for (const auto& [k, e] : inode->extents.by_file) {
+        UDAX_RETURN_IF_ERROR(region_->Persist(e.phys_au * sb_.au_size, e.len * sb_.au_size));
+      }
+    } else {
+      region_->Drain();  // data went in with non-temporal stores
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (inode->dirty && !options_.read_only) {
+    StageInode(inode);
+    return Commit();
+  }
+  return Status::Ok();
+}
+
+}  // namespace udax

@@ -1,0 +1,279 @@
+// fs_extent.cc -- per-inode extent maps: loading, lookup, insertion, removal.
+//
+// On media the extents of an inode are an unordered array of slots (inline in the inode,
+// then in a chain of extent blocks), so every change rewrites O(1) slots: a new extent is
+// appended, a removed one is replaced by the last. The ordered view lives in DRAM.
+#include <algorithm>
+#include <cstring>
+
+#include "fs/core/filesystem.h"
+
+namespace udax {
+namespace {
+
+uint64_t SlotBlockOffset(const DiskSuperblock& sb, const ExtentMap& m, uint32_t slot) {
+  const uint64_t per = ExtentsPerBlock(sb);
+  const uint64_t i = slot - kInlineExtents;
+  return m.blocks[i / per] * sb.au_size + sizeof(DiskExtentBlockHeader) +
+         (i % per) * sizeof(DiskExtent);
+}
+
+}  // namespace
+
+Status Filesystem::LoadExtents(Inode* inode) {
+  ExtentMap& m = inode->extents;
+  if (m.loaded) return Status::Ok();
+  m.by_file.clear();
+  m.slot_key.clear();
+  m.blocks.clear();
+  const uint32_t count = inode->d.ext_count;
+  const uint64_t per = ExtentsPerBlock(sb_);
+  const std::string who = "inode " + std::to_string(inode->ino) + ": ";
+  if (inode->d.flags & kInodeInlineData) {
+    if (count != 0) return Status::Corruption(who + "inline data with extents");
+    m.loaded = true;
+    return Status::Ok();
+  }
+  // Extent-block chain.
+  const uint64_t nblocks = count > kInlineExtents ? (count - kInlineExtents + per - 1) / per : 0;
+  uint64_t au = inode->d.ext_block;
+  for (uint64_t i = 0; i < nblocks; ++i) {
+    if (au < FirstDataAu(sb_) || au >= LastDataAu(sb_)) {
+      return Status::Corruption(who + "extent block outside the data area");
+    }
+    DiskExtentBlockHeader h;
+    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, au * sb_.au_size, &h, sizeof(h)));
+    if (!ExtentBlockValid(h, inode->ino) || h.index != i) {
+      return Status::Corruption(who + "bad extent block " + std::to_string(i));
+    }
+    m.blocks.push_back(au);
+    au = h.next;
+  }
+  std::vector<DiskExtent> slots(count);
+  for (uint32_t s = 0; s < count; ++s) {
+    if (s < kInlineExtents) {
+      slots[s] = inode->d.extents[s];
+    } else {
+      UDAX_RETURN_IF_ERROR(
+          txn_.Read(*region_, SlotBlockOffset(sb_, m, s), &slots[s], sizeof(DiskExtent)));
+    }
+  }
+  uint64_t prev_end = 0;
+  for (uint32_t s = 0; s < count; ++s) {
+    const DiskExtent& e = slots[s];
+    if (!ExtentValid(e, inode->ino) || e.phys_au < FirstDataAu(sb_) ||
+        e.phys_au + e.len > LastDataAu(sb_) || e.phys_au + e.len < e.phys_au) {
+      return Status::Corruption(who + "bad extent slot " + std::to_string(s));
+    }
+    if (!m.by_file.emplace(e.file_au, Extent{e.phys_au, e.len, s}).second) {
+      return Status::Corruption(who + "duplicate extent");
+    }
+    m.slot_key.push_back(e.file_au);
+  }
+  for (const auto& [k, e] : m.by_file) {
+    if (k < prev_end) return Status::Corruption(who + "overlapping extents");
+    prev_end = k + e.len;
+  }
+  m.loaded = true;
+  return Status::Ok();
+}
+
+uint64_t Filesystem::MapAu(const Inode& inode, uint64_t file_au, uint64_t limit,
+                           uint64_t* run) const {
+  const auto& map = inode.extents.by_file;
+  auto it = map.upper_bound(file_au);
+  if (it != map.begin()) {
+    auto prev = std::prev(it);
+    if (file_au < prev->first + prev->second.len) {
+      *run = std::min<uint64_t>(limit, prev->first + prev->second.len - file_au);
+      return prev->second.phys_au + (file_au - prev->first);
+    }
+  }
+  *run = it == map.end() ? limit : std::min<uint64_t>(limit, it->first - file_au);
+  return 0;
+}
+
+Status Filesystem::WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, const Extent& e) {
+  DiskExtent de{};
+  de.file_au = file_au;
+  de.phys_au = e.phys_au;
+  de.len = e.len;
+  ExtentSeal(&de, inode->ino);
+  if (slot < kInlineExtents) {
+    inode->d.extents[slot] = de;  // staged with the inode
+  } else {
+    txn_.WriteObj(SlotBlockOffset(sb_, inode->extents, slot), de);
+  }
+  return Status::Ok();
+}
+
+Status Filesystem::GrowSlots(Inode* inode) {
+  ExtentMap& m = inode->extents;
+  const uint64_t capacity = kInlineExtents + m.blocks.size() * ExtentsPerBlock(sb_);
+  if (inode->d.ext_count < capacity) return Status::Ok();
+  const uint64_t goal = m.blocks.empty() ? 0 : m.blocks.back() + 1;
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(1, goal, false));
+  aus_.StageAlloc(&txn_, runs[0]);
+  const uint64_t au = runs[0].start;
+  DiskExtentBlockHeader h{};
+  h.magic = kExtentBlockMagic;
+  h.index = static_cast<uint32_t>(m.blocks.size());
+  h.ino = inode->ino;
+  ExtentBlockSeal(&h);
+  txn_.WriteObj(au * sb_.au_size, h);
+  if (m.blocks.empty()) {
+    inode->d.ext_block = au;
+  } else {
+    DiskExtentBlockHeader prev;
+    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, m.blocks.back() * sb_.au_size, &prev, sizeof(prev)));
+    prev.next = au;
+    ExtentBlockSeal(&prev);
+    txn_.WriteObj(m.blocks.back() * sb_.au_size, prev);
+  }
+  m.blocks.push_back(au);
+  inode->d.au_blocks++;
+  return Status::Ok();
+}
+
+Status Filesystem::ShrinkSlots(Inode* inode) {
+  ExtentMap& m = inode->extents;
+  const uint64_t per = ExtentsPerBlock(sb_);
+  while (!m.blocks.empty() &&
+         inode->d.ext_count <= kInlineExtents + (m.blocks.size() - 1) * per) {
+    const uint64_t au = m.blocks.back();
+    m.blocks.pop_back();
+    aus_.StageFree(&txn_, Run{au, 1});
+    inode->d.au_blocks--;
+    if (m.blocks.empty()) {
+      inode->d.ext_block = 0;
+    } else {
+      DiskExtentBlockHeader prev;
+      UDAX_RETURN_IF_ERROR(
+          txn_.Read(*region_, m.blocks.back() * sb_.au_size, &prev, sizeof(prev)));
+      prev.next = 0;
+      ExtentBlockSeal(&prev);
+      txn_.WriteObj(m.blocks.back() * sb_.au_size, prev);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Filesystem::InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au, uint64_t len) {
+  ExtentMap& m = inode->extents;
+  while (len > 0) {
+    const uint32_t piece = static_cast<uint32_t>(std::min<uint64_t>(len, 1u << 30));
+    auto it = m.by_file.lower_bound(file_au);
+    if (it != m.by_file.begin()) {
+      auto prev = std::prev(it);
+      Extent& p = prev->second;
+      if (prev->first + p.len == file_au && p.phys_au + p.len == phys_au &&
+          uint64_t{p.len} + piece <= (1u << 30)) {
+        p.len += piece;
+        UDAX_RETURN_IF_ERROR(WriteSlot(inode, p.slot, prev->first, p));
+        file_au += piece;
+        phys_au += piece;
+        len -= piece;
+        continue;
+      }
+    }
+    UDAX_RETURN_IF_ERROR(GrowSlots(inode));
+    const uint32_t slot = inode->d.ext_count++;
+    Extent e{phys_au, piece, slot};
+    m.by_file.emplace(file_au, e);
+    m.slot_key.push_back(file_au);
+    UDAX_RETURN_IF_ERROR(WriteSlot(inode, slot, file_au, e));
+    file_au += piece;
+    phys_au += piece;
+    len -= piece;
+  }
+  return Status::Ok();
+}
+
+Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero) {
+  uint64_t goal = 0, run = 0;
+  if (from > 0) {
+    const uint64_t prev = MapAu(*inode, from - 1, 1, &run);
+    if (prev != 0) goal = prev + 1;
+  }
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(count, goal, false));
+  uint64_t file_au = from;
+  for (const Run& r : runs) {
+    if (zero) {
+      Status st = region_->ZeroSafe(r.start * sb_.au_size, r.len * sb_.au_size, false);
+      if (!st.ok()) {
+        aus_.Unreserve(runs);
+        return st;
+      }
+    }
+  }
+  for (const Run& r : runs) {
+    aus_.StageAlloc(&txn_, r);
+    inode->d.au_blocks += r.len;
+    UDAX_RETURN_IF_ERROR(InsertExtent(inode, file_au, r.start, r.len));
+    file_au += r.len;
+  }
+  return Status::Ok();
+}
+
+Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
+  ExtentMap& m = inode->extents;
+  // Work from the highest extent down, so that removals mostly take the last slot.
+  while (true) {
+    auto it = m.by_file.lower_bound(to);
+    if (it == m.by_file.begin()) break;
+    --it;
+    const uint64_t k = it->first;
+    Extent e = it->second;
+    if (k + e.len <= from) break;
+    const uint64_t os = std::max(k, from), oe = std::min<uint64_t>(k + e.len, to);
+    aus_.StageFree(&txn_, Run{e.phys_au + (os - k), oe - os});
+    inode->d.au_blocks -= oe - os;
+    if (os == k && oe == k + e.len) {  // whole extent: move the last slot into its place
+      m.by_file.erase(it);
+      const uint32_t last = inode->d.ext_count - 1;
+      if (e.slot != last) {
+        const uint64_t last_key = m.slot_key[last];
+        Extent& moved = m.by_file.at(last_key);
+        moved.slot = e.slot;
+        m.slot_key[e.slot] = last_key;
+        UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, last_key, moved));
+      }
+      m.slot_key.pop_back();
+      inode->d.ext_count--;
+      UDAX_RETURN_IF_ERROR(ShrinkSlots(inode));
+    } else if (os == k) {  // head cut
+      m.by_file.erase(it);
+      Extent ne{e.phys_au + (oe - k), static_cast<uint32_t>(k + e.len - oe), e.slot};
+      m.by_file.emplace(oe, ne);
+      m.slot_key[e.slot] = oe;
+      UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, oe, ne));
+    } else if (oe == k + e.len) {  // tail cut
+      it->second.len = static_cast<uint32_t>(os - k);
+      UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, k, it->second));
+    } else {  // a hole punched in the middle: keep the head, add the tail
+      it->second.len = static_cast<uint32_t>(os - k);
+      UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, k, it->second));
+      UDAX_RETURN_IF_ERROR(GrowSlots(inode));
+      const uint32_t slot = inode->d.ext_count++;
+      Extent tail{e.phys_au + (oe - k), static_cast<uint32_t>(k + e.len - oe), slot};
+      m.by_file.emplace(oe, tail);
+      m.slot_key.push_back(oe);
+      UDAX_RETURN_IF_ERROR(WriteSlot(inode, slot, oe, tail));
+    }
+    // Keep each transaction well inside the journal: commit finished chunks as we go.
+    // Every intermediate state is consistent (blocks past EOF freed from the top down).
+    if (txn_.log_bytes() > journal_->capacity() / 4) {
+      StageInode(inode);
+      UDAX_RETURN_IF_ERROR(Commit());
+    }
+  }
+  return Status::Ok();
+}
+
+Status Filesystem::TruncateBlocks(Inode* inode, uint64_t new_size) {
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  const uint64_t first = (new_size + sb_.au_size - 1) / sb_.au_size;
+  return RemoveExtents(inode, first, UINT64_MAX);
+}
+
+}  // namespace udax

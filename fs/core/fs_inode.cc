@@ -1,0 +1,188 @@
+// fs_inode.cc -- the inode cache, inode allocation and freeing, the orphan list.
+#include <fcntl.h>
+#include <time.h>
+
+#include <cstring>
+
+#include "fs/core/filesystem.h"
+
+namespace udax {
+namespace {
+
+void Now(int64_t* sec, uint32_t* nsec) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  *sec = ts.tv_sec;
+  *nsec = static_cast<uint32_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Status Filesystem::CheckWritable() const {
+  if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
+  if (options_.read_only) return Status::Error(EROFS, "read-only mount");
+  return Status::Ok();
+}
+
+void Filesystem::Shutdown(const std::string& why) {
+  if (!shutdown_) {
+    shutdown_ = true;
+    shutdown_reason_ = why;
+    fprintf(stderr, "udaxfs: %s: shutting down: %s\n", region_ ? region_->path().c_str() : "?",
+            why.c_str());
+  }
+}
+
+Status Filesystem::Commit() {
+  if (shutdown_) {
+    txn_.Clear();
+    return Status::IoError("filesystem is shut down: " + shutdown_reason_);
+  }
+  Status st = journal_->Commit(txn_);
+  txn_.Clear();
+  if (!st.ok()) {
+    Shutdown("journal commit failed: " + st.message());
+    return Status::IoError(st.message());
+  }
+  return Status::Ok();
+}
+
+Result<Inode*> Filesystem::Get(uint64_t ino) {
+  if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
+  auto it = inodes_.find(ino);
+  if (it != inodes_.end()) {
+    if (it->second->freed) return Status::Error(ESTALE, "stale inode");
+    return it->second.get();
+  }
+  if (ino == 0 || ino >= sb_.inode_count) return Status::Error(ESTALE, "no such inode");
+  auto inode = std::make_unique<Inode>(ino);
+  UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, ino), &inode->d, sizeof(DiskInode)));
+  if (inode->d.magic == 0 && !inos_.IsAllocated(ino)) {
+    return Status::Error(ESTALE, "inode " + std::to_string(ino) + " is not in use");
+  }
+  Status st = InodeVerify(inode->d, ino);
+  if (!st.ok()) return Status::IoError(st.message());
+  Inode* raw = inode.get();
+  inodes_.emplace(ino, std::move(inode));
+  return raw;
+}
+
+void Filesystem::StageInode(Inode* inode) {
+  InodeSeal(&inode->d);
+  txn_.WriteObj(InodeOffset(sb_, inode->ino), inode->d);
+  inode->dirty = false;
+}
+
+Result<Inode*> Filesystem::AllocInode(uint32_t mode, const Caller& caller, Inode* parent) {
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, inos_.Reserve(1, parent ? parent->ino : 0, false));
+  const uint64_t ino = runs[0].start;
+  DiskInode old;
+  Status st = txn_.Read(*region_, InodeOffset(sb_, ino), &old, sizeof(old));
+  if (!st.ok()) {
+    inos_.Unreserve(runs);
+    return st;
+  }
+  inos_.StageAlloc(&txn_, runs[0]);
+  auto inode = std::make_unique<Inode>(ino);
+  DiskInode& d = inode->d;
+  std::memset(&d, 0, sizeof(d));
+  d.magic = kInodeMagic;
+  d.generation = old.generation + 1;  // never reuse (ino, generation) for file handles
+  d.mode = mode;
+  d.uid = caller.uid;
+  d.gid = caller.gid;
+  if (parent && (parent->d.mode & S_ISGID)) {
+    d.gid = parent->d.gid;  // BSD group semantics in setgid directories
+    if (S_ISDIR(mode)) d.mode |= S_ISGID;
+  }
+  Now(&d.btime_sec, &d.btime_nsec);
+  d.atime_sec = d.mtime_sec = d.ctime_sec = d.btime_sec;
+  d.atime_nsec = d.mtime_nsec = d.ctime_nsec = d.btime_nsec;
+  inode->extents.loaded = true;
+  Inode* raw = inode.get();
+  inodes_[ino] = std::move(inode);
+  return raw;
+}
+
+void Filesystem::FillStat(const Inode& inode, struct stat* st) const {
+  std::memset(st, 0, sizeof(*st));
+  const DiskInode& d = inode.d;
+  st->st_ino = inode.ino;
+  st->st_mode = d.mode;
+  st->st_nlink = d.nlink;
+  st->st_uid = d.uid;
+  st->st_gid = d.gid;
+  st->st_rdev = d.rdev;
+  st->st_size = static_cast<off_t>(d.size);
+  st->st_blksize = 4096;
+  st->st_blocks = static_cast<blkcnt_t>(d.au_blocks * (sb_.au_size / 512));
+  st->st_atim = {d.atime_sec, d.atime_nsec};
+  st->st_mtim = {d.mtime_sec, d.mtime_nsec};
+  st->st_ctim = {d.ctime_sec, d.ctime_nsec};
+}
+
+EntryOut Filesystem::MakeEntry(Inode* inode) {
+  EntryOut out;
+  out.ino = inode->ino;
+  out.generation = inode->d.generation;
+  FillStat(*inode, &out.attr);
+  inode->nlookup++;
+  return out;
+}
+
+void Filesystem::MaybeEvict(Inode* inode) {
+  if (inode->nlookup == 0 && inode->nopen == 0 && !inode->dirty && inode->ino != kRootIno) {
+    inodes_.erase(inode->ino);
+  }
+}
+
+Status Filesystem::DropLink(Inode* inode) {
+  if (inode->d.nlink > 0) return Status::Ok();
+  if (!inode->orphan) {  // the unlink and the orphan record commit together
+    inode->d.orphan_next = state_.orphan_head;
+    state_.orphan_head = inode->ino;
+    JournalStateSeal(&state_);
+    txn_.WriteObj(journal_->state_offset(), state_);
+    inode->orphan = true;
+  }
+  if (inode->nlookup == 0 && inode->nopen == 0) return FreeInode(inode);
+  return Status::Ok();
+}
+
+Status Filesystem::RemoveOrphan(Inode* inode) {
+  if (!inode->orphan) return Status::Ok();
+  if (state_.orphan_head == inode->ino) {
+    state_.orphan_head = inode->d.orphan_next;
+    JournalStateSeal(&state_);
+    txn_.WriteObj(journal_->state_offset(), state_);
+  } else {
+    uint64_t cur = state_.orphan_head;
+    for (uint64_t guard = 0; cur != 0 && guard < sb_.inode_count; ++guard) {
+      UDAX_ASSIGN_OR_RETURN(Inode* p, Get(cur));
+      if (p->d.orphan_next == inode->ino) {
+        p->d.orphan_next = inode->d.orphan_next;
+        StageInode(p);
+        break;
+      }
+      cur = p->d.orphan_next;
+    }
+  }
+  inode->d.orphan_next = 0;
+  inode->orphan = false;
+  return Status::Ok();
+}
+
+Status Filesystem::FreeInode(Inode* inode) {
+  UDAX_RETURN_IF_ERROR(TruncateBlocks(inode, 0));
+  UDAX_RETURN_IF_ERROR(RemoveOrphan(inode));
+  const uint32_t generation = inode->d.generation;
+  std::memset(&inode->d, 0, sizeof(inode->d));
+  inode->d.generation = generation;
+  StageInode(inode);
+  inos_.StageFree(&txn_, Run{inode->ino, 1});
+  inode->freed = true;
+  inode->extents = ExtentMap{};
+  return Status::Ok();
+}
+
+}  // namespace udax

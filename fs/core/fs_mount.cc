@@ -1,0 +1,208 @@
+// fs_mount.cc -- formatting, mounting (verify, replay, load, orphan cleanup), unmounting.
+#include <fcntl.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <cstring>
+
+#include "fs/core/dir_ops.h"
+#include "fs/core/filesystem.h"
+
+namespace udax {
+
+Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
+  MkfsParams params = params_in;
+  if (params.region_size == 0 || params.region_size > region->size()) {
+    params.region_size = region->size();
+  }
+  UDAX_ASSIGN_OR_RETURN(DiskSuperblock sb, ComputeGeometry(params));
+  if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != sizeof(sb.uuid) ||
+      getrandom(&sb.hash_seed, sizeof(sb.hash_seed), 0) != sizeof(sb.hash_seed)) {
+    return Status::FromErrno("getrandom");
+  }
+  sb.mkfs_time_sec = static_cast<uint64_t>(time(nullptr));
+
+  // Invalidate any old superblock first, so a crash mid-mkfs leaves no mountable mix.
+  UDAX_RETURN_IF_ERROR(region->ZeroSafe(0, kBlockSize, true));
+  UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.replica_off, kBlockSize, true));
+  // Metadata areas start zeroed (journal, bitmaps, inode table, rmap area).
+  UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.journal_off, sb.data_off - sb.journal_off, false));
+
+  DiskJournalState state{};
+  state.magic = kJournalStateMagic;
+  JournalStateSeal(&state);
+  UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.journal_off, &state, sizeof(state), false));
+
+  // AU bitmap: static metadata AUs (before data_off, and the replica's AU) are used, as
+  // are the bits past au_count in the last word.
+  {
+    const uint64_t words = (sb.au_count + 63) / 64;
+    std::vector<uint64_t> bits(words, 0);
+    auto set = [&](uint64_t b) { bits[b / 64] |= 1ull << (b % 64); };
+    for (uint64_t b = 0; b < FirstDataAu(sb); ++b) set(b);
+    set(sb.au_count - 1);
+    for (uint64_t b = sb.au_count; b < words * 64; ++b) set(b);
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.abitmap_off, bits.data(), words * 8, false));
+  }
+  // Root directory: inode 1 with one empty bucket in the first data AU.
+  {
+    const uint64_t root_au = FirstDataAu(sb);
+    uint64_t word;
+    UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.abitmap_off + root_au / 64 * 8, &word, 8));
+    word |= 1ull << (root_au % 64);
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.abitmap_off + root_au / 64 * 8, &word, 8, false));
+    const uint64_t ibits = 0b11;  // inode 0 (never used) and the root
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.ibitmap_off, &ibits, sizeof(ibits), false));
+
+    uint8_t block[kBlockSize];
+    DirBlockEncode(DirBlock{}, block);
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(root_au * sb.au_size, block, kBlockSize, false));
+
+    DiskInode root;
+    std::memset(&root, 0, sizeof(root));
+    root.magic = kInodeMagic;
+    root.generation = 1;
+    root.mode = S_IFDIR | 0755;
+    root.nlink = 2;
+    root.uid = params.root_uid;
+    root.gid = params.root_gid;
+    root.size = kBlockSize;
+    root.au_blocks = 1;
+    root.parent = kRootIno;
+    root.dir_buckets = 1;
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    root.atime_sec = root.mtime_sec = root.ctime_sec = root.btime_sec = ts.tv_sec;
+    root.atime_nsec = root.mtime_nsec = root.ctime_nsec = root.btime_nsec =
+        static_cast<uint32_t>(ts.tv_nsec);
+    root.ext_count = 1;
+    root.extents[0] = DiskExtent{0, root_au, 1, 0, 0, 0};
+    ExtentSeal(&root.extents[0], kRootIno);
+    InodeSeal(&root);
+    UDAX_RETURN_IF_ERROR(
+        region->WriteSafe(InodeOffset(sb, kRootIno), &root, sizeof(root), false));
+  }
+  UDAX_RETURN_IF_ERROR(region->Persist(sb.journal_off, sb.data_off - sb.journal_off));
+  UDAX_RETURN_IF_ERROR(region->Persist(FirstDataAu(sb) * sb.au_size, kBlockSize));
+  // Superblocks last: replica, then primary.
+  SuperblockSeal(&sb);
+  UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.replica_off, &sb, sizeof(sb), true));
+  UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& target,
+                                                      const MountOptions& options) {
+  std::unique_ptr<Filesystem> fs(new Filesystem());
+  fs->options_ = options;
+  RegionOptions ro;
+  ro.read_only = options.read_only;
+  UDAX_ASSIGN_OR_RETURN(fs->region_, Region::Open(target, ro));
+  Region* region = fs->region_.get();
+  if (region->size() < kMinRegionSize / 2) {
+    return Status::InvalidArgument(target + ": too small to hold a udaxfs (" +
+                                   std::to_string(region->size()) + " bytes)");
+  }
+
+  // Primary superblock, or the replica at the end of the filesystem if it is damaged.
+  DiskSuperblock sb;
+  UDAX_RETURN_IF_ERROR(region->ReadSafe(0, &sb, sizeof(sb)));
+  Status st = SuperblockVerify(sb, region->size());
+  if (!st.ok()) {
+    Status primary = st;
+    // The replica's location depends on the region size, which the damaged primary may not
+    // tell us: try the end of the device.
+    DiskSuperblock replica;
+    UDAX_RETURN_IF_ERROR(
+        region->ReadSafe(region->size() - kBlockSize, &replica, sizeof(replica)));
+    if (!SuperblockVerify(replica, region->size()).ok() ||
+        replica.region_size != region->size()) {
+      return Status::Error(primary.code(), target + ": " + primary.message());
+    }
+    fprintf(stderr, "udaxfs: %s: primary superblock bad (%s); using the replica\n",
+            target.c_str(), primary.message().c_str());
+    sb = replica;
+    if (!options.read_only) {
+      UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
+    }
+  }
+  fs->sb_ = sb;
+
+  fs->journal_ = std::make_unique<Journal>(region, sb);
+  if (!options.read_only) {
+    UDAX_ASSIGN_OR_RETURN(bool replayed, fs->journal_->Replay());
+    (void)replayed;
+  } else {
+    DiskTxnHeader h;
+    UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off + kBlockSize, &h, sizeof(h)));
+    // A read-only mount cannot replay; the last transaction is always applied before the
+    // next one starts, so the only unreplayed state is a crash right after a commit.
+    if (h.magic == kTxnMagic && h.commit == h.seq && h.seq != 0) {
+      fprintf(stderr, "udaxfs: %s: journal may need replay; mounting read-only as is\n",
+              target.c_str());
+    }
+  }
+  UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
+  if (!JournalStateValid(fs->state_)) {
+    return Status::Corruption(target + ": journal state block is damaged");
+  }
+  UDAX_RETURN_IF_ERROR(fs->aus_.Load(*region, sb.abitmap_off, sb.au_count, FirstDataAu(sb),
+                                     LastDataAu(sb)));
+  UDAX_RETURN_IF_ERROR(fs->inos_.Load(*region, sb.ibitmap_off, sb.inode_count, 2,
+                                      sb.inode_count));
+  // The root must be a directory.
+  std::lock_guard<std::mutex> lock(fs->mu_);
+  auto root = fs->Get(kRootIno);
+  if (!root.ok()) return Status::Corruption(target + ": root inode: " + root.status().message());
+  if (!S_ISDIR((*root)->d.mode)) return Status::Corruption(target + ": root is not a directory");
+  (*root)->nlookup = 1;  // the kernel's implicit reference
+
+  // Files unlinked while open when the filesystem last stopped: free them now.
+  if (!options.read_only) {
+    fs->state_.mount_count++;
+    JournalStateSeal(&fs->state_);
+    fs->txn_.WriteObj(fs->journal_->state_offset(), fs->state_);
+    UDAX_RETURN_IF_ERROR(fs->Commit());
+    for (uint64_t guard = 0; fs->state_.orphan_head != 0 && guard < sb.inode_count; ++guard) {
+      auto orphan = fs->Get(fs->state_.orphan_head);
+      if (!orphan.ok()) {
+        return Status::Corruption(target + ": orphan list: " + orphan.status().message());
+      }
+      (*orphan)->orphan = true;
+      UDAX_RETURN_IF_ERROR(fs->FreeInode(*orphan));
+      UDAX_RETURN_IF_ERROR(fs->Commit());
+      fs->inodes_.erase((*orphan)->ino);
+    }
+  }
+  return fs;
+}
+
+Status Filesystem::Unmount() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutdown_ || options_.read_only) return Status::Ok();
+  for (auto& [ino, inode] : inodes_) {
+    if (inode->dirty && !inode->freed) StageInode(inode.get());
+  }
+  return Commit();
+}
+
+Filesystem::~Filesystem() = default;
+
+struct statvfs Filesystem::StatFs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  struct statvfs s {};
+  s.f_bsize = sb_.au_size;
+  s.f_frsize = sb_.au_size;
+  s.f_blocks = sb_.au_count;
+  s.f_bfree = aus_.free_count();
+  s.f_bavail = aus_.free_count();
+  s.f_files = sb_.inode_count - 1;
+  s.f_ffree = inos_.free_count();
+  s.f_favail = inos_.free_count();
+  s.f_namemax = kMaxNameLen;
+  s.f_fsid = 0;
+  std::memcpy(&s.f_fsid, sb_.uuid, sizeof(s.f_fsid) < 8 ? sizeof(s.f_fsid) : 8);
+  return s;
+}
+
+}  // namespace udax

@@ -1,0 +1,435 @@
+// fs_namespace.cc -- names: lookup, create (mknod, mkdir, symlink), link, unlink, rmdir,
+// rename, readlink and directory listing. Each mutating call is one journal transaction.
+//
+// Every check that can fail (names, types, emptiness, free space) runs before the first
+// change to DRAM state, so a failing operation leaves nothing half-done.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <time.h>
+
+#include <cstring>
+
+#include "fs/core/dir_ops.h"
+#include "fs/core/filesystem.h"
+
+namespace udax {
+namespace {
+
+constexpr uint32_t kMaxLinks = 65000;
+// AUs one namespace operation may need at most: directory growth (a split or an overflow
+// block in up to two directories, each maybe needing an extent block) plus a symlink AU.
+constexpr uint64_t kNamespaceOpAus = 8;
+
+void Touch(DiskInode* d, bool mtime, bool ctime) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (mtime) {
+    d->mtime_sec = ts.tv_sec;
+    d->mtime_nsec = static_cast<uint32_t>(ts.tv_nsec);
+  }
+  if (ctime) {
+    d->ctime_sec = ts.tv_sec;
+    d->ctime_nsec = static_cast<uint32_t>(ts.tv_nsec);
+  }
+}
+
+uint8_t DirentType(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
+
+Status CheckName(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != name.npos) {
+    return Status::InvalidArgument("invalid name");
+  }
+  if (name.size() > kMaxNameLen) return Status::Error(ENAMETOOLONG, "name too long");
+  return Status::Ok();
+}
+
+}  // namespace
+
+// A helper bound to the locked filesystem, so the namespace code reads as the operation.
+#define UDAX_GET(var, ino) UDAX_ASSIGN_OR_RETURN(Inode * var, Get(ino))
+
+static Status NeedDir(Inode* inode) {
+  if (!S_ISDIR(inode->d.mode)) return Status::Error(ENOTDIR, "not a directory");
+  return Status::Ok();
+}
+
+Result<EntryOut> Filesystem::Lookup(uint64_t parent, std::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_GET(dir, parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  uint64_t ino;
+  if (name == ".") {
+    ino = dir->ino;
+  } else if (name == "..") {
+    ino = dir->d.parent;
+  } else {
+    if (name.size() > kMaxNameLen) return Status::Error(ENAMETOOLONG, "name too long");
+    UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+    UDAX_ASSIGN_OR_RETURN(auto entry, DirOps(this).Find(dir, name));
+    if (!entry) return Status::NotFound("no such entry");
+    ino = entry->ino;
+  }
+  UDAX_GET(inode, ino);
+  return MakeEntry(inode);
+}
+
+void Filesystem::Forget(uint64_t ino, uint64_t nlookup) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return;
+  Inode* inode = it->second.get();
+  inode->nlookup = nlookup >= inode->nlookup ? 0 : inode->nlookup - nlookup;
+  if (inode->nlookup == 0 && inode->nopen == 0 && !inode->freed && inode->d.nlink == 0 &&
+      !shutdown_ && !options_.read_only) {
+    if (FreeInode(inode).ok()) (void)Commit();
+  }
+  if (inode->dirty && inode->nlookup == 0 && inode->nopen == 0 && !shutdown_ &&
+      !options_.read_only) {
+    StageInode(inode);
+    (void)Commit();
+  }
+  MaybeEvict(inode);
+}
+
+Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_GET(inode, ino);
+  struct stat st;
+  FillStat(*inode, &st);
+  return st;
+}
+
+
+Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint32_t mode,
+                                   uint64_t rdev, const Caller& caller) {
+  if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) &&
+      !S_ISBLK(mode)) {
+    return Status::InvalidArgument("mknod: unsupported file type");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(CheckName(name));
+  UDAX_GET(dir, parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  DirOps dirs(this);
+  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, name));
+  if (existing) return Status::Error(EEXIST, "exists");
+  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(mode, caller, dir));
+  inode->d.nlink = 1;
+  inode->d.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+  UDAX_RETURN_IF_ERROR(dirs.Insert(dir, name, inode->ino, DirentType(mode)));
+  Touch(&dir->d, true, true);
+  StageInode(inode);
+  StageInode(dir);
+  UDAX_RETURN_IF_ERROR(Commit());
+  return MakeEntry(inode);
+}
+
+Result<EntryOut> Filesystem::Mkdir(uint64_t parent, std::string_view name, uint32_t mode,
+                                   const Caller& caller) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(CheckName(name));
+  UDAX_GET(dir, parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
+  if (dir->d.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many subdirectories");
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  DirOps dirs(this);
+  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, name));
+  if (existing) return Status::Error(EEXIST, "exists");
+  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(S_IFDIR | (mode & 07777), caller, dir));
+  inode->d.nlink = 2;
+  inode->d.parent = dir->ino;
+  UDAX_RETURN_IF_ERROR(dirs.Init(inode));
+  UDAX_RETURN_IF_ERROR(dirs.Insert(dir, name, inode->ino, DT_DIR));
+  dir->d.nlink++;
+  Touch(&dir->d, true, true);
+  StageInode(inode);
+  StageInode(dir);
+  UDAX_RETURN_IF_ERROR(Commit());
+  return MakeEntry(inode);
+}
+
+Result<EntryOut> Filesystem::Symlink(uint64_t parent, std::string_view name,
+                                     std::string_view target, const Caller& caller) {
+  if (target.empty()) return Status::Error(ENOENT, "empty symlink target");
+  if (target.size() > kMaxSymlinkLen) return Status::Error(ENAMETOOLONG, "target too long");
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(CheckName(name));
+  UDAX_GET(dir, parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  DirOps dirs(this);
+  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, name));
+  if (existing) return Status::Error(EEXIST, "exists");
+  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(S_IFLNK | 0777, caller, dir));
+  inode->d.nlink = 1;
+  inode->d.size = target.size();
+  if (target.size() <= sizeof(inode->d.inline_data)) {
+    inode->d.flags |= kInodeInlineData;
+    std::memcpy(inode->d.inline_data, target.data(), target.size());
+  } else {
+    UDAX_RETURN_IF_ERROR(AllocateRange(inode, 0, 1, false));
+    uint64_t run;
+    const uint64_t phys = MapAu(*inode, 0, 1, &run);
+    // The target is data: durable before the transaction that makes it reachable.
+    UDAX_RETURN_IF_ERROR(
+        region_->WriteSafe(phys * sb_.au_size, target.data(), target.size(), true));
+  }
+  UDAX_RETURN_IF_ERROR(dirs.Insert(dir, name, inode->ino, DT_LNK));
+  Touch(&dir->d, true, true);
+  StageInode(inode);
+  StageInode(dir);
+  UDAX_RETURN_IF_ERROR(Commit());
+  return MakeEntry(inode);
+}
+
+Result<std::string> Filesystem::ReadLink(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_GET(inode, ino);
+  if (!S_ISLNK(inode->d.mode)) return Status::InvalidArgument("not a symlink");
+  const uint64_t len = inode->d.size;
+  if (len > kMaxSymlinkLen) return Status::IoError("symlink length corrupt");
+  std::string target(len, '\0');
+  if (inode->d.flags & kInodeInlineData) {
+    if (len > sizeof(inode->d.inline_data)) return Status::IoError("symlink length corrupt");
+    std::memcpy(target.data(), inode->d.inline_data, len);
+    return target;
+  }
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  uint64_t run;
+  const uint64_t phys = MapAu(*inode, 0, 1, &run);
+  if (phys == 0) return Status::IoError("symlink has no data");
+  UDAX_RETURN_IF_ERROR(region_->ReadSafe(phys * sb_.au_size, target.data(), len));
+  return target;
+}
+
+Result<EntryOut> Filesystem::Link(uint64_t ino, uint64_t new_parent, std::string_view new_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(CheckName(new_name));
+  UDAX_GET(inode, ino);
+  if (S_ISDIR(inode->d.mode)) return Status::Error(EPERM, "hard link to a directory");
+  if (inode->d.nlink == 0) return Status::NotFound("file was removed");
+  if (inode->d.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many links");
+  UDAX_GET(dir, new_parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  DirOps dirs(this);
+  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, new_name));
+  if (existing) return Status::Error(EEXIST, "exists");
+  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
+  UDAX_RETURN_IF_ERROR(dirs.Insert(dir, new_name, inode->ino, DirentType(inode->d.mode)));
+  inode->d.nlink++;
+  Touch(&inode->d, false, true);
+  Touch(&dir->d, true, true);
+  StageInode(inode);
+  StageInode(dir);
+  UDAX_RETURN_IF_ERROR(Commit());
+  return MakeEntry(inode);
+}
+
+Status Filesystem::Unlink(uint64_t parent, std::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_GET(dir, parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  DirOps dirs(this);
+  UDAX_ASSIGN_OR_RETURN(auto entry, dirs.Find(dir, name));
+  if (!entry) return Status::NotFound("no such entry");
+  UDAX_GET(inode, entry->ino);
+  if (S_ISDIR(inode->d.mode)) return Status::Error(EISDIR, "is a directory");
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  UDAX_RETURN_IF_ERROR(dirs.Remove(dir, name));
+  inode->d.nlink--;
+  Touch(&inode->d, false, true);
+  Touch(&dir->d, true, true);
+  StageInode(dir);
+  StageInode(inode);
+  UDAX_RETURN_IF_ERROR(DropLink(inode));
+  UDAX_RETURN_IF_ERROR(Commit());
+  MaybeEvict(inode);
+  return Status::Ok();
+}
+
+Status Filesystem::Rmdir(uint64_t parent, std::string_view name) {
+  if (name == ".") return Status::InvalidArgument("rmdir .");
+  if (name == "..") return Status::Error(ENOTEMPTY, "rmdir ..");
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_GET(dir, parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  DirOps dirs(this);
+  UDAX_ASSIGN_OR_RETURN(auto entry, dirs.Find(dir, name));
+  if (!entry) return Status::NotFound("no such entry");
+  UDAX_GET(inode, entry->ino);
+  UDAX_RETURN_IF_ERROR(NeedDir(inode));
+  if (inode->d.dir_entries != 0) return Status::Error(ENOTEMPTY, "directory not empty");
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  UDAX_RETURN_IF_ERROR(dirs.Remove(dir, name));
+  dir->d.nlink--;
+  inode->d.nlink = 0;
+  Touch(&inode->d, false, true);
+  Touch(&dir->d, true, true);
+  StageInode(dir);
+  StageInode(inode);
+  UDAX_RETURN_IF_ERROR(DropLink(inode));
+  UDAX_RETURN_IF_ERROR(Commit());
+  MaybeEvict(inode);
+  return Status::Ok();
+}
+
+Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
+                          std::string_view new_name, unsigned flags) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    return Status::InvalidArgument("unsupported rename flags");
+  }
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) {
+    return Status::InvalidArgument("conflicting rename flags");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(CheckName(new_name));
+  UDAX_GET(src_dir, parent);
+  UDAX_GET(dst_dir, new_parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(src_dir));
+  UDAX_RETURN_IF_ERROR(NeedDir(dst_dir));
+  if (dst_dir->d.nlink == 0) return Status::NotFound("directory was removed");
+  UDAX_RETURN_IF_ERROR(LoadExtents(src_dir));
+  UDAX_RETURN_IF_ERROR(LoadExtents(dst_dir));
+  DirOps dirs(this);
+  UDAX_ASSIGN_OR_RETURN(auto src_entry, dirs.Find(src_dir, name));
+  if (!src_entry) return Status::NotFound("no such entry");
+  UDAX_ASSIGN_OR_RETURN(auto dst_entry, dirs.Find(dst_dir, new_name));
+  UDAX_GET(src, src_entry->ino);
+  Inode* dst = nullptr;
+  if (dst_entry) {
+    UDAX_ASSIGN_OR_RETURN(dst, Get(dst_entry->ino));
+    UDAX_RETURN_IF_ERROR(LoadExtents(dst));
+  }
+  if (flags & RENAME_NOREPLACE && dst) return Status::Error(EEXIST, "target exists");
+  if (flags & RENAME_EXCHANGE && !dst) return Status::NotFound("target does not exist");
+  if (dst == src) return Status::Ok();  // same file: POSIX says do nothing
+  const bool src_is_dir = S_ISDIR(src->d.mode);
+  const bool dst_is_dir = dst && S_ISDIR(dst->d.mode);
+  // A directory may not move below itself: walk up from the destination parent.
+  auto below = [&](Inode* d, Inode* ancestor) -> Result<bool> {
+    uint64_t cur = d->ino;
+    for (uint64_t guard = 0; guard < sb_.inode_count; ++guard) {
+      if (cur == ancestor->ino) return true;
+      if (cur == kRootIno) return false;
+      UDAX_ASSIGN_OR_RETURN(Inode * p, Get(cur));
+      cur = p->d.parent;
+    }
+    return Status::Corruption("directory parent cycle");
+  };
+  if (src_is_dir && src_dir != dst_dir) {
+    UDAX_ASSIGN_OR_RETURN(bool loop, below(dst_dir, src));
+    if (loop) return Status::InvalidArgument("cannot move a directory below itself");
+  }
+  if (flags & RENAME_EXCHANGE) {
+    if (dst_is_dir && src_dir != dst_dir) {
+      UDAX_ASSIGN_OR_RETURN(bool loop, below(src_dir, dst));
+      if (loop) return Status::InvalidArgument("cannot move a directory below itself");
+    }
+  } else if (dst) {
+    if (src_is_dir && !dst_is_dir) return Status::Error(ENOTDIR, "target is not a directory");
+    if (!src_is_dir && dst_is_dir) return Status::Error(EISDIR, "target is a directory");
+    if (dst_is_dir && dst->d.dir_entries != 0) {
+      return Status::Error(ENOTEMPTY, "target directory not empty");
+    }
+  }
+  if (src_is_dir && !dst && src_dir != dst_dir && dst_dir->d.nlink >= kMaxLinks) {
+    return Status::Error(EMLINK, "too many subdirectories");
+  }
+  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
+
+  // All checks passed: apply.
+  if (flags & RENAME_EXCHANGE) {
+    UDAX_RETURN_IF_ERROR(dirs.Replace(src_dir, name, dst->ino, DirentType(dst->d.mode)));
+    UDAX_RETURN_IF_ERROR(dirs.Replace(dst_dir, new_name, src->ino, DirentType(src->d.mode)));
+    if (src_dir != dst_dir) {
+      if (src_is_dir) {
+        src->d.parent = dst_dir->ino;
+        src_dir->d.nlink--;
+        dst_dir->d.nlink++;
+      }
+      if (dst_is_dir) {
+        dst->d.parent = src_dir->ino;
+        dst_dir->d.nlink--;
+        src_dir->d.nlink++;
+      }
+    }
+    Touch(&dst->d, false, true);
+    StageInode(dst);
+  } else {
+    if (dst) {
+      UDAX_RETURN_IF_ERROR(dirs.Replace(dst_dir, new_name, src->ino, DirentType(src->d.mode)));
+    } else {
+      UDAX_RETURN_IF_ERROR(dirs.Insert(dst_dir, new_name, src->ino, DirentType(src->d.mode)));
+    }
+    UDAX_RETURN_IF_ERROR(dirs.Remove(src_dir, name));
+    if (src_is_dir && src_dir != dst_dir) {
+      src->d.parent = dst_dir->ino;
+      src_dir->d.nlink--;
+      dst_dir->d.nlink++;
+    }
+    if (dst) {
+      if (dst_is_dir) {
+        dst->d.nlink = 0;
+        dst_dir->d.nlink--;
+      } else {
+        dst->d.nlink--;
+      }
+      Touch(&dst->d, false, true);
+      StageInode(dst);
+      UDAX_RETURN_IF_ERROR(DropLink(dst));
+    }
+  }
+  Touch(&src->d, false, true);
+  Touch(&src_dir->d, true, true);
+  Touch(&dst_dir->d, true, true);
+  StageInode(src);
+  StageInode(src_dir);
+  StageInode(dst_dir);
+  UDAX_RETURN_IF_ERROR(Commit());
+  if (dst) MaybeEvict(dst);
+  return Status::Ok();
+}
+
+Result<std::vector<DirListEntry>> Filesystem::ListDir(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_GET(dir, ino);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  std::vector<DirListEntry> out;
+  out.reserve(dir->d.dir_entries + 2);
+  out.push_back({dir->ino, DT_DIR, "."});
+  out.push_back({dir->d.parent, DT_DIR, ".."});
+  UDAX_RETURN_IF_ERROR(DirOps(this).List(dir, &out));
+  return out;
+}
+
+Status Filesystem::FsyncDir(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_GET(dir, ino);
+  if (dir->dirty && !options_.read_only) {
+    StageInode(dir);
+    return Commit();
+  }
+  return Status::Ok();
+}
+
+}  // namespace udax

@@ -1,0 +1,48 @@
+// inode.h -- the in-core inode: a DRAM copy of the media inode, its extent map, and the
+// reference counts the kernel and open files hold on it.
+//
+// Locking (see filesystem.h for the order): `rw` guards the data path (size and extents
+// for reads: shared; writes and truncation: exclusive). Every change to `d` or `extents`
+// also holds the filesystem's metadata mutex, so metadata code may read them under it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <shared_mutex>
+#include <vector>
+
+#include "fs/format/disk_format.h"
+
+namespace udax {
+
+// One mapping of the in-core extent map: file AUs [key, key+len) -> phys AUs.
+struct Extent {
+  uint64_t phys_au = 0;
+  uint32_t len = 0;
+  uint32_t slot = 0;  // index of the media slot holding it
+};
+
+struct ExtentMap {
+  bool loaded = false;
+  std::map<uint64_t, Extent> by_file;   // file_au -> extent
+  std::vector<uint64_t> slot_key;       // slot index -> file_au of the extent in it
+  std::vector<uint64_t> blocks;         // AUs of the extent-block chain, in order
+};
+
+struct Inode {
+  explicit Inode(uint64_t number) : ino(number) {}
+  Inode(const Inode&) = delete;
+  Inode& operator=(const Inode&) = delete;
+
+  const uint64_t ino;
+  DiskInode d{};
+  ExtentMap extents;
+  std::shared_mutex rw;
+  uint64_t nlookup = 0;   // kernel references (lookup/create replies minus forgets)
+  uint32_t nopen = 0;     // open file handles
+  bool dirty = false;     // `d` has changes (times) not yet on media
+  bool orphan = false;    // on the media orphan list (unlinked, still referenced)
+  bool freed = false;     // released on media; drop from the cache when unreferenced
+};
+
+}  // namespace udax

@@ -1,0 +1,152 @@
+// journal.cc -- single-slot physical redo journal (see journal.h for the protocol).
+#include "fs/core/journal.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "fs/format/crc32c.h"
+
+namespace udax {
+namespace {
+
+uint64_t Pad8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+uint32_t TxnCrc(const uint8_t* slot, uint64_t bytes) {
+  DiskTxnHeader h;
+  std::memcpy(&h, slot, sizeof(h));
+  h.crc = 0;
+  const size_t from = offsetof(DiskTxnHeader, magic);
+  uint32_t crc = Crc32c(reinterpret_cast<const uint8_t*>(&h) + from, sizeof(h) - from);
+  return Crc32c(slot + sizeof(h), bytes, crc);
+}
+
+}  // namespace
+
+void Txn::Write(uint64_t off, const void* data, size_t n) {
+  if (n == 0) return;
+  uint64_t begin = off, end = off + n;
+  // Merge every staged range that overlaps or touches [begin, end).
+  auto it = staged_.upper_bound(off);
+  if (it != staged_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second.size() >= off) it = prev;
+  }
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> merged;
+  while (it != staged_.end() && it->first <= end) {
+    begin = std::min(begin, it->first);
+    end = std::max(end, it->first + it->second.size());
+    merged.emplace_back(it->first, std::move(it->second));
+    it = staged_.erase(it);
+  }
+  std::vector<uint8_t> bytes(end - begin);
+  for (auto& [o, b] : merged) std::memcpy(bytes.data() + (o - begin), b.data(), b.size());
+  std::memcpy(bytes.data() + (off - begin), data, n);
+  staged_.emplace(begin, std::move(bytes));
+}
+
+Status Txn::Read(const Region& region, uint64_t off, void* dst, size_t n) const {
+  UDAX_RETURN_IF_ERROR(region.ReadSafe(off, dst, n));
+  const uint64_t end = off + n;
+  auto it = staged_.upper_bound(off);
+  if (it != staged_.begin()) --it;
+  for (; it != staged_.end() && it->first < end; ++it) {
+    const uint64_t s = std::max(off, it->first);
+    const uint64_t e = std::min(end, it->first + it->second.size());
+    if (s < e) {
+      std::memcpy(static_cast<uint8_t*>(dst) + (s - off), it->second.data() + (s - it->first),
+                  e - s);
+    }
+  }
+  return Status::Ok();
+}
+
+uint64_t Txn::log_bytes() const {
+  uint64_t n = sizeof(DiskTxnHeader);
+  for (const auto& [off, b] : staged_) n += sizeof(DiskTxnRecord) + Pad8(b.size());
+  return n;
+}
+
+Journal::Journal(Region* region, const DiskSuperblock& sb)
+    : region_(region),
+      sb_(sb),
+      slot_off_(sb.journal_off + kBlockSize),
+      slot_len_(sb.journal_len - kBlockSize) {}
+
+Result<bool> Journal::Replay() {
+  DiskTxnHeader h;
+  UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, &h, sizeof(h)));
+  seq_ = h.seq;
+  if (h.magic != kTxnMagic || h.commit != h.seq || h.seq == 0) return false;
+  if (h.bytes > slot_len_ - sizeof(h)) return false;
+  buf_.resize(sizeof(h) + h.bytes);
+  UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, buf_.data(), buf_.size()));
+  if (TxnCrc(buf_.data(), h.bytes) != h.crc) return false;  // torn: never committed
+  // Validate every record before applying any.
+  uint64_t pos = sizeof(h);
+  for (uint32_t i = 0; i < h.nrec; ++i) {
+    DiskTxnRecord r;
+    if (pos + sizeof(r) > buf_.size()) return Status::Corruption("journal: record overrun");
+    std::memcpy(&r, buf_.data() + pos, sizeof(r));
+    pos += sizeof(r);
+    if (r.len > buf_.size() - pos || r.off + r.len > sb_.region_size || r.off + r.len < r.off ||
+        r.off < sb_.journal_off) {
+      return Status::Corruption("journal: record outside the metadata areas");
+    }
+    pos += Pad8(r.len);
+  }
+  pos = sizeof(h);
+  for (uint32_t i = 0; i < h.nrec; ++i) {
+    DiskTxnRecord r;
+    std::memcpy(&r, buf_.data() + pos, sizeof(r));
+    pos += sizeof(r);
+    UDAX_RETURN_IF_ERROR(region_->WriteSafe(r.off, buf_.data() + pos, r.len, false));
+    UDAX_RETURN_IF_ERROR(region_->Flush(r.off, r.len));
+    pos += Pad8(r.len);
+  }
+  region_->Drain();
+  return true;
+}
+
+Status Journal::Commit(const Txn& txn, CrashPoint crash) {
+  if (txn.empty()) return Status::Ok();
+  const uint64_t total = txn.log_bytes();
+  if (total > slot_len_) {
+    return Status::Error(EFBIG, "journal: transaction of " + std::to_string(total) +
+                                    " bytes exceeds the slot of " + std::to_string(slot_len_));
+  }
+  buf_.assign(total, 0);
+  DiskTxnHeader h{};
+  h.commit = seq_;  // not equal to seq until the commit store below
+  h.magic = kTxnMagic;
+  h.seq = seq_ + 1;
+  h.nrec = static_cast<uint32_t>(txn.nrec());
+  h.bytes = total - sizeof(h);
+  uint64_t pos = sizeof(h);
+  for (const auto& [off, b] : txn.staged()) {
+    DiskTxnRecord r{off, static_cast<uint32_t>(b.size()), 0};
+    std::memcpy(buf_.data() + pos, &r, sizeof(r));
+    pos += sizeof(r);
+    std::memcpy(buf_.data() + pos, b.data(), b.size());
+    pos += Pad8(b.size());
+  }
+  std::memcpy(buf_.data(), &h, sizeof(h));
+  h.crc = TxnCrc(buf_.data(), h.bytes);
+  std::memcpy(buf_.data(), &h, sizeof(h));
+  // 1. the log, durable before the commit word can be.
+  UDAX_RETURN_IF_ERROR(region_->WriteSafe(slot_off_, buf_.data(), total, true));
+  if (crash == CrashPoint::kAfterLog) return Status::Ok();
+  // 2. the commit word: from here on the transaction survives a crash.
+  const uint64_t commit = h.seq;
+  UDAX_RETURN_IF_ERROR(region_->WriteSafe(slot_off_, &commit, sizeof(commit), true));
+  seq_ = h.seq;
+  if (crash == CrashPoint::kAfterCommitWord) return Status::Ok();
+  // 3. apply in place: flush each range, one drain.
+  for (const auto& [off, b] : txn.staged()) {
+    UDAX_RETURN_IF_ERROR(region_->WriteSafe(off, b.data(), b.size(), false));
+    UDAX_RETURN_IF_ERROR(region_->Flush(off, b.size()));
+  }
+  region_->Drain();
+  return Status::Ok();
+}
+
+}  // namespace udax

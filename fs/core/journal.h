@@ -1,0 +1,74 @@
+// journal.h -- metadata transactions: stage bytes in DRAM, commit them atomically to pmem.
+//
+// A Txn collects the new bytes of every metadata range an operation changes. Journal::Commit
+// writes them as one redo transaction (records, then an 8-byte commit word, each persisted
+// in that order), applies them in place and persists them. Replay at mount re-applies the
+// last committed transaction, which is idempotent, so a crash anywhere leaves either the
+// whole operation or none of it.
+//
+// Thread-safety: Txn is single-threaded. Journal::Commit and Replay REQUIRE that the caller
+// serializes them (the filesystem's metadata mutex).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "fs/format/disk_format.h"
+#include "fs/format/status.h"
+#include "fs/region/region.h"
+
+namespace udax {
+
+class Txn {
+ public:
+  // Stages [off, off+n) := data; later writes to the same bytes win.
+  void Write(uint64_t off, const void* data, size_t n);
+  template <typename T>
+  void WriteObj(uint64_t off, const T& obj) {
+    Write(off, &obj, sizeof(obj));
+  }
+  // Reads [off, off+n) as the transaction would leave it: media bytes overlaid with staged
+  // ones. EIO if the media read fails.
+  Status Read(const Region& region, uint64_t off, void* dst, size_t n) const;
+
+  bool empty() const { return staged_.empty(); }
+  size_t nrec() const { return staged_.size(); }
+  // Bytes the transaction takes in the journal slot (headers included).
+  uint64_t log_bytes() const;
+  const std::map<uint64_t, std::vector<uint8_t>>& staged() const { return staged_; }
+  void Clear() { staged_.clear(); }
+
+ private:
+  std::map<uint64_t, std::vector<uint8_t>> staged_;  // offset -> bytes, disjoint, merged
+};
+
+// Where a test wants Commit to stop, as if power failed right there.
+enum class CrashPoint { kNone, kAfterLog, kAfterCommitWord };
+
+class Journal {
+ public:
+  Journal(Region* region, const DiskSuperblock& sb);
+
+  // Re-applies the last committed transaction, if the slot holds a valid one. Returns
+  // whether it did (for the mount log and tests).
+  Result<bool> Replay();
+  // Commits the transaction (no-op for an empty one). On error the media may hold the
+  // transaction partly applied only if it was already committed (replay finishes it);
+  // the caller must stop using its DRAM state (shut down).
+  Status Commit(const Txn& txn, CrashPoint crash = CrashPoint::kNone);
+  // Largest transaction (log_bytes) that fits in the slot.
+  uint64_t capacity() const { return slot_len_; }
+  uint64_t state_offset() const { return sb_.journal_off; }
+  uint64_t seq() const { return seq_; }
+
+ private:
+  Region* region_;
+  DiskSuperblock sb_;
+  uint64_t slot_off_;
+  uint64_t slot_len_;
+  uint64_t seq_ = 0;  // last committed sequence number
+  std::vector<uint8_t> buf_;
+};
+
+}  // namespace udax

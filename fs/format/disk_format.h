@@ -1,0 +1,214 @@
+// disk_format.h -- the udaxfs on-media layout: every persistent structure, its size and
+// the constants that tie them together. Shared verbatim by the daemon and every tool.
+//
+// All integers are little-endian (the only byte order pmem hosts have; checked below).
+// Every metadata record carries a CRC32C over its bytes with the crc field zeroed.
+//
+// Region layout (every area starts on an allocation-unit boundary):
+//   AU 0            superblock (first 4 KiB), rest of the AU unused
+//   journal         state block (4 KiB) + one redo-transaction slot
+//   inode bitmap    1 bit per inode
+//   inode table     DiskInode[inode_count]
+//   AU bitmap       1 bit per allocation unit of the whole region (metadata AUs set)
+//   rmap area       DiskRmapRecord[au_count], reserved for the reverse map
+//   data AUs        file data, directory buckets, extent blocks
+//   last AU         superblock replica in its last 4 KiB
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace udax {
+
+static_assert(std::endian::native == std::endian::little, "udaxfs media is little-endian");
+
+inline constexpr uint64_t kBlockSize = 4096;  // metadata block (superblock, dir bucket)
+inline constexpr uint64_t kAuSize4K = 4096;
+inline constexpr uint64_t kAuSize2M = 2u << 20;
+inline constexpr uint64_t kMinRegionSize = 16u << 20;
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kMaxNameLen = 255;
+inline constexpr uint32_t kMaxSymlinkLen = 4095;
+
+// Feature flags: a tool that meets an incompat bit it does not know refuses the image;
+// ro_compat lets it mount read-only; compat bits are informational.
+inline constexpr uint32_t kFeatureIncompatLinearHashDirs = 1u << 0;
+inline constexpr uint32_t kFeatureIncompatSupported = kFeatureIncompatLinearHashDirs;
+inline constexpr uint32_t kFeatureRoCompatSupported = 0;
+
+inline constexpr char kSuperMagic[8] = {'U', 'D', 'A', 'X', 'F', 'S', '0', '1'};
+
+struct DiskSuperblock {
+  char magic[8];
+  uint32_t version;
+  uint32_t feature_compat;
+  uint32_t feature_incompat;
+  uint32_t feature_ro_compat;
+  uint64_t region_size;     // bytes the filesystem spans (<= device size)
+  uint32_t au_size;         // allocation unit, bytes (4 KiB or 2 MiB)
+  uint32_t block_size;      // metadata block, bytes (4 KiB)
+  uint64_t au_count;        // allocation units in region_size
+  uint64_t journal_off;     // every *_off is a byte offset in the region, AU-aligned
+  uint64_t journal_len;
+  uint64_t ibitmap_off;
+  uint64_t ibitmap_len;
+  uint64_t itable_off;
+  uint64_t itable_len;
+  uint64_t inode_count;     // inode numbers 1 .. inode_count-1 (0 is never used)
+  uint32_t inode_size;
+  uint32_t hash_seed;       // seeds directory name hashing (random at mkfs)
+  uint64_t abitmap_off;
+  uint64_t abitmap_len;
+  uint64_t rmap_off;
+  uint64_t rmap_len;
+  uint64_t data_off;        // first data AU's byte offset
+  uint64_t replica_off;     // byte offset of the superblock replica
+  uint64_t mkfs_time_sec;
+  uint8_t uuid[16];
+  char label[32];
+  uint8_t reserved[3876];
+  uint32_t crc;             // CRC32C of the whole block with crc = 0
+};
+static_assert(sizeof(DiskSuperblock) == kBlockSize);
+static_assert(offsetof(DiskSuperblock, au_size) == 32);
+static_assert(offsetof(DiskSuperblock, crc) == kBlockSize - 4);
+
+inline constexpr uint64_t kRootIno = 1;  // also FUSE_ROOT_ID
+inline constexpr uint32_t kInodeMagic = 0x1a0de51;
+inline constexpr uint32_t kInlineExtents = 3;
+
+// One extent: file_au .. file_au+len maps to phys_au .. phys_au+len. Stored in slots
+// (inline in the inode, then in extent blocks); slots are unordered on media, so any
+// change rewrites O(1) slots. A slot with len 0 is free (only past ext_count).
+struct DiskExtent {
+  uint64_t file_au;
+  uint64_t phys_au;
+  uint32_t len;
+  uint32_t flags;
+  uint32_t reserved;
+  uint32_t crc;  // CRC32C of the slot with crc = 0, seeded with the owner's inode number
+};
+static_assert(sizeof(DiskExtent) == 32);
+
+struct DiskInode {
+  uint32_t magic;        // kInodeMagic when in use; 0 when free
+  uint32_t generation;   // bumped each time the slot is reused (for file handles)
+  uint32_t mode;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t nlink;
+  uint64_t size;
+  uint64_t au_blocks;    // allocation units owned (data + extent blocks)
+  int64_t atime_sec;
+  int64_t mtime_sec;
+  int64_t ctime_sec;
+  int64_t btime_sec;
+  uint32_t atime_nsec;
+  uint32_t mtime_nsec;
+  uint32_t ctime_nsec;
+  uint32_t btime_nsec;
+  uint64_t rdev;
+  uint32_t flags;
+  uint32_t ext_count;    // extent slots in use (inline first, then extent blocks)
+  uint64_t ext_block;    // AU of the first extent block, 0 if none
+  uint64_t orphan_next;  // next inode on the orphan list (unlinked while open), 0 = end
+  uint64_t parent;       // directories: the inode ".." names
+  // Directories (linear hashing over 4 KiB buckets; see fs/core/dir.cc):
+  uint32_t dir_buckets;    // primary buckets, at logical blocks 0 .. dir_buckets-1
+  uint32_t dir_ovf_next;   // overflow blocks ever created (logical kDirOvfBase + i)
+  uint32_t dir_ovf_free;   // head of the free overflow-block list, index+1 (0 = empty)
+  uint32_t reserved0;
+  uint64_t dir_entries;
+  // Inline area: kInlineExtents extents, or a short symlink target (flag kInodeInlineData).
+  union {
+    DiskExtent extents[kInlineExtents];
+    char inline_data[kInlineExtents * sizeof(DiskExtent)];
+  };
+  uint32_t reserved1;
+  uint32_t crc;  // CRC32C of the inode with crc = 0
+};
+static_assert(sizeof(DiskInode) == 256);
+static_assert(offsetof(DiskInode, extents) == 152);
+
+inline constexpr uint32_t kInodeInlineData = 1u << 0;  // symlink target in inline_data
+
+// Extent block: one AU; a linked chain from DiskInode::ext_block.
+inline constexpr uint32_t kExtentBlockMagic = 0xe87b10c4;
+struct DiskExtentBlockHeader {
+  uint32_t magic;
+  uint32_t index;   // position in the inode's chain (0 = first)
+  uint64_t ino;     // owner
+  uint64_t next;    // AU of the next extent block, 0 = end
+  uint8_t reserved[36];
+  uint32_t crc;     // over the header only; slots carry their own CRCs
+};
+static_assert(sizeof(DiskExtentBlockHeader) == 64);
+
+// Directory bucket: a 4 KiB block of packed entries. Primary bucket i lives at logical
+// block i of the directory; overflow block k at logical block kDirOvfBase + k.
+inline constexpr uint32_t kDirBlockMagic = 0xd1bd1b10;
+inline constexpr uint64_t kDirOvfBase = 1ull << 31;
+struct DiskDirBlockHeader {
+  uint32_t magic;
+  uint32_t crc;    // CRC32C of the whole block with crc = 0
+  uint32_t next;   // overflow chain: index+1 of the next overflow block, 0 = end
+  uint16_t used;   // bytes of entries after the header
+  uint16_t count;  // entries
+};
+static_assert(sizeof(DiskDirBlockHeader) == 16);
+// Entry: {uint64 ino, uint32 hash, uint8 file type, uint8 name_len, name bytes}, packed.
+inline constexpr size_t kDirEntryFixed = 14;
+inline constexpr size_t kDirBlockPayload = kBlockSize - sizeof(DiskDirBlockHeader);
+
+// Journal state block: the first 4 KiB of the journal area. Updated only through
+// transactions, like any other metadata.
+inline constexpr uint32_t kJournalStateMagic = 0x57a7e001;
+struct DiskJournalState {
+  uint32_t magic;
+  uint32_t reserved0;
+  uint64_t orphan_head;  // first inode on the orphan list, 0 = empty
+  uint64_t mount_count;
+  uint8_t reserved[4068];
+  uint32_t crc;
+};
+static_assert(sizeof(DiskJournalState) == kBlockSize);
+
+// Redo transaction slot, right after the state block. Order of persistence:
+// header + records, then `commit` = seq, then the records are applied in place.
+// Replay at mount re-applies the slot if commit == seq and the CRC matches (idempotent).
+inline constexpr uint32_t kTxnMagic = 0x7e4a1c0d;
+struct DiskTxnHeader {
+  uint64_t commit;   // == seq once the transaction is committed (own cache line)
+  uint8_t pad0[56];
+  uint32_t magic;
+  uint32_t crc;      // CRC32C of the header from `magic` on (crc = 0) and all records
+  uint64_t seq;
+  uint32_t nrec;
+  uint32_t reserved;
+  uint64_t bytes;    // bytes of records after the header
+  uint8_t pad1[32];
+};
+static_assert(sizeof(DiskTxnHeader) == 128);
+struct DiskTxnRecord {
+  uint64_t off;  // region byte offset the data goes to
+  uint32_t len;
+  uint32_t reserved;
+  // then `len` bytes of data, padded to 8
+};
+static_assert(sizeof(DiskTxnRecord) == 16);
+
+// Reverse-map record, one per AU (the area is reserved now; filled by rmap/).
+struct DiskRmapRecord {
+  uint8_t kind;
+  uint8_t flags;
+  uint16_t reserved0;
+  uint32_t generation;
+  uint64_t ino;
+  uint64_t file_au;
+  uint32_t reserved1;
+  uint32_t crc;
+};
+static_assert(sizeof(DiskRmapRecord) == 32);
+
+}  // namespace udax

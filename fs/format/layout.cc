@@ -1,0 +1,253 @@
+// layout.cc -- geometry computation and the record verifiers.
+#include "fs/format/layout.h"
+
+#include <cstring>
+
+#include "fs/format/crc32c.h"
+
+namespace udax {
+namespace {
+
+uint64_t RoundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+template <typename T>
+uint32_t CrcWithZeroField(const T& rec, uint32_t T::*field, uint32_t seed = 0) {
+  T copy = rec;
+  copy.*field = 0;
+  return Crc32c(&copy, sizeof(copy), seed);
+}
+
+}  // namespace
+
+Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
+  if (p.au_size != kAuSize4K && p.au_size != kAuSize2M) {
+    return Status::InvalidArgument("allocation unit must be 4k or 2m");
+  }
+  if (p.bytes_per_inode < 1024) {
+    return Status::InvalidArgument("bytes per inode must be at least 1024");
+  }
+  const uint64_t au = p.au_size;
+  const uint64_t min_size = p.au_size == kAuSize2M ? 64 * kAuSize2M : kMinRegionSize;
+  if (p.region_size < min_size) {
+    return Status::InvalidArgument("region of " + std::to_string(p.region_size) +
+                                   " bytes is smaller than the minimum of " +
+                                   std::to_string(min_size));
+  }
+  DiskSuperblock sb;
+  std::memset(&sb, 0, sizeof(sb));
+  std::memcpy(sb.magic, kSuperMagic, sizeof(sb.magic));
+  sb.version = kFormatVersion;
+  sb.feature_incompat = kFeatureIncompatLinearHashDirs;
+  sb.au_size = static_cast<uint32_t>(au);
+  sb.block_size = kBlockSize;
+  sb.au_count = p.region_size / au;
+  sb.region_size = sb.au_count * au;
+  sb.inode_size = sizeof(DiskInode);
+
+  uint64_t journal = p.journal_size;
+  if (journal == 0) {
+    journal = sb.region_size / 256;
+    if (journal < (1u << 20)) journal = 1u << 20;
+    if (journal > (64u << 20)) journal = 64u << 20;
+  }
+  uint64_t inodes = sb.region_size / p.bytes_per_inode;
+  if (inodes < 64) inodes = 64;
+
+  uint64_t off = au;  // AU 0: superblock
+  sb.journal_off = off;
+  sb.journal_len = RoundUp(journal, au);
+  off += sb.journal_len;
+  sb.ibitmap_off = off;
+  sb.ibitmap_len = RoundUp((inodes + 7) / 8, au);
+  off += sb.ibitmap_len;
+  sb.itable_off = off;
+  sb.inode_count = inodes;
+  sb.itable_len = RoundUp(inodes * sizeof(DiskInode), au);
+  off += sb.itable_len;
+  sb.abitmap_off = off;
+  sb.abitmap_len = RoundUp((sb.au_count + 63) / 64 * 8, au);
+  off += sb.abitmap_len;
+  sb.rmap_off = off;
+  sb.rmap_len = RoundUp(sb.au_count * sizeof(DiskRmapRecord), au);
+  off += sb.rmap_len;
+  sb.data_off = off;
+  sb.replica_off = sb.region_size - kBlockSize;
+  // Keep at least 1/4 of the region (and 16 AUs) for data.
+  const uint64_t data_aus = sb.au_count - 1 - off / au;
+  if (off >= sb.region_size - au || data_aus < 16 || data_aus * 4 < sb.au_count) {
+    return Status::InvalidArgument("region too small for its metadata at this geometry");
+  }
+  std::memset(sb.label, 0, sizeof(sb.label));
+  std::memcpy(sb.label, p.label.data(), std::min(p.label.size(), sizeof(sb.label) - 1));
+  return sb;
+}
+
+void SuperblockSeal(DiskSuperblock* sb) {
+  sb->crc = 0;
+  sb->crc = Crc32c(sb, sizeof(*sb));
+}
+
+Status SuperblockVerify(const DiskSuperblock& sb, uint64_t device_size) {
+  if (std::memcmp(sb.magic, kSuperMagic, sizeof(sb.magic)) != 0) {
+    return Status::Corruption("no udaxfs superblock (bad magic)");
+  }
+  if (CrcWithZeroField(sb, &DiskSuperblock::crc) != sb.crc) {
+    return Status::Corruption("superblock checksum mismatch");
+  }
+  if (sb.version != kFormatVersion) {
+    return Status::Corruption("unsupported format version " + std::to_string(sb.version));
+  }
+  if (sb.feature_incompat & ~kFeatureIncompatSupported) {
+    return Status::Corruption("unsupported incompatible features");
+  }
+  if (sb.au_size != kAuSize4K && sb.au_size != kAuSize2M) {
+    return Status::Corruption("superblock: bad allocation unit size");
+  }
+  if (sb.block_size != kBlockSize || sb.inode_size != sizeof(DiskInode)) {
+    return Status::Corruption("superblock: bad block or inode size");
+  }
+  if (sb.region_size > device_size) {
+    return Status::Corruption("filesystem spans " + std::to_string(sb.region_size) +
+                              " bytes but the target has only " + std::to_string(device_size) +
+                              " (truncated image?)");
+  }
+  if (sb.au_count * sb.au_size != sb.region_size) {
+    return Status::Corruption("superblock: region size is not a whole number of AUs");
+  }
+  // Areas must be AU-aligned, ordered, inside the region, and large enough.
+  const uint64_t au = sb.au_size;
+  struct Area { uint64_t off, len, need; const char* name; };
+  const Area areas[] = {
+      {sb.journal_off, sb.journal_len, 2 * kBlockSize + sizeof(DiskTxnHeader), "journal"},
+      {sb.ibitmap_off, sb.ibitmap_len, (sb.inode_count + 7) / 8, "inode bitmap"},
+      {sb.itable_off, sb.itable_len, sb.inode_count * sizeof(DiskInode), "inode table"},
+      {sb.abitmap_off, sb.abitmap_len, (sb.au_count + 63) / 64 * 8, "AU bitmap"},
+      {sb.rmap_off, sb.rmap_len, sb.au_count * sizeof(DiskRmapRecord), "rmap area"},
+  };
+  uint64_t prev_end = au;
+  for (const Area& a : areas) {
+    if (a.off % au || a.len % au || a.off < prev_end || a.len < a.need ||
+        a.off + a.len > sb.region_size || a.off + a.len < a.off) {
+      return Status::Corruption(std::string("superblock: bad ") + a.name + " geometry");
+    }
+    prev_end = a.off + a.len;
+  }
+  if (sb.data_off != prev_end || sb.data_off >= sb.region_size - au ||
+      sb.replica_off != sb.region_size - kBlockSize || sb.inode_count < 2) {
+    return Status::Corruption("superblock: bad data area geometry");
+  }
+  return Status::Ok();
+}
+
+void InodeSeal(DiskInode* inode) {
+  inode->crc = 0;
+  inode->crc = Crc32c(inode, sizeof(*inode));
+}
+
+Status InodeVerify(const DiskInode& inode, uint64_t ino) {
+  if (CrcWithZeroField(inode, &DiskInode::crc) != inode.crc) {
+    return Status::Corruption("inode " + std::to_string(ino) + ": checksum mismatch");
+  }
+  if (inode.magic != kInodeMagic) {
+    return Status::Corruption("inode " + std::to_string(ino) + ": not in use");
+  }
+  return Status::Ok();
+}
+
+void ExtentSeal(DiskExtent* e, uint64_t ino) {
+  e->crc = 0;
+  e->crc = Crc32c(e, sizeof(*e), static_cast<uint32_t>(ino));
+}
+
+bool ExtentValid(const DiskExtent& e, uint64_t ino) {
+  return CrcWithZeroField(e, &DiskExtent::crc, static_cast<uint32_t>(ino)) == e.crc &&
+         e.len > 0;
+}
+
+void ExtentBlockSeal(DiskExtentBlockHeader* h) {
+  h->crc = 0;
+  h->crc = Crc32c(h, sizeof(*h));
+}
+
+bool ExtentBlockValid(const DiskExtentBlockHeader& h, uint64_t ino) {
+  return h.magic == kExtentBlockMagic && h.ino == ino &&
+         CrcWithZeroField(h, &DiskExtentBlockHeader::crc) == h.crc;
+}
+
+void JournalStateSeal(DiskJournalState* s) {
+  s->crc = 0;
+  s->crc = Crc32c(s, sizeof(*s));
+}
+
+bool JournalStateValid(const DiskJournalState& s) {
+  return s.magic == kJournalStateMagic && CrcWithZeroField(s, &DiskJournalState::crc) == s.crc;
+}
+
+size_t DirBlock::used_bytes() const {
+  size_t n = 0;
+  for (const DirEntry& e : entries) n += DirEntrySize(e.name.size());
+  return n;
+}
+
+void DirBlockEncode(const DirBlock& block, uint8_t* out) {
+  std::memset(out, 0, kBlockSize);
+  DiskDirBlockHeader h{};
+  h.magic = kDirBlockMagic;
+  h.next = block.next;
+  h.count = static_cast<uint16_t>(block.entries.size());
+  uint8_t* p = out + sizeof(h);
+  for (const DirEntry& e : block.entries) {
+    std::memcpy(p, &e.ino, 8);
+    std::memcpy(p + 8, &e.hash, 4);
+    p[12] = e.type;
+    p[13] = static_cast<uint8_t>(e.name.size());
+    std::memcpy(p + kDirEntryFixed, e.name.data(), e.name.size());
+    p += DirEntrySize(e.name.size());
+  }
+  h.used = static_cast<uint16_t>(p - out - sizeof(h));
+  std::memcpy(out, &h, sizeof(h));
+  const uint32_t crc = Crc32c(out, kBlockSize);
+  std::memcpy(out + offsetof(DiskDirBlockHeader, crc), &crc, 4);
+}
+
+Status DirBlockDecode(const uint8_t* in, DirBlock* block) {
+  DiskDirBlockHeader h;
+  std::memcpy(&h, in, sizeof(h));
+  if (h.magic != kDirBlockMagic) return Status::Corruption("directory block: bad magic");
+  uint8_t copy[kBlockSize];
+  std::memcpy(copy, in, kBlockSize);
+  std::memset(copy + offsetof(DiskDirBlockHeader, crc), 0, 4);
+  if (Crc32c(copy, kBlockSize) != h.crc) {
+    return Status::Corruption("directory block: checksum mismatch");
+  }
+  if (h.used > kDirBlockPayload) return Status::Corruption("directory block: bad length");
+  block->next = h.next;
+  block->entries.clear();
+  block->entries.reserve(h.count);
+  const uint8_t* p = in + sizeof(h);
+  const uint8_t* end = p + h.used;
+  for (uint32_t i = 0; i < h.count; ++i) {
+    if (end - p < static_cast<ptrdiff_t>(kDirEntryFixed)) {
+      return Status::Corruption("directory block: truncated entry");
+    }
+    DirEntry e;
+    std::memcpy(&e.ino, p, 8);
+    std::memcpy(&e.hash, p + 8, 4);
+    e.type = p[12];
+    const size_t len = p[13];
+    if (len == 0 || end - p < static_cast<ptrdiff_t>(DirEntrySize(len))) {
+      return Status::Corruption("directory block: bad entry name");
+    }
+    e.name.assign(reinterpret_cast<const char*>(p + kDirEntryFixed), len);
+    p += DirEntrySize(len);
+    block->entries.push_back(std::move(e));
+  }
+  if (p != end) return Status::Corruption("directory block: entry count mismatch");
+  return Status::Ok();
+}
+
+uint32_t NameHash(std::string_view name, uint32_t seed) {
+  return Crc32c(name.data(), name.size(), seed);
+}
+
+}  // namespace udax

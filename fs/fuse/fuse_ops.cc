@@ -1,0 +1,373 @@
+// fuse_ops.cc -- each FUSE request: one call into the core, exactly one reply.
+//
+// Wrappers catch everything (no exception may unwind into libfuse) and map a Status to
+// its errno. Nothing is locked here; the core releases its locks before we reply.
+#include "fs/fuse/fuse_ops.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/xattr.h>
+
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+namespace udax {
+namespace {
+
+FuseContext& Ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
+Filesystem& Fs(fuse_req_t req) { return *Ctx(req).fs; }
+
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  return Caller{c->uid, c->gid};
+}
+
+void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : st.code()); }
+
+void ReplyEntry(fuse_req_t req, const EntryOut& e) {
+  fuse_entry_param p{};
+  p.ino = e.ino;
+  p.generation = e.generation;
+  p.attr = e.attr;
+  p.attr_timeout = Ctx(req).config.timeout();
+  p.entry_timeout = Ctx(req).config.timeout();
+  if (fuse_reply_entry(req, &p) == -ENOENT) {
+    Fs(req).Forget(e.ino, 1);  // the kernel dropped the request: undo its reference
+  }
+}
+
+void ReplyEntryResult(fuse_req_t req, const Result<EntryOut>& r) {
+  if (r.ok()) {
+    ReplyEntry(req, r.value());
+  } else {
+    fuse_reply_err(req, r.status().code());
+  }
+}
+
+// Runs `body`, turning any escaping exception into EIO (or ENOMEM) for this request.
+template <typename F>
+void Guard(fuse_req_t req, F&& body) {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  } catch (...) {
+    fuse_reply_err(req, EIO);
+  }
+}
+
+Inode* FileOf(fuse_file_info* fi) { return reinterpret_cast<Inode*>(fi->fh); }
+
+// Per-handle directory snapshot: readdir offsets are indexes into it, so entries never
+// repeat or vanish while a directory is being read, whatever happens to it meanwhile.
+struct DirHandle {
+  std::vector<DirListEntry> entries;
+};
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  auto* ctx = static_cast<FuseContext*>(userdata);
+  conn->max_write = 1u << 20;
+  conn->max_read = 0;
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (!ctx->config.cache_auto) conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+void OpDestroy(void* userdata) {
+  auto* ctx = static_cast<FuseContext*>(userdata);
+  Status st = ctx->fs->Unmount();
+  if (!st.ok()) fprintf(stderr, "udaxfs: unmount: %s\n", st.ToString().c_str());
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] { ReplyEntryResult(req, Fs(req).Lookup(parent, name)); });
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  try {
+    Fs(req).Forget(ino, nlookup);
+  } catch (...) {
+  }
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  try {
+    for (size_t i = 0; i < count; ++i) Fs(req).Forget(forgets[i].ino, forgets[i].nlookup);
+  } catch (...) {
+  }
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Guard(req, [&] {
+    auto st = Fs(req).GetAttr(ino);
+    if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
+    fuse_reply_attr(req, &st.value(), Ctx(req).config.timeout());
+  });
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Guard(req, [&] {
+    SetAttrIn in;
+    in.attr = *attr;
+    in.mode = to_set & FUSE_SET_ATTR_MODE;
+    in.uid = to_set & FUSE_SET_ATTR_UID;
+    in.gid = to_set & FUSE_SET_ATTR_GID;
+    in.size = to_set & FUSE_SET_ATTR_SIZE;
+    in.atime = to_set & FUSE_SET_ATTR_ATIME;
+    in.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
+    in.mtime = to_set & FUSE_SET_ATTR_MTIME;
+    in.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+    in.ctime = to_set & FUSE_SET_ATTR_CTIME;
+    auto st = Fs(req).SetAttr(ino, in);
+    if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
+    fuse_reply_attr(req, &st.value(), Ctx(req).config.timeout());
+  });
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  Guard(req, [&] {
+    auto target = Fs(req).ReadLink(ino);
+    if (!target.ok()) return (void)fuse_reply_err(req, target.status().code());
+    fuse_reply_readlink(req, target->c_str());
+  });
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  Guard(req, [&] { ReplyEntryResult(req, Fs(req).Mknod(parent, name, mode, rdev, CallerOf(req))); });
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Guard(req, [&] { ReplyEntryResult(req, Fs(req).Mkdir(parent, name, mode, CallerOf(req))); });
+}
+
+void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] { ReplyEntryResult(req, Fs(req).Symlink(parent, name, link, CallerOf(req))); });
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+  Guard(req, [&] { ReplyEntryResult(req, Fs(req).Link(ino, new_parent, new_name)); });
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] { ReplyStatus(req, Fs(req).Unlink(parent, name)); });
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] { ReplyStatus(req, Fs(req).Rmdir(parent, name)); });
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+              const char* new_name, unsigned int flags) {
+  Guard(req, [&] { ReplyStatus(req, Fs(req).Rename(parent, name, new_parent, new_name, flags)); });
+}
+
+void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
+  if (!Ctx(req).config.cache_auto) {
+    fi->direct_io = 1;
+  } else {
+    fi->keep_cache = 1;  // the kernel's pages stay valid: every write goes through it
+  }
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guard(req, [&] {
+    auto inode = Fs(req).Open(ino, fi->flags);
+    if (!inode.ok()) return (void)fuse_reply_err(req, inode.status().code());
+    fi->fh = reinterpret_cast<uint64_t>(*inode);
+    SetOpenFlags(req, fi);
+    if (fuse_reply_open(req, fi) == -ENOENT) Fs(req).Release(*inode);
+  });
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  Guard(req, [&] {
+    auto r = Fs(req).Create(parent, name, mode, fi->flags, CallerOf(req));
+    if (!r.ok()) return (void)fuse_reply_err(req, r.status().code());
+    auto& [entry, inode] = r.value();
+    fi->fh = reinterpret_cast<uint64_t>(inode);
+    SetOpenFlags(req, fi);
+    fuse_entry_param p{};
+    p.ino = entry.ino;
+    p.generation = entry.generation;
+    p.attr = entry.attr;
+    p.attr_timeout = Ctx(req).config.timeout();
+    p.entry_timeout = Ctx(req).config.timeout();
+    if (fuse_reply_create(req, &p, fi) == -ENOENT) {
+      Fs(req).Release(inode);
+      Fs(req).Forget(entry.ino, 1);
+    }
+  });
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  Guard(req, [&] {
+    // One buffer per thread, grown to the largest request seen (max_read is 1 MiB).
+    thread_local std::vector<char> buf;
+    if (buf.size() < size) buf.resize(size);
+    auto n = Fs(req).Read(FileOf(fi), static_cast<uint64_t>(off), size, buf.data());
+    if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+    fuse_reply_buf(req, buf.data(), *n);
+  });
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  Guard(req, [&] {
+    auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size);
+    if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+    fuse_reply_write(req, *n);
+  });
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  try {
+    Fs(req).Release(FileOf(fi));
+  } catch (...) {
+  }
+  fuse_reply_err(req, 0);
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  Guard(req, [&] { ReplyStatus(req, Fs(req).Fsync(FileOf(fi), datasync != 0)); });
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guard(req, [&] {
+    auto entries = Fs(req).ListDir(ino);
+    if (!entries.ok()) return (void)fuse_reply_err(req, entries.status().code());
+    auto handle = std::make_unique<DirHandle>();
+    handle->entries = std::move(entries).value();
+    fi->fh = reinterpret_cast<uint64_t>(handle.get());
+    if (fuse_reply_open(req, fi) == 0) handle.release();
+  });
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+               bool plus) {
+  Guard(req, [&] {
+    auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
+    if (off == 0) {
+      // rewinddir: a fresh snapshot, so a reader that starts over sees the present.
+      auto entries = Fs(req).ListDir(ino);
+      if (entries.ok()) handle->entries = std::move(entries).value();
+    }
+    std::vector<char> buf(size);
+    size_t used = 0;
+    for (size_t i = static_cast<size_t>(off); i < handle->entries.size(); ++i) {
+      const DirListEntry& e = handle->entries[i];
+      size_t need;
+      if (plus) {
+        fuse_entry_param p{};
+        const bool dot = e.name == "." || e.name == "..";
+        if (!dot) {
+          auto r = Fs(req).Lookup(ino, e.name);
+          if (!r.ok()) continue;  // removed since the snapshot
+          p.ino = r->ino;
+          p.generation = r->generation;
+          p.attr = r->attr;
+          p.attr_timeout = Ctx(req).config.timeout();
+          p.entry_timeout = Ctx(req).config.timeout();
+        } else {
+          p.attr.st_ino = e.ino;
+          p.attr.st_mode = S_IFDIR;
+        }
+        need = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name.c_str(), &p,
+                                      static_cast<off_t>(i + 1));
+        if (need > size - used) {
+          if (!dot) Fs(req).Forget(p.ino, 1);  // not sent: give the reference back
+          break;
+        }
+      } else {
+        struct stat st {};
+        st.st_ino = e.ino;
+        st.st_mode = static_cast<mode_t>(DTTOIF(e.type));
+        need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
+                                 static_cast<off_t>(i + 1));
+        if (need > size - used) break;
+      }
+      used += need;
+    }
+    fuse_reply_buf(req, buf.data(), used);
+  });
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  Guard(req, [&] { ReplyStatus(req, Fs(req).FsyncDir(ino)); });
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  Guard(req, [&] {
+    struct statvfs s = Fs(req).StatFs();
+    fuse_reply_statfs(req, &s);
+  });
+}
+
+void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
+  // Only reached without default_permissions (we always set it); answer honestly anyway.
+  Guard(req, [&] {
+    auto st = Fs(req).GetAttr(ino);
+    if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
+    const fuse_ctx* c = fuse_req_ctx(req);
+    if (c->uid == 0 || mask == F_OK) return (void)fuse_reply_err(req, 0);
+    const mode_t m = st->st_mode;
+    int granted = c->uid == st->st_uid ? (m >> 6) & 7 : c->gid == st->st_gid ? (m >> 3) & 7 : m & 7;
+    fuse_reply_err(req, (mask & ~granted) ? EACCES : 0);
+  });
+}
+
+}  // namespace
+
+void AssignOperations(fuse_lowlevel_ops* ops) {
+  std::memset(ops, 0, sizeof(*ops));
+  ops->init = OpInit;
+  ops->destroy = OpDestroy;
+  ops->lookup = OpLookup;
+  ops->forget = OpForget;
+  ops->forget_multi = OpForgetMulti;
+  ops->getattr = OpGetattr;
+  ops->setattr = OpSetattr;
+  ops->readlink = OpReadlink;
+  ops->mknod = OpMknod;
+  ops->mkdir = OpMkdir;
+  ops->symlink = OpSymlink;
+  ops->link = OpLink;
+  ops->unlink = OpUnlink;
+  ops->rmdir = OpRmdir;
+  ops->rename = OpRename;
+  ops->open = OpOpen;
+  ops->create = OpCreate;
+  ops->read = OpRead;
+  ops->write = OpWrite;
+  ops->flush = OpFlush;
+  ops->release = OpRelease;
+  ops->fsync = OpFsync;
+  ops->opendir = OpOpendir;
+  ops->readdir = OpReaddir;
+  ops->readdirplus = OpReaddirplus;
+  ops->releasedir = OpReleasedir;
+  ops->fsyncdir = OpFsyncdir;
+  ops->statfs = OpStatfs;
+  ops->access = OpAccess;
+}
+
+}  // namespace udax

@@ -1,0 +1,25 @@
+// fuse_ops.h -- the libfuse low-level operation table over a udax::Filesystem.
+#pragma once
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+#include <fuse_lowlevel.h>
+
+#include "fs/core/filesystem.h"
+
+namespace udax {
+
+struct FuseConfig {
+  bool cache_auto = true;  // kernel page cache and attribute caching; false = direct I/O
+  double timeout() const { return cache_auto ? 1.0 : 0.0; }
+};
+
+// The userdata libfuse hands back to every operation.
+struct FuseContext {
+  Filesystem* fs = nullptr;
+  FuseConfig config;
+};
+
+// Fills the low-level operation table.
+void AssignOperations(fuse_lowlevel_ops* ops);
+
+}  // namespace udax

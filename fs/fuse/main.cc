@@ -1,0 +1,174 @@
+// main.cc -- the udaxfs daemon: `udaxfs TARGET MOUNTPOINT [-f] [-d] [-o opts]`.
+//
+// Mounts first (so the caller sees a serving mount when we return), then daemonizes
+// unless -f, then serves requests on libfuse's multi-threaded loop until unmounted.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "fs/fuse/fuse_ops.h"
+
+namespace {
+
+struct CmdLine {
+  const char* target = nullptr;
+  const char* mountpoint = nullptr;
+  int foreground = 0;
+  int debug = 0;
+  int help = 0;
+  int version = 0;
+  int sync = 0;
+  int read_only = 0;
+  char* cache = nullptr;
+};
+
+enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
+
+#define UDAX_OPT(t, p, v) {t, offsetof(CmdLine, p), v}
+const fuse_opt kOptions[] = {
+    UDAX_OPT("sync", sync, 1),
+    UDAX_OPT("cache=%s", cache, 0),
+    FUSE_OPT_KEY("-h", kKeyHelp),
+    FUSE_OPT_KEY("--help", kKeyHelp),
+    FUSE_OPT_KEY("-V", kKeyVersion),
+    FUSE_OPT_KEY("--version", kKeyVersion),
+    FUSE_OPT_KEY("-f", kKeyForeground),
+    FUSE_OPT_KEY("-d", kKeyDebug),
+    FUSE_OPT_KEY("debug", kKeyDebug),
+    FUSE_OPT_KEY("ro", kKeyRo),
+    FUSE_OPT_END,
+};
+
+int OptProc(void* data, const char* arg, int key, fuse_args*) {
+  auto* cmd = static_cast<CmdLine*>(data);
+  switch (key) {
+    case kKeyHelp:
+      cmd->help = 1;
+      return 0;
+    case kKeyVersion:
+      cmd->version = 1;
+      return 0;
+    case kKeyForeground:
+      cmd->foreground = 1;
+      return 0;
+    case kKeyDebug:
+      cmd->debug = 1;
+      cmd->foreground = 1;
+      return 1;  // libfuse prints requests too
+    case kKeyRo:
+      cmd->read_only = 1;
+      return 1;  // and the kernel mount is read-only
+    case FUSE_OPT_KEY_NONOPT:
+      if (!cmd->target) {
+        cmd->target = arg;
+        return 0;
+      }
+      if (!cmd->mountpoint) {
+        cmd->mountpoint = arg;
+        return 0;
+      }
+      fprintf(stderr, "udaxfs: unexpected argument '%s'\n", arg);
+      return -1;
+    default:
+      return 1;
+  }
+}
+
+void Usage(const char* prog) {
+  printf(
+      "usage: %s TARGET MOUNTPOINT [-f] [-d] [-o opt[,opt...]]\n"
+      "\n"
+      "TARGET is a devdax device (/dev/daxX.Y), a file on a DAX filesystem, or an\n"
+      "image file (emulated region) made by mkfs.udaxfs.\n"
+      "\n"
+      "udaxfs options:\n"
+      "    -f                     stay in the foreground\n"
+      "    -d, -o debug           foreground, print every request\n"
+      "    -o sync                every write is durable when it returns\n"
+      "    -o cache=auto|none     kernel page cache for file data (auto, default) or\n"
+      "                           direct I/O to pmem (none)\n"
+      "    -o ro                  read-only\n"
+      "\n"
+      "FUSE options:\n",
+      prog);
+  fuse_lowlevel_help();
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  CmdLine cmd;
+  if (fuse_opt_parse(&args, &cmd, kOptions, OptProc) != 0) return 1;
+  if (cmd.help) {
+    Usage(argv[0]);
+    fuse_opt_free_args(&args);
+    return 0;
+  }
+  if (cmd.version) {
+    printf("udaxfs version 0.1.0, FUSE library %s\n", fuse_pkgversion());
+    fuse_opt_free_args(&args);
+    return 0;
+  }
+  if (!cmd.target || !cmd.mountpoint) {
+    fprintf(stderr, "usage: udaxfs TARGET MOUNTPOINT [-f] [-o opts]  (-h for help)\n");
+    return 1;
+  }
+  udax::FuseContext ctx;
+  if (cmd.cache) {
+    if (std::strcmp(cmd.cache, "auto") == 0) {
+      ctx.config.cache_auto = true;
+    } else if (std::strcmp(cmd.cache, "none") == 0) {
+      ctx.config.cache_auto = false;
+    } else {
+      fprintf(stderr, "udaxfs: bad option cache=%s (expected auto or none)\n", cmd.cache);
+      return 1;
+    }
+  }
+  // Mount options every udaxfs mount has: the kernel checks permissions from our
+  // attributes, and the source is the target string (xfstests finds mounts by it).
+  std::string base = "-odefault_permissions,fsname=" + std::string(cmd.target);
+  if (getuid() == 0) base += ",allow_other,dev,suid";
+  fuse_opt_insert_arg(&args, 1, base.c_str());
+
+  udax::MountOptions mopts;
+  mopts.read_only = cmd.read_only;
+  mopts.sync = cmd.sync;
+  auto fs = udax::Filesystem::Mount(cmd.target, mopts);
+  if (!fs.ok()) {
+    fprintf(stderr, "udaxfs: %s\n", fs.status().message().c_str());
+    fuse_opt_free_args(&args);
+    return 1;
+  }
+  ctx.fs = fs.value().get();
+
+  fuse_lowlevel_ops ops;
+  udax::AssignOperations(&ops);
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &ctx);
+  fuse_opt_free_args(&args);
+  if (!se) return 1;  // libfuse said why (e.g. an unknown option)
+  int rc = 1;
+  if (fuse_set_signal_handlers(se) == 0) {
+    if (fuse_session_mount(se, cmd.mountpoint) == 0) {
+      if (fuse_daemonize(cmd.foreground) == 0) {
+        fuse_loop_config* cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(cfg, 1);
+        fuse_loop_cfg_set_max_threads(cfg, 16);
+        rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+        fuse_loop_cfg_destroy(cfg);
+      }
+      fuse_session_unmount(se);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  // DESTROY does not arrive on plain fuse mounts at umount: persist what is pending here.
+  udax::Status st = ctx.fs->Unmount();
+  if (!st.ok()) {
+    fprintf(stderr, "udaxfs: %s: unmount: %s\n", cmd.target, st.ToString().c_str());
+    rc = 1;
+  }
+  return rc;
+}

@@ -1,0 +1,276 @@
+// region_pmem2.cc -- Region::Open on libpmem2: find out what the target is, map it, access it.
+#include "fs/region/region_pmem2.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <utility>
+
+namespace udax {
+namespace {
+
+// Finest first: BYTE needs a platform whose CPU caches are in the persistence domain
+// (eADR), CACHE_LINE a MAP_SYNC-capable mapping (devdax, or a file on a DAX mount), and
+// PAGE works everywhere. libpmem2 refuses a mapping coarser than the one required, so
+// the first granularity that maps is the best the target offers.
+constexpr pmem2_granularity kGranularities[] = {
+    PMEM2_GRANULARITY_BYTE, PMEM2_GRANULARITY_CACHE_LINE, PMEM2_GRANULARITY_PAGE};
+
+Status NotMappable(const std::string& path) {
+  return Status::InvalidArgument(path + ": not a regular file or a devdax device");
+}
+
+// Creates the missing plain file, sized (sparse) to `size`. Losing a creation race to
+// another opener is fine: the file exists either way and is opened normally next.
+Status CreateFile(const std::string& path, uint64_t size) {
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
+    if (errno == EEXIST) return Status::Ok();
+    return Status::FromErrno(path + ": create");
+  }
+  if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    Status st = Status::FromErrno(path + ": size to " + std::to_string(size) + " bytes");
+    unlink(path.c_str());  // leave no empty file behind to fail the next Open as "empty"
+    return st;
+  }
+  return Status::Ok();
+}
+
+bool IsMappableType(mode_t mode) { return S_ISREG(mode) || S_ISCHR(mode); }
+
+// Opens the target (creating it first if asked) and checks its type. The type is checked
+// before open so that a FIFO cannot block us, and again on the descriptor in case the
+// name was replaced in between.
+Result<UniqueFd> OpenTarget(const std::string& path, const RegionOptions& options,
+                            struct stat* st) {
+  if (stat(path.c_str(), st) != 0) {
+    if (errno != ENOENT || options.create_size == 0) return Status::FromErrno(path);
+    UDAX_RETURN_IF_ERROR(CreateFile(path, options.create_size));
+    if (stat(path.c_str(), st) != 0) return Status::FromErrno(path);
+  }
+  if (!IsMappableType(st->st_mode)) return NotMappable(path);
+
+  const int flags = (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  UniqueFd fd(open(path.c_str(), flags));
+  if (!fd.valid()) return Status::FromErrno(path + ": open");
+  if (fstat(fd.get(), st) != 0) return Status::FromErrno(path + ": fstat");
+  if (!IsMappableType(st->st_mode)) return NotMappable(path);
+  return fd;
+}
+
+// An exclusive lock per open file description: a second Open, from this process or
+// another, fails instead of two daemons writing one region.
+Status LockTarget(int fd, const std::string& path) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Status::Ok();
+  if (errno == EWOULDBLOCK) return Status::Busy(path + ": in use by another udaxfs (locked)");
+  return Status::FromErrno(path + ": flock");
+}
+
+Result<Pmem2MapPtr> MapFinest(const pmem2_source* source, bool read_only, const std::string& path) {
+  pmem2_config* raw_cfg = nullptr;
+  int ret = pmem2_config_new(&raw_cfg);
+  if (ret != 0) return Pmem2Status(ret, path, "pmem2_config_new");
+  Pmem2ConfigPtr cfg(raw_cfg);
+  if (read_only) {
+    ret = pmem2_config_set_protection(cfg.get(), PMEM2_PROT_READ);
+    if (ret != 0) return Pmem2Status(ret, path, "pmem2_config_set_protection");
+  }
+  for (pmem2_granularity granularity : kGranularities) {
+    ret = pmem2_config_set_required_store_granularity(cfg.get(), granularity);
+    if (ret != 0) return Pmem2Status(ret, path, "pmem2_config_set_required_store_granularity");
+    pmem2_map* raw_map = nullptr;
+    ret = pmem2_map_new(&raw_map, cfg.get(), source);
+    if (ret == 0) return Pmem2MapPtr(raw_map);
+    if (ret != PMEM2_E_GRANULARITY_NOT_SUPPORTED) return Pmem2Status(ret, path, "pmem2_map_new");
+  }
+  // Unreachable: PAGE is the coarsest granularity and satisfies every mapping.
+  return Status::Error(EOPNOTSUPP, path + ": libpmem2 offers no store granularity");
+}
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%#" PRIx64, v);
+  return buf;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Region>> Region::Open(const std::string& path,
+                                             const RegionOptions& options) {
+  return Pmem2Region::Open(path, options);
+}
+
+Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
+                                                  const RegionOptions& options) {
+  // Install the handler before anything can touch the mapping, not on the first copy.
+  InstallSigbusHandler();
+
+  struct stat st;
+  UDAX_ASSIGN_OR_RETURN(UniqueFd fd, OpenTarget(path, options, &st));
+  const bool is_device = S_ISCHR(st.st_mode);
+  // libpmem2 would say "file length is equal 0"; say what it means for a region.
+  if (!is_device && st.st_size == 0) {
+    return Status::InvalidArgument(path + ": empty file: a region needs a non-zero size");
+  }
+
+  pmem2_source* raw_source = nullptr;
+  int ret = pmem2_source_from_fd(&raw_source, fd.get());
+  if (ret != 0) {
+    // For a character device outside the dax subsystem (/dev/null, a tty) libpmem2
+    // returns PMEM2_E_INVALID_FILE_TYPE with an empty message.
+    if (ret == PMEM2_E_INVALID_FILE_TYPE) return NotMappable(path);
+    return Pmem2Status(ret, path, "pmem2_source_from_fd");
+  }
+  Pmem2SourcePtr source(raw_source);
+
+  size_t size = 0;
+  ret = pmem2_source_size(source.get(), &size);
+  if (ret != 0) return Pmem2Status(ret, path, "pmem2_source_size");
+  if (size == 0) return Status::InvalidArgument(path + ": zero-sized target");
+  size_t alignment = 0;
+  ret = pmem2_source_alignment(source.get(), &alignment);
+  if (ret != 0) return Pmem2Status(ret, path, "pmem2_source_alignment");
+
+  // Locked once the target is known to be mappable (so a busy /dev/null still reads as
+  // the wrong kind of file), and before anything is mapped.
+  if (options.lock) UDAX_RETURN_IF_ERROR(LockTarget(fd.get(), path));
+  UDAX_ASSIGN_OR_RETURN(Pmem2MapPtr map, MapFinest(source.get(), options.read_only, path));
+
+  std::unique_ptr<Pmem2Region> region(new Pmem2Region());
+  region->granularity_ = pmem2_map_get_store_granularity(map.get());
+  if (is_device) {
+    region->kind_ = RegionKind::kDevdax;
+  } else if (region->granularity_ == PMEM2_GRANULARITY_PAGE) {
+    region->kind_ = RegionKind::kEmulated;
+  } else {
+    region->kind_ = RegionKind::kFsdax;
+  }
+  region->path_ = path;
+  region->size_ = size;
+  region->alignment_ = alignment;
+  region->read_only_ = options.read_only;
+  region->fd_ = fd.get();
+  region->base_ = static_cast<uint8_t*>(pmem2_map_get_address(map.get()));
+  region->persist_fn_ = pmem2_get_persist_fn(map.get());
+  region->flush_fn_ = pmem2_get_flush_fn(map.get());
+  region->drain_fn_ = pmem2_get_drain_fn(map.get());
+  region->memcpy_fn_ = pmem2_get_memcpy_fn(map.get());
+  region->memset_fn_ = pmem2_get_memset_fn(map.get());
+  region->fd_owner_ = std::move(fd);
+  region->source_ = std::move(source);
+  region->map_ = std::move(map);
+  return std::unique_ptr<Region>(std::move(region));
+}
+
+Status Pmem2Region::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {
+  UDAX_RETURN_IF_ERROR(CheckRange("read", off, n));
+  CaughtSigbus caught;
+  if (SafeCopyFromPmem(dst, base_ + off, n, &caught)) return Status::Ok();
+  return FaultStatus("read", caught, fault);
+}
+
+Status Pmem2Region::WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
+                              MediaFault* fault) {
+  if (read_only_) return ReadOnlyStatus("write");
+  UDAX_RETURN_IF_ERROR(CheckRange("write", off, n));
+  unsigned flags = PMEM2_F_MEM_NONTEMPORAL;
+  if (page_granular()) {
+    // libpmem2's page-granularity memcpy msyncs on every call and abort()s when msync
+    // fails; we msync once, only when asked, and turn a failure into a Status.
+    flags |= PMEM2_F_MEM_NOFLUSH;
+  } else if (!persist) {
+    flags |= PMEM2_F_MEM_NODRAIN;  // the caller batches: Drain() or Persist() later
+  }
+  CaughtSigbus caught;
+  if (!SafeCopyToPmem(memcpy_fn_, base_ + off, src, n, flags, &caught)) {
+    return FaultStatus("write", caught, fault);
+  }
+  if (persist && page_granular()) return SyncPages("write", off, n);
+  return Status::Ok();
+}
+
+Status Pmem2Region::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) {
+  if (read_only_) return ReadOnlyStatus("zero");
+  UDAX_RETURN_IF_ERROR(CheckRange("zero", off, n));
+  unsigned flags = PMEM2_F_MEM_NONTEMPORAL;
+  if (page_granular()) {
+    flags |= PMEM2_F_MEM_NOFLUSH;  // as in WriteSafe
+  } else if (!persist) {
+    flags |= PMEM2_F_MEM_NODRAIN;
+  }
+  CaughtSigbus caught;
+  if (!SafeSetPmem(memset_fn_, base_ + off, 0, n, flags, &caught)) {
+    return FaultStatus("zero", caught, fault);
+  }
+  if (persist && page_granular()) return SyncPages("zero", off, n);
+  return Status::Ok();
+}
+
+Status Pmem2Region::Persist(uint64_t off, size_t n) {
+  UDAX_RETURN_IF_ERROR(CheckRange("persist", off, n));
+  if (read_only_ || n == 0) return Status::Ok();  // nothing can be dirty
+  if (page_granular()) return SyncPages("persist", off, n);
+  CaughtSigbus caught;
+  if (!SafeFlushPmem(persist_fn_, base_ + off, n, &caught)) {
+    return FaultStatus("persist", caught, nullptr);
+  }
+  return Status::Ok();
+}
+
+Status Pmem2Region::Flush(uint64_t off, size_t n) {
+  UDAX_RETURN_IF_ERROR(CheckRange("flush", off, n));
+  if (read_only_ || n == 0) return Status::Ok();
+  // Page granularity has no flush/drain split: msync is both, and Drain is a no-op.
+  if (page_granular()) return SyncPages("flush", off, n);
+  CaughtSigbus caught;
+  if (!SafeFlushPmem(flush_fn_, base_ + off, n, &caught)) {
+    return FaultStatus("flush", caught, nullptr);
+  }
+  return Status::Ok();
+}
+
+void Pmem2Region::Drain() { drain_fn_(); }
+
+Status Pmem2Region::SyncPages(const char* op, uint64_t off, uint64_t n) const {
+  if (n == 0) return Status::Ok();
+  const uintptr_t page = alignment_;  // the page size on a plain file
+  const uintptr_t start = reinterpret_cast<uintptr_t>(base_ + off) & ~(page - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(base_ + off + n);
+  while (msync(reinterpret_cast<void*>(start), end - start, MS_SYNC) != 0) {
+    if (errno == EINTR) continue;
+    return Status::FromErrno(path_ + ": " + op + ": msync [" + Hex(off) + ", +" + Hex(n) + ")");
+  }
+  return Status::Ok();
+}
+
+Status Pmem2Region::FaultStatus(const char* op, const CaughtSigbus& caught, MediaFault* out) const {
+  // The bad unit is the granule around the faulting address, clipped to the region (a
+  // 2 MiB devdax granule can reach past the end of a smaller test region).
+  const uintptr_t base = reinterpret_cast<uintptr_t>(base_);
+  const uintptr_t granule_mask = ~static_cast<uintptr_t>(caught.granule - 1);
+  uintptr_t first = caught.addr & granule_mask;
+  uintptr_t last = first + caught.granule;
+  if (first < base) first = base;
+  if (last > base + size_) last = base + size_;
+  MediaFault fault;
+  fault.offset = first - base;
+  fault.length = last > first ? last - first : 0;
+  fault.si_code = caught.si_code;
+  if (out != nullptr) *out = fault;
+  ReportFault(fault);
+  return Status::IoError(path_ + ": " + op + ": media fault (" + SigbusCodeName(caught.si_code) +
+                         ") at region offset " + Hex(fault.offset) + ", " + Hex(fault.length) +
+                         " bytes");
+}
+
+Status Pmem2Region::ReadOnlyStatus(const char* op) const {
+  return Status::Error(EROFS, path_ + ": " + op + ": region is open read-only");
+}
+
+}  // namespace udax

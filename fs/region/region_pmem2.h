@@ -1,0 +1,65 @@
+// region_pmem2.h -- the Region implementation on libpmem2 (what Region::Open returns).
+//
+// Internal to fs/region: everyone else holds a Region. It owns, in destruction order, the
+// pmem2 mapping, the pmem2 source and the descriptor (and so the flock) behind them.
+#pragma once
+
+#include <libpmem2.h>
+
+#include <memory>
+#include <string>
+
+#include "fs/format/status.h"
+#include "fs/region/pmem2_util.h"
+#include "fs/region/region.h"
+#include "fs/region/safe_copy.h"
+#include "fs/region/unique_fd.h"
+
+namespace udax {
+
+class Pmem2Region final : public Region {
+ public:
+  // See Region::Open for the contract.
+  static Result<std::unique_ptr<Region>> Open(const std::string& path,
+                                              const RegionOptions& options);
+  ~Pmem2Region() override = default;
+
+  Status ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const override;
+  Status WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
+                   MediaFault* fault) override;
+  Status ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) override;
+  Status Persist(uint64_t off, size_t n) override;
+  Status Flush(uint64_t off, size_t n) override;
+  void Drain() override;
+
+  // The store granularity libpmem2 gave the mapping: PAGE on an emulated region,
+  // CACHE_LINE (or BYTE on eADR platforms) on fsdax and devdax.
+  pmem2_granularity granularity() const { return granularity_; }
+
+ private:
+  Pmem2Region() = default;
+
+  // Page granularity means the CPU caches are not the persistence domain's edge: the page
+  // cache is, and only msync reaches the media.
+  bool page_granular() const { return granularity_ == PMEM2_GRANULARITY_PAGE; }
+  // msync(MS_SYNC) over the pages covering [off, off+n).
+  Status SyncPages(const char* op, uint64_t off, uint64_t n) const;
+  // Turns a caught SIGBUS into a region-relative MediaFault (filled into *out when
+  // non-null and passed to the fault listener) and the EIO the caller returns.
+  Status FaultStatus(const char* op, const CaughtSigbus& caught, MediaFault* out) const;
+  Status ReadOnlyStatus(const char* op) const;
+
+  // Declared in the order they must be released in reverse: the map, then the source,
+  // then the descriptor (closing it drops the flock).
+  UniqueFd fd_owner_;
+  Pmem2SourcePtr source_;
+  Pmem2MapPtr map_;
+  pmem2_granularity granularity_ = PMEM2_GRANULARITY_PAGE;
+  pmem2_persist_fn persist_fn_ = nullptr;
+  pmem2_flush_fn flush_fn_ = nullptr;
+  pmem2_drain_fn drain_fn_ = nullptr;
+  pmem2_memcpy_fn memcpy_fn_ = nullptr;
+  pmem2_memset_fn memset_fn_ = nullptr;
+};
+
+}  // namespace udax

@@ -1,0 +1,126 @@
+// mkfs_main.cc -- mkfs.udaxfs: format a devdax device, a DAX file or an image file.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "fs/core/filesystem.h"
+#include "mount-helper/size_parse.h"
+
+namespace {
+
+constexpr int kExitUsage = 1;
+constexpr int kExitFailed = 8;
+
+int Fail(const std::string& target, const std::string& msg) {
+  fprintf(stderr, "mkfs.udaxfs: %s: %s\n", target.c_str(), msg.c_str());
+  return kExitFailed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Make a udaxfs filesystem on a devdax device, a DAX file or an image file."};
+  std::string target, size_text, au_text = "auto", label;
+  uint64_t bytes_per_inode = 8192;
+  bool force = false, quiet = false;
+  app.add_option("target", target, "device or image file")->required();
+  app.add_option("-s,--size", size_text,
+                 "filesystem size (e.g. 1G); creates or resizes an image file");
+  app.add_option("--au", au_text, "allocation unit: 4k, 2m or auto (device alignment)")
+      ->check(CLI::IsMember({"4k", "2m", "auto"}, CLI::ignore_case));
+  app.add_option("-i,--bytes-per-inode", bytes_per_inode, "one inode per this many bytes")
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 30));
+  app.add_option("-L,--label", label, "volume label (up to 31 bytes)");
+  app.add_flag("-f,--force", force, "overwrite an existing udaxfs");
+  app.add_flag("-q,--quiet", quiet, "print nothing on success");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  std::optional<uint64_t> size;
+  if (!size_text.empty()) {
+    size = udax::ParseSize(size_text);
+    if (!size || *size == 0) {
+      fprintf(stderr, "mkfs.udaxfs: bad size '%s'\n", size_text.c_str());
+      return kExitUsage;
+    }
+  }
+  if (label.size() > 31) {
+    fprintf(stderr, "mkfs.udaxfs: label longer than 31 bytes\n");
+    return kExitUsage;
+  }
+
+  struct stat st;
+  const bool exists = stat(target.c_str(), &st) == 0;
+  if (!exists && errno != ENOENT) return Fail(target, std::strerror(errno));
+  if (!exists && !size) return Fail(target, "does not exist (give -s SIZE to create an image)");
+  if (exists && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    return Fail(target, "not a regular file or a devdax device");
+  }
+  const bool is_file = !exists || S_ISREG(st.st_mode);
+
+  // Validate the geometry before touching the target.
+  udax::MkfsParams params;
+  params.bytes_per_inode = bytes_per_inode;
+  params.label = label;
+  params.root_uid = getuid();
+  params.root_gid = getgid();
+  const uint64_t planned = size ? *size : static_cast<uint64_t>(st.st_size);
+  params.region_size = planned;
+  params.au_size = au_text == "2m" || au_text == "2M" ? udax::kAuSize2M : udax::kAuSize4K;
+  if (!is_file && au_text == "auto") params.au_size = udax::kAuSize2M;  // devdax alignment
+  if (is_file || planned != 0) {
+    auto geometry = udax::ComputeGeometry(params);
+    if (!geometry.ok()) return Fail(target, geometry.status().message());
+  }
+
+  // Refuse to overwrite a filesystem unless forced.
+  if (exists && !force) {
+    int fd = open(target.c_str(), O_RDONLY);
+    char magic[8] = {};
+    if (fd >= 0) {
+      const bool have = pread(fd, magic, sizeof(magic), 0) == sizeof(magic);
+      close(fd);
+      if (have && std::memcmp(magic, udax::kSuperMagic, sizeof(magic)) == 0) {
+        return Fail(target, "contains a udaxfs already (use -f to overwrite)");
+      }
+    }
+  }
+  if (is_file && size && (!exists || static_cast<uint64_t>(st.st_size) != *size)) {
+    int fd = open(target.c_str(), O_RDWR | O_CREAT, 0600);
+    if (fd < 0) return Fail(target, std::strerror(errno));
+    const int rc = ftruncate(fd, static_cast<off_t>(*size));
+    const int err = errno;
+    close(fd);
+    if (rc != 0) return Fail(target, std::string("resize: ") + std::strerror(err));
+  }
+
+  udax::RegionOptions ro;
+  auto region = udax::Region::Open(target, ro);
+  if (!region.ok()) return Fail(target, region.status().message());
+  if (size && *size > (*region)->size()) return Fail(target, "size is larger than the device");
+  if (au_text == "auto" && (*region)->kind() == udax::RegionKind::kDevdax) {
+    params.au_size = (*region)->alignment() >= udax::kAuSize2M ? udax::kAuSize2M : udax::kAuSize4K;
+  }
+  params.region_size = size ? *size : (*region)->size();
+  udax::Status status = udax::Filesystem::Format(region->get(), params);
+  if (!status.ok()) return Fail(target, status.message());
+  if (!quiet) {
+    auto sb = udax::ComputeGeometry(params);
+    printf("udaxfs: %s (%s region): %llu MiB, %s allocation units, %llu inodes, %llu KiB journal\n",
+           target.c_str(), udax::RegionKindName((*region)->kind()),
+           static_cast<unsigned long long>(sb->region_size >> 20),
+           sb->au_size == udax::kAuSize2M ? "2 MiB" : "4 KiB",
+           static_cast<unsigned long long>(sb->inode_count - 2),
+           static_cast<unsigned long long>(sb->journal_len >> 10));
+  }
+  return 0;
+}
