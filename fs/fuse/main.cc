@@ -133,22 +133,23 @@ int main(int argc, char* argv[]) {
   if (getuid() == 0) base += ",allow_other,dev,suid";
   fuse_opt_insert_arg(&args, 1, base.c_str());
 
+  // Parse the FUSE options before touching the target: a bad option must not write.
+  fuse_lowlevel_ops ops;
+  udax::AssignOperations(&ops);
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &ctx);
+  fuse_opt_free_args(&args);
+  if (!se) return 1;  // libfuse said why (e.g. an unknown option)
+
   udax::MountOptions mopts;
   mopts.read_only = cmd.read_only;
   mopts.sync = cmd.sync;
   auto fs = udax::Filesystem::Mount(cmd.target, mopts);
   if (!fs.ok()) {
     fprintf(stderr, "udaxfs: %s\n", fs.status().message().c_str());
-    fuse_opt_free_args(&args);
+    fuse_session_destroy(se);
     return 1;
   }
   ctx.fs = fs.value().get();
-
-  fuse_lowlevel_ops ops;
-  udax::AssignOperations(&ops);
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &ctx);
-  fuse_opt_free_args(&args);
-  if (!se) return 1;  // libfuse said why (e.g. an unknown option)
   int rc = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd.mountpoint) == 0) {
