@@ -104,6 +104,7 @@ class Filesystem {
   Status FsyncDir(uint64_t ino);
 
   struct statvfs StatFs();
+  uint64_t MaxFileSize() const;
   const DiskSuperblock& superblock() const { return sb_; }
   Region* region() { return region_.get(); }
   bool shut_down() const { return shutdown_; }

@@ -16,9 +16,15 @@
 namespace udax {
 namespace {
 
-// Largest file offset we accept (FUSE and the kernel allow up to 2^63; the AU index must
-// stay well inside 64 bits and extent lengths inside 32).
-constexpr uint64_t kMaxFileSize = 1ull << 50;
+}  // namespace
+
+// Largest file size: 2^32 allocation units (the reverse map records file offsets in AUs
+// in 32 bits), capped at 2^50 bytes. 16 TiB with 4 KiB AUs, as ext4.
+uint64_t Filesystem::MaxFileSize() const {
+  return std::min<uint64_t>(uint64_t{sb_.au_size} << 32, 1ull << 50) - sb_.au_size;
+}
+
+namespace {
 
 void NowInto(int64_t* sec, uint32_t* nsec) {
   timespec ts;
@@ -93,7 +99,7 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
     if (!st.ok()) return st;
   }
   if (n == 0) return size_t{0};
-  if (off >= kMaxFileSize || n > kMaxFileSize - off) return Status::Error(EFBIG, "file too large");
+  if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
   std::unique_lock<std::shared_mutex> rw(inode->rw);
   const uint64_t au = sb_.au_size;
   const uint64_t end = off + n;
@@ -235,7 +241,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     if (S_ISDIR(d.mode)) return Status::Error(EISDIR, "truncate of a directory");
     if (!S_ISREG(d.mode)) return Status::InvalidArgument("truncate of a special file");
     const uint64_t new_size = static_cast<uint64_t>(in.attr.st_size);
-    if (new_size > kMaxFileSize) return Status::Error(EFBIG, "file too large");
+    if (new_size > MaxFileSize()) return Status::Error(EFBIG, "file too large");
     UDAX_RETURN_IF_ERROR(LoadExtents(inode));
     const uint64_t au = sb_.au_size;
     if (new_size > d.size && d.size % au != 0) {

@@ -52,6 +52,7 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   }
   uint64_t inodes = sb.region_size / p.bytes_per_inode;
   if (inodes < 64) inodes = 64;
+  if (inodes > UINT32_MAX) inodes = UINT32_MAX;  // the reverse map names inodes in 32 bits
 
   uint64_t off = au;  // AU 0: superblock
   sb.journal_off = off;
@@ -132,6 +133,7 @@ Status SuperblockVerify(const DiskSuperblock& sb, uint64_t device_size) {
     }
     prev_end = a.off + a.len;
   }
+  if (sb.inode_count > UINT32_MAX) return Status::Corruption("superblock: too many inodes");
   if (sb.data_off != prev_end || sb.data_off >= sb.region_size - au ||
       sb.replica_off != sb.region_size - kBlockSize || sb.inode_count < 2) {
     return Status::Corruption("superblock: bad data area geometry");
