@@ -26,6 +26,7 @@
 #include "fs/core/journal.h"
 #include "fs/format/layout.h"
 #include "fs/region/region.h"
+#include "rmap/rmap.h"
 
 namespace udax {
 
@@ -51,6 +52,22 @@ struct SetAttrIn {
   bool mode = false, uid = false, gid = false, size = false;
   bool atime = false, atime_now = false, mtime = false, mtime_now = false, ctime = false;
   struct stat attr {};
+};
+
+// One extent of a file as `udaxctl bmap` shows it.
+struct BmapExtent {
+  uint64_t file_offset = 0;  // bytes
+  uint64_t phys_offset = 0;  // bytes from the start of the region
+  uint64_t length = 0;       // bytes
+};
+
+// What a cross-check of the maps found (fsck and the property tests read it).
+struct CheckReport {
+  uint64_t inodes = 0;           // inodes in use
+  uint64_t allocated_aus = 0;    // AUs the bitmap says are in use
+  uint64_t problems = 0;         // every disagreement found
+  std::vector<std::string> messages;  // the first ones, for humans
+  void Add(std::string msg);
 };
 
 struct DirListEntry {
@@ -103,6 +120,15 @@ class Filesystem {
   Result<std::vector<DirListEntry>> ListDir(uint64_t ino);
   Status FsyncDir(uint64_t ino);
 
+  // The reverse question: every owner of the region bytes [phys, phys+len).
+  Result<std::vector<OwnerRange>> Owners(uint64_t phys, uint64_t len);
+  // The forward question: a file's extents in file order.
+  Result<std::vector<BmapExtent>> Bmap(uint64_t ino);
+
+  // Rebuilds the owner of every AU from the forward maps (inodes, extents, extent blocks,
+  // static areas) and compares it with the allocation bitmap and the reverse map.
+  Result<CheckReport> CrossCheckMaps();
+
   struct statvfs StatFs();
   uint64_t MaxFileSize() const;
   const DiskSuperblock& superblock() const { return sb_; }
@@ -144,6 +170,10 @@ class Filesystem {
   // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).
   Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero);
 
+  // Allocates reserved AUs in txn_: the bitmap and the reverse map together.
+  void StageAllocAus(const Run& run, const Owner& owner);
+  Owner DataOwner(const Inode& inode, uint64_t file_au) const;
+
   // --- journal ---
   Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
   Status CheckWritable() const;
@@ -154,6 +184,7 @@ class Filesystem {
   std::unique_ptr<Journal> journal_;
   BitmapAllocator aus_;
   BitmapAllocator inos_;
+  ReverseMap rmap_;
   DiskJournalState state_{};
   std::mutex mu_;
   Txn txn_;  // the transaction being built; REQUIRES mu_

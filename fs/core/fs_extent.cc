@@ -113,7 +113,8 @@ Status Filesystem::GrowSlots(Inode* inode) {
   if (inode->d.ext_count < capacity) return Status::Ok();
   const uint64_t goal = m.blocks.empty() ? 0 : m.blocks.back() + 1;
   UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(1, goal, false));
-  aus_.StageAlloc(&txn_, runs[0]);
+  StageAllocAus(runs[0], Owner{OwnerKind::kExtentBlock, inode->ino, inode->d.generation,
+                               m.blocks.size()});
   const uint64_t au = runs[0].start;
   DiskExtentBlockHeader h{};
   h.magic = kExtentBlockMagic;
@@ -207,7 +208,7 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     }
   }
   for (const Run& r : runs) {
-    aus_.StageAlloc(&txn_, r);
+    StageAllocAus(r, DataOwner(*inode, file_au));
     inode->d.au_blocks += r.len;
     UDAX_RETURN_IF_ERROR(InsertExtent(inode, file_au, r.start, r.len));
     file_au += r.len;
@@ -268,6 +269,34 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
     }
   }
   return Status::Ok();
+}
+
+void Filesystem::StageAllocAus(const Run& run, const Owner& owner) {
+  aus_.StageAlloc(&txn_, run);
+  rmap_.StageSet(&txn_, run, owner);
+}
+
+Owner Filesystem::DataOwner(const Inode& inode, uint64_t file_au) const {
+  const OwnerKind kind = S_ISDIR(inode.d.mode)   ? OwnerKind::kDirectory
+                         : S_ISLNK(inode.d.mode) ? OwnerKind::kSymlink
+                                                 : OwnerKind::kFileData;
+  return Owner{kind, inode.ino, inode.d.generation, file_au};
+}
+
+Result<std::vector<OwnerRange>> Filesystem::Owners(uint64_t phys, uint64_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rmap_.Query(phys, len, [this](uint64_t au) { return aus_.IsAllocated(au); });
+}
+
+Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  std::vector<BmapExtent> out;
+  for (const auto& [k, e] : inode->extents.by_file) {
+    out.push_back({k * sb_.au_size, e.phys_au * sb_.au_size, uint64_t{e.len} * sb_.au_size});
+  }
+  return out;
 }
 
 Status Filesystem::TruncateBlocks(Inode* inode, uint64_t new_size) {

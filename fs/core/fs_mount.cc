@@ -82,6 +82,16 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
     UDAX_RETURN_IF_ERROR(
         region->WriteSafe(InodeOffset(sb, kRootIno), &root, sizeof(root), false));
   }
+  // Reverse map: the static areas and the root directory's bucket.
+  ReverseMap rmap(region, sb);
+  UDAX_RETURN_IF_ERROR(rmap.WriteStatic(false));
+  {
+    const uint64_t root_au = FirstDataAu(sb);
+    const DiskRmapRecord rec =
+        ReverseMap::Encode(root_au, Owner{OwnerKind::kDirectory, kRootIno, 1, 0});
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.rmap_off + root_au * sizeof(rec), &rec,
+                                           sizeof(rec), false));
+  }
   UDAX_RETURN_IF_ERROR(region->Persist(sb.journal_off, sb.data_off - sb.journal_off));
   UDAX_RETURN_IF_ERROR(region->Persist(FirstDataAu(sb) * sb.au_size, kBlockSize));
   // Superblocks last: replica, then primary.
@@ -129,6 +139,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& target,
   fs->sb_ = sb;
 
   fs->journal_ = std::make_unique<Journal>(region, sb);
+  fs->rmap_ = ReverseMap(region, sb);
   if (!options.read_only) {
     UDAX_ASSIGN_OR_RETURN(bool replayed, fs->journal_->Replay());
     (void)replayed;

@@ -198,8 +198,30 @@ struct DiskTxnRecord {
 };
 static_assert(sizeof(DiskTxnRecord) == 16);
 
-// Reverse-map record, one per AU (the area is reserved now; filled by rmap/). 16 bytes,
-// so the map costs 0.39% of a 4 KiB-AU region (the budget is 0.5%).
+// Who owns an allocation unit. Static metadata kinds are recorded at mkfs; the dynamic
+// kinds (file data, directory, symlink, extent block) in the same transaction that
+// allocates the AU.
+enum class OwnerKind : uint8_t {
+  kFree = 0,
+  kSuperblock = 1,
+  kReplica = 2,
+  kJournal = 3,
+  kInodeBitmap = 4,
+  kInodeTable = 5,
+  kAuBitmap = 6,
+  kRmap = 7,
+  kFileData = 8,
+  kDirectory = 9,
+  kSymlink = 10,
+  kExtentBlock = 11,
+  kQuarantined = 12,
+};
+inline constexpr uint8_t kOwnerKindMax = 12;
+
+// Reverse-map record, one per AU, at rmap_off + au * 16. 16 bytes, so the map costs
+// 0.39% of a 4 KiB-AU region (the budget is 0.5%). A record is meaningful only while the
+// AU bitmap says the AU is allocated: freeing an AU clears its bit and leaves the record,
+// which the next allocation overwrites (so a free costs no reverse-map write).
 struct DiskRmapRecord {
   uint32_t ino;
   uint16_t generation;  // low 16 bits of the owner's generation

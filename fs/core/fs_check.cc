@@ -1,0 +1,120 @@
+// fs_check.cc -- cross-checking the forward maps, the allocation bitmap and the reverse map.
+//
+// The forward maps (every in-use inode's extents and extent blocks, plus the static
+// areas of the layout) determine who must own each AU. The bitmap must say exactly those
+// AUs are in use, and the reverse map must name exactly those owners. This is what
+// fsck.udaxfs and the property tests run; it walks every inode, so it is for checking,
+// never for answering an owner query.
+#include <cstring>
+
+#include "fs/core/filesystem.h"
+
+namespace udax {
+
+void CheckReport::Add(std::string msg) {
+  ++problems;
+  if (messages.size() < 100) messages.push_back(std::move(msg));
+}
+
+Result<CheckReport> Filesystem::CrossCheckMaps() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckReport report;
+  const uint64_t au = sb_.au_size;
+  std::vector<Owner> expected(sb_.au_count);
+  auto claim = [&](uint64_t a, const Owner& o) {
+    if (a >= sb_.au_count) {
+      report.Add("AU " + std::to_string(a) + " outside the filesystem claimed by inode " +
+                 std::to_string(o.ino));
+      return;
+    }
+    if (expected[a].kind != OwnerKind::kFree) {
+      report.Add("AU " + std::to_string(a) + " claimed twice: " +
+                 OwnerKindName(expected[a].kind) + " of inode " + std::to_string(expected[a].ino) +
+                 " and " + OwnerKindName(o.kind) + " of inode " + std::to_string(o.ino));
+      return;
+    }
+    expected[a] = o;
+  };
+  struct Area { uint64_t off, len; OwnerKind kind; };
+  const Area areas[] = {
+      {0, au, OwnerKind::kSuperblock},
+      {sb_.journal_off, sb_.journal_len, OwnerKind::kJournal},
+      {sb_.ibitmap_off, sb_.ibitmap_len, OwnerKind::kInodeBitmap},
+      {sb_.itable_off, sb_.itable_len, OwnerKind::kInodeTable},
+      {sb_.abitmap_off, sb_.abitmap_len, OwnerKind::kAuBitmap},
+      {sb_.rmap_off, sb_.rmap_len, OwnerKind::kRmap},
+      {(sb_.au_count - 1) * au, au, OwnerKind::kReplica},
+  };
+  for (const Area& a : areas) {
+    for (uint64_t i = 0; i < a.len / au; ++i) claim(a.off / au + i, Owner{a.kind, 0, 0, i});
+  }
+
+  // Every in-use inode, read straight from media into a scratch in-core inode so the
+  // walk does not fill the cache.
+  for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
+    if (!inos_.IsAllocated(ino)) continue;
+    ++report.inodes;
+    auto cached = inodes_.find(ino);
+    Inode scratch(ino);
+    Inode* inode = &scratch;
+    if (cached != inodes_.end() && !cached->second->freed) {
+      inode = cached->second.get();
+    } else {
+      UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, ino), &scratch.d, sizeof(DiskInode)));
+      Status st = InodeVerify(scratch.d, ino);
+      if (!st.ok()) {
+        report.Add(st.message());
+        continue;
+      }
+    }
+    Status st = LoadExtents(inode);
+    if (!st.ok()) {
+      report.Add(st.message());
+      continue;
+    }
+    uint64_t owned = 0;
+    for (const auto& [k, e] : inode->extents.by_file) {
+      for (uint64_t i = 0; i < e.len; ++i) claim(e.phys_au + i, DataOwner(*inode, k + i));
+      owned += e.len;
+    }
+    for (uint64_t i = 0; i < inode->extents.blocks.size(); ++i) {
+      claim(inode->extents.blocks[i],
+            Owner{OwnerKind::kExtentBlock, ino, inode->d.generation, i});
+      ++owned;
+    }
+    if (owned != inode->d.au_blocks) {
+      report.Add("inode " + std::to_string(ino) + " counts " + std::to_string(inode->d.au_blocks) +
+                 " AUs but maps " + std::to_string(owned));
+    }
+  }
+
+  for (uint64_t a = 0; a < sb_.au_count; ++a) {
+    const bool used = aus_.IsAllocated(a);
+    const Owner& want = expected[a];
+    if (used) ++report.allocated_aus;
+    if (want.kind == OwnerKind::kFree) {
+      if (used) report.Add("AU " + std::to_string(a) + " is allocated but has no owner (leak)");
+      continue;
+    }
+    if (!used) {
+      report.Add("AU " + std::to_string(a) + " belongs to " + OwnerKindName(want.kind) +
+                 (want.ino ? " of inode " + std::to_string(want.ino) : "") +
+                 " but the bitmap says free");
+    }
+    auto got = rmap_.Read(a);
+    if (!got.ok()) {
+      report.Add(got.status().message());
+      continue;
+    }
+    if (got->kind != want.kind || got->ino != want.ino || got->file_au != want.file_au ||
+        got->generation != (want.generation & 0xffff)) {
+      report.Add("AU " + std::to_string(a) + ": reverse map says " + OwnerKindName(got->kind) +
+                 " ino " + std::to_string(got->ino) + " at " + std::to_string(got->file_au) +
+                 ", forward maps say " + OwnerKindName(want.kind) + " ino " +
+                 std::to_string(want.ino) + " at " + std::to_string(want.file_au));
+    }
+  }
+  return report;
+}
+
+}  // namespace udax

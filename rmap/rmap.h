@@ -1,0 +1,103 @@
+// rmap.h -- the storage-indexed reverse map: for any physical range, who owns it.
+//
+// One 16-byte record per allocation unit, indexed by AU number, so a lookup is one array
+// access per AU: O(1) for a bad cacheline, O(k) for a k-AU range, never a walk over
+// inodes. Records are written in the same journal transaction as the allocation bitmap
+// and the forward extent map, so the two maps can never disagree after a crash.
+//
+// Thread-safety: Stage* REQUIRE the filesystem's metadata mutex (they add to its txn);
+// Query only reads media and the allocation bitmap it is given.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fs/core/bitmap_alloc.h"
+#include "fs/core/journal.h"
+#include "fs/format/disk_format.h"
+#include "fs/format/status.h"
+#include "fs/region/region.h"
+
+namespace udax {
+
+const char* OwnerKindName(OwnerKind kind);
+bool OwnerKindIsMetadata(OwnerKind kind);
+
+// The owner of one AU as a record says it.
+struct Owner {
+  OwnerKind kind = OwnerKind::kFree;
+  uint64_t ino = 0;         // file, directory, symlink and extent-block owners
+  uint32_t generation = 0;  // low 16 bits on media
+  uint64_t file_au = 0;     // AU index within the owner (extent blocks: chain index)
+};
+
+// One answer of Query: the physical byte range [phys, phys+len) belongs to `owner`, at
+// the owner's byte offset `offset` (file offset for data; AU-relative index otherwise).
+struct OwnerRange {
+  Owner owner;
+  uint64_t phys = 0;
+  uint64_t len = 0;
+  uint64_t offset = 0;
+};
+
+class ReverseMap {
+ public:
+  ReverseMap() = default;
+  ReverseMap(Region* region, const DiskSuperblock& sb) : region_(region), sb_(sb) {}
+
+  // Records `owner` for AUs [run.start, run.end()), file_au counting up from owner.file_au.
+  void StageSet(Txn* txn, const Run& run, const Owner& owner) const;
+  // Writes the records of the static metadata areas (mkfs).
+  Status WriteStatic(bool persist) const;
+
+  // Every owner of the physical bytes [phys, phys+len), in physical order, merged into
+  // maximal ranges. `allocated` answers whether an AU is in use (the AU bitmap).
+  // EIO if a record cannot be read; a record with a bad CRC is reported with
+  // kind kFree and `corrupt` set in the result's flags.
+  template <typename IsAllocated>
+  Result<std::vector<OwnerRange>> Query(uint64_t phys, uint64_t len,
+                                        IsAllocated allocated) const;
+  // Reads and verifies one AU's record. Corruption if the CRC or kind is bad.
+  Result<Owner> Read(uint64_t au) const;
+
+  static DiskRmapRecord Encode(uint64_t au, const Owner& owner);
+  static Result<Owner> Decode(uint64_t au, const DiskRmapRecord& rec);
+
+ private:
+  uint64_t RecordOffset(uint64_t au) const { return sb_.rmap_off + au * sizeof(DiskRmapRecord); }
+  Region* region_ = nullptr;
+  DiskSuperblock sb_{};
+};
+
+template <typename IsAllocated>
+Result<std::vector<OwnerRange>> ReverseMap::Query(uint64_t phys, uint64_t len,
+                                                  IsAllocated allocated) const {
+  std::vector<OwnerRange> out;
+  if (len == 0) return out;
+  if (phys >= sb_.region_size || len > sb_.region_size - phys) {
+    return Status::InvalidArgument("range outside the filesystem");
+  }
+  const uint64_t au_size = sb_.au_size;
+  for (uint64_t au = phys / au_size; au * au_size < phys + len; ++au) {
+    Owner owner;
+    if (allocated(au)) {
+      UDAX_ASSIGN_OR_RETURN(owner, Read(au));
+    }
+    const uint64_t s = std::max(phys, au * au_size);
+    const uint64_t e = std::min(phys + len, (au + 1) * au_size);
+    const uint64_t offset = owner.file_au * au_size + (s - au * au_size);
+    if (!out.empty()) {
+      OwnerRange& last = out.back();
+      if (last.owner.kind == owner.kind && last.owner.ino == owner.ino &&
+          last.phys + last.len == s && last.offset + last.len == offset) {
+        last.len += e - s;
+        continue;
+      }
+    }
+    out.push_back(OwnerRange{owner, s, e - s, offset});
+  }
+  return out;
+}
+
+}  // namespace udax
