@@ -128,6 +128,9 @@ class Filesystem {
   // Rebuilds the owner of every AU from the forward maps (inodes, extents, extent blocks,
   // static areas) and compares it with the allocation bitmap and the reverse map.
   Result<CheckReport> CrossCheckMaps();
+  // Walks the directory tree from the root and checks names against inodes: entries
+  // naming free inodes, wrong types, ".." links, link counts, unreachable inodes.
+  Result<CheckReport> CheckNamespace();
 
   struct statvfs StatFs();
   uint64_t MaxFileSize() const;

@@ -5,8 +5,11 @@
 // AUs are in use, and the reverse map must name exactly those owners. This is what
 // fsck.udaxfs and the property tests run; it walks every inode, so it is for checking,
 // never for answering an owner query.
+#include <dirent.h>
+
 #include <cstring>
 
+#include "fs/core/dir_ops.h"
 #include "fs/core/filesystem.h"
 
 namespace udax {
@@ -112,6 +115,119 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
                  " ino " + std::to_string(got->ino) + " at " + std::to_string(got->file_au) +
                  ", forward maps say " + OwnerKindName(want.kind) + " ino " +
                  std::to_string(want.ino) + " at " + std::to_string(want.file_au));
+    }
+  }
+  return report;
+}
+
+}  // namespace udax
+
+namespace udax {
+
+Result<CheckReport> Filesystem::CheckNamespace() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckReport report;
+  // Inodes on the orphan list may have no names.
+  std::vector<bool> orphan(sb_.inode_count, false);
+  for (uint64_t cur = state_.orphan_head, guard = 0; cur != 0 && guard < sb_.inode_count;
+       ++guard) {
+    if (cur >= sb_.inode_count) {
+      report.Add("orphan list names inode " + std::to_string(cur) + " outside the table");
+      break;
+    }
+    orphan[cur] = true;
+    DiskInode d;
+    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, cur), &d, sizeof(d)));
+    cur = d.orphan_next;
+  }
+  std::vector<uint32_t> names(sb_.inode_count, 0);    // entries naming each inode
+  std::vector<uint32_t> subdirs(sb_.inode_count, 0);  // subdirectories of each directory
+  std::vector<bool> seen_dir(sb_.inode_count, false);
+  std::vector<uint64_t> stack = {kRootIno};
+  seen_dir[kRootIno] = true;
+  while (!stack.empty()) {
+    const uint64_t dino = stack.back();
+    stack.pop_back();
+    auto dir = Get(dino);
+    if (!dir.ok()) {
+      report.Add("directory " + std::to_string(dino) + ": " + dir.status().message());
+      continue;
+    }
+    Status st = LoadExtents(*dir);
+    std::vector<DirListEntry> entries;
+    if (st.ok()) st = DirOps(this).List(*dir, &entries);
+    if (!st.ok()) {
+      report.Add(st.message());
+      continue;
+    }
+    if (entries.size() != (*dir)->d.dir_entries) {
+      report.Add("directory " + std::to_string(dino) + " counts " +
+                 std::to_string((*dir)->d.dir_entries) + " entries but holds " +
+                 std::to_string(entries.size()));
+    }
+    for (const DirListEntry& e : entries) {
+      const std::string where = "directory " + std::to_string(dino) + " entry '" + e.name + "'";
+      if (e.ino == 0 || e.ino >= sb_.inode_count || !inos_.IsAllocated(e.ino)) {
+        report.Add(where + " names free inode " + std::to_string(e.ino));
+        continue;
+      }
+      auto child = Get(e.ino);
+      if (!child.ok()) {
+        report.Add(where + ": " + child.status().message());
+        continue;
+      }
+      const uint32_t mode = (*child)->d.mode;
+      if (e.type != IFTODT(mode)) report.Add(where + " has the wrong file type");
+      names[e.ino]++;
+      if (S_ISDIR(mode)) {
+        subdirs[dino]++;
+        if (seen_dir[e.ino]) {
+          report.Add(where + ": directory " + std::to_string(e.ino) + " has a second name");
+          continue;
+        }
+        seen_dir[e.ino] = true;
+        if ((*child)->d.parent != dino) {
+          report.Add("directory " + std::to_string(e.ino) + ": '..' is " +
+                     std::to_string((*child)->d.parent) + ", should be " + std::to_string(dino));
+        }
+        stack.push_back(e.ino);
+      }
+    }
+  }
+  for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
+    if (!inos_.IsAllocated(ino)) continue;
+    DiskInode d;
+    auto cached = inodes_.find(ino);
+    if (cached != inodes_.end()) {
+      d = cached->second->d;
+    } else {
+      UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, ino), &d, sizeof(d)));
+      if (!InodeVerify(d, ino).ok()) continue;  // CrossCheckMaps reports it
+    }
+    ++report.inodes;
+    const std::string who = "inode " + std::to_string(ino);
+    if (S_ISDIR(d.mode)) {
+      if (!seen_dir[ino] && !orphan[ino]) report.Add(who + ": directory is unreachable");
+      const uint64_t want = seen_dir[ino] ? 2 + subdirs[ino] : 0;
+      if (d.nlink != want) {
+        report.Add(who + ": link count " + std::to_string(d.nlink) + ", should be " +
+                   std::to_string(want));
+      }
+    } else {
+      if (names[ino] == 0 && !orphan[ino]) report.Add(who + ": unreachable (no name)");
+      if (d.nlink != names[ino]) {
+        report.Add(who + ": link count " + std::to_string(d.nlink) + ", should be " +
+                   std::to_string(names[ino]));
+      }
+    }
+  }
+  // Fsck looks at many inodes: do not keep them all.
+  for (auto it = inodes_.begin(); it != inodes_.end();) {
+    Inode* i = it->second.get();
+    if (i->nlookup == 0 && i->nopen == 0 && !i->dirty && i->ino != kRootIno) {
+      it = inodes_.erase(it);
+    } else {
+      ++it;
     }
   }
   return report;

@@ -144,12 +144,12 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& target,
     UDAX_ASSIGN_OR_RETURN(bool replayed, fs->journal_->Replay());
     (void)replayed;
   } else {
-    DiskTxnHeader h;
-    UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off + kBlockSize, &h, sizeof(h)));
-    // A read-only mount cannot replay; the last transaction is always applied before the
-    // next one starts, so the only unreplayed state is a crash right after a commit.
-    if (h.magic == kTxnMagic && h.commit == h.seq && h.seq != 0) {
-      fprintf(stderr, "udaxfs: %s: journal may need replay; mounting read-only as is\n",
+    // A read-only mount cannot replay. The last transaction is always applied before the
+    // next starts, so it matters only after a crash right after a commit: then say so.
+    UDAX_ASSIGN_OR_RETURN(bool pending, fs->journal_->NeedsReplay());
+    if (pending) {
+      fprintf(stderr, "udaxfs: %s: the journal holds an unapplied transaction; "
+              "mounting read-only without it (mount read-write once to replay)\n",
               target.c_str());
     }
   }
@@ -194,7 +194,8 @@ Status Filesystem::Unmount() {
   for (auto& [ino, inode] : inodes_) {
     if (inode->dirty && !inode->freed) StageInode(inode.get());
   }
-  return Commit();
+  UDAX_RETURN_IF_ERROR(Commit());
+  return journal_->Retire();
 }
 
 Filesystem::~Filesystem() = default;

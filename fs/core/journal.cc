@@ -107,6 +107,37 @@ Result<bool> Journal::Replay() {
   return true;
 }
 
+Status Journal::Retire() {
+  const uint64_t zero = 0;
+  return region_->WriteSafe(slot_off_, &zero, sizeof(zero), true);
+}
+
+Result<bool> Journal::NeedsReplay() {
+  DiskTxnHeader h;
+  UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, &h, sizeof(h)));
+  if (h.magic != kTxnMagic || h.commit != h.seq || h.seq == 0) return false;
+  if (h.bytes > slot_len_ - sizeof(h)) return false;
+  buf_.resize(sizeof(h) + h.bytes);
+  UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, buf_.data(), buf_.size()));
+  if (TxnCrc(buf_.data(), h.bytes) != h.crc) return false;
+  std::vector<uint8_t> media;
+  uint64_t pos = sizeof(h);
+  for (uint32_t i = 0; i < h.nrec; ++i) {
+    DiskTxnRecord r;
+    if (pos + sizeof(r) > buf_.size()) return Status::Corruption("journal: record overrun");
+    std::memcpy(&r, buf_.data() + pos, sizeof(r));
+    pos += sizeof(r);
+    if (r.len > buf_.size() - pos || r.off + r.len > sb_.region_size) {
+      return Status::Corruption("journal: record outside the metadata areas");
+    }
+    media.resize(r.len);
+    UDAX_RETURN_IF_ERROR(region_->ReadSafe(r.off, media.data(), r.len));
+    if (std::memcmp(media.data(), buf_.data() + pos, r.len) != 0) return true;
+    pos += Pad8(r.len);
+  }
+  return false;
+}
+
 Status Journal::Commit(const Txn& txn, CrashPoint crash) {
   if (txn.empty()) return Status::Ok();
   const uint64_t total = txn.log_bytes();

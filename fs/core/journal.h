@@ -53,10 +53,16 @@ class Journal {
   // Re-applies the last committed transaction, if the slot holds a valid one. Returns
   // whether it did (for the mount log and tests).
   Result<bool> Replay();
+  // Whether the slot holds a committed transaction whose records differ from the media
+  // (a crash between commit and apply): what a read-only mount cannot fix.
+  Result<bool> NeedsReplay();
   // Commits the transaction (no-op for an empty one). On error the media may hold the
   // transaction partly applied only if it was already committed (replay finishes it);
   // the caller must stop using its DRAM state (shut down).
   Status Commit(const Txn& txn, CrashPoint crash = CrashPoint::kNone);
+  // Marks the slot as holding nothing to replay (clean unmount): tools may then change
+  // the media without the next mount replaying older bytes over their changes.
+  Status Retire();
   // Largest transaction (log_bytes) that fits in the slot.
   uint64_t capacity() const { return slot_len_; }
   uint64_t state_offset() const { return sb_.journal_off; }

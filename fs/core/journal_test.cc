@@ -59,6 +59,12 @@ TEST_F(JournalTest, CommitAppliesAndReplayIsIdempotent) {
   Journal j2(region_.get(), sb_);
   EXPECT_TRUE(Must(j2.Replay()));
   EXPECT_EQ(Peek(sb_.itable_off), 42u);
+  // After a clean unmount retires the slot, an edit made offline is not replayed over.
+  ASSERT_OK(j2.Retire());
+  ASSERT_OK(region_->WriteSafe(sb_.itable_off, "\x05\0\0\0\0\0\0\0", 8, true));
+  Journal j3(region_.get(), sb_);
+  EXPECT_FALSE(Must(j3.Replay()));
+  EXPECT_EQ(Peek(sb_.itable_off), 5u);
 }
 
 TEST_F(JournalTest, CrashAfterCommitWordIsReplayed) {
@@ -68,7 +74,9 @@ TEST_F(JournalTest, CrashAfterCommitWordIsReplayed) {
   ASSERT_OK(j.Commit(txn, CrashPoint::kAfterCommitWord));
   EXPECT_EQ(Peek(sb_.itable_off), 0u);  // committed but never applied
   Journal after(region_.get(), sb_);
+  EXPECT_TRUE(Must(after.NeedsReplay()));
   EXPECT_TRUE(Must(after.Replay()));
+  EXPECT_FALSE(Must(after.NeedsReplay()));
   EXPECT_EQ(Peek(sb_.itable_off), 99u);
   // The next transaction continues the sequence.
   Txn next;
