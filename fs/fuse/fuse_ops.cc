@@ -4,6 +4,8 @@
 // its errno. Nothing is locked here; the core releases its locks before we reply.
 #include "fs/fuse/fuse_ops.h"
 
+#include "include/udaxfs/ioctl.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/xattr.h>
@@ -72,6 +74,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->max_read = 0;
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;
   if (!ctx->config.cache_auto) conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
@@ -335,6 +338,56 @@ void OpAccess(fuse_req_t req, fuse_ino_t ino, int mask) {
   });
 }
 
+void IoctlBmap(fuse_req_t req, fuse_ino_t ino, const void* in_buf, size_t in_size) {
+  udax_ioc_bmap out{};
+  if (in_size >= sizeof(out.start)) std::memcpy(&out.start, in_buf, sizeof(out.start));
+  auto extents = Fs(req).Bmap(ino);
+  if (!extents.ok()) return (void)fuse_reply_err(req, extents.status().code());
+  out.total = static_cast<uint32_t>(extents->size());
+  out.au_size = Fs(req).superblock().au_size;
+  for (uint64_t i = out.start; i < extents->size() && out.count < UDAX_BMAP_MAX; ++i) {
+    const BmapExtent& e = (*extents)[i];
+    out.ext[out.count++] = {e.file_offset, e.phys_offset, e.length};
+  }
+  fuse_reply_ioctl(req, 0, &out, sizeof(out));
+}
+
+void IoctlRmap(fuse_req_t req, const void* in_buf, size_t in_size) {
+  if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+  auto out = std::make_unique<udax_ioc_rmap>();
+  if (in_size < offsetof(udax_ioc_rmap, count)) return (void)fuse_reply_err(req, EINVAL);
+  std::memcpy(out.get(), in_buf, offsetof(udax_ioc_rmap, count));
+  auto owners = Fs(req).Owners(out->phys, out->length);
+  if (!owners.ok()) return (void)fuse_reply_err(req, owners.status().code());
+  out->total = static_cast<uint32_t>(owners->size());
+  for (uint64_t i = out->start; i < owners->size() && out->count < UDAX_RMAP_MAX; ++i) {
+    const OwnerRange& r = (*owners)[i];
+    udax_rmap_owner& o = out->owner[out->count++];
+    o.phys = r.phys;
+    o.length = r.len;
+    o.offset = r.offset;
+    o.ino = r.owner.ino;
+    o.generation = r.owner.generation;
+    o.kind = static_cast<uint8_t>(r.owner.kind);
+  }
+  fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
+}
+
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
+             unsigned flags, const void* in_buf, size_t in_size, size_t) {
+  Guard(req, [&] {
+    if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
+    switch (cmd) {
+      case UDAX_IOC_BMAP:
+        return IoctlBmap(req, ino, in_buf, in_size);
+      case UDAX_IOC_RMAP:
+        return IoctlRmap(req, in_buf, in_size);
+      default:
+        return (void)fuse_reply_err(req, ENOTTY);
+    }
+  });
+}
+
 }  // namespace
 
 void AssignOperations(fuse_lowlevel_ops* ops) {
@@ -368,6 +421,7 @@ void AssignOperations(fuse_lowlevel_ops* ops) {
   ops->fsyncdir = OpFsyncdir;
   ops->statfs = OpStatfs;
   ops->access = OpAccess;
+  ops->ioctl = OpIoctl;
 }
 
 }  // namespace udax

@@ -1,0 +1,49 @@
+/* ioctl.h -- the udaxfs ioctl ABI: forward (bmap) and reverse (rmap) map queries on a
+ * mounted udaxfs. FUSE passes only "restricted" ioctls, whose argument is one fixed-size
+ * struct, so each query returns a page of results and a total; ask again with a larger
+ * `start` for the next page. Issue BMAP on the file, RMAP on any directory of the mount. */
+#ifndef UDAXFS_IOCTL_H_
+#define UDAXFS_IOCTL_H_
+
+#include <linux/ioctl.h>
+#include <stdint.h>
+
+#define UDAX_IOC_MAGIC 'U'
+
+#define UDAX_BMAP_MAX 400
+struct udax_bmap_extent {
+  uint64_t file_offset; /* bytes */
+  uint64_t phys_offset; /* bytes from the start of the region */
+  uint64_t length;      /* bytes */
+};
+struct udax_ioc_bmap {
+  uint64_t start; /* in: first extent to return */
+  uint32_t count; /* out: extents returned */
+  uint32_t total; /* out: extents the file has */
+  uint64_t au_size;
+  struct udax_bmap_extent ext[UDAX_BMAP_MAX];
+};
+
+#define UDAX_RMAP_MAX 300
+struct udax_rmap_owner {
+  uint64_t phys;   /* bytes from the start of the region */
+  uint64_t length; /* bytes */
+  uint64_t offset; /* the owner's byte offset (file offset for data) */
+  uint64_t ino;
+  uint32_t generation;
+  uint8_t kind; /* enum OwnerKind in fs/format/disk_format.h */
+  uint8_t pad[3];
+};
+struct udax_ioc_rmap {
+  uint64_t phys;   /* in: region byte offset */
+  uint64_t length; /* in: bytes */
+  uint64_t start;  /* in: first owner range to return */
+  uint32_t count;  /* out */
+  uint32_t total;  /* out */
+  struct udax_rmap_owner owner[UDAX_RMAP_MAX];
+};
+
+#define UDAX_IOC_BMAP _IOWR(UDAX_IOC_MAGIC, 1, struct udax_ioc_bmap)
+#define UDAX_IOC_RMAP _IOWR(UDAX_IOC_MAGIC, 2, struct udax_ioc_rmap)
+
+#endif /* UDAXFS_IOCTL_H_ */

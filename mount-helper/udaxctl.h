@@ -1,0 +1,11 @@
+// udaxctl.h -- the udaxctl subcommands, one group per file (ndctl style).
+#pragma once
+
+#include <string>
+
+namespace udax {
+
+int CmdBmap(const std::string& file, bool json);
+int CmdRmap(const std::string& where, const std::string& range, bool json);
+
+}  // namespace udax

@@ -1,0 +1,33 @@
+// udaxctl_main.cc -- udaxctl: inspect and control udaxfs filesystems.
+#include <CLI/CLI.hpp>
+
+#include "mount-helper/udaxctl.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Inspect and control udaxfs filesystems."};
+  app.require_subcommand(1);
+  bool json = false;
+  app.add_flag("--json", json, "print JSON");
+
+  std::string file;
+  auto* bmap = app.add_subcommand("bmap", "print a file's extents (file offset, physical offset)");
+  bmap->add_option("file", file, "a file on a udaxfs mount")->required();
+  bmap->add_flag("--json", json, "print JSON");
+
+  std::string where, range;
+  auto* rmap = app.add_subcommand("rmap", "print the owners of a physical range of the region");
+  rmap->add_option("target", where, "a udaxfs mount point, or an unmounted device or image")
+      ->required();
+  rmap->add_option("range", range, "PHYS[+LEN] in bytes (0x... or sizes like 4k)")->required();
+  rmap->add_flag("--json", json, "print JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 1;
+  }
+  if (*bmap) return udax::CmdBmap(file, json);
+  if (*rmap) return udax::CmdRmap(where, range, json);
+  return 1;
+}

@@ -1,0 +1,167 @@
+// udaxctl_maps.cc -- `udaxctl bmap FILE` and `udaxctl rmap TARGET_OR_MOUNT PHYS[+LEN]`.
+//
+// On a mount both questions go to the daemon through the udaxfs ioctls (FUSE has no
+// FIEMAP); `rmap` on an unmounted target opens it read-only and reads the map itself.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "fs/core/filesystem.h"
+#include "include/udaxfs/ioctl.h"
+#include "mount-helper/size_parse.h"
+#include "mount-helper/udaxctl.h"
+
+namespace udax {
+namespace {
+
+Result<std::vector<BmapExtent>> BmapViaIoctl(const std::string& path, uint64_t* au_size) {
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return Status::FromErrno(path);
+  std::vector<BmapExtent> out;
+  auto q = std::make_unique<udax_ioc_bmap>();
+  do {
+    q->start = out.size();
+    if (ioctl(fd, UDAX_IOC_BMAP, q.get()) != 0) {
+      const int err = errno;
+      close(fd);
+      return Status::FromErrno(err, path + (err == ENOTTY ? " (not on a udaxfs mount)" : ""));
+    }
+    for (uint32_t i = 0; i < q->count; ++i) {
+      out.push_back({q->ext[i].file_offset, q->ext[i].phys_offset, q->ext[i].length});
+    }
+    *au_size = q->au_size;
+  } while (q->count > 0 && out.size() < q->total);
+  close(fd);
+  return out;
+}
+
+Result<std::vector<OwnerRange>> RmapViaIoctl(const std::string& dir, uint64_t phys,
+                                             uint64_t len) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Status::FromErrno(dir);
+  std::vector<OwnerRange> out;
+  auto q = std::make_unique<udax_ioc_rmap>();
+  do {
+    q->phys = phys;
+    q->length = len;
+    q->start = out.size();
+    if (ioctl(fd, UDAX_IOC_RMAP, q.get()) != 0) {
+      const int err = errno;
+      close(fd);
+      return Status::FromErrno(err, dir + (err == ENOTTY ? " (not a udaxfs mount)" : ""));
+    }
+    for (uint32_t i = 0; i < q->count; ++i) {
+      const udax_rmap_owner& o = q->owner[i];
+      out.push_back(OwnerRange{Owner{static_cast<OwnerKind>(o.kind), o.ino, o.generation, 0},
+                               o.phys, o.length, o.offset});
+    }
+  } while (q->count > 0 && out.size() < q->total);
+  close(fd);
+  return out;
+}
+
+}  // namespace
+
+int CmdBmap(const std::string& file, bool json) {
+  uint64_t au = 0;
+  auto extents = BmapViaIoctl(file, &au);
+  if (!extents.ok()) {
+    fprintf(stderr, "udaxctl bmap: %s\n", extents.status().message().c_str());
+    return 1;
+  }
+  if (json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const BmapExtent& e : *extents) {
+      j.push_back({{"file_offset", e.file_offset}, {"phys_offset", e.phys_offset},
+                   {"length", e.length}});
+    }
+    printf("%s\n", nlohmann::json{{"file", file}, {"au_size", au}, {"extents", j}}.dump(2).c_str());
+    return 0;
+  }
+  printf("%s:\n", file.c_str());
+  printf(" EXT: %-24s %-24s %s\n", "FILE-OFFSET", "PHYS-OFFSET", "LENGTH");
+  int n = 0;
+  for (const BmapExtent& e : *extents) {
+    printf(" %3d: %#-24llx %#-24llx %llu\n", n++, static_cast<unsigned long long>(e.file_offset),
+           static_cast<unsigned long long>(e.phys_offset),
+           static_cast<unsigned long long>(e.length));
+  }
+  return 0;
+}
+
+int CmdRmap(const std::string& where, const std::string& range, bool json) {
+  // PHYS[+LEN], each a number (0x... allowed) or a size with a suffix.
+  const size_t plus = range.find('+');
+  auto parse = [](const std::string& t) -> std::optional<uint64_t> {
+    if (t.rfind("0x", 0) == 0 || t.rfind("0X", 0) == 0) {
+      char* end = nullptr;
+      errno = 0;
+      const uint64_t v = strtoull(t.c_str() + 2, &end, 16);
+      if (errno || !end || *end || t.size() == 2) return std::nullopt;
+      return v;
+    }
+    return ParseSize(t);
+  };
+  auto phys = parse(range.substr(0, plus));
+  auto len = plus == std::string::npos ? std::optional<uint64_t>(1) : parse(range.substr(plus + 1));
+  if (!phys || !len || *len == 0) {
+    fprintf(stderr, "udaxctl rmap: bad range '%s' (expected PHYS[+LEN])\n", range.c_str());
+    return 1;
+  }
+  struct stat st;
+  if (stat(where.c_str(), &st) != 0) {
+    fprintf(stderr, "udaxctl rmap: %s: %s\n", where.c_str(), strerror(errno));
+    return 1;
+  }
+  Result<std::vector<OwnerRange>> owners = std::vector<OwnerRange>{};
+  std::unique_ptr<Filesystem> fs;
+  if (S_ISDIR(st.st_mode)) {
+    owners = RmapViaIoctl(where, *phys, *len);
+  } else {
+    MountOptions ro;
+    ro.read_only = true;
+    auto mounted = Filesystem::Mount(where, ro);
+    if (!mounted.ok()) {
+      fprintf(stderr, "udaxctl rmap: %s%s\n", mounted.status().message().c_str(),
+              mounted.status().code() == EBUSY ? " (mounted: give the mount point)" : "");
+      return 1;
+    }
+    fs = std::move(mounted).value();
+    owners = fs->Owners(*phys, *len);
+  }
+  if (!owners.ok()) {
+    fprintf(stderr, "udaxctl rmap: %s\n", owners.status().message().c_str());
+    return 1;
+  }
+  if (json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const OwnerRange& r : *owners) {
+      nlohmann::json o{{"phys", r.phys}, {"length", r.len}, {"kind", OwnerKindName(r.owner.kind)}};
+      if (r.owner.ino) {
+        o["ino"] = r.owner.ino;
+        o["generation"] = r.owner.generation;
+        o["offset"] = r.offset;
+      }
+      j.push_back(o);
+    }
+    printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  for (const OwnerRange& r : *owners) {
+    printf("%#llx+%llu: %s", static_cast<unsigned long long>(r.phys),
+           static_cast<unsigned long long>(r.len), OwnerKindName(r.owner.kind));
+    if (r.owner.ino) {
+      printf(" ino %llu offset %llu", static_cast<unsigned long long>(r.owner.ino),
+             static_cast<unsigned long long>(r.offset));
+    }
+    printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace udax
