@@ -20,6 +20,10 @@ constexpr int kExitOperational = 8;
 
 int main(int argc, char** argv) {
   CLI::App app{"Check a udaxfs filesystem."};
+  // One line on stderr for a usage error, as every udaxfs tool.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("fsck.udaxfs: ") + e.what() + " (--help for usage)\n";
+  });
   std::string target;
   bool no_write = false, json = false, quiet = false;
   app.add_option("target", target, "device or image file (not mounted)")->required();

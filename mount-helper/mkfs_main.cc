@@ -25,6 +25,10 @@ int Fail(const std::string& target, const std::string& msg) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Make a udaxfs filesystem on a devdax device, a DAX file or an image file."};
+  // One line on stderr for a usage error, as every udaxfs tool.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("mkfs.udaxfs: ") + e.what() + " (--help for usage)\n";
+  });
   std::string target, size_text, au_text = "auto", label;
   uint64_t bytes_per_inode = 8192;
   bool force = false, quiet = false;

@@ -5,6 +5,10 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"Inspect and control udaxfs filesystems."};
+  // One line on stderr for a usage error, as every udaxfs tool.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("udaxctl: ") + e.what() + " (--help for usage)\n";
+  });
   app.require_subcommand(1);
   bool json = false;
   app.add_flag("--json", json, "print JSON");

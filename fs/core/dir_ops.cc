@@ -10,6 +10,8 @@ namespace {
 // 55% fill with 20-byte names), or whenever an insert had to overflow.
 constexpr uint64_t kSplitEntriesPerBucket = 64;
 constexpr uint64_t kMaxBuckets = kDirOvfBase - 1;
+// A split may allocate a bucket, overflow blocks for it, and extent blocks.
+constexpr uint64_t kSplitMinFreeAus = 16;
 
 }  // namespace
 
@@ -170,8 +172,10 @@ Status DirOps::Insert(Inode* dir, std::string_view name, uint64_t ino, uint8_t t
     UDAX_RETURN_IF_ERROR(WriteBlock(dir, chain.back().logical, chain.back().block));
   }
   dir->d.dir_entries++;
+  // A split only keeps chains short; it is skipped when space is nearly gone, so that
+  // creating a name never needs more than an overflow block and its extent block.
   if ((overflowed || dir->d.dir_entries > uint64_t{dir->d.dir_buckets} * kSplitEntriesPerBucket) &&
-      dir->d.dir_buckets < kMaxBuckets) {
+      dir->d.dir_buckets < kMaxBuckets && fs_->aus_.free_count() >= kSplitMinFreeAus) {
     UDAX_RETURN_IF_ERROR(Split(dir));
   }
   return Status::Ok();

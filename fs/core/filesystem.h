@@ -168,6 +168,8 @@ class Filesystem {
   Status RemoveExtents(Inode* inode, uint64_t from, uint64_t to);
   Status WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, const Extent& e);
   Status GrowSlots(Inode* inode);
+  // Extent blocks `new_extents` more extents would need (to reserve space for them).
+  uint64_t ExtentBlocksNeeded(const Inode& inode, uint64_t new_extents) const;
   Status ShrinkSlots(Inode* inode);
   Status TruncateBlocks(Inode* inode, uint64_t new_size);
   // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).

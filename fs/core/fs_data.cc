@@ -115,10 +115,13 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   }
   const bool has_hole = hole_aus > 0;
   // Out of space for all of it: write what fits (a short write), as POSIX asks; ENOSPC
-  // only when not one byte fits. The margin covers extent blocks the holes may need.
-  if (has_hole && hole_aus + 2 > aus_.free_count()) {
+  // only when not one byte fits. The margin covers extent blocks the new extents may need
+  // (at worst one extent per AU, if free space is that fragmented).
+  if (has_hole && hole_aus + ExtentBlocksNeeded(*inode, hole_aus) > aus_.free_count()) {
     std::unique_lock<std::mutex> lock(mu_);
-    uint64_t budget = aus_.free_count() > 2 ? aus_.free_count() - 2 : 0;
+    const uint64_t free = aus_.free_count();
+    const uint64_t margin = ExtentBlocksNeeded(*inode, std::min(hole_aus, free));
+    uint64_t budget = free > margin ? free - margin : 0;
     uint64_t fits_end = off;
     for (uint64_t a = first_au; a <= last_au;) {
       uint64_t run;
@@ -172,7 +175,9 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
     }
   }
   // Room for the holes and the extent blocks they may need, checked before any change.
-  if (aus_.free_count() < hole_aus + 2) return Status::NoSpace("no space");
+  if (aus_.free_count() < hole_aus + ExtentBlocksNeeded(*inode, hole_aus)) {
+    return Status::NoSpace("no space");
+  }
   // Allocate the holes; zero the parts of new AUs this write does not cover.
   std::vector<std::pair<uint64_t, uint64_t>> fresh;  // file AU ranges allocated now
   for (uint64_t a = first_au; a <= last_au;) {

@@ -107,6 +107,13 @@ Status Filesystem::WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, cons
   return Status::Ok();
 }
 
+uint64_t Filesystem::ExtentBlocksNeeded(const Inode& inode, uint64_t new_extents) const {
+  const uint64_t per = ExtentsPerBlock(sb_);
+  const uint64_t capacity = kInlineExtents + inode.extents.blocks.size() * per;
+  const uint64_t need = inode.d.ext_count + new_extents;
+  return need <= capacity ? 0 : (need - capacity + per - 1) / per;
+}
+
 Status Filesystem::GrowSlots(Inode* inode) {
   ExtentMap& m = inode->extents;
   const uint64_t capacity = kInlineExtents + m.blocks.size() * ExtentsPerBlock(sb_);

@@ -17,9 +17,10 @@ namespace udax {
 namespace {
 
 constexpr uint32_t kMaxLinks = 65000;
-// AUs one namespace operation may need at most: directory growth (a split or an overflow
-// block in up to two directories, each maybe needing an extent block) plus a symlink AU.
-constexpr uint64_t kNamespaceOpAus = 8;
+// AUs one namespace operation may need at most: an overflow block for the new entry and
+// an extent block to map it, a new directory's first bucket, a symlink's target. Bucket
+// splits are skipped when space is this short (see DirOps::Insert).
+constexpr uint64_t kNamespaceOpAus = 4;
 
 void Touch(DiskInode* d, bool mtime, bool ctime) {
   timespec ts;

@@ -180,6 +180,17 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guard(req, [&] {
     auto inode = Fs(req).Open(ino, fi->flags);
     if (!inode.ok()) return (void)fuse_reply_err(req, inode.status().code());
+    if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+      // libfuse negotiates atomic O_TRUNC: the truncation (and its mtime) is ours to do.
+      SetAttrIn in;
+      in.size = true;
+      in.attr.st_size = 0;
+      auto st = Fs(req).SetAttr(ino, in);
+      if (!st.ok()) {
+        Fs(req).Release(*inode);
+        return (void)fuse_reply_err(req, st.status().code());
+      }
+    }
     fi->fh = reinterpret_cast<uint64_t>(*inode);
     SetOpenFlags(req, fi);
     if (fuse_reply_open(req, fi) == -ENOENT) Fs(req).Release(*inode);

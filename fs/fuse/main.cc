@@ -2,6 +2,7 @@
 //
 // Mounts first (so the caller sees a serving mount when we return), then daemonizes
 // unless -f, then serves requests on libfuse's multi-threaded loop until unmounted.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -133,6 +134,18 @@ int main(int argc, char* argv[]) {
   if (getuid() == 0) base += ",allow_other,dev,suid";
   fuse_opt_insert_arg(&args, 1, base.c_str());
 
+  {
+    // A mount point that cannot be mounted on must fail before the target is touched.
+    struct stat st;
+    if (stat(cmd.mountpoint, &st) != 0) {
+      fprintf(stderr, "udaxfs: mount point %s: %s\n", cmd.mountpoint, strerror(errno));
+      return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      fprintf(stderr, "udaxfs: mount point %s: not a directory\n", cmd.mountpoint);
+      return 1;
+    }
+  }
   // Parse the FUSE options before touching the target: a bad option must not write.
   fuse_lowlevel_ops ops;
   udax::AssignOperations(&ops);
