@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -63,6 +64,20 @@ Result<std::vector<OwnerRange>> RmapViaIoctl(const std::string& dir, uint64_t ph
   } while (q->count > 0 && out.size() < q->total);
   close(fd);
   return out;
+}
+
+// The path of `ino` as the daemon knows it, or "" when it has none.
+std::string PathViaIoctl(const std::string& dir, uint64_t ino) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return "";
+  auto q = std::make_unique<udax_ioc_path>();
+  q->ino = ino;
+  const bool ok = ioctl(fd, UDAX_IOC_PATH, q.get()) == 0;
+  close(fd);
+  if (!ok) return "";
+  std::string path = dir;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path + (q->path[1] ? q->path : "");
 }
 
 }  // namespace
@@ -138,6 +153,19 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
     fprintf(stderr, "udaxctl rmap: %s\n", owners.status().message().c_str());
     return 1;
   }
+  std::map<uint64_t, std::string> paths;
+  auto path_of = [&](const Owner& o) -> const std::string& {
+    auto it = paths.find(o.ino);
+    if (it != paths.end()) return it->second;
+    std::string p;
+    if (fs) {
+      auto r = fs->PathOf(o.ino);
+      if (r.ok()) p = *r;
+    } else {
+      p = PathViaIoctl(where, o.ino);
+    }
+    return paths[o.ino] = p;
+  };
   if (json) {
     nlohmann::json j = nlohmann::json::array();
     for (const OwnerRange& r : *owners) {
@@ -146,6 +174,8 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
         o["ino"] = r.owner.ino;
         o["generation"] = r.owner.generation;
         o["offset"] = r.offset;
+        const std::string& path = path_of(r.owner);
+        if (!path.empty()) o["path"] = path;
       }
       j.push_back(o);
     }
@@ -158,6 +188,8 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
     if (r.owner.ino) {
       printf(" ino %llu offset %llu", static_cast<unsigned long long>(r.owner.ino),
              static_cast<unsigned long long>(r.offset));
+      const std::string& path = path_of(r.owner);
+      if (!path.empty()) printf(" path %s", path.c_str());
     }
     printf("\n");
   }

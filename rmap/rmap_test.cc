@@ -67,6 +67,11 @@ TEST(ReverseMap, BmapAndOwnersAgreeBothWays) {
       EXPECT_EQ(owners[0].len, x.length);
     }
   }
+  EXPECT_EQ(Must(fs->PathOf(e.ino)), "/f");
+  auto d = Must(fs->Mkdir(kRootIno, "d", 0755, kRoot));
+  ASSERT_OK(fs->Rename(kRootIno, "g", d.ino, "moved", 0));
+  EXPECT_EQ(Must(fs->PathOf(e2.ino)), "/d/moved");
+  EXPECT_EQ(Must(fs->PathOf(kRootIno)), "/");
   // A bad cacheline in the middle of an extent narrows to 64 bytes of one file.
   auto ext = Must(fs->Bmap(e.ino));
   auto owners = Must(fs->Owners(ext[1].phys_offset + 128, 64));

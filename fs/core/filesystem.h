@@ -106,6 +106,9 @@ class Filesystem {
   Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
                 std::string_view new_name, unsigned flags);
   Result<std::string> ReadLink(uint64_t ino);
+  // A path of `ino` from the root ("/a/b"), for reports. Uses the parent hint every inode
+  // keeps and one directory listing per level; NotFound when no name is known.
+  Result<std::string> PathOf(uint64_t ino);
 
   // Open files: the returned Inode* stays valid until Release.
   Result<Inode*> Open(uint64_t ino, int flags);

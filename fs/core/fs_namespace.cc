@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "fs/core/dir_ops.h"
@@ -121,6 +122,7 @@ Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint3
   if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(mode, caller, dir));
   inode->d.nlink = 1;
+  inode->d.parent = dir->ino;  // a hint for paths in reports (files may have more names)
   inode->d.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
   UDAX_RETURN_IF_ERROR(dirs.Insert(dir, name, inode->ino, DirentType(mode)));
   Touch(&dir->d, true, true);
@@ -174,6 +176,7 @@ Result<EntryOut> Filesystem::Symlink(uint64_t parent, std::string_view name,
   if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(S_IFLNK | 0777, caller, dir));
   inode->d.nlink = 1;
+  inode->d.parent = dir->ino;
   inode->d.size = target.size();
   if (target.size() <= sizeof(inode->d.inline_data)) {
     inode->d.flags |= kInodeInlineData;
@@ -232,6 +235,7 @@ Result<EntryOut> Filesystem::Link(uint64_t ino, uint64_t new_parent, std::string
   if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
   UDAX_RETURN_IF_ERROR(dirs.Insert(dir, new_name, inode->ino, DirentType(inode->d.mode)));
   inode->d.nlink++;
+  inode->d.parent = dir->ino;
   Touch(&inode->d, false, true);
   Touch(&dir->d, true, true);
   StageInode(inode);
@@ -373,6 +377,8 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
         src_dir->d.nlink++;
       }
     }
+    if (!src_is_dir) src->d.parent = dst_dir->ino;
+    if (!dst_is_dir) dst->d.parent = src_dir->ino;
     Touch(&dst->d, false, true);
     StageInode(dst);
   } else {
@@ -386,6 +392,8 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
       src->d.parent = dst_dir->ino;
       src_dir->d.nlink--;
       dst_dir->d.nlink++;
+    } else if (!src_is_dir) {
+      src->d.parent = dst_dir->ino;
     }
     if (dst) {
       if (dst_is_dir) {
@@ -408,6 +416,29 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
   UDAX_RETURN_IF_ERROR(Commit());
   if (dst) MaybeEvict(dst);
   return Status::Ok();
+}
+
+Result<std::string> Filesystem::PathOf(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string path;
+  uint64_t cur = ino;
+  for (uint64_t depth = 0; cur != kRootIno; ++depth) {
+    if (depth > 4096) return Status::Corruption("directory parent cycle");
+    UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(cur));
+    if (inode->d.nlink == 0) return Status::NotFound("inode has no name (unlinked)");
+    UDAX_ASSIGN_OR_RETURN(Inode * dir, Get(inode->d.parent));
+    if (!S_ISDIR(dir->d.mode)) return Status::NotFound("no path known");
+    UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+    // The parent is a hint for files with several names: find the entry that names us.
+    std::vector<DirListEntry> entries;
+    UDAX_RETURN_IF_ERROR(DirOps(this).List(dir, &entries));
+    auto it = std::find_if(entries.begin(), entries.end(),
+                           [&](const DirListEntry& e) { return e.ino == cur; });
+    if (it == entries.end()) return Status::NotFound("no path known");
+    path = "/" + it->name + path;
+    cur = dir->ino;
+  }
+  return path.empty() ? "/" : path;
 }
 
 Result<std::vector<DirListEntry>> Filesystem::ListDir(uint64_t ino) {

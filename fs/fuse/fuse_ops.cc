@@ -384,6 +384,18 @@ void IoctlRmap(fuse_req_t req, const void* in_buf, size_t in_size) {
   fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
 }
 
+void IoctlPath(fuse_req_t req, const void* in_buf, size_t in_size) {
+  if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+  auto out = std::make_unique<udax_ioc_path>();
+  if (in_size < sizeof(out->ino)) return (void)fuse_reply_err(req, EINVAL);
+  std::memcpy(&out->ino, in_buf, sizeof(out->ino));
+  auto path = Fs(req).PathOf(out->ino);
+  if (!path.ok()) return (void)fuse_reply_err(req, path.status().code());
+  if (path->size() >= sizeof(out->path)) return (void)fuse_reply_err(req, ENAMETOOLONG);
+  std::memcpy(out->path, path->c_str(), path->size() + 1);
+  fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
+}
+
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
              unsigned flags, const void* in_buf, size_t in_size, size_t) {
   Guard(req, [&] {
@@ -393,6 +405,8 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
         return IoctlBmap(req, ino, in_buf, in_size);
       case UDAX_IOC_RMAP:
         return IoctlRmap(req, in_buf, in_size);
+      case UDAX_IOC_PATH:
+        return IoctlPath(req, in_buf, in_size);
       default:
         return (void)fuse_reply_err(req, ENOTTY);
     }

@@ -43,7 +43,14 @@ struct udax_ioc_rmap {
   struct udax_rmap_owner owner[UDAX_RMAP_MAX];
 };
 
+/* A path (from the mount's root) of an inode the reverse map named. */
+struct udax_ioc_path {
+  uint64_t ino;    /* in */
+  char path[4096]; /* out: NUL-terminated */
+};
+
 #define UDAX_IOC_BMAP _IOWR(UDAX_IOC_MAGIC, 1, struct udax_ioc_bmap)
 #define UDAX_IOC_RMAP _IOWR(UDAX_IOC_MAGIC, 2, struct udax_ioc_rmap)
+#define UDAX_IOC_PATH _IOWR(UDAX_IOC_MAGIC, 3, struct udax_ioc_path)
 
 #endif /* UDAXFS_IOCTL_H_ */
