@@ -25,6 +25,12 @@ int main(int argc, char** argv) {
   rmap->add_option("range", range, "PHYS[+LEN] in bytes (0x... or sizes like 4k)")->required();
   rmap->add_flag("--json", json, "print JSON");
 
+  std::string scrub_target;
+  auto* scrub = app.add_subcommand("scrub", "verify the checksum of every metadata record");
+  scrub->add_option("target", scrub_target, "a udaxfs mount point, or an unmounted device or image")
+      ->required();
+  scrub->add_flag("--json", json, "print JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -33,5 +39,6 @@ int main(int argc, char** argv) {
   }
   if (*bmap) return udax::CmdBmap(file, json);
   if (*rmap) return udax::CmdRmap(where, range, json);
+  if (*scrub) return udax::CmdScrub(scrub_target, json);
   return 1;
 }

@@ -102,7 +102,7 @@ int CmdBmap(const std::string& file, bool json) {
   printf(" EXT: %-24s %-24s %s\n", "FILE-OFFSET", "PHYS-OFFSET", "LENGTH");
   int n = 0;
   for (const BmapExtent& e : *extents) {
-    printf(" %3d: %#-24llx %#-24llx %llu\n", n++, static_cast<unsigned long long>(e.file_offset),
+    printf(" %3d: 0x%-22llx 0x%-22llx %llu\n", n++, static_cast<unsigned long long>(e.file_offset),
            static_cast<unsigned long long>(e.phys_offset),
            static_cast<unsigned long long>(e.length));
   }
@@ -183,7 +183,7 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
     return 0;
   }
   for (const OwnerRange& r : *owners) {
-    printf("%#llx+%llu: %s", static_cast<unsigned long long>(r.phys),
+    printf("0x%llx+%llu: %s", static_cast<unsigned long long>(r.phys),
            static_cast<unsigned long long>(r.len), OwnerKindName(r.owner.kind));
     if (r.owner.ino) {
       printf(" ino %llu offset %llu", static_cast<unsigned long long>(r.owner.ino),

@@ -134,6 +134,10 @@ class Filesystem {
   // Walks the directory tree from the root and checks names against inodes: entries
   // naming free inodes, wrong types, ".." links, link counts, unreachable inodes.
   Result<CheckReport> CheckNamespace();
+  // Verifies the checksum of every metadata record in use (superblock and replica,
+  // journal state, inodes, extent slots and blocks, directory buckets, reverse-map
+  // records) without cross-checking them; reports each failure.
+  Result<CheckReport> Scrub();
 
   struct statvfs StatFs();
   uint64_t MaxFileSize() const;

@@ -234,3 +234,51 @@ Result<CheckReport> Filesystem::CheckNamespace() {
 }
 
 }  // namespace udax
+
+namespace udax {
+
+Result<CheckReport> Filesystem::Scrub() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckReport report;
+  for (uint64_t off : {uint64_t{0}, sb_.replica_off}) {
+    DiskSuperblock sb;
+    UDAX_RETURN_IF_ERROR(region_->ReadSafe(off, &sb, sizeof(sb)));
+    Status st = SuperblockVerify(sb, region_->size());
+    if (!st.ok()) report.Add((off ? "superblock replica: " : "superblock: ") + st.message());
+  }
+  DiskJournalState state;
+  UDAX_RETURN_IF_ERROR(region_->ReadSafe(sb_.journal_off, &state, sizeof(state)));
+  if (!JournalStateValid(state)) report.Add("journal state block: checksum mismatch");
+
+  DirOps dirs(this);
+  for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
+    if (!inos_.IsAllocated(ino)) continue;
+    ++report.inodes;
+    Inode scratch(ino);
+    UDAX_RETURN_IF_ERROR(region_->ReadSafe(InodeOffset(sb_, ino), &scratch.d, sizeof(DiskInode)));
+    Status st = InodeVerify(scratch.d, ino);
+    if (!st.ok()) {
+      report.Add(st.message());
+      continue;
+    }
+    st = LoadExtents(&scratch);  // verifies every slot and extent-block header
+    if (!st.ok()) {
+      report.Add(st.message());
+      continue;
+    }
+    if (S_ISDIR(scratch.d.mode)) {
+      std::vector<DirListEntry> entries;
+      st = dirs.List(&scratch, &entries);  // decodes (and so verifies) every bucket
+      if (!st.ok()) report.Add(st.message());
+    }
+  }
+  for (uint64_t au = 0; au < sb_.au_count; ++au) {
+    if (!aus_.IsAllocated(au)) continue;
+    ++report.allocated_aus;
+    auto owner = rmap_.Read(au);
+    if (!owner.ok()) report.Add(owner.status().message());
+  }
+  return report;
+}
+
+}  // namespace udax

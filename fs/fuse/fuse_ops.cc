@@ -396,6 +396,21 @@ void IoctlPath(fuse_req_t req, const void* in_buf, size_t in_size) {
   fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
 }
 
+void IoctlScrub(fuse_req_t req) {
+  if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+  auto report = Fs(req).Scrub();
+  if (!report.ok()) return (void)fuse_reply_err(req, report.status().code());
+  auto out = std::make_unique<udax_ioc_scrub>();
+  std::memset(out.get(), 0, sizeof(*out));
+  out->inodes = report->inodes;
+  out->allocated_aus = report->allocated_aus;
+  out->problems = report->problems;
+  for (size_t i = 0; i < report->messages.size() && i < UDAX_SCRUB_MESSAGES; ++i) {
+    snprintf(out->messages[i], sizeof(out->messages[i]), "%s", report->messages[i].c_str());
+  }
+  fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
+}
+
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
              unsigned flags, const void* in_buf, size_t in_size, size_t) {
   Guard(req, [&] {
@@ -407,6 +422,8 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
         return IoctlRmap(req, in_buf, in_size);
       case UDAX_IOC_PATH:
         return IoctlPath(req, in_buf, in_size);
+      case UDAX_IOC_SCRUB:
+        return IoctlScrub(req);
       default:
         return (void)fuse_reply_err(req, ENOTTY);
     }

@@ -102,15 +102,22 @@ void Usage(const char* prog) {
 int main(int argc, char* argv[]) {
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   CmdLine cmd;
+  // fuse_opt_parse copies the argument list and string options: free them on every path.
+  struct Cleanup {
+    fuse_args* args;
+    CmdLine* cmd;
+    ~Cleanup() {
+      fuse_opt_free_args(args);
+      free(cmd->cache);
+    }
+  } cleanup{&args, &cmd};
   if (fuse_opt_parse(&args, &cmd, kOptions, OptProc) != 0) return 1;
   if (cmd.help) {
     Usage(argv[0]);
-    fuse_opt_free_args(&args);
     return 0;
   }
   if (cmd.version) {
     printf("udaxfs version 0.1.0, FUSE library %s\n", fuse_pkgversion());
-    fuse_opt_free_args(&args);
     return 0;
   }
   if (!cmd.target || !cmd.mountpoint) {
@@ -130,7 +137,12 @@ int main(int argc, char* argv[]) {
   }
   // Mount options every udaxfs mount has: the kernel checks permissions from our
   // attributes, and the source is the target string (xfstests finds mounts by it).
-  std::string base = "-odefault_permissions,fsname=" + std::string(cmd.target);
+  std::string fsname;
+  for (const char* p = cmd.target; *p; ++p) {
+    if (*p == ',' || *p == '\\') fsname += '\\';  // fuse_opt escapes
+    fsname += *p;
+  }
+  std::string base = "-odefault_permissions,fsname=" + fsname;
   if (getuid() == 0) base += ",allow_other,dev,suid";
   fuse_opt_insert_arg(&args, 1, base.c_str());
 

@@ -49,8 +49,18 @@ struct udax_ioc_path {
   char path[4096]; /* out: NUL-terminated */
 };
 
+/* Checksum scrub of every metadata record in use. */
+#define UDAX_SCRUB_MESSAGES 16
+struct udax_ioc_scrub {
+  uint64_t inodes;        /* out: inodes in use */
+  uint64_t allocated_aus; /* out */
+  uint64_t problems;      /* out: checksum failures */
+  char messages[UDAX_SCRUB_MESSAGES][200]; /* out: the first ones */
+};
+
 #define UDAX_IOC_BMAP _IOWR(UDAX_IOC_MAGIC, 1, struct udax_ioc_bmap)
 #define UDAX_IOC_RMAP _IOWR(UDAX_IOC_MAGIC, 2, struct udax_ioc_rmap)
 #define UDAX_IOC_PATH _IOWR(UDAX_IOC_MAGIC, 3, struct udax_ioc_path)
+#define UDAX_IOC_SCRUB _IOR(UDAX_IOC_MAGIC, 4, struct udax_ioc_scrub)
 
 #endif /* UDAXFS_IOCTL_H_ */

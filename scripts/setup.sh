@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# setup.sh -- installs everything udaxfs needs to build and test on Debian bookworm.
+#
+# Idempotent: when every package is already installed it does nothing (no network).
+# Must run as root (or with sudo available). Quiet on success, errors stay visible.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain and build
+  build-essential cmake ninja-build pkg-config
+  # FUSE
+  libfuse3-dev fuse3
+  # persistent memory (PMDK, ndctl/daxctl)
+  libpmem2-dev libpmem-dev libndctl-dev libdaxctl-dev
+  # ISA-L (CRC32C), JSON, CLI parsing
+  libisal-dev nlohmann-json3-dev libcli11-dev
+  # unit tests and benchmarks
+  libgtest-dev googletest libbenchmark-dev fio
+  # mounted-filesystem test suite (tests/fs): python helpers, setpriv/findmnt, xxd ...
+  python3 util-linux procps psmisc coreutils attr acl xxd kmod
+)
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "setup.sh: must run as root (or have sudo)" >&2
+    exit 1
+  fi
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup.sh: all ${#PACKAGES[@]} packages already installed"
+fi
+
+# FUSE needs /dev/fuse; load the module if it is missing (a container may not allow it).
+if [[ ! -e /dev/fuse ]]; then
+  "${SUDO[@]}" modprobe fuse 2>/dev/null || echo "setup.sh: warning: /dev/fuse missing and modprobe fuse failed" >&2
+fi
+exit 0

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# test.sh -- the whole default test suite (README set-up command 2; .ci/run calls it).
+#
+#   1. scripts/setup.sh                     dependencies (apt), skipped when all present
+#   2. scripts/build.sh                     -> build/        + ctest
+#   3. tests/fs/check -b build              the mounted-filesystem suite
+#   4. scripts/build.sh --sanitize          -> build-asan/   + ctest (ASan + UBSan)
+#   5. tests/fs/check -b build-asan         the suite again on the sanitized daemon
+#                                           (all of it; see UDAX_ASAN_FS_EXCLUDE)
+# Ends with one line "N passed, M failed[, K skipped]" counting the mounted-filesystem
+# tests of both runs; exits non-zero if any step failed. Works without stdin and with
+# CI=true. Environment:
+#   UDAX_BUILD_DIR / UDAX_ASAN_BUILD_DIR   build directories (default build, build-asan)
+#   UDAX_SKIP_ASAN=1                       skip steps 4 and 5
+#   UDAX_ASAN_FS_EXCLUDE                   tests left out of step 5 (default: none)
+#   UDAX_FS_TESTS                          run only these fs tests (both runs)
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+exec </dev/null
+
+normal=${UDAX_BUILD_DIR:-build}
+asan=${UDAX_ASAN_BUILD_DIR:-build-asan}
+asan_exclude=${UDAX_ASAN_FS_EXCLUDE-}
+read -r -a only <<<"${UDAX_FS_TESTS:-}"
+
+start=$SECONDS
+failed_steps=()
+fs_pass=0 fs_fail=0 fs_skip=0
+
+step() { echo; echo "==== $* ($((SECONDS - start))s)"; }
+
+# count_fs LOG: add the "N passed, M failed[, K skipped]" line of a check run.
+count_fs() {
+  local line p f s
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1)
+  [[ -n $line ]] || return 1
+  p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
+  s=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$line")
+  fs_pass=$((fs_pass + p)) fs_fail=$((fs_fail + f)) fs_skip=$((fs_skip + ${s:-0}))
+}
+
+run_ctest() {
+  local dir=$1
+  (cd "$dir" && ctest --output-on-failure --timeout 600 -j "$(nproc)")
+}
+
+run_fs() {
+  local dir=$1 log=$1/fs-check.log
+  shift
+  mkdir -p "$dir"
+  tests/fs/check -b "$dir" "$@" "${only[@]}" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  count_fs "$log" || rc=1
+  return "$rc"
+}
+
+step "setup"
+scripts/setup.sh || failed_steps+=("setup")
+
+step "build ($normal)"
+if UDAX_BUILD_DIR=$normal scripts/build.sh; then
+  step "unit tests ($normal)"
+  run_ctest "$normal" || failed_steps+=("ctest $normal")
+  step "mounted-filesystem tests ($normal)"
+  run_fs "$normal" || failed_steps+=("fs tests $normal")
+else
+  failed_steps+=("build $normal")
+fi
+
+if [[ ${UDAX_SKIP_ASAN:-0} != 1 ]]; then
+  step "build with sanitizers ($asan)"
+  if UDAX_BUILD_DIR=$asan scripts/build.sh --sanitize; then
+    step "unit tests ($asan)"
+    ASAN_OPTIONS=detect_leaks=1 run_ctest "$asan" || failed_steps+=("ctest $asan")
+    step "mounted-filesystem tests ($asan)"
+    ex=()
+    for t in $asan_exclude; do ex+=(-x "$t"); done
+    run_fs "$asan" "${ex[@]}" || failed_steps+=("fs tests $asan")
+  else
+    failed_steps+=("build $asan")
+  fi
+fi
+
+echo
+echo "==== summary ($((SECONDS - start))s)"
+if ((${#failed_steps[@]})); then
+  echo "FAILED steps: $(IFS=,; echo "${failed_steps[*]}")"
+else
+  echo "all steps passed"
+fi
+line="$fs_pass passed, $fs_fail failed"
+((fs_skip)) && line+=", $fs_skip skipped"
+echo "$line"
+((${#failed_steps[@]} == 0))

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""fsop.py -- one file-system call, its outcome printed as "OP ARGS: OK|ERRNAME[ result]".
+
+Used by the mounted-filesystem tests so that expected errors show up in golden output as
+errno names (ENOTEMPTY) instead of tool-specific messages. Exit status is 0 either way.
+
+  mkdir PATH [MODE]          rmdir PATH           unlink PATH
+  rename OLD NEW             link OLD NEW         symlink TARGET PATH
+  create PATH [MODE]         (O_CREAT|O_EXCL|O_WRONLY)
+  open PATH FLAGS            FLAGS: r, w, rw, plus c (O_CREAT) x (O_EXCL) t (O_TRUNC)
+                             a (O_APPEND) d (O_DIRECTORY) n (O_NOFOLLOW), e.g. "wc"
+  read PATH [LEN]            prints the bytes read (repr)
+  pread PATH OFFSET LEN      prints the bytes read at OFFSET (repr)
+  write PATH OFFSET TEXT     pwrite without truncation
+  append PATH TEXT           O_APPEND write
+  readlink PATH              prints the target (or its length and start when > 100 chars)
+  chmod PATH MODE            chown PATH UID GID      truncate PATH SIZE
+  mknod PATH TYPE [MAJ MIN]  TYPE: fifo, sock, chr, blk, reg
+  utime PATH ATIME_NS MTIME_NS
+  stat PATH / lstat PATH     prints type, mode, nlink, uid, gid, size
+  access PATH MODE           MODE: r, w, x, f or combinations
+  opendir PATH               lists the names (sorted)
+  bindsock PATH              binds an AF_UNIX socket to PATH
+"""
+import errno
+import os
+import socket
+import stat
+import sys
+
+
+def ftype(mode):
+    for test, name in ((stat.S_ISREG, "reg"), (stat.S_ISDIR, "dir"), (stat.S_ISLNK, "lnk"),
+                       (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "sock"), (stat.S_ISCHR, "chr"),
+                       (stat.S_ISBLK, "blk")):
+        if test(mode):
+            return name
+    return "?"
+
+
+def describe(st):
+    """Stable fields only; directory sizes are filesystem-specific and left out."""
+    out = "%s mode=%o nlink=%d uid=%d gid=%d" % (
+        ftype(st.st_mode), stat.S_IMODE(st.st_mode), st.st_nlink, st.st_uid, st.st_gid)
+    if not stat.S_ISDIR(st.st_mode):
+        out += " size=%d" % st.st_size
+    return out
+
+
+def open_flags(spec):
+    flags = {"r": os.O_RDONLY, "w": os.O_WRONLY}.get(spec[0], os.O_RDWR)
+    rest = spec[2:] if spec.startswith("rw") else spec[1:]
+    for c in rest:
+        flags |= {"c": os.O_CREAT, "x": os.O_EXCL, "t": os.O_TRUNC, "a": os.O_APPEND,
+                  "d": os.O_DIRECTORY, "n": os.O_NOFOLLOW}[c]
+    return flags
+
+
+def run(op, a):
+    if op == "mkdir":
+        os.mkdir(a[0], int(a[1], 8) if len(a) > 1 else 0o777)
+    elif op == "rmdir":
+        os.rmdir(a[0])
+    elif op == "unlink":
+        os.unlink(a[0])
+    elif op == "rename":
+        os.rename(a[0], a[1])
+    elif op == "link":
+        os.link(a[0], a[1])
+    elif op == "symlink":
+        os.symlink(a[0], a[1])
+    elif op == "create":
+        os.close(os.open(a[0], os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                         int(a[1], 8) if len(a) > 1 else 0o666))
+    elif op == "open":
+        os.close(os.open(a[0], open_flags(a[1]), 0o644))
+    elif op == "read":
+        fd = os.open(a[0], os.O_RDONLY)
+        try:
+            return repr(os.read(fd, int(a[1]) if len(a) > 1 else 1 << 20))
+        finally:
+            os.close(fd)
+    elif op == "pread":
+        fd = os.open(a[0], os.O_RDONLY)
+        try:
+            return repr(os.pread(fd, int(a[2]), int(a[1])))
+        finally:
+            os.close(fd)
+    elif op == "write":
+        fd = os.open(a[0], os.O_WRONLY)
+        try:
+            return "wrote %d" % os.pwrite(fd, a[2].encode(), int(a[1]))
+        finally:
+            os.close(fd)
+    elif op == "append":
+        fd = os.open(a[0], os.O_WRONLY | os.O_APPEND)
+        try:
+            return "wrote %d" % os.write(fd, a[1].encode())
+        finally:
+            os.close(fd)
+    elif op == "readlink":
+        t = os.readlink(a[0])
+        return t if len(t) <= 100 else "len=%d %s..." % (len(t), t[:20])
+    elif op == "chmod":
+        os.chmod(a[0], int(a[1], 8))
+    elif op == "chown":
+        os.chown(a[0], int(a[1]), int(a[2]))
+    elif op == "truncate":
+        os.truncate(a[0], int(a[1]))
+    elif op == "mknod":
+        kinds = {"fifo": stat.S_IFIFO, "sock": stat.S_IFSOCK, "chr": stat.S_IFCHR,
+                 "blk": stat.S_IFBLK, "reg": stat.S_IFREG}
+        dev = os.makedev(int(a[2]), int(a[3])) if len(a) > 3 else 0
+        os.mknod(a[0], kinds[a[1]] | 0o644, dev)
+    elif op == "utime":
+        os.utime(a[0], ns=(int(a[1]), int(a[2])))
+    elif op == "stat":
+        return describe(os.stat(a[0]))
+    elif op == "lstat":
+        return describe(os.lstat(a[0]))
+    elif op == "access":
+        mode = 0
+        for c in a[1]:
+            mode |= {"r": os.R_OK, "w": os.W_OK, "x": os.X_OK, "f": os.F_OK}[c]
+        if not os.access(a[0], mode):
+            raise PermissionError(errno.EACCES, "access")
+    elif op == "opendir":
+        return " ".join(sorted(os.listdir(a[0])))
+    elif op == "bindsock":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(a[0])
+        s.close()
+    else:
+        raise SystemExit("fsop.py: unknown op " + op)
+    return None
+
+
+def shorten(arg):
+    """Long path components become NAME...(N chars) so golden lines stay readable."""
+    parts = arg.split("/")
+    arg = "/".join(p if len(p) <= 40 else p[:8] + "...(%d chars)" % len(p) for p in parts)
+    return arg if len(arg) <= 160 else arg[:20] + "...(%d chars)" % len(arg)
+
+
+def main():
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    op, args = sys.argv[1], sys.argv[2:]
+    shown = " ".join(shorten(x) for x in args)
+    try:
+        out = run(op, args)
+        print("%s %s: OK%s" % (op, shown, "" if out is None else " " + out))
+    except OSError as e:
+        print("%s %s: %s" % (op, shown, errno.errorcode.get(e.errno, str(e.errno))))
+
+
+if __name__ == "__main__":
+    main()
