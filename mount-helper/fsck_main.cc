@@ -1,6 +1,7 @@
 // fsck_main.cc -- fsck.udaxfs: check a udaxfs (unmounted) and report, e2fsck-style.
 //
-// Exit codes as e2fsck: 0 clean, 4 problems left uncorrected, 8 operational error.
+// Exit codes as e2fsck: 0 clean, 1 problems fixed, 4 problems left uncorrected,
+// 8 operational error.
 // Without -n the journal is replayed first (as every mount would do); with -n nothing at
 // all is written.
 #include <CLI/CLI.hpp>
@@ -13,6 +14,7 @@
 namespace {
 
 constexpr int kExitClean = 0;
+constexpr int kExitFixed = 1;
 constexpr int kExitUncorrected = 4;
 constexpr int kExitOperational = 8;
 
@@ -25,10 +27,12 @@ int main(int argc, char** argv) {
     return std::string("fsck.udaxfs: ") + e.what() + " (--help for usage)\n";
   });
   std::string target;
-  bool no_write = false, json = false, quiet = false;
+  bool no_write = false, json = false, quiet = false, rebuild_rmap = false;
   app.add_option("target", target, "device or image file (not mounted)")->required();
   app.add_flag("-n,--no-write", no_write, "open read-only; do not replay the journal");
   app.add_flag("--json", json, "print the report as JSON");
+  app.add_flag("--rebuild-rmap", rebuild_rmap,
+               "rewrite reverse-map records from the forward maps")->excludes("--no-write");
   app.add_flag("-q,--quiet", quiet, "print only problems");
   try {
     app.parse(argc, argv);
@@ -43,6 +47,20 @@ int main(int argc, char** argv) {
   if (!fs.ok()) {
     fprintf(stderr, "fsck.udaxfs: %s\n", fs.status().message().c_str());
     return kExitOperational;
+  }
+  uint64_t fixed = 0;
+  if (rebuild_rmap) {
+    auto rewritten = (*fs)->RebuildReverseMap();
+    if (!rewritten.ok()) {
+      fprintf(stderr, "fsck.udaxfs: %s: --rebuild-rmap: %s\n", target.c_str(),
+              rewritten.status().message().c_str());
+      return kExitUncorrected;
+    }
+    fixed = *rewritten;
+    if (!json && !quiet) {
+      printf("%s: rebuilt %llu reverse-map records\n", target.c_str(),
+             static_cast<unsigned long long>(fixed));
+    }
   }
   auto maps = (*fs)->CrossCheckMaps();
   auto names = maps.ok() ? (*fs)->CheckNamespace() : maps;
@@ -64,6 +82,7 @@ int main(int argc, char** argv) {
     j["inodes"] = maps->inodes;
     j["allocated_aus"] = maps->allocated_aus;
     j["messages"] = messages;
+    j["rmap_records_rebuilt"] = fixed;
     printf("%s\n", j.dump(2).c_str());
   } else {
     for (const std::string& m : messages) printf("%s: %s\n", target.c_str(), m.c_str());
@@ -78,5 +97,6 @@ int main(int argc, char** argv) {
              static_cast<unsigned long long>(maps->allocated_aus));
     }
   }
-  return problems ? kExitUncorrected : kExitClean;
+  if (problems) return kExitUncorrected;
+  return fixed ? kExitFixed : kExitClean;
 }

@@ -73,5 +73,34 @@ TEST(Check, FindsWrongLinkCountLeakAndBadParent) {
   EXPECT_NE(maps.messages[0].find("leak"), std::string::npos) << maps.messages[0];
 }
 
+TEST(Check, RebuildReverseMapRepairsDamagedRecords) {
+  TestImage img;
+  uint64_t phys;
+  {
+    auto fs = img.Mount();
+    auto [e, f] = Must(fs->Create(kRootIno, "f", 0644, O_RDWR, kRoot));
+    std::string data(40000, 'd');
+    Must(fs->Write(f, 0, data.data(), data.size()));
+    fs->Release(f);
+    phys = Must(fs->Bmap(e.ino))[0].phys_offset;
+    ASSERT_OK(fs->Unmount());
+  }
+  {
+    auto region = Must(Region::Open(img.path(), RegionOptions{}));
+    DiskSuperblock sb;
+    ASSERT_OK(region->ReadSafe(0, &sb, sizeof(sb)));
+    // One record garbled, one pointing at the wrong file offset (valid CRC).
+    const uint64_t au = phys / sb.au_size;
+    ASSERT_OK(region->WriteSafe(sb.rmap_off + au * 16, "garbage!", 8, true));
+    DiskRmapRecord wrong = ReverseMap::Encode(au + 1, Owner{OwnerKind::kFileData, 2, 1, 7});
+    ASSERT_OK(region->WriteSafe(sb.rmap_off + (au + 1) * 16, &wrong, sizeof(wrong), true));
+  }
+  auto fs = img.Mount();
+  EXPECT_EQ(Must(fs->CrossCheckMaps()).problems, 2u);
+  EXPECT_EQ(Must(fs->RebuildReverseMap()), 2u);
+  EXPECT_EQ(Must(fs->CrossCheckMaps()).problems, 0u);
+  EXPECT_EQ(Must(fs->RebuildReverseMap()), 0u);
+}
+
 }  // namespace
 }  // namespace udax

@@ -131,6 +131,9 @@ class Filesystem {
   // Rebuilds the owner of every AU from the forward maps (inodes, extents, extent blocks,
   // static areas) and compares it with the allocation bitmap and the reverse map.
   Result<CheckReport> CrossCheckMaps();
+  // Rewrites every reverse-map record that disagrees with the forward maps (which must
+  // themselves be consistent); returns how many were rewritten.
+  Result<uint64_t> RebuildReverseMap();
   // Walks the directory tree from the root and checks names against inodes: entries
   // naming free inodes, wrong types, ".." links, link counts, unreachable inodes.
   Result<CheckReport> CheckNamespace();
@@ -185,6 +188,9 @@ class Filesystem {
   // Allocates reserved AUs in txn_: the bitmap and the reverse map together.
   void StageAllocAus(const Run& run, const Owner& owner);
   Owner DataOwner(const Inode& inode, uint64_t file_au) const;
+
+  // Who must own each AU according to the forward maps and the layout. REQUIRES mu_
+  Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report);
 
   // --- journal ---
   Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_

@@ -19,11 +19,11 @@ void CheckReport::Add(std::string msg) {
   if (messages.size() < 100) messages.push_back(std::move(msg));
 }
 
-Result<CheckReport> Filesystem::CrossCheckMaps() {
-  std::lock_guard<std::mutex> lock(mu_);
-  CheckReport report;
+Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out) {
   const uint64_t au = sb_.au_size;
-  std::vector<Owner> expected(sb_.au_count);
+  std::vector<Owner>& expected = *out;
+  expected.assign(sb_.au_count, Owner{});
+  CheckReport& report = *report_out;
   auto claim = [&](uint64_t a, const Owner& o) {
     if (a >= sb_.au_count) {
       report.Add("AU " + std::to_string(a) + " outside the filesystem claimed by inode " +
@@ -91,6 +91,14 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
     }
   }
 
+  return Status::Ok();
+}
+
+Result<CheckReport> Filesystem::CrossCheckMaps() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckReport report;
+  std::vector<Owner> expected;
+  UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
   for (uint64_t a = 0; a < sb_.au_count; ++a) {
     const bool used = aus_.IsAllocated(a);
     const Owner& want = expected[a];
@@ -123,6 +131,33 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
 }  // namespace udax
 
 namespace udax {
+
+Result<uint64_t> Filesystem::RebuildReverseMap() {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  CheckReport report;
+  std::vector<Owner> expected;
+  UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
+  if (report.problems) {
+    return Status::Corruption("forward maps are inconsistent (" + report.messages[0] +
+                              "); not rebuilding the reverse map from them");
+  }
+  uint64_t rewritten = 0;
+  for (uint64_t a = 0; a < sb_.au_count; ++a) {
+    if (expected[a].kind == OwnerKind::kFree) continue;
+    auto got = rmap_.Read(a);
+    const Owner& want = expected[a];
+    if (got.ok() && got->kind == want.kind && got->ino == want.ino &&
+        got->file_au == want.file_au && got->generation == (want.generation & 0xffff)) {
+      continue;
+    }
+    rmap_.StageSet(&txn_, Run{a, 1}, want);
+    ++rewritten;
+    if (txn_.log_bytes() > journal_->capacity() / 4) UDAX_RETURN_IF_ERROR(Commit());
+  }
+  UDAX_RETURN_IF_ERROR(Commit());
+  return rewritten;
+}
 
 Result<CheckReport> Filesystem::CheckNamespace() {
   std::lock_guard<std::mutex> lock(mu_);
