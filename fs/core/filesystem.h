@@ -145,6 +145,10 @@ class Filesystem {
   struct statvfs StatFs();
   uint64_t MaxFileSize() const;
   const DiskSuperblock& superblock() const { return sb_; }
+  JournalStats journal_stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return journal_->stats();
+  }
   Region* region() { return region_.get(); }
   bool shut_down() const { return shutdown_; }
   // Enters the shut-down state: every later operation fails with EIO.

@@ -177,6 +177,9 @@ Status Journal::Commit(const Txn& txn, CrashPoint crash) {
     UDAX_RETURN_IF_ERROR(region_->Flush(off, b.size()));
   }
   region_->Drain();
+  stats_.commits++;
+  stats_.log_bytes += total;
+  for (const auto& [off, b] : txn.staged()) stats_.applied_bytes += b.size();
   return Status::Ok();
 }
 

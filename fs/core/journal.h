@@ -43,6 +43,13 @@ class Txn {
   std::map<uint64_t, std::vector<uint8_t>> staged_;  // offset -> bytes, disjoint, merged
 };
 
+// What the journal has written since it was opened (for write-amplification reports).
+struct JournalStats {
+  uint64_t commits = 0;
+  uint64_t log_bytes = 0;      // written to the slot, headers included
+  uint64_t applied_bytes = 0;  // written in place
+};
+
 // Where a test wants Commit to stop, as if power failed right there.
 enum class CrashPoint { kNone, kAfterLog, kAfterCommitWord };
 
@@ -67,6 +74,7 @@ class Journal {
   uint64_t capacity() const { return slot_len_; }
   uint64_t state_offset() const { return sb_.journal_off; }
   uint64_t seq() const { return seq_; }
+  const JournalStats& stats() const { return stats_; }
 
  private:
   Region* region_;
@@ -75,6 +83,7 @@ class Journal {
   uint64_t slot_len_;
   uint64_t seq_ = 0;  // last committed sequence number
   std::vector<uint8_t> buf_;
+  JournalStats stats_;
 };
 
 }  // namespace udax
