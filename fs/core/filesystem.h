@@ -82,6 +82,9 @@ class Filesystem {
   // journal and loads the allocators. Errors name what is wrong with the target.
   static Result<std::unique_ptr<Filesystem>> Mount(const std::string& target,
                                                    const MountOptions& options);
+  // The same on a region the caller opened (crash harness, fault injection).
+  static Result<std::unique_ptr<Filesystem>> MountRegion(std::unique_ptr<Region> region,
+                                                         const MountOptions& options);
   // Formats an open region (mkfs). Writes everything, then the superblock last.
   static Status Format(Region* region, const MkfsParams& params);
   ~Filesystem();

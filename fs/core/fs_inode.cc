@@ -143,6 +143,7 @@ Status Filesystem::DropLink(Inode* inode) {
     state_.orphan_head = inode->ino;
     JournalStateSeal(&state_);
     txn_.WriteObj(journal_->state_offset(), state_);
+    StageInode(inode);  // its orphan link must reach media with the list head
     inode->orphan = true;
   }
   if (inode->nlookup == 0 && inode->nopen == 0) return FreeInode(inode);

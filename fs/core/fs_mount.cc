@@ -103,12 +103,19 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
 
 Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& target,
                                                       const MountOptions& options) {
-  std::unique_ptr<Filesystem> fs(new Filesystem());
-  fs->options_ = options;
   RegionOptions ro;
   ro.read_only = options.read_only;
-  UDAX_ASSIGN_OR_RETURN(fs->region_, Region::Open(target, ro));
+  UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> region, Region::Open(target, ro));
+  return MountRegion(std::move(region), options);
+}
+
+Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Region> owned,
+                                                            const MountOptions& options) {
+  std::unique_ptr<Filesystem> fs(new Filesystem());
+  fs->options_ = options;
+  fs->region_ = std::move(owned);
   Region* region = fs->region_.get();
+  const std::string target = region->path();
   if (region->size() < kMinRegionSize / 2) {
     return Status::InvalidArgument(target + ": too small to hold a udaxfs (" +
                                    std::to_string(region->size()) + " bytes)");

@@ -1,0 +1,55 @@
+// shadow_region.h -- a Region that knows what a power cut would leave behind.
+//
+// Every write goes to the real (inner) region, and marks its cachelines dirty. Only a
+// persist point -- WriteSafe/ZeroSafe with persist, Persist, or a Drain completing earlier
+// Flushes -- copies ranges to the shadow, the bytes that are durable. CrashImage() is the
+// shadow plus a random subset of the dirty lines, because caches may write lines back
+// early. A callback runs after every persist point, so a harness can cut power there.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "fs/region/region.h"
+
+namespace udax {
+
+class ShadowRegion : public Region {
+ public:
+  using PointCallback = std::function<void(uint64_t point)>;
+  // Starts with the shadow equal to the inner region's current contents.
+  explicit ShadowRegion(std::unique_ptr<Region> inner);
+
+  void set_on_point(PointCallback cb) { on_point_ = std::move(cb); }
+  uint64_t points() const { return points_; }
+  // The image a power cut right now would leave: the durable bytes, plus each dirty
+  // cacheline with probability `keep_dirty`.
+  std::vector<uint8_t> CrashImage(std::mt19937_64* rng, double keep_dirty) const;
+
+  Status ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const override;
+  Status WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
+                   MediaFault* fault) override;
+  Status ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) override;
+  Status Persist(uint64_t off, size_t n) override;
+  Status Flush(uint64_t off, size_t n) override;
+  void Drain() override;
+
+ private:
+  static constexpr uint64_t kLine = 64;
+  void MarkDirty(uint64_t off, size_t n);
+  void Point(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
+
+  std::unique_ptr<Region> inner_;
+  std::vector<uint8_t> shadow_;
+  std::set<uint64_t> dirty_lines_;
+  std::vector<std::pair<uint64_t, uint64_t>> flushed_;
+  uint64_t points_ = 0;
+  PointCallback on_point_;
+};
+
+}  // namespace udax
