@@ -117,8 +117,10 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   // Out of space for all of it: write what fits (a short write), as POSIX asks; ENOSPC
   // only when not one byte fits. The margin covers extent blocks the new extents may need
   // (at worst one extent per AU, if free space is that fragmented).
+  std::unique_lock<std::mutex> space_lock(mu_, std::defer_lock);
+  if (has_hole) space_lock.lock();  // free_count is guarded by mu_
   if (has_hole && hole_aus + ExtentBlocksNeeded(*inode, hole_aus) > aus_.free_count()) {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock = std::move(space_lock);
     const uint64_t free = aus_.free_count();
     const uint64_t margin = ExtentBlocksNeeded(*inode, std::min(hole_aus, free));
     uint64_t budget = free > margin ? free - margin : 0;
@@ -162,7 +164,8 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   }
 
   // Allocating or extending write: one transaction, data first.
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock = space_lock.owns_lock() ? std::move(space_lock)
+                                                             : std::unique_lock<std::mutex>(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   // Stale bytes past the old EOF inside its last AU must read as zeros once the size grows.
   if (off > old_size && old_size % au != 0) {
