@@ -68,17 +68,7 @@ void ReverseMap::StageSet(Txn* txn, const Run& run, const Owner& owner) const {
 
 Status ReverseMap::WriteStatic(bool persist) const {
   const uint64_t au = sb_.au_size;
-  struct Area { uint64_t off, len; OwnerKind kind; };
-  const Area areas[] = {
-      {0, au, OwnerKind::kSuperblock},
-      {sb_.journal_off, sb_.journal_len, OwnerKind::kJournal},
-      {sb_.ibitmap_off, sb_.ibitmap_len, OwnerKind::kInodeBitmap},
-      {sb_.itable_off, sb_.itable_len, OwnerKind::kInodeTable},
-      {sb_.abitmap_off, sb_.abitmap_len, OwnerKind::kAuBitmap},
-      {sb_.rmap_off, sb_.rmap_len, OwnerKind::kRmap},
-      {(sb_.au_count - 1) * au, au, OwnerKind::kReplica},
-  };
-  for (const Area& a : areas) {
+  for (const StaticArea& a : StaticAreas(sb_)) {
     std::vector<DiskRmapRecord> recs(a.len / au);
     Owner o{a.kind, 0, 0, 0};
     for (uint64_t i = 0; i < recs.size(); ++i, ++o.file_au) recs[i] = Encode(a.off / au + i, o);

@@ -174,6 +174,8 @@ class Filesystem {
   Status FreeInode(Inode* inode);
   Status RemoveOrphan(Inode* inode);
 
+  Result<Inode*> PrepareNewName(uint64_t parent, std::string_view name);  // REQUIRES mu_
+
   // --- extents (fs_extent.cc) ---
   Status LoadExtents(Inode* inode);
   // Maps file AU -> phys AU; *run = AUs mapped contiguously from there, or the hole length

@@ -38,17 +38,7 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
     }
     expected[a] = o;
   };
-  struct Area { uint64_t off, len; OwnerKind kind; };
-  const Area areas[] = {
-      {0, au, OwnerKind::kSuperblock},
-      {sb_.journal_off, sb_.journal_len, OwnerKind::kJournal},
-      {sb_.ibitmap_off, sb_.ibitmap_len, OwnerKind::kInodeBitmap},
-      {sb_.itable_off, sb_.itable_len, OwnerKind::kInodeTable},
-      {sb_.abitmap_off, sb_.abitmap_len, OwnerKind::kAuBitmap},
-      {sb_.rmap_off, sb_.rmap_len, OwnerKind::kRmap},
-      {(sb_.au_count - 1) * au, au, OwnerKind::kReplica},
-  };
-  for (const Area& a : areas) {
+  for (const StaticArea& a : StaticAreas(sb_)) {
     for (uint64_t i = 0; i < a.len / au; ++i) claim(a.off / au + i, Owner{a.kind, 0, 0, i});
   }
 

@@ -103,6 +103,22 @@ Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
 }
 
 
+// The checks every operation that adds `name` to directory `parent` makes, in order:
+// writable, valid name, a live directory, the name free, room to grow the directory.
+// REQUIRES mu_.
+Result<Inode*> Filesystem::PrepareNewName(uint64_t parent, std::string_view name) {
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(CheckName(name));
+  UDAX_GET(dir, parent);
+  UDAX_RETURN_IF_ERROR(NeedDir(dir));
+  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
+  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  UDAX_ASSIGN_OR_RETURN(auto existing, DirOps(this).Find(dir, name));
+  if (existing) return Status::Error(EEXIST, "exists");
+  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
+  return dir;
+}
+
 Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint32_t mode,
                                    uint64_t rdev, const Caller& caller) {
   if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) &&
@@ -110,16 +126,8 @@ Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint3
     return Status::InvalidArgument("mknod: unsupported file type");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
-  UDAX_RETURN_IF_ERROR(CheckName(name));
-  UDAX_GET(dir, parent);
-  UDAX_RETURN_IF_ERROR(NeedDir(dir));
-  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
-  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   DirOps dirs(this);
-  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, name));
-  if (existing) return Status::Error(EEXIST, "exists");
-  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(mode, caller, dir));
   inode->d.nlink = 1;
   inode->d.parent = dir->ino;  // a hint for paths in reports (files may have more names)
@@ -135,17 +143,9 @@ Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint3
 Result<EntryOut> Filesystem::Mkdir(uint64_t parent, std::string_view name, uint32_t mode,
                                    const Caller& caller) {
   std::lock_guard<std::mutex> lock(mu_);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
-  UDAX_RETURN_IF_ERROR(CheckName(name));
-  UDAX_GET(dir, parent);
-  UDAX_RETURN_IF_ERROR(NeedDir(dir));
-  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
+  UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   if (dir->d.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many subdirectories");
-  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
   DirOps dirs(this);
-  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, name));
-  if (existing) return Status::Error(EEXIST, "exists");
-  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(S_IFDIR | (mode & 07777), caller, dir));
   inode->d.nlink = 2;
   inode->d.parent = dir->ino;
@@ -164,16 +164,8 @@ Result<EntryOut> Filesystem::Symlink(uint64_t parent, std::string_view name,
   if (target.empty()) return Status::Error(ENOENT, "empty symlink target");
   if (target.size() > kMaxSymlinkLen) return Status::Error(ENAMETOOLONG, "target too long");
   std::lock_guard<std::mutex> lock(mu_);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
-  UDAX_RETURN_IF_ERROR(CheckName(name));
-  UDAX_GET(dir, parent);
-  UDAX_RETURN_IF_ERROR(NeedDir(dir));
-  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
-  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   DirOps dirs(this);
-  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, name));
-  if (existing) return Status::Error(EEXIST, "exists");
-  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(S_IFLNK | 0777, caller, dir));
   inode->d.nlink = 1;
   inode->d.parent = dir->ino;
@@ -220,19 +212,12 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
 Result<EntryOut> Filesystem::Link(uint64_t ino, uint64_t new_parent, std::string_view new_name) {
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
-  UDAX_RETURN_IF_ERROR(CheckName(new_name));
   UDAX_GET(inode, ino);
   if (S_ISDIR(inode->d.mode)) return Status::Error(EPERM, "hard link to a directory");
   if (inode->d.nlink == 0) return Status::NotFound("file was removed");
   if (inode->d.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many links");
-  UDAX_GET(dir, new_parent);
-  UDAX_RETURN_IF_ERROR(NeedDir(dir));
-  if (dir->d.nlink == 0) return Status::NotFound("directory was removed");
-  UDAX_RETURN_IF_ERROR(LoadExtents(dir));
+  UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(new_parent, new_name));
   DirOps dirs(this);
-  UDAX_ASSIGN_OR_RETURN(auto existing, dirs.Find(dir, new_name));
-  if (existing) return Status::Error(EEXIST, "exists");
-  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
   UDAX_RETURN_IF_ERROR(dirs.Insert(dir, new_name, inode->ino, DirentType(inode->d.mode)));
   inode->d.nlink++;
   inode->d.parent = dir->ino;

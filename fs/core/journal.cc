@@ -72,16 +72,18 @@ Journal::Journal(Region* region, const DiskSuperblock& sb)
       slot_off_(sb.journal_off + kBlockSize),
       slot_len_(sb.journal_len - kBlockSize) {}
 
-Result<bool> Journal::Replay() {
+Result<std::optional<std::vector<Journal::SlotRecord>>> Journal::LoadCommitted() {
+  using Records = std::optional<std::vector<SlotRecord>>;
   DiskTxnHeader h;
   UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, &h, sizeof(h)));
   seq_ = h.seq;
-  if (h.magic != kTxnMagic || h.commit != h.seq || h.seq == 0) return false;
-  if (h.bytes > slot_len_ - sizeof(h)) return false;
+  if (h.magic != kTxnMagic || h.commit != h.seq || h.seq == 0) return Records();
+  if (h.bytes > slot_len_ - sizeof(h)) return Records();
   buf_.resize(sizeof(h) + h.bytes);
   UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, buf_.data(), buf_.size()));
-  if (TxnCrc(buf_.data(), h.bytes) != h.crc) return false;  // torn: never committed
-  // Validate every record before applying any.
+  if (TxnCrc(buf_.data(), h.bytes) != h.crc) return Records();  // torn: never committed
+  // A committed transaction must be entirely sane before any of it is applied.
+  std::vector<SlotRecord> records;
   uint64_t pos = sizeof(h);
   for (uint32_t i = 0; i < h.nrec; ++i) {
     DiskTxnRecord r;
@@ -92,16 +94,18 @@ Result<bool> Journal::Replay() {
         r.off < sb_.journal_off) {
       return Status::Corruption("journal: record outside the metadata areas");
     }
+    records.push_back({r.off, r.len, buf_.data() + pos});
     pos += Pad8(r.len);
   }
-  pos = sizeof(h);
-  for (uint32_t i = 0; i < h.nrec; ++i) {
-    DiskTxnRecord r;
-    std::memcpy(&r, buf_.data() + pos, sizeof(r));
-    pos += sizeof(r);
-    UDAX_RETURN_IF_ERROR(region_->WriteSafe(r.off, buf_.data() + pos, r.len, false));
+  return Records(std::move(records));
+}
+
+Result<bool> Journal::Replay() {
+  UDAX_ASSIGN_OR_RETURN(auto records, LoadCommitted());
+  if (!records) return false;
+  for (const SlotRecord& r : *records) {
+    UDAX_RETURN_IF_ERROR(region_->WriteSafe(r.off, r.data, r.len, false));
     UDAX_RETURN_IF_ERROR(region_->Flush(r.off, r.len));
-    pos += Pad8(r.len);
   }
   region_->Drain();
   return true;
@@ -113,27 +117,13 @@ Status Journal::Retire() {
 }
 
 Result<bool> Journal::NeedsReplay() {
-  DiskTxnHeader h;
-  UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, &h, sizeof(h)));
-  if (h.magic != kTxnMagic || h.commit != h.seq || h.seq == 0) return false;
-  if (h.bytes > slot_len_ - sizeof(h)) return false;
-  buf_.resize(sizeof(h) + h.bytes);
-  UDAX_RETURN_IF_ERROR(region_->ReadSafe(slot_off_, buf_.data(), buf_.size()));
-  if (TxnCrc(buf_.data(), h.bytes) != h.crc) return false;
+  UDAX_ASSIGN_OR_RETURN(auto records, LoadCommitted());
+  if (!records) return false;
   std::vector<uint8_t> media;
-  uint64_t pos = sizeof(h);
-  for (uint32_t i = 0; i < h.nrec; ++i) {
-    DiskTxnRecord r;
-    if (pos + sizeof(r) > buf_.size()) return Status::Corruption("journal: record overrun");
-    std::memcpy(&r, buf_.data() + pos, sizeof(r));
-    pos += sizeof(r);
-    if (r.len > buf_.size() - pos || r.off + r.len > sb_.region_size) {
-      return Status::Corruption("journal: record outside the metadata areas");
-    }
+  for (const SlotRecord& r : *records) {
     media.resize(r.len);
     UDAX_RETURN_IF_ERROR(region_->ReadSafe(r.off, media.data(), r.len));
-    if (std::memcmp(media.data(), buf_.data() + pos, r.len) != 0) return true;
-    pos += Pad8(r.len);
+    if (std::memcmp(media.data(), r.data, r.len) != 0) return true;
   }
   return false;
 }

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "fs/format/disk_format.h"
@@ -77,6 +78,15 @@ class Journal {
   const JournalStats& stats() const { return stats_; }
 
  private:
+  struct SlotRecord {
+    uint64_t off;
+    uint32_t len;
+    const uint8_t* data;  // points into buf_
+  };
+  // The slot's records if it holds a committed, intact transaction; nullopt if not.
+  // Corruption if a committed transaction names bytes outside the metadata areas.
+  Result<std::optional<std::vector<SlotRecord>>> LoadCommitted();
+
   Region* region_;
   DiskSuperblock sb_;
   uint64_t slot_off_;

@@ -83,6 +83,19 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   return sb;
 }
 
+std::vector<StaticArea> StaticAreas(const DiskSuperblock& sb) {
+  const uint64_t au = sb.au_size;
+  return {
+      {0, au, OwnerKind::kSuperblock},
+      {sb.journal_off, sb.journal_len, OwnerKind::kJournal},
+      {sb.ibitmap_off, sb.ibitmap_len, OwnerKind::kInodeBitmap},
+      {sb.itable_off, sb.itable_len, OwnerKind::kInodeTable},
+      {sb.abitmap_off, sb.abitmap_len, OwnerKind::kAuBitmap},
+      {sb.rmap_off, sb.rmap_len, OwnerKind::kRmap},
+      {(sb.au_count - 1) * au, au, OwnerKind::kReplica},
+  };
+}
+
 void SuperblockSeal(DiskSuperblock* sb) {
   sb->crc = 0;
   sb->crc = Crc32c(sb, sizeof(*sb));

@@ -54,6 +54,16 @@ inline uint64_t ExtentsPerBlock(const DiskSuperblock& sb) {
 inline uint64_t FirstDataAu(const DiskSuperblock& sb) { return sb.data_off / sb.au_size; }
 inline uint64_t LastDataAu(const DiskSuperblock& sb) { return sb.au_count - 1; }  // exclusive
 
+// An area of static metadata (placed at mkfs) and the owner kind the reverse map gives it.
+struct StaticArea {
+  uint64_t off;
+  uint64_t len;
+  OwnerKind kind;
+};
+// Every static area, AU-aligned: superblock AU, journal, bitmaps, inode table, reverse
+// map, and the replica's AU at the end.
+std::vector<StaticArea> StaticAreas(const DiskSuperblock& sb);
+
 // A decoded directory entry.
 struct DirEntry {
   uint64_t ino = 0;

@@ -28,13 +28,18 @@ Caller CallerOf(fuse_req_t req) {
 
 void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : st.code()); }
 
-void ReplyEntry(fuse_req_t req, const EntryOut& e) {
+fuse_entry_param EntryParam(fuse_req_t req, const EntryOut& e) {
   fuse_entry_param p{};
   p.ino = e.ino;
   p.generation = e.generation;
   p.attr = e.attr;
   p.attr_timeout = Ctx(req).config.timeout();
   p.entry_timeout = Ctx(req).config.timeout();
+  return p;
+}
+
+void ReplyEntry(fuse_req_t req, const EntryOut& e) {
+  const fuse_entry_param p = EntryParam(req, e);
   if (fuse_reply_entry(req, &p) == -ENOENT) {
     Fs(req).Forget(e.ino, 1);  // the kernel dropped the request: undo its reference
   }
@@ -205,12 +210,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     auto& [entry, inode] = r.value();
     fi->fh = reinterpret_cast<uint64_t>(inode);
     SetOpenFlags(req, fi);
-    fuse_entry_param p{};
-    p.ino = entry.ino;
-    p.generation = entry.generation;
-    p.attr = entry.attr;
-    p.attr_timeout = Ctx(req).config.timeout();
-    p.entry_timeout = Ctx(req).config.timeout();
+    const fuse_entry_param p = EntryParam(req, entry);
     if (fuse_reply_create(req, &p, fi) == -ENOENT) {
       Fs(req).Release(inode);
       Fs(req).Forget(entry.ino, 1);
@@ -283,11 +283,7 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
         if (!dot) {
           auto r = Fs(req).Lookup(ino, e.name);
           if (!r.ok()) continue;  // removed since the snapshot
-          p.ino = r->ino;
-          p.generation = r->generation;
-          p.attr = r->attr;
-          p.attr_timeout = Ctx(req).config.timeout();
-          p.entry_timeout = Ctx(req).config.timeout();
+          p = EntryParam(req, *r);
         } else {
           p.attr.st_ino = e.ino;
           p.attr.st_mode = S_IFDIR;
