@@ -1,9 +1,16 @@
 // udaxctl.h -- the udaxctl subcommands, one group per file (ndctl style).
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "fs/core/filesystem.h"
+
 namespace udax {
+
+// Opens an unmounted target read-only for a query; on failure prints one line naming
+// `cmd` (with a hint when the target is mounted) and returns null.
+std::unique_ptr<Filesystem> OpenTargetReadOnly(const std::string& target, const char* cmd);
 
 int CmdBmap(const std::string& file, bool json);
 int CmdRmap(const std::string& where, const std::string& range, bool json);

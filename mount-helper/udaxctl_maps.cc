@@ -82,6 +82,18 @@ std::string PathViaIoctl(const std::string& dir, uint64_t ino) {
 
 }  // namespace
 
+std::unique_ptr<Filesystem> OpenTargetReadOnly(const std::string& target, const char* cmd) {
+  MountOptions ro;
+  ro.read_only = true;
+  auto fs = Filesystem::Mount(target, ro);
+  if (!fs.ok()) {
+    fprintf(stderr, "udaxctl %s: %s%s\n", cmd, fs.status().message().c_str(),
+            fs.status().code() == EBUSY ? " (mounted: give the mount point)" : "");
+    return nullptr;
+  }
+  return std::move(fs).value();
+}
+
 int CmdBmap(const std::string& file, bool json) {
   uint64_t au = 0;
   auto extents = BmapViaIoctl(file, &au);
@@ -138,15 +150,8 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
   if (S_ISDIR(st.st_mode)) {
     owners = RmapViaIoctl(where, *phys, *len);
   } else {
-    MountOptions ro;
-    ro.read_only = true;
-    auto mounted = Filesystem::Mount(where, ro);
-    if (!mounted.ok()) {
-      fprintf(stderr, "udaxctl rmap: %s%s\n", mounted.status().message().c_str(),
-              mounted.status().code() == EBUSY ? " (mounted: give the mount point)" : "");
-      return 1;
-    }
-    fs = std::move(mounted).value();
+    fs = OpenTargetReadOnly(where, "rmap");
+    if (!fs) return 1;
     owners = fs->Owners(*phys, *len);
   }
   if (!owners.ok()) {

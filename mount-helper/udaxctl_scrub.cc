@@ -40,15 +40,9 @@ int CmdScrub(const std::string& where, bool json) {
       report.messages.emplace_back(q->messages[i]);
     }
   } else {
-    MountOptions ro;
-    ro.read_only = true;
-    auto fs = Filesystem::Mount(where, ro);
-    if (!fs.ok()) {
-      fprintf(stderr, "udaxctl scrub: %s%s\n", fs.status().message().c_str(),
-              fs.status().code() == EBUSY ? " (mounted: give the mount point)" : "");
-      return 1;
-    }
-    auto r = (*fs)->Scrub();
+    auto fs = OpenTargetReadOnly(where, "scrub");
+    if (!fs) return 1;
+    auto r = fs->Scrub();
     if (!r.ok()) {
       fprintf(stderr, "udaxctl scrub: %s: %s\n", where.c_str(), r.status().message().c_str());
       return 1;
