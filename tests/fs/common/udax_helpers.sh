@@ -1,4 +1,4 @@
-# tests/fs/common/rc -- helpers shared by the mounted-filesystem tests (sourced, bash).
+# tests/fs/common/udax_helpers.sh -- helpers shared by the mounted-filesystem tests (sourced, bash).
 #
 # The runner (tests/fs/check) exports, for every test:
 #   seq            test number ("001")
