@@ -1,5 +1,6 @@
 // fs_inode.cc -- the inode cache, inode allocation and freeing, the orphan list.
 #include <fcntl.h>
+#include <syslog.h>
 #include <time.h>
 
 #include <cstring>
@@ -28,8 +29,10 @@ void Filesystem::Shutdown(const std::string& why) {
   if (!shutdown_) {
     shutdown_ = true;
     shutdown_reason_ = why;
-    fprintf(stderr, "udaxfs: %s: shutting down: %s\n", region_ ? region_->path().c_str() : "?",
-            why.c_str());
+    const char* path = region_ ? region_->path().c_str() : "?";
+    fprintf(stderr, "udaxfs: %s: shutting down: %s\n", path, why.c_str());
+    // A daemonized udaxfs has no stderr: the system log keeps the reason.
+    syslog(LOG_ERR, "%s: shutting down: %s", path, why.c_str());
   }
 }
 

@@ -3,6 +3,7 @@
 // Mounts first (so the caller sees a serving mount when we return), then daemonizes
 // unless -f, then serves requests on libfuse's multi-threaded loop until unmounted.
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -165,6 +166,7 @@ int main(int argc, char* argv[]) {
   fuse_opt_free_args(&args);
   if (!se) return 1;  // libfuse said why (e.g. an unknown option)
 
+  openlog("udaxfs", LOG_PID, LOG_DAEMON);  // where messages go once we daemonize
   udax::MountOptions mopts;
   mopts.read_only = cmd.read_only;
   mopts.sync = cmd.sync;
