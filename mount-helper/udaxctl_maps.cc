@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs/core/filesystem.h"
+#include "fs/region/unique_fd.h"
 #include "include/udaxfs/ioctl.h"
 #include "mount-helper/size_parse.h"
 #include "mount-helper/udaxctl.h"
@@ -21,15 +22,14 @@ namespace udax {
 namespace {
 
 Result<std::vector<BmapExtent>> BmapViaIoctl(const std::string& path, uint64_t* au_size) {
-  const int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) return Status::FromErrno(path);
+  const UniqueFd fd(open(path.c_str(), O_RDONLY));
+  if (!fd.valid()) return Status::FromErrno(path);
   std::vector<BmapExtent> out;
   auto q = std::make_unique<udax_ioc_bmap>();
   do {
     q->start = out.size();
-    if (ioctl(fd, UDAX_IOC_BMAP, q.get()) != 0) {
+    if (ioctl(fd.get(), UDAX_IOC_BMAP, q.get()) != 0) {
       const int err = errno;
-      close(fd);
       return Status::FromErrno(err, path + (err == ENOTTY ? " (not on a udaxfs mount)" : ""));
     }
     for (uint32_t i = 0; i < q->count; ++i) {
@@ -37,23 +37,21 @@ Result<std::vector<BmapExtent>> BmapViaIoctl(const std::string& path, uint64_t* 
     }
     *au_size = q->au_size;
   } while (q->count > 0 && out.size() < q->total);
-  close(fd);
   return out;
 }
 
 Result<std::vector<OwnerRange>> RmapViaIoctl(const std::string& dir, uint64_t phys,
                                              uint64_t len) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return Status::FromErrno(dir);
+  const UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY));
+  if (!fd.valid()) return Status::FromErrno(dir);
   std::vector<OwnerRange> out;
   auto q = std::make_unique<udax_ioc_rmap>();
   do {
     q->phys = phys;
     q->length = len;
     q->start = out.size();
-    if (ioctl(fd, UDAX_IOC_RMAP, q.get()) != 0) {
+    if (ioctl(fd.get(), UDAX_IOC_RMAP, q.get()) != 0) {
       const int err = errno;
-      close(fd);
       return Status::FromErrno(err, dir + (err == ENOTTY ? " (not a udaxfs mount)" : ""));
     }
     for (uint32_t i = 0; i < q->count; ++i) {
@@ -62,19 +60,16 @@ Result<std::vector<OwnerRange>> RmapViaIoctl(const std::string& dir, uint64_t ph
                                o.phys, o.length, o.offset});
     }
   } while (q->count > 0 && out.size() < q->total);
-  close(fd);
   return out;
 }
 
 // The path of `ino` as the daemon knows it, or "" when it has none.
 std::string PathViaIoctl(const std::string& dir, uint64_t ino) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return "";
+  const UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY));
+  if (!fd.valid()) return "";
   auto q = std::make_unique<udax_ioc_path>();
   q->ino = ino;
-  const bool ok = ioctl(fd, UDAX_IOC_PATH, q.get()) == 0;
-  close(fd);
-  if (!ok) return "";
+  if (ioctl(fd.get(), UDAX_IOC_PATH, q.get()) != 0) return "";
   std::string path = dir;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   return path + (q->path[1] ? q->path : "");

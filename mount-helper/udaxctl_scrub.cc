@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs/core/filesystem.h"
+#include "fs/region/unique_fd.h"
 #include "include/udaxfs/ioctl.h"
 #include "mount-helper/udaxctl.h"
 
@@ -23,16 +24,14 @@ int CmdScrub(const std::string& where, bool json) {
   }
   CheckReport report;
   if (S_ISDIR(st.st_mode)) {  // a mount: the daemon scrubs
-    const int fd = open(where.c_str(), O_RDONLY | O_DIRECTORY);
+    const UniqueFd fd(open(where.c_str(), O_RDONLY | O_DIRECTORY));
     auto q = std::make_unique<udax_ioc_scrub>();
-    if (fd < 0 || ioctl(fd, UDAX_IOC_SCRUB, q.get()) != 0) {
+    if (!fd.valid() || ioctl(fd.get(), UDAX_IOC_SCRUB, q.get()) != 0) {
       const int err = errno;
-      if (fd >= 0) close(fd);
       fprintf(stderr, "udaxctl scrub: %s: %s%s\n", where.c_str(), strerror(err),
               err == ENOTTY ? " (not a udaxfs mount)" : "");
       return 1;
     }
-    close(fd);
     report.inodes = q->inodes;
     report.allocated_aus = q->allocated_aus;
     report.problems = q->problems;
