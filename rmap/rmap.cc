@@ -23,6 +23,7 @@ const char* OwnerKindName(OwnerKind kind) {
     case OwnerKind::kSymlink: return "symlink";
     case OwnerKind::kExtentBlock: return "extent-block";
     case OwnerKind::kQuarantined: return "quarantined";
+    case OwnerKind::kXattr: return "xattr";
   }
   return "unknown";
 }

@@ -39,6 +39,7 @@ struct MountOptions {
 struct Caller {
   uint32_t uid = 0;
   uint32_t gid = 0;
+  uint32_t umask = 0;  // applied to new inodes unless the parent has a default ACL
 };
 
 struct EntryOut {
@@ -122,6 +123,26 @@ class Filesystem {
   Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n);
   Status Fsync(Inode* inode, bool datasync);
 
+  // --- ranges of a file (fs_fallocate.cc) ---
+  // fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate zeroed AUs; PUNCH_HOLE (with
+  // KEEP_SIZE) frees whole AUs and zeroes partial ones; ZERO_RANGE; COLLAPSE_RANGE and
+  // INSERT_RANGE shift the extents (AU-aligned offsets and lengths, EINVAL otherwise).
+  // Every change keeps the bitmap and the reverse map exact.
+  Status Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len);
+  // lseek(2) SEEK_DATA / SEEK_HOLE: ENXIO past the end, as Linux filesystems return.
+  Result<uint64_t> SeekDataHole(Inode* inode, uint64_t off, int whence);
+  // copy_file_range(2) between two open files (may be the same file, ranges must not
+  // overlap then); returns bytes copied, short at end of input.
+  Result<size_t> CopyFileRange(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out,
+                               size_t len);
+
+  // --- extended attributes (fs_xattr.cc) ---
+  // flags: 0, XATTR_CREATE, XATTR_REPLACE. Names carry their namespace prefix.
+  Status SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  Result<std::string> GetXattr(uint64_t ino, std::string_view name);  // ENODATA if absent
+  Result<std::string> ListXattr(uint64_t ino);  // names, each NUL-terminated
+  Status RemoveXattr(uint64_t ino, std::string_view name);
+
   // Directory listing, including "." and "..", in a stable order for one snapshot.
   Result<std::vector<DirListEntry>> ListDir(uint64_t ino);
   Status FsyncDir(uint64_t ino);
@@ -160,6 +181,7 @@ class Filesystem {
  private:
   Filesystem() = default;
   friend class DirOps;
+  friend class Repairer;  // fsck --repair (fs_repair.cc)
 
   // --- inodes (fs_inode.cc) ---
   Result<Inode*> Get(uint64_t ino);  // REQUIRES mu_

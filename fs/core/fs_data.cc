@@ -21,7 +21,9 @@ namespace {
 // Largest file size: 2^32 allocation units (the reverse map records file offsets in AUs
 // in 32 bits), capped at 2^50 bytes. 16 TiB with 4 KiB AUs, as ext4.
 uint64_t Filesystem::MaxFileSize() const {
-  return std::min<uint64_t>(uint64_t{sb_.au_size} << 32, 1ull << 50) - sb_.au_size;
+  // File AUs from kXattrFileAu up hold the attribute blob; the reverse map records file
+  // AUs in 32 bits.
+  return std::min<uint64_t>(uint64_t{sb_.au_size} * kXattrFileAu, 1ull << 50);
 }
 
 namespace {

@@ -284,7 +284,8 @@ void Filesystem::StageAllocAus(const Run& run, const Owner& owner) {
 }
 
 Owner Filesystem::DataOwner(const Inode& inode, uint64_t file_au) const {
-  const OwnerKind kind = S_ISDIR(inode.d.mode)   ? OwnerKind::kDirectory
+  const OwnerKind kind = file_au >= kXattrFileAu    ? OwnerKind::kXattr
+                         : S_ISDIR(inode.d.mode)   ? OwnerKind::kDirectory
                          : S_ISLNK(inode.d.mode) ? OwnerKind::kSymlink
                                                  : OwnerKind::kFileData;
   return Owner{kind, inode.ino, inode.d.generation, file_au};
@@ -301,6 +302,7 @@ Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   std::vector<BmapExtent> out;
   for (const auto& [k, e] : inode->extents.by_file) {
+    if (k >= kXattrFileAu) break;  // the attribute blob is not file data
     out.push_back({k * sb_.au_size, e.phys_au * sb_.au_size, uint64_t{e.len} * sb_.au_size});
   }
   return out;
@@ -309,7 +311,7 @@ Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {
 Status Filesystem::TruncateBlocks(Inode* inode, uint64_t new_size) {
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   const uint64_t first = (new_size + sb_.au_size - 1) / sb_.au_size;
-  return RemoveExtents(inode, first, UINT64_MAX);
+  return RemoveExtents(inode, first, kXattrFileAu);  // the attribute blob stays
 }
 
 }  // namespace udax

@@ -118,7 +118,7 @@ struct DiskInode {
   uint32_t dir_buckets;    // primary buckets, at logical blocks 0 .. dir_buckets-1
   uint32_t dir_ovf_next;   // overflow blocks ever created (logical kDirOvfBase + i)
   uint32_t dir_ovf_free;   // head of the free overflow-block list, index+1 (0 = empty)
-  uint32_t reserved0;
+  uint32_t xattr_bytes;    // bytes of the extended-attribute blob (0 = none); see below
   uint64_t dir_entries;
   // Inline area: kInlineExtents extents, or a short symlink target (flag kInodeInlineData).
   union {
@@ -132,6 +132,23 @@ static_assert(sizeof(DiskInode) == 256);
 static_assert(offsetof(DiskInode, extents) == 152);
 
 inline constexpr uint32_t kInodeInlineData = 1u << 0;  // symlink target in inline_data
+
+// Extended attributes: one blob per inode, DiskXattrHeader then packed entries
+// {uint8 name_len, uint8 reserved, uint16 reserved, uint32 value_len, name, value}, kept in
+// the inode's own extent map at file AUs kXattrFileAu.. (above every file offset a regular
+// file may reach, see Filesystem::MaxFileSize) and changed in place through the journal.
+// DiskInode::xattr_bytes is the blob's length, header included.
+inline constexpr uint64_t kXattrFileAu = 0xFFFFFFF0u;
+inline constexpr uint32_t kMaxXattrBytes = 64u << 10;  // whole blob, like XFS's value limit
+inline constexpr uint32_t kXattrMagic = 0xa77e5a17;
+struct DiskXattrHeader {
+  uint32_t magic;
+  uint32_t crc;     // CRC32C of the whole blob (xattr_bytes) with crc = 0, seeded with ino
+  uint32_t count;   // entries
+  uint32_t reserved;
+};
+static_assert(sizeof(DiskXattrHeader) == 16);
+inline constexpr size_t kXattrEntryFixed = 8;
 
 // Extent block: one AU; a linked chain from DiskInode::ext_block.
 inline constexpr uint32_t kExtentBlockMagic = 0xe87b10c4;
@@ -215,8 +232,9 @@ enum class OwnerKind : uint8_t {
   kSymlink = 10,
   kExtentBlock = 11,
   kQuarantined = 12,
+  kXattr = 13,
 };
-inline constexpr uint8_t kOwnerKindMax = 12;
+inline constexpr uint8_t kOwnerKindMax = 13;
 
 // Reverse-map record, one per AU, at rmap_off + au * 16. 16 bytes, so the map costs
 // 0.39% of a 4 KiB-AU region (the budget is 0.5%). A record is meaningful only while the

@@ -1,0 +1,1 @@
+// fallocate_test.cc -- being written

@@ -1,0 +1,1 @@
+// fs_fallocate.cc -- being written

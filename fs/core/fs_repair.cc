@@ -1,0 +1,1 @@
+// fs_repair.cc -- being written

@@ -1,0 +1,1 @@
+// fs_xattr.cc -- being written

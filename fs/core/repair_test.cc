@@ -1,0 +1,1 @@
+// repair_test.cc -- being written

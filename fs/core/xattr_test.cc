@@ -1,0 +1,1 @@
+// xattr_test.cc -- being written
