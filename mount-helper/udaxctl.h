@@ -16,5 +16,7 @@ int CmdBmap(const std::string& file, bool json);
 int CmdRmap(const std::string& where, const std::string& range, bool json);
 // Exit 0 clean, 2 checksum failures found, 1 could not scrub.
 int CmdScrub(const std::string& where, bool json);
+// Puts a mounted udaxfs in the shut-down state (XFS_IOC_GOINGDOWN).
+int CmdShutdown(const std::string& mount);
 
 }  // namespace udax

@@ -31,6 +31,11 @@ int main(int argc, char** argv) {
       ->required();
   scrub->add_flag("--json", json, "print JSON");
 
+  std::string shutdown_mount;
+  auto* shutdown = app.add_subcommand(
+      "shutdown", "stop a mounted udaxfs: later operations fail with EIO, nothing is written");
+  shutdown->add_option("mount", shutdown_mount, "a udaxfs mount point")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -40,5 +45,6 @@ int main(int argc, char** argv) {
   if (*bmap) return udax::CmdBmap(file, json);
   if (*rmap) return udax::CmdRmap(where, range, json);
   if (*scrub) return udax::CmdScrub(scrub_target, json);
+  if (*shutdown) return udax::CmdShutdown(shutdown_mount);
   return 1;
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -37,9 +38,13 @@ struct MountOptions {
 
 // Who is asking (from the FUSE request).
 struct Caller {
+  Caller() = default;
+  Caller(uint32_t u, uint32_t g, uint32_t mask = 0) : uid(u), gid(g), umask(mask) {}
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint32_t umask = 0;  // applied to new inodes unless the parent has a default ACL
+  std::vector<uint32_t> groups;  // supplementary groups, where a decision needs them
+  bool InGroup(uint32_t g) const;
 };
 
 struct EntryOut {
@@ -138,7 +143,10 @@ class Filesystem {
 
   // --- extended attributes (fs_xattr.cc) ---
   // flags: 0, XATTR_CREATE, XATTR_REPLACE. Names carry their namespace prefix.
-  Status SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  // Setting an access ACL updates the mode (and drops setgid unless `caller` is in the
+  // file's group or root), as posix_acl_update_mode does.
+  Status SetXattr(uint64_t ino, std::string_view name, std::string_view value, int flags,
+                  const Caller& caller);
   Result<std::string> GetXattr(uint64_t ino, std::string_view name);  // ENODATA if absent
   Result<std::string> ListXattr(uint64_t ino);  // names, each NUL-terminated
   Status RemoveXattr(uint64_t ino, std::string_view name);
@@ -175,7 +183,8 @@ class Filesystem {
   }
   Region* region() { return region_.get(); }
   bool shut_down() const { return shutdown_; }
-  // Enters the shut-down state: every later operation fails with EIO.
+  // Enters the shut-down state: every later operation fails with EIO and nothing more is
+  // written; what was acknowledged is on media, and the next mount replays the journal.
   void Shutdown(const std::string& why);
 
  private:
@@ -197,6 +206,29 @@ class Filesystem {
   Status RemoveOrphan(Inode* inode);
 
   Result<Inode*> PrepareNewName(uint64_t parent, std::string_view name);  // REQUIRES mu_
+  // AUs one namespace operation may need at most: an overflow block for the new entry and
+  // an extent block to map it, a new directory's first bucket, a symlink's target. Bucket
+  // splits are skipped when space is this short (see DirOps::Insert). Inherited ACLs
+  // need their own AUs on top (InheritAttrs checks).
+  static constexpr uint64_t kNamespaceOpAus = 4;
+
+  // --- extended attributes (fs_xattr.cc); all REQUIRE mu_ ---
+  Status LoadXattrs(Inode* inode);
+  // Writes inode->xattrs to media in txn_: grows or shrinks the blob's AUs, stages the
+  // blob and the inode. Callers check space first (XattrAusNeeded).
+  Status StageXattrs(Inode* inode);
+  uint64_t XattrAus(size_t blob_bytes) const;
+  // What a new inode under `dir` starts with: the mode after the umask or the parent's
+  // default ACL, and the ACLs it inherits.
+  struct NewInodeAttrs {
+    uint32_t mode = 0;
+    XattrMap xattrs;
+  };
+  Result<NewInodeAttrs> InheritAttrs(Inode* dir, uint32_t mode, const Caller& caller);
+  // Allocates an inode and gives it `attrs` (AllocInode + the inherited ACLs).
+  Result<Inode*> AllocInodeWith(const NewInodeAttrs& attrs, const Caller& caller, Inode* dir);
+  // chmod of an inode with an access ACL: the ACL follows the new mode.
+  Status ChmodAcl(Inode* inode);
 
   // --- extents (fs_extent.cc) ---
   Status LoadExtents(Inode* inode);
@@ -226,6 +258,7 @@ class Filesystem {
   // --- journal ---
   Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
   Status CheckWritable() const;
+  void ShutdownLocked(const std::string& why);  // REQUIRES mu_
 
   std::unique_ptr<Region> region_;
   DiskSuperblock sb_{};
@@ -238,7 +271,7 @@ class Filesystem {
   std::mutex mu_;
   Txn txn_;  // the transaction being built; REQUIRES mu_
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
-  bool shutdown_ = false;
+  std::atomic<bool> shutdown_{false};  // read without mu_ on the data path
   std::string shutdown_reason_;
 };
 

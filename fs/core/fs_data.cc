@@ -247,6 +247,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     ~Unpin() { i->nopen--; }
   } unpin{inode};
   DiskInode& d = inode->d;
+  if (in.mode) UDAX_RETURN_IF_ERROR(LoadXattrs(inode));  // before any change: see ChmodAcl
   if (in.size) {
     if (S_ISDIR(d.mode)) return Status::Error(EISDIR, "truncate of a directory");
     if (!S_ISREG(d.mode)) return Status::InvalidArgument("truncate of a special file");
@@ -270,7 +271,10 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     }
     NowInto(&d.mtime_sec, &d.mtime_nsec);
   }
-  if (in.mode) d.mode = (d.mode & S_IFMT) | (in.attr.st_mode & 07777);
+  if (in.mode) {
+    d.mode = (d.mode & S_IFMT) | (in.attr.st_mode & 07777);
+    UDAX_RETURN_IF_ERROR(ChmodAcl(inode));  // an access ACL follows the new mode
+  }
   if (in.uid) d.uid = in.attr.st_uid;
   if (in.gid) d.gid = in.attr.st_gid;
   if (in.atime_now) {

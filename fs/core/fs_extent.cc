@@ -174,7 +174,9 @@ Status Filesystem::InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au
     if (it != m.by_file.begin()) {
       auto prev = std::prev(it);
       Extent& p = prev->second;
+      // Never merge across kXattrFileAu: file data and the attribute blob stay apart.
       if (prev->first + p.len == file_au && p.phys_au + p.len == phys_au &&
+          file_au != kXattrFileAu &&
           uint64_t{p.len} + piece <= (1u << 30)) {
         p.len += piece;
         UDAX_RETURN_IF_ERROR(WriteSlot(inode, p.slot, prev->first, p));

@@ -26,9 +26,14 @@ Status Filesystem::CheckWritable() const {
 }
 
 void Filesystem::Shutdown(const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ShutdownLocked(why);
+}
+
+void Filesystem::ShutdownLocked(const std::string& why) {
   if (!shutdown_) {
-    shutdown_ = true;
     shutdown_reason_ = why;
+    shutdown_ = true;
     const char* path = region_ ? region_->path().c_str() : "?";
     fprintf(stderr, "udaxfs: %s: shutting down: %s\n", path, why.c_str());
     // A daemonized udaxfs has no stderr: the system log keeps the reason.
@@ -44,7 +49,7 @@ Status Filesystem::Commit() {
   Status st = journal_->Commit(txn_);
   txn_.Clear();
   if (!st.ok()) {
-    Shutdown("journal commit failed: " + st.message());
+    ShutdownLocked("journal commit failed: " + st.message());
     return Status::IoError(st.message());
   }
   return Status::Ok();
@@ -177,7 +182,8 @@ Status Filesystem::RemoveOrphan(Inode* inode) {
 }
 
 Status Filesystem::FreeInode(Inode* inode) {
-  UDAX_RETURN_IF_ERROR(TruncateBlocks(inode, 0));
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  UDAX_RETURN_IF_ERROR(RemoveExtents(inode, 0, UINT64_MAX));  // data and attribute blob
   UDAX_RETURN_IF_ERROR(RemoveOrphan(inode));
   const uint32_t generation = inode->d.generation;
   std::memset(&inode->d, 0, sizeof(inode->d));
@@ -186,6 +192,7 @@ Status Filesystem::FreeInode(Inode* inode) {
   inos_.StageFree(&txn_, Run{inode->ino, 1});
   inode->freed = true;
   inode->extents = ExtentMap{};
+  inode->xattrs.reset();
   return Status::Ok();
 }
 

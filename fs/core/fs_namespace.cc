@@ -18,10 +18,6 @@ namespace udax {
 namespace {
 
 constexpr uint32_t kMaxLinks = 65000;
-// AUs one namespace operation may need at most: an overflow block for the new entry and
-// an extent block to map it, a new directory's first bucket, a symlink's target. Bucket
-// splits are skipped when space is this short (see DirOps::Insert).
-constexpr uint64_t kNamespaceOpAus = 4;
 
 void Touch(DiskInode* d, bool mtime, bool ctime) {
   timespec ts;
@@ -128,7 +124,8 @@ Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint3
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   DirOps dirs(this);
-  UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(mode, caller, dir));
+  UDAX_ASSIGN_OR_RETURN(NewInodeAttrs attrs, InheritAttrs(dir, mode, caller));
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInodeWith(attrs, caller, dir));
   inode->d.nlink = 1;
   inode->d.parent = dir->ino;  // a hint for paths in reports (files may have more names)
   inode->d.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
@@ -146,7 +143,8 @@ Result<EntryOut> Filesystem::Mkdir(uint64_t parent, std::string_view name, uint3
   UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   if (dir->d.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many subdirectories");
   DirOps dirs(this);
-  UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(S_IFDIR | (mode & 07777), caller, dir));
+  UDAX_ASSIGN_OR_RETURN(NewInodeAttrs attrs, InheritAttrs(dir, S_IFDIR | (mode & 07777), caller));
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInodeWith(attrs, caller, dir));
   inode->d.nlink = 2;
   inode->d.parent = dir->ino;
   UDAX_RETURN_IF_ERROR(dirs.Init(inode));

@@ -8,10 +8,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <shared_mutex>
 #include <vector>
 
 #include "fs/format/disk_format.h"
+#include "fs/format/xattr_blob.h"
 
 namespace udax {
 
@@ -37,6 +39,7 @@ struct Inode {
   const uint64_t ino;
   DiskInode d{};
   ExtentMap extents;
+  std::optional<XattrMap> xattrs;  // loaded on first use (fs_xattr.cc)
   std::shared_mutex rw;
   uint64_t nlookup = 0;   // kernel references (lookup/create replies minus forgets)
   uint32_t nopen = 0;     // open file handles

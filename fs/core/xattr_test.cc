@@ -1,1 +1,178 @@
-// xattr_test.cc -- being written
+// xattr_test.cc -- extended attributes and POSIX ACLs in the core: errors as Linux
+// filesystems return them, persistence, exact maps, and ACL inheritance and mode sync.
+#include <fcntl.h>
+#include <sys/xattr.h>
+
+#include <string>
+
+#include "fs/core/core_test_util.h"
+#include "fs/format/posix_acl.h"
+
+namespace udax {
+namespace {
+
+const Caller kRoot{0, 0};
+
+std::string AclOf(std::initializer_list<AclEntry> entries) { return AclEncode(Acl(entries)); }
+
+void ExpectMapsExact(Filesystem* fs) {
+  CheckReport r = Must(fs->CrossCheckMaps());
+  EXPECT_EQ(r.problems, 0u) << (r.messages.empty() ? "" : r.messages[0]);
+}
+
+class XattrTest : public ::testing::TestWithParam<uint64_t> {
+ protected:
+  TestImage img_{GetParam() == kAuSize2M ? 256ull << 20 : 64ull << 20, GetParam()};
+};
+
+TEST_P(XattrTest, SetGetListRemoveAndErrors) {
+  auto fs = img_.Mount();
+  const uint64_t f = Must(fs->Mknod(kRootIno, "f", S_IFREG | 0644, 0, kRoot)).ino;
+  EXPECT_EQ(fs->GetXattr(f, "user.a").status().code(), ENODATA);
+  EXPECT_EQ(Must(fs->ListXattr(f)), "");
+  ASSERT_OK(fs->SetXattr(f, "user.a", "1", 0, kRoot));
+  ASSERT_OK(fs->SetXattr(f, "trusted.b", std::string(1000, 'b'), 0, kRoot));
+  ASSERT_OK(fs->SetXattr(f, "security.c", "", 0, kRoot));  // empty values are values
+  EXPECT_EQ(Must(fs->GetXattr(f, "user.a")), "1");
+  EXPECT_EQ(Must(fs->GetXattr(f, "security.c")), "");
+  EXPECT_EQ(Must(fs->ListXattr(f)), std::string("security.c\0trusted.b\0user.a\0", 28));
+  EXPECT_EQ(fs->SetXattr(f, "user.a", "2", XATTR_CREATE, kRoot).code(), EEXIST);
+  EXPECT_EQ(fs->SetXattr(f, "user.z", "2", XATTR_REPLACE, kRoot).code(), ENODATA);
+  ASSERT_OK(fs->SetXattr(f, "user.a", "22", XATTR_REPLACE, kRoot));
+  EXPECT_EQ(Must(fs->GetXattr(f, "user.a")), "22");
+  EXPECT_EQ(fs->SetXattr(f, "bogus.a", "1", 0, kRoot).code(), EOPNOTSUPP);
+  EXPECT_EQ(fs->SetXattr(f, "system.foo", "1", 0, kRoot).code(), EOPNOTSUPP);
+  EXPECT_EQ(fs->SetXattr(f, "user.", "1", 0, kRoot).code(), EINVAL);
+  EXPECT_EQ(fs->SetXattr(f, "user." + std::string(251, 'n'), "1", 0, kRoot).code(), ERANGE);
+  EXPECT_EQ(fs->SetXattr(f, "user.big", std::string(kMaxXattrBytes + 1, 'x'), 0, kRoot).code(),
+            E2BIG);
+  // The whole blob is bounded: the attribute that would overflow it is refused.
+  ASSERT_OK(fs->SetXattr(f, "user.big", std::string(60000, 'x'), 0, kRoot));
+  EXPECT_EQ(fs->SetXattr(f, "user.big2", std::string(6000, 'y'), 0, kRoot).code(), ENOSPC);
+  EXPECT_EQ(fs->RemoveXattr(f, "user.nope").code(), ENODATA);
+  ASSERT_OK(fs->RemoveXattr(f, "user.big"));
+  EXPECT_EQ(fs->GetXattr(f, "user.big").status().code(), ENODATA);
+  ExpectMapsExact(fs.get());
+}
+
+TEST_P(XattrTest, PersistAcrossRemountAndSurviveTruncate) {
+  uint64_t f;
+  {
+    auto fs = img_.Mount();
+    auto [e, file] = Must(fs->Create(kRootIno, "f", 0644, O_RDWR, kRoot));
+    f = e.ino;
+    ASSERT_OK(fs->SetXattr(f, "user.long", std::string(20000, 'L'), 0, kRoot));
+    ASSERT_OK(fs->SetXattr(f, "user.short", "s", 0, kRoot));
+    ASSERT_EQ(Must(fs->Write(file, 0, "data", 4)), 4u);
+    SetAttrIn trunc;
+    trunc.size = true;
+    trunc.attr.st_size = 0;
+    Must(fs->SetAttr(f, trunc));  // frees the data, keeps the blob
+    fs->Release(file);
+    ExpectMapsExact(fs.get());
+    ASSERT_OK(fs->Unmount());
+  }
+  auto fs = img_.Mount();
+  EXPECT_EQ(Must(fs->GetXattr(f, "user.long")), std::string(20000, 'L'));
+  EXPECT_EQ(Must(fs->GetXattr(f, "user.short")), "s");
+  EXPECT_TRUE(Must(fs->Bmap(f)).empty());  // the blob is not file data
+  ExpectMapsExact(fs.get());
+}
+
+TEST_P(XattrTest, BlobIsOwnedInTheReverseMapAndFreedWithTheInode) {
+  auto fs = img_.Mount();
+  const uint64_t free_before = fs->StatFs().f_bfree;
+  const uint64_t f = Must(fs->Mknod(kRootIno, "f", S_IFREG | 0644, 0, kRoot)).ino;
+  ASSERT_OK(fs->SetXattr(f, "user.x", std::string(10000, 'x'), 0, kRoot));
+  // Find the blob's AU through the reverse map: scan the data area for an xattr owner.
+  bool found = false;
+  const DiskSuperblock& sb = fs->superblock();
+  for (uint64_t au = sb.data_off / sb.au_size; au < sb.au_count && !found; ++au) {
+    auto owners = Must(fs->Owners(au * sb.au_size, 512));
+    for (const OwnerRange& o : owners) {
+      if (o.owner.kind == OwnerKind::kXattr && o.owner.ino == f) found = true;
+    }
+  }
+  EXPECT_TRUE(found);
+  ExpectMapsExact(fs.get());
+  ASSERT_OK(fs->Unlink(kRootIno, "f"));
+  fs->Forget(f, 1);
+  EXPECT_EQ(fs->StatFs().f_bfree, free_before);
+  ExpectMapsExact(fs.get());
+}
+
+TEST_P(XattrTest, AccessAclSetsTheModeAndChmodSetsTheAcl) {
+  auto fs = img_.Mount();
+  const uint64_t f = Must(fs->Mknod(kRootIno, "f", S_IFREG | 02640, 0, kRoot)).ino;
+  // An ACL the mode says in full changes the mode and is not stored.
+  ASSERT_OK(fs->SetXattr(f, kAclAccessXattr,
+                         AclOf({{kAclUserObj, 7, 0}, {kAclGroupObj, 5, 0}, {kAclOther, 1, 0}}), 0,
+                         kRoot));
+  EXPECT_EQ(Must(fs->GetAttr(f)).st_mode & 07777, 02751u);
+  EXPECT_EQ(fs->GetXattr(f, kAclAccessXattr).status().code(), ENODATA);
+  // A named user needs a mask, and the mask shows as the group bits.
+  const std::string acl = AclOf({{kAclUserObj, 6, 0},
+                                 {kAclUser, 4, 1000},
+                                 {kAclGroupObj, 4, 0},
+                                 {kAclMask, 6, 0},
+                                 {kAclOther, 0, 0}});
+  Caller stranger{1000, 1000};
+  ASSERT_OK(fs->SetXattr(f, kAclAccessXattr, acl, 0, stranger));
+  EXPECT_EQ(Must(fs->GetAttr(f)).st_mode & 07777, 0660u);  // setgid dropped: not in group
+  EXPECT_EQ(Must(fs->GetXattr(f, kAclAccessXattr)), acl);
+  SetAttrIn chmod;
+  chmod.mode = true;
+  chmod.attr.st_mode = 0705;
+  Must(fs->SetAttr(f, chmod));
+  Acl after = Must(AclDecode(Must(fs->GetXattr(f, kAclAccessXattr))));
+  ASSERT_EQ(after.size(), 5u);
+  EXPECT_EQ(after[0].perm, 7);  // owner
+  EXPECT_EQ(after[2].perm, 4);  // group entry untouched: the mask carries the group bits
+  EXPECT_EQ(after[3].perm, 0);  // mask
+  EXPECT_EQ(after[4].perm, 5);  // other
+  EXPECT_EQ(fs->SetXattr(f, kAclDefaultXattr, acl, 0, kRoot).code(), EACCES);
+  EXPECT_EQ(fs->SetXattr(f, kAclAccessXattr, "garbage", 0, kRoot).code(), EINVAL);
+  ExpectMapsExact(fs.get());
+}
+
+TEST_P(XattrTest, DefaultAclIsInheritedInsteadOfTheUmask) {
+  auto fs = img_.Mount();
+  Caller user{0, 0, 022};
+  const uint64_t plain = Must(fs->Mknod(kRootIno, "plain", S_IFREG | 0666, 0, user)).ino;
+  EXPECT_EQ(Must(fs->GetAttr(plain)).st_mode & 0777, 0644u);  // umask applies
+  const uint64_t d = Must(fs->Mkdir(kRootIno, "d", 0777, user)).ino;
+  const std::string def = AclOf({{kAclUserObj, 7, 0},
+                                 {kAclUser, 7, 1000},
+                                 {kAclGroupObj, 5, 0},
+                                 {kAclMask, 7, 0},
+                                 {kAclOther, 0, 0}});
+  ASSERT_OK(fs->SetXattr(d, kAclDefaultXattr, def, 0, kRoot));
+  const uint64_t f = Must(fs->Mknod(d, "f", S_IFREG | 0666, 0, user)).ino;
+  EXPECT_EQ(Must(fs->GetAttr(f)).st_mode & 0777, 0660u);  // masked by the ACL, not umask
+  Acl access = Must(AclDecode(Must(fs->GetXattr(f, kAclAccessXattr))));
+  EXPECT_EQ(access[1].tag, kAclUser);
+  EXPECT_EQ(access[3].perm, 6);  // the mask took the requested group bits
+  EXPECT_EQ(fs->GetXattr(f, kAclDefaultXattr).status().code(), ENODATA);
+  const uint64_t sub = Must(fs->Mkdir(d, "sub", 0755, user)).ino;
+  EXPECT_EQ(Must(fs->GetXattr(sub, kAclDefaultXattr)), def);  // directories pass it on
+  EXPECT_EQ(Must(fs->GetAttr(sub)).st_mode & 0777, 0750u);
+  ExpectMapsExact(fs.get());
+}
+
+INSTANTIATE_TEST_SUITE_P(AuSizes, XattrTest, ::testing::Values(kAuSize4K, kAuSize2M),
+                         [](const auto& info) { return info.param == kAuSize4K ? "4K" : "2M"; });
+
+TEST(XattrBlob, RejectsDamage) {
+  XattrMap attrs{{"user.a", "1"}, {"user.b", std::string(300, 'b')}};
+  std::vector<uint8_t> blob = XattrBlobEncode(attrs, 7);
+  XattrMap out;
+  ASSERT_OK(XattrBlobDecode(blob.data(), blob.size(), 7, &out));
+  EXPECT_EQ(out, attrs);
+  EXPECT_FALSE(XattrBlobDecode(blob.data(), blob.size(), 8, &out).ok());  // wrong owner
+  EXPECT_FALSE(XattrBlobDecode(blob.data(), blob.size() - 1, 7, &out).ok());
+  blob[20] ^= 1;
+  EXPECT_FALSE(XattrBlobDecode(blob.data(), blob.size(), 7, &out).ok());
+}
+
+}  // namespace
+}  // namespace udax

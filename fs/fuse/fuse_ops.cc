@@ -4,6 +4,8 @@
 // its errno. Nothing is locked here; the core releases its locks before we reply.
 #include "fs/fuse/fuse_ops.h"
 
+#include "fs/fuse/fuse_request.h"
+
 #include "include/udaxfs/ioctl.h"
 
 #include <dirent.h>
@@ -17,16 +19,6 @@
 
 namespace udax {
 namespace {
-
-FuseContext& Ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
-Filesystem& Fs(fuse_req_t req) { return *Ctx(req).fs; }
-
-Caller CallerOf(fuse_req_t req) {
-  const fuse_ctx* c = fuse_req_ctx(req);
-  return Caller{c->uid, c->gid};
-}
-
-void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : st.code()); }
 
 fuse_entry_param EntryParam(fuse_req_t req, const EntryOut& e) {
   fuse_entry_param p{};
@@ -53,18 +45,6 @@ void ReplyEntryResult(fuse_req_t req, const Result<EntryOut>& r) {
   }
 }
 
-// Runs `body`, turning any escaping exception into EIO (or ENOMEM) for this request.
-template <typename F>
-void Guard(fuse_req_t req, F&& body) {
-  try {
-    body();
-  } catch (const std::bad_alloc&) {
-    fuse_reply_err(req, ENOMEM);
-  } catch (...) {
-    fuse_reply_err(req, EIO);
-  }
-}
-
 Inode* FileOf(fuse_file_info* fi) { return reinterpret_cast<Inode*>(fi->fh); }
 
 // Per-handle directory snapshot: readdir offsets are indexes into it, so entries never
@@ -80,6 +60,12 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;
+  if (ctx->config.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL) &&
+      (conn->capable & FUSE_CAP_DONT_MASK)) {
+    // We apply the umask or the parent's default ACL ourselves (InheritAttrs): without
+    // DONT_MASK the kernel would apply the umask on top and spoil ACL inheritance.
+    conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+  }
   if (!ctx->config.cache_auto) conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
@@ -407,6 +393,15 @@ void IoctlScrub(fuse_req_t req) {
   fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
 }
 
+// XFS_IOC_GOINGDOWN (xfstests' godown, `udaxctl shutdown`): every metadata operation is
+// already durable when it returns, so whichever flag the caller meant (FUSE does not pass
+// it), the filesystem stops here with its journal consistent.
+void IoctlGoingDown(fuse_req_t req) {
+  if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+  Fs(req).Shutdown("shut down on request (XFS_IOC_GOINGDOWN)");
+  fuse_reply_ioctl(req, 0, nullptr, 0);
+}
+
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
              unsigned flags, const void* in_buf, size_t in_size, size_t) {
   Guard(req, [&] {
@@ -420,6 +415,8 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
         return IoctlPath(req, in_buf, in_size);
       case UDAX_IOC_SCRUB:
         return IoctlScrub(req);
+      case UDAX_IOC_GOINGDOWN:
+        return IoctlGoingDown(req);
       default:
         return (void)fuse_reply_err(req, ENOTTY);
     }
@@ -460,6 +457,7 @@ void AssignOperations(fuse_lowlevel_ops* ops) {
   ops->statfs = OpStatfs;
   ops->access = OpAccess;
   ops->ioctl = OpIoctl;
+  AssignXattrOperations(ops);
 }
 
 }  // namespace udax

@@ -10,6 +10,7 @@ namespace udax {
 
 struct FuseConfig {
   bool cache_auto = true;  // kernel page cache and attribute caching; false = direct I/O
+  bool posix_acl = true;   // FUSE_CAP_POSIX_ACL: the kernel enforces the ACLs we store
   double timeout() const { return cache_auto ? 1.0 : 0.0; }
 };
 
@@ -21,5 +22,7 @@ struct FuseContext {
 
 // Fills the low-level operation table.
 void AssignOperations(fuse_lowlevel_ops* ops);
+// The extended-attribute operations (fuse_xattr_ops.cc).
+void AssignXattrOperations(fuse_lowlevel_ops* ops);
 
 }  // namespace udax

@@ -23,6 +23,7 @@ struct CmdLine {
   int version = 0;
   int sync = 0;
   int read_only = 0;
+  int noacl = 0;
   char* cache = nullptr;
 };
 
@@ -32,6 +33,8 @@ enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
 const fuse_opt kOptions[] = {
     UDAX_OPT("sync", sync, 1),
     UDAX_OPT("cache=%s", cache, 0),
+    UDAX_OPT("acl", noacl, 0),
+    UDAX_OPT("noacl", noacl, 1),
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -92,6 +95,8 @@ void Usage(const char* prog) {
       "    -o cache=auto|none     kernel page cache for file data (auto, default) or\n"
       "                           direct I/O to pmem (none)\n"
       "    -o ro                  read-only\n"
+      "    -o acl|noacl           POSIX ACLs enforced by the kernel (acl, default) or\n"
+      "                           only the mode bits (noacl)\n"
       "\n"
       "FUSE options:\n",
       prog);
@@ -126,6 +131,7 @@ int main(int argc, char* argv[]) {
     return 1;
   }
   udax::FuseContext ctx;
+  ctx.config.posix_acl = !cmd.noacl;
   if (cmd.cache) {
     if (std::strcmp(cmd.cache, "auto") == 0) {
       ctx.config.cache_auto = true;

@@ -6,6 +6,7 @@
 #define UDAXFS_IOCTL_H_
 
 #include <linux/ioctl.h>
+#include <linux/types.h>
 #include <stdint.h>
 
 #define UDAX_IOC_MAGIC 'U'
@@ -62,5 +63,10 @@ struct udax_ioc_scrub {
 #define UDAX_IOC_RMAP _IOWR(UDAX_IOC_MAGIC, 2, struct udax_ioc_rmap)
 #define UDAX_IOC_PATH _IOWR(UDAX_IOC_MAGIC, 3, struct udax_ioc_path)
 #define UDAX_IOC_SCRUB _IOR(UDAX_IOC_MAGIC, 4, struct udax_ioc_scrub)
+
+/* XFS_IOC_GOINGDOWN, as xfstests' godown and xfs_io's shutdown issue it (on a directory
+ * or a file of the mount; root only). FUSE passes no argument for an _IOR command, so the
+ * XFS flag (flush or not) is not seen: udaxfs has nothing unflushed to choose about. */
+#define UDAX_IOC_GOINGDOWN _IOR('X', 125, __u32)
 
 #endif /* UDAXFS_IOCTL_H_ */

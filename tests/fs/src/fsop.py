@@ -21,7 +21,13 @@ errno names (ENOTEMPTY) instead of tool-specific messages. Exit status is 0 eith
   access PATH MODE           MODE: r, w, x, f or combinations
   opendir PATH               lists the names (sorted)
   bindsock PATH              binds an AF_UNIX socket to PATH
+  setxattr PATH NAME VALUE [create|replace]   VALUE "@N" = N bytes of 'v'
+  getxattr PATH NAME [SIZE]  prints the value (repr, or its length when > 60 bytes);
+                             SIZE 0 prints the length the filesystem reports
+  listxattr PATH [SIZE]      prints the names (sorted); SIZE as for getxattr
+  removexattr PATH NAME      lgetxattr PATH NAME (the symlink itself)
 """
+import ctypes
 import errno
 import os
 import socket
@@ -54,6 +60,33 @@ def open_flags(spec):
         flags |= {"c": os.O_CREAT, "x": os.O_EXCL, "t": os.O_TRUNC, "a": os.O_APPEND,
                   "d": os.O_DIRECTORY, "n": os.O_NOFOLLOW}[c]
     return flags
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def xattr_call(fn, *args):
+    """getxattr/listxattr with an explicit buffer size (os.* hides ERANGE and size 0)."""
+    n = fn(*args)
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return n
+
+
+def xattr_value(spec):
+    return b"v" * int(spec[1:]) if spec.startswith("@") else spec.encode()
+
+
+def show_value(v):
+    return repr(v) if len(v) <= 60 else "len=%d" % len(v)
+
+
+def sized_get(path, name, size, follow=True):
+    fn = LIBC.getxattr if follow else LIBC.lgetxattr
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = xattr_call(fn, path.encode(), name.encode(), buf if size else None, ctypes.c_size_t(size))
+    return "size=%d" % n if size == 0 else show_value(buf.raw[:n])
 
 
 def run(op, a):
@@ -126,6 +159,28 @@ def run(op, a):
             raise PermissionError(errno.EACCES, "access")
     elif op == "opendir":
         return " ".join(sorted(os.listdir(a[0])))
+    elif op == "setxattr":
+        flags = {"create": os.XATTR_CREATE, "replace": os.XATTR_REPLACE}.get(
+            a[3] if len(a) > 3 else "", 0)
+        os.setxattr(a[0], a[1], xattr_value(a[2]), flags)
+    elif op == "getxattr":
+        if len(a) > 2:
+            return sized_get(a[0], a[1], int(a[2]))
+        return show_value(os.getxattr(a[0], a[1]))
+    elif op == "lgetxattr":
+        return sized_get(a[0], a[1], 1 << 16, follow=False)
+    elif op == "listxattr":
+        if len(a) > 1:
+            size = int(a[1])
+            buf = ctypes.create_string_buffer(max(size, 1))
+            n = xattr_call(LIBC.listxattr, a[0].encode(), buf if size else None,
+                           ctypes.c_size_t(size))
+            if size == 0:
+                return "size=%d" % n
+            return " ".join(sorted(shorten(x.decode()) for x in buf.raw[:n].split(b"\0") if x))
+        return " ".join(sorted(shorten(x) for x in os.listxattr(a[0])))
+    elif op == "removexattr":
+        os.removexattr(a[0], a[1])
     elif op == "bindsock":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(a[0])

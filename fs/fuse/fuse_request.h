@@ -1,0 +1,37 @@
+// fuse_request.h -- what every operation handler needs from its request: the context,
+// the caller, and the one-reply discipline (Guard) that keeps exceptions out of libfuse.
+#pragma once
+
+#include <new>
+
+#include "fs/fuse/fuse_ops.h"
+
+namespace udax {
+
+inline FuseContext& Ctx(fuse_req_t req) {
+  return *static_cast<FuseContext*>(fuse_req_userdata(req));
+}
+inline Filesystem& Fs(fuse_req_t req) { return *Ctx(req).fs; }
+
+inline Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  return Caller{c->uid, c->gid, c->umask};
+}
+
+inline void ReplyStatus(fuse_req_t req, const Status& st) {
+  fuse_reply_err(req, st.ok() ? 0 : st.code());
+}
+
+// Runs `body`, turning any escaping exception into EIO (or ENOMEM) for this request.
+template <typename F>
+void Guard(fuse_req_t req, F&& body) {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  } catch (...) {
+    fuse_reply_err(req, EIO);
+  }
+}
+
+}  // namespace udax
