@@ -36,6 +36,14 @@ struct MountOptions {
   bool sync = false;  // every write durable on return
 };
 
+// When reads and listings update atime (the mount's relatime / strictatime / noatime
+// and nodiratime flags, which the FUSE layer follows).
+enum class AtimeMode : uint8_t { kRelative, kAlways, kNever };
+struct AtimePolicy {
+  AtimeMode mode = AtimeMode::kRelative;
+  bool dirs = true;  // false: nodiratime
+};
+
 // Who is asking (from the FUSE request).
 struct Caller {
   Caller() = default;
@@ -174,6 +182,10 @@ class Filesystem {
   // records) without cross-checking them; reports each failure.
   Result<CheckReport> Scrub();
 
+  // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
+  void SetAtimePolicy(AtimePolicy policy);
+  AtimePolicy atime_policy() const;
+
   struct statvfs StatFs();
   uint64_t MaxFileSize() const;
   const DiskSuperblock& superblock() const { return sb_; }
@@ -255,6 +267,10 @@ class Filesystem {
   // Who must own each AU according to the forward maps and the layout. REQUIRES mu_
   Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report);
 
+  // --- access times (fs_atime.cc) ---
+  void TouchAtime(Inode* inode);
+  void TouchAtimeLocked(Inode* inode);  // REQUIRES mu_
+
   // --- journal ---
   Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
   Status CheckWritable() const;
@@ -271,7 +287,9 @@ class Filesystem {
   std::mutex mu_;
   Txn txn_;  // the transaction being built; REQUIRES mu_
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
-  std::atomic<bool> shutdown_{false};  // read without mu_ on the data path
+  std::atomic<bool> shutdown_{false};
+  std::atomic<AtimeMode> atime_mode_{AtimeMode::kRelative};
+  std::atomic<bool> atime_dirs_{true};  // read without mu_ on the data path
   std::string shutdown_reason_;
 };
 

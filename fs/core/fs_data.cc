@@ -92,6 +92,7 @@ Result<size_t> Filesystem::Read(Inode* inode, uint64_t off, size_t n, char* buf)
     }
     done += chunk;
   }
+  TouchAtime(inode);
   return n;
 }
 

@@ -434,6 +434,7 @@ Result<std::vector<DirListEntry>> Filesystem::ListDir(uint64_t ino) {
   out.push_back({dir->ino, DT_DIR, "."});
   out.push_back({dir->d.parent, DT_DIR, ".."});
   UDAX_RETURN_IF_ERROR(DirOps(this).List(dir, &out));
+  TouchAtimeLocked(dir);
   return out;
 }
 

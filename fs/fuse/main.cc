@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fs/fuse/fuse_ops.h"
+#include "fs/fuse/mount_watch.h"
 
 namespace {
 
@@ -165,6 +166,9 @@ int main(int argc, char* argv[]) {
       return 1;
     }
   }
+  char* real = realpath(cmd.mountpoint, nullptr);  // how mountinfo will name it
+  const std::string mountpoint = real ? real : cmd.mountpoint;
+  free(real);
   // Parse the FUSE options before touching the target: a bad option must not write.
   fuse_lowlevel_ops ops;
   udax::AssignOperations(&ops);
@@ -187,11 +191,16 @@ int main(int argc, char* argv[]) {
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd.mountpoint) == 0) {
       if (fuse_daemonize(cmd.foreground) == 0) {
+        // After daemonize: its fork keeps no threads.
+        udax::MountWatch watch;
+        udax::Status ws = watch.Start(ctx.fs, mountpoint);
+        if (!ws.ok()) syslog(LOG_WARNING, "atime policy fixed at relatime: %s", ws.ToString().c_str());
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         fuse_loop_cfg_set_max_threads(cfg, 16);
         rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(cfg);
+        watch.Stop();
       }
       fuse_session_unmount(se);
     }

@@ -1,0 +1,58 @@
+// fs_atime.cc -- access times under the mount's atime policy (relatime, strictatime,
+// noatime, nodiratime).
+//
+// FUSE marks its inodes S_NOATIME, so the kernel never updates atime: reads and directory
+// listings that reach us do. The new atime is kept in DRAM (the inode turns dirty) and
+// reaches media with the next change of the inode, at its last release or forget, or at
+// unmount, as lazytime does: a read never waits for a journal commit.
+#include <time.h>
+
+#include "fs/core/filesystem.h"
+
+namespace udax {
+namespace {
+
+constexpr int64_t kRelatimeMaxAge = 24 * 60 * 60;  // relatime still updates once a day
+
+bool NotAfter(int64_t a_sec, uint32_t a_nsec, int64_t b_sec, uint32_t b_nsec) {
+  return a_sec < b_sec || (a_sec == b_sec && a_nsec <= b_nsec);
+}
+
+}  // namespace
+
+void Filesystem::SetAtimePolicy(AtimePolicy policy) {
+  atime_mode_.store(policy.mode, std::memory_order_relaxed);
+  atime_dirs_.store(policy.dirs, std::memory_order_relaxed);
+}
+
+AtimePolicy Filesystem::atime_policy() const {
+  return AtimePolicy{atime_mode_.load(std::memory_order_relaxed),
+                     atime_dirs_.load(std::memory_order_relaxed)};
+}
+
+void Filesystem::TouchAtimeLocked(Inode* inode) {
+  const AtimePolicy policy = atime_policy();
+  if (policy.mode == AtimeMode::kNever || shutdown_ || options_.read_only || inode->freed) return;
+  if (S_ISDIR(inode->d.mode) && !policy.dirs) return;
+  DiskInode& d = inode->d;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  if (policy.mode == AtimeMode::kRelative) {
+    // relatime_need_update(): only when atime is not newer than mtime or ctime, or a day old.
+    const bool stale = NotAfter(d.atime_sec, d.atime_nsec, d.mtime_sec, d.mtime_nsec) ||
+                       NotAfter(d.atime_sec, d.atime_nsec, d.ctime_sec, d.ctime_nsec) ||
+                       now.tv_sec - d.atime_sec >= kRelatimeMaxAge;
+    if (!stale) return;
+  }
+  d.atime_sec = now.tv_sec;
+  d.atime_nsec = static_cast<uint32_t>(now.tv_nsec);
+  inode->dirty = true;
+}
+
+void Filesystem::TouchAtime(Inode* inode) {
+  if (atime_mode_.load(std::memory_order_relaxed) == AtimeMode::kNever) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  TouchAtimeLocked(inode);
+}
+
+}  // namespace udax

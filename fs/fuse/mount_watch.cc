@@ -1,0 +1,127 @@
+// mount_watch.cc -- re-reads our mount's options whenever the mount table changes.
+#include "fs/fuse/mount_watch.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <vector>
+
+namespace udax {
+namespace {
+
+std::string DecodeOctalEscapes(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && s.size() - i >= 4 && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string_view> Fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < line.size()) {
+    size_t end = line.find(' ', pos);
+    if (end == line.npos) end = line.size();
+    if (end > pos) out.push_back(line.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+Result<std::string> ReadWhole(int fd) {
+  std::string text;
+  char buf[8192];
+  if (lseek(fd, 0, SEEK_SET) < 0) return Status::FromErrno("mountinfo: lseek");
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("mountinfo: read");
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
+}  // namespace
+
+AtimePolicy AtimePolicyFromOptions(std::string_view options) {
+  AtimePolicy policy;
+  policy.mode = AtimeMode::kAlways;  // strictatime shows as neither flag
+  size_t pos = 0;
+  while (pos <= options.size()) {
+    size_t end = options.find(',', pos);
+    if (end == options.npos) end = options.size();
+    const std::string_view opt = options.substr(pos, end - pos);
+    if (opt == "noatime") policy.mode = AtimeMode::kNever;
+    if (opt == "relatime" && policy.mode != AtimeMode::kNever) policy.mode = AtimeMode::kRelative;
+    if (opt == "nodiratime") policy.dirs = false;
+    pos = end + 1;
+  }
+  return policy;
+}
+
+std::string MountOptionsOf(std::string_view mountinfo, std::string_view mountpoint) {
+  std::string found;
+  size_t pos = 0;
+  while (pos < mountinfo.size()) {
+    size_t end = mountinfo.find('\n', pos);
+    if (end == mountinfo.npos) end = mountinfo.size();
+    const std::vector<std::string_view> f = Fields(mountinfo.substr(pos, end - pos));
+    // id parent major:minor root mount-point mount-options ...
+    if (f.size() >= 6 && DecodeOctalEscapes(f[4]) == mountpoint) found = std::string(f[5]);
+    pos = end + 1;
+  }
+  return found;
+}
+
+Status MountWatch::Start(Filesystem* fs, std::string mountpoint) {
+  fs_ = fs;
+  mountpoint_ = std::move(mountpoint);
+  mountinfo_ = UniqueFd(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (!mountinfo_.valid()) return Status::FromErrno("open /proc/self/mountinfo");
+  stop_ = UniqueFd(eventfd(0, EFD_CLOEXEC));
+  if (!stop_.valid()) return Status::FromErrno("eventfd");
+  Refresh();
+  thread_ = std::thread([this] { Run(); });
+  return Status::Ok();
+}
+
+void MountWatch::Stop() {
+  if (!thread_.joinable()) return;
+  const uint64_t one = 1;
+  if (write(stop_.get(), &one, sizeof(one)) < 0) perror("udaxfs: mount watch: eventfd");
+  thread_.join();
+}
+
+void MountWatch::Refresh() {
+  auto text = ReadWhole(mountinfo_.get());
+  if (!text.ok()) return;
+  const std::string options = MountOptionsOf(*text, mountpoint_);
+  if (!options.empty()) fs_->SetAtimePolicy(AtimePolicyFromOptions(options));
+}
+
+void MountWatch::Run() {
+  while (true) {
+    pollfd fds[2] = {{mountinfo_.get(), POLLPRI, 0}, {stop_.get(), POLLIN, 0}};
+    const int n = poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (fds[1].revents & POLLIN)) return;
+    if (fds[0].revents & (POLLPRI | POLLERR)) Refresh();
+  }
+}
+
+}  // namespace udax
