@@ -55,11 +55,12 @@ static Status NeedDir(Inode* inode) {
 Result<EntryOut> Filesystem::Lookup(uint64_t parent, std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_GET(dir, parent);
+  // "." of any inode is how the kernel decodes a file handle (FUSE export support): the
+  // node id is the inode number, and Get answers ESTALE for one not in use.
+  if (name == ".") return MakeEntry(dir);
   UDAX_RETURN_IF_ERROR(NeedDir(dir));
   uint64_t ino;
-  if (name == ".") {
-    ino = dir->ino;
-  } else if (name == "..") {
+  if (name == "..") {
     ino = dir->d.parent;
   } else {
     if (name.size() > kMaxNameLen) return Status::Error(ENAMETOOLONG, "name too long");
