@@ -38,9 +38,9 @@ struct MountOptions {
 
 // When reads and listings update atime (the mount's relatime / strictatime / noatime
 // and nodiratime flags, which the FUSE layer follows).
-enum class AtimeMode : uint8_t { kRelative, kAlways, kNever };
+enum class AtimeUpdate : uint8_t { kRelative, kAlways, kNever };
 struct AtimePolicy {
-  AtimeMode mode = AtimeMode::kRelative;
+  AtimeUpdate mode = AtimeUpdate::kRelative;
   bool dirs = true;  // false: nodiratime
 };
 
@@ -288,7 +288,7 @@ class Filesystem {
   Txn txn_;  // the transaction being built; REQUIRES mu_
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
   std::atomic<bool> shutdown_{false};
-  std::atomic<AtimeMode> atime_mode_{AtimeMode::kRelative};
+  std::atomic<AtimeUpdate> atime_mode_{AtimeUpdate::kRelative};
   std::atomic<bool> atime_dirs_{true};  // read without mu_ on the data path
   std::string shutdown_reason_;
 };

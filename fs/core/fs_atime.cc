@@ -32,12 +32,12 @@ AtimePolicy Filesystem::atime_policy() const {
 
 void Filesystem::TouchAtimeLocked(Inode* inode) {
   const AtimePolicy policy = atime_policy();
-  if (policy.mode == AtimeMode::kNever || shutdown_ || options_.read_only || inode->freed) return;
+  if (policy.mode == AtimeUpdate::kNever || shutdown_ || options_.read_only || inode->freed) return;
   if (S_ISDIR(inode->d.mode) && !policy.dirs) return;
   DiskInode& d = inode->d;
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  if (policy.mode == AtimeMode::kRelative) {
+  if (policy.mode == AtimeUpdate::kRelative) {
     // relatime_need_update(): only when atime is not newer than mtime or ctime, or a day old.
     const bool stale = NotAfter(d.atime_sec, d.atime_nsec, d.mtime_sec, d.mtime_nsec) ||
                        NotAfter(d.atime_sec, d.atime_nsec, d.ctime_sec, d.ctime_nsec) ||
@@ -50,7 +50,7 @@ void Filesystem::TouchAtimeLocked(Inode* inode) {
 }
 
 void Filesystem::TouchAtime(Inode* inode) {
-  if (atime_mode_.load(std::memory_order_relaxed) == AtimeMode::kNever) return;
+  if (atime_mode_.load(std::memory_order_relaxed) == AtimeUpdate::kNever) return;
   std::lock_guard<std::mutex> lock(mu_);
   TouchAtimeLocked(inode);
 }

@@ -60,14 +60,14 @@ Result<std::string> ReadWhole(int fd) {
 
 AtimePolicy AtimePolicyFromOptions(std::string_view options) {
   AtimePolicy policy;
-  policy.mode = AtimeMode::kAlways;  // strictatime shows as neither flag
+  policy.mode = AtimeUpdate::kAlways;  // strictatime shows as neither flag
   size_t pos = 0;
   while (pos <= options.size()) {
     size_t end = options.find(',', pos);
     if (end == options.npos) end = options.size();
     const std::string_view opt = options.substr(pos, end - pos);
-    if (opt == "noatime") policy.mode = AtimeMode::kNever;
-    if (opt == "relatime" && policy.mode != AtimeMode::kNever) policy.mode = AtimeMode::kRelative;
+    if (opt == "noatime") policy.mode = AtimeUpdate::kNever;
+    if (opt == "relatime" && policy.mode != AtimeUpdate::kNever) policy.mode = AtimeUpdate::kRelative;
     if (opt == "nodiratime") policy.dirs = false;
     pos = end + 1;
   }

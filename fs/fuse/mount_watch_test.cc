@@ -19,9 +19,9 @@ TEST(MountWatch, FindsTheLastMountAtThePath) {
 }
 
 TEST(MountWatch, AtimePolicyFromOptions) {
-  EXPECT_EQ(AtimePolicyFromOptions("rw,relatime").mode, AtimeMode::kRelative);
-  EXPECT_EQ(AtimePolicyFromOptions("rw,nosuid").mode, AtimeMode::kAlways);  // strictatime
-  EXPECT_EQ(AtimePolicyFromOptions("ro,noatime").mode, AtimeMode::kNever);
+  EXPECT_EQ(AtimePolicyFromOptions("rw,relatime").mode, AtimeUpdate::kRelative);
+  EXPECT_EQ(AtimePolicyFromOptions("rw,nosuid").mode, AtimeUpdate::kAlways);  // strictatime
+  EXPECT_EQ(AtimePolicyFromOptions("ro,noatime").mode, AtimeUpdate::kNever);
   EXPECT_TRUE(AtimePolicyFromOptions("rw,relatime").dirs);
   EXPECT_FALSE(AtimePolicyFromOptions("rw,nodiratime,relatime").dirs);
 }
