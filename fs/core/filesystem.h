@@ -119,9 +119,10 @@ class Filesystem {
   Result<EntryOut> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name);
   Status Unlink(uint64_t parent, std::string_view name);
   Status Rmdir(uint64_t parent, std::string_view name);
-  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE.
+  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (with or without
+  // NOREPLACE; the whiteout belongs to `caller`).
   Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
-                std::string_view new_name, unsigned flags);
+                std::string_view new_name, unsigned flags, const Caller& caller = Caller());
   Result<std::string> ReadLink(uint64_t ino);
   // A path of `ino` from the root ("/a/b"), for reports. Uses the parent hint every inode
   // keeps and one directory listing per level; NotFound when no name is known.

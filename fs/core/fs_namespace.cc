@@ -281,11 +281,11 @@ Status Filesystem::Rmdir(uint64_t parent, std::string_view name) {
 }
 
 Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
-                          std::string_view new_name, unsigned flags) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+                          std::string_view new_name, unsigned flags, const Caller& caller) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) {
     return Status::InvalidArgument("unsupported rename flags");
   }
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) {
+  if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT))) {
     return Status::InvalidArgument("conflicting rename flags");
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -344,6 +344,15 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
     return Status::Error(EMLINK, "too many subdirectories");
   }
   if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
+  // RENAME_WHITEOUT (overlayfs): the old name becomes a 0/0 character device, in the
+  // same transaction. Its inode is the last thing that can fail, so it comes first.
+  Inode* whiteout = nullptr;
+  if (flags & RENAME_WHITEOUT) {
+    UDAX_ASSIGN_OR_RETURN(whiteout, AllocInode(S_IFCHR, caller, src_dir));
+    whiteout->d.nlink = 1;
+    whiteout->d.parent = src_dir->ino;
+    StageInode(whiteout);
+  }
 
   // All checks passed: apply.
   if (flags & RENAME_EXCHANGE) {
@@ -371,7 +380,11 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
     } else {
       UDAX_RETURN_IF_ERROR(dirs.Insert(dst_dir, new_name, src->ino, DirentType(src->d.mode)));
     }
-    UDAX_RETURN_IF_ERROR(dirs.Remove(src_dir, name));
+    if (whiteout) {
+      UDAX_RETURN_IF_ERROR(dirs.Replace(src_dir, name, whiteout->ino, DT_CHR));
+    } else {
+      UDAX_RETURN_IF_ERROR(dirs.Remove(src_dir, name));
+    }
     if (src_is_dir && src_dir != dst_dir) {
       src->d.parent = dst_dir->ino;
       src_dir->d.nlink--;

@@ -156,7 +156,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
-  Guard(req, [&] { ReplyStatus(req, Fs(req).Rename(parent, name, new_parent, new_name, flags)); });
+  Guard(req, [&] { ReplyStatus(req, Fs(req).Rename(parent, name, new_parent, new_name, flags, CallerOf(req))); });
 }
 
 void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {

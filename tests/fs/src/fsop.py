@@ -26,6 +26,7 @@ errno names (ENOTEMPTY) instead of tool-specific messages. Exit status is 0 eith
                              SIZE 0 prints the length the filesystem reports
   listxattr PATH [SIZE]      prints the names (sorted); SIZE as for getxattr
   removexattr PATH NAME      lgetxattr PATH NAME (the symlink itself)
+  rename2 OLD NEW FLAGS      renameat2; FLAGS: noreplace, exchange, whiteout (joined by +)
 """
 import ctypes
 import errno
@@ -181,6 +182,14 @@ def run(op, a):
         return " ".join(sorted(shorten(x) for x in os.listxattr(a[0])))
     elif op == "removexattr":
         os.removexattr(a[0], a[1])
+    elif op == "rename2":
+        flags = 0
+        for f in a[2].split("+"):
+            flags |= {"noreplace": 1, "exchange": 2, "whiteout": 4}[f]
+        AT_FDCWD = -100
+        if LIBC.renameat2(AT_FDCWD, a[0].encode(), AT_FDCWD, a[1].encode(), flags) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
     elif op == "bindsock":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(a[0])
