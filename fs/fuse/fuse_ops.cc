@@ -45,7 +45,6 @@ void ReplyEntryResult(fuse_req_t req, const Result<EntryOut>& r) {
   }
 }
 
-Inode* FileOf(fuse_file_info* fi) { return reinterpret_cast<Inode*>(fi->fh); }
 
 // Per-handle directory snapshot: readdir offsets are indexes into it, so entries never
 // repeat or vanish while a directory is being read, whatever happens to it meanwhile.
@@ -182,9 +181,14 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         return (void)fuse_reply_err(req, st.status().code());
       }
     }
-    fi->fh = reinterpret_cast<uint64_t>(*inode);
+    auto handle = std::make_unique<OpenFile>(OpenFile{*inode, fi->flags});
+    fi->fh = reinterpret_cast<uint64_t>(handle.get());
     SetOpenFlags(req, fi);
-    if (fuse_reply_open(req, fi) == -ENOENT) Fs(req).Release(*inode);
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+      Fs(req).Release(*inode);
+    } else {
+      handle.release();  // OpRelease deletes it
+    }
   });
 }
 
@@ -194,12 +198,15 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     auto r = Fs(req).Create(parent, name, mode, fi->flags, CallerOf(req));
     if (!r.ok()) return (void)fuse_reply_err(req, r.status().code());
     auto& [entry, inode] = r.value();
-    fi->fh = reinterpret_cast<uint64_t>(inode);
+    auto handle = std::make_unique<OpenFile>(OpenFile{inode, fi->flags});
+    fi->fh = reinterpret_cast<uint64_t>(handle.get());
     SetOpenFlags(req, fi);
     const fuse_entry_param p = EntryParam(req, entry);
     if (fuse_reply_create(req, &p, fi) == -ENOENT) {
       Fs(req).Release(inode);
       Fs(req).Forget(entry.ino, 1);
+    } else {
+      handle.release();  // OpRelease deletes it
     }
   });
 }
@@ -227,8 +234,9 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  std::unique_ptr<OpenFile> handle(HandleOf(fi));
   try {
-    Fs(req).Release(FileOf(fi));
+    Fs(req).Release(handle->inode);
   } catch (...) {
   }
   fuse_reply_err(req, 0);

@@ -17,6 +17,7 @@ struct FuseConfig {
 // The userdata libfuse hands back to every operation.
 struct FuseContext {
   Filesystem* fs = nullptr;
+  fuse_session* session = nullptr;  // for cache invalidation notices
   FuseConfig config;
 };
 
@@ -24,5 +25,9 @@ struct FuseContext {
 void AssignOperations(fuse_lowlevel_ops* ops);
 // The extended-attribute operations (fuse_xattr_ops.cc).
 void AssignXattrOperations(fuse_lowlevel_ops* ops);
+// fallocate, lseek, copy_file_range (fuse_range_ops.cc), and the UDAX_IOC_FALLOCATE ioctl.
+void AssignRangeOperations(fuse_lowlevel_ops* ops);
+void IoctlFallocate(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const void* in_buf,
+                    size_t in_size);
 
 }  // namespace udax

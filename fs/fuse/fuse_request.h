@@ -18,6 +18,16 @@ inline Caller CallerOf(fuse_req_t req) {
   return Caller{c->uid, c->gid, c->umask};
 }
 
+// What an open file's handle (fi->fh) carries: the inode, and the open flags, which
+// libfuse does not repeat on later requests (an ioctl must know the fd is writable).
+// Directories carry their listing instead (fuse_ops.cc).
+struct OpenFile {
+  Inode* inode = nullptr;
+  int flags = 0;
+};
+inline OpenFile* HandleOf(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
+inline Inode* FileOf(fuse_file_info* fi) { return HandleOf(fi)->inode; }
+
 inline void ReplyStatus(fuse_req_t req, const Status& st) {
   fuse_reply_err(req, st.ok() ? 0 : st.code());
 }

@@ -187,6 +187,7 @@ int main(int argc, char* argv[]) {
     return 1;
   }
   ctx.fs = fs.value().get();
+  ctx.session = se;
   int rc = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd.mountpoint) == 0) {

@@ -64,6 +64,17 @@ struct udax_ioc_scrub {
 #define UDAX_IOC_PATH _IOWR(UDAX_IOC_MAGIC, 3, struct udax_ioc_path)
 #define UDAX_IOC_SCRUB _IOR(UDAX_IOC_MAGIC, 4, struct udax_ioc_scrub)
 
+/* fallocate(2) with every mode udaxfs implements, COLLAPSE_RANGE and INSERT_RANGE
+ * included: the kernel's FUSE client refuses those two before they reach the daemon.
+ * Issued on a file descriptor open for writing; errors as fallocate(2) returns them. */
+struct udax_ioc_fallocate {
+  uint32_t mode;     /* FALLOC_FL_* */
+  uint32_t reserved; /* 0 */
+  uint64_t offset;
+  uint64_t length;
+};
+#define UDAX_IOC_FALLOCATE _IOW(UDAX_IOC_MAGIC, 5, struct udax_ioc_fallocate)
+
 /* XFS_IOC_GOINGDOWN, as xfstests' godown and xfs_io's shutdown issue it (on a directory
  * or a file of the mount; root only). FUSE passes no argument for an _IOR command, so the
  * XFS flag (flush or not) is not seen: udaxfs has nothing unflushed to choose about. */
