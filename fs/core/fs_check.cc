@@ -296,6 +296,8 @@ Result<CheckReport> Filesystem::Scrub() {
       st = dirs.List(&scratch, &entries);  // decodes (and so verifies) every bucket
       if (!st.ok()) report.Add(st.message());
     }
+    st = LoadXattrs(&scratch);  // verifies the attribute blob's checksum
+    if (!st.ok()) report.Add(st.message());
   }
   for (uint64_t au = 0; au < sb_.au_count; ++au) {
     if (!aus_.IsAllocated(au)) continue;

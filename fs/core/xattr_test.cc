@@ -159,6 +159,34 @@ TEST_P(XattrTest, DefaultAclIsInheritedInsteadOfTheUmask) {
   ExpectMapsExact(fs.get());
 }
 
+TEST_P(XattrTest, DamagedBlobIsEioAndScrubNamesIt) {
+  uint64_t f, blob_off = 0;
+  {
+    auto fs = img_.Mount();
+    f = Must(fs->Mknod(kRootIno, "f", S_IFREG | 0644, 0, kRoot)).ino;
+    ASSERT_OK(fs->SetXattr(f, "user.x", "precious", 0, kRoot));
+    const DiskSuperblock& sb = fs->superblock();
+    for (uint64_t au = sb.data_off / sb.au_size; au < sb.au_count && !blob_off; ++au) {
+      for (const OwnerRange& o : Must(fs->Owners(au * sb.au_size, 512))) {
+        if (o.owner.kind == OwnerKind::kXattr) blob_off = au * sb.au_size;
+      }
+    }
+    ASSERT_NE(blob_off, 0u);
+    EXPECT_EQ(Must(fs->Scrub()).problems, 0u);
+    ASSERT_OK(fs->Unmount());
+  }
+  FILE* img = fopen(img_.path().c_str(), "r+b");
+  ASSERT_NE(img, nullptr);
+  fseek(img, static_cast<long>(blob_off + 20), SEEK_SET);
+  fputc('X', img);
+  fclose(img);
+  auto fs = img_.Mount();
+  EXPECT_EQ(fs->GetXattr(f, "user.x").status().code(), EIO);
+  CheckReport r = Must(fs->Scrub());
+  ASSERT_EQ(r.problems, 1u);
+  EXPECT_NE(r.messages[0].find("extended attributes"), std::string::npos) << r.messages[0];
+}
+
 INSTANTIATE_TEST_SUITE_P(AuSizes, XattrTest, ::testing::Values(kAuSize4K, kAuSize2M),
                          [](const auto& info) { return info.param == kAuSize4K ? "4K" : "2M"; });
 
