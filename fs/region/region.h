@@ -51,6 +51,10 @@ struct RegionOptions {
   uint64_t create_size = 0;
   // Take an exclusive flock on the target; fail with EBUSY if someone else holds it.
   bool lock = true;
+  // Load the emulated poison beside a regular-file target (IMAGE.badblocks). Tools that
+  // must see through it to report on it (udaxctl list --media-errors naming the owners
+  // of a poisoned metadata block) turn this off; everything else keeps it.
+  bool emulate_poison = true;
 };
 
 class Region {

@@ -168,7 +168,7 @@ Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
   region->source_ = std::move(source);
   region->map_ = std::move(map);
   // A plain file may carry emulated poison beside it; a device's poison is real.
-  if (!is_device) UDAX_RETURN_IF_ERROR(region->LoadEmulatedPoison(BadblockListPath(path)));
+  if (!is_device && options.emulate_poison) UDAX_RETURN_IF_ERROR(region->LoadEmulatedPoison(BadblockListPath(path)));
   return std::unique_ptr<Region>(std::move(region));
 }
 
