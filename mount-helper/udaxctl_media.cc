@@ -294,19 +294,22 @@ int CmdListMediaErrors(const std::string& given, bool json) {
     for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "injected"});
   }
   // The kernel's own list, when the target is (or lives on) real pmem.
+  // A kernel list we cannot read is reported, and what can be listed still is (exit 1).
+  int rc = 0;
   Result<KernelBadblocks> kb = LocateKernelBadblocks(t->path);
   if (kb.ok()) {
     if (kb->kind != KernelBadblocksKind::kDevdax) mode = "fsdax";
     if (S_ISCHR(t->st.st_mode) || S_ISBLK(t->st.st_mode)) size = kb->target_size;
     Result<BadblockList> list = ReadKernelBadblocks(*kb);
-    if (!list.ok()) {
+    if (list.ok()) {
+      for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "kernel"});
+    } else {
       fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
-      return 1;
+      rc = 1;
     }
-    for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "kernel"});
   } else if (kb.status().code() != EOPNOTSUPP) {
     fprintf(stderr, "udaxctl %s: %s\n", cmd, kb.status().message().c_str());
-    return 1;
+    rc = 1;
   }
   std::sort(ranges.begin(), ranges.end(),
             [](const BadRange& a, const BadRange& b) { return a.r.sector < b.r.sector; });
@@ -323,7 +326,6 @@ int CmdListMediaErrors(const std::string& given, bool json) {
            mode.c_str(), ranges.size(), ranges.size() == 1 ? "" : "s", count,
            count == 1 ? "" : "s");
   }
-  int rc = 0;
   for (const BadRange& b : ranges) {
     const uint64_t phys = b.r.byte_offset();
     const uint64_t len = b.r.byte_length();
