@@ -266,6 +266,7 @@ void QueueAo(void* addr, int lsb) {
 
 TEST(SafeCopyTest, AsyncSinkReceivesActionOptionalSignals) {
   static uint8_t where[64];
+  g_sink_calls = 0;
   SetAsyncSigbusSink(TestSink);
   QueueAo(where, 21);
   SetAsyncSigbusSink(nullptr);
