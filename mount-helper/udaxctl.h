@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fs/core/filesystem.h"
 
@@ -12,11 +13,30 @@ namespace udax {
 // `cmd` (with a hint when the target is mounted) and returns null.
 std::unique_ptr<Filesystem> OpenTargetReadOnly(const std::string& target, const char* cmd);
 
+// The owners of [phys, phys+len) from the daemon of the mount holding `dir` (UDAX_IOC_RMAP,
+// paged); the errno of open or ioctl otherwise (ENOTTY: not a udaxfs mount).
+Result<std::vector<OwnerRange>> RmapViaIoctl(const std::string& dir, uint64_t phys, uint64_t len);
+// The path of `ino` as the daemon of the mount at `dir` knows it, or "" when it has none.
+std::string PathViaIoctl(const std::string& dir, uint64_t ino);
+
 int CmdBmap(const std::string& file, bool json);
 int CmdRmap(const std::string& where, const std::string& range, bool json);
 // Exit 0 clean, 2 checksum failures found, 1 could not scrub.
 int CmdScrub(const std::string& where, bool json);
 // Puts a mounted udaxfs in the shut-down state (XFS_IOC_GOINGDOWN).
 int CmdShutdown(const std::string& mount);
+
+// `inject-error`, shaped like ndctl inject-error on an emulated image (udaxctl_media.cc).
+struct InjectErrorArgs {
+  std::string target;
+  std::string block;  // -B (512-byte blocks from the region start), "" when absent
+  std::string count;  // -n, "" when absent (1 block)
+  bool uninject = false;
+  bool status = false;
+  bool json = false;
+};
+int CmdInjectError(const InjectErrorArgs& args);
+// `list --media-errors TARGET`: the bad ranges with their owners.
+int CmdListMediaErrors(const std::string& target, bool json);
 
 }  // namespace udax

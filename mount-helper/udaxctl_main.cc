@@ -36,6 +36,25 @@ int main(int argc, char** argv) {
       "shutdown", "stop a mounted udaxfs: later operations fail with EIO, nothing is written");
   shutdown->add_option("mount", shutdown_mount, "a udaxfs mount point")->required();
 
+  udax::InjectErrorArgs inject;
+  auto* inj = app.add_subcommand(
+      "inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image");
+  inj->add_option("target", inject.target, "an image, or the udaxfs mount point serving it")
+      ->required();
+  inj->add_option("-B,--block", inject.block, "first block (512 bytes) from the region start");
+  inj->add_option("-n,--count", inject.count, "number of blocks (default 1)");
+  inj->add_flag("-d,--uninject", inject.uninject, "remove the blocks from the bad list");
+  inj->add_flag("-t,--status", inject.status, "print the injected bad blocks");
+  inj->add_flag("--json", inject.json, "print JSON");
+
+  std::string list_target;
+  bool media_errors = false;
+  auto* list = app.add_subcommand("list", "print the media errors of a target and their owners");
+  list->add_option("target", list_target, "an image, a devdax device, or a udaxfs mount point")
+      ->required();
+  list->add_flag("-M,--media-errors", media_errors, "list the bad blocks (required for now)");
+  list->add_flag("--json", json, "print JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -46,5 +65,17 @@ int main(int argc, char** argv) {
   if (*rmap) return udax::CmdRmap(where, range, json);
   if (*scrub) return udax::CmdScrub(scrub_target, json);
   if (*shutdown) return udax::CmdShutdown(shutdown_mount);
+
+  if (*inj) {
+    inject.json = inject.json || json;
+    return udax::CmdInjectError(inject);
+  }
+  if (*list) {
+    if (!media_errors) {
+      fprintf(stderr, "udaxctl: list: only --media-errors is implemented (--help for usage)\n");
+      return 1;
+    }
+    return udax::CmdListMediaErrors(list_target, json);
+  }
   return 1;
 }

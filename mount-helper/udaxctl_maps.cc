@@ -40,6 +40,8 @@ Result<std::vector<BmapExtent>> BmapViaIoctl(const std::string& path, uint64_t* 
   return out;
 }
 
+}  // namespace
+
 Result<std::vector<OwnerRange>> RmapViaIoctl(const std::string& dir, uint64_t phys,
                                              uint64_t len) {
   const UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY));
@@ -74,8 +76,6 @@ std::string PathViaIoctl(const std::string& dir, uint64_t ino) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   return path + (q->path[1] ? q->path : "");
 }
-
-}  // namespace
 
 std::unique_ptr<Filesystem> OpenTargetReadOnly(const std::string& target, const char* cmd) {
   MountOptions ro;

@@ -8,6 +8,11 @@
 // backing file, removed device) and returns EIO plus a MediaFault describing what was hit,
 // instead of killing the daemon. Writes go through WriteSafe / ZeroSafe for the same reason.
 //
+// A regular-file target can also carry emulated poison: the badblocks list file beside it
+// (IMAGE.badblocks, written by `udaxctl inject-error`, format in notify/badblock_list.h)
+// is loaded at Open, and ReadSafe of a listed range fails exactly as a poisoned read of
+// real pmem does: EIO, and a MediaFault (BUS_MCEERR_AR) to *fault and the fault listener.
+//
 // Thread-safety: all methods are safe to call concurrently; ranges are the caller's concern.
 #pragma once
 
@@ -16,16 +21,23 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fs/format/status.h"
+#include "fs/region/poison_map.h"
 
 namespace udax {
+
+class BadblockList;
 
 enum class RegionKind { kEmulated, kFsdax, kDevdax };
 const char* RegionKindName(RegionKind kind);
 
 // What a caught SIGBUS told us: the region offset of the faulting address (rounded down to
 // the poison granule) and its length, and the raw si_code (BUS_MCEERR_AR, BUS_ADRERR, ...).
+// A machine check the kernel could not attribute to an address (SI_KERNEL) covers the
+// whole range the access was reading or writing. Emulated poison reports the poisoned
+// list range the access touched first, with BUS_MCEERR_AR.
 struct MediaFault {
   uint64_t offset = 0;
   uint64_t length = 0;
@@ -39,6 +51,10 @@ struct RegionOptions {
   uint64_t create_size = 0;
   // Take an exclusive flock on the target; fail with EBUSY if someone else holds it.
   bool lock = true;
+  // Load the emulated poison beside a regular-file target (IMAGE.badblocks). Tools that
+  // must see through it to report on it (udaxctl list --media-errors naming the owners
+  // of a poisoned metadata block) turn this off; everything else keeps it.
+  bool emulate_poison = true;
 };
 
 class Region {
@@ -81,15 +97,46 @@ class Region {
   virtual void Drain() = 0;
 
   // Called (from the faulting thread, after the copy has been abandoned) for every caught
-  // media fault. The notify/ layer hooks in here later. Set once before use.
+  // media fault, real or emulated. notify/ turns it into a MediaEvent
+  // (MediaEventFromFault) and pushes it on the EventQueue. Set once before use.
   void set_fault_listener(std::function<void(const MediaFault&)> listener) {
     fault_listener_ = std::move(listener);
   }
+
+  // --- emulated poison (regular-file targets; see the file comment) ---
+  // The list file that emulates poison on this region: IMAGE.badblocks for a regular
+  // file, "" for a device (whose poison is real and reported by the kernel).
+  const std::string& badblocks_path() const { return badblocks_path_; }
+  // Replaces the emulated poison with `list` (512-byte sectors from the region start;
+  // sectors past the region end are ignored). For the list-file watcher's callback.
+  void SetEmulatedPoison(const BadblockList& list);
+  // Rereads badblocks_path() and applies it. EINVAL (naming file and line) on a
+  // malformed list, which leaves the poison in force unchanged; OK and nothing to do on
+  // a device.
+  Status ReloadEmulatedPoison();
+  // The poisoned byte ranges in force, sorted and merged.
+  std::vector<RegionRange> EmulatedPoison() const { return poison_.ranges(); }
+  // What a write that clears pmem poison does (ndctl clear-errors semantics): removes the
+  // whole 512-byte blocks inside [off, off+n) from the emulated poison and from the list
+  // file. Partial blocks at either end stay poisoned. *cleared (if non-null) receives the
+  // sectors that were poisoned and are now clear. Errors: EINVAL out of bounds, EROFS on a
+  // read-only region, EOPNOTSUPP on a device, the list file's errors (then nothing changed).
+  Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared = nullptr);
 
  protected:
   Region() = default;
   void ReportFault(const MediaFault& fault) const {
     if (fault_listener_) fault_listener_(fault);
+  }
+  // Loads the emulated poison from `list_path` and remembers the path (Open, regular
+  // files only). EINVAL on a malformed list.
+  Status LoadEmulatedPoison(const std::string& list_path);
+  // OK when no emulated poison lies in [off, off+n). Otherwise fills *fault (if
+  // non-null), reports the fault to the listener and returns EIO, as a real poisoned
+  // read would. One atomic load when nothing is poisoned.
+  Status CheckEmulatedPoison(const char* op, uint64_t off, uint64_t n, MediaFault* fault) const {
+    if (poison_.empty()) return Status::Ok();
+    return EmulatedPoisonFault(op, off, n, fault);
   }
   // OK when [off, off+n) lies inside the region (n == 0 at off == size() is fine);
   // EINVAL naming path, op ("read", "write", ...) and the range when it overflows or
@@ -104,6 +151,12 @@ class Region {
   int fd_ = -1;
   uint8_t* base_ = nullptr;
   std::function<void(const MediaFault&)> fault_listener_;
+
+ private:
+  Status EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n, MediaFault* fault) const;
+
+  std::string badblocks_path_;
+  PoisonMap poison_;
 };
 
 }  // namespace udax

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <utility>
 
+#include "notify/badblock_list.h"
+
 namespace udax {
 namespace {
 
@@ -165,11 +167,14 @@ Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
   region->fd_owner_ = std::move(fd);
   region->source_ = std::move(source);
   region->map_ = std::move(map);
+  // A plain file may carry emulated poison beside it; a device's poison is real.
+  if (!is_device && options.emulate_poison) UDAX_RETURN_IF_ERROR(region->LoadEmulatedPoison(BadblockListPath(path)));
   return std::unique_ptr<Region>(std::move(region));
 }
 
 Status Pmem2Region::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {
   UDAX_RETURN_IF_ERROR(CheckRange("read", off, n));
+  UDAX_RETURN_IF_ERROR(CheckEmulatedPoison("read", off, n, fault));
   CaughtSigbus caught;
   if (SafeCopyFromPmem(dst, base_ + off, n, &caught)) return Status::Ok();
   return FaultStatus("read", caught, fault);
@@ -250,12 +255,12 @@ Status Pmem2Region::SyncPages(const char* op, uint64_t off, uint64_t n) const {
 }
 
 Status Pmem2Region::FaultStatus(const char* op, const CaughtSigbus& caught, MediaFault* out) const {
-  // The bad unit is the granule around the faulting address, clipped to the region (a
-  // 2 MiB devdax granule can reach past the end of a smaller test region).
+  // The bad unit is the granule around the faulting address (the whole access for
+  // SI_KERNEL), clipped to the region (a 2 MiB devdax granule can reach past the end of a
+  // smaller test region).
   const uintptr_t base = reinterpret_cast<uintptr_t>(base_);
-  const uintptr_t granule_mask = ~static_cast<uintptr_t>(caught.granule - 1);
-  uintptr_t first = caught.addr & granule_mask;
-  uintptr_t last = first + caught.granule;
+  uintptr_t first = caught.first;
+  uintptr_t last = caught.last;
   if (first < base) first = base;
   if (last > base + size_) last = base + size_;
   MediaFault fault;

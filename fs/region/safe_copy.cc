@@ -27,6 +27,8 @@ struct ArmedSection {
   int si_code;
   uintptr_t addr;
   uint64_t granule;
+  uintptr_t first;
+  uintptr_t last;
 };
 thread_local ArmedSection tls_section __attribute__((tls_model("initial-exec")));
 
@@ -34,6 +36,9 @@ thread_local ArmedSection tls_section __attribute__((tls_model("initial-exec")))
 struct sigaction g_previous;
 uint64_t g_page_size = 4096;
 std::once_flag g_install_once;
+// Lock-free, so the handler may read it.
+std::atomic<AsyncSigbusSink> g_async_sink{nullptr};
+static_assert(std::atomic<AsyncSigbusSink>::is_always_lock_free);
 
 // Faults the kernel raises for the instruction that is executing. BUS_MCEERR_AO (poison
 // found elsewhere, reported early) and user-sent signals (si_code <= 0) are asynchronous:
@@ -86,11 +91,25 @@ void PassOn(int sig, siginfo_t* info, void* ucontext) {
 
 void OnSigbus(int sig, siginfo_t* info, void* ucontext) {
   ArmedSection& s = tls_section;
-  if (s.armed != 0 && IsSynchronousFault(info->si_code)) {
-    const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  if (info->si_code == BUS_MCEERR_AO) {
+    const AsyncSigbusSink sink = g_async_sink.load(std::memory_order_acquire);
+    if (sink != nullptr) {
+      const int saved_errno = errno;
+      sink(info);
+      errno = saved_errno;
+      return;
+    }
+  }
+  const bool unattributed = info->si_code == SI_KERNEL;
+  if (s.armed != 0 && (IsSynchronousFault(info->si_code) || unattributed)) {
+    const uintptr_t addr = unattributed ? 0 : reinterpret_cast<uintptr_t>(info->si_addr);
     const uint64_t granule = GranuleOf(*info);
-    const uintptr_t first = addr & ~static_cast<uintptr_t>(granule - 1);
-    const uintptr_t last = first + granule;
+    uintptr_t first = addr & ~static_cast<uintptr_t>(granule - 1);
+    uintptr_t last = first + granule;
+    if (unattributed) {
+      first = s.lo;
+      last = s.hi;
+    }
     // Only faults in the range this thread declared are media faults of the copy; a
     // fault anywhere else (the caller's buffer, a stray pointer) is a bug and must not be
     // disguised as bad media.
@@ -99,6 +118,8 @@ void OnSigbus(int sig, siginfo_t* info, void* ucontext) {
       s.si_code = info->si_code;
       s.addr = addr;
       s.granule = granule;
+      s.first = first;
+      s.last = last;
       // The kernel blocked SIGBUS for the handler's duration and only a normal return
       // would unblock it; jumping out leaves it blocked, and the next fault on this
       // thread would then kill the process. SIGBUS cannot have been blocked when the
@@ -185,6 +206,11 @@ void InstallSigbusHandler() {
   });
 }
 
+void SetAsyncSigbusSink(AsyncSigbusSink sink) {
+  InstallSigbusHandler();
+  g_async_sink.store(sink, std::memory_order_release);
+}
+
 bool RunSigbusGuarded(const void* guard, size_t guard_len, void (*fn)(void*), void* arg,
                       CaughtSigbus* caught) {
   InstallSigbusHandler();
@@ -202,6 +228,8 @@ bool RunSigbusGuarded(const void* guard, size_t guard_len, void (*fn)(void*), vo
       caught->si_code = s.si_code;
       caught->addr = s.addr;
       caught->granule = s.granule;
+      caught->first = s.first;
+      caught->last = s.last;
     }
     return false;
   }
@@ -256,6 +284,8 @@ const char* SigbusCodeName(int si_code) {
       return "BUS_MCEERR_AR";
     case BUS_MCEERR_AO:
       return "BUS_MCEERR_AO";
+    case SI_KERNEL:
+      return "SI_KERNEL";
     default:
       return "SIGBUS";
   }

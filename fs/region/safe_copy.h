@@ -10,7 +10,13 @@
 // A SIGBUS that is not ours -- no armed section on this thread, a fault outside the guarded
 // range, or an asynchronous one (kill(), BUS_MCEERR_AO) -- is passed on as if this handler
 // did not exist: to the handler that was installed before ours, or to the default action
-// (the process dies with SIGBUS and the kernel's siginfo).
+// (the process dies with SIGBUS and the kernel's siginfo). The one exception: once an
+// asynchronous-SIGBUS sink is set (SetAsyncSigbusSink), BUS_MCEERR_AO goes to the sink
+// instead, so a daemon that opted into early kill hears of poison instead of dying of it.
+//
+// SI_KERNEL is the machine check the kernel could not tie to an address (no valid restart
+// IP, si_addr NULL). Raised while a thread is armed it can only come from the armed access,
+// so it is caught like the others and covers the whole guarded range.
 //
 // REQUIRES: whoever installs a SIGBUS handler after InstallSigbusHandler() must chain to the
 // previous one, or armed copies lose their protection.
@@ -18,6 +24,7 @@
 #pragma once
 
 #include <libpmem2.h>
+#include <signal.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -26,10 +33,20 @@ namespace udax {
 
 // What the kernel reported for a SIGBUS caught inside an armed section.
 struct CaughtSigbus {
-  int si_code = 0;       // BUS_MCEERR_AR, BUS_ADRERR, BUS_OBJERR, BUS_ADRALN
-  uintptr_t addr = 0;    // si_addr: the faulting virtual address
+  int si_code = 0;       // BUS_MCEERR_AR, BUS_ADRERR, BUS_OBJERR, BUS_ADRALN, SI_KERNEL
+  uintptr_t addr = 0;    // si_addr: the faulting virtual address (0 for SI_KERNEL)
   uint64_t granule = 0;  // 1 << si_addr_lsb, or the page size when the kernel gave no lsb
+  // The bad virtual range as far as the kernel told: the granule around addr, or the
+  // whole guarded range for SI_KERNEL.
+  uintptr_t first = 0;
+  uintptr_t last = 0;
 };
+
+// Receives BUS_MCEERR_AO signals, inside the signal handler: it must be
+// async-signal-safe (no locks, no allocation; atomics and write(2) are fine).
+using AsyncSigbusSink = void (*)(const siginfo_t* info);
+// Sets (or, with nullptr, clears) the sink for BUS_MCEERR_AO. Installs the handler.
+void SetAsyncSigbusSink(AsyncSigbusSink sink);
 
 // Installs the process-wide SIGBUS handler (SA_SIGINFO). The first call installs it and
 // remembers the previous disposition for chaining; later and concurrent calls are no-ops.

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -208,6 +209,83 @@ TEST(SafeCopyDeathTest, AsynchronousSigbusWhileArmedIsPassedOn) {
         std::_Exit(0);
       },
       ::testing::ExitedWithCode(0), "");
+}
+
+// SI_KERNEL is the machine check the kernel could not tie to an address; raised while armed
+// it came from the armed access, which is abandoned with the whole guarded range as bad.
+TEST(SafeCopyTest, UnattributedMachineCheckWhileArmedIsCaught) {
+  static uint8_t guarded[3 * 4096];
+  CaughtSigbus caught;
+  const bool done = RunSigbusGuarded(
+      guarded + 100, 5000,
+      [](void*) {
+        siginfo_t info;
+        std::memset(&info, 0, sizeof(info));
+        info.si_signo = SIGBUS;
+        info.si_code = SI_KERNEL;
+        syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGBUS, &info);
+      },
+      nullptr, &caught);
+  EXPECT_FALSE(done);
+  EXPECT_EQ(caught.si_code, SI_KERNEL);
+  EXPECT_EQ(caught.addr, 0u);
+  EXPECT_EQ(caught.first, reinterpret_cast<uintptr_t>(guarded + 100));
+  EXPECT_EQ(caught.last, reinterpret_cast<uintptr_t>(guarded + 5100));
+  EXPECT_STREQ(SigbusCodeName(SI_KERNEL), "SI_KERNEL");
+}
+
+TEST(SafeCopyTest, CaughtRangeIsTheGranuleAroundTheAddress) {
+  TruncatedMapping m;
+  CaughtSigbus caught;
+  std::vector<uint8_t> dst(kPage);
+  ASSERT_FALSE(SafeCopyFromPmem(dst.data(), m.bad() + 10, 100, &caught));
+  EXPECT_EQ(caught.first, reinterpret_cast<uintptr_t>(m.bad()));
+  EXPECT_EQ(caught.last, reinterpret_cast<uintptr_t>(m.bad()) + kPage);
+}
+
+// With a sink set, BUS_MCEERR_AO goes to the sink (inside the handler) instead of the
+// default action; clearing the sink passes AO on again.
+std::atomic<int> g_sink_calls{0};
+std::atomic<uintptr_t> g_sink_addr{0};
+std::atomic<int> g_sink_lsb{0};
+void TestSink(const siginfo_t* info) {
+  g_sink_calls.fetch_add(1);
+  g_sink_addr.store(reinterpret_cast<uintptr_t>(info->si_addr));
+  g_sink_lsb.store(info->si_addr_lsb);
+}
+
+void QueueAo(void* addr, int lsb) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof(info));
+  info.si_signo = SIGBUS;
+  info.si_code = BUS_MCEERR_AO;
+  info.si_addr = addr;
+  info.si_addr_lsb = static_cast<short>(lsb);
+  syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGBUS, &info);
+}
+
+TEST(SafeCopyTest, AsyncSinkReceivesActionOptionalSignals) {
+  static uint8_t where[64];
+  g_sink_calls = 0;
+  SetAsyncSigbusSink(TestSink);
+  QueueAo(where, 21);
+  SetAsyncSigbusSink(nullptr);
+  EXPECT_EQ(g_sink_calls.load(), 1);
+  EXPECT_EQ(g_sink_addr.load(), reinterpret_cast<uintptr_t>(where));
+  EXPECT_EQ(g_sink_lsb.load(), 21);
+}
+
+TEST(SafeCopyDeathTest, AsyncSinkClearedPassesAoOnAgain) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        static uint8_t where[64];
+        SetAsyncSigbusSink(TestSink);
+        SetAsyncSigbusSink(nullptr);
+        QueueAo(where, 12);
+        std::_Exit(0);
+      },
+      ::testing::KilledBySignal(SIGBUS), "");
 }
 
 }  // namespace

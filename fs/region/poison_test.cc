@@ -1,0 +1,215 @@
+// poison_test.cc -- emulated poison: the badblocks list beside an image, as reads see it.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/region/poison_map.h"
+#include "fs/region/region.h"
+#include "notify/badblock_list.h"
+
+namespace udax {
+namespace {
+
+#define ASSERT_OK(expr)                      \
+  do {                                       \
+    const ::udax::Status _st = (expr);       \
+    ASSERT_TRUE(_st.ok()) << _st.ToString(); \
+  } while (0)
+
+TEST(PoisonMapTest, EmptyMapFindsNothing) {
+  PoisonMap m;
+  EXPECT_TRUE(m.empty());
+  EXPECT_FALSE(m.FirstOverlap(0, UINT64_MAX));
+}
+
+TEST(PoisonMapTest, OverlapsAtEdgesAndMerges) {
+  PoisonMap m;
+  m.Set({{4096, 512}, {0, 0}, {1024, 512}, {1536, 512}, {8192, 1024}});
+  EXPECT_EQ(m.ranges(), (std::vector<RegionRange>{{1024, 1024}, {4096, 512}, {8192, 1024}}));
+  EXPECT_FALSE(m.FirstOverlap(0, 1024));                   // ends right before
+  EXPECT_EQ(*m.FirstOverlap(0, 1025), (RegionRange{1024, 1024}));
+  EXPECT_EQ(*m.FirstOverlap(2047, 1), (RegionRange{1024, 1024}));
+  EXPECT_FALSE(m.FirstOverlap(2048, 2048));                // between ranges
+  EXPECT_EQ(*m.FirstOverlap(2048, 2049), (RegionRange{4096, 512}));
+  EXPECT_EQ(*m.FirstOverlap(0, UINT64_MAX), (RegionRange{1024, 1024}));  // no wrap
+  EXPECT_EQ(*m.FirstOverlap(9000, UINT64_MAX - 9000), (RegionRange{8192, 1024}));
+  EXPECT_FALSE(m.FirstOverlap(9216, 100));
+  EXPECT_FALSE(m.FirstOverlap(1500, 0));
+  m.Set({});
+  EXPECT_TRUE(m.empty());
+}
+
+class RegionPoisonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/dev/shm/udax_poison_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    image_ = dir_ + "/img";
+    list_ = BadblockListPath(image_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::unique_ptr<Region> Open(bool read_only = false) {
+    RegionOptions o;
+    o.create_size = kSize;
+    o.read_only = read_only;
+    o.lock = false;
+    auto r = Region::Open(image_, o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+  void WriteList(const std::string& text) {
+    std::ofstream(list_) << text;
+  }
+  static constexpr uint64_t kSize = 1 << 20;
+  std::string dir_, image_, list_;
+};
+
+TEST_F(RegionPoisonTest, ListIsLoadedAtOpenAndReadsOfItFail) {
+  {
+    auto r = Open();  // create the image, then fill it
+    std::vector<uint8_t> data(kSize, 0xab);
+    ASSERT_OK(r->WriteSafe(0, data.data(), data.size(), true));
+  }
+  WriteList("# test\n16 2\n");  // bytes [8192, 9216)
+  auto r = Open();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->badblocks_path(), list_);
+  EXPECT_EQ(r->EmulatedPoison(), (std::vector<RegionRange>{{8192, 1024}}));
+
+  std::vector<MediaFault> heard;
+  r->set_fault_listener([&](const MediaFault& f) { heard.push_back(f); });
+  std::vector<uint8_t> buf(4096);
+  MediaFault fault;
+  Status st = r->ReadSafe(8192 + 1000, buf.data(), 100, &fault);
+  EXPECT_EQ(st.code(), EIO) << st.ToString();
+  EXPECT_NE(st.message().find("emulated poison"), std::string::npos) << st.message();
+  EXPECT_EQ(fault.offset, 8192u);
+  EXPECT_EQ(fault.length, 1024u);
+  EXPECT_EQ(fault.si_code, BUS_MCEERR_AR);
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_EQ(heard[0].offset, 8192u);
+
+  // Neighbours read fine, right up to the poisoned bytes.
+  ASSERT_OK(r->ReadSafe(4096, buf.data(), 4096));
+  EXPECT_EQ(buf[0], 0xab);
+  ASSERT_OK(r->ReadSafe(9216, buf.data(), 4096));
+  EXPECT_EQ(r->ReadSafe(4096, buf.data(), 4097).code(), EIO);
+  EXPECT_EQ(heard.size(), 2u);
+  // Writes are not reads: they do not consume poison (nor clear it).
+  ASSERT_OK(r->WriteSafe(8192, buf.data(), 1024, true));
+  EXPECT_EQ(r->ReadSafe(8192, buf.data(), 1).code(), EIO);
+}
+
+TEST_F(RegionPoisonTest, NoListMeansNoPoisonAndDevicesHaveNoListPath) {
+  auto r = Open();
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->EmulatedPoison().empty());
+  std::vector<uint8_t> buf(kSize);
+  ASSERT_OK(r->ReadSafe(0, buf.data(), buf.size()));
+}
+
+TEST_F(RegionPoisonTest, MalformedListRefusesToOpen) {
+  Open();
+  WriteList("16 2\nsixteen 2\n");
+  RegionOptions o;
+  o.lock = false;
+  auto r = Region::Open(image_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), EINVAL);
+  EXPECT_NE(r.status().message().find(list_ + ":2:"), std::string::npos) << r.status().message();
+}
+
+TEST_F(RegionPoisonTest, RangesPastTheEndAreClipped) {
+  Open();
+  WriteList("2046 10\n999999 1\n");  // 2048 sectors in 1 MiB
+  auto r = Open();
+  EXPECT_EQ(r->EmulatedPoison(), (std::vector<RegionRange>{{2046 * 512, 1024}}));
+}
+
+TEST_F(RegionPoisonTest, SetAndReloadReplaceThePoison) {
+  auto r = Open();
+  std::vector<uint8_t> buf(512);
+  BadblockList l;
+  l.Add(1, 1);
+  r->SetEmulatedPoison(l);
+  EXPECT_EQ(r->ReadSafe(512, buf.data(), 1).code(), EIO);
+  WriteList("3 1\n");
+  ASSERT_OK(r->ReloadEmulatedPoison());
+  ASSERT_OK(r->ReadSafe(512, buf.data(), 512));
+  EXPECT_EQ(r->ReadSafe(1536, buf.data(), 1).code(), EIO);
+  // A malformed list is refused and the poison in force stays.
+  WriteList("3\n");
+  EXPECT_EQ(r->ReloadEmulatedPoison().code(), EINVAL);
+  EXPECT_EQ(r->ReadSafe(1536, buf.data(), 1).code(), EIO);
+}
+
+TEST_F(RegionPoisonTest, ClearTakesWholeBlocksOnlyAndUpdatesTheFile) {
+  Open();
+  WriteList("8 4\n100 1\n");  // bytes [4096, 6144) and [51200, 51712)
+  auto r = Open();
+  BadblockList cleared;
+  // [4096+100, 6144): block 8 is partly outside, blocks 9..11 are whole.
+  ASSERT_OK(r->ClearEmulatedPoison(4096 + 100, 2048 - 100, &cleared));
+  ASSERT_EQ(cleared.ranges().size(), 1u);
+  EXPECT_EQ(cleared.ranges()[0], (BadblockRange{9, 3}));
+  EXPECT_EQ(r->EmulatedPoison(), (std::vector<RegionRange>{{4096, 512}, {51200, 512}}));
+  auto file = ReadBadblockListFile(list_);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->ranges(), (std::vector<BadblockRange>{{8, 1}, {100, 1}}));
+  // A range with no whole block clears nothing; clearing the rest removes the file.
+  ASSERT_OK(r->ClearEmulatedPoison(4097, 511, &cleared));
+  EXPECT_TRUE(cleared.empty());
+  ASSERT_OK(r->ClearEmulatedPoison(0, kSize, &cleared));
+  EXPECT_EQ(cleared.sector_count(), 2u);
+  EXPECT_TRUE(r->EmulatedPoison().empty());
+  EXPECT_FALSE(std::filesystem::exists(list_));
+  EXPECT_EQ(r->ClearEmulatedPoison(kSize, 1).code(), EINVAL);
+}
+
+TEST_F(RegionPoisonTest, ClearOnReadOnlyRegionIsRefused) {
+  Open();
+  WriteList("8 1\n");
+  auto r = Open(/*read_only=*/true);
+  EXPECT_EQ(r->ClearEmulatedPoison(4096, 512).code(), EROFS);
+  EXPECT_EQ(r->EmulatedPoison().size(), 1u);
+}
+
+// Readers on other threads while the poison changes: each read either fails on the
+// poisoned range or succeeds, never crashes; the check is lock-free when empty.
+TEST_F(RegionPoisonTest, ConcurrentReadsWhilePoisonChanges) {
+  auto r = Open();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> eio{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      std::vector<uint8_t> buf(1024);
+      while (!stop.load()) {
+        if (r->ReadSafe(8192, buf.data(), buf.size()).code() == EIO) eio.fetch_add(1);
+      }
+    });
+  }
+  BadblockList on, off;
+  on.Add(16, 1);
+  for (int i = 0; i < 2000; ++i) r->SetEmulatedPoison(i % 2 ? off : on);
+  r->SetEmulatedPoison(on);
+  std::vector<uint8_t> buf(16);
+  EXPECT_EQ(r->ReadSafe(8192, buf.data(), 16).code(), EIO);
+  stop = true;
+  for (auto& t : readers) t.join();
+}
+
+}  // namespace
+}  // namespace udax

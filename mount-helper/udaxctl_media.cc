@@ -1,0 +1,383 @@
+// udaxctl_media.cc -- `udaxctl inject-error` and `udaxctl list --media-errors`.
+//
+// inject-error keeps the bad blocks of an emulated image in IMAGE.badblocks (format in
+// notify/badblock_list.h), the way `ndctl inject-error` asks the firmware to poison a
+// namespace; the Region of every later open (daemon, fsck, udaxctl) then fails reads of
+// those blocks exactly as poisoned pmem would. list --media-errors shows the bad ranges
+// -- the list file's, and the kernel's for real pmem -- with the owners the reverse map
+// names for each: offline on an unmounted target, through the daemon's ioctls on a mount.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "fs/core/filesystem.h"
+#include "mount-helper/mount_table.h"
+#include "mount-helper/udaxctl.h"
+#include "notify/badblock_list.h"
+#include "notify/sysfs_badblocks.h"
+
+namespace udax {
+namespace {
+
+// A block number or count as ndctl takes them: decimal or 0x hexadecimal.
+std::optional<uint64_t> ParseBlockNumber(const std::string& text) {
+  int base = 10;
+  const char* first = text.data();
+  const char* last = first + text.size();
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    first += 2;
+  }
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(first, last, v, base);
+  if (first == last || ec != std::errc() || ptr != last) return std::nullopt;
+  return v;
+}
+
+std::string Canonical(const std::string& path) {
+  char buf[PATH_MAX];
+  return realpath(path.c_str(), buf) != nullptr ? std::string(buf) : std::string();
+}
+
+bool IsFuse(const MountEntry& e) { return e.fstype.rfind("fuse", 0) == 0; }
+
+// The image a udaxfs mount point serves (its mount source), or "" when DIR is not the top
+// of a FUSE mount or its source is not an absolute path we can open.
+std::string ImageOfMountPoint(const std::string& dir) {
+  const std::string c = Canonical(dir);
+  if (c.empty()) return "";
+  std::optional<MountEntry> top = TopMountAt(ReadMountInfo(), c);
+  if (!top || !IsFuse(*top) || top->source.empty() || top->source[0] != '/') return "";
+  return top->source;
+}
+
+// The mount point of the udaxfs serving TARGET, or "" when it is not mounted.
+std::string MountPointOf(const std::string& target) {
+  const std::string c = Canonical(target);
+  if (c.empty()) return "";
+  for (const MountEntry& e : ReadMountInfo()) {
+    if (IsFuse(e) && !e.source.empty() && e.source[0] == '/' && Canonical(e.source) == c) {
+      return e.mount_point;
+    }
+  }
+  return "";
+}
+
+// What a command works on: the image (or device) and, when mounted, the mount point.
+struct Target {
+  std::string given;
+  std::string path;   // the image or device
+  std::string mount;  // "" when not mounted
+  struct stat st {};
+};
+
+// Resolves TARGET (an image, a device, or a udaxfs mount point). Prints the error.
+std::optional<Target> Resolve(const std::string& given, const char* cmd) {
+  Target t;
+  t.given = given;
+  if (stat(given.c_str(), &t.st) != 0) {
+    fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, given.c_str(), strerror(errno));
+    return std::nullopt;
+  }
+  if (S_ISDIR(t.st.st_mode)) {
+    t.path = ImageOfMountPoint(given);
+    if (t.path.empty() || stat(t.path.c_str(), &t.st) != 0) {
+      fprintf(stderr, "udaxctl %s: %s: not a udaxfs mount point (give the image)\n", cmd,
+              given.c_str());
+      return std::nullopt;
+    }
+    t.mount = given;
+    return t;
+  }
+  t.path = given;
+  t.mount = MountPointOf(given);
+  return t;
+}
+
+void PrintStatusHuman(const std::string& name, const BadblockList& list) {
+  if (list.empty()) {
+    printf("%s: no bad blocks\n", name.c_str());
+    return;
+  }
+  printf("%s: %zu bad block range%s, %" PRIu64 " block%s of 512 bytes\n", name.c_str(),
+         list.ranges().size(), list.ranges().size() == 1 ? "" : "s", list.sector_count(),
+         list.sector_count() == 1 ? "" : "s");
+  for (const BadblockRange& r : list.ranges()) {
+    printf("  block %" PRIu64 " count %" PRIu64 "\n", r.sector, r.count);
+  }
+}
+
+}  // namespace
+
+int CmdInjectError(const InjectErrorArgs& a) {
+  const char* cmd = "inject-error";
+  if (a.status && (!a.block.empty() || !a.count.empty() || a.uninject)) {
+    fprintf(stderr, "udaxctl %s: --status is invalid with -B, -n or --uninject\n", cmd);
+    return 1;
+  }
+  if (!a.status && a.block.empty()) {
+    fprintf(stderr, "udaxctl %s: -B BLOCK is required to %s an error\n", cmd,
+            a.uninject ? "uninject" : "inject");
+    return 1;
+  }
+  std::optional<Target> t = Resolve(a.target, cmd);
+  if (!t) return 1;
+  if (!S_ISREG(t->st.st_mode)) {
+    fprintf(stderr,
+            "udaxctl %s: %s: not an image file; the bad blocks of a device are real: use "
+            "ndctl inject-error on its namespace\n",
+            cmd, t->path.c_str());
+    return 1;
+  }
+  const std::string list_path = BadblockListPath(t->path);
+  if (a.status) {
+    Result<BadblockList> list = ReadBadblockListFile(list_path);
+    if (!list.ok()) {
+      fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
+      return 1;
+    }
+    if (a.json) {
+      nlohmann::json bbs = nlohmann::json::array();
+      for (const BadblockRange& r : list->ranges()) {
+        bbs.push_back({{"block", r.sector}, {"count", r.count}});
+      }
+      printf("%s\n", nlohmann::json{{"dev", a.target}, {"badblocks", bbs}}.dump(2).c_str());
+    } else {
+      PrintStatusHuman(a.target, *list);
+    }
+    return 0;
+  }
+
+  const std::optional<uint64_t> block = ParseBlockNumber(a.block);
+  const std::optional<uint64_t> count = a.count.empty() ? std::optional<uint64_t>(1)
+                                                        : ParseBlockNumber(a.count);
+  if (!block || !count) {
+    fprintf(stderr, "udaxctl %s: bad %s '%s' (a number of 512-byte blocks)\n", cmd,
+            !block ? "block" : "count", (!block ? a.block : a.count).c_str());
+    return 1;
+  }
+  if (Status st = BadblockList::ValidateRange(*block, *count); !st.ok()) {
+    fprintf(stderr, "udaxctl %s: %s\n", cmd, st.message().c_str());
+    return 1;
+  }
+  const uint64_t blocks = static_cast<uint64_t>(t->st.st_size) / kBadblockSectorSize;
+  if (*block >= blocks || *count > blocks - *block) {
+    fprintf(stderr,
+            "udaxctl %s: blocks %" PRIu64 "-%" PRIu64 " lie past the end of %s (%" PRIu64
+            " blocks)\n",
+            cmd, *block, *block + *count - 1, a.target.c_str(), blocks);
+    return 1;
+  }
+  BadblockList after;
+  Status st = UpdateBadblockListFile(
+      list_path,
+      [&](BadblockList* list) {
+        if (a.uninject) {
+          list->Remove(*block, *count);
+        } else {
+          list->Add(*block, *count);
+        }
+        return Status::Ok();
+      },
+      &after);
+  if (!st.ok()) {
+    fprintf(stderr, "udaxctl %s: %s\n", cmd, st.message().c_str());
+    return 1;
+  }
+  if (a.json) {
+    // As ndctl prints the namespace after an injection: its media errors.
+    nlohmann::json bbs = nlohmann::json::array();
+    for (const BadblockRange& r : after.ranges()) {
+      bbs.push_back({{"offset", r.sector}, {"length", r.count}});
+    }
+    nlohmann::json j{{"dev", a.target},
+                     {"mode", "emulated"},
+                     {"size", static_cast<uint64_t>(t->st.st_size)},
+                     {"badblock_count", after.sector_count()},
+                     {"badblocks", bbs}};
+    printf("%s\n", j.dump(2).c_str());
+  } else {
+    printf("%s: %s %" PRIu64 " block%s at block %" PRIu64 "\n", a.target.c_str(),
+           a.uninject ? "uninjected" : "injected", *count, *count == 1 ? "" : "s", *block);
+    PrintStatusHuman(a.target, after);
+  }
+  return 0;
+}
+
+namespace {
+
+struct BadRange {
+  BadblockRange r;
+  const char* source;  // "injected" (the list file) or "kernel"
+};
+
+// Answers owner queries for one target, offline or through its mount; remembers paths.
+class OwnerLookup {
+ public:
+  explicit OwnerLookup(const Target& t) : t_(t) {
+    if (!t.mount.empty()) return;
+    // Through the emulated poison: the list is what we report on, and the owners of a
+    // poisoned metadata block can only be named if that block can be read.
+    RegionOptions region_options;
+    region_options.read_only = true;
+    region_options.emulate_poison = false;
+    auto region = Region::Open(t.path, region_options);
+    if (!region.ok()) {
+      error_ = region.status().message();
+      if (region.status().code() == EBUSY) error_ += " (mounted: give the mount point)";
+      return;
+    }
+    MountOptions ro;
+    ro.read_only = true;
+    auto fs = Filesystem::MountRegion(std::move(region).value(), ro);
+    if (fs.ok()) {
+      fs_ = std::move(fs).value();
+    } else {
+      error_ = fs.status().message();
+    }
+  }
+  ~OwnerLookup() {
+    if (fs_) (void)fs_->Unmount();
+  }
+  // "" when owners can be asked for; else why not.
+  const std::string& error() const { return error_; }
+
+  Result<std::vector<OwnerRange>> Owners(uint64_t phys, uint64_t len) {
+    if (!t_.mount.empty()) return RmapViaIoctl(t_.mount, phys, len);
+    if (!fs_) return Status::IoError(error_);
+    return fs_->Owners(phys, len);
+  }
+  const std::string& PathOf(uint64_t ino) {
+    auto it = paths_.find(ino);
+    if (it != paths_.end()) return it->second;
+    std::string p;
+    if (!t_.mount.empty()) {
+      p = PathViaIoctl(t_.mount, ino);
+    } else if (fs_) {
+      auto r = fs_->PathOf(ino);
+      if (r.ok()) p = *r;
+    }
+    return paths_[ino] = p;
+  }
+
+ private:
+  const Target& t_;
+  std::unique_ptr<Filesystem> fs_;
+  std::string error_;
+  std::map<uint64_t, std::string> paths_;
+};
+
+}  // namespace
+
+int CmdListMediaErrors(const std::string& given, bool json) {
+  const char* cmd = "list";
+  std::optional<Target> t = Resolve(given, cmd);
+  if (!t) return 1;
+  std::vector<BadRange> ranges;
+  std::string mode = S_ISCHR(t->st.st_mode) ? "devdax" : "emulated";
+  uint64_t size = static_cast<uint64_t>(t->st.st_size);
+  if (S_ISREG(t->st.st_mode)) {
+    Result<BadblockList> list = ReadBadblockListFile(BadblockListPath(t->path));
+    if (!list.ok()) {
+      fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
+      return 1;
+    }
+    for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "injected"});
+  }
+  // The kernel's own list, when the target is (or lives on) real pmem.
+  // A kernel list we cannot read is reported, and what can be listed still is (exit 1).
+  int rc = 0;
+  Result<KernelBadblocks> kb = LocateKernelBadblocks(t->path);
+  if (kb.ok()) {
+    if (kb->kind != KernelBadblocksKind::kDevdax) mode = "fsdax";
+    if (S_ISCHR(t->st.st_mode) || S_ISBLK(t->st.st_mode)) size = kb->target_size;
+    Result<BadblockList> list = ReadKernelBadblocks(*kb);
+    if (list.ok()) {
+      for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "kernel"});
+    } else {
+      fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
+      rc = 1;
+    }
+  } else if (kb.status().code() != EOPNOTSUPP) {
+    fprintf(stderr, "udaxctl %s: %s\n", cmd, kb.status().message().c_str());
+    rc = 1;
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const BadRange& a, const BadRange& b) { return a.r.sector < b.r.sector; });
+  uint64_t count = 0;
+  for (const BadRange& b : ranges) count += b.r.count;
+
+  OwnerLookup owners(*t);
+  if (!ranges.empty() && !owners.error().empty()) {
+    fprintf(stderr, "udaxctl %s: owners unknown: %s\n", cmd, owners.error().c_str());
+  }
+  nlohmann::json jbbs = nlohmann::json::array();
+  if (!json) {
+    printf("%s: %s, %zu bad block range%s, %" PRIu64 " block%s of 512 bytes\n", given.c_str(),
+           mode.c_str(), ranges.size(), ranges.size() == 1 ? "" : "s", count,
+           count == 1 ? "" : "s");
+  }
+  for (const BadRange& b : ranges) {
+    const uint64_t phys = b.r.byte_offset();
+    const uint64_t len = b.r.byte_length();
+    nlohmann::json jb{{"offset", b.r.sector}, {"length", b.r.count}, {"source", b.source}};
+    if (!json) {
+      printf("  block %" PRIu64 " count %" PRIu64 " [%#" PRIx64 ", +%#" PRIx64 ") %s\n",
+             b.r.sector, b.r.count, phys, len, b.source);
+    }
+    Result<std::vector<OwnerRange>> o = owners.Owners(phys, len);
+    if (!o.ok()) {
+      if (owners.error().empty()) {
+        fprintf(stderr, "udaxctl %s: owners of block %" PRIu64 ": %s\n", cmd, b.r.sector,
+                o.status().message().c_str());
+        rc = 1;
+      }
+      jb["owners_error"] = o.status().message();
+      jbbs.push_back(jb);
+      continue;
+    }
+    nlohmann::json jo = nlohmann::json::array();
+    for (const OwnerRange& r : *o) {
+      nlohmann::json x{{"phys", r.phys}, {"length", r.len}, {"kind", OwnerKindName(r.owner.kind)}};
+      if (!json) printf("    %s", OwnerKindName(r.owner.kind));
+      if (r.owner.ino) {
+        const std::string& path = owners.PathOf(r.owner.ino);
+        x["ino"] = r.owner.ino;
+        x["generation"] = r.owner.generation;
+        x["offset"] = r.offset;
+        if (!path.empty()) x["path"] = path;
+        if (!json) {
+          printf(" ino %" PRIu64 " offset %" PRIu64 " length %" PRIu64, r.owner.ino, r.offset,
+                 r.len);
+          if (!path.empty()) printf(" path %s", path.c_str());
+        }
+      }
+      if (!json) printf("\n");
+      jo.push_back(x);
+    }
+    jb["owners"] = jo;
+    jbbs.push_back(jb);
+  }
+  if (json) {
+    // ndctl list --media-errors: an array of namespaces, each with its bad blocks in
+    // 512-byte sectors; each bad block here also names its source and owners.
+    nlohmann::json j{{"dev", given},
+                     {"mode", mode},
+                     {"size", size},
+                     {"badblock_count", count},
+                     {"badblocks", jbbs}};
+    printf("%s\n", nlohmann::json::array({j}).dump(2).c_str());
+  }
+  return rc;
+}
+
+}  // namespace udax

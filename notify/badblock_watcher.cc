@@ -1,0 +1,144 @@
+// badblock_watcher.cc -- inotify on the image's directory, reread, diff, emit.
+#include "notify/badblock_watcher.h"
+
+#include <poll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+namespace udax {
+namespace {
+
+std::string DirOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string BaseOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Everything that can make the list file's content different: a rename onto it (how
+// udaxctl writes), an in-place edit, a removal (the list became empty).
+constexpr uint32_t kWatchMask =
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_ONLYDIR;
+
+}  // namespace
+
+BadblockListWatcher::BadblockListWatcher(std::string list_path, OnChange on_change,
+                                         EventQueue* queue, const Options& options,
+                                         UniqueFd inotify, StopSignal stop, StopSignal rescan)
+    : path_(std::move(list_path)),
+      name_(BaseOf(path_)),
+      on_change_(std::move(on_change)),
+      queue_(queue),
+      options_(options),
+      inotify_(std::move(inotify)),
+      stop_(std::move(stop)),
+      rescan_(std::move(rescan)) {}
+
+Result<std::unique_ptr<BadblockListWatcher>> BadblockListWatcher::Start(
+    const std::string& list_path, OnChange on_change, EventQueue* queue, const Options& options) {
+  UniqueFd in(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  if (!in.valid()) return Status::FromErrno("inotify_init1");
+  // Watch before the first read, so that no change between the two is missed.
+  const std::string dir = DirOf(list_path);
+  if (inotify_add_watch(in.get(), dir.c_str(), kWatchMask) < 0) {
+    return Status::FromErrno(dir + ": inotify_add_watch");
+  }
+  UDAX_ASSIGN_OR_RETURN(StopSignal stop, StopSignal::Create());
+  UDAX_ASSIGN_OR_RETURN(StopSignal rescan, StopSignal::Create());
+  std::unique_ptr<BadblockListWatcher> w(new BadblockListWatcher(
+      list_path, std::move(on_change), queue, options, std::move(in), std::move(stop),
+      std::move(rescan)));
+  UDAX_RETURN_IF_ERROR(w->Reload(options.emit_initial));
+  w->thread_ = std::thread([raw = w.get()] { raw->Run(); });
+  return w;
+}
+
+void BadblockListWatcher::Stop() {
+  stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+BadblockList BadblockListWatcher::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+Status BadblockListWatcher::last_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
+}
+
+Status BadblockListWatcher::Reload(bool emit) {
+  Result<BadblockList> read = ReadBadblockListFile(path_);
+  BadblockList previous;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_error_ = read.status();
+    if (!read.ok()) return read.status();
+    previous = current_;
+    current_ = read.value();
+  }
+  const BadblockList& list = read.value();
+  // The poison first, the events second: a consumer that reacts to an event must
+  // already see reads of its range fail.
+  if (on_change_) on_change_(list);
+  if (!emit) return Status::Ok();
+  const auto now = std::chrono::system_clock::now();
+  const BadblockList added = list.Minus(previous);  // (a named list: ranges() is a reference)
+  for (const BadblockRange& r : added.ranges()) {
+    if (r.byte_offset() >= options_.region_size) break;
+    MediaEvent e;
+    e.source = MediaEventSource::kInjected;
+    e.offset = r.byte_offset();
+    e.length = std::min(r.byte_length(), options_.region_size - e.offset);
+    e.time = now;
+    e.detail = path_;
+    queue_->Push(std::move(e));
+  }
+  return Status::Ok();
+}
+
+void BadblockListWatcher::Run() {
+  alignas(struct inotify_event) char buf[4096];
+  for (;;) {
+    struct pollfd fds[3] = {{stop_.fd(), POLLIN, 0},
+                            {inotify_.get(), POLLIN, 0},
+                            {rescan_.fd(), POLLIN, 0}};
+    if (poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;  // cannot happen with valid descriptors; nothing left to watch
+    }
+    if (fds[0].revents != 0) return;
+    bool changed = false;
+    if (fds[2].revents != 0) {
+      rescan_.Drain();
+      changed = true;
+    }
+    if (fds[1].revents != 0) {
+      for (;;) {
+        const ssize_t n = read(inotify_.get(), buf, sizeof(buf));
+        if (n <= 0) break;  // EAGAIN: drained
+        for (ssize_t off = 0; off < n;) {
+          const auto* ev = reinterpret_cast<const struct inotify_event*>(buf + off);
+          // An overflowed queue may have lost our file's event: reread to be sure.
+          if ((ev->mask & IN_Q_OVERFLOW) != 0) changed = true;
+          if (ev->len > 0 && name_ == ev->name) changed = true;
+          off += static_cast<ssize_t>(sizeof(struct inotify_event) + ev->len);
+        }
+      }
+    }
+    // A malformed file is recorded in last_error_ and otherwise ignored: the previous
+    // poison stays in force until a readable list replaces it.
+    if (changed) (void)Reload(true);
+  }
+}
+
+}  // namespace udax

@@ -1,0 +1,138 @@
+// badblocks_poller.cc -- poll(POLLPRI) on a sysfs badblocks attribute, reread, diff, emit.
+#include "notify/badblocks_poller.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+namespace udax {
+
+BadblocksPoller::BadblocksPoller(std::string poll_file, UniqueFd file, Reader reader,
+                                 EventQueue* queue, Options options, StopSignal stop,
+                                 StopSignal rescan)
+    : poll_file_(std::move(poll_file)),
+      file_(std::move(file)),
+      reader_(std::move(reader)),
+      queue_(queue),
+      options_(std::move(options)),
+      stop_(std::move(stop)),
+      rescan_(std::move(rescan)) {}
+
+Result<std::unique_ptr<BadblocksPoller>> BadblocksPoller::Start(const std::string& poll_file,
+                                                                Reader reader, EventQueue* queue,
+                                                                Options options) {
+  UniqueFd file;
+  if (!poll_file.empty()) {
+    file = UniqueFd(open(poll_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file.valid()) return Status::FromErrno(poll_file + ": open");
+  }
+  UDAX_ASSIGN_OR_RETURN(StopSignal stop, StopSignal::Create());
+  UDAX_ASSIGN_OR_RETURN(StopSignal rescan, StopSignal::Create());
+  const bool emit = options.emit_initial;
+  std::unique_ptr<BadblocksPoller> p(new BadblocksPoller(poll_file, std::move(file),
+                                                         std::move(reader), queue,
+                                                         std::move(options), std::move(stop),
+                                                         std::move(rescan)));
+  // Read (arm) before the first poll: sysfs reports a change relative to the last read.
+  p->Rearm();
+  UDAX_RETURN_IF_ERROR(p->Reload(emit));
+  p->thread_ = std::thread([raw = p.get()] { raw->Run(); });
+  return p;
+}
+
+Result<std::unique_ptr<BadblocksPoller>> BadblocksPoller::StartFor(const KernelBadblocks& where,
+                                                                   EventQueue* queue,
+                                                                   Options options) {
+  return Start(where.badblocks_file, [where] { return ReadKernelBadblocks(where); }, queue,
+               std::move(options));
+}
+
+void BadblocksPoller::Stop() {
+  stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+BadblockList BadblocksPoller::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+Status BadblocksPoller::last_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
+}
+
+void BadblocksPoller::Rearm() {
+  if (!file_.valid()) return;
+  char buf[4096];
+  if (lseek(file_.get(), 0, SEEK_SET) < 0) return;
+  for (;;) {
+    const ssize_t n = read(file_.get(), buf, sizeof(buf));
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+}
+
+Status BadblocksPoller::Reload(bool emit) {
+  Result<BadblockList> read = reader_();
+  reads_.fetch_add(1);
+  BadblockList previous;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_error_ = read.status();
+    if (!read.ok()) return read.status();
+    previous = current_;
+    current_ = read.value();
+  }
+  const BadblockList& list = read.value();
+  if (options_.on_change) options_.on_change(list);
+  if (!emit) return Status::Ok();
+  const auto now = std::chrono::system_clock::now();
+  const BadblockList added = list.Minus(previous);  // (a named list: ranges() is a reference)
+  for (const BadblockRange& r : added.ranges()) {
+    MediaEvent e;
+    e.source = MediaEventSource::kBadblocks;
+    e.offset = r.byte_offset();
+    e.length = r.byte_length();
+    e.time = now;
+    e.detail = poll_file_;
+    queue_->Push(std::move(e));
+  }
+  return Status::Ok();
+}
+
+void BadblocksPoller::Run() {
+  bool watch_file = file_.valid();
+  for (;;) {
+    struct pollfd fds[3] = {{stop_.fd(), POLLIN, 0},
+                            {rescan_.fd(), POLLIN, 0},
+                            {watch_file ? file_.get() : -1, POLLPRI | POLLERR, 0}};
+    if (poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[0].revents != 0) return;
+    bool reread = false;
+    if (fds[1].revents != 0) {
+      rescan_.Drain();
+      reread = true;
+    }
+    const short fr = fds[2].revents;
+    if ((fr & (POLLPRI | POLLERR)) != 0) {
+      notifications_.fetch_add(1);
+      Rearm();
+      reread = true;
+    }
+    // A descriptor that can never notify (hung-up pipe, closed file) would spin the loop;
+    // from then on only Rescan rereads.
+    if ((fr & (POLLHUP | POLLNVAL)) != 0 && (fr & (POLLPRI | POLLERR)) == 0) watch_file = false;
+    // A failed reread keeps the previous list in force; last_error() tells why.
+    if (reread) (void)Reload(true);
+  }
+}
+
+}  // namespace udax

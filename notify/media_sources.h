@@ -1,0 +1,72 @@
+// media_sources.h -- every event source a mounted Region needs, started (and stopped) as one.
+//
+// What the daemon calls after opening its Region and before serving requests:
+//   EventQueue queue;
+//   auto sources = MediaSources::Start(region, &queue, {});
+//   ... a resolver thread drains queue.Pop(...) ...
+//   sources.reset(); queue.Close();       // before the Region goes away
+// Start wires, according to the target:
+//   * always: the Region's fault listener -> sigbus-ar/sigbus-ao events (synchronous
+//     faults caught by ReadSafe and friends, real or emulated);
+//   * a regular file: the list-file watcher (injected events; its callback keeps the
+//     Region's emulated poison current);
+//   * real pmem (devdax, or a file on a pmem disk): the kernel badblocks poller (badblocks
+//     events) and the uevent listener for the device and its nd parents (device-removed);
+//   * with options.early_kill: PR_MCE_KILL_EARLY and the BUS_MCEERR_AO receiver for the
+//     Region's mapping (sigbus-ao events).
+// A source that cannot start where it is optional (no netlink in a container) is left
+// out and named in skipped(); one that must work (the list file of an image) fails Start.
+//
+// Thread-safety: Start and Stop from the owner. Start sets the Region's fault listener
+// (a set-once hook), so it must run before the Region is used by other threads, and the
+// listener keeps pushing into `queue` after Stop: REQUIRES queue outlives the Region's
+// last access, and region and queue outlive this object.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/region/region.h"
+#include "notify/badblock_watcher.h"
+#include "notify/badblocks_poller.h"
+#include "notify/event_queue.h"
+#include "notify/sigbus_source.h"
+#include "notify/uevent_listener.h"
+
+namespace udax {
+
+class MediaSources {
+ public:
+  struct Options {
+    bool early_kill = false;  // opt into BUS_MCEERR_AO (policy notify|kill)
+    std::string sysfs_root = "/sys";
+  };
+  static Result<std::unique_ptr<MediaSources>> Start(Region* region, EventQueue* queue,
+                                                     const Options& options);
+  ~MediaSources() { Stop(); }
+  MediaSources(const MediaSources&) = delete;
+  MediaSources& operator=(const MediaSources&) = delete;
+
+  // Stops the watcher, poller and uevent threads. Idempotent. The AO receiver runs until
+  // destruction (with early kill on, the next BUS_MCEERR_AO would otherwise kill us).
+  void Stop();
+
+  // "uevents: <why>" for each optional source that could not start.
+  const std::vector<std::string>& skipped() const { return skipped_; }
+  // The kernel's view of the target, when it is real pmem.
+  const KernelBadblocks* kernel() const { return kernel_ ? &*kernel_ : nullptr; }
+
+ private:
+  MediaSources() = default;
+
+  Region* region_ = nullptr;
+  std::optional<KernelBadblocks> kernel_;
+  std::unique_ptr<BadblockListWatcher> watcher_;
+  std::unique_ptr<BadblocksPoller> poller_;
+  std::unique_ptr<UeventListener> uevents_;
+  std::unique_ptr<SigbusAoReceiver> ao_;
+  std::vector<std::string> skipped_;
+};
+
+}  // namespace udax
