@@ -15,14 +15,17 @@
 #   -e, --exclude TEST       leave out TEST, e.g. generic/001 (repeatable)
 #   -b, --build DIR          udaxfs build to install (default build/)
 #       --no-install         use the udaxfs tools already installed
-#   -w, --work DIR           images, mount points, config (default /var/tmp/udaxfs-xfstests)
+#   -w, --work DIR           mount points, config, results (default /var/tmp/udaxfs-xfstests)
 #   -r, --results DIR        results (default WORK/results/YYYYmmdd-HHMMSS)
-#       --test-size SIZE     TEST image size (default 4G)
-#       --scratch-size SIZE  SCRATCH image size (default 4G)
+#   -i, --image-dir DIR      where the TEST and SCRATCH images go (default
+#                            /dev/shm/udaxfs-xfstests: an emulated pmem region should live
+#                            in memory; on a disk file every commit's msync reaches the disk)
+#       --test-size SIZE     TEST image size (default 4G, sparse)
+#       --scratch-size SIZE  SCRATCH image size (default 4G, sparse)
 #   -t, --timeout SECONDS    per-test time limit (default 300); a test past it is killed,
 #                            its mounts are torn down (FUSE abort, umount -l) and it fails
 #   -o, --mount-options OPTS extra mount options for both mounts (e.g. cache=auto)
-#       --keep-test          keep the TEST filesystem of the previous run (default: reformat)
+#       --keep-images        leave the images in place after the run (default: removed)
 #       --no-syslog          do not capture the daemons' syslog when nothing listens on /dev/log
 #   -l, --list               print the tests that would run, and exit
 #   -h, --help
@@ -51,7 +54,7 @@ die() { echo "xfstests.sh: $*" >&2; exit 2; }
 
 groups=() xgroups=() excludes=() tests=()
 build=$ROOT/build install=1 work=/var/tmp/udaxfs-xfstests results=''
-test_size=4G scratch_size=4G timeout=300 mount_opts='' keep_test=0 syslog=1 list_only=0
+test_size=4G scratch_size=4G timeout=300 mount_opts='' keep_images=0 syslog=1 image_dir=/dev/shm/udaxfs-xfstests list_only=0
 xfstests=''
 while (($#)); do
   case $1 in
@@ -67,7 +70,8 @@ while (($#)); do
     --scratch-size) scratch_size=${2:?$1 needs a value}; shift ;;
     -t|--timeout) timeout=${2:?$1 needs a value}; shift ;;
     -o|--mount-options) mount_opts=${2:?$1 needs a value}; shift ;;
-    --keep-test) keep_test=1 ;;
+    --keep-images) keep_images=1 ;;
+    -i|--image-dir) image_dir=${2:?$1 needs a value}; shift ;;
     --no-syslog) syslog=0 ;;
     -l|--list) list_only=1 ;;
     -*) die "unknown option $1 (see --help)" ;;
@@ -155,7 +159,9 @@ getent passwd 123456-fsgqa >/dev/null || useradd 123456-fsgqa ||
   echo "  could not create 123456-fsgqa (a few tests will not run)"
 echo "  fsgqa fsgqa2 123456-fsgqa"
 
-TEST_DEV=$work/test.img SCRATCH_DEV=$work/scratch.img
+image_dir=$(realpath -m "$image_dir")
+mkdir -p "$image_dir"
+TEST_DEV=$image_dir/test.img SCRATCH_DEV=$image_dir/scratch.img
 MNT_ROOT=$work/mnt
 TEST_DIR=$MNT_ROOT/test SCRATCH_MNT=$MNT_ROOT/scratch
 STATE=$work/run
@@ -290,9 +296,9 @@ teardown() (
 # ---------------------------------------------------------------- helpers in python
 
 # reaper.py LOG PIDFILE RCFILE -- CMD...: runs CMD in a new session as a child subreaper,
-# so that the daemonized udaxfs daemons stay our descendants: logs every udaxfs daemon
-# (or mount helper) that exits non-zero or by a signal; writes CMD's pid and, when it
-# ends, its status; exits once no descendant is left.
+# so that the daemonized udaxfs daemons stay our descendants: logs how every udaxfs
+# daemon (and mount helper) ended; writes CMD's pid and, when it ends, its status; exits
+# once no descendant is left.
 cat >"$STATE/reaper.py" <<'PY'
 import ctypes, os, signal, sys, time
 log_path, pid_path, rc_path = sys.argv[1:4]
@@ -328,8 +334,6 @@ while True:
     if comm != "udaxfs" and not comm.startswith("mount.udaxfs") and not comm.startswith("mount.fuse.uda"):
         continue
     if code == os.CLD_EXITED:
-        if status == 0:
-            continue
         what = f"exit status {status}"
     else:
         what = f"killed by {signal.Signals(status).name}" + (" (core dumped)" if code == os.CLD_DUMPED else "")
@@ -469,11 +473,7 @@ echo "== images and config in $work"
 teardown "start (left over from an earlier run)"
 cat "$STATE/notes" "$STATE/bugs" 2>/dev/null | sed "s/^/  /" || true
 rm -f "$STATE/notes" "$STATE/bugs"
-if ((keep_test)) && [[ -f $TEST_DEV ]] && "$FSCK" "$TEST_DEV" >/dev/null 2>&1; then
-  echo "  keeping the TEST filesystem $TEST_DEV"
-else
-  "$MKFS" -f -s "$test_size" "$TEST_DEV" | sed 's/^/  /'
-fi
+"$MKFS" -f -s "$test_size" "$TEST_DEV" | sed 's/^/  /' 
 format_scratch() { "$MKFS" -f -s "$scratch_size" "$SCRATCH_DEV" >/dev/null; }
 format_scratch
 {
@@ -541,8 +541,13 @@ run_test() {
     fi
     sleep 0.2
   done
-  wait "$REAPER_PID" 2>/dev/null || true
+  local reaper_rc=0
+  wait "$REAPER_PID" 2>/dev/null || reaper_rc=$?
   REAPER_PID=''
+  if [[ ! -f $STATE/check.rc ]] && ((reaper_rc == 130 || reaper_rc == 143 || reaper_rc == 129)); then
+    # the reaper got our Ctrl-C (we may not: a shell started in the background ignores it)
+    on_signal
+  fi
   t1=$(date +%s.%N)
   elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", b - a + 0.5 }')
   rc=$(cat "$STATE/check.rc" 2>/dev/null || echo 1)
@@ -571,7 +576,7 @@ run_test() {
   # anomalies
   harness_killed=$(cat "$STATE/harness-killed" 2>/dev/null || true)
   tail -n +"$((dlog_lines + 1))" "$STATE/daemons.log" | while read -r _ pid comm what; do
-    [[ " $harness_killed " == *" $pid "* ]] && continue
+    [[ " $harness_killed " == *" $pid "* || $what == "exit status 0" ]] && continue
     if [[ $comm == udaxfs ]] && ! ((timed_out)); then
       bug "DAEMON DIED: udaxfs pid $pid $what"
     else
@@ -598,7 +603,11 @@ run_test() {
       done
   fi
   if [[ -f $results/syslog.log ]]; then
-    tail -c +"$((syslog_off + 1))" "$results/syslog.log" | grep 'udaxfs' >"$STATE/syslog" || true
+    # ours: lines naming our images or a daemon of this test (others may run udaxfs here)
+    { echo "$TEST_DEV"; echo "$SCRATCH_DEV"
+      tail -n +"$((dlog_lines + 1))" "$STATE/daemons.log" | awk '$3 == "udaxfs" { print "udaxfs[" $2 "]" }'
+    } >"$STATE/ours"
+    tail -c +"$((syslog_off + 1))" "$results/syslog.log" | grep -F -f "$STATE/ours" >"$STATE/syslog" || true
     if [[ -s $STATE/syslog ]]; then
       cp "$STATE/syslog" "$base.syslog"
       note "syslog: $(clean1 "$(head -n1 "$STATE/syslog" | cut -d' ' -f2-)")"
@@ -656,6 +665,7 @@ finish() {
   else
     final_fsck="PROBLEMS (exit $?): $(fsck_verdict "$results/final-fsck.txt") -- see final-fsck.txt"
   fi
+  ((keep_images)) || rm -f "$TEST_DEV" "$SCRATCH_DEV"
   UDAXFS_REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown) \
   XFSTESTS_REV=$(git -C "$xfstests" describe --always --dirty 2>/dev/null || echo unknown) \
   M_STARTED=$started M_COMMAND=$command_line M_TEST_DEV=$TEST_DEV M_SCRATCH_DEV=$SCRATCH_DEV \
