@@ -507,6 +507,11 @@ started=$(date '+%F %T')
 clean1() { tr '\t\n' '  ' <<<"$1" | sed 's/ *$//' | cut -c1-300; }
 join_lines() { [[ -s $1 ]] && paste -sd'|' "$1" | sed 's/|/ | /g'; return 0; }
 fsck_verdict() { grep -v '^\s*$' "$1" | tail -n1; }
+fsck_problem() {  # first line and verdict of a failed fsck
+  local first last
+  first=$(grep -v '^\s*$' "$1" | head -n1) last=$(fsck_verdict "$1")
+  [[ $first == "$last" ]] && echo "$last" || echo "$first ... $last"
+}
 
 # run_test TEST: one test; appends its line to the TSV and prints one line.
 run_test() {
@@ -564,7 +569,8 @@ run_test() {
     status=pass
   elif grep -q '^Failures:' "$out"; then
     status=fail
-    cause=$(grep -m1 "^$t " "$out" | sed "s|^$t *||; s| (see [^)]*)||; s|^ *[0-9]*s \.\.\. *||")
+    cause=$(grep -m1 "^$t " "$out" | sed -E "s|^$t *||; s| \(see [^)]*\)||g; s|^ *[0-9]+s \.\.\. *||;
+      s|\[failed, (exit status [0-9]+)\] *|\1; |; s|(^\|; )- |\1|; s|; *$||")
     [[ -n $cause ]] || cause="failed"
   else
     status=fail cause="check did not run the test: $(grep -v '^\s*$' "$out" | grep -v oom_score_adj | tail -n1)"
@@ -617,7 +623,7 @@ run_test() {
   # fsck: TEST always, SCRATCH when the test ran
   if ! "$FSCK" "$TEST_DEV" >"$STATE/fsck" 2>&1; then
     { echo "== fsck.udaxfs $TEST_DEV after $t"; cat "$STATE/fsck"; } >>"$base.fsck"
-    bug "FSCK TEST: $(clean1 "$(fsck_verdict "$STATE/fsck")")"
+    bug "FSCK TEST: $(clean1 "$(fsck_problem "$STATE/fsck")")"
     if ((saved_images < 3)); then
       cp --sparse=always "$TEST_DEV" "$results/${t//\//-}.test.img" && ((saved_images++)) || true
     fi
@@ -627,7 +633,7 @@ run_test() {
   if [[ $status != notrun ]]; then
     if ! "$FSCK" "$SCRATCH_DEV" >"$STATE/fsck" 2>&1; then
       { echo "== fsck.udaxfs $SCRATCH_DEV after $t"; cat "$STATE/fsck"; } >>"$base.fsck"
-      bug "FSCK SCRATCH: $(clean1 "$(fsck_verdict "$STATE/fsck")")"
+      bug "FSCK SCRATCH: $(clean1 "$(fsck_problem "$STATE/fsck")")"
       if ((saved_images < 3)); then
         cp --sparse=always "$SCRATCH_DEV" "$results/${t//\//-}.scratch.img" && ((saved_images++)) || true
       fi
