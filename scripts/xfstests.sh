@@ -24,7 +24,7 @@
 #       --scratch-size SIZE  SCRATCH image size (default 4G, sparse)
 #   -t, --timeout SECONDS    per-test time limit (default 300); a test past it is killed,
 #                            its mounts are torn down (FUSE abort, umount -l) and it fails
-#   -o, --mount-options OPTS extra mount options for both mounts (e.g. cache=auto)
+#   -o, --mount-options OPTS extra mount options for both mounts (e.g. cache=none)
 #       --keep-images        leave the images in place after the run (default: removed)
 #       --no-syslog          do not capture the daemons' syslog when nothing listens on /dev/log
 #   -l, --list               print the tests that would run, and exit
