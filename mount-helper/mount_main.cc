@@ -255,13 +255,15 @@ int Remount(const Invocation& inv) {
 
 // Waits until no daemon holds SOURCE: after `umount DIR` the old daemon exits a moment
 // later (no FUSE_DESTROY on plain fuse mounts), still holding the target until then.
-int WaitForTarget(const Invocation& inv, Clock::time_point deadline) {
+// If SOURCE is mounted and served, sets *mounted_on to that mount point instead.
+int WaitForTarget(const Invocation& inv, Clock::time_point deadline, std::string* mounted_on) {
   for (;;) {
     const int held = udax::TargetLockHeld(inv.source);
     if (held < 0) return Fail(inv.source + ": " + strerror(-held));
     if (held == 0) return 0;
     if (const auto m = udax::FuseMountOf(udax::ReadMountInfo(), inv.source)) {
-      return Fail(inv.source + ": already mounted on " + m->mount_point);
+      *mounted_on = m->mount_point;
+      return 0;
     }
     if (Clock::now() >= deadline) {
       return Fail(inv.source + ": still in use by another udaxfs daemon after " +
@@ -269,6 +271,25 @@ int WaitForTarget(const Invocation& inv, Clock::time_point deadline) {
     }
     std::this_thread::sleep_for(kPollInterval);
   }
+}
+
+// A second mount of a mounted SOURCE shares its daemon, as a block filesystem mounted
+// twice shares its superblock: a bind mount of the first, then the kernel flags of this
+// one (ro, noatime, ...). The daemon options of the first mount (cache=, sync) hold.
+int MountAgain(const Invocation& inv, const std::string& mounted_on, unsigned long flags,
+               bool remount_after) {
+  if (mount(mounted_on.c_str(), inv.canonical_dir.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return Fail(inv.dir + ": bind of " + mounted_on + " (" + inv.source +
+                " is already mounted there): " + strerror(errno));
+  }
+  const unsigned long bind_flags = flags | MS_BIND | (inv.req.read_only ? MS_RDONLY : 0);
+  if ((remount_after || inv.req.read_only) &&
+      mount(nullptr, inv.canonical_dir.c_str(), nullptr, bind_flags, nullptr) != 0) {
+    const int e = errno;
+    Undo(inv);
+    return Fail(inv.dir + ": remount (" + udax::DescribeRemountFlags(flags) + "): " + strerror(e));
+  }
+  return 0;
 }
 
 int Mount(const Invocation& inv) {
@@ -299,7 +320,9 @@ int Mount(const Invocation& inv) {
   const Clock::time_point deadline = Clock::now() + kWaitForTarget;
   std::string err;
   for (;;) {
-    if (const int rc = WaitForTarget(inv, deadline); rc != 0) return rc;
+    std::string mounted_on;
+    if (const int rc = WaitForTarget(inv, deadline, &mounted_on); rc != 0) return rc;
+    if (!mounted_on.empty()) return MountAgain(inv, mounted_on, flags, remount_after);
     err.clear();
     const int status = RunDaemon(daemon, args, &err);
     if (status == 0) break;

@@ -222,11 +222,18 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   });
 }
 
-void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
   Guard(req, [&] {
     auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size);
     if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+    if (Ctx(req).config.cache_auto && (HandleOf(fi)->flags & O_DIRECT)) {
+      // An O_DIRECT write bypasses the page cache we let files keep (keep_cache): a
+      // buffered reader racing with it (async DIO in particular) may have cached the old
+      // bytes. Drop them before the writer hears back (xfstests generic/451). Safe here:
+      // a direct write holds no page lock the invalidation needs.
+      fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, off, static_cast<off_t>(*n));
+    }
     fuse_reply_write(req, *n);
   });
 }
