@@ -204,9 +204,18 @@ class Filesystem {
   // (bounded by `limit`) with return 0 when unmapped.
   uint64_t MapAu(const Inode& inode, uint64_t file_au, uint64_t limit, uint64_t* run) const;
   Status InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au, uint64_t len);
-  // Unmaps file AUs [from, to); frees their AUs. Splits the work into transactions if
-  // `commit_chunks` (caller commits the rest).
+  // Unmaps file AUs [from, to); frees their AUs. Commits finished chunks (each one
+  // consistent) when the transaction outgrows TxnBudget; the caller commits the rest.
   Status RemoveExtents(Inode* inode, uint64_t from, uint64_t to);
+  // Replaces the extent at `old_key` by `e` at `new_key`, in the same slot (e.slot ignored).
+  Status SetExtent(Inode* inode, uint64_t old_key, uint64_t new_key, Extent e);
+  // A new extent in a new slot (ENOSPC only if an extent block is needed and none is free).
+  Status AddExtentSlot(Inode* inode, uint64_t file_au, uint64_t phys_au, uint32_t len);
+  // Forgets the extent at `file_au` and its slot; its AUs are the caller's business.
+  Status DropExtentSlot(Inode* inode, uint64_t file_au);
+  // Log bytes a multi-step operation lets one transaction grow to before it commits a
+  // step: a quarter of the journal slot, so a step may overshoot without overflowing it.
+  uint64_t TxnBudget() const;
   Status WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, const Extent& e);
   Status GrowSlots(Inode* inode);
   // Extent blocks `new_extents` more extents would need (to reserve space for them).
@@ -222,6 +231,13 @@ class Filesystem {
 
   // Who must own each AU according to the forward maps and the layout. REQUIRES mu_
   Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report);
+
+  // --- data (fs_data.cc) ---
+  // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).
+  Result<size_t> WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n);
+  // Before the size grows to `new_size`: zeroes the stale bytes past the old EOF in its
+  // last AU (truncation leaves them), durably. REQUIRES inode->rw exclusive.
+  Status ZeroPastEof(Inode* inode, uint64_t new_size);
 
   // --- journal ---
   Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
