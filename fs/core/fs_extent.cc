@@ -242,6 +242,12 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     if (prev != 0) goal = prev + 1;
   }
   UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(count, goal, false));
+  // Each run may become an extent, and new extents may need extent blocks: refuse before
+  // any change rather than fail half way through the inserts.
+  if (ExtentBlocksNeeded(*inode, runs.size()) > aus_.free_count()) {
+    aus_.Unreserve(runs);
+    return Status::NoSpace("no space for the extent blocks of the new extents");
+  }
   uint64_t file_au = from;
   for (const Run& r : runs) {
     if (zero) {
