@@ -239,6 +239,42 @@ class Filesystem {
   // last AU (truncation leaves them), durably. REQUIRES inode->rw exclusive.
   Status ZeroPastEof(Inode* inode, uint64_t new_size);
 
+  // --- ranges (fs_fallocate.cc) --- REQUIRE inode->rw exclusive and mu_, unless noted.
+  // One fallocate mode each, called with the arguments checked; the caller commits.
+  Status AllocateSpace(Inode* inode, uint64_t off, uint64_t len, bool keep_size);
+  Status PunchHole(Inode* inode, uint64_t off, uint64_t len);
+  Status ZeroRange(Inode* inode, uint64_t off, uint64_t len, bool keep_size);
+  Status CollapseRange(Inode* inode, uint64_t off, uint64_t len);
+  Status InsertRange(Inode* inode, uint64_t off, uint64_t len);
+  // Times, inode and commit after a range operation, whether it succeeded or stopped
+  // between two consistent steps; returns `st` (or the commit's error).
+  Status FinishRange(Inode* inode, Status st);
+  // StageInode + Commit: ends one step of a multi-transaction operation.
+  Status CommitStep(Inode* inode);
+  // Maps zeroed AUs into every hole of file AUs [from, to), in steps of TxnBudget.
+  Status AllocateHoles(Inode* inode, uint64_t from, uint64_t to);
+  uint64_t CountHoleAus(const Inode& inode, uint64_t from, uint64_t to) const;
+  // Zeroes, durably and in place, the mapped bytes of file bytes [from, to).
+  Status ZeroMapped(const Inode& inode, uint64_t from, uint64_t to);
+  // Raises the size to `new_size` (staged with the inode), zeroing stale bytes first.
+  Status GrowSize(Inode* inode, uint64_t new_size);
+  // Whether unmapping file AUs [from, to) cuts one extent in two (needs one more slot).
+  bool SplitsExtent(const Inode& inode, uint64_t from, uint64_t to) const;
+  // Makes file AU `au` an extent boundary (splitting the extent across it).
+  Status SplitExtentAt(Inode* inode, uint64_t au);
+  // Moves the extents of file AUs [from, kXattrFileAu) by `delta` AUs: down lowest first,
+  // up highest first, so every move lands on unmapped file AUs.
+  Status ShiftDown(Inode* inode, uint64_t from, uint64_t delta);
+  Status ShiftUp(Inode* inode, uint64_t from, uint64_t delta);
+  // Moves the extent at `file_au` by `delta` AUs, or the piece of it whose reverse-map
+  // records still fit in the transaction; returns the AUs moved.
+  Result<uint64_t> MoveExtent(Inode* inode, uint64_t file_au, uint64_t delta, bool up);
+  // AUs whose reverse-map records still fit in the transaction (with room for the slots).
+  uint64_t RmapRoom() const;
+  // The copy of a source hole into `out`: whole AUs punched, partial ones zeroed, size
+  // grown over the range. REQUIRES out->rw exclusive (takes mu_).
+  Status CopyHole(Inode* out, uint64_t pos, uint64_t n);
+
   // --- journal ---
   Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
   Status CheckWritable() const;
