@@ -256,6 +256,9 @@ class Filesystem {
   uint64_t CountHoleAus(const Inode& inode, uint64_t from, uint64_t to) const;
   // Zeroes, durably and in place, the mapped bytes of file bytes [from, to).
   Status ZeroMapped(const Inode& inode, uint64_t from, uint64_t to);
+  // Zeroes the bytes past EOF in the last AU, which truncation leaves stale: a shift
+  // interrupted between steps would show them inside the file.
+  Status ZeroStaleTail(const Inode& inode);
   // Raises the size to `new_size` (staged with the inode), zeroing stale bytes first.
   Status GrowSize(Inode* inode, uint64_t new_size);
   // Whether unmapping file AUs [from, to) cuts one extent in two (needs one more slot).

@@ -12,11 +12,15 @@
 //     range move down by len, lowest first, and the last step lowers the size. In between
 //     the size is unchanged and the file reads: [0, off) as before, the old bytes of
 //     [off+len, b) at [off, b-len), zeros at [b-len, b), [b, size) as before, for some
-//     AU boundary b >= off+len.
+//     AU boundary b >= off+len (old bytes past EOF read as zeros).
 //   INSERT_RANGE [off, off+len): the first step raises the size by len (as XFS does, so
-//     that no extent ever lies past EOF), then the extents at or above off move up by len,
-//     highest first. In between the file reads: [0, b) as before, zeros at [b, b+len), the
-//     old bytes of [b, size) at [b+len, size+len), for some AU boundary b >= off.
+//     that the extents moved up stay inside EOF), then the extents at or above off move
+//     up by len, highest first. In between the file reads: [0, b) as before (zeros past
+//     the old EOF), zeros at [b, b+len), the old bytes of [b, size) at [b+len, size+len),
+//     for some AU boundary b >= off.
+//   Both first zero the stale bytes past EOF in the last AU (truncation keeps them), which
+//   the states in between would otherwise show inside the file.
+//   tests/crash checks every cut against exactly these states.
 // An operation that fits in one transaction (any small file) is all or nothing. Data
 // bytes zeroed in place (partial AUs of PUNCH_HOLE and ZERO_RANGE, ZERO_RANGE over data)
 // are persisted before the transactions, like a write's bytes: an interrupted call may
@@ -197,6 +201,7 @@ Status Filesystem::CollapseRange(Inode* inode, uint64_t off, uint64_t len) {
   if (ExtentBlocksNeeded(*inode, 2) > aus_.free_count()) {
     return Status::NoSpace("no space for extent slots");
   }
+  UDAX_RETURN_IF_ERROR(ZeroStaleTail(*inode));
   const uint64_t first = off / au, count = len / au;
   UDAX_RETURN_IF_ERROR(RemoveExtents(inode, first, first + count));
   UDAX_RETURN_IF_ERROR(ShiftDown(inode, first + count, count));
@@ -226,6 +231,7 @@ Status Filesystem::InsertRange(Inode* inode, uint64_t off, uint64_t len) {
   if (ExtentBlocksNeeded(*inode, 2) > aus_.free_count()) {
     return Status::NoSpace("no space for extent slots");
   }
+  UDAX_RETURN_IF_ERROR(ZeroStaleTail(*inode));
   UDAX_RETURN_IF_ERROR(SplitExtentAt(inode, off / au));
   inode->d.size += len;  // in the first step, with the split (staged with the inode)
   return ShiftUp(inode, off / au, count);
@@ -285,6 +291,11 @@ Status Filesystem::ZeroMapped(const Inode& inode, uint64_t from, uint64_t to) {
     pos += chunk;
   }
   return Status::Ok();
+}
+
+Status Filesystem::ZeroStaleTail(const Inode& inode) {
+  const uint64_t au = sb_.au_size, size = inode.d.size;
+  return ZeroMapped(inode, size, (size + au - 1) / au * au);
 }
 
 Status Filesystem::GrowSize(Inode* inode, uint64_t new_size) {
