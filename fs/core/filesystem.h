@@ -127,12 +127,20 @@ class Filesystem {
   // fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate zeroed AUs; PUNCH_HOLE (with
   // KEEP_SIZE) frees whole AUs and zeroes partial ones; ZERO_RANGE; COLLAPSE_RANGE and
   // INSERT_RANGE shift the extents (AU-aligned offsets and lengths, EINVAL otherwise).
-  // Every change keeps the bitmap and the reverse map exact.
+  // Every change keeps the bitmap and the reverse map exact. Errors as ext4/XFS give them:
+  // EINVAL (empty range, COLLAPSE/INSERT with another flag, unaligned COLLAPSE/INSERT,
+  // COLLAPSE reaching EOF, INSERT at or past EOF), EOPNOTSUPP (unknown flags, PUNCH_HOLE
+  // without KEEP_SIZE or with ZERO_RANGE), EFBIG (past MaxFileSize), EISDIR, ENODEV,
+  // ENOSPC (nothing changed; or, if extent blocks took the last AUs, part of a
+  // preallocation done), EROFS / EIO (read-only, shut down).
   Status Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len);
-  // lseek(2) SEEK_DATA / SEEK_HOLE: ENXIO past the end, as Linux filesystems return.
+  // lseek(2) SEEK_DATA / SEEK_HOLE: ENXIO past the end, as Linux filesystems return;
+  // EINVAL for another whence. Allocated AUs count as data.
   Result<uint64_t> SeekDataHole(Inode* inode, uint64_t off, int whence);
   // copy_file_range(2) between two open files (may be the same file, ranges must not
-  // overlap then); returns bytes copied, short at end of input.
+  // overlap then: EINVAL); returns bytes copied, short at end of input, 0 at or past it.
+  // EFBIG at or past MaxFileSize, EOVERFLOW if a range wraps, short (or ENOSPC) when
+  // space runs out.
   Result<size_t> CopyFileRange(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out,
                                size_t len);
 
