@@ -7,7 +7,7 @@
 
 namespace udax {
 
-TestImage::TestImage(uint64_t size, uint64_t au) {
+TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
   static std::atomic<int> counter{0};
   path_ = "/dev/shm/udax_core_test_" + std::to_string(getpid()) + "_" +
           std::to_string(counter++) + ".img";
@@ -18,6 +18,7 @@ TestImage::TestImage(uint64_t size, uint64_t au) {
   if (!region.ok()) throw std::runtime_error(region.status().ToString());
   MkfsParams params;
   params.au_size = au;
+  params.journal_size = journal_size;
   Status st = Filesystem::Format(region->get(), params);
   if (!st.ok()) throw std::runtime_error(st.ToString());
 }

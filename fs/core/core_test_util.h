@@ -24,7 +24,9 @@ namespace udax {
 // A formatted image file in /dev/shm (tmpfs), removed at destruction.
 class TestImage {
  public:
-  explicit TestImage(uint64_t size = 64ull << 20, uint64_t au = kAuSize4K);
+  // journal_size 0 = mkfs's choice; tests of multi-transaction operations ask for less.
+  explicit TestImage(uint64_t size = 64ull << 20, uint64_t au = kAuSize4K,
+                     uint64_t journal_size = 0);
   ~TestImage();
   const std::string& path() const { return path_; }
   std::unique_ptr<Filesystem> Mount(MountOptions options = {});

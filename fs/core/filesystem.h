@@ -141,12 +141,20 @@ class Filesystem {
   // fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate zeroed AUs; PUNCH_HOLE (with
   // KEEP_SIZE) frees whole AUs and zeroes partial ones; ZERO_RANGE; COLLAPSE_RANGE and
   // INSERT_RANGE shift the extents (AU-aligned offsets and lengths, EINVAL otherwise).
-  // Every change keeps the bitmap and the reverse map exact.
+  // Every change keeps the bitmap and the reverse map exact. Errors as ext4/XFS give them:
+  // EINVAL (empty range, COLLAPSE/INSERT with another flag, unaligned COLLAPSE/INSERT,
+  // COLLAPSE reaching EOF, INSERT at or past EOF), EOPNOTSUPP (unknown flags, PUNCH_HOLE
+  // without KEEP_SIZE or with ZERO_RANGE), EFBIG (past MaxFileSize), EISDIR, ENODEV,
+  // ENOSPC (nothing changed; or, if extent blocks took the last AUs, part of a
+  // preallocation done), EROFS / EIO (read-only, shut down).
   Status Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len);
-  // lseek(2) SEEK_DATA / SEEK_HOLE: ENXIO past the end, as Linux filesystems return.
+  // lseek(2) SEEK_DATA / SEEK_HOLE: ENXIO past the end, as Linux filesystems return;
+  // EINVAL for another whence. Allocated AUs count as data.
   Result<uint64_t> SeekDataHole(Inode* inode, uint64_t off, int whence);
   // copy_file_range(2) between two open files (may be the same file, ranges must not
-  // overlap then); returns bytes copied, short at end of input.
+  // overlap then: EINVAL); returns bytes copied, short at end of input, 0 at or past it.
+  // EFBIG at or past MaxFileSize, EOVERFLOW if a range wraps, short (or ENOSPC) when
+  // space runs out.
   Result<size_t> CopyFileRange(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out,
                                size_t len);
 
@@ -225,8 +233,11 @@ class Filesystem {
   // need their own AUs on top (InheritAttrs checks).
   static constexpr uint64_t kNamespaceOpAus = 4;
 
-  // --- extended attributes (fs_xattr.cc); all REQUIRE mu_ ---
+  // --- extended attributes (fs_xattr.cc); all REQUIRE mu_ unless noted ---
   Status LoadXattrs(Inode* inode);
+  // Looks up `ino` and pins it (nopen) so the caller can drop mu_ and take inode->rw
+  // before mu_, as every change to an extent map must. Checks that we are writable.
+  Result<Inode*> PinForExtentChange(uint64_t ino);  // takes mu_
   // Writes inode->xattrs to media in txn_: grows or shrinks the blob's AUs, stages the
   // blob and the inode. Callers check space first (XattrAusNeeded).
   Status StageXattrs(Inode* inode);
@@ -249,9 +260,18 @@ class Filesystem {
   // (bounded by `limit`) with return 0 when unmapped.
   uint64_t MapAu(const Inode& inode, uint64_t file_au, uint64_t limit, uint64_t* run) const;
   Status InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au, uint64_t len);
-  // Unmaps file AUs [from, to); frees their AUs. Splits the work into transactions if
-  // `commit_chunks` (caller commits the rest).
+  // Unmaps file AUs [from, to); frees their AUs. Commits finished chunks (each one
+  // consistent) when the transaction outgrows TxnBudget; the caller commits the rest.
   Status RemoveExtents(Inode* inode, uint64_t from, uint64_t to);
+  // Replaces the extent at `old_key` by `e` at `new_key`, in the same slot (e.slot ignored).
+  Status SetExtent(Inode* inode, uint64_t old_key, uint64_t new_key, Extent e);
+  // A new extent in a new slot (ENOSPC only if an extent block is needed and none is free).
+  Status AddExtentSlot(Inode* inode, uint64_t file_au, uint64_t phys_au, uint32_t len);
+  // Forgets the extent at `file_au` and its slot; its AUs are the caller's business.
+  Status DropExtentSlot(Inode* inode, uint64_t file_au);
+  // Log bytes a multi-step operation lets one transaction grow to before it commits a
+  // step: a quarter of the journal slot, so a step may overshoot without overflowing it.
+  uint64_t TxnBudget() const;
   Status WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, const Extent& e);
   Status GrowSlots(Inode* inode);
   // Extent blocks `new_extents` more extents would need (to reserve space for them).
@@ -272,6 +292,52 @@ class Filesystem {
   void TouchAtime(Inode* inode);
   void TouchAtimeLocked(Inode* inode);  // REQUIRES mu_
 
+  // --- data (fs_data.cc) ---
+  // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).
+  Result<size_t> WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n);
+  // Before the size grows to `new_size`: zeroes the stale bytes past the old EOF in its
+  // last AU (truncation leaves them), durably. REQUIRES inode->rw exclusive.
+  Status ZeroPastEof(Inode* inode, uint64_t new_size);
+
+  // --- ranges (fs_fallocate.cc) --- REQUIRE inode->rw exclusive and mu_, unless noted.
+  // One fallocate mode each, called with the arguments checked; the caller commits.
+  Status AllocateSpace(Inode* inode, uint64_t off, uint64_t len, bool keep_size);
+  Status PunchHole(Inode* inode, uint64_t off, uint64_t len);
+  Status ZeroRange(Inode* inode, uint64_t off, uint64_t len, bool keep_size);
+  Status CollapseRange(Inode* inode, uint64_t off, uint64_t len);
+  Status InsertRange(Inode* inode, uint64_t off, uint64_t len);
+  // Times, inode and commit after a range operation, whether it succeeded or stopped
+  // between two consistent steps; returns `st` (or the commit's error).
+  Status FinishRange(Inode* inode, Status st);
+  // StageInode + Commit: ends one step of a multi-transaction operation.
+  Status CommitStep(Inode* inode);
+  // Maps zeroed AUs into every hole of file AUs [from, to), in steps of TxnBudget.
+  Status AllocateHoles(Inode* inode, uint64_t from, uint64_t to);
+  uint64_t CountHoleAus(const Inode& inode, uint64_t from, uint64_t to) const;
+  // Zeroes, durably and in place, the mapped bytes of file bytes [from, to).
+  Status ZeroMapped(const Inode& inode, uint64_t from, uint64_t to);
+  // Zeroes the bytes past EOF in the last AU, which truncation leaves stale: a shift
+  // interrupted between steps would show them inside the file.
+  Status ZeroStaleTail(const Inode& inode);
+  // Raises the size to `new_size` (staged with the inode), zeroing stale bytes first.
+  Status GrowSize(Inode* inode, uint64_t new_size);
+  // Whether unmapping file AUs [from, to) cuts one extent in two (needs one more slot).
+  bool SplitsExtent(const Inode& inode, uint64_t from, uint64_t to) const;
+  // Makes file AU `au` an extent boundary (splitting the extent across it).
+  Status SplitExtentAt(Inode* inode, uint64_t au);
+  // Moves the extents of file AUs [from, kXattrFileAu) by `delta` AUs: down lowest first,
+  // up highest first, so every move lands on unmapped file AUs.
+  Status ShiftDown(Inode* inode, uint64_t from, uint64_t delta);
+  Status ShiftUp(Inode* inode, uint64_t from, uint64_t delta);
+  // Moves the extent at `file_au` by `delta` AUs, or the piece of it whose reverse-map
+  // records still fit in the transaction; returns the AUs moved.
+  Result<uint64_t> MoveExtent(Inode* inode, uint64_t file_au, uint64_t delta, bool up);
+  // AUs whose reverse-map records still fit in the transaction (with room for the slots).
+  uint64_t RmapRoom() const;
+  // The copy of a source hole into `out`: whole AUs punched, partial ones zeroed, size
+  // grown over the range. REQUIRES out->rw exclusive (takes mu_).
+  Status CopyHole(Inode* out, uint64_t pos, uint64_t n);
+
   // --- journal ---
   Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
   Status CheckWritable() const;
@@ -288,9 +354,9 @@ class Filesystem {
   std::mutex mu_;
   Txn txn_;  // the transaction being built; REQUIRES mu_
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
-  std::atomic<bool> shutdown_{false};
+  std::atomic<bool> shutdown_{false};  // read without mu_ on the data path
   std::atomic<AtimeUpdate> atime_mode_{AtimeUpdate::kRelative};
-  std::atomic<bool> atime_dirs_{true};  // read without mu_ on the data path
+  std::atomic<bool> atime_dirs_{true};
   std::string shutdown_reason_;
 };
 

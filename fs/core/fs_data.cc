@@ -104,6 +104,10 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   if (n == 0) return size_t{0};
   if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
   std::unique_lock<std::shared_mutex> rw(inode->rw);
+  return WriteLocked(inode, off, buf, n);
+}
+
+Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n) {
   const uint64_t au = sb_.au_size;
   const uint64_t end = off + n;
   const uint64_t first_au = off / au, last_au = (end - 1) / au;
@@ -141,8 +145,7 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
     }
     if (fits_end <= off) return Status::NoSpace("no space");
     lock.unlock();
-    rw.unlock();
-    return Write(inode, off, buf, fits_end - off);
+    return WriteLocked(inode, off, buf, fits_end - off);
   }
 
   if (!has_hole && end <= old_size) {
@@ -171,15 +174,7 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
                                                              : std::unique_lock<std::mutex>(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   // Stale bytes past the old EOF inside its last AU must read as zeros once the size grows.
-  if (off > old_size && old_size % au != 0) {
-    uint64_t run;
-    const uint64_t phys = MapAu(*inode, old_size / au, 1, &run);
-    if (phys != 0) {
-      const uint64_t zero_end = std::min<uint64_t>(off, (old_size / au + 1) * au);
-      UDAX_RETURN_IF_ERROR(
-          region_->ZeroSafe(phys * au + old_size % au, zero_end - old_size, true));
-    }
-  }
+  UDAX_RETURN_IF_ERROR(ZeroPastEof(inode, off));
   // Room for the holes and the extent blocks they may need, checked before any change.
   if (aus_.free_count() < hole_aus + ExtentBlocksNeeded(*inode, hole_aus)) {
     return Status::NoSpace("no space");
@@ -232,6 +227,16 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   return n;
 }
 
+Status Filesystem::ZeroPastEof(Inode* inode, uint64_t new_size) {
+  const uint64_t au = sb_.au_size, size = inode->d.size;
+  if (new_size <= size || size % au == 0) return Status::Ok();
+  uint64_t run;
+  const uint64_t phys = MapAu(*inode, size / au, 1, &run);
+  if (phys == 0) return Status::Ok();
+  const uint64_t zero_end = std::min<uint64_t>(new_size, (size / au + 1) * au);
+  return region_->ZeroSafe(phys * au + size % au, zero_end - size, true);
+}
+
 Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
   Inode* inode;
   {
@@ -255,15 +260,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     const uint64_t new_size = static_cast<uint64_t>(in.attr.st_size);
     if (new_size > MaxFileSize()) return Status::Error(EFBIG, "file too large");
     UDAX_RETURN_IF_ERROR(LoadExtents(inode));
-    const uint64_t au = sb_.au_size;
-    if (new_size > d.size && d.size % au != 0) {
-      uint64_t run;
-      const uint64_t phys = MapAu(*inode, d.size / au, 1, &run);
-      if (phys != 0) {
-        const uint64_t zero_end = std::min<uint64_t>(new_size, (d.size / au + 1) * au);
-        UDAX_RETURN_IF_ERROR(region_->ZeroSafe(phys * au + d.size % au, zero_end - d.size, true));
-      }
-    }
+    UDAX_RETURN_IF_ERROR(ZeroPastEof(inode, new_size));
     const uint64_t old_size = d.size;
     d.size = new_size;
     if (new_size < old_size) {

@@ -186,18 +186,56 @@ Status Filesystem::InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au
         continue;
       }
     }
-    UDAX_RETURN_IF_ERROR(GrowSlots(inode));
-    const uint32_t slot = inode->d.ext_count++;
-    Extent e{phys_au, piece, slot};
-    m.by_file.emplace(file_au, e);
-    m.slot_key.push_back(file_au);
-    UDAX_RETURN_IF_ERROR(WriteSlot(inode, slot, file_au, e));
+    UDAX_RETURN_IF_ERROR(AddExtentSlot(inode, file_au, phys_au, piece));
     file_au += piece;
     phys_au += piece;
     len -= piece;
   }
   return Status::Ok();
 }
+
+Status Filesystem::SetExtent(Inode* inode, uint64_t old_key, uint64_t new_key, Extent e) {
+  ExtentMap& m = inode->extents;
+  e.slot = m.by_file.at(old_key).slot;
+  if (new_key != old_key) {
+    m.by_file.erase(old_key);
+    m.slot_key[e.slot] = new_key;
+  }
+  m.by_file[new_key] = e;
+  return WriteSlot(inode, e.slot, new_key, e);
+}
+
+Status Filesystem::AddExtentSlot(Inode* inode, uint64_t file_au, uint64_t phys_au,
+                                 uint32_t len) {
+  ExtentMap& m = inode->extents;
+  UDAX_RETURN_IF_ERROR(GrowSlots(inode));  // the only step that can fail for want of space
+  const uint32_t slot = inode->d.ext_count++;
+  Extent e{phys_au, len, slot};
+  m.by_file.emplace(file_au, e);
+  m.slot_key.push_back(file_au);
+  return WriteSlot(inode, slot, file_au, e);
+}
+
+Status Filesystem::DropExtentSlot(Inode* inode, uint64_t file_au) {
+  ExtentMap& m = inode->extents;
+  auto it = m.by_file.find(file_au);
+  const uint32_t slot = it->second.slot;
+  m.by_file.erase(it);
+  // Slots are unordered: the last one moves into the hole, so the array stays dense.
+  const uint32_t last = inode->d.ext_count - 1;
+  if (slot != last) {
+    const uint64_t last_key = m.slot_key[last];
+    Extent& moved = m.by_file.at(last_key);
+    moved.slot = slot;
+    m.slot_key[slot] = last_key;
+    UDAX_RETURN_IF_ERROR(WriteSlot(inode, slot, last_key, moved));
+  }
+  m.slot_key.pop_back();
+  inode->d.ext_count--;
+  return ShrinkSlots(inode);
+}
+
+uint64_t Filesystem::TxnBudget() const { return journal_->capacity() / 4; }
 
 Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero) {
   uint64_t goal = 0, run = 0;
@@ -206,10 +244,17 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     if (prev != 0) goal = prev + 1;
   }
   UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(count, goal, false));
+  // Each run may become an extent, and new extents may need extent blocks: refuse before
+  // any change rather than fail half way through the inserts.
+  if (ExtentBlocksNeeded(*inode, runs.size()) > aus_.free_count()) {
+    aus_.Unreserve(runs);
+    return Status::NoSpace("no space for the extent blocks of the new extents");
+  }
   uint64_t file_au = from;
   for (const Run& r : runs) {
     if (zero) {
-      Status st = region_->ZeroSafe(r.start * sb_.au_size, r.len * sb_.au_size, false);
+      // Durable before the transaction that maps them, as a write's data is.
+      Status st = region_->ZeroSafe(r.start * sb_.au_size, r.len * sb_.au_size, true);
       if (!st.ok()) {
         aus_.Unreserve(runs);
         return st;
@@ -238,41 +283,24 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
     const uint64_t os = std::max(k, from), oe = std::min<uint64_t>(k + e.len, to);
     aus_.StageFree(&txn_, Run{e.phys_au + (os - k), oe - os});
     inode->d.au_blocks -= oe - os;
-    if (os == k && oe == k + e.len) {  // whole extent: move the last slot into its place
-      m.by_file.erase(it);
-      const uint32_t last = inode->d.ext_count - 1;
-      if (e.slot != last) {
-        const uint64_t last_key = m.slot_key[last];
-        Extent& moved = m.by_file.at(last_key);
-        moved.slot = e.slot;
-        m.slot_key[e.slot] = last_key;
-        UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, last_key, moved));
-      }
-      m.slot_key.pop_back();
-      inode->d.ext_count--;
-      UDAX_RETURN_IF_ERROR(ShrinkSlots(inode));
+    if (os == k && oe == k + e.len) {  // whole extent: its slot goes
+      UDAX_RETURN_IF_ERROR(DropExtentSlot(inode, k));
     } else if (os == k) {  // head cut
-      m.by_file.erase(it);
-      Extent ne{e.phys_au + (oe - k), static_cast<uint32_t>(k + e.len - oe), e.slot};
-      m.by_file.emplace(oe, ne);
-      m.slot_key[e.slot] = oe;
-      UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, oe, ne));
+      UDAX_RETURN_IF_ERROR(SetExtent(
+          inode, k, oe, Extent{e.phys_au + (oe - k), static_cast<uint32_t>(k + e.len - oe)}));
     } else if (oe == k + e.len) {  // tail cut
-      it->second.len = static_cast<uint32_t>(os - k);
-      UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, k, it->second));
+      UDAX_RETURN_IF_ERROR(
+          SetExtent(inode, k, k, Extent{e.phys_au, static_cast<uint32_t>(os - k)}));
     } else {  // a hole punched in the middle: keep the head, add the tail
-      it->second.len = static_cast<uint32_t>(os - k);
-      UDAX_RETURN_IF_ERROR(WriteSlot(inode, e.slot, k, it->second));
-      UDAX_RETURN_IF_ERROR(GrowSlots(inode));
-      const uint32_t slot = inode->d.ext_count++;
-      Extent tail{e.phys_au + (oe - k), static_cast<uint32_t>(k + e.len - oe), slot};
-      m.by_file.emplace(oe, tail);
-      m.slot_key.push_back(oe);
-      UDAX_RETURN_IF_ERROR(WriteSlot(inode, slot, oe, tail));
+      UDAX_RETURN_IF_ERROR(
+          SetExtent(inode, k, k, Extent{e.phys_au, static_cast<uint32_t>(os - k)}));
+      UDAX_RETURN_IF_ERROR(AddExtentSlot(inode, oe, e.phys_au + (oe - k),
+                                         static_cast<uint32_t>(k + e.len - oe)));
     }
     // Keep each transaction well inside the journal: commit finished chunks as we go.
-    // Every intermediate state is consistent (blocks past EOF freed from the top down).
-    if (txn_.log_bytes() > journal_->capacity() / 4) {
+    // Every intermediate state is consistent: the top part of the range is unmapped and
+    // its AUs free (blocks past EOF for a truncation, a partial hole for a punch).
+    if (txn_.log_bytes() > TxnBudget()) {
       StageInode(inode);
       UDAX_RETURN_IF_ERROR(Commit());
     }

@@ -56,6 +56,13 @@ void TouchCtime(DiskInode* d) {
   d->ctime_nsec = static_cast<uint32_t>(ts.tv_nsec);
 }
 
+// Keeps an inode in the cache while the locks are retaken in order (rw, then mu_). Must be
+// declared after the mu_ guard so it is released while mu_ is still held.
+struct Unpin {
+  Inode* inode;
+  ~Unpin() { inode->nopen--; }
+};
+
 }  // namespace
 
 bool Caller::InGroup(uint32_t g) const {
@@ -91,6 +98,14 @@ Status Filesystem::LoadXattrs(Inode* inode) {
   return Status::Ok();
 }
 
+Result<Inode*> Filesystem::PinForExtentChange(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  inode->nopen++;  // released by Unpin, under mu_
+  return inode;
+}
+
 Status Filesystem::StageXattrs(Inode* inode) {
   const std::vector<uint8_t> blob = XattrBlobEncode(*inode->xattrs, inode->ino);
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
@@ -121,9 +136,12 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
   UDAX_RETURN_IF_ERROR(CheckXattrName(name));
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return Status::InvalidArgument("bad xattr flags");
   if (value.size() > kMaxXattrBytes) return Status::Error(E2BIG, "attribute value too large");
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
+  // The blob's AUs are extents: the data path reads the extent map under rw alone.
+  std::unique_lock<std::shared_mutex> rw(inode->rw);
   std::lock_guard<std::mutex> lock(mu_);
+  Unpin unpin{inode};
   UDAX_RETURN_IF_ERROR(CheckWritable());
-  UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   XattrMap attrs = *inode->xattrs;
@@ -196,9 +214,11 @@ Result<std::string> Filesystem::ListXattr(uint64_t ino) {
 
 Status Filesystem::RemoveXattr(uint64_t ino, std::string_view name) {
   UDAX_RETURN_IF_ERROR(CheckXattrName(name));
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
+  std::unique_lock<std::shared_mutex> rw(inode->rw);
   std::lock_guard<std::mutex> lock(mu_);
+  Unpin unpin{inode};
   UDAX_RETURN_IF_ERROR(CheckWritable());
-  UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   auto it = inode->xattrs->find(name);

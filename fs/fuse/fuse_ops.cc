@@ -417,7 +417,7 @@ void IoctlGoingDown(fuse_req_t req) {
   fuse_reply_ioctl(req, 0, nullptr, 0);
 }
 
-void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*,
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi,
              unsigned flags, const void* in_buf, size_t in_size, size_t) {
   Guard(req, [&] {
     if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
@@ -432,6 +432,8 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
         return IoctlScrub(req);
       case UDAX_IOC_GOINGDOWN:
         return IoctlGoingDown(req);
+      case UDAX_IOC_FALLOCATE:
+        return IoctlFallocate(req, ino, fi, in_buf, in_size);
       default:
         return (void)fuse_reply_err(req, ENOTTY);
     }
@@ -473,6 +475,7 @@ void AssignOperations(fuse_lowlevel_ops* ops) {
   ops->access = OpAccess;
   ops->ioctl = OpIoctl;
   AssignXattrOperations(ops);
+  AssignRangeOperations(ops);
 }
 
 }  // namespace udax
