@@ -27,6 +27,10 @@ errno names (ENOTEMPTY) instead of tool-specific messages. Exit status is 0 eith
   listxattr PATH [SIZE]      prints the names (sorted); SIZE as for getxattr
   removexattr PATH NAME      lgetxattr PATH NAME (the symlink itself)
   rename2 OLD NEW FLAGS      renameat2; FLAGS: noreplace, exchange, whiteout (joined by +)
+  fallocate PATH MODE OFF LEN   MODE: 0 or keep, punch, zero, collapse, insert (joined by +)
+  ufallocate PATH MODE OFF LEN  the same through udaxfs' UDAX_IOC_FALLOCATE ioctl
+  seek PATH OFF data|hole    lseek SEEK_DATA / SEEK_HOLE, prints the offset
+  copyrange SRC OFF DST OFF LEN  copy_file_range, prints the bytes copied
 """
 import ctypes
 import errno
@@ -88,6 +92,17 @@ def sized_get(path, name, size, follow=True):
     buf = ctypes.create_string_buffer(max(size, 1))
     n = xattr_call(fn, path.encode(), name.encode(), buf if size else None, ctypes.c_size_t(size))
     return "size=%d" % n if size == 0 else show_value(buf.raw[:n])
+
+
+FALLOC_MODES = {"0": 0, "keep": 1, "punch": 2, "collapse": 8, "zero": 16, "insert": 32}
+UDAX_IOC_FALLOCATE = 0x40185505
+
+
+def falloc_mode(spec):
+    mode = 0
+    for m in spec.split("+"):
+        mode |= FALLOC_MODES[m]
+    return mode
 
 
 def run(op, a):
@@ -190,6 +205,38 @@ def run(op, a):
         if LIBC.renameat2(AT_FDCWD, a[0].encode(), AT_FDCWD, a[1].encode(), flags) != 0:
             e = ctypes.get_errno()
             raise OSError(e, os.strerror(e))
+    elif op == "fallocate":
+        fd = os.open(a[0], os.O_RDWR)
+        try:
+            if LIBC.fallocate(fd, falloc_mode(a[1]), ctypes.c_long(int(a[2])),
+                              ctypes.c_long(int(a[3]))) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e))
+        finally:
+            os.close(fd)
+    elif op == "ufallocate":
+        import fcntl
+        import struct
+        fd = os.open(a[0], os.O_RDWR)
+        try:
+            fcntl.ioctl(fd, UDAX_IOC_FALLOCATE,
+                        struct.pack("<IIQQ", falloc_mode(a[1]), 0, int(a[2]), int(a[3])))
+        finally:
+            os.close(fd)
+    elif op == "seek":
+        fd = os.open(a[0], os.O_RDONLY)
+        try:
+            return str(os.lseek(fd, int(a[1]), os.SEEK_DATA if a[2] == "data" else os.SEEK_HOLE))
+        finally:
+            os.close(fd)
+    elif op == "copyrange":
+        src = os.open(a[0], os.O_RDONLY)
+        dst = os.open(a[2], os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            return str(os.copy_file_range(src, dst, int(a[4]), int(a[1]), int(a[3])))
+        finally:
+            os.close(src)
+            os.close(dst)
     elif op == "bindsock":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(a[0])
