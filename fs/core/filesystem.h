@@ -194,6 +194,10 @@ class Filesystem {
   // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
   void SetAtimePolicy(AtimePolicy policy);
   AtimePolicy atime_policy() const;
+  // Whether a read of `inode` now would update its atime. The FUSE layer lets an opener
+  // keep the kernel's cached pages only when not: a read served from the page cache never
+  // reaches us.
+  bool AtimeDue(Inode* inode);
 
   struct statvfs StatFs();
   uint64_t MaxFileSize() const;
@@ -291,6 +295,7 @@ class Filesystem {
   // --- access times (fs_atime.cc) ---
   void TouchAtime(Inode* inode);
   void TouchAtimeLocked(Inode* inode);  // REQUIRES mu_
+  bool AtimeDueLocked(const Inode& inode, const timespec& now) const;  // REQUIRES mu_
 
   // --- data (fs_data.cc) ---
   // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).

@@ -30,23 +30,35 @@ AtimePolicy Filesystem::atime_policy() const {
                      atime_dirs_.load(std::memory_order_relaxed)};
 }
 
-void Filesystem::TouchAtimeLocked(Inode* inode) {
+bool Filesystem::AtimeDueLocked(const Inode& inode, const timespec& now) const {
   const AtimePolicy policy = atime_policy();
-  if (policy.mode == AtimeUpdate::kNever || shutdown_ || options_.read_only || inode->freed) return;
-  if (S_ISDIR(inode->d.mode) && !policy.dirs) return;
-  DiskInode& d = inode->d;
+  if (policy.mode == AtimeUpdate::kNever || shutdown_ || options_.read_only || inode.freed) {
+    return false;
+  }
+  if (S_ISDIR(inode.d.mode) && !policy.dirs) return false;
+  if (policy.mode == AtimeUpdate::kAlways) return true;
+  // relatime_need_update(): only when atime is not newer than mtime or ctime, or a day old.
+  const DiskInode& d = inode.d;
+  return NotAfter(d.atime_sec, d.atime_nsec, d.mtime_sec, d.mtime_nsec) ||
+         NotAfter(d.atime_sec, d.atime_nsec, d.ctime_sec, d.ctime_nsec) ||
+         now.tv_sec - d.atime_sec >= kRelatimeMaxAge;
+}
+
+void Filesystem::TouchAtimeLocked(Inode* inode) {
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  if (policy.mode == AtimeUpdate::kRelative) {
-    // relatime_need_update(): only when atime is not newer than mtime or ctime, or a day old.
-    const bool stale = NotAfter(d.atime_sec, d.atime_nsec, d.mtime_sec, d.mtime_nsec) ||
-                       NotAfter(d.atime_sec, d.atime_nsec, d.ctime_sec, d.ctime_nsec) ||
-                       now.tv_sec - d.atime_sec >= kRelatimeMaxAge;
-    if (!stale) return;
-  }
-  d.atime_sec = now.tv_sec;
-  d.atime_nsec = static_cast<uint32_t>(now.tv_nsec);
+  if (!AtimeDueLocked(*inode, now)) return;
+  inode->d.atime_sec = now.tv_sec;
+  inode->d.atime_nsec = static_cast<uint32_t>(now.tv_nsec);
   inode->dirty = true;
+}
+
+bool Filesystem::AtimeDue(Inode* inode) {
+  if (atime_mode_.load(std::memory_order_relaxed) == AtimeUpdate::kNever) return false;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  std::lock_guard<std::mutex> lock(mu_);
+  return AtimeDueLocked(*inode, now);
 }
 
 void Filesystem::TouchAtime(Inode* inode) {

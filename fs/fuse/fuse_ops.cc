@@ -158,11 +158,14 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   Guard(req, [&] { ReplyStatus(req, Fs(req).Rename(parent, name, new_parent, new_name, flags, CallerOf(req))); });
 }
 
-void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
+void SetOpenFlags(fuse_req_t req, fuse_file_info* fi, Inode* inode) {
   if (!Ctx(req).config.cache_auto) {
     fi->direct_io = 1;
   } else {
-    fi->keep_cache = 1;  // the kernel's pages stay valid: every write goes through it
+    // The kernel's pages stay valid (every write goes through it), unless a read is due
+    // to update atime: cached reads never reach us, so this opener starts from a clean
+    // cache and its first read comes here (strictatime, relatime after a change).
+    fi->keep_cache = Fs(req).AtimeDue(inode) ? 0 : 1;
   }
 }
 
@@ -183,7 +186,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     auto handle = std::make_unique<OpenFile>(OpenFile{*inode, fi->flags});
     fi->fh = reinterpret_cast<uint64_t>(handle.get());
-    SetOpenFlags(req, fi);
+    SetOpenFlags(req, fi, *inode);
     if (fuse_reply_open(req, fi) == -ENOENT) {
       Fs(req).Release(*inode);
     } else {
@@ -200,7 +203,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     auto& [entry, inode] = r.value();
     auto handle = std::make_unique<OpenFile>(OpenFile{inode, fi->flags});
     fi->fh = reinterpret_cast<uint64_t>(handle.get());
-    SetOpenFlags(req, fi);
+    SetOpenFlags(req, fi, inode);
     const fuse_entry_param p = EntryParam(req, entry);
     if (fuse_reply_create(req, &p, fi) == -ENOENT) {
       Fs(req).Release(inode);
