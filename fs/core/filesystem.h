@@ -246,6 +246,11 @@ class Filesystem {
   // blob and the inode. Callers check space first (XattrAusNeeded).
   Status StageXattrs(Inode* inode);
   uint64_t XattrAus(size_t blob_bytes) const;
+  // A symlink whose target is inline (in the extent slots' bytes) gets it moved to an AU,
+  // so that it can map an attribute blob.
+  Status MoveInlineTargetOut(Inode* inode);
+  // Largest blob this filesystem takes: kMaxXattrBytes, or less on a small journal.
+  size_t XattrBlobLimit() const;
   // What a new inode under `dir` starts with: the mode after the umask or the parent's
   // default ACL, and the ACLs it inherits.
   struct NewInodeAttrs {

@@ -69,6 +69,11 @@ bool Caller::InGroup(uint32_t g) const {
   return gid == g || std::find(groups.begin(), groups.end(), g) != groups.end();
 }
 
+size_t Filesystem::XattrBlobLimit() const {
+  // The whole blob goes through one journal transaction, beside the inode and its maps.
+  return std::min<size_t>(kMaxXattrBytes, journal_->capacity() / 4);
+}
+
 uint64_t Filesystem::XattrAus(size_t blob_bytes) const {
   return (blob_bytes + sb_.au_size - 1) / sb_.au_size;
 }
@@ -106,6 +111,19 @@ Result<Inode*> Filesystem::PinForExtentChange(uint64_t ino) {
   return inode;
 }
 
+Status Filesystem::MoveInlineTargetOut(Inode* inode) {
+  const std::string target(inode->d.inline_data, inode->d.size);
+  std::memset(inode->d.inline_data, 0, sizeof(inode->d.inline_data));
+  inode->d.flags &= ~kInodeInlineData;
+  inode->extents = ExtentMap{};
+  inode->extents.loaded = true;  // no slots: they held the target
+  UDAX_RETURN_IF_ERROR(AllocateRange(inode, 0, 1, false));
+  uint64_t run;
+  const uint64_t phys = MapAu(*inode, 0, 1, &run);
+  // Durable before the transaction that maps the AU, like any data.
+  return region_->WriteSafe(phys * sb_.au_size, target.data(), target.size(), true);
+}
+
 Status Filesystem::StageXattrs(Inode* inode) {
   const std::vector<uint8_t> blob = XattrBlobEncode(*inode->xattrs, inode->ino);
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
@@ -135,7 +153,7 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
                             int flags, const Caller& caller) {
   UDAX_RETURN_IF_ERROR(CheckXattrName(name));
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return Status::InvalidArgument("bad xattr flags");
-  if (value.size() > kMaxXattrBytes) return Status::Error(E2BIG, "attribute value too large");
+  if (value.size() > kMaxXattrValue) return Status::Error(E2BIG, "attribute value too large");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
   // The blob's AUs are extents: the data path reads the extent map under rw alone.
   std::unique_lock<std::shared_mutex> rw(inode->rw);
@@ -171,13 +189,17 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
     attrs.erase(std::string(name));
   }
   const size_t bytes = XattrBlobSize(attrs);
-  if (bytes > kMaxXattrBytes) return Status::NoSpace("no room for the attribute");
+  if (bytes > XattrBlobLimit()) return Status::NoSpace("no room for the attribute");
   const uint64_t have = XattrAus(inode->d.xattr_bytes);
   const uint64_t need = XattrAus(bytes);
-  if (need > have &&
-      aus_.free_count() < need - have + ExtentBlocksNeeded(*inode, need - have)) {
+  // A short symlink keeps its target where extent slots would be: it moves to an AU first.
+  const bool uninline = need > 0 && (inode->d.flags & kInodeInlineData);
+  const uint64_t extra = uninline ? 1 : 0;
+  if (need + extra > have &&
+      aus_.free_count() < need + extra - have + ExtentBlocksNeeded(*inode, need + extra - have)) {
     return Status::NoSpace("no space for the attribute");
   }
+  if (uninline) UDAX_RETURN_IF_ERROR(MoveInlineTargetOut(inode));
   inode->xattrs = std::move(attrs);
   inode->d.mode = mode;
   TouchCtime(&inode->d);

@@ -138,8 +138,10 @@ inline constexpr uint32_t kInodeInlineData = 1u << 0;  // symlink target in inli
 // the inode's own extent map at file AUs kXattrFileAu.. (above every file offset a regular
 // file may reach, see Filesystem::MaxFileSize) and changed in place through the journal.
 // DiskInode::xattr_bytes is the blob's length, header included.
-inline constexpr uint64_t kXattrFileAu = 0xFFFFFFF0u;
-inline constexpr uint32_t kMaxXattrBytes = 64u << 10;  // whole blob, like XFS's value limit
+inline constexpr uint64_t kXattrFileAu = 0xFFFFFF00u;  // 256 AUs below 2^32 (rmap file_au)
+inline constexpr uint32_t kMaxXattrBytes = 1u << 20;    // whole blob: 256 AUs of 4 KiB
+inline constexpr uint32_t kMaxXattrValue = 64u << 10;   // one value (XATTR_SIZE_MAX)
+static_assert(kXattrFileAu + kMaxXattrBytes / 4096 <= (1ull << 32));
 inline constexpr uint32_t kXattrMagic = 0xa77e5a17;
 struct DiskXattrHeader {
   uint32_t magic;

@@ -25,7 +25,7 @@ errno names (ENOTEMPTY) instead of tool-specific messages. Exit status is 0 eith
   getxattr PATH NAME [SIZE]  prints the value (repr, or its length when > 60 bytes);
                              SIZE 0 prints the length the filesystem reports
   listxattr PATH [SIZE]      prints the names (sorted); SIZE as for getxattr
-  removexattr PATH NAME      lgetxattr PATH NAME (the symlink itself)
+  removexattr PATH NAME      lgetxattr PATH NAME / lsetxattr PATH NAME VALUE (the symlink itself)
   rename2 OLD NEW FLAGS      renameat2; FLAGS: noreplace, exchange, whiteout (joined by +)
   fallocate PATH MODE OFF LEN   MODE: 0 or keep, punch, zero, collapse, insert (joined by +)
   ufallocate PATH MODE OFF LEN  the same through udaxfs' UDAX_IOC_FALLOCATE ioctl
@@ -179,6 +179,8 @@ def run(op, a):
         flags = {"create": os.XATTR_CREATE, "replace": os.XATTR_REPLACE}.get(
             a[3] if len(a) > 3 else "", 0)
         os.setxattr(a[0], a[1], xattr_value(a[2]), flags)
+    elif op == "lsetxattr":
+        os.setxattr(a[0], a[1], xattr_value(a[2]), 0, follow_symlinks=False)
     elif op == "getxattr":
         if len(a) > 2:
             return sized_get(a[0], a[1], int(a[2]))
