@@ -6,6 +6,7 @@
 // also holds the filesystem's metadata mutex, so metadata code may read them under it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -43,6 +44,9 @@ struct Inode {
   std::shared_mutex rw;
   uint64_t nlookup = 0;   // kernel references (lookup/create replies minus forgets)
   uint32_t nopen = 0;     // open file handles
+  // An O_DIRECT write bypassed the kernel's page cache since an opener last dropped it
+  // (the FUSE layer's cache policy, fs/fuse/fuse_ops.cc).
+  std::atomic<bool> direct_written{false};
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced

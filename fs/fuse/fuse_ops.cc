@@ -162,10 +162,18 @@ void SetOpenFlags(fuse_req_t req, fuse_file_info* fi, Inode* inode) {
   if (!Ctx(req).config.cache_auto) {
     fi->direct_io = 1;
   } else {
-    // The kernel's pages stay valid (every write goes through it), unless a read is due
-    // to update atime: cached reads never reach us, so this opener starts from a clean
-    // cache and its first read comes here (strictatime, relatime after a change).
-    fi->keep_cache = Fs(req).AtimeDue(inode) ? 0 : 1;
+    // The kernel's pages stay valid (every write goes through it), unless
+    // - a read is due to update atime: cached reads never reach us, so this opener starts
+    //   from a clean cache and its first read comes here (strictatime, relatime after a
+    //   change);
+    // - an O_DIRECT write landed since the last opener that dropped the cache: direct
+    //   writes bypass the cache, and a buffered reader racing with one (async DIO above
+    //   all) may have cached the old bytes (xfstests generic/451). The flag is set after
+    //   the write is on media, so this invalidation drops every page read before it.
+    //   (Invalidating from the write handler instead deadlocks against writeback:
+    //   generic/095.)
+    const bool direct_written = inode->direct_written.exchange(false);
+    fi->keep_cache = (direct_written || Fs(req).AtimeDue(inode)) ? 0 : 1;
   }
 }
 
@@ -225,17 +233,13 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   });
 }
 
-void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
   Guard(req, [&] {
     auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size);
     if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
-    if (Ctx(req).config.cache_auto && (HandleOf(fi)->flags & O_DIRECT)) {
-      // An O_DIRECT write bypasses the page cache we let files keep (keep_cache): a
-      // buffered reader racing with it (async DIO in particular) may have cached the old
-      // bytes. Drop them before the writer hears back (xfstests generic/451). Safe here:
-      // a direct write holds no page lock the invalidation needs.
-      fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, off, static_cast<off_t>(*n));
+    if ((HandleOf(fi)->flags & O_DIRECT) && !fi->writepage) {
+      FileOf(fi)->direct_written.store(true);  // see SetOpenFlags
     }
     fuse_reply_write(req, *n);
   });
