@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -240,6 +241,9 @@ class Filesystem {
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
   bool shutdown_ = false;
   std::string shutdown_reason_;
+  // fsck's progress line: the long walks (CrossCheckMaps, CheckNamespace, Scrub) call it
+  // now and then with inodes done and the inode count. Set only by Repairer.
+  std::function<void(uint64_t done, uint64_t total)> progress_;
 };
 
 }  // namespace udax
