@@ -511,5 +511,105 @@ TEST(Repair, TwoMegabyteAllocationUnits) {
   EXPECT_EQ(ReadFile(fs.get(), f), data);
 }
 
+// --- mounts of damaged images: refuse naming the damage, or read-only; never write ---
+
+std::string ImageBytes(const std::string& path) {
+  auto region = Must(Region::Open(path, RegionOptions{}));
+  std::string bytes(region->size(), '\0');
+  EXPECT_TRUE(region->ReadSafe(0, bytes.data(), bytes.size()).ok());
+  return bytes;
+}
+
+// A read-write mount fails with a message naming `what` and writes nothing; a read-only
+// mount works and reads the tree.
+void ExpectRefusedButReadOnlyWorks(TestImage* img, const Tree& t, const std::string& what) {
+  const std::string before = ImageBytes(img->path());
+  auto rw = Filesystem::Mount(img->path(), {});
+  ASSERT_FALSE(rw.ok());
+  EXPECT_NE(rw.status().message().find(what), std::string::npos) << rw.status().ToString();
+  EXPECT_NE(rw.status().message().find("fsck.udaxfs --repair"), std::string::npos);
+  EXPECT_TRUE(ImageBytes(img->path()) == before) << "a refused mount wrote";
+  MountOptions ro;
+  ro.read_only = true;
+  {
+    auto fs = img->Mount(ro);
+    ASSERT_TRUE(fs);
+    EXPECT_EQ(ReadFile(fs.get(), t.a), t.data.at(t.a));
+  }
+  EXPECT_TRUE(ImageBytes(img->path()) == before) << "a read-only mount wrote";
+  ExpectRepaired(img);
+  ExpectData(img, t);
+}
+
+TEST(MountDamaged, StaticAuMarkedFree) {
+  TestImage img;
+  Tree t = Populate(&img);
+  {
+    Raw raw(img.path());
+    raw.FlipAuBit(raw.sb().itable_off / raw.sb().au_size);
+  }
+  ExpectRefusedButReadOnlyWorks(&img, t, "AU bitmap");
+}
+
+TEST(MountDamaged, JournalStateBlock) {
+  TestImage img;
+  Tree t = Populate(&img);
+  {
+    Raw raw(img.path());
+    raw.Xor(raw.sb().journal_off + 16, 0x08);
+  }
+  ExpectRefusedButReadOnlyWorks(&img, t, "journal state block");
+}
+
+TEST(MountDamaged, OrphanListNamesAFreeInode) {
+  TestImage img;
+  Tree t = Populate(&img);
+  {
+    Raw raw(img.path());
+    DiskJournalState st = raw.Get<DiskJournalState>(raw.sb().journal_off);
+    st.orphan_head = raw.sb().inode_count - 2;
+    JournalStateSeal(&st);
+    raw.Put(raw.sb().journal_off, st);
+  }
+  ExpectRefusedButReadOnlyWorks(&img, t, "orphan list");
+}
+
+// An orphan whose extent names another file's AU: freeing it would free that file's data.
+TEST(MountDamaged, OrphanMappingAnotherFilesAu) {
+  TestImage img;
+  Tree t = Populate(&img);
+  uint64_t orphan;
+  {
+    auto fs = img.Mount();
+    auto [e, f] = Must(fs->Create(kRootIno, "o", 0644, O_RDWR, kRoot));
+    Must(fs->Write(f, 0, "x", 1));
+    ASSERT_OK(fs->Unlink(kRootIno, "o"));
+    orphan = e.ino;
+  }
+  {
+    Raw raw(img.path());
+    DiskInode o = raw.Inode(orphan), a = raw.Inode(t.a);
+    o.extents[0].phys_au = a.extents[0].phys_au;
+    ExtentSeal(&o.extents[0], orphan);
+    raw.PutInode(orphan, o);
+    // The journal still holds the unlink (the process died): retire it, or replay would
+    // rewrite the inode as it was.
+    raw.Put(raw.sb().journal_off + kBlockSize, uint64_t{0});
+  }
+  ExpectRefusedButReadOnlyWorks(&img, t, "orphan list");
+}
+
+TEST(MountDamaged, PrimarySuperblockIsRestoredByARegularMount) {
+  TestImage img;
+  Tree t = Populate(&img);
+  {
+    Raw raw(img.path());
+    raw.Xor(40, 0x01);
+  }
+  { auto fs = img.Mount(); ASSERT_TRUE(fs); }
+  EXPECT_EQ(Fsck(img.path(), false).ExitCode(), kFsckClean);
+  ExpectData(&img, t);
+}
+
 }  // namespace
 }  // namespace udax
