@@ -45,6 +45,13 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   sb.inode_size = sizeof(DiskInode);
 
   uint64_t journal = p.journal_size;
+  // The state block, a transaction header and room for at least one inode change.
+  constexpr uint64_t kMinJournal = 64 << 10;
+  if (journal != 0 && journal < kMinJournal) {
+    return Status::InvalidArgument("journal of " + std::to_string(journal) +
+                                   " bytes is smaller than the minimum of " +
+                                   std::to_string(kMinJournal));
+  }
   if (journal == 0) {
     journal = sb.region_size / 256;
     if (journal < (1u << 20)) journal = 1u << 20;
