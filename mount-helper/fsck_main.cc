@@ -64,7 +64,8 @@ int RebuildRmap(const std::string& target, uint64_t* rewritten_out) {
   return udax::kFsckClean;
 }
 
-void PrintHuman(const std::string& target, const udax::FsckOutcome& out, bool quiet) {
+void PrintHuman(const std::string& target, const udax::FsckOutcome& out, bool quiet,
+                bool verbose) {
   const char* t = target.c_str();
   auto list = [t](const char* prefix, const udax::CheckReport& r) {
     for (const std::string& m : r.messages) printf("%s: %s%s\n", t, prefix, m.c_str());
@@ -74,7 +75,7 @@ void PrintHuman(const std::string& target, const udax::FsckOutcome& out, bool qu
     }
   };
   list("", out.found);
-  if (!quiet) {
+  if (verbose) {
     for (const std::string& n : out.notes) printf("%s: note: %s\n", t, n.c_str());
   }
   if (out.repaired) {
@@ -102,7 +103,8 @@ int main(int argc, char** argv) {
     return std::string("fsck.udaxfs: ") + e.what() + " (--help for usage)\n";
   });
   std::string target;
-  bool no_write = false, json = false, quiet = false, rebuild_rmap = false, repair = false;
+  bool no_write = false, json = false, quiet = false, verbose = false, rebuild_rmap = false,
+       repair = false;
   app.add_option("target", target, "device or image file (not mounted)")->required();
   auto* no_write_opt =
       app.add_flag("-n,--no-write", no_write, "open read-only; do not replay the journal");
@@ -112,6 +114,8 @@ int main(int argc, char** argv) {
   app.add_flag("--rebuild-rmap", rebuild_rmap,
                "rewrite reverse-map records from the forward maps")->excludes(no_write_opt);
   app.add_flag("-q,--quiet", quiet, "print only problems");
+  app.add_flag("-v,--verbose", verbose,
+               "also print what is not a problem (journal replayed, orphans freed)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -163,7 +167,7 @@ int main(int argc, char** argv) {
     j["exit_code"] = rc;
     printf("%s\n", j.dump(2).c_str());
   } else {
-    PrintHuman(target, *outcome, quiet);
+    PrintHuman(target, *outcome, quiet, verbose);
   }
   return rc;
 }

@@ -239,10 +239,14 @@ Status Repairer::Walk(uint64_t from, std::vector<bool>* reached) {
         Fixed("directory " + Num(d) + " entry '" + e.name + "': a second name of directory " +
               Num(e.ino) + ": removed");
         UDAX_ASSIGN_OR_RETURN(Inode * dir, fs.Get(d));
-        UDAX_RETURN_IF_ERROR(DirOps(&fs).Remove(dir, e.name));
-        fs.StageInode(dir);
-        UDAX_RETURN_IF_ERROR(fs.Commit());
+        const std::string name = e.name;
         entries.erase(entries.begin() + static_cast<ptrdiff_t>(i));
+        if (DirOps(&fs).Remove(dir, name).ok()) {
+          fs.StageInode(dir);
+          UDAX_RETURN_IF_ERROR(fs.Commit());
+        } else {  // not where its hash says (a damaged bucket that still verifies)
+          UDAX_RETURN_IF_ERROR(RebuildDirectory(dir, entries));
+        }
         continue;
       }
       (*reached)[e.ino] = true;
