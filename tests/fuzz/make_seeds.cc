@@ -3,6 +3,8 @@
 //
 //   udax_fuzz_seeds seeds CORPUS_DIR      in-process seeds for every target
 //   udax_fuzz_seeds sparse IMAGE OUT      IMAGE (16..128 MiB) as a fuzz_image input
+//   udax_fuzz_seeds image INPUT OUT       a fuzz_image input as the image it stands for
+//                                         (resealed if it says so): to debug with fsck
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -72,11 +74,24 @@ int Sparse(const std::string& in_path, const std::string& out_path) {
   return Write(out_path, fuzz::ImageToSparse(image, 0)) ? 0 : 1;
 }
 
+int Image(const std::string& in_path, const std::string& out_path) {
+  std::ifstream in(in_path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint8_t flags = 0;
+  auto image = fuzz::SparseToImage(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                   &flags);
+  if (!image) return 1;
+  if (flags & fuzz::kReseal) fuzz::ResealAll(image.get());
+  return Write(out_path, std::string(reinterpret_cast<const char*>(image->data()), image->size()))
+             ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "seeds") return Seeds(argv[2]);
   if (argc == 4 && std::string(argv[1]) == "sparse") return Sparse(argv[2], argv[3]);
-  fprintf(stderr, "usage: udax_fuzz_seeds seeds CORPUS_DIR | sparse IMAGE OUT\n");
+  if (argc == 4 && std::string(argv[1]) == "image") return Image(argv[2], argv[3]);
+  fprintf(stderr, "usage: udax_fuzz_seeds seeds CORPUS_DIR | sparse IMAGE OUT | image INPUT OUT\n");
   return 2;
 }

@@ -1,9 +1,25 @@
 // mem_region.cc -- see mem_region.h.
 #include "tests/fuzz/mem_region.h"
 
+#include <sys/mman.h>
+
 #include <cstring>
+#include <cstdio>
+#include <cstdlib>
 
 namespace udax {
+
+MemImage::MemImage(uint64_t size) : size_(size) {
+  void* p = mmap(nullptr, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED) {
+    perror("MemImage: mmap");
+    abort();
+  }
+  bytes_ = static_cast<uint8_t*>(p);
+}
+
+MemImage::~MemImage() { munmap(bytes_, size_ ? size_ : 1); }
 
 void MemImage::MarkDirty(uint64_t off, uint64_t n) {
   if (n == 0) return;
