@@ -177,8 +177,14 @@ Status Repairer::CheckEntries(Inode* dir) {
   DirOps dirs(&fs);
   std::vector<DirListEntry>& entries = dirs_[dir->ino];
   std::vector<DirListEntry> kept;
-  std::unordered_set<std::string> names;
-  bool rebuild = false;
+  std::unordered_set<std::string> names, twice;
+  for (const DirListEntry& e : entries) {
+    if (!names.insert(e.name).second) twice.insert(e.name);
+  }
+  names.clear();
+  // DirOps removes and replaces by name: with a name listed twice it could take the
+  // wrong entry, so such a directory is rebuilt from the entries it keeps.
+  bool rebuild = !twice.empty();
   for (DirListEntry& e : entries) {
     const std::string where = "directory " + Num(dir->ino) + " entry '" + e.name + "'";
     Result<Inode*> target = Status::NotFound("");

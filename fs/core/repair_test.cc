@@ -290,6 +290,33 @@ TEST(Repair, DanglingEntryIsCleared) {
   EXPECT_EQ(Must(fs->Lookup(t.d, "a")).ino, t.a);
 }
 
+// A name listed twice, once for a free inode: the live entry must be the one that stays.
+TEST(Repair, DuplicateNameKeepsTheLiveEntry) {
+  TestImage img;
+  Tree t = Populate(&img);
+  uint64_t bucket;
+  {
+    auto fs = img.Mount();
+    bucket = Must(fs->Bmap(t.d))[0].phys_offset;
+  }
+  {
+    Raw raw(img.path());
+    raw.EditBucket(bucket, [&](std::vector<DirEntry>* entries) {
+      for (const DirEntry& e : *entries) {
+        if (e.name != "b") continue;
+        DirEntry dead = e;
+        dead.ino = raw.sb().inode_count - 5;
+        entries->insert(entries->begin(), dead);  // listed first
+        break;
+      }
+    });
+  }
+  ExpectRepaired(&img);
+  ExpectData(&img, t);
+  auto fs = img.Mount();
+  EXPECT_EQ(Must(fs->Lookup(t.d, "b")).ino, t.b);
+}
+
 TEST(Repair, UnreachableInodesGoToLostAndFound) {
   TestImage img;
   Tree t = Populate(&img);
