@@ -1,6 +1,5 @@
 // fs_repair.cc -- fsck's driver: a tolerant open (superblock, journal, journal state),
 // the merged check, the repair passes and the second check (see repair.h).
-#include <algorithm>
 #include <cstring>
 #include <set>
 

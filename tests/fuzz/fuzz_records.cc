@@ -118,9 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)f->ListDir(places.dir_ino);
       (void)f->ReadLink(places.dir_ino);
       fuzz::ReadEverything(f);
-      (void)f->CrossCheckMaps();
-      (void)f->CheckNamespace();
-      (void)f->Scrub();
+      (void)Repairer::CheckAll(f);
       (void)f->Unmount();
     }
   }
