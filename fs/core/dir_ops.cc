@@ -256,7 +256,15 @@ Status DirOps::List(Inode* dir, std::vector<DirListEntry>* out) {
   for (uint32_t b = 0; b < dir->d.dir_buckets; ++b) {
     UDAX_RETURN_IF_ERROR(ReadChain(dir, b, &chain));
     for (ChainBlock& cb : chain) {
-      for (DirEntry& e : cb.block.entries) out->push_back({e.ino, e.type, std::move(e.name)});
+      for (DirEntry& e : cb.block.entries) {
+        // An entry a lookup cannot find (its hash is not its name's, or it sits in another
+        // bucket's chain) is damage the block checksum cannot see: say so.
+        if (e.hash != Hash(e.name) || BucketOf(e.hash, dir->d.dir_buckets) != b) {
+          return Status::Corruption("directory " + std::to_string(dir->ino) + ": entry '" +
+                                    e.name + "' is not where its name hashes to");
+        }
+        out->push_back({e.ino, e.type, std::move(e.name)});
+      }
     }
   }
   return Status::Ok();
