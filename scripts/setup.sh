@@ -18,6 +18,8 @@ PACKAGES=(
   libgtest-dev googletest libbenchmark-dev fio
   # mounted-filesystem test suite (tests/fs): python helpers, setpriv/findmnt, xxd ...
   python3 util-linux procps psmisc coreutils attr acl xxd kmod
+  # fuzzing (tests/fuzz, scripts/fuzz.sh): clang with its libFuzzer runtime
+  clang libclang-rt-14-dev
 )
 
 SUDO=()

@@ -7,11 +7,13 @@
 #   4. scripts/build.sh --sanitize          -> build-asan/   + ctest (ASan + UBSan)
 #   5. tests/fs/check -b build-asan         the suite again on the sanitized daemon
 #                                           (all of it; see UDAX_ASAN_FS_EXCLUDE)
+#   6. scripts/fuzz.sh                      -> build-fuzz/: each libFuzzer target for 20 s
 # Ends with one line "N passed, M failed[, K skipped]" counting the mounted-filesystem
 # tests of both runs; exits non-zero if any step failed. Works without stdin and with
 # CI=true. Environment:
 #   UDAX_BUILD_DIR / UDAX_ASAN_BUILD_DIR   build directories (default build, build-asan)
 #   UDAX_SKIP_ASAN=1                       skip steps 4 and 5
+#   UDAX_SKIP_FUZZ=1                       skip step 6 (UDAX_FUZZ_SECONDS: per target)
 #   UDAX_ASAN_FS_EXCLUDE                   tests left out of step 5 (default: none)
 #   UDAX_FS_TESTS                          run only these fs tests (both runs)
 set -uo pipefail
@@ -81,6 +83,11 @@ if [[ ${UDAX_SKIP_ASAN:-0} != 1 ]]; then
   else
     failed_steps+=("build $asan")
   fi
+fi
+
+if [[ ${UDAX_SKIP_FUZZ:-0} != 1 ]]; then
+  step "fuzzing, ${UDAX_FUZZ_SECONDS:-20} s per target (build-fuzz)"
+  scripts/fuzz.sh -t "${UDAX_FUZZ_SECONDS:-20}" || failed_steps+=("fuzz")
 fi
 
 echo

@@ -18,6 +18,7 @@ constexpr uint64_t kSplitMinFreeAus = 16;
 uint32_t DirOps::Hash(std::string_view name) const { return NameHash(name, fs_->sb_.hash_seed); }
 
 uint32_t DirOps::BucketOf(uint32_t hash, uint32_t n) const {
+  if (n == 0) return 0;  // a damaged inode: ReadChain reports it
   const uint32_t level = 31 - std::countl_zero(n);  // 2^level <= n < 2^(level+1)
   uint64_t b = hash & ((2ull << level) - 1);
   if (b >= n) b = hash & ((1ull << level) - 1);
@@ -71,6 +72,11 @@ Status DirOps::Init(Inode* dir) {
 
 Status DirOps::ReadChain(Inode* dir, uint32_t bucket, std::vector<ChainBlock>* chain) {
   chain->clear();
+  if (bucket >= dir->d.dir_buckets) {
+    return Status::Corruption("directory " + std::to_string(dir->ino) + ": no bucket " +
+                              std::to_string(bucket) + " (it counts " +
+                              std::to_string(dir->d.dir_buckets) + ")");
+  }
   uint64_t logical = bucket;
   for (uint32_t guard = 0;; ++guard) {
     if (guard > dir->d.dir_ovf_next + 1) {
@@ -243,11 +249,22 @@ Status DirOps::Replace(Inode* dir, std::string_view name, uint64_t ino, uint8_t 
 }
 
 Status DirOps::List(Inode* dir, std::vector<DirListEntry>* out) {
+  if (dir->d.dir_buckets == 0) {
+    return Status::Corruption("directory " + std::to_string(dir->ino) + ": no buckets");
+  }
   std::vector<ChainBlock> chain;
   for (uint32_t b = 0; b < dir->d.dir_buckets; ++b) {
     UDAX_RETURN_IF_ERROR(ReadChain(dir, b, &chain));
     for (ChainBlock& cb : chain) {
-      for (DirEntry& e : cb.block.entries) out->push_back({e.ino, e.type, std::move(e.name)});
+      for (DirEntry& e : cb.block.entries) {
+        // An entry a lookup cannot find (its hash is not its name's, or it sits in another
+        // bucket's chain) is damage the block checksum cannot see: say so.
+        if (e.hash != Hash(e.name) || BucketOf(e.hash, dir->d.dir_buckets) != b) {
+          return Status::Corruption("directory " + std::to_string(dir->ino) + ": entry '" +
+                                    e.name + "' is not where its name hashes to");
+        }
+        out->push_back({e.ino, e.type, std::move(e.name)});
+      }
     }
   }
   return Status::Ok();

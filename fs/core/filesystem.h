@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -368,6 +369,9 @@ class Filesystem {
   std::atomic<AtimeUpdate> atime_mode_{AtimeUpdate::kRelative};
   std::atomic<bool> atime_dirs_{true};
   std::string shutdown_reason_;
+  // fsck's progress line: the long walks (CrossCheckMaps, CheckNamespace, Scrub) call it
+  // now and then with inodes done and the inode count. Set only by Repairer.
+  std::function<void(uint64_t done, uint64_t total)> progress_;
 };
 
 }  // namespace udax

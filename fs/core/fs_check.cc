@@ -45,6 +45,7 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
   // Every in-use inode, read straight from media into a scratch in-core inode so the
   // walk does not fill the cache.
   for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
+    if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
     if (!inos_.IsAllocated(ino)) continue;
     ++report.inodes;
     auto cached = inodes_.find(ino);
@@ -94,7 +95,13 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
     const Owner& want = expected[a];
     if (used) ++report.allocated_aus;
     if (want.kind == OwnerKind::kFree) {
-      if (used) report.Add("AU " + std::to_string(a) + " is allocated but has no owner (leak)");
+      // Quarantined media (G4) is allocated on purpose and owned by no file.
+      if (used) {
+        auto rec = rmap_.Read(a);
+        if (!rec.ok() || rec->kind != OwnerKind::kQuarantined) {
+          report.Add("AU " + std::to_string(a) + " is allocated but has no owner (leak)");
+        }
+      }
       continue;
     }
     if (!used) {
@@ -156,13 +163,22 @@ Result<CheckReport> Filesystem::CheckNamespace() {
   std::vector<bool> orphan(sb_.inode_count, false);
   for (uint64_t cur = state_.orphan_head, guard = 0; cur != 0 && guard < sb_.inode_count;
        ++guard) {
+    const std::string who = "orphan list: inode " + std::to_string(cur);
     if (cur >= sb_.inode_count) {
-      report.Add("orphan list names inode " + std::to_string(cur) + " outside the table");
+      report.Add(who + " is outside the table");
+      break;
+    }
+    if (orphan[cur]) {
+      report.Add(who + " comes twice (a loop)");
+      break;
+    }
+    DiskInode d;
+    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, cur), &d, sizeof(d)));
+    if (!inos_.IsAllocated(cur) || !InodeVerify(d, cur).ok()) {
+      report.Add(who + " is free or damaged");
       break;
     }
     orphan[cur] = true;
-    DiskInode d;
-    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, cur), &d, sizeof(d)));
     cur = d.orphan_next;
   }
   std::vector<uint32_t> names(sb_.inode_count, 0);    // entries naming each inode
@@ -220,6 +236,7 @@ Result<CheckReport> Filesystem::CheckNamespace() {
     }
   }
   for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
+    if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
     if (!inos_.IsAllocated(ino)) continue;
     DiskInode d;
     auto cached = inodes_.find(ino);
@@ -277,6 +294,7 @@ Result<CheckReport> Filesystem::Scrub() {
 
   DirOps dirs(this);
   for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
+    if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
     if (!inos_.IsAllocated(ino)) continue;
     ++report.inodes;
     Inode scratch(ino);

@@ -120,11 +120,25 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
     return Status::InvalidArgument(target + ": too small to hold a udaxfs (" +
                                    std::to_string(region->size()) + " bytes)");
   }
+  // Damage found before anything is written: a read-write mount refuses, naming what is
+  // damaged; a read-only mount goes on without the damaged structure when it can, and
+  // says so. Nothing below writes before every check has passed, except the journal
+  // replay (what fsck would do first too).
+  auto damaged = [&](const std::string& what) -> Status {
+    if (!options.read_only) {
+      return Status::Corruption(target + ": " + what +
+                                "; run fsck.udaxfs --repair (or mount read-only)");
+    }
+    fprintf(stderr, "udaxfs: %s: %s; mounting read-only regardless\n", target.c_str(),
+            what.c_str());
+    return Status::Ok();
+  };
 
   // Primary superblock, or the replica at the end of the filesystem if it is damaged.
   DiskSuperblock sb;
   UDAX_RETURN_IF_ERROR(region->ReadSafe(0, &sb, sizeof(sb)));
   Status st = SuperblockVerify(sb, region->size());
+  bool restore_primary = false;
   if (!st.ok()) {
     Status primary = st;
     // The replica's location depends on the region size, which the damaged primary may not
@@ -139,35 +153,48 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
     fprintf(stderr, "udaxfs: %s: primary superblock bad (%s); using the replica\n",
             target.c_str(), primary.message().c_str());
     sb = replica;
-    if (!options.read_only) {
-      UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
-    }
+    restore_primary = !options.read_only;
   }
   fs->sb_ = sb;
 
   fs->journal_ = std::make_unique<Journal>(region, sb);
   fs->rmap_ = ReverseMap(region, sb);
-  if (!options.read_only) {
+  // A committed transaction must be sane before any of it is applied.
+  auto pending = fs->journal_->NeedsReplay();
+  if (!pending.ok()) {
+    if (pending.status().code() != EUCLEAN) return pending.status();
+    UDAX_RETURN_IF_ERROR(damaged(pending.status().message()));
+  } else if (!options.read_only) {
     UDAX_ASSIGN_OR_RETURN(bool replayed, fs->journal_->Replay());
     (void)replayed;
-  } else {
+  } else if (*pending) {
     // A read-only mount cannot replay. The last transaction is always applied before the
     // next starts, so it matters only after a crash right after a commit: then say so.
-    UDAX_ASSIGN_OR_RETURN(bool pending, fs->journal_->NeedsReplay());
-    if (pending) {
-      fprintf(stderr, "udaxfs: %s: the journal holds an unapplied transaction; "
-              "mounting read-only without it (mount read-write once to replay)\n",
-              target.c_str());
-    }
+    fprintf(stderr, "udaxfs: %s: the journal holds an unapplied transaction; "
+            "mounting read-only without it (mount read-write once to replay)\n",
+            target.c_str());
   }
   UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
   if (!JournalStateValid(fs->state_)) {
-    return Status::Corruption(target + ": journal state block is damaged");
+    UDAX_RETURN_IF_ERROR(damaged("journal state block is damaged"));
+    std::memset(&fs->state_, 0, sizeof(fs->state_));  // read-only: no orphan list needed
   }
   UDAX_RETURN_IF_ERROR(fs->aus_.Load(*region, sb.abitmap_off, sb.au_count, FirstDataAu(sb),
                                      LastDataAu(sb)));
   UDAX_RETURN_IF_ERROR(fs->inos_.Load(*region, sb.ibitmap_off, sb.inode_count, 2,
                                       sb.inode_count));
+  // The static areas' bits: a bitmap that frees them would hand metadata out as data.
+  for (uint64_t au = 0; au < FirstDataAu(sb); ++au) {
+    if (!fs->aus_.IsAllocated(au)) {
+      UDAX_RETURN_IF_ERROR(damaged("AU bitmap is damaged (static metadata AU " +
+                                   std::to_string(au) + " marked free)"));
+      break;
+    }
+  }
+  if (!fs->aus_.IsAllocated(sb.au_count - 1) || !fs->inos_.IsAllocated(0) ||
+      !fs->inos_.IsAllocated(kRootIno)) {
+    UDAX_RETURN_IF_ERROR(damaged("allocation bitmaps are damaged (reserved bits clear)"));
+  }
   // The root must be a directory.
   std::lock_guard<std::mutex> lock(fs->mu_);
   auto root = fs->Get(kRootIno);
@@ -175,22 +202,49 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   if (!S_ISDIR((*root)->d.mode)) return Status::Corruption(target + ": root is not a directory");
   (*root)->nlookup = 1;  // the kernel's implicit reference
 
-  // Files unlinked while open when the filesystem last stopped: free them now.
-  if (!options.read_only) {
-    fs->state_.mount_count++;
-    JournalStateSeal(&fs->state_);
-    fs->txn_.WriteObj(fs->journal_->state_offset(), fs->state_);
-    UDAX_RETURN_IF_ERROR(fs->Commit());
-    for (uint64_t guard = 0; fs->state_.orphan_head != 0 && guard < sb.inode_count; ++guard) {
-      auto orphan = fs->Get(fs->state_.orphan_head);
-      if (!orphan.ok()) {
-        return Status::Corruption(target + ": orphan list: " + orphan.status().message());
+  if (options.read_only) return fs;
+  // Files unlinked while open when the filesystem last stopped are freed below; freeing
+  // a damaged orphan could free another file's AUs, so the whole list is checked first.
+  auto refuse = [&](const std::string& what) {
+    return Status::Corruption(target + ": " + what + "; run fsck.udaxfs --repair (or mount read-only)");
+  };
+  std::vector<Inode*> orphans;
+  std::unordered_map<uint64_t, bool> seen;
+  for (uint64_t cur = fs->state_.orphan_head; cur != 0; cur = orphans.back()->d.orphan_next) {
+    const std::string who = "orphan list: inode " + std::to_string(cur);
+    if (seen[cur] || !fs->inos_.IsAllocated(cur)) return refuse(who + " is free or listed twice");
+    seen[cur] = true;
+    auto orphan = fs->Get(cur);
+    if (!orphan.ok()) return refuse(who + ": " + orphan.status().message());
+    Inode* o = *orphan;
+    Status loaded = fs->LoadExtents(o);
+    if (!loaded.ok()) return refuse(who + ": " + loaded.message());
+    for (const auto& [file_au, e] : o->extents.by_file) {
+      for (uint64_t i = 0; i < e.len; ++i) {
+        auto rec = fs->rmap_.Read(e.phys_au + i);
+        const Owner want = fs->DataOwner(*o, file_au + i);
+        if (!fs->aus_.IsAllocated(e.phys_au + i) || !rec.ok() || rec->ino != want.ino ||
+            rec->kind != want.kind || rec->file_au != want.file_au) {
+          return refuse(who + " maps AU " + std::to_string(e.phys_au + i) +
+                         ", which the maps do not give it");
+        }
       }
-      (*orphan)->orphan = true;
-      UDAX_RETURN_IF_ERROR(fs->FreeInode(*orphan));
-      UDAX_RETURN_IF_ERROR(fs->Commit());
-      fs->inodes_.erase((*orphan)->ino);
     }
+    orphans.push_back(o);
+  }
+
+  // Every check passed: from here on the mount writes.
+  if (restore_primary) UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
+  fs->state_.mount_count++;
+  JournalStateSeal(&fs->state_);
+  fs->txn_.WriteObj(fs->journal_->state_offset(), fs->state_);
+  UDAX_RETURN_IF_ERROR(fs->Commit());
+  for (Inode* o : orphans) {
+    o->orphan = true;
+    const uint64_t ino = o->ino;
+    UDAX_RETURN_IF_ERROR(fs->FreeInode(o));
+    UDAX_RETURN_IF_ERROR(fs->Commit());
+    fs->inodes_.erase(ino);
   }
   return fs;
 }

@@ -444,7 +444,8 @@ Result<std::vector<DirListEntry>> Filesystem::ListDir(uint64_t ino) {
   UDAX_RETURN_IF_ERROR(NeedDir(dir));
   UDAX_RETURN_IF_ERROR(LoadExtents(dir));
   std::vector<DirListEntry> out;
-  out.reserve(dir->d.dir_entries + 2);
+  // dir_entries comes from media: a damaged count must not become a huge allocation.
+  out.reserve(std::min<uint64_t>(dir->d.dir_entries, 1u << 16) + 2);
   out.push_back({dir->ino, DT_DIR, "."});
   out.push_back({dir->d.parent, DT_DIR, ".."});
   UDAX_RETURN_IF_ERROR(DirOps(this).List(dir, &out));

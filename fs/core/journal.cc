@@ -90,7 +90,10 @@ Result<std::optional<std::vector<Journal::SlotRecord>>> Journal::LoadCommitted()
     if (pos + sizeof(r) > buf_.size()) return Status::Corruption("journal: record overrun");
     std::memcpy(&r, buf_.data() + pos, sizeof(r));
     pos += sizeof(r);
-    if (r.len > buf_.size() - pos || r.off + r.len > sb_.region_size || r.off + r.len < r.off ||
+    // Transactions change the metadata areas and data AUs (directories, extent blocks):
+    // never the superblock's AU or the replica's.
+    const uint64_t end = (sb_.au_count - 1) * sb_.au_size;
+    if (r.len > buf_.size() - pos || r.off + r.len > end || r.off + r.len < r.off ||
         r.off < sb_.journal_off) {
       return Status::Corruption("journal: record outside the metadata areas");
     }

@@ -45,6 +45,13 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   sb.inode_size = sizeof(DiskInode);
 
   uint64_t journal = p.journal_size;
+  // The state block, a transaction header and room for at least one inode change.
+  constexpr uint64_t kMinJournal = 64 << 10;
+  if (journal != 0 && journal < kMinJournal && !(p.allow_tiny_journal && journal >= (16 << 10))) {
+    return Status::InvalidArgument("journal of " + std::to_string(journal) +
+                                   " bytes is smaller than the minimum of " +
+                                   std::to_string(kMinJournal));
+  }
   if (journal == 0) {
     journal = sb.region_size / 256;
     if (journal < (1u << 20)) journal = 1u << 20;
@@ -125,9 +132,12 @@ Status SuperblockVerify(const DiskSuperblock& sb, uint64_t device_size) {
                               " bytes but the target has only " + std::to_string(device_size) +
                               " (truncated image?)");
   }
-  if (sb.au_count * sb.au_size != sb.region_size) {
+  // Division, not multiplication: a huge au_count must not wrap around to a match.
+  if (sb.region_size % sb.au_size != 0 || sb.au_count != sb.region_size / sb.au_size) {
     return Status::Corruption("superblock: region size is not a whole number of AUs");
   }
+  // Before the area sizes below are computed from it (inode_count * 256 must not wrap).
+  if (sb.inode_count > UINT32_MAX) return Status::Corruption("superblock: too many inodes");
   // Areas must be AU-aligned, ordered, inside the region, and large enough.
   const uint64_t au = sb.au_size;
   struct Area { uint64_t off, len, need; const char* name; };
@@ -146,7 +156,6 @@ Status SuperblockVerify(const DiskSuperblock& sb, uint64_t device_size) {
     }
     prev_end = a.off + a.len;
   }
-  if (sb.inode_count > UINT32_MAX) return Status::Corruption("superblock: too many inodes");
   if (sb.data_off != prev_end || sb.data_off >= sb.region_size - au ||
       sb.replica_off != sb.region_size - kBlockSize || sb.inode_count < 2) {
     return Status::Corruption("superblock: bad data area geometry");

@@ -16,6 +16,10 @@ struct MkfsParams {
   uint64_t au_size = kAuSize4K;    // 4 KiB or 2 MiB
   uint64_t bytes_per_inode = 8192; // one inode per this many bytes of region
   uint64_t journal_size = 0;       // 0 = automatic
+  // Tests only: accept a journal below the 64 KiB minimum, to drive multi-transaction
+  // paths (fallocate shifts) with few AUs. Such an image may shut down on a large
+  // namespace operation whose transaction does not fit; mkfs never sets this.
+  bool allow_tiny_journal = false;
   std::string label;
   uint32_t root_uid = 0;          // owner of the root directory
   uint32_t root_gid = 0;
