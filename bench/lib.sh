@@ -11,10 +11,27 @@ FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs)
 FS=''
 DAEMON=''
 MNT=''
+CHILD=''
 UDAX_MOUNT_OPTS=${UDAX_MOUNT_OPTS:-}
 
-log() { printf '%s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+# Messages go to the stderr the script started with (fd 3), also from inside a command
+# whose output is redirected to a log (a trap runs with that command's redirections).
+exec 3>&2
+log() { printf '%s\n' "$*" >&3; }
+die() { printf 'bench: error: %s\n' "$*" >&3; exit 1; }
+
+# Runs a command in the background and waits for it: a trapped SIGINT/SIGTERM interrupts
+# `wait` at once (bash would otherwise act on it only after a foreground command ends, and
+# not at all when that command, like timeout(1), runs in a process group of its own).
+# bench_cleanup stops the command. Returns its exit status.
+run_bg() {
+  local rc=0
+  "$@" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=''
+  return "$rc"
+}
 
 mounted() { awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 
@@ -26,13 +43,13 @@ _start_daemon() {
   case $FS in
     udaxfs)
       # shellcheck disable=SC2086
-      "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 &
+      "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
       ;;
     passthrough_ll)
-      "$PT" -o source="$DATA/pt-src" "$MNT" -f >>"$dlog" 2>&1 &
+      "$PT" -o source="$DATA/pt-src" "$MNT" -f >>"$dlog" 2>&1 3>&- &
       ;;
     fuse2fs)
-      fuse2fs "$DATA/ext4.img" "$MNT" -f >>"$dlog" 2>&1 &
+      fuse2fs "$DATA/ext4.img" "$MNT" -f >>"$dlog" 2>&1 3>&- &
       ;;
     *) die "no daemon for $FS" ;;
   esac
@@ -131,12 +148,21 @@ fs_teardown() {
 
 # The EXIT trap: whatever happened, nothing stays mounted, running or allocated.
 bench_cleanup() {
-  local rc=$?
+  local rc=$? i
   set +e
   trap - EXIT INT TERM
-  if [[ -n ${MNT:-} ]] && mounted "$MNT"; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+  if [[ -n ${CHILD:-} ]]; then  # a benchmark still running on the mount (timeout forwards TERM)
+    kill -TERM "$CHILD" 2>/dev/null
+    for i in $(seq 1 150); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$CHILD" 2>/dev/null
+    pkill -KILL -P "$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
+  if [[ -n ${MNT:-} ]] && mounted "$MNT"; then
+    for i in 1 2 3 4 5; do umount "$MNT" 2>/dev/null && break; sleep 1; done
+    mounted "$MNT" && umount -l "$MNT"
+  fi
   if [[ -n ${DAEMON:-} ]]; then
-    local i
     for i in $(seq 1 100); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$DAEMON" 2>/dev/null
     wait "$DAEMON" 2>/dev/null
@@ -147,6 +173,7 @@ bench_cleanup() {
       while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
     rm -rf "$DATA"
   fi
+  ((rc == 0)) || log $'\n'"bench: stopped (exit status $rc); everything it mounted is unmounted and its images removed"
   exit "$rc"
 }
 

@@ -279,7 +279,8 @@ def chart(doc, path):
             ax.bar(xs, ys, width, label=fs, color=colors[fs])
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([r["test"] for r in rows], rotation=30, ha="right", fontsize=8)
-        ax.set_yscale("log")
+        if any(r[fs] for r in rows for fs in series):
+            ax.set_yscale("log")
         ax.set_title(title)
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=8, ncol=n)

@@ -14,7 +14,7 @@
 #   --runtime S         cap on each fio job and metadata phase, seconds (default 6)
 #   --meta-files N      files per thread in the create/stat/delete phases (default 20000)
 #   --rss-files LIST    file counts for the daemon-memory report (default 1000,1000000; none: skip)
-#   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs)
+#   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs; none: only raw and RSS)
 #   --out DIR           where <timestamp>.{json,txt,png} go (default bench/results)
 #   --work DIR          build directory for passthrough_ll and raw fio logs (default /var/tmp/udaxfs-bench)
 #   --no-install        skip apt-get;  --no-build: skip scripts/build.sh
@@ -57,7 +57,8 @@ fi
 [[ $(id -u) -eq 0 ]] || die "run as root (FUSE mounts with allow_other, apt-get, fallocate on /dev/shm)"
 [[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1"
 [[ $META_FILES =~ ^[0-9]+$ && $META_FILES -ge 1 ]] || die "--meta-files wants a positive integer"
-IFS=, read -r -a FSES <<<"$FS_LIST"
+FSES=()
+[[ $FS_LIST == none ]] || IFS=, read -r -a FSES <<<"$FS_LIST"
 for f in "${FSES[@]}"; do
   [[ " ${FS_ALL[*]} " == *" $f "* ]] || die "unknown filesystem '$f' in --fs (known: ${FS_ALL[*]})"
 done
@@ -88,12 +89,13 @@ for t in fio fuse2fs mkfs.ext4 pkg-config cc numfmt fallocate; do
 done
 [[ -e /dev/fuse ]] || die "/dev/fuse is missing (modprobe fuse)"
 
+mkdir -p "$WORK"
 BUILD_DIR=${UDAX_BUILD_DIR:-build}
 [[ $BUILD_DIR = /* ]] || BUILD_DIR=$ROOT/$BUILD_DIR
 if ((BUILD)); then
   log "bench: building udaxfs ($BUILD_DIR, RelWithDebInfo)"
-  UDAX_BUILD_DIR=$BUILD_DIR UDAX_BUILD_TYPE=RelWithDebInfo "$ROOT/scripts/build.sh" >"$WORK.build.log" 2>&1 ||
-    { tail -n 30 "$WORK.build.log" >&2; die "scripts/build.sh failed (log: $WORK.build.log)"; }
+  UDAX_BUILD_DIR=$BUILD_DIR UDAX_BUILD_TYPE=RelWithDebInfo "$ROOT/scripts/build.sh" >"$WORK/build.log" 2>&1 ||
+    { tail -n 30 "$WORK/build.log" >&2; die "scripts/build.sh failed (log: $WORK/build.log)"; }
 fi
 BIN=$BUILD_DIR/bin
 for t in udaxfs mkfs.udaxfs rawcopy metarate; do
@@ -166,7 +168,7 @@ run_fio() {
     --fallocate=none --invalidate=1 --output-format=json --output="$out")
   if [[ $rw == *write* ]]; then args+=(--end_fsync=1); fi
   # Runtime caps the I/O; layout, fsync and a slow FUSE daemon get generous extra time.
-  if timeout --kill-after=10 $((RUNTIME * 4 + 300)) fio "${args[@]}" >>"$RAW/$FS.fio.log" 2>&1; then
+  if run_bg timeout --kill-after=10 $((RUNTIME * 4 + 300)) fio "${args[@]}" >>"$RAW/$FS.fio.log" 2>&1; then
     record fio "$FS" "$test" "$out"
   else
     log "bench: $FS $test: fio failed (exit $?; see $RAW/$FS.fio.log)"
@@ -180,7 +182,7 @@ data_jobs() {
   local t0 spec name rw bs eng nj test
   t0=$(date +%s)
   log "bench: $FS: laying out the read files (2 x $SIZE)"
-  if ! fio --name=r --directory="$MNT" --ioengine=psync --rw=write --bs=1M --size="$SIZE_BYTES" \
+  if ! run_bg fio --name=r --directory="$MNT" --ioengine=psync --rw=write --bs=1M --size="$SIZE_BYTES" \
       --numjobs=2 --end_fsync=1 --fallocate=none --output="$RAW/$FS.layout.txt" >>"$RAW/$FS.fio.log" 2>&1; then
     log "bench: $FS: layout failed (see $RAW/$FS.fio.log); skipping its read jobs"
     record fail "$FS" layout "fio exit status"
@@ -219,9 +221,9 @@ meta_jobs() {
   for th in 1 2; do
     for phase in create stat delete; do
       [[ $phase == create ]] || fs_remount
-      if out=$(timeout --kill-after=10 $((RUNTIME * 4 + 300)) "$BIN/metarate" "$MNT/meta" --phase "$phase" \
-          --files "$META_FILES" --threads "$th" --seconds "$RUNTIME" --json 2>>"$RAW/$FS.meta.log"); then
-        record metarate "$FS" "$phase-${th}t" "$out"
+      if run_bg timeout --kill-after=10 $((RUNTIME * 4 + 300)) "$BIN/metarate" "$MNT/meta" --phase "$phase" \
+          --files "$META_FILES" --threads "$th" --seconds "$RUNTIME" --json >"$RAW/out.json" 2>>"$RAW/$FS.meta.log"; then
+        record metarate "$FS" "$phase-${th}t" "$(cat "$RAW/out.json")"
       else
         log "bench: $FS: metarate $phase ($th threads) failed (see $RAW/$FS.meta.log)"
         record fail "$FS" "$phase-${th}t" "metarate failed"
@@ -244,8 +246,9 @@ done
 # ---------------------------------------------------------------- the physical limit
 log "bench: == raw copy bandwidth of a tmpfs mapping"
 for th in 1 2; do
-  if out=$("$BIN/rawcopy" "$DATA/raw.img" --size "$SIZE_BYTES" --seconds "$(((RUNTIME + 1) / 2))" --threads "$th" --json 2>>"$RAW/raw.log"); then
-    record raw - "${th}t" "$out"
+  if run_bg "$BIN/rawcopy" "$DATA/raw.img" --size "$SIZE_BYTES" --seconds "$(((RUNTIME + 1) / 2))" --threads "$th" \
+      --json >"$RAW/out.json" 2>>"$RAW/raw.log"; then
+    record raw - "${th}t" "$(cat "$RAW/out.json")"
   else
     record fail raw "${th}t" "rawcopy failed"
   fi
@@ -273,7 +276,7 @@ if [[ $RSS_FILES != none ]]; then
   for c in $(printf '%s\n' "${counts[@]}" | sort -n -u); do
     n=$((c - done_files))
     if ((n > 0)); then
-      if ! timeout $((3600)) "$BIN/metarate" "$MNT/rss$step" --phase create --files "$n" --per-dir 1000 \
+      if ! run_bg timeout 3600 "$BIN/metarate" "$MNT/rss$step" --phase create --files "$n" --per-dir 1000 \
           --json >>"$RAW/rss.log" 2>&1; then
         log "bench: creating $c files failed (see $RAW/rss.log); stopping the memory report there"
         record fail udaxfs "rss-$c" "metarate failed"
