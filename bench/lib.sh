@@ -158,6 +158,11 @@ bench_cleanup() {
     pkill -KILL -P "$CHILD" 2>/dev/null
     wait "$CHILD" 2>/dev/null
   fi
+  local p
+  for p in ${PERF:-} ${PERF2:-}; do  # bench/profile.sh's perf record
+    kill -INT "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
   if [[ -n ${MNT:-} ]] && mounted "$MNT"; then
     for i in 1 2 3 4 5; do umount "$MNT" 2>/dev/null && break; sleep 1; done
     mounted "$MNT" && umount -l "$MNT"
