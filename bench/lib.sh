@@ -7,7 +7,7 @@
 #
 # One filesystem is mounted at a time, on $DATA/mnt. State: FS (its name), DAEMON (pid).
 
-FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs)
+FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs udaxfs-direct)  # udaxfs-direct: -o cache=none
 FS=''
 DAEMON=''
 MNT=''
@@ -45,6 +45,10 @@ _start_daemon() {
       # shellcheck disable=SC2086
       "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
       ;;
+    udaxfs-direct)
+      # shellcheck disable=SC2086
+      "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f -o cache=none $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
+      ;;
     passthrough_ll)
       "$PT" -o source="$DATA/pt-src" "$MNT" -f >>"$dlog" 2>&1 3>&- &
       ;;
@@ -73,7 +77,7 @@ fs_setup() {
   MNT=$DATA/mnt
   mkdir -p "$MNT"
   case $FS in
-    udaxfs)
+    udaxfs|udaxfs-direct)
       # The region is allocated up front (fallocate), as memory is: the first write to an
       # AU must not pay for tmpfs allocating the page.
       fallocate -l "$REGION_BYTES" "$DATA/udaxfs.img" || die "fallocate $DATA/udaxfs.img"

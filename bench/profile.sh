@@ -10,6 +10,9 @@
 #   --jobs LIST    any of seqread,seqwrite,randwrite,randread,create (default the first three)
 #   --freq HZ      perf sampling frequency (default 999)
 #   --syscalls     count the daemon's system calls per job (perf trace -s) instead of sampling
+#   --fs NAME      profile another daemon of run.sh instead (passthrough_ll, fuse2fs; run.sh
+#                  must have built passthrough_ll)
+#   --ra KB        set the mount's read_ahead_kb (/sys/class/bdi) before each job
 #
 # Output: $WORK/profile-<timestamp>/ (WORK as in run.sh, default /var/tmp/udaxfs-bench):
 # JOB.perf.data, JOB.daemon.txt and JOB.fio.txt (self time by symbol), JOB.callers.txt
@@ -20,7 +23,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-SIZE=3G SECONDS_CAP=8 JOBLIST=seqread,seqwrite,randwrite FREQ=999 BUILD=1 SYSCALLS=0
+SIZE=3G SECONDS_CAP=8 JOBLIST=seqread,seqwrite,randwrite FREQ=999 BUILD=1 SYSCALLS=0 PFS=udaxfs RA=''
 WORK=${WORK:-/var/tmp/udaxfs-bench}
 while (($#)); do
   case $1 in
@@ -30,7 +33,9 @@ while (($#)); do
     --freq) FREQ=${2:?}; shift ;;
     --no-build) BUILD=0 ;;
     --syscalls) SYSCALLS=1 ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --fs) PFS=${2:?}; shift ;;
+    --ra) RA=${2:?}; shift ;;
+    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (bench/profile.sh --help)" ;;
   esac
   shift
@@ -51,6 +56,9 @@ if ((BUILD)); then
 fi
 BIN=$BUILD_DIR/bin
 [[ -x $BIN/udaxfs ]] || die "$BIN/udaxfs missing: build first"
+PT=$WORK/passthrough_ll/passthrough_ll
+[[ $PFS != passthrough_ll || -x $PT ]] || die "$PT missing: run bench/run.sh once (it builds it)"
+[[ $PFS == udaxfs || $PFS == passthrough_ll || $PFS == fuse2fs ]] || die "--fs: udaxfs, passthrough_ll or fuse2fs"
 
 OUTDIR=$WORK/profile-$(date -u +%Y%m%dT%H%M%SZ)
 LOGDIR=$OUTDIR
@@ -67,18 +75,24 @@ profiled() {
   local job=$1
   shift
   if ((SYSCALLS)); then
-    perf trace -s -p "$DAEMON" -o "$OUTDIR/$job.trace.txt" 2>>"$OUTDIR/perf.log" &
+    # System-wide: -p would miss the worker threads libfuse starts during the job.
+    perf trace -a -s -o "$OUTDIR/$job.trace.txt" 2>>"$OUTDIR/perf.log" &
   else
     perf record -q -F "$FREQ" -a -g -o "$OUTDIR/$job.perf.data" 2>>"$OUTDIR/perf.log" &
   fi
   PERF=$!
   # FUSE requests of this mount (the tracepoints' connection is the mount's device number).
   CONN=$(stat -c %d "$MNT")
+  if [[ -n $RA ]]; then
+    echo "$RA" >"/sys/class/bdi/0:$CONN/read_ahead_kb" || die "cannot set read_ahead_kb"
+  fi
+  log "bench: $job: read_ahead_kb $(cat "/sys/class/bdi/0:$CONN/read_ahead_kb" 2>/dev/null || echo '?')"
   perf record -q -e fuse:fuse_request_send -e fuse:fuse_request_end -a -o "$OUTDIR/$job.fuse.data" \
     2>>"$OUTDIR/perf.log" &
   PERF2=$!
   sleep 0.5
   run_bg "$@" || log "bench: $job: the workload failed (see $OUTDIR)"
+  ls "/proc/$DAEMON/task" >"$OUTDIR/$job.tids"
   kill -INT "$PERF" "$PERF2"
   wait "$PERF" 2>/dev/null || true
   wait "$PERF2" 2>/dev/null || true
@@ -107,12 +121,14 @@ syscalls() {
   ios=$(/usr/bin/python3 -c 'import json,sys; t=open(sys.argv[1]).read(); j=json.loads(t[t.index("{"):])["jobs"][0]; print(j["read"]["total_ios"]+j["write"]["total_ios"])' \
     "$OUTDIR/$job.fio.json" 2>/dev/null || echo 0)
   awk -v ios="$ios" -v job="$job" '
-    $1 ~ /^[a-z_0-9]+$/ && $2 ~ /^[0-9]+$/ && NF >= 8 { n[$1] += $2; ms[$1] += $4 }
+    FNR == NR { mine["(" $1 "),"] = 1; next }
+    NF >= 4 && $NF ~ /%$/ && $(NF - 1) == "events," { take = ($(NF - 3) in mine); next }
+    take && $1 ~ /^[a-z_0-9]+$/ && $2 ~ /^[0-9]+$/ && NF >= 8 { n[$1] += $2; ms[$1] += $4 }
     END {
       printf "== %s: daemon system calls, all threads (%d fio I/Os)\n", job, ios
       printf "%-20s %10s %12s %12s\n", "syscall", "calls", "per fio I/O", "total ms"
       for (s in n) printf "%-20s %10d %12.2f %12.1f\n", s, n[s], ios ? n[s] / ios : 0, ms[s]
-    }' "$OUTDIR/$job.trace.txt" | { read -r h1; read -r h2; echo "$h1"; echo "$h2"; sort -k2,2nr; } | head -n 16 |
+    }' "$OUTDIR/$job.tids" "$OUTDIR/$job.trace.txt" | { read -r h1; read -r h2; echo "$h1"; echo "$h2"; sort -k2,2nr; } | head -n 16 |
     tee "$OUTDIR/$job.syscalls.txt"
   echo
 }
@@ -121,7 +137,7 @@ summarize() {
   local job=$1 data=$OUTDIR/$1.perf.data fio_pids
   fio_pids=$(perf script -i "$data" -F comm,pid 2>/dev/null | awk '$1 == "fio" { print $2 }' | sort -u | paste -sd,)
   {
-    echo "== $job: udaxfs daemon (pid $DAEMON): self time by symbol, % of the daemon's samples"
+    echo "== $job: $PFS daemon (pid $DAEMON): self time by symbol, % of the daemon's samples"
     top "$data" "$DAEMON" 0.7 40
     echo "-- by object"
     perf report -i "$data" --pid "$DAEMON" --no-children --sort dso --stdio --percentage relative -g none \
@@ -137,7 +153,7 @@ summarize() {
   echo
 }
 
-fs_setup udaxfs
+fs_setup "$PFS"
 IFS=, read -r -a jobs <<<"$JOBLIST"
 common=(--directory="$MNT" --ioengine=psync --numjobs=1 --fallocate=none --output-format=json)
 for job in "${jobs[@]}"; do

@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 FS_ORDER = ["udaxfs", "tmpfs", "passthrough_ll", "fuse2fs"]
+EXTRA_FS = ["udaxfs-direct"]  # columns shown only when measured
 PEER = "passthrough_ll"
 
 # Goals of issue 9: (label, test, reference, minimum ratio udaxfs/reference).
@@ -134,10 +135,11 @@ def tool_versions():
 def build(manifest):
     meta, results, raw, rss, failures = parse_manifest(manifest)
     tests = test_order()
+    columns = FS_ORDER + [fs for fs in EXTRA_FS if fs in results]
     table = []
     for t in tests:
         row = {"test": t, "unit": unit_of(t)}
-        for fs in FS_ORDER:
+        for fs in columns:
             row[fs] = results.get(fs, {}).get(t)
         row["raw"] = raw_ref(t, raw)
         u = row["udaxfs"]
@@ -174,6 +176,7 @@ def build(manifest):
 
     doc = {
         "stamp": meta.get("stamp"),
+        "filesystems": columns,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": {
             "nproc": os.cpu_count(),
@@ -221,9 +224,10 @@ def render(doc):
                  f"{' (--quick)' if p['quick'] else ''}; load average {h.get('load_start')} at start, "
                  f"{h.get('load_end')} at end; {p['elapsed_s']} s in all; udaxfs options: {p.get('udaxfs_opts')}")
     lines.append("")
-    cols = ["test", "unit"] + FS_ORDER + ["raw", "u/pt", "u/tmpfs", "u/raw"]
-    keys = ["test", "unit"] + FS_ORDER + ["raw", "udaxfs/passthrough_ll", "udaxfs/tmpfs", "udaxfs/raw"]
-    widths = [20, 6, 10, 10, 14, 10, 8, 6, 7, 6]
+    fss = doc.get("filesystems", FS_ORDER)
+    cols = ["test", "unit"] + fss + ["raw", "u/pt", "u/tmpfs", "u/raw"]
+    keys = ["test", "unit"] + fss + ["raw", "udaxfs/passthrough_ll", "udaxfs/tmpfs", "udaxfs/raw"]
+    widths = [18, 5] + [max(8, len(f)) for f in fss] + [7, 5, 7, 5]
     lines.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths))))
     for row in doc["table"]:
         cells = []
@@ -266,11 +270,11 @@ def chart(doc, path):
     groups = [("MB/s", "sequential 1 MiB (MB/s)"), ("IOPS", "random 4 KiB (IOPS)"),
               ("ops/s", "metadata (ops/s)")]
     colors = {"udaxfs": "#1f77b4", "tmpfs": "#7f7f7f", "passthrough_ll": "#ff7f0e",
-              "fuse2fs": "#2ca02c", "raw": "#d62728"}
+              "fuse2fs": "#2ca02c", "raw": "#d62728", "udaxfs-direct": "#9467bd"}
     fig, axes = plt.subplots(3, 1, figsize=(13, 13))
     for ax, (unit, title) in zip(axes, groups):
         rows = [r for r in doc["table"] if r["unit"] == unit]
-        series = FS_ORDER + (["raw"] if unit == "MB/s" else [])
+        series = doc.get("filesystems", FS_ORDER) + (["raw"] if unit == "MB/s" else [])
         n = len(series)
         width = 0.8 / n
         for i, fs in enumerate(series):

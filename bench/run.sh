@@ -14,7 +14,8 @@
 #   --runtime S         cap on each fio job and metadata phase, seconds (default 6)
 #   --meta-files N      files per thread in the create/stat/delete phases (default 20000)
 #   --rss-files LIST    file counts for the daemon-memory report (default 1000,1000000; none: skip)
-#   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs; none: only raw and RSS)
+#   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs; none: only raw and
+#                       RSS; udaxfs-direct adds udaxfs -o cache=none as a column of its own)
 #   --out DIR           where <timestamp>.{json,txt,png} go (default bench/results)
 #   --work DIR          build directory for passthrough_ll and raw fio logs (default /var/tmp/udaxfs-bench)
 #   --no-install        skip apt-get;  --no-build: skip scripts/build.sh
