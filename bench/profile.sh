@@ -5,9 +5,10 @@
 #
 #   sudo bench/profile.sh [--size SIZE] [--seconds S] [--jobs LIST] [--freq HZ] [--no-build]
 #
-#   --size SIZE    file of the sequential jobs (default 3G: one cold pass lasts a few seconds)
+#   --size SIZE    file size (default 3G: one cold sequential pass lasts a few seconds)
 #   --seconds S    cap of each job (default 8)
-#   --jobs LIST    any of seqread,seqwrite,randwrite,randread,create (default the first three)
+#   --jobs LIST    any of seqread,seqwrite,randwrite,randread (each also as NAME-mmap: fio's mmap
+#                  engine), create and delete (default seqread,seqwrite,randwrite)
 #   --freq HZ      perf sampling frequency (default 999)
 #   --syscalls     count the daemon's system calls per job (perf trace -s) instead of sampling
 #   --fs NAME      profile another daemon of run.sh instead (passthrough_ll, fuse2fs; run.sh
@@ -155,34 +156,39 @@ summarize() {
 
 fs_setup "$PFS"
 IFS=, read -r -a jobs <<<"$JOBLIST"
-common=(--directory="$MNT" --ioengine=psync --numjobs=1 --fallocate=none --output-format=json)
 for job in "${jobs[@]}"; do
-  case $job in
-    seqread)
-      run_bg fio --name=r --rw=write --bs=1M --size="$SIZE_BYTES" --end_fsync=1 "${common[@]}" \
-        --output="$OUTDIR/layout.json" >/dev/null
+  # JOB or JOB-mmap (fio's mmap engine instead of psync)
+  eng=psync
+  [[ $job == *-mmap ]] && eng=mmap
+  common=(--directory="$MNT" --ioengine="$eng" --numjobs=1 --fallocate=none --output-format=json)
+  case ${job%-mmap} in
+    seqread|randread)
+      run_bg fio --name=r --rw=write --bs=1M --size="$SIZE_BYTES" --end_fsync=1 --directory="$MNT" \
+        --ioengine=psync --fallocate=none --output-format=json --output="$OUTDIR/layout.json" >/dev/null
       fs_remount
-      profiled "$job" fio --name=r --rw=read --bs=1M --size="$SIZE_BYTES" --runtime="$SECONDS_CAP" \
+      rw=${job%-mmap}
+      bs=1M
+      [[ $rw == randread ]] && bs=4k
+      profiled "$job" fio --name=r --rw="${rw#seq}" --bs="$bs" --size="$SIZE_BYTES" --runtime="$SECONDS_CAP" \
         "${common[@]}" --output="$OUTDIR/$job.fio.json"
       rm -f "$MNT"/r.*
       ;;
-    seqwrite)
-      profiled "$job" fio --name=w --rw=write --bs=1M --size="$SIZE_BYTES" --runtime="$SECONDS_CAP" \
+    seqwrite|randwrite)
+      rw=${job%-mmap}
+      bs=1M
+      [[ $rw == randwrite ]] && bs=4k
+      profiled "$job" fio --name=w --rw="${rw#seq}" --bs="$bs" --size="$SIZE_BYTES" --runtime="$SECONDS_CAP" \
         --end_fsync=1 "${common[@]}" --output="$OUTDIR/$job.fio.json"
       rm -f "$MNT"/w.*
       ;;
-    randwrite|randread)
-      if [[ $job == randread ]]; then
-        run_bg fio --name=r --rw=write --bs=1M --size=1G --end_fsync=1 "${common[@]}" \
-          --output="$OUTDIR/layout.json" >/dev/null
-        fs_remount
-      fi
-      profiled "$job" fio --name=${job:4:1} --rw="$job" --bs=4k --size=1G --runtime="$SECONDS_CAP" \
-        --end_fsync=1 "${common[@]}" --output="$OUTDIR/$job.fio.json"
-      rm -f "$MNT"/w.* "$MNT"/r.*
-      ;;
     create)
       profiled "$job" "$BIN/metarate" "$MNT/meta" --phase create --files 100000 --seconds "$SECONDS_CAP"
+      rm -rf "$MNT/meta"
+      ;;
+    delete)
+      run_bg "$BIN/metarate" "$MNT/meta" --phase create --files 20000 >/dev/null
+      fs_remount
+      profiled "$job" "$BIN/metarate" "$MNT/meta" --phase delete --files 20000 --seconds "$SECONDS_CAP"
       rm -rf "$MNT/meta"
       ;;
     *) die "unknown job '$job'" ;;

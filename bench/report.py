@@ -60,6 +60,8 @@ def unit_of(test):
 
 
 def fio_value(path, test):
+    """(value, capped): capped when a write job was stopped by its runtime before doing its
+    whole amount, so that fio's clock stopped before the final fsync."""
     with open(path) as f:
         text = f.read()
     # fio may print warnings before the JSON document.
@@ -68,13 +70,19 @@ def fio_value(path, test):
     if job.get("error"):
         raise ValueError(f"fio job error {job['error']}")
     side = job["write"] if "write" in test else job["read"]
-    if test.startswith("seq"):
-        return side["bw_bytes"] / 1e6
-    return side["iops"]
+    capped = False
+    if "write" in test:
+        opts = job.get("job options", {})
+        per_job = int(opts.get("io_size") or opts.get("size") or 0)
+        nj = int(opts.get("numjobs") or 1)
+        capped = per_job > 0 and side["io_bytes"] < per_job * nj
+    value = side["bw_bytes"] / 1e6 if test.startswith("seq") else side["iops"]
+    return value, capped
 
 
 def parse_manifest(path):
-    meta, results, raw, rss, failures = {}, {}, {}, {}, []
+    meta, results, raw, rss, failures, capped = {}, {}, {}, {}, [], []
+    rounds = {}
     with open(path) as f:
         for line in f:
             line = line.rstrip("\n")
@@ -86,13 +94,16 @@ def parse_manifest(path):
                 meta[k] = v
             elif kind == "fio":
                 try:
-                    results.setdefault(fs, {})[test] = fio_value(value, test)
+                    v, cap = fio_value(value, test)
+                    results.setdefault(fs, {})[test] = v
+                    if cap:
+                        capped.append(f"{fs}/{test}")
                 except (OSError, ValueError, KeyError, IndexError) as e:
                     failures.append({"fs": fs, "test": test, "why": f"unreadable fio output: {e}"})
             elif kind == "metarate":
                 d = json.loads(value)
                 if d.get("ok") and d.get("ops", 0) > 0:
-                    results.setdefault(fs, {})[test] = d["ops_per_s"]
+                    rounds.setdefault((fs, test), []).append(d["ops_per_s"])
                 else:
                     failures.append({"fs": fs, "test": test, "why": "metarate reported an error"})
             elif kind == "raw":
@@ -102,7 +113,10 @@ def parse_manifest(path):
                 rss[test] = dict(zip(("VmRSS", "RssAnon", "RssFile", "RssShmem"), v))
             elif kind == "fail":
                 failures.append({"fs": fs, "test": test, "why": value})
-    return meta, results, raw, rss, failures
+    for (fs, test), values in rounds.items():  # the median round
+        values.sort()
+        results.setdefault(fs, {})[test] = values[len(values) // 2]
+    return meta, results, raw, rss, failures, capped
 
 
 def raw_ref(test, raw):
@@ -133,7 +147,7 @@ def tool_versions():
 
 
 def build(manifest):
-    meta, results, raw, rss, failures = parse_manifest(manifest)
+    meta, results, raw, rss, failures, capped = parse_manifest(manifest)
     tests = test_order()
     columns = FS_ORDER + [fs for fs in EXTRA_FS if fs in results]
     table = []
@@ -189,6 +203,7 @@ def build(manifest):
             "file_size_bytes": int(meta.get("size", 0)),
             "runtime_cap_s": int(meta.get("runtime", 0)),
             "meta_files_per_thread": int(meta.get("meta_files", 0)),
+            "meta_rounds": int(meta.get("meta_rounds", 1)),
             "quick": meta.get("quick") == "1",
             "elapsed_s": int(meta.get("elapsed", 0) or 0),
             "udaxfs_opts": meta.get("udaxfs_opts"),
@@ -198,6 +213,7 @@ def build(manifest):
         "goals": goals,
         "rss_kib": rss,
         "failures": failures,
+        "capped": capped,
     }
     return doc
 
@@ -219,8 +235,9 @@ def render(doc):
     size_s = f"{size / 2**30:g} GiB" if size >= 2**30 else f"{size / 2**20:g} MiB"
     lines.append(f"udaxfs benchmark {doc['stamp']}: fio {h.get('fio')}, libfuse {h.get('libfuse')}, "
                  f"kernel {h['kernel']}, {h['nproc']} cores")
-    lines.append(f"file {size_s} per job, each job capped at {p['runtime_cap_s']} s, "
-                 f"{p['meta_files_per_thread']:,} files per metadata thread"
+    lines.append(f"file {size_s} per job; reads: one pass, at most {p['runtime_cap_s']} s; writes: the whole file "
+                 f"(random: a quarter of it) + fsync, at most {10 * p['runtime_cap_s']} s; "
+                 f"{p['meta_files_per_thread']:,} files per metadata thread (median of {p.get('meta_rounds', 1)})"
                  f"{' (--quick)' if p['quick'] else ''}; load average {h.get('load_start')} at start, "
                  f"{h.get('load_end')} at end; {p['elapsed_s']} s in all; udaxfs options: {p.get('udaxfs_opts')}")
     lines.append("")
@@ -238,10 +255,14 @@ def render(doc):
             elif "/" in k:
                 cells.append(fmt(v).rjust(w))
             else:
-                cells.append(fmt(v, row["unit"]).rjust(w))
+                mark = "*" if f"{k}/{row['test']}" in doc.get("capped", []) else ""
+                cells.append((fmt(v, row["unit"]) + mark).rjust(w))
         lines.append("  ".join(cells))
     lines.append("")
     lines.append("raw = memcpy of a tmpfs-backed shared mapping (bench/rawcopy), 1 or 2 threads like the job")
+    if doc.get("capped"):
+        lines.append("* = write job stopped by its runtime cap before its whole amount: the final fsync is "
+                     "not in the figure")
     lines.append("")
     lines.append("Goals of issue 9 (ratios of this run):")
     for g in doc["goals"]:

@@ -9,10 +9,12 @@
 #   sudo bench/run.sh --quick    # harness check: small files, short runs, < 3 min
 #
 # Options:
-#   --quick             64 MiB files, 1 s per job, 2,000 files per metadata thread, RSS at 10^3 files
+#   --quick             64 MiB files, 1 s per read job, 1,000 files per metadata thread, RSS at 10^3 files
 #   --size SIZE         fio file size per job (default 1G; fio syntax: 256M, 1G ...)
-#   --runtime S         cap on each fio job and metadata phase, seconds (default 6)
-#   --meta-files N      files per thread in the create/stat/delete phases (default 20000)
+#   --runtime S         cap on each read job and metadata phase, seconds (default 6); write jobs
+#                       do a fixed amount (below) and are capped at 10 x S only against a hang
+#   --meta-files N      files per thread in the create/stat/delete phases (default 4000)
+#   --meta-rounds N     rounds of create/stat/delete, the median is reported (default 3)
 #   --rss-files LIST    file counts for the daemon-memory report (default 1000,1000000; none: skip)
 #   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs; none: only raw and
 #                       RSS; udaxfs-direct adds udaxfs -o cache=none as a column of its own)
@@ -28,23 +30,24 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-QUICK=0 SIZE=1G RUNTIME=6 META_FILES=20000 RSS_FILES=1000,1000000
+QUICK=0 SIZE=1G RUNTIME=6 META_FILES=4000 META_ROUNDS=3 RSS_FILES=1000,1000000
 FS_LIST=udaxfs,tmpfs,passthrough_ll,fuse2fs
 OUT=$ROOT/bench/results WORK=/var/tmp/udaxfs-bench INSTALL=1 BUILD=1
-size_set=0 runtime_set=0 meta_set=0 rss_set=0
+size_set=0 runtime_set=0 meta_set=0 rss_set=0 rounds_set=0
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
     --size) SIZE=${2:?--size needs a value}; size_set=1; shift ;;
     --runtime) RUNTIME=${2:?--runtime needs a value}; runtime_set=1; shift ;;
     --meta-files) META_FILES=${2:?}; meta_set=1; shift ;;
+    --meta-rounds) META_ROUNDS=${2:?}; rounds_set=1; shift ;;
     --rss-files) RSS_FILES=${2:?}; rss_set=1; shift ;;
     --fs) FS_LIST=${2:?}; shift ;;
     --out) OUT=${2:?}; shift ;;
     --work) WORK=${2:?}; shift ;;
     --no-install) INSTALL=0 ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (bench/run.sh --help)" ;;
   esac
   shift
@@ -52,12 +55,14 @@ done
 if ((QUICK)); then
   ((size_set)) || SIZE=64M
   ((runtime_set)) || RUNTIME=1
-  ((meta_set)) || META_FILES=2000
+  ((meta_set)) || META_FILES=1000
+  ((rounds_set)) || META_ROUNDS=1
   ((rss_set)) || RSS_FILES=1000
 fi
 [[ $(id -u) -eq 0 ]] || die "run as root (FUSE mounts with allow_other, apt-get, fallocate on /dev/shm)"
 [[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1"
 [[ $META_FILES =~ ^[0-9]+$ && $META_FILES -ge 1 ]] || die "--meta-files wants a positive integer"
+[[ $META_ROUNDS =~ ^[0-9]+$ && $META_ROUNDS -ge 1 ]] || die "--meta-rounds wants a positive integer"
 FSES=()
 [[ $FS_LIST == none ]] || IFS=, read -r -a FSES <<<"$FS_LIST"
 for f in "${FSES[@]}"; do
@@ -69,6 +74,9 @@ size_bytes() {
 SIZE_BYTES=$(size_bytes "${SIZE%B}")
 ((SIZE_BYTES >= 4 * 1024 * 1024)) || die "--size must be at least 4M"
 PY=/usr/bin/python3  # Debian's, where python3-matplotlib is (not a pyenv shim)
+# passthrough_ll keeps an O_PATH descriptor open for every inode the kernel knows: give every
+# daemon the most descriptors allowed (containers often cap the hard limit; see bench/README.md).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- install and build
 PACKAGES=(fio fuse2fs e2fsprogs fuse3 libfuse3-dev pkg-config build-essential python3 python3-matplotlib util-linux coreutils)
@@ -149,6 +157,7 @@ record meta - - "stamp=$STAMP"
 record meta - - "size=$SIZE_BYTES"
 record meta - - "runtime=$RUNTIME"
 record meta - - "meta_files=$META_FILES"
+record meta - - "meta_rounds=$META_ROUNDS"
 record meta - - "quick=$QUICK"
 record meta - - "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 record meta - - "udaxfs_opts=${UDAX_MOUNT_OPTS:-default}"
@@ -161,15 +170,24 @@ ENGINES=(psync mmap)
 NUMJOBS=(1 2)
 
 # run_fio TEST NAME RW BS ENGINE NUMJOBS: one fio run on $MNT, its JSON kept in $RAW.
+# Reads stop after one pass or $RUNTIME s. Writes do a fixed amount -- the whole file
+# sequentially, a quarter of it in random 4 KiB blocks -- and end with fsync, so the time
+# fio measures includes making the data durable (when a job is stopped by its runtime
+# instead, fio's clock stops before the fsync: report.py flags such rows).
 run_fio() {
   local test=$1 name=$2 rw=$3 bs=$4 eng=$5 nj=$6
   local out=$RAW/$FS.$test.json
   local args=(--name="$name" --directory="$MNT" --ioengine="$eng" --rw="$rw" --bs="$bs"
-    --size="$SIZE_BYTES" --numjobs="$nj" --group_reporting --runtime="$RUNTIME"
+    --size="$SIZE_BYTES" --numjobs="$nj" --group_reporting
     --fallocate=none --invalidate=1 --output-format=json --output="$out")
-  if [[ $rw == *write* ]]; then args+=(--end_fsync=1); fi
+  if [[ $rw == *write* ]]; then
+    args+=(--end_fsync=1 --runtime=$((RUNTIME * 10)))
+    if [[ $rw == randwrite ]]; then args+=(--io_size=$((SIZE_BYTES / 4))); fi
+  else
+    args+=(--runtime="$RUNTIME")
+  fi
   # Runtime caps the I/O; layout, fsync and a slow FUSE daemon get generous extra time.
-  if run_bg timeout --kill-after=10 $((RUNTIME * 4 + 300)) fio "${args[@]}" >>"$RAW/$FS.fio.log" 2>&1; then
+  if run_bg timeout --kill-after=10 $((RUNTIME * 20 + 300)) fio "${args[@]}" >>"$RAW/$FS.fio.log" 2>&1; then
     record fio "$FS" "$test" "$out"
   else
     log "bench: $FS $test: fio failed (exit $?; see $RAW/$FS.fio.log)"
@@ -215,22 +233,24 @@ data_jobs() {
 }
 
 # File create, stat and delete rates (bench/metarate), 1 and 2 threads, a cold remount
-# before stat and before delete.
+# before stat and before delete; $META_ROUNDS rounds (report.py takes the median).
 meta_jobs() {
-  local t0 th phase
+  local t0 th phase round
   t0=$(date +%s)
   for th in 1 2; do
-    for phase in create stat delete; do
-      [[ $phase == create ]] || fs_remount
-      if run_bg timeout --kill-after=10 $((RUNTIME * 4 + 300)) "$BIN/metarate" "$MNT/meta" --phase "$phase" \
-          --files "$META_FILES" --threads "$th" --seconds "$RUNTIME" --json >"$RAW/out.json" 2>>"$RAW/$FS.meta.log"; then
-        record metarate "$FS" "$phase-${th}t" "$(cat "$RAW/out.json")"
-      else
-        log "bench: $FS: metarate $phase ($th threads) failed (see $RAW/$FS.meta.log)"
-        record fail "$FS" "$phase-${th}t" "metarate failed"
-      fi
+    for round in $(seq 1 "$META_ROUNDS"); do
+      for phase in create stat delete; do
+        [[ $phase == create ]] || fs_remount
+        if run_bg timeout --kill-after=10 $((RUNTIME * 4 + 300)) "$BIN/metarate" "$MNT/meta" --phase "$phase" \
+            --files "$META_FILES" --threads "$th" --seconds "$RUNTIME" --json >"$RAW/out.json" 2>>"$RAW/$FS.meta.log"; then
+          record metarate "$FS" "$phase-${th}t" "$(cat "$RAW/out.json")"
+        else
+          log "bench: $FS: metarate $phase ($th threads, round $round) failed (see $RAW/$FS.meta.log)"
+          record fail "$FS" "$phase-${th}t" "metarate failed (round $round)"
+        fi
+      done
+      rm -rf "$MNT/meta"
     done
-    rm -rf "$MNT/meta"
   done
   log "bench: $FS: metadata phases took $(($(date +%s) - t0)) s"
 }
