@@ -140,9 +140,9 @@ summarize() {
   {
     echo "== $job: $PFS daemon (pid $DAEMON): self time by symbol, % of the daemon's samples"
     top "$data" "$DAEMON" 0.7 40
-    echo "-- by object"
-    perf report -i "$data" --pid "$DAEMON" --no-children --sort dso --stdio --percentage relative -g none \
-      2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 6
+    perf report -i "$data" --pid "$DAEMON" --no-children --sort dso,symbol --stdio --percentage relative -g none \
+      2>/dev/null | awk '$1 ~ /%$/ { v = $1 + 0; if ($2 == "[kernel.kallsyms]") k += v; else u[$2] += v }
+        END { printf "-- %.1f%% in the kernel", k; for (d in u) if (u[d] >= 1) printf ", %.1f%% in %s", u[d], d; print "" }'
   } >"$OUTDIR/$job.daemon.txt"
   perf report -i "$data" --pid "$DAEMON" --no-children --sort symbol --stdio --percentage relative \
     --percent-limit 2 -g caller,0.5,callee --max-stack 24 2>/dev/null >"$OUTDIR/$job.callers.txt" || true
@@ -165,7 +165,7 @@ for job in "${jobs[@]}"; do
     seqread|randread)
       run_bg fio --name=r --rw=write --bs=1M --size="$SIZE_BYTES" --end_fsync=1 --directory="$MNT" \
         --ioengine=psync --fallocate=none --output-format=json --output="$OUTDIR/layout.json" >/dev/null
-      fs_remount
+      dd if="$MNT/r.0.0" iflag=nocache count=0 status=none  # cold page cache, warm daemon (as run.sh)
       rw=${job%-mmap}
       bs=1M
       [[ $rw == randread ]] && bs=4k
@@ -187,7 +187,7 @@ for job in "${jobs[@]}"; do
       ;;
     delete)
       run_bg "$BIN/metarate" "$MNT/meta" --phase create --files 20000 >/dev/null
-      fs_remount
+      fs_remount  # cold dentry cache (as run.sh)
       profiled "$job" "$BIN/metarate" "$MNT/meta" --phase delete --files 20000 --seconds "$SECONDS_CAP"
       rm -rf "$MNT/meta"
       ;;
