@@ -186,9 +186,9 @@ for job in "${jobs[@]}"; do
       rm -rf "$MNT/meta"
       ;;
     delete)
-      run_bg "$BIN/metarate" "$MNT/meta" --phase create --files 20000 >/dev/null
+      run_bg "$BIN/metarate" "$MNT/meta" --phase create --files 8000 >/dev/null
       fs_remount  # cold dentry cache (as run.sh)
-      profiled "$job" "$BIN/metarate" "$MNT/meta" --phase delete --files 20000 --seconds "$SECONDS_CAP"
+      profiled "$job" "$BIN/metarate" "$MNT/meta" --phase delete --files 8000 --seconds "$SECONDS_CAP"
       rm -rf "$MNT/meta"
       ;;
     *) die "unknown job '$job'" ;;
