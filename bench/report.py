@@ -310,7 +310,8 @@ def chart(doc, path):
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=8, ncol=n)
     h = doc["host"]
-    fig.suptitle(f"udaxfs bench {doc['stamp']} ({h['nproc']} cores, load {h.get('load_start')}; log scale)")
+    fig.suptitle(f"udaxfs bench {doc['stamp']} ({h['nproc']} cores; load average {h.get('load_start')} at start, "
+                 f"{h.get('load_end')} at end; log scale)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
