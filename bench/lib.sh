@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh -- sourced by bench/run.sh and bench/profile.sh: the filesystems under test,
 # mounted and unmounted the same way every time, and a cleanup that leaves nothing behind.
 #
@@ -58,8 +59,7 @@ _start_daemon() {
     *) die "no daemon for $FS" ;;
   esac
   DAEMON=$!
-  local i
-  for i in $(seq 1 300); do
+  for _ in $(seq 1 300); do
     mounted "$MNT" && return 0
     if ! kill -0 "$DAEMON" 2>/dev/null; then
       DAEMON=''
@@ -81,6 +81,7 @@ fs_setup() {
       # The region is allocated up front (fallocate), as memory is: the first write to an
       # AU must not pay for tmpfs allocating the page.
       fallocate -l "$REGION_BYTES" "$DATA/udaxfs.img" || die "fallocate $DATA/udaxfs.img"
+      # shellcheck disable=SC2086  # UDAX_MKFS_OPTS is a list of options
       "$BIN/mkfs.udaxfs" -q -f ${UDAX_MKFS_OPTS:-} "$DATA/udaxfs.img" >>"$LOGDIR/udaxfs.mkfs.log" 2>&1 ||
         die "mkfs.udaxfs failed (log: $LOGDIR/udaxfs.mkfs.log)"
       _start_daemon
@@ -108,9 +109,8 @@ fs_setup() {
 # Unmounts $FS (if it is a FUSE mount) and waits for its daemon to exit; kills it after 30 s.
 fs_unmount() {
   is_fuse "$FS" || return 0
-  local i
   if mounted "$MNT"; then
-    for i in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
       umount "$MNT" 2>/dev/null && break
       sleep 1
     done
@@ -120,7 +120,7 @@ fs_unmount() {
     fi
   fi
   if [[ -n $DAEMON ]]; then
-    for i in $(seq 1 300); do
+    for _ in $(seq 1 300); do
       kill -0 "$DAEMON" 2>/dev/null || break
       sleep 0.1
     done
@@ -152,12 +152,12 @@ fs_teardown() {
 
 # The EXIT trap: whatever happened, nothing stays mounted, running or allocated.
 bench_cleanup() {
-  local rc=$? i
+  local rc=$?
   set +e
   trap - EXIT INT TERM
   if [[ -n ${CHILD:-} ]]; then  # a benchmark still running on the mount (timeout forwards TERM)
     kill -TERM "$CHILD" 2>/dev/null
-    for i in $(seq 1 150); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 150); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$CHILD" 2>/dev/null
     pkill -KILL -P "$CHILD" 2>/dev/null
     wait "$CHILD" 2>/dev/null
@@ -168,11 +168,11 @@ bench_cleanup() {
     wait "$p" 2>/dev/null
   done
   if [[ -n ${MNT:-} ]] && mounted "$MNT"; then
-    for i in 1 2 3 4 5; do umount "$MNT" 2>/dev/null && break; sleep 1; done
+    for _ in 1 2 3 4 5; do umount "$MNT" 2>/dev/null && break; sleep 1; done
     mounted "$MNT" && umount -l "$MNT"
   fi
   if [[ -n ${DAEMON:-} ]]; then
-    for i in $(seq 1 100); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$DAEMON" 2>/dev/null
     wait "$DAEMON" 2>/dev/null
   fi

@@ -44,7 +44,8 @@ done
 [[ $(id -u) -eq 0 ]] || die "run as root"
 if ! command -v perf >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends linux-perf >/dev/null || die "could not install linux-perf"
+  apt-get update -qq || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends linux-perf >/dev/null || die "could not install linux-perf"
 fi
 perf record -q -o /dev/null -a -- true 2>/dev/null || die "perf record does not work here (perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid))"
 SIZE_BYTES=$(numfmt --from=iec "${SIZE^^}") || die "bad size '$SIZE'"
