@@ -14,7 +14,7 @@
 #   --runtime S         cap on each read job and metadata phase, seconds (default 6); write jobs
 #                       do a fixed amount (below) and are capped at 10 x S only against a hang
 #   --meta-files N      files per thread in the create/stat/delete phases (default 4000)
-#   --meta-rounds N     rounds of create/stat/delete, the median is reported (default 3)
+#   --meta-rounds N     rounds of create/stat/delete, the median is reported (default 5)
 #   --rss-files LIST    file counts for the daemon-memory report (default 1000,1000000; none: skip)
 #   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs; none: only raw and
 #                       RSS; udaxfs-direct adds udaxfs -o cache=none as a column of its own)
@@ -30,7 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-QUICK=0 SIZE=1G RUNTIME=6 META_FILES=4000 META_ROUNDS=3 RSS_FILES=1000,1000000
+QUICK=0 SIZE=1G RUNTIME=6 META_FILES=4000 META_ROUNDS=5 RSS_FILES=1000,1000000
 FS_LIST=udaxfs,tmpfs,passthrough_ll,fuse2fs
 OUT=$ROOT/bench/results WORK=/var/tmp/udaxfs-bench INSTALL=1 BUILD=1
 size_set=0 runtime_set=0 meta_set=0 rss_set=0 rounds_set=0
