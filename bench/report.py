@@ -179,7 +179,8 @@ def build(manifest):
     goals.append({"goal": "daemon RSS stated at 10^3 and 10^6 files", "test": "rss",
                   "ratio": None, "target": None,
                   "status": "PASS" if all(c in stated for c in want) else "MISS",
-                  "note": "measured at " + (", ".join(f"{c:,}" for c in stated) or "no count") + " files"})
+                  "note": ("measured at " + ", ".join(f"{c:,}" for c in stated) + " files") if stated
+                  else "not measured (--rss-files none)"})
     if "after-mount" in rss and "after-data" in rss:
         growth = rss["after-data"]["RssAnon"] - rss["after-mount"]["RssAnon"]
         goals.append({"goal": "daemon holds no file data (RssAnon growth over the data jobs < 64 MiB)",
