@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -95,8 +96,8 @@ def parse_manifest(path):
             elif kind == "fio":
                 try:
                     v, cap = fio_value(value, test)
-                    results.setdefault(fs, {})[test] = v
-                    if cap:
+                    rounds.setdefault((fs, test), []).append(v)
+                    if cap and f"{fs}/{test}" not in capped:
                         capped.append(f"{fs}/{test}")
                 except (OSError, ValueError, KeyError, IndexError) as e:
                     failures.append({"fs": fs, "test": test, "why": f"unreadable fio output: {e}"})
@@ -113,9 +114,8 @@ def parse_manifest(path):
                 rss[test] = dict(zip(("VmRSS", "RssAnon", "RssFile", "RssShmem"), v))
             elif kind == "fail":
                 failures.append({"fs": fs, "test": test, "why": value})
-    for (fs, test), values in rounds.items():  # the median round
-        values.sort()
-        results.setdefault(fs, {})[test] = values[len(values) // 2]
+    for (fs, test), values in rounds.items():  # the median of the rounds and passes
+        results.setdefault(fs, {})[test] = statistics.median(values)
     return meta, results, raw, rss, failures, capped
 
 
@@ -205,6 +205,7 @@ def build(manifest):
             "runtime_cap_s": int(meta.get("runtime", 0)),
             "meta_files_per_thread": int(meta.get("meta_files", 0)),
             "meta_rounds": int(meta.get("meta_rounds", 1)),
+            "repeat": int(meta.get("repeat", 1)),
             "quick": meta.get("quick") == "1",
             "elapsed_s": int(meta.get("elapsed", 0) or 0),
             "udaxfs_opts": meta.get("udaxfs_opts"),
@@ -239,7 +240,8 @@ def render(doc):
     lines.append(f"file {size_s} per job; reads: one pass, at most {p['runtime_cap_s']} s; writes: the whole file "
                  f"(random: a quarter of it) + fsync, at most {10 * p['runtime_cap_s']} s; "
                  f"{p['meta_files_per_thread']:,} files per metadata thread (median of {p.get('meta_rounds', 1)})"
-                 f"{' (--quick)' if p['quick'] else ''}; load average {h.get('load_start')} at start, "
+                 + (f"; every figure the median of {p['repeat']} passes" if p.get("repeat", 1) > 1 else "")
+                 + f"{' (--quick)' if p['quick'] else ''}; load average {h.get('load_start')} at start, "
                  f"{h.get('load_end')} at end; {p['elapsed_s']} s in all; udaxfs options: {p.get('udaxfs_opts')}")
     lines.append("")
     fss = doc.get("filesystems", FS_ORDER)

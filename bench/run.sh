@@ -15,6 +15,8 @@
 #                       do a fixed amount (below) and are capped at 10 x S only against a hang
 #   --meta-files N      files per thread in the create/stat/delete phases (default 4000)
 #   --meta-rounds N     rounds of create/stat/delete, the median is reported (default 5)
+#   --repeat N          run all the filesystems N times over, alternating them, and report
+#                       the median of each figure (default 1; 3 on a shared, noisy machine)
 #   --rss-files LIST    file counts for the daemon-memory report (default 1000,1000000; none: skip)
 #   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs; none: only raw and
 #                       RSS; udaxfs-direct adds udaxfs -o cache=none as a column of its own)
@@ -30,7 +32,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-QUICK=0 SIZE=1G RUNTIME=6 META_FILES=4000 META_ROUNDS=5 RSS_FILES=1000,1000000
+QUICK=0 SIZE=1G RUNTIME=6 META_FILES=4000 META_ROUNDS=5 REPEAT=1 RSS_FILES=1000,1000000
 FS_LIST=udaxfs,tmpfs,passthrough_ll,fuse2fs
 OUT=$ROOT/bench/results WORK=/var/tmp/udaxfs-bench INSTALL=1 BUILD=1
 size_set=0 runtime_set=0 meta_set=0 rss_set=0 rounds_set=0
@@ -41,13 +43,14 @@ while (($#)); do
     --runtime) RUNTIME=${2:?--runtime needs a value}; runtime_set=1; shift ;;
     --meta-files) META_FILES=${2:?}; meta_set=1; shift ;;
     --meta-rounds) META_ROUNDS=${2:?}; rounds_set=1; shift ;;
+    --repeat) REPEAT=${2:?}; shift ;;
     --rss-files) RSS_FILES=${2:?}; rss_set=1; shift ;;
     --fs) FS_LIST=${2:?}; shift ;;
     --out) OUT=${2:?}; shift ;;
     --work) WORK=${2:?}; shift ;;
     --no-install) INSTALL=0 ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (bench/run.sh --help)" ;;
   esac
   shift
@@ -63,6 +66,7 @@ fi
 [[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1"
 [[ $META_FILES =~ ^[0-9]+$ && $META_FILES -ge 1 ]] || die "--meta-files wants a positive integer"
 [[ $META_ROUNDS =~ ^[0-9]+$ && $META_ROUNDS -ge 1 ]] || die "--meta-rounds wants a positive integer"
+[[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "--repeat wants a positive integer"
 FSES=()
 [[ $FS_LIST == none ]] || IFS=, read -r -a FSES <<<"$FS_LIST"
 for f in "${FSES[@]}"; do
@@ -158,6 +162,7 @@ record meta - - "size=$SIZE_BYTES"
 record meta - - "runtime=$RUNTIME"
 record meta - - "meta_files=$META_FILES"
 record meta - - "meta_rounds=$META_ROUNDS"
+record meta - - "repeat=$REPEAT"
 record meta - - "quick=$QUICK"
 record meta - - "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 record meta - - "udaxfs_opts=${UDAX_MOUNT_OPTS:-default}"
@@ -176,7 +181,7 @@ NUMJOBS=(1 2)
 # instead, fio's clock stops before the fsync: report.py flags such rows).
 run_fio() {
   local test=$1 name=$2 rw=$3 bs=$4 eng=$5 nj=$6
-  local out=$RAW/$FS.$test.json
+  local out=$RAW/$FS.$test.r$PASS_NO.json
   local args=(--name="$name" --directory="$MNT" --ioengine="$eng" --rw="$rw" --bs="$bs"
     --size="$SIZE_BYTES" --numjobs="$nj" --group_reporting
     --fallocate=none --invalidate=1 --output-format=json --output="$out")
@@ -240,7 +245,7 @@ data_jobs() {
     done
   done
   printf '\n' >&2
-  if [[ $FS == udaxfs ]]; then
+  if [[ $FS == udaxfs && $PASS_NO == 1 ]]; then
     record rss udaxfs after-data "$(daemon_rss)"
   fi
   rm -f "$MNT"/r.*
@@ -270,13 +275,19 @@ meta_jobs() {
   log "bench: $FS: metadata phases took $(($(date +%s) - t0)) s"
 }
 
-for f in "${FSES[@]}"; do
-  log "bench: == $f"
-  fs_setup "$f"
-  if [[ $f == udaxfs ]]; then record rss udaxfs after-mount "$(daemon_rss)"; fi
-  data_jobs
-  meta_jobs
-  fs_teardown
+# With --repeat, the filesystems take turns, so that a change in the machine's load falls on
+# all of them; report.py takes the median of each figure.
+for PASS_NO in $(seq 1 "$REPEAT"); do
+  for f in "${FSES[@]}"; do
+    pass_note=''
+    if ((REPEAT > 1)); then pass_note=" (pass $PASS_NO of $REPEAT)"; fi
+    log "bench: == $f$pass_note"
+    fs_setup "$f"
+    if [[ $f == udaxfs && $PASS_NO == 1 ]]; then record rss udaxfs after-mount "$(daemon_rss)"; fi
+    data_jobs
+    meta_jobs
+    fs_teardown
+  done
 done
 
 # ---------------------------------------------------------------- the physical limit
