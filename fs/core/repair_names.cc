@@ -63,7 +63,15 @@ Status Repairer::EnsureRoot() {
   Inode* old = nullptr;
   if (fs.inos_.IsAllocated(kRootIno)) {
     auto root = fs.Get(kRootIno);
-    if (root.ok() && S_ISDIR((*root)->d.mode)) return Status::Ok();
+    if (root.ok() && S_ISDIR((*root)->d.mode)) {
+      // Link counts are set at the end; until then the root must not look removed, or
+      // /lost+found cannot be made in it.
+      if ((*root)->d.nlink != 0) return Status::Ok();
+      Fixed("root directory: link count 0: set to 2 (corrected below if need be)");
+      (*root)->d.nlink = 2;
+      fs.StageInode(*root);
+      return fs.Commit();
+    }
     if (root.ok()) old = *root;
   }
   // A root that is not a directory gives back its space; a new empty root takes its place

@@ -523,6 +523,33 @@ TEST(Repair, CrossLinkedAuGoesToTheOwnerTheReverseMapNames) {
   ExpectData(&img, t);
 }
 
+// A root whose link count reads 0 (checksum resealed) and a file nobody names:
+// /lost+found must still be made in the root.
+TEST(Repair, RootWithoutLinks) {
+  TestImage img;
+  Tree t = Populate(&img);
+  uint64_t bucket;
+  {
+    auto fs = img.Mount();
+    bucket = Must(fs->Bmap(kRootIno))[0].phys_offset;
+  }
+  {
+    Raw raw(img.path());
+    raw.EditBucket(bucket, [](std::vector<DirEntry>* entries) {
+      std::erase_if(*entries, [](const DirEntry& e) { return e.name == "big"; });
+    });
+    DiskInode root = raw.Inode(kRootIno);
+    root.nlink = 0;
+    root.dir_entries--;
+    raw.PutInode(kRootIno, root);
+  }
+  ExpectRepaired(&img);
+  ExpectData(&img, t);
+  auto fs = img.Mount();
+  EXPECT_EQ(LookupPath(fs.get(), "/lost+found/#" + std::to_string(t.big)), t.big);
+  EXPECT_EQ(Must(fs->GetAttr(kRootIno)).st_nlink, 5u);  // ., .., d, e, lost+found
+}
+
 TEST(Repair, DestroyedRootIsRecreatedAndItsTreeFound) {
   TestImage img;
   Tree t = Populate(&img);

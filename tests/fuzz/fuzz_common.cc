@@ -110,6 +110,15 @@ void Violated(const std::string& what) {
   abort();
 }
 
+void MaybeDump(const MemImage& image) {
+  const char* path = getenv("UDAX_FUZZ_DUMP");
+  if (!path) return;
+  FILE* f = fopen(path, "wb");
+  if (!f) return;
+  fwrite(const_cast<MemImage&>(image).data(), 1, image.size(), f);
+  fclose(f);
+}
+
 std::shared_ptr<MemImage> SparseToImage(const uint8_t* data, size_t n, uint8_t* flags) {
   if (n < 2) return nullptr;
   *flags = data[0];

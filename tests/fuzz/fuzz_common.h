@@ -54,6 +54,10 @@ void ReadEverything(Filesystem* fs);
 // A few changes (create, write, rename, unlink) on a mounted image.
 void ChangeSomething(Filesystem* fs);
 
+// With UDAX_FUZZ_DUMP=PATH in the environment, writes the image there (the state a
+// target is about to repair), to look at with fsck.udaxfs.
+void MaybeDump(const MemImage& image);
+
 // Fails loudly (abort) with a message: a property the fuzzer must never break.
 [[noreturn]] void Violated(const std::string& what);
 

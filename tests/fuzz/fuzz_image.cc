@@ -55,6 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   image = fuzz::SparseToImage(data, size, &flags);
   if (flags & fuzz::kReseal) fuzz::ResealAll(image.get());
 
+  fuzz::MaybeDump(*image);
   FsckOptions repair;
   repair.repair = true;
   auto outcome = Repairer::RunOnRegion(std::make_unique<MemRegion>(image), repair);

@@ -122,6 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)f->Unmount();
     }
   }
+  fuzz::MaybeDump(*image);
   FsckOptions repair;
   repair.repair = true;
   auto outcome = Repairer::RunOnRegion(std::make_unique<MemRegion>(image), repair);
