@@ -87,6 +87,8 @@ class Repairer {
 
   // --- pass 2: the maps (repair_maps.cc) ---
   struct InodeScan;
+  // Whether the attribute blob of a scanned inode reads and decodes through its kept extents.
+  bool XattrBlobReadable(const InodeScan& s);
   Status RepairMaps();
   Status ScanInodes(std::vector<InodeScan>* inodes);
   Status LoadSlots(InodeScan* s, std::vector<Owner>* owner);

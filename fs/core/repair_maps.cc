@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "fs/core/repair.h"
+#include "fs/format/xattr_blob.h"
 #include "fs/format/crc32c.h"
 
 namespace udax {
@@ -443,6 +444,25 @@ Status Repairer::WriteReverseMap(const std::vector<Owner>& owner) {
   return Status::Ok();
 }
 
+bool Repairer::XattrBlobReadable(const InodeScan& s) {
+  const uint64_t au = fs_->sb_.au_size;
+  const uint64_t len = s.d.xattr_bytes;
+  if (len > kMaxXattrBytes) return false;
+  std::vector<uint8_t> blob(len);
+  for (uint64_t done = 0; done < len;) {
+    const uint64_t file_au = kXattrFileAu + done / au;
+    uint64_t phys = 0;
+    for (const DiskExtent& e : s.kept) {
+      if (file_au >= e.file_au && file_au < e.file_au + e.len) phys = e.phys_au + (file_au - e.file_au);
+    }
+    const uint64_t n = std::min<uint64_t>(au, len - done);
+    if (phys == 0 || !fs_->region_->ReadSafe(phys * au, blob.data() + done, n).ok()) return false;
+    done += n;
+  }
+  XattrMap attrs;
+  return XattrBlobDecode(blob.data(), blob.size(), s.ino, &attrs).ok();
+}
+
 Status Repairer::RepairMaps() {
   Filesystem& fs = *fs_;
   const DiskSuperblock& sb = fs.sb_;
@@ -472,6 +492,11 @@ Status Repairer::RepairMaps() {
       Fixed("inode " + Num(s.ino) + ": counted " + Num(s.d.au_blocks) + " AUs, owns " +
             Num(mapped));
       s.d.au_blocks = mapped;
+      s.rewrite = true;
+    }
+    if (s.d.xattr_bytes != 0 && !XattrBlobReadable(s)) {
+      Fixed("inode " + Num(s.ino) + ": damaged extended attributes dropped");
+      s.d.xattr_bytes = 0;  // its AUs stay mapped; the next attribute reuses them
       s.rewrite = true;
     }
     if (s.rewrite) {
