@@ -103,6 +103,13 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
       } else {
         req->bad.push_back("'" + opt + "' (expected cache=auto or cache=none)");
       }
+    } else if (HasPrefix(o, "mce_policy=")) {
+      const std::string_view v = o.substr(11);
+      if (v == "notify" || v == "kill" || v == "ignore") {
+        req->daemon_options.push_back(opt);
+      } else {
+        req->bad.push_back("'" + opt + "' (expected mce_policy=notify, kill or ignore)");
+      }
     } else if (HasPrefix(o, "max_read=")) {
       if (AllDigits(o.substr(9))) {
         req->daemon_options.push_back(opt);

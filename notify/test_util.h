@@ -13,6 +13,7 @@
 
 namespace udax {
 
+#ifndef ASSERT_OK  // one definition for tests that use both fixtures
 #define ASSERT_OK(expr)                                       \
   do {                                                        \
     const ::udax::Status _st = (expr);                        \
@@ -23,6 +24,7 @@ namespace udax {
     const ::udax::Status _st = (expr);                        \
     EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
   } while (0)
+#endif
 
 // A fresh directory under /dev/shm (or /tmp), removed with everything in it.
 class ScratchDir {

@@ -92,6 +92,13 @@ void BitmapAllocator::StageAlloc(Txn* txn, const Run& run) {
   StageWords(txn, run);
 }
 
+bool BitmapAllocator::ReserveExact(uint64_t bit) {
+  if (bit < lo_ || bit >= hi_ || Busy(bit)) return false;
+  Set(&reserved_, bit, true);
+  --free_;
+  return true;
+}
+
 void BitmapAllocator::StageFree(Txn* txn, const Run& run) {
   for (uint64_t b = run.start; b < run.end(); ++b) {
     if (Get(used_, b) && b >= lo_ && b < hi_) ++free_;

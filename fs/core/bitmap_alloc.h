@@ -35,12 +35,19 @@ class BitmapAllocator {
   // returns fewer bits than asked only if `partial_ok`. ENOSPC if nothing (or not enough).
   Result<std::vector<Run>> Reserve(uint64_t count, uint64_t goal, bool partial_ok);
   void Unreserve(const std::vector<Run>& runs);
+  // Reserves exactly `bit` (quarantine of a bad free AU); false if it is busy or outside
+  // the allocatable bits.
+  bool ReserveExact(uint64_t bit);
   // Moves reserved bits to allocated in `txn` (and in the DRAM mirror).
   void StageAlloc(Txn* txn, const Run& run);
   // Clears allocated bits in `txn` (and in the DRAM mirror).
   void StageFree(Txn* txn, const Run& run);
 
   bool IsAllocated(uint64_t bit) const { return Get(used_, bit); }
+  // The bitmap as it is on media between transactions (to rewrite bad media from).
+  uint64_t media_offset() const { return off_; }
+  uint64_t media_bytes() const { return used_.size() * 8; }
+  const uint64_t* words() const { return used_.data(); }
   uint64_t free_count() const { return free_; }
   uint64_t usable_count() const { return hi_ - lo_; }
   uint64_t nbits() const { return nbits_; }

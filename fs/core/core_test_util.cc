@@ -24,7 +24,12 @@ TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
   if (!st.ok()) throw std::runtime_error(st.ToString());
 }
 
-TestImage::~TestImage() { unlink(path_.c_str()); }
+TestImage::~TestImage() {
+  // The image and what tools keep beside it (emulated poison, the event log).
+  for (const char* suffix : {"", ".badblocks", ".badblocks.lock", ".events"}) {
+    unlink((path_ + suffix).c_str());
+  }
+}
 
 std::unique_ptr<Filesystem> TestImage::Mount(MountOptions options) {
   auto fs = Filesystem::Mount(path_, options);

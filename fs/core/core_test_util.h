@@ -10,6 +10,7 @@
 
 namespace udax {
 
+#ifndef ASSERT_OK  // one definition for tests that use both fixtures
 #define ASSERT_OK(expr)                                      \
   do {                                                       \
     ::udax::Status _st = (expr);                             \
@@ -20,6 +21,7 @@ namespace udax {
     ::udax::Status _st = (expr);                             \
     EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
   } while (0)
+#endif
 
 // A formatted image file in /dev/shm (tmpfs), removed at destruction.
 class TestImage {

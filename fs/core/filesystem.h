@@ -85,6 +85,32 @@ struct CheckReport {
   void Add(std::string msg);
 };
 
+// What the filesystem did about one owner of a bad range (fs_media.cc).
+enum class MediaAction : uint8_t {
+  kNone,         // nothing could be done (e.g. read-only)
+  kFileEio,      // file data, xattrs or a symlink target: that range now fails with EIO
+  kQuarantined,  // a free AU taken out of use for good (or one already quarantined)
+  kRepaired,     // metadata rewritten from a healthy copy, poison cleared
+  kShutdown,     // metadata with no healthy copy: the filesystem shut down (G6)
+};
+const char* MediaActionName(MediaAction action);  // "eio", "quarantined", ...
+
+struct MediaOwner {
+  OwnerRange range;  // who owns which bad bytes, at which offset in the owner
+  std::string path;  // the owning inode's path when it has one
+  MediaAction action = MediaAction::kNone;
+  std::string detail;  // what was done, in words (event log)
+};
+
+// A write over every bad byte of an AU moved it to healthy media (fs_media.cc).
+struct MediaRelocation {
+  uint64_t ino = 0;
+  uint64_t file_offset = 0;
+  uint64_t old_phys = 0;  // now quarantined
+  uint64_t new_phys = 0;
+  uint64_t length = 0;
+};
+
 struct DirListEntry {
   uint64_t ino;
   uint8_t type;  // DT_*
@@ -192,6 +218,16 @@ class Filesystem {
   // records) without cross-checking them; reports each failure.
   Result<CheckReport> Scrub();
 
+  // --- media errors (fs_media.cc) ---
+  // Resolves the bad region bytes [phys, phys+len) to their owners through the reverse
+  // map and acts on each (see fs_media.cc): EIO for file ranges, quarantine for free AUs,
+  // repair of replicated metadata, shutdown for the rest. Marks the range known bad in
+  // the Region. Errors only for a range the filesystem cannot look at; an owner that
+  // could not be helped is reported with its action.
+  Result<std::vector<MediaOwner>> HandleMediaError(uint64_t phys, uint64_t len);
+  // Called (with the metadata mutex held: it must not call back) after each relocation.
+  void set_relocation_listener(std::function<void(const MediaRelocation&)> listener);
+
   // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
   void SetAtimePolicy(AtimePolicy policy);
   AtimePolicy atime_policy() const;
@@ -298,6 +334,24 @@ class Filesystem {
   // Who must own each AU according to the forward maps and the layout. REQUIRES mu_
   Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report);
 
+  // --- media errors (fs_media.cc) ---
+  void ActOnBadOwnerLocked(MediaOwner* m);  // REQUIRES mu_
+  // Rewrites the whole 512-byte blocks around [phys, phys+len) from `fill` (zeros where
+  // it writes nothing) and clears their emulated poison. REQUIRES mu_, no open txn.
+  Status RewriteBadMetadata(uint64_t phys, uint64_t len,
+                            const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill);
+  // Copies the part of the object [obj_off, obj_off+obj_len) inside [off, off+n) to dst.
+  static void CopyOverlap(uint64_t obj_off, const void* obj, uint64_t obj_len, uint64_t off,
+                          uint64_t n, uint8_t* dst);
+  // Frees AUs in txn_, except bad ones, which become quarantined. REQUIRES mu_
+  void StageFreeAus(const Run& run);
+  // Before a write of file bytes [off, off+n): moves each mapped AU whose bad bytes the
+  // write covers whole to a fresh AU (EIO if the write covers a bad block only in part).
+  // REQUIRES inode->rw exclusive; takes mu_.
+  Status RelocateBadAus(Inode* inode, uint64_t off, uint64_t n);
+  Status RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
+                    uint64_t end);
+
   // --- access times (fs_atime.cc) ---
   void TouchAtime(Inode* inode);
   void TouchAtimeLocked(Inode* inode);  // REQUIRES mu_
@@ -369,6 +423,7 @@ class Filesystem {
   std::atomic<AtimeUpdate> atime_mode_{AtimeUpdate::kRelative};
   std::atomic<bool> atime_dirs_{true};
   std::string shutdown_reason_;
+  std::function<void(const MediaRelocation&)> relocation_listener_;  // GUARDED_BY(mu_)
   // fsck's progress line: the long walks (CrossCheckMaps, CheckNamespace, Scrub) call it
   // now and then with inodes done and the inode count. Set only by Repairer.
   std::function<void(uint64_t done, uint64_t total)> progress_;

@@ -112,6 +112,8 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   const uint64_t end = off + n;
   const uint64_t first_au = off / au, last_au = (end - 1) / au;
   const uint64_t old_size = inode->d.size;
+  // Bad media under the range: moved away first when the write covers it (G4).
+  if (region_->AnyKnownBad()) UDAX_RETURN_IF_ERROR(RelocateBadAus(inode, off, n));
 
   // How many AUs of the range are holes? (extent map changes only under rw exclusive.)
   uint64_t hole_aus = 0;

@@ -150,7 +150,7 @@ Status Filesystem::ShrinkSlots(Inode* inode) {
          inode->d.ext_count <= kInlineExtents + (m.blocks.size() - 1) * per) {
     const uint64_t au = m.blocks.back();
     m.blocks.pop_back();
-    aus_.StageFree(&txn_, Run{au, 1});
+    StageFreeAus(Run{au, 1});
     inode->d.au_blocks--;
     if (m.blocks.empty()) {
       inode->d.ext_block = 0;
@@ -281,7 +281,7 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
     Extent e = it->second;
     if (k + e.len <= from) break;
     const uint64_t os = std::max(k, from), oe = std::min<uint64_t>(k + e.len, to);
-    aus_.StageFree(&txn_, Run{e.phys_au + (os - k), oe - os});
+    StageFreeAus(Run{e.phys_au + (os - k), oe - os});
     inode->d.au_blocks -= oe - os;
     if (os == k && oe == k + e.len) {  // whole extent: its slot goes
       UDAX_RETURN_IF_ERROR(DropExtentSlot(inode, k));

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fs/fuse/fuse_ops.h"
+#include "fs/fuse/media_watch.h"
 #include "fs/fuse/mount_watch.h"
 
 namespace {
@@ -26,6 +27,7 @@ struct CmdLine {
   int read_only = 0;
   int noacl = 0;
   char* cache = nullptr;
+  char* mce_policy = nullptr;
 };
 
 enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
@@ -34,6 +36,7 @@ enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
 const fuse_opt kOptions[] = {
     UDAX_OPT("sync", sync, 1),
     UDAX_OPT("cache=%s", cache, 0),
+    UDAX_OPT("mce_policy=%s", mce_policy, 0),
     UDAX_OPT("acl", noacl, 0),
     UDAX_OPT("noacl", noacl, 1),
     FUSE_OPT_KEY("-h", kKeyHelp),
@@ -98,6 +101,10 @@ void Usage(const char* prog) {
       "    -o ro                  read-only\n"
       "    -o acl|noacl           POSIX ACLs enforced by the kernel (acl, default) or\n"
       "                           only the mode bits (noacl)\n"
+      "    -o mce_policy=notify|kill|ignore\n"
+      "                           processes with a FUSE mmap of a range whose media\n"
+      "                           went bad: page cache dropped, next touch SIGBUS\n"
+      "                           (notify, default), SIGKILL (kill), left alone (ignore)\n"
       "\n"
       "FUSE options:\n",
       prog);
@@ -116,6 +123,7 @@ int main(int argc, char* argv[]) {
     ~Cleanup() {
       fuse_opt_free_args(args);
       free(cmd->cache);
+      free(cmd->mce_policy);
     }
   } cleanup{&args, &cmd};
   if (fuse_opt_parse(&args, &cmd, kOptions, OptProc) != 0) return 1;
@@ -142,6 +150,16 @@ int main(int argc, char* argv[]) {
       fprintf(stderr, "udaxfs: bad option cache=%s (expected auto or none)\n", cmd.cache);
       return 1;
     }
+  }
+  udax::McePolicy policy = udax::McePolicy::kNotify;
+  if (cmd.mce_policy) {
+    auto p = udax::McePolicyFromName(cmd.mce_policy);
+    if (!p) {
+      fprintf(stderr, "udaxfs: bad option mce_policy=%s (expected notify, kill or ignore)\n",
+              cmd.mce_policy);
+      return 1;
+    }
+    policy = *p;
   }
   // Mount options every udaxfs mount has: the kernel checks permissions from our
   // attributes, and the source is the target string (xfstests finds mounts by it).
@@ -196,11 +214,14 @@ int main(int argc, char* argv[]) {
         udax::MountWatch watch;
         udax::Status ws = watch.Start(ctx.fs, mountpoint);
         if (!ws.ok()) syslog(LOG_WARNING, "atime policy fixed at relatime: %s", ws.ToString().c_str());
+        udax::MediaWatch media;
+        media.Start(ctx.fs, se, cmd.target, mountpoint, policy);
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         fuse_loop_cfg_set_max_threads(cfg, 16);
         rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(cfg);
+        media.Stop();
         watch.Stop();
       }
       fuse_session_unmount(se);

@@ -35,6 +35,27 @@ std::optional<RegionRange> PoisonMap::FirstOverlapSlow(uint64_t off, uint64_t n)
   return std::nullopt;
 }
 
+std::vector<RegionRange> PoisonMap::Overlaps(uint64_t off, uint64_t n) const {
+  std::vector<RegionRange> out;
+  if (n == 0 || empty()) return out;
+  const uint64_t end = n > UINT64_MAX - off ? UINT64_MAX : off + n;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), off,
+                             [](uint64_t o, const RegionRange& r) { return o < r.end(); });
+  for (; it != ranges_.end() && it->offset < end; ++it) {
+    const uint64_t s = std::max(off, it->offset), e = std::min(end, it->end());
+    out.push_back({s, e - s});
+  }
+  return out;
+}
+
+void PoisonMap::Add(RegionRange range) {
+  if (range.length == 0) return;
+  std::vector<RegionRange> all = ranges();
+  all.push_back(range);
+  Set(std::move(all));  // a rare event: the copy does not matter
+}
+
 std::vector<RegionRange> PoisonMap::ranges() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   return ranges_;

@@ -40,6 +40,10 @@ class PoisonMap {
     return FirstOverlapSlow(off, n);
   }
   std::vector<RegionRange> ranges() const;
+  // Every poisoned range that overlaps [off, off+n), clipped to it, in order.
+  std::vector<RegionRange> Overlaps(uint64_t off, uint64_t n) const;
+  // Adds one range to the set (merging), keeping the others.
+  void Add(RegionRange range);
   bool empty() const { return count_.load(std::memory_order_acquire) == 0; }
 
  private:

@@ -103,6 +103,22 @@ class Region {
     fault_listener_ = std::move(listener);
   }
 
+  // --- known-bad media (every target) ---
+  // The bad byte ranges overlapping [off, off+n), clipped to it: the emulated poison of an
+  // image, or on a device what MarkKnownBad was told. One atomic load when nothing is bad.
+  std::vector<RegionRange> KnownBadIn(uint64_t off, uint64_t n) const { return poison_.Overlaps(off, n); }
+  bool HasKnownBad(uint64_t off, uint64_t n) const { return poison_.FirstOverlap(off, n).has_value(); }
+  bool AnyKnownBad() const { return !poison_.empty(); }
+  // A device's bad range as the kernel (badblocks) or a caught machine check reported
+  // it: later reads of it fail with EIO at once instead of consuming the poison again.
+  // The kernel may clear the range later (ndctl clear-errors zeroes it), but its old
+  // contents are gone, so it stays bad here until the daemon restarts. No effect on an
+  // emulated image, whose list file is the whole truth (SetEmulatedPoison replaces the set;
+  // on a file on fsdax it also drops what was marked, which the kernel then reports again).
+  void MarkKnownBad(RegionRange range) {
+    if (kind_ != RegionKind::kEmulated) poison_.Add(range);
+  }
+
   // --- emulated poison (regular-file targets; see the file comment) ---
   // The list file that emulates poison on this region: IMAGE.badblocks for a regular
   // file, "" for a device (whose poison is real and reported by the kernel).

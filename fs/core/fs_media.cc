@@ -1,0 +1,316 @@
+// fs_media.cc -- what the filesystem does about bad media: one owner at a time (G3-G6).
+//
+// The daemon's resolver (notify/media_resolver) hands every media event's byte range to
+// HandleMediaError. The reverse map names the owners of that range at once; each owner
+// kind then has its own answer:
+//   * file data, an attribute blob, a symlink target: nothing is rewritten. The range is
+//     known bad to the Region, so reads of it fail with EIO (never stale data, never
+//     zeros) and the rest of the file keeps working. A later write covering every bad
+//     byte of an AU relocates that AU (RelocateBadAus), and an AU that leaves its file
+//     while bad is quarantined instead of freed (StageFreeAus);
+//   * a free AU: quarantined at once, so no allocation ever hands it out;
+//   * metadata with a healthy copy: the superblock and its replica (each from the other,
+//     both equal to the mounted copy in DRAM), the two bitmaps (mirrored whole in DRAM),
+//     the journal (idle between operations: its slot's last transaction is applied, so
+//     the slot is retired and the state block rewritten from DRAM): the bad bytes are
+//     rewritten in place and the poison cleared, as a write clears pmem poison;
+//   * metadata with no copy (inode table, directories, extent blocks, the reverse map):
+//     a clean shutdown that names the structure (G6).
+// A quarantined AU stays allocated in the bitmap with reverse-map kind `quarantined`:
+// fsck counts it as in use and owned by nobody, and it survives every remount.
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "fs/core/filesystem.h"
+
+namespace udax {
+namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%#" PRIx64, v);
+  return buf;
+}
+
+bool IsInodeContent(OwnerKind kind) {
+  return kind == OwnerKind::kFileData || kind == OwnerKind::kXattr ||
+         kind == OwnerKind::kSymlink;
+}
+
+}  // namespace
+
+const char* MediaActionName(MediaAction action) {
+  switch (action) {
+    case MediaAction::kNone: return "none";
+    case MediaAction::kFileEio: return "eio";
+    case MediaAction::kQuarantined: return "quarantined";
+    case MediaAction::kRepaired: return "repaired";
+    case MediaAction::kShutdown: return "shutdown";
+  }
+  return "?";
+}
+
+void Filesystem::set_relocation_listener(std::function<void(const MediaRelocation&)> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  relocation_listener_ = std::move(listener);
+}
+
+Result<std::vector<MediaOwner>> Filesystem::HandleMediaError(uint64_t phys, uint64_t len) {
+  std::vector<MediaOwner> out;
+  if (len == 0 || phys >= sb_.region_size) return out;  // e.g. past the end of the fs
+  len = std::min(len, sb_.region_size - phys);
+  // Reads of the range fail from now on without touching it (devices; an image's list
+  // file already says so).
+  region_->MarkKnownBad({phys, len});
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto owners =
+        rmap_.Query(phys, len, [this](uint64_t au) { return aus_.IsAllocated(au); });
+    if (!owners.ok()) {
+      MediaOwner m;
+      m.range = OwnerRange{Owner{OwnerKind::kRmap, 0, 0, 0}, phys, len, 0};
+      m.action = MediaAction::kShutdown;
+      m.detail = "the reverse map cannot be read for this range (" + owners.status().message() +
+                 "): shutting down";
+      ShutdownLocked("media error at region offset " + Hex(phys) + ": " + m.detail);
+      out.push_back(std::move(m));
+      return out;
+    }
+    for (const OwnerRange& r : owners.value()) {
+      MediaOwner m;
+      m.range = r;
+      ActOnBadOwnerLocked(&m);
+      out.push_back(std::move(m));
+    }
+    if (!txn_.empty()) {
+      Status st = Commit();
+      if (!st.ok()) {
+        for (MediaOwner& m : out) {
+          if (m.action == MediaAction::kQuarantined) m.detail += " (not committed: " + st.message() + ")";
+        }
+      }
+    }
+  }
+  // Paths last: PathOf takes mu_ itself, and a name is only for the report.
+  for (MediaOwner& m : out) {
+    if (m.range.owner.ino == 0) continue;
+    auto path = PathOf(m.range.owner.ino);
+    if (path.ok()) m.path = path.value();
+  }
+  return out;
+}
+
+void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
+  const OwnerRange& r = m->range;
+  const OwnerKind kind = r.owner.kind;
+  const std::string where = "[" + Hex(r.phys) + ", +" + Hex(r.len) + ")";
+  if (kind == OwnerKind::kQuarantined) {
+    m->action = MediaAction::kQuarantined;
+    m->detail = "already quarantined";
+    return;
+  }
+  if (kind == OwnerKind::kFree) {
+    if (options_.read_only || shutdown_) {
+      m->action = MediaAction::kNone;
+      m->detail = "free; not quarantined (read-only or shut down)";
+      return;
+    }
+    const uint64_t au = sb_.au_size;
+    uint64_t taken = 0;
+    for (uint64_t a = r.phys / au; a * au < r.phys + r.len; ++a) {
+      if (aus_.IsAllocated(a) || !aus_.ReserveExact(a)) continue;
+      StageAllocAus(Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
+      ++taken;
+    }
+    m->action = MediaAction::kQuarantined;
+    m->detail = taken > 0 ? "free AU quarantined: never allocated again"
+                          : "free AU already taken by an allocation in progress";
+    return;
+  }
+  if (IsInodeContent(kind)) {
+    m->action = MediaAction::kFileEio;
+    if (kind == OwnerKind::kFileData) {
+      m->detail = "reads of file bytes [" + Hex(r.offset) + ", +" + Hex(r.len) +
+                  ") fail with EIO until a write covers them";
+    } else if (kind == OwnerKind::kXattr) {
+      m->detail = "the extended attributes of the inode fail with EIO";
+    } else {
+      m->detail = "reading the symlink fails with EIO";
+    }
+    return;
+  }
+  // Metadata.
+  if (shutdown_) {
+    m->action = MediaAction::kShutdown;
+    m->detail = "already shut down";
+    return;
+  }
+  Status repaired = Status::Error(EOPNOTSUPP, "no copy");
+  std::string how;
+  switch (kind) {
+    case OwnerKind::kSuperblock:
+    case OwnerKind::kReplica:
+      how = kind == OwnerKind::kSuperblock ? "primary superblock rewritten from the mounted copy (equal to the replica)"
+                                           : "superblock replica rewritten from the mounted copy (equal to the primary)";
+      repaired = RewriteBadMetadata(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+        for (uint64_t sb_off : {uint64_t{0}, sb_.replica_off}) {
+          CopyOverlap(sb_off, &sb_, sizeof(sb_), off, n, dst);
+        }
+      });
+      break;
+    case OwnerKind::kAuBitmap:
+    case OwnerKind::kInodeBitmap: {
+      BitmapAllocator& bm = kind == OwnerKind::kAuBitmap ? aus_ : inos_;
+      how = std::string(kind == OwnerKind::kAuBitmap ? "allocation" : "inode") +
+            " bitmap rewritten from its copy in memory";
+      repaired = RewriteBadMetadata(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+        CopyOverlap(bm.media_offset(), bm.words(), bm.media_bytes(), off, n, dst);
+      });
+      break;
+    }
+    case OwnerKind::kJournal:
+      how = "journal: its last transaction was already applied; slot retired, state rewritten";
+      repaired = RewriteBadMetadata(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+        CopyOverlap(journal_->state_offset(), &state_, sizeof(state_), off, n, dst);
+      });
+      if (repaired.ok()) repaired = journal_->Retire();
+      break;
+    default:
+      break;
+  }
+  if (repaired.ok()) {
+    m->action = MediaAction::kRepaired;
+    m->detail = how;
+    return;
+  }
+  std::string what = OwnerKindName(kind);
+  if (r.owner.ino != 0) what += " of inode " + std::to_string(r.owner.ino);
+  m->action = MediaAction::kShutdown;
+  m->detail = repaired.code() == EOPNOTSUPP
+                  ? "no healthy copy of the " + what + ": shutting down"
+                  : "repair of the " + what + " failed (" + repaired.message() + "): shutting down";
+  ShutdownLocked("media error in the " + what + " at region offset " + where + ": " + m->detail);
+}
+
+void Filesystem::CopyOverlap(uint64_t obj_off, const void* obj, uint64_t obj_len, uint64_t off,
+                             uint64_t n, uint8_t* dst) {
+  const uint64_t s = std::max(obj_off, off), e = std::min(obj_off + obj_len, off + n);
+  if (s >= e) return;
+  std::memcpy(dst + (s - off), static_cast<const uint8_t*>(obj) + (s - obj_off), e - s);
+}
+
+Status Filesystem::RewriteBadMetadata(
+    uint64_t phys, uint64_t len,
+    const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill) {
+  if (options_.read_only) return Status::Error(EROFS, "read-only mount");
+  // Whole 512-byte blocks: clearing poison works on them, as ndctl clear-errors does.
+  const uint64_t s = phys / 512 * 512;
+  const uint64_t e = std::min<uint64_t>((phys + len + 511) / 512 * 512, sb_.region_size);
+  std::vector<uint8_t> bytes(e - s, 0);  // what is no structure's is padding: zeros
+  fill(s, e - s, bytes.data());
+  UDAX_RETURN_IF_ERROR(region_->WriteSafe(s, bytes.data(), bytes.size(), true));
+  if (!region_->badblocks_path().empty()) {
+    UDAX_RETURN_IF_ERROR(region_->ClearEmulatedPoison(s, e - s));
+  }
+  return Status::Ok();
+}
+
+void Filesystem::StageFreeAus(const Run& run) {
+  const uint64_t au = sb_.au_size;
+  if (!region_->HasKnownBad(run.start * au, run.len * au)) {
+    aus_.StageFree(&txn_, run);
+    return;
+  }
+  // Bad AUs leave their owner but stay allocated, owned by `quarantined` (G4).
+  uint64_t start = run.start;
+  for (uint64_t a = run.start; a <= run.end(); ++a) {
+    if (a < run.end() && !region_->HasKnownBad(a * au, au)) continue;
+    if (a > start) aus_.StageFree(&txn_, Run{start, a - start});
+    if (a < run.end()) rmap_.StageSet(&txn_, Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
+    start = a + 1;
+  }
+}
+
+Status Filesystem::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {
+  const uint64_t au = sb_.au_size;
+  const uint64_t end = off + n;
+  for (uint64_t a = off / au; a * au < end;) {
+    uint64_t run;
+    const uint64_t phys = MapAu(*inode, a, (end - a * au + au - 1) / au, &run);
+    if (phys == 0) {  // a hole: the write allocates fresh AUs
+      a += run;
+      continue;
+    }
+    for (uint64_t i = 0; i < run && (a + i) * au < end; ++i) {
+      const uint64_t file_au = a + i, p = phys + i;
+      const std::vector<RegionRange> bad = region_->KnownBadIn(p * au, au);
+      if (bad.empty()) continue;
+      bool covered = true, touched = false;
+      for (const RegionRange& b : bad) {
+        const uint64_t fs = file_au * au + (b.offset - p * au), fe = fs + b.length;
+        if (fs < off || fe > end) covered = false;
+        if (fs < end && fe > off) touched = true;
+      }
+      if (!covered) {
+        if (!touched) continue;  // the write stays on the healthy bytes of the AU
+        return Status::IoError("write over a bad block of the file that it does not cover whole "
+                               "(file offset " + Hex(file_au * au) + ")");
+      }
+      UDAX_RETURN_IF_ERROR(RelocateAu(inode, file_au, p, off, end));
+    }
+    a += run;
+  }
+  return Status::Ok();
+}
+
+Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
+                              uint64_t end) {
+  const uint64_t au = sb_.au_size;
+  std::lock_guard<std::mutex> lock(mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  if (ExtentBlocksNeeded(*inode, 2) + 1 > aus_.free_count()) {
+    return Status::NoSpace("no space to relocate a bad block");
+  }
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(1, old_phys + 1, false));
+  const uint64_t new_phys = runs[0].start;
+  // The healthy bytes the write does not cover move with the AU; the rest is the write's.
+  std::vector<uint8_t> buf(au, 0);
+  const uint64_t base = file_au * au;
+  const uint64_t keep_lo = std::clamp(off, base, base + au) - base;
+  const uint64_t keep_hi = std::clamp(end, base, base + au) - base;
+  Status st = Status::Ok();
+  if (keep_lo > 0) st = region_->ReadSafe(old_phys * au, buf.data(), keep_lo);
+  if (st.ok() && keep_hi < au) {
+    st = region_->ReadSafe(old_phys * au + keep_hi, buf.data() + keep_hi, au - keep_hi);
+  }
+  if (st.ok()) st = region_->WriteSafe(new_phys * au, buf.data(), au, true);
+  if (!st.ok()) {
+    aus_.Unreserve(runs);
+    return st;
+  }
+  // Space for the two slots was checked above, so the splits cannot fail for want of it;
+  // any other failure leaves staged changes that the shutdown discards.
+  st = SplitExtentAt(inode, file_au);
+  if (st.ok()) st = SplitExtentAt(inode, file_au + 1);
+  if (st.ok()) st = SetExtent(inode, file_au, file_au, Extent{new_phys, 1});
+  if (!st.ok()) {
+    aus_.Unreserve(runs);
+    ShutdownLocked("relocating a bad block failed half way: " + st.message());
+    return st;
+  }
+  StageAllocAus(Run{new_phys, 1}, DataOwner(*inode, file_au));
+  rmap_.StageSet(&txn_, Run{old_phys, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
+  StageInode(inode);
+  UDAX_RETURN_IF_ERROR(Commit());
+  if (relocation_listener_) {
+    relocation_listener_(MediaRelocation{inode->ino, file_au * au, old_phys * au,
+                                         new_phys * au, au});
+  }
+  return Status::Ok();
+}
+
+}  // namespace udax

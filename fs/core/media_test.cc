@@ -1,0 +1,222 @@
+// media_test.cc -- bad media, owner by owner: EIO, relocation, quarantine, repair, shutdown.
+//
+// Poison is emulated the way `udaxctl inject-error` does it: 512-byte sectors in
+// IMAGE.badblocks, which the Region then fails reads of.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fs/core/core_test_util.h"
+
+namespace udax {
+namespace {
+
+const Caller kRoot{0, 0};
+constexpr uint64_t kAu = 4096;
+
+// Replaces the image's emulated poison with the given byte ranges (512-byte aligned).
+void Poison(Filesystem* fs, const std::string& image, std::vector<RegionRange> ranges) {
+  std::ofstream out(image + ".badblocks", std::ios::trunc);
+  out << "# udaxfs badblocks v1\n";
+  for (const RegionRange& r : ranges) out << r.offset / 512 << " " << r.length / 512 << "\n";
+  out.close();
+  ASSERT_OK(fs->region()->ReloadEmulatedPoison());
+}
+
+std::string Pattern(char c, size_t n) { return std::string(n, c); }
+
+struct Fixture {
+  TestImage image;
+  std::unique_ptr<Filesystem> fs = image.Mount();
+  uint64_t ino = 0;
+  Inode* file = nullptr;
+
+  // A file of three AUs: 'a', 'b', 'c'.
+  void MakeFile() {
+    auto [e, f] = Must(fs->Create(kRootIno, "victim", 0644, O_RDWR, kRoot));
+    ino = e.ino;
+    file = f;
+    const std::string data = Pattern('a', kAu) + Pattern('b', kAu) + Pattern('c', kAu);
+    ASSERT_EQ(Must(fs->Write(f, 0, data.data(), data.size())), data.size());
+  }
+  uint64_t PhysOf(uint64_t file_off) {
+    for (const BmapExtent& e : Must(fs->Bmap(ino))) {
+      if (file_off >= e.file_offset && file_off < e.file_offset + e.length) {
+        return e.phys_offset + (file_off - e.file_offset);
+      }
+    }
+    return 0;
+  }
+  Status ReadAt(uint64_t off, size_t n, std::string* out) {
+    out->assign(n, '\0');
+    auto r = fs->Read(file, off, n, out->data());
+    if (!r.ok()) return r.status();
+    out->resize(r.value());
+    return Status::Ok();
+  }
+  void ExpectClean() {
+    CheckReport maps = Must(fs->CrossCheckMaps());
+    EXPECT_EQ(maps.problems, 0u) << (maps.messages.empty() ? "" : maps.messages[0]);
+  }
+};
+
+TEST(Media, DataHitFailsOnlyTheBadBlocksThenAWriteRelocates) {
+  Fixture t;
+  t.MakeFile();
+  const uint64_t bad = t.PhysOf(kAu + 1024);  // the third 512-byte block of the 2nd AU
+  Poison(t.fs.get(), t.image.path(), {{bad, 512}});
+  auto owners = Must(t.fs->HandleMediaError(bad, 512));
+  ASSERT_EQ(owners.size(), 1u);
+  EXPECT_EQ(owners[0].range.owner.kind, OwnerKind::kFileData);
+  EXPECT_EQ(owners[0].range.owner.ino, t.ino);
+  EXPECT_EQ(owners[0].range.offset, kAu + 1024);
+  EXPECT_EQ(owners[0].range.len, 512u);
+  EXPECT_EQ(owners[0].action, MediaAction::kFileEio);
+  EXPECT_EQ(owners[0].path, "/victim");
+
+  std::string got;
+  EXPECT_EQ(t.ReadAt(kAu + 1024, 512, &got).code(), EIO);
+  EXPECT_EQ(t.ReadAt(kAu, 2 * kAu, &got).code(), EIO);
+  ASSERT_OK(t.ReadAt(0, kAu, &got));
+  EXPECT_EQ(got, Pattern('a', kAu));
+  ASSERT_OK(t.ReadAt(2 * kAu, kAu, &got));
+  EXPECT_EQ(got, Pattern('c', kAu));
+  ASSERT_OK(t.ReadAt(kAu, 1024, &got));  // the healthy blocks of the same AU
+  EXPECT_EQ(got, Pattern('b', 1024));
+
+  // A write over part of the bad block cannot be done in place.
+  EXPECT_EQ(t.fs->Write(t.file, kAu + 1024, "x", 1).status().code(), EIO);
+  // One covering it whole moves the AU; the AU's other bytes move with it.
+  const std::string fresh = Pattern('X', 512);
+  ASSERT_EQ(Must(t.fs->Write(t.file, kAu + 1024, fresh.data(), fresh.size())), 512u);
+  EXPECT_NE(t.PhysOf(kAu), bad - 1024);
+  ASSERT_OK(t.ReadAt(kAu, kAu, &got));
+  EXPECT_EQ(got, Pattern('b', 1024) + fresh + Pattern('b', kAu - 1536));
+  auto old = Must(t.fs->Owners(bad - 1024, kAu));
+  ASSERT_EQ(old.size(), 1u);
+  EXPECT_EQ(old[0].owner.kind, OwnerKind::kQuarantined);
+  t.ExpectClean();
+
+  // Quarantine and the relocated data survive a remount.
+  t.fs->Release(t.file);
+  ASSERT_OK(t.fs->Unmount());
+  t.fs.reset();
+  t.fs = t.image.Mount();
+  t.file = Must(t.fs->Open(t.ino, O_RDWR));
+  ASSERT_OK(t.ReadAt(0, 3 * kAu, &got));
+  EXPECT_EQ(got, Pattern('a', kAu) + Pattern('b', 1024) + fresh + Pattern('b', kAu - 1536) +
+                     Pattern('c', kAu));
+  old = Must(t.fs->Owners(bad - 1024, kAu));
+  EXPECT_EQ(old[0].owner.kind, OwnerKind::kQuarantined);
+  t.ExpectClean();
+  t.fs->Release(t.file);
+}
+
+TEST(Media, BadAusLeavingAFileAreQuarantinedNotFreed) {
+  Fixture t;
+  t.MakeFile();
+  const uint64_t bad_au = t.PhysOf(2 * kAu);
+  Poison(t.fs.get(), t.image.path(), {{bad_au + 512, 512}});
+  (void)Must(t.fs->HandleMediaError(bad_au + 512, 512));
+  SetAttrIn in;
+  in.size = true;
+  in.attr.st_size = kAu;
+  (void)Must(t.fs->SetAttr(t.ino, in));
+  auto owners = Must(t.fs->Owners(bad_au, kAu));
+  ASSERT_EQ(owners.size(), 1u);
+  EXPECT_EQ(owners[0].owner.kind, OwnerKind::kQuarantined);
+  t.ExpectClean();
+  // Unlinking the rest frees healthy AUs as usual.
+  const uint64_t good_au = t.PhysOf(0);
+  t.fs->Release(t.file);
+  ASSERT_OK(t.fs->Unlink(kRootIno, "victim"));
+  t.fs->Forget(t.ino, 1);
+  EXPECT_EQ(Must(t.fs->Owners(good_au, kAu))[0].owner.kind, OwnerKind::kFree);
+  t.ExpectClean();
+}
+
+TEST(Media, AFreeBadAuIsQuarantinedAtOnceAndForGood) {
+  Fixture t;
+  const uint64_t data_off = t.fs->superblock().data_off;
+  const uint64_t free_au = data_off + 100 * kAu;
+  ASSERT_EQ(Must(t.fs->Owners(free_au, kAu))[0].owner.kind, OwnerKind::kFree);
+  Poison(t.fs.get(), t.image.path(), {{free_au, 512}});
+  auto owners = Must(t.fs->HandleMediaError(free_au, 512));
+  ASSERT_EQ(owners.size(), 1u);
+  EXPECT_EQ(owners[0].action, MediaAction::kQuarantined);
+  EXPECT_EQ(Must(t.fs->Owners(free_au, kAu))[0].owner.kind, OwnerKind::kQuarantined);
+  t.ExpectClean();
+  ASSERT_OK(t.fs->Unmount());
+  t.fs.reset();
+  t.fs = t.image.Mount();
+  EXPECT_EQ(Must(t.fs->Owners(free_au, kAu))[0].owner.kind, OwnerKind::kQuarantined);
+  // Filling the filesystem never hands it out.
+  auto [e, f] = Must(t.fs->Create(kRootIno, "fill", 0644, O_RDWR, kRoot));
+  const std::string chunk(1 << 20, 'f');
+  for (uint64_t off = 0;; off += chunk.size()) {
+    auto w = t.fs->Write(f, off, chunk.data(), chunk.size());
+    if (!w.ok() || w.value() < chunk.size()) break;
+  }
+  EXPECT_EQ(Must(t.fs->Owners(free_au, kAu))[0].owner.kind, OwnerKind::kQuarantined);
+  t.fs->Release(f);
+  t.ExpectClean();
+}
+
+// Metadata with a healthy copy is rewritten and its poison cleared; the rest shuts down.
+struct MetaCase {
+  const char* name;
+  uint64_t DiskSuperblock::*off;  // nullptr: offset 0 (the primary superblock)
+  MediaAction want;
+};
+
+class MediaMetadata : public ::testing::TestWithParam<MetaCase> {};
+
+TEST_P(MediaMetadata, RepairedOrShutDown) {
+  const MetaCase& c = GetParam();
+  Fixture t;
+  t.MakeFile();
+  const uint64_t off = c.off ? t.fs->superblock().*c.off : 0;
+  Poison(t.fs.get(), t.image.path(), {{off, 512}});
+  auto owners = Must(t.fs->HandleMediaError(off, 512));
+  ASSERT_EQ(owners.size(), 1u);
+  EXPECT_EQ(owners[0].action, c.want) << owners[0].detail;
+  if (c.want == MediaAction::kRepaired) {
+    EXPECT_FALSE(t.fs->shut_down());
+    EXPECT_TRUE(t.fs->region()->EmulatedPoison().empty());  // cleared by the rewrite
+    std::string got;
+    ASSERT_OK(t.ReadAt(0, kAu, &got));
+    (void)Must(t.fs->Create(kRootIno, "after", 0644, O_RDWR, kRoot));
+    t.ExpectClean();
+    EXPECT_EQ(Must(t.fs->Scrub()).problems, 0u);
+  } else {
+    EXPECT_TRUE(t.fs->shut_down());
+    EXPECT_NE(owners[0].detail.find("shutting down"), std::string::npos);
+    EXPECT_EQ(t.fs->Create(kRootIno, "after", 0644, O_RDWR, kRoot).status().code(), EIO);
+    Poison(t.fs.get(), t.image.path(), {});  // uninject: the next mount is consistent
+  }
+  t.fs->Release(t.file);
+  (void)t.fs->Unmount();
+  t.fs.reset();
+  t.fs = t.image.Mount();
+  ASSERT_NE(t.fs, nullptr);
+  t.ExpectClean();
+  EXPECT_EQ(Must(t.fs->Scrub()).problems, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, MediaMetadata,
+    ::testing::Values(MetaCase{"superblock", nullptr, MediaAction::kRepaired},
+                      MetaCase{"replica", &DiskSuperblock::replica_off, MediaAction::kRepaired},
+                      MetaCase{"au_bitmap", &DiskSuperblock::abitmap_off, MediaAction::kRepaired},
+                      MetaCase{"inode_bitmap", &DiskSuperblock::ibitmap_off, MediaAction::kRepaired},
+                      MetaCase{"journal", &DiskSuperblock::journal_off, MediaAction::kRepaired},
+                      MetaCase{"inode_table", &DiskSuperblock::itable_off, MediaAction::kShutdown},
+                      MetaCase{"rmap", &DiskSuperblock::rmap_off, MediaAction::kShutdown}),
+    [](const ::testing::TestParamInfo<MetaCase>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace udax

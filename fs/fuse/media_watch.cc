@@ -1,0 +1,55 @@
+// media_watch.cc -- starting the memory-error machinery of a daemon (see media_watch.h).
+#include "fs/fuse/media_watch.h"
+
+#include <syslog.h>
+
+#include "notify/mapped_procs.h"
+
+namespace udax {
+
+void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& target,
+                       const std::string& mountpoint, McePolicy policy) {
+  fs_ = fs;
+  auto log = EventLog::Open(EventLogPath(target));
+  if (log.ok()) {
+    log_ = std::move(log).value();
+  } else {
+    syslog(LOG_WARNING, "%s: no event log: %s", target.c_str(), log.status().ToString().c_str());
+  }
+  MediaSources::Options so;
+  // Early kill turns poison the kernel finds in our mapping into BUS_MCEERR_AO for us,
+  // instead of leaving it silently readable (lab/README.md).
+  so.early_kill = policy != McePolicy::kIgnore;
+  auto sources = MediaSources::Start(fs->region(), &queue_, so);
+  if (sources.ok()) {
+    sources_ = std::move(sources).value();
+    for (const std::string& s : sources_->skipped()) {
+      syslog(LOG_INFO, "%s: event source left out: %s", target.c_str(), s.c_str());
+    }
+  } else {
+    syslog(LOG_ERR, "%s: media event sources: %s", target.c_str(),
+           sources.status().ToString().c_str());
+  }
+  MediaResolver::Hooks hooks;
+  hooks.invalidate = [se](uint64_t ino, uint64_t off, uint64_t len) {
+    // ENOENT: the kernel holds no inode for it, so no pages either.
+    fuse_lowlevel_notify_inval_inode(se, ino, static_cast<off_t>(off), static_cast<off_t>(len));
+  };
+  MediaResolver::Options ro;
+  ro.policy = policy;
+  ro.mount_dev = MountDevice("/proc/self/mountinfo", mountpoint);
+  resolver_ = MediaResolver::Start(fs, &queue_, log_.get(), std::move(hooks), ro);
+}
+
+void MediaWatch::Stop() {
+  // The queue goes with us; the Region (still read at unmount) must stop pushing to it.
+  // No request is in flight any more: the FUSE loop has ended.
+  if (fs_ != nullptr) fs_->region()->set_fault_listener(nullptr);
+  fs_ = nullptr;
+  sources_.reset();
+  queue_.Close();
+  if (resolver_) resolver_->Stop();
+  resolver_.reset();
+}
+
+}  // namespace udax

@@ -1,0 +1,47 @@
+// media_watch.h -- the daemon's memory-error machinery, started and stopped as one.
+//
+// Wires notify/ into a mounted daemon: the event sources of the Region (fault listener,
+// the image's badblocks list watcher, kernel badblocks poller, uevents, early-kill AO
+// receiver), the queue they feed, the event log beside the target, and the resolver
+// that narrows each event to its owners and acts (page-cache invalidation through this
+// FUSE session, mce_policy on processes that map the range). A source that cannot start
+// is logged and left out: the filesystem still serves, reads of bad media still fail.
+//
+// Thread-safety: Start and Stop from the daemon's main thread, after daemonizing.
+#pragma once
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+#include <fuse_lowlevel.h>
+
+#include <memory>
+#include <string>
+
+#include "fs/core/filesystem.h"
+#include "notify/event_log.h"
+#include "notify/event_queue.h"
+#include "notify/media_resolver.h"
+#include "notify/media_sources.h"
+
+namespace udax {
+
+class MediaWatch {
+ public:
+  MediaWatch() = default;
+  ~MediaWatch() { Stop(); }
+  MediaWatch(const MediaWatch&) = delete;
+  MediaWatch& operator=(const MediaWatch&) = delete;
+
+  void Start(Filesystem* fs, fuse_session* se, const std::string& target,
+             const std::string& mountpoint, McePolicy policy);
+  // Stops the sources, drains what they queued, stops the resolver. Idempotent.
+  void Stop();
+
+ private:
+  Filesystem* fs_ = nullptr;
+  EventQueue queue_;
+  std::unique_ptr<EventLog> log_;
+  std::unique_ptr<MediaSources> sources_;
+  std::unique_ptr<MediaResolver> resolver_;
+};
+
+}  // namespace udax

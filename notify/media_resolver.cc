@@ -1,0 +1,167 @@
+// media_resolver.cc -- from a media event to owners and actions (see media_resolver.h).
+#include "notify/media_resolver.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include "notify/mapped_procs.h"
+
+namespace udax {
+
+const char* McePolicyName(McePolicy policy) {
+  switch (policy) {
+    case McePolicy::kNotify: return "notify";
+    case McePolicy::kKill: return "kill";
+    case McePolicy::kIgnore: return "ignore";
+  }
+  return "?";
+}
+
+std::optional<McePolicy> McePolicyFromName(const std::string& name) {
+  for (McePolicy p : {McePolicy::kNotify, McePolicy::kKill, McePolicy::kIgnore}) {
+    if (name == McePolicyName(p)) return p;
+  }
+  return std::nullopt;
+}
+
+std::unique_ptr<MediaResolver> MediaResolver::Start(Filesystem* fs, EventQueue* queue,
+                                                    EventLog* log, Hooks hooks, Options options) {
+  std::unique_ptr<MediaResolver> r(
+      new MediaResolver(fs, queue, log, std::move(hooks), std::move(options)));
+  MediaResolver* self = r.get();
+  fs->set_relocation_listener([self](const MediaRelocation& m) {
+    std::lock_guard<std::mutex> lock(self->relocations_mu_);
+    self->relocations_.push_back(m);
+  });
+  r->thread_ = std::thread([self] { self->Run(); });
+  return r;
+}
+
+void MediaResolver::Stop() {
+  if (!thread_.joinable()) return;
+  stop_ = true;
+  thread_.join();
+  fs_->set_relocation_listener(nullptr);
+  LogRelocations();
+}
+
+void MediaResolver::Run() {
+  while (true) {
+    MediaEvent event;
+    if (queue_->Pop(&event, std::chrono::milliseconds(100))) {
+      Handle(event);
+    } else if (queue_->closed() || stop_) {
+      break;
+    }
+    LogRelocations();
+  }
+}
+
+EventRecord MediaResolver::Handle(const MediaEvent& event) {
+  const auto start = std::chrono::steady_clock::now();
+  EventRecord record;
+  record.time = event.time.time_since_epoch().count() != 0 ? event.time
+                                                            : std::chrono::system_clock::now();
+  record.source = MediaEventSourceName(event.source);
+  record.offset = event.offset;
+  record.length = event.length;
+  record.si_code = event.si_code;
+  record.detail = event.detail;
+
+  if (event.source == MediaEventSource::kDeviceRemoved) {
+    if (hooks_.device_removed) hooks_.device_removed(event);
+    fs_->Shutdown("device removed (" + event.detail + "): every mapping revoked, nothing more is written");
+    record.action = "shutdown";
+    record.resolve_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - start).count();
+    Finish(&record);
+    return record;
+  }
+
+  auto owners = fs_->HandleMediaError(event.offset, event.length);
+  record.resolve_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - start).count();
+  if (!owners.ok()) {
+    record.action = "error: " + owners.status().message();
+    Finish(&record);
+    return record;
+  }
+  record.owners = std::move(owners).value();
+  std::set<std::string> actions;
+  for (const MediaOwner& m : record.owners) {
+    actions.insert(MediaActionName(m.action));
+    if (m.action != MediaAction::kFileEio || m.range.owner.kind != OwnerKind::kFileData) continue;
+    // The kernel may cache these pages: after this, only a read that reaches us (and
+    // fails) can see them.
+    if (options_.policy == McePolicy::kKill) ActOnMappers(m, &record);
+    if (hooks_.invalidate) hooks_.invalidate(m.range.owner.ino, m.range.offset, m.range.len);
+    if (options_.policy != McePolicy::kKill) ActOnMappers(m, &record);
+  }
+  for (const std::string& a : actions) record.action += (record.action.empty() ? "" : ",") + a;
+  if (record.action.empty()) record.action = "none";
+  Finish(&record);
+  return record;
+}
+
+void MediaResolver::ActOnMappers(const MediaOwner& owner, EventRecord* record) {
+  if (!options_.mount_dev) return;
+  for (const MappedProcess& p :
+       FindMappers(options_.proc_root, *options_.mount_dev, owner.range.owner.ino,
+                   owner.range.offset, owner.range.len, getpid())) {
+    ProcessAction a{p.pid, p.comm, ""};
+    switch (options_.policy) {
+      case McePolicy::kKill:
+        a.action = kill(p.pid, SIGKILL) == 0 ? "killed" : std::string("kill failed: ") + strerror(errno);
+        break;
+      case McePolicy::kNotify:
+        a.action = "notified (page cache dropped: the next touch of the range raises SIGBUS)";
+        break;
+      case McePolicy::kIgnore:
+        a.action = "ignored";
+        break;
+    }
+    record->processes.push_back(std::move(a));
+  }
+}
+
+void MediaResolver::LogRelocations() {
+  std::vector<MediaRelocation> done;
+  {
+    std::lock_guard<std::mutex> lock(relocations_mu_);
+    done.swap(relocations_);
+  }
+  for (const MediaRelocation& m : done) {
+    EventRecord record;
+    record.time = std::chrono::system_clock::now();
+    record.source = "relocation";
+    record.offset = m.old_phys;
+    record.length = m.length;
+    MediaOwner o;
+    o.range = OwnerRange{Owner{OwnerKind::kFileData, m.ino, 0, 0}, m.old_phys, m.length, m.file_offset};
+    auto path = fs_->PathOf(m.ino);
+    if (path.ok()) o.path = path.value();
+    o.action = MediaAction::kQuarantined;
+    char buf[160];
+    std::snprintf(buf, sizeof(buf),
+                  "a write covered the bad bytes: the block moved to region offset %#llx, the old "
+                  "one is quarantined",
+                  static_cast<unsigned long long>(m.new_phys));
+    o.detail = buf;
+    record.owners.push_back(std::move(o));
+    record.action = "relocated";
+    Finish(&record);
+  }
+}
+
+void MediaResolver::Finish(EventRecord* record) {
+  if (log_ != nullptr) (void)log_->Append(*record);
+  handled_++;
+  if (hooks_.logged) hooks_.logged(*record);
+}
+
+}  // namespace udax
