@@ -19,6 +19,10 @@ Result<std::vector<OwnerRange>> RmapViaIoctl(const std::string& dir, uint64_t ph
 // The path of `ino` as the daemon of the mount at `dir` knows it, or "" when it has none.
 std::string PathViaIoctl(const std::string& dir, uint64_t ino);
 
+// The image (or device) a udaxfs mount point serves (its mount source), or "" when DIR is
+// not the top of a FUSE mount or its source is not an absolute path (udaxctl_media.cc).
+std::string ImageOfMountPoint(const std::string& dir);
+
 int CmdBmap(const std::string& file, bool json);
 int CmdRmap(const std::string& where, const std::string& range, bool json);
 // Exit 0 clean, 2 checksum failures found, 1 could not scrub.
@@ -38,5 +42,7 @@ struct InjectErrorArgs {
 int CmdInjectError(const InjectErrorArgs& args);
 // `list --media-errors TARGET`: the bad ranges with their owners.
 int CmdListMediaErrors(const std::string& target, bool json);
+// `events TARGET|MOUNT [--follow] [--json]`: the event log of the daemon (udaxctl_events.cc).
+int CmdEvents(const std::string& target, bool follow, bool json);
 
 }  // namespace udax

@@ -55,6 +55,15 @@ int main(int argc, char** argv) {
   list->add_flag("-M,--media-errors", media_errors, "list the bad blocks (required for now)");
   list->add_flag("--json", json, "print JSON");
 
+  std::string events_target;
+  bool follow = false;
+  auto* events = app.add_subcommand(
+      "events", "print the media events of a target and what was done about each");
+  events->add_option("target", events_target, "an image, a device, or a udaxfs mount point")
+      ->required();
+  events->add_flag("-f,--follow", follow, "keep printing new events as they come");
+  events->add_flag("--json", json, "print JSON (an array; one object a line with --follow)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -64,6 +73,7 @@ int main(int argc, char** argv) {
   if (*bmap) return udax::CmdBmap(file, json);
   if (*rmap) return udax::CmdRmap(where, range, json);
   if (*scrub) return udax::CmdScrub(scrub_target, json);
+  if (*events) return udax::CmdEvents(events_target, follow, json);
   if (*shutdown) return udax::CmdShutdown(shutdown_mount);
 
   if (*inj) {

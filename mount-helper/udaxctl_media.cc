@@ -50,16 +50,6 @@ std::string Canonical(const std::string& path) {
 
 bool IsFuse(const MountEntry& e) { return e.fstype.rfind("fuse", 0) == 0; }
 
-// The image a udaxfs mount point serves (its mount source), or "" when DIR is not the top
-// of a FUSE mount or its source is not an absolute path we can open.
-std::string ImageOfMountPoint(const std::string& dir) {
-  const std::string c = Canonical(dir);
-  if (c.empty()) return "";
-  std::optional<MountEntry> top = TopMountAt(ReadMountInfo(), c);
-  if (!top || !IsFuse(*top) || top->source.empty() || top->source[0] != '/') return "";
-  return top->source;
-}
-
 // The mount point of the udaxfs serving TARGET, or "" when it is not mounted.
 std::string MountPointOf(const std::string& target) {
   const std::string c = Canonical(target);
@@ -117,6 +107,16 @@ void PrintStatusHuman(const std::string& name, const BadblockList& list) {
 }
 
 }  // namespace
+
+// The image a udaxfs mount point serves (its mount source), or "" when DIR is not the top
+// of a FUSE mount or its source is not an absolute path we can open.
+std::string ImageOfMountPoint(const std::string& dir) {
+  const std::string c = Canonical(dir);
+  if (c.empty()) return "";
+  std::optional<MountEntry> top = TopMountAt(ReadMountInfo(), c);
+  if (!top || !IsFuse(*top) || top->source.empty() || top->source[0] != '/') return "";
+  return top->source;
+}
 
 int CmdInjectError(const InjectErrorArgs& a) {
   const char* cmd = "inject-error";

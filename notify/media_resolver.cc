@@ -62,6 +62,33 @@ void MediaResolver::Run() {
   }
 }
 
+uint64_t MediaResolver::repeats() {
+  std::lock_guard<std::mutex> lock(handled_mu_);
+  return repeats_;
+}
+
+bool MediaResolver::IsRepeat(const MediaEvent& event) {
+  if (event.source != MediaEventSource::kSigbusAr && event.source != MediaEventSource::kSigbusAo) {
+    return false;  // a new report from the media (re-injected, new badblocks) is acted on
+  }
+  std::lock_guard<std::mutex> lock(handled_mu_);
+  for (const auto& [off, len] : handled_ranges_) {
+    if (event.offset >= off && event.end() <= off + len) {
+      ++repeats_;
+      return true;
+    }
+  }
+  return false;
+}
+
+void MediaResolver::RememberHandled(uint64_t offset, uint64_t length) {
+  std::lock_guard<std::mutex> lock(handled_mu_);
+  // Bounded: a storm of distinct bad ranges is a dying device, and forgetting old ones
+  // only costs a repeated log line.
+  if (handled_ranges_.size() >= 4096) handled_ranges_.erase(handled_ranges_.begin());
+  handled_ranges_.emplace_back(offset, length);
+}
+
 EventRecord MediaResolver::Handle(const MediaEvent& event) {
   const auto start = std::chrono::steady_clock::now();
   EventRecord record;
@@ -83,7 +110,12 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
     return record;
   }
 
+  if (IsRepeat(event)) {
+    record.action = "repeat";
+    return record;
+  }
   auto owners = fs_->HandleMediaError(event.offset, event.length);
+  RememberHandled(event.offset, event.length);
   record.resolve_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now() - start).count();
   if (!owners.ok()) {

@@ -70,8 +70,10 @@ class MediaResolver {
   void Stop();
   // Handles one event now, on the calling thread (the thread does the same).
   EventRecord Handle(const MediaEvent& event);
-  // Events handled so far.
+  // Events handled (logged) so far.
   uint64_t handled() const { return handled_.load(); }
+  // Faults on ranges already handled, absorbed without a log line.
+  uint64_t repeats();
 
  private:
   MediaResolver(Filesystem* fs, EventQueue* queue, EventLog* log, Hooks hooks, Options options)
@@ -79,6 +81,9 @@ class MediaResolver {
   void Run();
   void LogRelocations();
   void Finish(EventRecord* record);
+  // True (counting it) when the event is a fault inside a range already acted on.
+  bool IsRepeat(const MediaEvent& event);
+  void RememberHandled(uint64_t offset, uint64_t length);
   void ActOnMappers(const MediaOwner& owner, EventRecord* record);
 
   Filesystem* const fs_;
@@ -91,6 +96,11 @@ class MediaResolver {
   std::mutex relocations_mu_;
   std::vector<MediaRelocation> relocations_;  // GUARDED_BY(relocations_mu_)
   std::thread thread_;
+  // Ranges already acted on. A fault the daemon's own read takes on one of them (every
+  // read of a bad block reports one) changes nothing and is not logged again.
+  std::mutex handled_mu_;
+  std::vector<std::pair<uint64_t, uint64_t>> handled_ranges_;  // GUARDED_BY(handled_mu_)
+  uint64_t repeats_ = 0;                                        // GUARDED_BY(handled_mu_)
 };
 
 }  // namespace udax

@@ -6,6 +6,12 @@
                                        range, sectors relative to BASE_SECTOR ("B+16"), or
                                        as they are with BASE_SECTOR "abs"
   media.py preads FILE OFF:LEN...      one pread each: "OFF+LEN: ok" or "OFF+LEN: EIO"
+  media.py events [SKIP] < JSON        `udaxctl events --json` after the first SKIP events, one
+                                       line per owner and per process, without times and
+                                       physical offsets
+  media.py mmaphold FILE OFF DIR       maps FILE shared, reads the byte at OFF, creates
+                                       DIR/ready, waits for DIR/go, reads it again and
+                                       prints "second touch: ok" (SIGBUS or SIGKILL end it)
 """
 import errno
 import json
@@ -51,6 +57,31 @@ def main():
             except OSError as e:
                 print("%d+%d: %s" % (off, n, errno.errorcode.get(e.errno, e.errno)))
         os.close(fd)
+    elif cmd == "events":
+        skip = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+        for ev in json.load(sys.stdin)[skip:]:
+            print("event %s: %s" % (ev["source"], ev["action"]))
+            for o in ev["owners"]:
+                s = "  %s" % o["kind"]
+                if "ino" in o:
+                    s += " %s offset %d length %d" % (o.get("path", "?"), o["offset"], o["length"])
+                else:
+                    s += " length %d" % o["length"]
+                print("%s: %s" % (s, o["action"]))
+            for p in ev["processes"]:
+                print("  process %s: %s" % (p["comm"], p["action"].split(" (")[0]))
+    elif cmd == "mmaphold":
+        import mmap
+        import time
+        path, off, d = sys.argv[2], int(sys.argv[3], 0), sys.argv[4]
+        fd = os.open(path, os.O_RDONLY)
+        m = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ)
+        _ = m[off]
+        open(os.path.join(d, "ready"), "w").close()
+        while not os.path.exists(os.path.join(d, "go")):
+            time.sleep(0.02)
+        _ = m[off]
+        print("second touch: ok")
     else:
         sys.exit("media.py: unknown command " + cmd)
 
