@@ -1,0 +1,267 @@
+// media_bench -- issue 6's numbers: from an injected media error to (a) its owners
+// resolved and acted on, (b) the event logged, and (c) a subscriber (a reader following
+// the event log with inotify, as `udaxctl events --follow` does) holding it; median and
+// p99 on a filesystem with 10^6 files. And the read throughput of files the events do
+// not touch, before, during a stream of events and after, as ratios to "before".
+//
+//   media_bench [--files N] [--events N] [--json FILE]     (default 10^6 files, 200 events)
+//
+// Runs the core and the daemon's resolver in one process on an image in /dev/shm, so the
+// figures are the resolver's own, without FUSE around it. Each event poisons one 512-byte
+// block of a different file (the emulated poison is set, as inject-error would), so the
+// reads measured "during" and "after" pay the bad-range check every read does.
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/core/filesystem.h"
+#include "notify/badblock_list.h"
+#include "notify/event_log.h"
+#include "notify/event_queue.h"
+#include "notify/media_resolver.h"
+
+namespace udax {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void Die(const std::string& what, const Status& st) {
+  fprintf(stderr, "media_bench: %s: %s\n", what.c_str(), st.ToString().c_str());
+  exit(1);
+}
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+// Files in directories of 1,000 (as bench/run.sh's metarate makes them); the physical
+// offset of each file's one AU.
+std::vector<uint64_t> MakeFiles(Filesystem* fs, uint64_t n) {
+  std::vector<uint64_t> phys;
+  phys.reserve(n);
+  const Caller root{0, 0};
+  uint64_t dir = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (i % 1000 == 0) {
+      auto d = fs->Mkdir(kRootIno, "d" + std::to_string(i / 1000), 0755, root);
+      if (!d.ok()) Die("mkdir", d.status());
+      dir = d->ino;
+      fs->Forget(dir, 0);
+    }
+    auto c = fs->Create(dir, "f" + std::to_string(i), 0644, O_RDWR, root);
+    if (!c.ok()) Die("create", c.status());
+    if (auto w = fs->Write(c->second, 0, "x", 1); !w.ok()) Die("write", w.status());
+    fs->Release(c->second);
+    auto b = fs->Bmap(c->first.ino);
+    if (!b.ok()) Die("bmap", b.status());
+    phys.push_back((*b)[0].phys_offset);
+    fs->Forget(c->first.ino, 1);
+    if ((i + 1) % 100000 == 0) fprintf(stderr, "media_bench: %llu files\n", (unsigned long long)(i + 1));
+  }
+  return phys;
+}
+
+// MB/s of reading `file` whole, 1 MiB at a time, for `secs` seconds.
+double ReadMBps(Filesystem* fs, Inode* file, uint64_t size, double secs) {
+  std::vector<char> buf(1 << 20);
+  uint64_t bytes = 0;
+  const auto t0 = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < secs) {
+    for (uint64_t off = 0; off < size; off += buf.size()) {
+      auto r = fs->Read(file, off, buf.size(), buf.data());
+      if (!r.ok()) Die("read", r.status());
+      bytes += r.value();
+    }
+  }
+  return bytes / 1e6 / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+}  // namespace udax
+
+int main(int argc, char** argv) {
+  using namespace udax;
+  uint64_t files = 1000000, events = 200;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--files") == 0 && i + 1 < argc) {
+      files = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--events") == 0 && i + 1 < argc) {
+      events = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      fprintf(stderr, "usage: media_bench [--files N] [--events N] [--json FILE]\n");
+      return 2;
+    }
+  }
+  if (files < events || events == 0) {
+    fprintf(stderr, "media_bench: need at least as many files as events\n");
+    return 2;
+  }
+  const std::string image = "/dev/shm/udax_media_bench.img";
+  const uint64_t big = 256ull << 20;  // the unaffected file whose reads are timed
+  for (const char* s : {"", ".badblocks", ".badblocks.lock", ".events"}) unlink((image + s).c_str());
+  {
+    RegionOptions ro;
+    ro.create_size = files * 4096 * 5 / 4 + big + (512ull << 20);
+    auto region = Region::Open(image, ro);
+    if (!region.ok()) Die("create " + image, region.status());
+    MkfsParams p;
+    p.bytes_per_inode = 4096;
+    if (Status st = Filesystem::Format(region->get(), p); !st.ok()) Die("format", st);
+  }
+  auto mounted = Filesystem::Mount(image, {});
+  if (!mounted.ok()) Die("mount", mounted.status());
+  std::unique_ptr<Filesystem> fs = std::move(mounted).value();
+
+  const auto t_fill = Clock::now();
+  std::vector<uint64_t> phys = MakeFiles(fs.get(), files);
+  auto c = fs->Create(kRootIno, "big", 0644, O_RDWR, Caller{0, 0});
+  if (!c.ok()) Die("create big", c.status());
+  Inode* big_file = c->second;
+  {
+    std::vector<char> chunk(1 << 20, 'b');
+    for (uint64_t off = 0; off < big; off += chunk.size()) {
+      if (auto w = fs->Write(big_file, off, chunk.data(), chunk.size()); !w.ok()) Die("write big", w.status());
+    }
+  }
+  fprintf(stderr, "media_bench: %llu files made in %.1f s\n", (unsigned long long)files,
+          std::chrono::duration<double>(Clock::now() - t_fill).count());
+
+  // The resolver as the daemon runs it, with its log, and a subscriber following the log.
+  EventQueue queue;
+  auto log = EventLog::Open(EventLogPath(image));
+  if (!log.ok()) Die("event log", log.status());
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t logged = 0, seen = 0;
+  Clock::time_point logged_at, seen_at;
+  MediaResolver::Hooks hooks;
+  hooks.invalidate = [](uint64_t, uint64_t, uint64_t) {};
+  hooks.logged = [&](const EventRecord&) {
+    std::lock_guard<std::mutex> lock(mu);
+    logged_at = Clock::now();
+    ++logged;
+    cv.notify_all();
+  };
+  auto resolver = MediaResolver::Start(fs.get(), &queue, log->get(), hooks, {});
+  std::atomic<bool> stop{false};
+  std::thread subscriber([&] {
+    const int in = inotify_init1(IN_CLOEXEC);
+    inotify_add_watch(in, image.c_str(), IN_MODIFY);  // (the log is beside the image)
+    inotify_add_watch(in, (image + ".events").c_str(), IN_MODIFY);
+    std::ifstream f(image + ".events");
+    std::string line;
+    char buf[4096];
+    while (!stop) {
+      if (read(in, buf, sizeof(buf)) <= 0) continue;
+      while (std::getline(f, line)) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen_at = Clock::now();
+        ++seen;
+        cv.notify_all();
+      }
+      f.clear();
+    }
+    close(in);
+  });
+
+  const double before = ReadMBps(fs.get(), big_file, big, 2.0);
+
+  // Events, one at a time: the latency of each from the push.
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> order(files);
+  for (uint64_t i = 0; i < files; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  BadblockList poison;
+  std::vector<double> resolve_us, logged_us, seen_us;
+  std::atomic<bool> reading{true};
+  double during = 0;
+  std::thread reader([&] { during = ReadMBps(fs.get(), big_file, big, 2.0); reading = false; });
+  for (uint64_t e = 0; e < events; ++e) {
+    const uint64_t bad = phys[order[e]] + 512;
+    poison.Add(bad / 512, 1);
+    fs->region()->SetEmulatedPoison(poison);
+    MediaEvent ev;
+    ev.source = MediaEventSource::kInjected;
+    ev.offset = bad;
+    ev.length = 512;
+    ev.time = std::chrono::system_clock::now();
+    uint64_t want;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      want = logged + 1;
+    }
+    const auto t0 = Clock::now();
+    queue.Push(ev);
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return logged >= want && seen >= want; })) {
+      fprintf(stderr, "media_bench: event %llu not seen within 10 s\n", (unsigned long long)e);
+      return 1;
+    }
+    logged_us.push_back(std::chrono::duration<double, std::micro>(logged_at - t0).count());
+    seen_us.push_back(std::chrono::duration<double, std::micro>(seen_at - t0).count());
+  }
+  reader.join();
+  (void)reading;
+  const double after = ReadMBps(fs.get(), big_file, big, 2.0);
+  stop = true;
+  // Wake the subscriber's read with one more line.
+  (void)(*log)->Append(EventRecord{});
+  subscriber.join();
+  resolver->Stop();
+  queue.Close();
+
+  // (a) from the log's own figure: the resolver's time from the event to owners acted on.
+  std::ifstream lf(image + ".events");
+  for (std::string line; std::getline(lf, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("source", "") == "injected") {
+      resolve_us.push_back(j.value("resolve_ns", uint64_t{0}) / 1e3);
+    }
+  }
+  fs->Release(big_file);
+  (void)fs->Unmount();
+  fs.reset();
+  for (const char* s : {"", ".badblocks", ".badblocks.lock", ".events"}) unlink((image + s).c_str());
+
+  printf("media_bench: %llu files, %llu events (one 512-byte block of a different file each)\n",
+         (unsigned long long)files, (unsigned long long)events);
+  printf("%-44s %10s %10s\n", "from the injected event to", "median us", "p99 us");
+  printf("%-44s %10.1f %10.1f\n", "(a) owners resolved and acted on", Percentile(resolve_us, 0.5),
+         Percentile(resolve_us, 0.99));
+  printf("%-44s %10.1f %10.1f\n", "    event logged (queue + resolve + log)", Percentile(logged_us, 0.5),
+         Percentile(logged_us, 0.99));
+  printf("%-44s %10.1f %10.1f\n", "(b) subscriber holds it (inotify on the log)", Percentile(seen_us, 0.5),
+         Percentile(seen_us, 0.99));
+  printf("unaffected 256 MiB file, read MB/s: before %.0f, during %.0f (%.3fx), after %.0f (%.3fx)\n",
+         before, during, during / before, after, after / before);
+  if (!json_path.empty()) {
+    nlohmann::json j{{"files", files},
+                     {"events", events},
+                     {"resolve_us", {{"median", Percentile(resolve_us, 0.5)}, {"p99", Percentile(resolve_us, 0.99)}}},
+                     {"logged_us", {{"median", Percentile(logged_us, 0.5)}, {"p99", Percentile(logged_us, 0.99)}}},
+                     {"subscriber_us", {{"median", Percentile(seen_us, 0.5)}, {"p99", Percentile(seen_us, 0.99)}}},
+                     {"read_mbps", {{"before", before}, {"during", during}, {"after", after}}},
+                     {"during_ratio", during / before},
+                     {"after_ratio", after / before}};
+    std::ofstream(json_path) << j.dump(2) << "\n";
+  }
+  return 0;
+}
