@@ -241,8 +241,8 @@ Status Filesystem::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {
   for (uint64_t a = off / au; a * au < end;) {
     uint64_t run;
     const uint64_t phys = MapAu(*inode, a, (end - a * au + au - 1) / au, &run);
-    if (phys == 0) {  // a hole: the write allocates fresh AUs
-      a += run;
+    if (phys == 0 || !region_->HasKnownBad(phys * au, run * au)) {
+      a += run;  // a hole (the write allocates fresh AUs), or healthy media
       continue;
     }
     for (uint64_t i = 0; i < run && (a + i) * au < end; ++i) {

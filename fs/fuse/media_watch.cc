@@ -38,6 +38,27 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   MediaResolver::Options ro;
   ro.policy = policy;
   ro.mount_dev = MountDevice("/proc/self/mountinfo", mountpoint);
+  if (ro.mount_dev) {
+    ControlServer::Info info;
+    info.target = target;
+    info.au_size = fs->superblock().au_size;
+    info.region_size = fs->superblock().region_size;
+    info.mce_policy = McePolicyName(policy);
+    auto server = ControlServer::Start(ControlServer::SocketPath(*ro.mount_dev), info);
+    if (server.ok()) {
+      control_ = std::move(server).value();
+    } else {
+      syslog(LOG_WARNING, "%s: no control socket: %s", target.c_str(),
+             server.status().ToString().c_str());
+    }
+  } else {
+    syslog(LOG_WARNING, "%s: mount %s not found in mountinfo: no control socket, no mmap search",
+           target.c_str(), mountpoint.c_str());
+  }
+  ControlServer* control = control_.get();
+  hooks.logged = [control](const EventRecord& record) {
+    if (control != nullptr) control->Publish(EventRecordToJson(record));
+  };
   resolver_ = MediaResolver::Start(fs, &queue_, log_.get(), std::move(hooks), ro);
 }
 
@@ -50,6 +71,7 @@ void MediaWatch::Stop() {
   queue_.Close();
   if (resolver_) resolver_->Stop();
   resolver_.reset();
+  control_.reset();
 }
 
 }  // namespace udax

@@ -4,7 +4,8 @@
 // the image's badblocks list watcher, kernel badblocks poller, uevents, early-kill AO
 // receiver), the queue they feed, the event log beside the target, and the resolver
 // that narrows each event to its owners and acts (page-cache invalidation through this
-// FUSE session, mce_policy on processes that map the range). A source that cannot start
+// FUSE session, mce_policy on processes that map the range), and the control socket
+// through which subscribers get every event (include/udaxfs/control.h). A source that cannot start
 // is logged and left out: the filesystem still serves, reads of bad media still fail.
 //
 // Thread-safety: Start and Stop from the daemon's main thread, after daemonizing.
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "fs/core/filesystem.h"
+#include "fs/fuse/control_server.h"
 #include "notify/event_log.h"
 #include "notify/event_queue.h"
 #include "notify/media_resolver.h"
@@ -42,6 +44,7 @@ class MediaWatch {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<MediaSources> sources_;
   std::unique_ptr<MediaResolver> resolver_;
+  std::unique_ptr<ControlServer> control_;  // outlives the resolver, which publishes to it
 };
 
 }  // namespace udax

@@ -1,0 +1,21 @@
+/* control.h -- the udaxfs control socket: where it is and what it speaks.
+ *
+ * Every mounted udaxfs daemon listens on a UNIX SOCK_SEQPACKET socket at
+ *   /run/udaxfs/MAJOR:MINOR.sock
+ * where MAJOR:MINOR is the mount's device number (stat(2) of any file on the mount:
+ * st_dev), so a client finds it from a file descriptor alone. Every packet is one JSON
+ * object. Requests carry "op"; every reply carries "ok" (and "error" when false).
+ *   {"op": "hello"}      -> {"ok": true, "version": 1, "target": ..., "au_size": ...,
+ *                            "region_size": ..., "mce_policy": ...}
+ *   {"op": "subscribe"}  -> {"ok": true}, then one {"event": {...}} packet per media event,
+ *                           the same object as a line of the event log (udaxctl events)
+ * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
+ * permission on the target (the image or device), as opening it would. */
+#ifndef UDAXFS_CONTROL_H_
+#define UDAXFS_CONTROL_H_
+
+#define UDAX_CONTROL_DIR "/run/udaxfs"
+#define UDAX_CONTROL_VERSION 1
+#define UDAX_CONTROL_MAX_PACKET 65536
+
+#endif /* UDAXFS_CONTROL_H_ */
