@@ -44,5 +44,7 @@ int CmdInjectError(const InjectErrorArgs& args);
 int CmdListMediaErrors(const std::string& target, bool json);
 // `events TARGET|MOUNT [--follow] [--json]`: the event log of the daemon (udaxctl_events.cc).
 int CmdEvents(const std::string& target, bool follow, bool json);
+// `leases MOUNT [--json]`: the direct maps clients hold (udaxctl_leases.cc).
+int CmdLeases(const std::string& mount, bool json);
 
 }  // namespace udax

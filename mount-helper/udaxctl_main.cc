@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
   events->add_flag("-f,--follow", follow, "keep printing new events as they come");
   events->add_flag("--json", json, "print JSON (an array; one object a line with --follow)");
 
+  std::string leases_mount;
+  auto* leases = app.add_subcommand("leases", "list the direct maps clients hold (pid, file, range)");
+  leases->add_option("mount", leases_mount, "a udaxfs mount point")->required();
+  leases->add_flag("--json", json, "print JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -73,6 +78,7 @@ int main(int argc, char** argv) {
   if (*bmap) return udax::CmdBmap(file, json);
   if (*rmap) return udax::CmdRmap(where, range, json);
   if (*scrub) return udax::CmdScrub(scrub_target, json);
+  if (*leases) return udax::CmdLeases(leases_mount, json);
   if (*events) return udax::CmdEvents(events_target, follow, json);
   if (*shutdown) return udax::CmdShutdown(shutdown_mount);
 

@@ -130,6 +130,12 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
     if (m.action != MediaAction::kFileEio || m.range.owner.kind != OwnerKind::kFileData) continue;
     // The kernel may cache these pages: after this, only a read that reaches us (and
     // fails) can see them.
+    if (hooks_.lease_media_error) {
+      for (ProcessAction& a : hooks_.lease_media_error(m.range.owner.ino, m.range.offset,
+                                                        m.range.len, options_.policy)) {
+        record.processes.push_back(std::move(a));
+      }
+    }
     if (options_.policy == McePolicy::kKill) ActOnMappers(m, &record);
     if (hooks_.invalidate) hooks_.invalidate(m.range.owner.ino, m.range.offset, m.range.len);
     if (options_.policy != McePolicy::kKill) ActOnMappers(m, &record);

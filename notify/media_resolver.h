@@ -48,6 +48,11 @@ class MediaResolver {
     std::function<void(uint64_t ino, uint64_t off, uint64_t len)> invalidate;
     // The device is going away: revoke what clients hold before the shutdown.
     std::function<void(const MediaEvent&)> device_removed;
+    // Direct maps (client leases) of file bytes [off, off+len) of `ino` hit by a memory
+    // error: tell or kill their holders per `policy`; returns what was done to whom.
+    std::function<std::vector<ProcessAction>(uint64_t ino, uint64_t off, uint64_t len,
+                                             McePolicy policy)>
+        lease_media_error;
     // Called after each event is logged (tests, benchmarks).
     std::function<void(const EventRecord&)> logged;
   };

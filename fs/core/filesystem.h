@@ -228,6 +228,18 @@ class Filesystem {
   // Called (with the metadata mutex held: it must not call back) after each relocation.
   void set_relocation_listener(std::function<void(const MediaRelocation&)> listener);
 
+  // --- direct maps (client leases, issue 7) ---
+  // Called before the blocks behind file bytes [from, to) of `ino` are freed, moved to
+  // other file offsets, or relocated (ino 0: every file, at shutdown), with the inode's
+  // locks and possibly the metadata mutex held: it must return only once no client maps
+  // them any more (revoked and acknowledged, or the client killed), and must not call
+  // back into the filesystem. Set once, before serving.
+  using RevokeHook = std::function<void(uint64_t ino, uint64_t from, uint64_t to)>;
+  void set_revoke_hook(RevokeHook hook) { revoke_hook_ = std::move(hook); }
+  // Makes file bytes [off, off+len) (inside the size rounded up to the AU) allocated,
+  // then returns their extents, for a direct map. EINVAL outside the file.
+  Result<std::vector<BmapExtent>> PrepareDirectMap(Inode* inode, uint64_t off, uint64_t len);
+
   // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
   void SetAtimePolicy(AtimePolicy policy);
   AtimePolicy atime_policy() const;
@@ -424,6 +436,10 @@ class Filesystem {
   std::atomic<bool> atime_dirs_{true};
   std::string shutdown_reason_;
   std::function<void(const MediaRelocation&)> relocation_listener_;  // GUARDED_BY(mu_)
+  RevokeHook revoke_hook_;  // set before serving
+  void Revoke(uint64_t ino, uint64_t from, uint64_t to) {
+    if (revoke_hook_) revoke_hook_(ino, from, to);
+  }
   // fsck's progress line: the long walks (CrossCheckMaps, CheckNamespace, Scrub) call it
   // now and then with inodes done and the inode count. Set only by Repairer.
   std::function<void(uint64_t done, uint64_t total)> progress_;

@@ -266,6 +266,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     const uint64_t old_size = d.size;
     d.size = new_size;
     if (new_size < old_size) {
+      Revoke(ino, (new_size + sb_.au_size - 1) / sb_.au_size * sb_.au_size, UINT64_MAX);
       StageInode(inode);  // the size first: every later chunk frees blocks past EOF
       UDAX_RETURN_IF_ERROR(TruncateBlocks(inode, new_size));
     }
@@ -322,6 +323,32 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
     return Commit();
   }
   return Status::Ok();
+}
+
+Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint64_t off,
+                                                              uint64_t len) {
+  const uint64_t au = sb_.au_size;
+  {
+    std::shared_lock<std::shared_mutex> rw(inode->rw);
+    const uint64_t limit = (inode->d.size + au - 1) / au * au;
+    if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
+    if (len == 0 || off >= limit || len > limit - off) {
+      return Status::InvalidArgument("direct map range outside the file (extend it first)");
+    }
+  }
+  // Holes become zeroed blocks: a map points at real media or at nothing.
+  UDAX_RETURN_IF_ERROR(Fallocate(inode, FALLOC_FL_KEEP_SIZE, off, len));
+  std::shared_lock<std::shared_mutex> rw(inode->rw);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<BmapExtent> out;
+  for (uint64_t a = off / au; a * au < off + len;) {
+    uint64_t run;
+    const uint64_t phys = MapAu(*inode, a, (off + len - a * au + au - 1) / au, &run);
+    if (phys == 0) return Status::IoError("direct map: a block went missing");
+    out.push_back({a * au, phys * au, run * au});
+    a += run;
+  }
+  return out;
 }
 
 }  // namespace udax

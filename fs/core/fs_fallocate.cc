@@ -120,6 +120,13 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len)
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+  // Blocks freed (punch, zero) or moved to other offsets (collapse, insert): direct maps
+  // of them go first.
+  if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+    Revoke(inode->ino, off, UINT64_MAX);
+  } else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+    Revoke(inode->ino, off, off + len);
+  }
   Status st;
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     st = PunchHole(inode, off, len);

@@ -32,6 +32,8 @@ void Filesystem::Shutdown(const std::string& why) {
 
 void Filesystem::ShutdownLocked(const std::string& why) {
   if (!shutdown_) {
+    // Nothing may be written after this, clients' stores included: take every map back.
+    Revoke(0, 0, UINT64_MAX);
     shutdown_reason_ = why;
     shutdown_ = true;
     const char* path = region_ ? region_->path().c_str() : "?";
@@ -182,6 +184,7 @@ Status Filesystem::RemoveOrphan(Inode* inode) {
 }
 
 Status Filesystem::FreeInode(Inode* inode) {
+  Revoke(inode->ino, 0, UINT64_MAX);
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   UDAX_RETURN_IF_ERROR(RemoveExtents(inode, 0, UINT64_MAX));  // data and attribute blob
   UDAX_RETURN_IF_ERROR(RemoveOrphan(inode));

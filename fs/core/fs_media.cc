@@ -275,6 +275,7 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
   if (ExtentBlocksNeeded(*inode, 2) + 1 > aus_.free_count()) {
     return Status::NoSpace("no space to relocate a bad block");
   }
+  Revoke(inode->ino, file_au * au, (file_au + 1) * au);  // maps of the old block go first
   UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(1, old_phys + 1, false));
   const uint64_t new_phys = runs[0].start;
   // The healthy bytes the write does not cover move with the AU; the rest is the write's.

@@ -8,8 +8,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/syscall.h>
+
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "include/udaxfs/control.h"
 
@@ -27,6 +31,15 @@ bool ControlServer::MayRead(const std::string& target, uid_t uid, gid_t gid) {
   if (st.st_uid == uid) return st.st_mode & S_IRUSR;
   if (st.st_gid == gid) return st.st_mode & S_IRGRP;
   return st.st_mode & S_IROTH;
+}
+
+bool ControlServer::MayWrite(const std::string& target, uid_t uid, gid_t gid) {
+  if (uid == 0) return true;
+  struct stat st;
+  if (stat(target.c_str(), &st) != 0) return false;
+  if (st.st_uid == uid) return st.st_mode & S_IWUSR;
+  if (st.st_gid == gid) return st.st_mode & S_IWGRP;
+  return st.st_mode & S_IWOTH;
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& path, Info info) {
@@ -106,22 +119,58 @@ void ControlServer::Accept() {
 
 bool ControlServer::Serve(Client* c) {
   std::string packet(UDAX_CONTROL_MAX_PACKET, '\0');
-  const ssize_t n = recv(c->fd.get(), packet.data(), packet.size(), MSG_TRUNC);
+  iovec iov{packet.data(), packet.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  const ssize_t n = recvmsg(c->fd.get(), &msg, MSG_TRUNC | MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   if (n == 0) return false;
   if (n < 0) return errno == EAGAIN || errno == EINTR;
+  std::vector<UniqueFd> fds;  // closed on every path unless a handler keeps them
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+      fds.emplace_back(fd);
+    }
+  }
   nlohmann::json reply;
-  if (static_cast<size_t>(n) > packet.size()) {
-    reply = {{"ok", false}, {"error", "request larger than " + std::to_string(UDAX_CONTROL_MAX_PACKET) + " bytes"}};
+  std::vector<UniqueFd> out_fds;
+  if (static_cast<size_t>(n) > packet.size() || (msg.msg_flags & MSG_CTRUNC)) {
+    reply = {{"ok", false}, {"error", "request larger than " + std::to_string(UDAX_CONTROL_MAX_PACKET) +
+                                          " bytes or with too many descriptors"}};
   } else {
     packet.resize(static_cast<size_t>(n));
-    reply = Reply(c, packet);
+    reply = Reply(c, packet, &fds, &out_fds);
   }
   const std::string out = reply.dump();
-  return send(c->fd.get(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ||
-         errno == EAGAIN;
+  iovec oiov{const_cast<char*>(out.data()), out.size()};
+  msghdr omsg{};
+  omsg.msg_iov = &oiov;
+  omsg.msg_iovlen = 1;
+  alignas(cmsghdr) char ocontrol[CMSG_SPACE(4 * sizeof(int))];
+  if (!out_fds.empty()) {
+    omsg.msg_control = ocontrol;
+    omsg.msg_controllen = CMSG_SPACE(out_fds.size() * sizeof(int));
+    cmsghdr* cm = CMSG_FIRSTHDR(&omsg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(out_fds.size() * sizeof(int));
+    for (size_t i = 0; i < out_fds.size(); ++i) {
+      const int fd = out_fds[i].get();
+      std::memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
+    }
+  }
+  return sendmsg(c->fd.get(), &omsg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || errno == EAGAIN;
 }
 
-nlohmann::json ControlServer::Reply(Client* c, const std::string& packet) {
+nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
+                                    std::vector<UniqueFd>* fds, std::vector<UniqueFd>* out_fds) {
   auto req = nlohmann::json::parse(packet, nullptr, /*allow_exceptions=*/false);
   if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
     return {{"ok", false}, {"error", "malformed request: expected a JSON object with \"op\""}};
@@ -142,7 +191,98 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet) {
     c->subscribed = true;
     return {{"ok", true}};
   }
+  if (op == "map") return Map(c, req, fds, out_fds);
+  if (op == "unmap") {
+    if (info_.leases == nullptr || !req.contains("lease") || !req["lease"].is_number_unsigned()) {
+      return {{"ok", false}, {"error", "unmap needs a lease number"}};
+    }
+    if (!info_.leases->Remove(req["lease"].get<uint64_t>(), c->pid)) {
+      return {{"ok", false}, {"error", "no such lease of this process"}};
+    }
+    return {{"ok", true}};
+  }
+  if (op == "leases") {
+    if (c->uid != 0) return {{"ok", false}, {"error", "permission denied: listing leases needs root"}};
+    return {{"ok", true}, {"leases", info_.leases ? info_.leases->List() : nlohmann::json::array()}};
+  }
   return {{"ok", false}, {"error", "unknown op '" + op + "'"}};
+}
+
+nlohmann::json ControlServer::Map(Client* c, const nlohmann::json& req, std::vector<UniqueFd>* fds,
+                                  std::vector<UniqueFd>* out_fds) {
+  auto fail = [](int err, const std::string& why) {
+    return nlohmann::json{{"ok", false}, {"errno", err}, {"error", why}};
+  };
+  if (info_.fs == nullptr || info_.leases == nullptr) return fail(EOPNOTSUPP, "direct maps are off");
+  if (fds->size() != 1) return fail(EINVAL, "map needs the file's descriptor (SCM_RIGHTS)");
+  if (!req.contains("offset") || !req["offset"].is_number_unsigned() || !req.contains("length") ||
+      !req["length"].is_number_unsigned() || !req.contains("prot") || !req["prot"].is_string()) {
+    return fail(EINVAL, "map needs offset, length (unsigned) and prot (\"r\" or \"rw\")");
+  }
+  const std::string prot = req["prot"].get<std::string>();
+  if (prot != "r" && prot != "rw") return fail(EINVAL, "prot must be \"r\" or \"rw\"");
+  const bool writable = prot == "rw";
+  const uint64_t offset = req["offset"].get<uint64_t>(), length = req["length"].get<uint64_t>();
+  if (offset % info_.map_align != 0) {
+    return fail(EINVAL, "offset must be a multiple of " + std::to_string(info_.map_align));
+  }
+  // The peer shows it may use the file in this mode by the descriptor it opened, and it
+  // may use the raw region as the mode bits of the target say (root may always).
+  const int fd = (*fds)[0].get();
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fail(errno, std::string("fstat: ") + strerror(errno));
+  if (st.st_dev != info_.mount_dev) return fail(EXDEV, "the file is not on this udaxfs mount");
+  if (!S_ISREG(st.st_mode)) return fail(EINVAL, "not a regular file");
+  const int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
+  if (writable && acc != O_RDWR) return fail(EACCES, "a writable map needs a descriptor open O_RDWR");
+  if (acc == O_WRONLY) return fail(EACCES, "the descriptor is write-only");
+  if (!(writable ? MayWrite : MayRead)(info_.target, c->uid, c->gid)) {
+    return fail(EACCES, "permission denied: a direct map needs " + std::string(writable ? "write" : "read") +
+                            " permission on " + info_.target + "; use an ordinary mmap");
+  }
+  UniqueFd region(open(info_.target.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+  if (region.get() < 0) return fail(errno, info_.target + ": " + strerror(errno));
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return fail(errno, std::string("socketpair: ") + strerror(errno));
+  }
+  auto lease = std::make_unique<Lease>();
+  lease->sock = UniqueFd(pair[0]);
+  UniqueFd client_end(pair[1]);
+  lease->pid = c->pid;
+  lease->uid = c->uid;
+  lease->pidfd = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, c->pid, 0)));
+  {
+    std::ifstream comm("/proc/" + std::to_string(c->pid) + "/comm");
+    std::getline(comm, lease->comm);
+  }
+  lease->ino = st.st_ino;
+  lease->offset = offset;
+  lease->length = length;
+  lease->writable = writable;
+  // In the table before the extents are looked up: a truncate from now on revokes it
+  // (the revoke waits in the socket for the client), so the extents we send cannot be
+  // freed behind its back.
+  const uint64_t id = info_.leases->Add(std::move(lease));
+  auto inode = info_.fs->Open(st.st_ino, writable ? O_RDWR : O_RDONLY);
+  if (!inode.ok()) {
+    info_.leases->Remove(id, c->pid);
+    return fail(inode.status().code(), inode.status().message());
+  }
+  auto extents = info_.fs->PrepareDirectMap(inode.value(), offset, length);
+  info_.fs->Release(inode.value());
+  if (!extents.ok()) {
+    info_.leases->Remove(id, c->pid);
+    return fail(extents.status().code(), extents.status().message());
+  }
+  nlohmann::json ext = nlohmann::json::array();
+  for (const BmapExtent& e : extents.value()) {
+    ext.push_back({{"file_offset", e.file_offset}, {"phys", e.phys_offset}, {"length", e.length}});
+  }
+  out_fds->push_back(std::move(region));
+  out_fds->push_back(std::move(client_end));
+  return {{"ok", true}, {"lease", id}, {"extents", ext}, {"region_kind", info_.region_kind},
+          {"map_align", info_.map_align}};
 }
 
 void ControlServer::Publish(const nlohmann::json& event) {

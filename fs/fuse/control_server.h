@@ -19,7 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "fs/core/filesystem.h"
 #include "fs/format/status.h"
+#include "fs/fuse/lease_table.h"
 #include "fs/region/unique_fd.h"
 #include "notify/stop_signal.h"
 
@@ -32,6 +34,11 @@ class ControlServer {
     uint64_t au_size = 0;
     uint64_t region_size = 0;
     std::string mce_policy;
+    std::string region_kind;  // "emulated", "fsdax", "devdax": how clients persist
+    uint64_t map_align = 4096;  // alignment a client's mapping must have (devdax: 2 MiB)
+    dev_t mount_dev = 0;        // a map request's file must be on this mount
+    Filesystem* fs = nullptr;   // for map requests (null: maps refused)
+    LeaseTable* leases = nullptr;
   };
   // The socket path for a mount whose device number is `dev`.
   static std::string SocketPath(dev_t dev);
@@ -49,6 +56,7 @@ class ControlServer {
 
   // Whether a peer with these credentials may read `target` (root, or the mode bits).
   static bool MayRead(const std::string& target, uid_t uid, gid_t gid);
+  static bool MayWrite(const std::string& target, uid_t uid, gid_t gid);
 
  private:
   struct Client {
@@ -66,7 +74,12 @@ class ControlServer {
   void Accept();
   // Handles one packet from `c`; false when the client is gone.
   bool Serve(Client* c);
-  nlohmann::json Reply(Client* c, const std::string& packet);
+  // The reply to one request; `fds` are the descriptors that came with it (owned here),
+  // `out_fds` those to send with the reply.
+  nlohmann::json Reply(Client* c, const std::string& packet, std::vector<UniqueFd>* fds,
+                       std::vector<UniqueFd>* out_fds);
+  nlohmann::json Map(Client* c, const nlohmann::json& req, std::vector<UniqueFd>* fds,
+                     std::vector<UniqueFd>* out_fds);
 
   const std::string path_;
   const Info info_;

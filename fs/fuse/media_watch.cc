@@ -3,6 +3,8 @@
 
 #include <syslog.h>
 
+#include <algorithm>
+
 #include "notify/mapped_procs.h"
 
 namespace udax {
@@ -38,8 +40,28 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   MediaResolver::Options ro;
   ro.policy = policy;
   ro.mount_dev = MountDevice("/proc/self/mountinfo", mountpoint);
+  // Direct maps: the core asks for them back before it frees or moves their blocks.
+  LeaseTable* leases = &leases_;
+  fs->set_revoke_hook([leases](uint64_t ino, uint64_t from, uint64_t to) {
+    for (pid_t pid : leases->Revoke(ino, from, to)) {
+      syslog(LOG_WARNING, "killed pid %d: it did not give back a direct map in time", pid);
+    }
+  });
+  hooks.lease_media_error = [leases](uint64_t ino, uint64_t off, uint64_t len, McePolicy p) {
+    std::vector<ProcessAction> out;
+    for (const auto& r : leases->MediaError(ino, off, len, McePolicyName(p))) {
+      out.push_back({r.pid, r.comm, r.action});
+    }
+    return out;
+  };
+  hooks.device_removed = [leases](const MediaEvent&) { leases->Revoke(0, 0, UINT64_MAX); };
   if (ro.mount_dev) {
     ControlServer::Info info;
+    info.region_kind = RegionKindName(fs->region()->kind());
+    info.map_align = std::max<uint64_t>(fs->region()->alignment(), 4096);
+    info.mount_dev = *ro.mount_dev;
+    info.fs = fs;
+    info.leases = leases;
     info.target = target;
     info.au_size = fs->superblock().au_size;
     info.region_size = fs->superblock().region_size;
@@ -65,7 +87,12 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
 void MediaWatch::Stop() {
   // The queue goes with us; the Region (still read at unmount) must stop pushing to it.
   // No request is in flight any more: the FUSE loop has ended.
-  if (fs_ != nullptr) fs_->region()->set_fault_listener(nullptr);
+  if (fs_ != nullptr) {
+    fs_->region()->set_fault_listener(nullptr);
+    fs_->set_revoke_hook(nullptr);
+  }
+  // Unmounting: no client may keep writing to a region nobody serves.
+  leases_.Revoke(0, 0, UINT64_MAX);
   fs_ = nullptr;
   sources_.reset();
   queue_.Close();

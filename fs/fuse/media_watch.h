@@ -19,6 +19,7 @@
 
 #include "fs/core/filesystem.h"
 #include "fs/fuse/control_server.h"
+#include "fs/fuse/lease_table.h"
 #include "notify/event_log.h"
 #include "notify/event_queue.h"
 #include "notify/media_resolver.h"
@@ -40,6 +41,7 @@ class MediaWatch {
 
  private:
   Filesystem* fs_ = nullptr;
+  LeaseTable leases_;  // the daemon's direct maps; outlives the server and resolver
   EventQueue queue_;
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<MediaSources> sources_;

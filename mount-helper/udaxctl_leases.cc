@@ -1,0 +1,76 @@
+// udaxctl_leases.cc -- `udaxctl leases MOUNT [--json]`: the direct maps clients hold.
+//
+// Asks the daemon over its control socket (include/udaxfs/control.h); paths are resolved
+// through the mount's rmap ioctl helper (PathViaIoctl).
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "fs/region/unique_fd.h"
+#include "include/udaxfs/control.h"
+#include "mount-helper/udaxctl.h"
+
+namespace udax {
+
+int CmdLeases(const std::string& mount, bool json) {
+  struct stat st;
+  if (stat(mount.c_str(), &st) != 0) {
+    fprintf(stderr, "udaxctl leases: %s: %s\n", mount.c_str(), strerror(errno));
+    return 1;
+  }
+  const std::string path = std::string(UDAX_CONTROL_DIR) + "/" + std::to_string(major(st.st_dev)) +
+                           ":" + std::to_string(minor(st.st_dev)) + ".sock";
+  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (fd.get() < 0 || connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    fprintf(stderr, "udaxctl leases: %s: not a udaxfs mount (no control socket %s)\n",
+            mount.c_str(), path.c_str());
+    return 1;
+  }
+  const std::string req = nlohmann::json{{"op", "leases"}}.dump();
+  std::string buf(UDAX_CONTROL_MAX_PACKET, '\0');
+  ssize_t n = -1;
+  if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+    n = recv(fd.get(), buf.data(), buf.size(), 0);
+  }
+  if (n <= 0) {
+    fprintf(stderr, "udaxctl leases: %s: no answer from the daemon\n", mount.c_str());
+    return 1;
+  }
+  buf.resize(static_cast<size_t>(n));
+  auto reply = nlohmann::json::parse(buf, nullptr, false);
+  if (reply.is_discarded() || !reply.value("ok", false)) {
+    fprintf(stderr, "udaxctl leases: %s: %s\n", mount.c_str(),
+            reply.is_discarded() ? "malformed answer" : reply.value("error", "refused").c_str());
+    return 1;
+  }
+  nlohmann::json leases = reply["leases"];
+  for (auto& l : leases) {
+    const std::string p = PathViaIoctl(mount, l.value("ino", uint64_t{0}));
+    if (!p.empty()) l["path"] = p;
+  }
+  if (json) {
+    printf("%s\n", leases.dump(2).c_str());
+    return 0;
+  }
+  if (leases.empty()) printf("%s: no direct maps\n", mount.c_str());
+  for (const auto& l : leases) {
+    printf("lease %llu pid %d (%s) %s ino %llu [%#llx, +%#llx) %s\n",
+           (unsigned long long)l.value("lease", uint64_t{0}), l.value("pid", 0),
+           l.value("comm", "").c_str(), l.value("path", "?").c_str(),
+           (unsigned long long)l.value("ino", uint64_t{0}), (unsigned long long)l.value("offset", uint64_t{0}),
+           (unsigned long long)l.value("length", uint64_t{0}), l.value("prot", "").c_str());
+  }
+  return 0;
+}
+
+}  // namespace udax
