@@ -16,12 +16,42 @@
 namespace udax {
 namespace {
 
-void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
+// What file_remove_privs does on a local filesystem when an unprivileged caller changes
+// a file: setuid goes, and setgid when group-exec is set or the caller is not in the
+// file's group (setattr_should_drop_sgid). The kernel's FUSE client, for a daemon that
+// does not handle killpriv, drops setgid only with group-exec (fuse_do_setattr), so a
+// fallocate would leave it (generic/683-685): the daemon finishes the job and drops the
+// kernel's cached attributes (attributes only: no page lock is touched).
+void DropPrivsAfterChange(fuse_req_t req, fuse_ino_t ino) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  if (c->uid == 0) return;
+  auto st = Fs(req).GetAttr(ino);
+  if (!st.ok() || !S_ISREG(st->st_mode) || !(st->st_mode & (S_ISUID | S_ISGID))) return;
+  mode_t mode = st->st_mode & ~S_ISUID;
+  if (st->st_mode & S_ISGID) {
+    bool in_group = c->gid == st->st_gid;
+    gid_t groups[64];
+    const int n = fuse_req_getgroups(req, 64, groups);
+    for (int i = 0; i < n && i < 64 && !in_group; ++i) in_group = groups[i] == st->st_gid;
+    if ((st->st_mode & S_IXGRP) || !in_group) mode &= ~S_ISGID;
+  }
+  if (mode == st->st_mode) return;
+  SetAttrIn in;
+  in.mode = true;
+  in.attr.st_mode = mode;
+  if (Fs(req).SetAttr(ino, in).ok()) {
+    fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
+  }
+}
+
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
   Guard(req, [&] {
     if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
-    ReplyStatus(req, Fs(req).Fallocate(FileOf(fi), mode, static_cast<uint64_t>(offset),
-                                       static_cast<uint64_t>(length)));
+    Status st = Fs(req).Fallocate(FileOf(fi), mode, static_cast<uint64_t>(offset),
+                                  static_cast<uint64_t>(length));
+    if (st.ok()) DropPrivsAfterChange(req, ino);
+    ReplyStatus(req, st);
   });
 }
 
