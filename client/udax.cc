@@ -33,6 +33,13 @@
 
 namespace {
 
+// The library's own mappings go straight to the kernel: under the LD_PRELOAD shim
+// (preload.cc) the names mmap and munmap are the shim's, and must not recurse into it.
+void* SysMmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return reinterpret_cast<void*>(syscall(SYS_mmap, addr, len, prot, flags, fd, off));
+}
+int SysMunmap(void* addr, size_t len) { return static_cast<int>(syscall(SYS_munmap, addr, len)); }
+
 struct Connection {
   int fd = -1;
   std::mutex mu;  // one request at a time
@@ -116,7 +123,7 @@ bool RecvJson(int fd, nlohmann::json* out, std::vector<int>* fds) {
 // Replaces the map's pages with ones that raise SIGBUS when touched. REQUIRES S().mu.
 void RevokeLocked(DirectMap* m) {
   if (m->revoked) return;
-  mmap(m->base, m->length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, S().sigbus_fd, 0);
+  SysMmap(m->base, m->length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, S().sigbus_fd, 0);
   m->revoked = true;
 }
 
@@ -263,15 +270,15 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const size_t len = (length + page - 1) / page * page;
   // A contiguous stretch of address space, aligned so devdax can use huge pages.
-  void* raw = mmap(nullptr, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* raw = SysMmap(nullptr, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) {
     close(region);
     close(lease_sock);
     return -ENOMEM;
   }
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + align - 1) / align * align);
-  if (base > raw) munmap(raw, base - static_cast<uint8_t*>(raw));
-  munmap(base + len, static_cast<uint8_t*>(raw) + len + align - (base + len));
+  if (base > raw) SysMunmap(raw, base - static_cast<uint8_t*>(raw));
+  SysMunmap(base + len, static_cast<uint8_t*>(raw) + len + align - (base + len));
   const int mprot = PROT_READ | (writable ? PROT_WRITE : 0);
   int rc = 0;
   for (const auto& e : reply["extents"]) {
@@ -279,7 +286,7 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
     const uint64_t el = e.value("length", uint64_t{0});
     const uint64_t s = std::max<uint64_t>(fo, offset), t = std::min<uint64_t>(fo + el, offset + len);
     if (s >= t) continue;
-    if (mmap(base + (s - offset), t - s, mprot, MAP_SHARED | MAP_FIXED, region, ph + (s - fo)) == MAP_FAILED) {
+    if (SysMmap(base + (s - offset), t - s, mprot, MAP_SHARED | MAP_FIXED, region, ph + (s - fo)) == MAP_FAILED) {
       rc = -errno;
       break;
     }
@@ -297,7 +304,7 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   m.devdax = reply.value("region_kind", "") == "devdax";
   m.conn = conn;
   if (rc != 0) {
-    munmap(base, len);
+    SysMunmap(base, len);
     close(lease_sock);  // the daemon sees the hang-up as the lease given back
     return rc;
   }
@@ -319,7 +326,7 @@ extern "C" int udax_unmap(void* addr) {
     if (m.sock >= 0) close(m.sock);  // the listener drops it at its next wake
   }
   Wake();
-  munmap(m.base, m.length);
+  SysMunmap(m.base, m.length);
   if (!m.revoked && m.conn) {
     std::lock_guard<std::mutex> lock(m.conn->mu);
     nlohmann::json reply;
@@ -345,7 +352,12 @@ extern "C" int udax_persist(const void* addr, size_t len) {
     pmem_persist(addr, len);  // CPU cache flush: devdax memory is the media
     return 0;
   }
-  return pmem_msync(addr, len) == 0 ? 0 : -errno;  // page cache of an image or a file
+  // The page cache of an image or a file: msync, straight to the kernel (the shim owns
+  // the name msync).
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr) / page * page;
+  const size_t n = reinterpret_cast<uintptr_t>(addr) + len - a;
+  return syscall(SYS_msync, a, n, MS_SYNC) == 0 ? 0 : -errno;
 }
 
 extern "C" int udax_is_mapped(const void* addr, size_t len) {

@@ -71,4 +71,17 @@ case $sbin_real in
     for h in mount.udaxfs mount.fuse.udaxfs; do link "$sbin_real/mount.udaxfs" "$helpers/$h"; done
     ;;
 esac
+# libudax for applications: the library, the LD_PRELOAD shim, headers, pkg-config.
+lib=$prefix/lib
+if [[ -f $build/client/libudax.so.0.1.0 ]]; then
+  mkdir -p "$lib/pkgconfig" "$prefix/include/udaxfs"
+  put "$build/client/libudax.so.0.1.0" "$lib/libudax.so.0.1.0"
+  link libudax.so.0.1.0 "$lib/libudax.so.0"
+  link libudax.so.0 "$lib/libudax.so"
+  put "$build/client/libudax-preload.so" "$lib/libudax-preload.so"
+  install -m 0644 "$ROOT/include/udaxfs/udax.h" "$ROOT/include/udaxfs/control.h" "$prefix/include/udaxfs/"
+  install -m 0644 "$build/client/udax.pc" "$lib/pkgconfig/udax.pc"
+  ldconfig 2>/dev/null || true
+  echo "  installed  libudax ($lib), headers ($prefix/include/udaxfs), udax.pc"
+fi
 echo "install.sh: done; mount with: mount -t udaxfs IMAGE DIR [-o OPTS]"
