@@ -39,7 +39,7 @@ bool OnUdaxfs(int fd) {
 
 void* MaybeDirect(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   if (fd >= 0 && addr == nullptr && (flags & MAP_TYPE) == MAP_SHARED && !(flags & MAP_FIXED) &&
-      (prot & PROT_READ) && !(prot & PROT_EXEC) && OnUdaxfs(fd)) {
+      (prot & (PROT_READ | PROT_WRITE)) && !(prot & PROT_EXEC) && OnUdaxfs(fd)) {
     const int saved = errno;
     void* p = nullptr;
     const int uprot = UDAX_PROT_READ | ((prot & PROT_WRITE) ? UDAX_PROT_WRITE : 0);

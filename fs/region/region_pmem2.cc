@@ -203,6 +203,21 @@ Status Pmem2Region::WriteSafe(uint64_t off, const void* src, size_t n, bool pers
 Status Pmem2Region::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) {
   if (read_only_) return ReadOnlyStatus("zero");
   UDAX_RETURN_IF_ERROR(CheckRange("zero", off, n));
+  // An emulated region zeroes whole pages by punching them out of the image: the file
+  // then reads as zeros without a byte written, and the page is allocated only when
+  // someone stores to it (as a fresh tmpfs page is). Allocating a large file, or mapping
+  // it for a direct-map client, then costs what the same on tmpfs costs instead of a
+  // second pass over the memory. fdatasync makes the punch durable on a disk-backed image
+  // (a no-op on tmpfs). Falls back to stores where the backing filesystem cannot punch.
+  const uint64_t page = 4096;
+  if (kind_ == RegionKind::kEmulated && n >= 16 * page && off % page == 0 && n % page == 0 &&
+      fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                static_cast<off_t>(n)) == 0) {
+    if (persist && fdatasync(fd_) != 0) {
+      return Status::Error(errno, path_ + ": zero: fdatasync: " + strerror(errno));
+    }
+    return Status::Ok();
+  }
   unsigned flags = PMEM2_F_MEM_NONTEMPORAL;
   if (page_granular()) {
     flags |= PMEM2_F_MEM_NOFLUSH;  // as in WriteSafe
