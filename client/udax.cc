@@ -376,3 +376,64 @@ extern "C" void udax_set_event_callback(udax_event_fn fn, void* arg) {
   S().callback = fn;
   S().callback_arg = arg;
 }
+
+struct udax_subscription {
+  int sock = -1;
+  int stop = -1;  // eventfd
+  udax_subscriber_fn fn = nullptr;
+  void* arg = nullptr;
+  std::thread thread;
+};
+
+extern "C" int udax_subscribe(const char* path, udax_subscriber_fn fn, void* arg,
+                              udax_subscription** out) {
+  if (path == nullptr || fn == nullptr || out == nullptr) return -EINVAL;
+  struct stat st;
+  if (stat(path, &st) != 0) return -errno;
+  const std::string sock_path = std::string(UDAX_CONTROL_DIR) + "/" + std::to_string(major(st.st_dev)) +
+                                ":" + std::to_string(minor(st.st_dev)) + ".sock";
+  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (fd >= 0) close(fd);
+    return -EXDEV;
+  }
+  nlohmann::json reply;
+  if (!SendJson(fd, {{"op", "subscribe"}}) || !RecvJson(fd, &reply, nullptr)) {
+    close(fd);
+    return -ENOTCONN;
+  }
+  if (!reply.value("ok", false)) {
+    close(fd);
+    return -EACCES;
+  }
+  auto* sub = new udax_subscription();
+  sub->sock = fd;
+  sub->stop = eventfd(0, EFD_CLOEXEC);
+  sub->fn = fn;
+  sub->arg = arg;
+  sub->thread = std::thread([sub] {
+    while (true) {
+      pollfd p[2] = {{sub->stop, POLLIN, 0}, {sub->sock, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0) continue;
+      if (p[0].revents) return;
+      nlohmann::json msg;
+      if (!RecvJson(sub->sock, &msg, nullptr)) return;  // the daemon is gone
+      if (msg.contains("event")) sub->fn(msg["event"].dump().c_str(), sub->arg);
+    }
+  });
+  *out = sub;
+  return 0;
+}
+
+extern "C" void udax_unsubscribe(udax_subscription* sub) {
+  if (sub == nullptr) return;
+  const uint64_t one = 1;
+  (void)!write(sub->stop, &one, sizeof(one));
+  sub->thread.join();
+  close(sub->stop);
+  close(sub->sock);
+  delete sub;
+}

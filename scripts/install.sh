@@ -79,7 +79,7 @@ if [[ -f $build/client/libudax.so.0.1.0 ]]; then
   link libudax.so.0.1.0 "$lib/libudax.so.0"
   link libudax.so.0 "$lib/libudax.so"
   put "$build/client/libudax-preload.so" "$lib/libudax-preload.so"
-  install -m 0644 "$ROOT/include/udaxfs/udax.h" "$ROOT/include/udaxfs/control.h" "$prefix/include/udaxfs/"
+  install -m 0644 "$ROOT/include/udaxfs/udax.h" "$ROOT/include/udaxfs/udax.hpp" "$ROOT/include/udaxfs/control.h" "$prefix/include/udaxfs/"
   install -m 0644 "$build/client/udax.pc" "$lib/pkgconfig/udax.pc"
   ldconfig 2>/dev/null || true
   echo "  installed  libudax ($lib), headers ($prefix/include/udaxfs), udax.pc"

@@ -54,6 +54,16 @@ int udax_is_mapped(const void* addr, size_t len);
 typedef void (*udax_event_fn)(void* addr, size_t len, void* arg);
 void udax_set_event_callback(udax_event_fn fn, void* arg);
 
+/* A subscription to every media event of a mount (the daemon's event log, live): `fn`
+ * gets each event as a JSON object (the same fields as `udaxctl events --json`) on the
+ * subscription's own thread. `path` is any file or directory on the mount. Needs read
+ * permission on the region. Returns 0 and *out, or -errno. */
+typedef struct udax_subscription udax_subscription;
+typedef void (*udax_subscriber_fn)(const char* json, void* arg);
+int udax_subscribe(const char* path, udax_subscriber_fn fn, void* arg, udax_subscription** out);
+/* Stops the thread (no call of `fn` after this returns) and frees the subscription. */
+void udax_unsubscribe(udax_subscription* sub);
+
 #ifdef __cplusplus
 }
 #endif
