@@ -110,6 +110,12 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
       } else {
         req->bad.push_back("'" + opt + "' (expected mce_policy=notify, kill or ignore)");
       }
+    } else if (HasPrefix(o, "lease_timeout=")) {
+      if (AllDigits(o.substr(14)) && o.size() > 14) {
+        req->daemon_options.push_back(opt);
+      } else {
+        req->bad.push_back("'" + opt + "' (expected a number of milliseconds)");
+      }
     } else if (HasPrefix(o, "max_read=")) {
       if (AllDigits(o.substr(9))) {
         req->daemon_options.push_back(opt);

@@ -275,6 +275,7 @@ nlohmann::json ControlServer::Map(Client* c, const nlohmann::json& req, std::vec
     info_.leases->Remove(id, c->pid);
     return fail(extents.status().code(), extents.status().message());
   }
+  info_.leases->SetExtents(id, extents.value());
   nlohmann::json ext = nlohmann::json::array();
   for (const BmapExtent& e : extents.value()) {
     ext.push_back({{"file_offset", e.file_offset}, {"phys", e.phys_offset}, {"length", e.length}});

@@ -34,6 +34,13 @@ uint64_t LeaseTable::Add(std::unique_ptr<Lease> lease) {
   return id;
 }
 
+void LeaseTable::SetExtents(uint64_t id, std::vector<BmapExtent> extents) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& l : leases_) {
+    if (l->id == id) l->extents = std::move(extents);
+  }
+}
+
 bool LeaseTable::Remove(uint64_t id, pid_t pid) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find_if(leases_.begin(), leases_.end(),
@@ -138,7 +145,14 @@ nlohmann::json LeaseTable::List() const {
                    {"ino", l->ino},
                    {"offset", l->offset},
                    {"length", l->length},
-                   {"prot", l->writable ? "rw" : "r"}});
+                   {"prot", l->writable ? "rw" : "r"},
+                   {"extents", [&] {
+                      nlohmann::json e = nlohmann::json::array();
+                      for (const BmapExtent& x : l->extents) {
+                        e.push_back({{"file_offset", x.file_offset}, {"phys", x.phys_offset}, {"length", x.length}});
+                      }
+                      return e;
+                    }()}});
   }
   return out;
 }

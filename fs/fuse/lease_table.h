@@ -50,6 +50,8 @@ class LeaseTable {
 
   // Records a lease; returns its id. `lease.id` is assigned here.
   uint64_t Add(std::unique_ptr<Lease> lease);
+  // Records the physical extents a lease was granted (for listings).
+  void SetExtents(uint64_t id, std::vector<BmapExtent> extents);
   // The client dropped it (udax_unmap). False if `pid` does not hold lease `id`.
   bool Remove(uint64_t id, pid_t pid);
   // Takes back every lease overlapping file bytes [from, to) of `ino` (ino 0: all).

@@ -28,6 +28,7 @@ struct CmdLine {
   int noacl = 0;
   char* cache = nullptr;
   char* mce_policy = nullptr;
+  int lease_timeout_ms = 100;
 };
 
 enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
@@ -37,6 +38,7 @@ const fuse_opt kOptions[] = {
     UDAX_OPT("sync", sync, 1),
     UDAX_OPT("cache=%s", cache, 0),
     UDAX_OPT("mce_policy=%s", mce_policy, 0),
+    UDAX_OPT("lease_timeout=%d", lease_timeout_ms, 0),
     UDAX_OPT("acl", noacl, 0),
     UDAX_OPT("noacl", noacl, 1),
     FUSE_OPT_KEY("-h", kKeyHelp),
@@ -105,6 +107,8 @@ void Usage(const char* prog) {
       "                           processes with a FUSE mmap of a range whose media\n"
       "                           went bad: page cache dropped, next touch SIGBUS\n"
       "                           (notify, default), SIGKILL (kill), left alone (ignore)\n"
+      "    -o lease_timeout=MS    how long a direct-map client may take to give a map\n"
+      "                           back before it is killed (default 100)\n"
       "\n"
       "FUSE options:\n",
       prog);
@@ -161,6 +165,11 @@ int main(int argc, char* argv[]) {
     }
     policy = *p;
   }
+  if (cmd.lease_timeout_ms < 1 || cmd.lease_timeout_ms > 60000) {
+    fprintf(stderr, "udaxfs: bad option lease_timeout=%d (expected 1 to 60000 ms)\n",
+            cmd.lease_timeout_ms);
+    return 1;
+  }
   // Mount options every udaxfs mount has: the kernel checks permissions from our
   // attributes, and the source is the target string (xfstests finds mounts by it).
   std::string fsname;
@@ -214,7 +223,7 @@ int main(int argc, char* argv[]) {
         udax::MountWatch watch;
         udax::Status ws = watch.Start(ctx.fs, mountpoint);
         if (!ws.ok()) syslog(LOG_WARNING, "atime policy fixed at relatime: %s", ws.ToString().c_str());
-        udax::MediaWatch media;
+        udax::MediaWatch media(std::chrono::milliseconds(cmd.lease_timeout_ms));
         media.Start(ctx.fs, se, cmd.target, mountpoint, policy);
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);

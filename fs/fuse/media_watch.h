@@ -14,6 +14,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 #include <fuse_lowlevel.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -29,7 +30,8 @@ namespace udax {
 
 class MediaWatch {
  public:
-  MediaWatch() = default;
+  explicit MediaWatch(std::chrono::milliseconds lease_timeout = std::chrono::milliseconds(100))
+      : leases_(lease_timeout) {}
   ~MediaWatch() { Stop(); }
   MediaWatch(const MediaWatch&) = delete;
   MediaWatch& operator=(const MediaWatch&) = delete;
