@@ -151,8 +151,10 @@ class Filesystem {
   Status Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
                 std::string_view new_name, unsigned flags, const Caller& caller = Caller());
   Result<std::string> ReadLink(uint64_t ino);
-  // A path of `ino` from the root ("/a/b"), for reports. Uses the parent hint every inode
-  // keeps and one directory listing per level; NotFound when no name is known.
+  // A path of `ino` from the root ("/a/b"), for reports: one directory listing per level
+  // through the parent hint every inode keeps; a file whose hint went stale (hard links)
+  // is found by a bounded search (cost in fs_namespace.cc). NotFound for an unlinked
+  // inode, or when no directory within the search names it.
   Result<std::string> PathOf(uint64_t ino);
 
   // Open files: the returned Inode* stays valid until Release.
@@ -280,6 +282,12 @@ class Filesystem {
   Status RemoveOrphan(Inode* inode);
 
   Result<Inode*> PrepareNewName(uint64_t parent, std::string_view name);  // REQUIRES mu_
+  // For PathOf (fs_namespace.cc), REQUIRE mu_: the entries of `dino` if it is a live
+  // directory (`evict`: drop it from the cache again if only this loaded it); and a name
+  // of `inode` (its directory and the name), from its parent hint or, when the hint is
+  // stale, by a search of at most `budget` directory entries. NotFound when none is found.
+  Status ListForPath(uint64_t dino, std::vector<DirListEntry>* out, bool evict);
+  Result<std::pair<uint64_t, std::string>> NameOf(Inode* inode, uint64_t budget);
   // AUs one namespace operation may need at most: an overflow block for the new entry and
   // an extent block to map it, a new directory's first bucket, a symlink's target. Bucket
   // splits are skipped when space is this short (see DirOps::Insert). Inherited ACLs

@@ -50,6 +50,9 @@ struct Inode {
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced
+  // The name in d.parent's directory was removed while another name remains: the hint may
+  // be stale, and the next lookup that finds the inode makes its directory the hint.
+  bool parent_stale = false;
 };
 
 }  // namespace udax

@@ -30,6 +30,37 @@ std::vector<uint8_t> ShadowRegion::CrashImage(std::mt19937_64* rng, double keep_
   return image;
 }
 
+void ShadowRegion::StartCrashImage(MemImage* image) {
+  std::memcpy(image->data(), shadow_.data(), size_);
+  image->ClearDirty();
+  track_ = true;
+  persisted_.clear();
+}
+
+void ShadowRegion::SyncCrashImage(MemImage* image, std::mt19937_64* rng, double keep_dirty,
+                                  std::vector<uint64_t>* kept) {
+  for (const auto& [lo, hi] : persisted_) std::memcpy(image->data() + lo, shadow_.data() + lo, hi - lo);
+  persisted_.clear();
+  image->ClearDirty();
+  kept->clear();
+  std::bernoulli_distribution keep(keep_dirty);
+  for (uint64_t line : dirty_lines_) {
+    if (!keep(*rng)) continue;
+    const uint64_t off = line * kLine;
+    const uint64_t n = std::min<uint64_t>(kLine, size_ - off);
+    image->MarkDirty(off, n);
+    std::memcpy(image->data() + off, base_ + off, n);
+    kept->push_back(line);
+  }
+}
+
+void ShadowRegion::OverlayLines(const std::vector<uint64_t>& lines, uint8_t* dst) const {
+  for (uint64_t line : lines) {
+    const uint64_t off = line * kLine;
+    std::memcpy(dst + off, base_ + off, std::min<uint64_t>(kLine, size_ - off));
+  }
+}
+
 Status ShadowRegion::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {
   return inner_->ReadSafe(off, dst, n, fault);
 }
@@ -41,11 +72,12 @@ void ShadowRegion::MarkDirty(uint64_t off, size_t n) {
 
 void ShadowRegion::Point(const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
   for (const auto& [off, n] : ranges) {
-    if (n == 0) continue;
+    if (n == 0 || (skip_ && skip_(off, n))) continue;
     // Whole cachelines reach the media: a flush writes back the line, not the bytes.
     const uint64_t lo = off / kLine * kLine;
     const uint64_t hi = std::min<uint64_t>((off + n + kLine - 1) / kLine * kLine, size_);
     std::memcpy(shadow_.data() + lo, base_ + lo, hi - lo);
+    if (track_) persisted_.emplace_back(lo, hi);
     dirty_lines_.erase(dirty_lines_.lower_bound(lo / kLine),
                        dirty_lines_.lower_bound((hi + kLine - 1) / kLine));
   }

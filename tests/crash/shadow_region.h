@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fs/region/region.h"
+#include "tests/fuzz/mem_region.h"
 
 namespace udax {
 
@@ -26,10 +27,28 @@ class ShadowRegion : public Region {
   explicit ShadowRegion(std::unique_ptr<Region> inner);
 
   void set_on_point(PointCallback cb) { on_point_ = std::move(cb); }
+  // Test-only broken persistence: a persist point whose range `skip` names does not reach
+  // the shadow (its lines stay dirty), as if a flush were missing. The harness must catch
+  // the orderings this breaks.
+  void set_skip_persist(std::function<bool(uint64_t off, uint64_t n)> skip) {
+    skip_ = std::move(skip);
+  }
   uint64_t points() const { return points_; }
   // The image a power cut right now would leave: the durable bytes, plus each dirty
   // cacheline with probability `keep_dirty`.
   std::vector<uint8_t> CrashImage(std::mt19937_64* rng, double keep_dirty) const;
+
+  // The same image kept in `image` incrementally (a cut then costs what changed, not the
+  // whole region): StartCrashImage copies the durable bytes into it once; each
+  // SyncCrashImage copies the ranges persisted since, clears the image's dirty marks, and
+  // writes each dirty cacheline with probability `keep_dirty` (recorded, and listed in
+  // *kept). image->Undo() then takes back those lines and whatever a mount of the image
+  // wrote, leaving the durable bytes for the next call.
+  void StartCrashImage(MemImage* image);
+  void SyncCrashImage(MemImage* image, std::mt19937_64* rng, double keep_dirty,
+                      std::vector<uint64_t>* kept);
+  // Writes the current bytes of cachelines `lines` over `dst` (a copy of the region).
+  void OverlayLines(const std::vector<uint64_t>& lines, uint8_t* dst) const;
 
   Status ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const override;
   Status WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
@@ -48,8 +67,11 @@ class ShadowRegion : public Region {
   std::vector<uint8_t> shadow_;
   std::set<uint64_t> dirty_lines_;
   std::vector<std::pair<uint64_t, uint64_t>> flushed_;
+  bool track_ = false;  // a crash image is kept: remember what reaches the shadow
+  std::vector<std::pair<uint64_t, uint64_t>> persisted_;  // byte ranges since the last sync
   uint64_t points_ = 0;
   PointCallback on_point_;
+  std::function<bool(uint64_t off, uint64_t n)> skip_;
 };
 
 }  // namespace udax
