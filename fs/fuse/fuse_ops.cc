@@ -418,9 +418,12 @@ void IoctlScrub(fuse_req_t req) {
 // XFS_IOC_GOINGDOWN (xfstests' godown, `udaxctl shutdown`): every metadata operation is
 // already durable when it returns, so whichever flag the caller meant (FUSE does not pass
 // it), the filesystem stops here with its journal consistent.
-void IoctlGoingDown(fuse_req_t req) {
+void IoctlGoingDown(fuse_req_t req, fuse_ino_t ino) {
   if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
   Fs(req).Shutdown("shut down on request (XFS_IOC_GOINGDOWN)");
+  // The caller's next stat of this file must reach us (and fail), not the kernel's
+  // attribute cache. Attributes only: no page lock is involved.
+  fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
   fuse_reply_ioctl(req, 0, nullptr, 0);
 }
 
@@ -438,7 +441,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
       case UDAX_IOC_SCRUB:
         return IoctlScrub(req);
       case UDAX_IOC_GOINGDOWN:
-        return IoctlGoingDown(req);
+        return IoctlGoingDown(req, ino);
       case UDAX_IOC_FALLOCATE:
         return IoctlFallocate(req, ino, fi, in_buf, in_size);
       default:
