@@ -14,8 +14,9 @@ Requests (one line):
       MCE that lands in kernel mode can panic the guest (shared/lab/README.md). The VM is
       stopped, its registers read, and either the MCE injected or the VM resumed for a
       moment and tried again.
-  hotadd-nvdimm ID SIZE PATH         object_add a file-backed memory backend + device_add
-      an nvdimm (needs -machine nvdimm=on with free slots and maxmem).
+  hotadd-nvdimm ID SIZE              a new sparse backing file beside the QMP socket (the
+      run's private directory, removed with it), object-add of a memory backend on it and
+      device_add of an nvdimm (run.sh's nvdimm flavour leaves slots and maxmem for it)
 Usage: monitor.py QMP_SOCKET REQ_DIR LOG_FILE   (runs until the socket closes)
 """
 import json
@@ -91,15 +92,22 @@ def mce_user(qmp, args, log):
     raise TimeoutError(f"vCPU not in the user range after {tries} tries")
 
 
-def hotadd_nvdimm(qmp, args):
-    ident, size, path = args
+def hotadd_nvdimm(qmp, args, work_dir):
+    ident, size = args
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", ident):
+        raise ValueError(f"bad id {ident}")
+    path = os.path.join(work_dir, f"{ident}.img")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    size = int(size[:-1], 0) * units[size[-1]] if size[-1:] in units else int(size, 0)
+    with open(path, "wb") as f:
+        f.truncate(size)
     qmp.command("object-add", **{"qom-type": "memory-backend-file", "id": f"mem-{ident}",
-                                 "mem-path": path, "size": int(size, 0), "share": True})
+                                 "mem-path": path, "size": size, "share": True})
     qmp.command("device_add", driver="nvdimm", id=ident, memdev=f"mem-{ident}")
     return qmp.hmp("info memory-devices")
 
 
-def handle(qmp, line, log):
+def handle(qmp, line, log, work_dir):
     words = line.split()
     if not words:
         raise ValueError("empty request")
@@ -108,7 +116,7 @@ def handle(qmp, line, log):
     if words[0] == "mce-user":
         return mce_user(qmp, words[1:], log)
     if words[0] == "hotadd-nvdimm":
-        return hotadd_nvdimm(qmp, words[1:])
+        return hotadd_nvdimm(qmp, words[1:], work_dir)
     raise ValueError(f"unknown request {words[0]}")
 
 
@@ -135,7 +143,7 @@ def main():
                 os.unlink(path)
                 log(f"request {name}: {line}")
                 try:
-                    answer = "ok\n" + (handle(qmp, line, log) or "")
+                    answer = "ok\n" + (handle(qmp, line, log, os.path.dirname(sock_path)) or "")
                 except (EOFError, BrokenPipeError):
                     raise
                 except Exception as e:  # noqa: BLE001 -- every failure goes back to the guest
