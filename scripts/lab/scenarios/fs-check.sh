@@ -42,4 +42,9 @@ esac
 
 lab_step "tests/fs/check on $mode: ${*:-all tests}"
 # Under TCG a test takes about 20 times its host time: 600 s instead of check's 300.
-"$LAB_REPO/tests/fs/check" -b "$LAB_BUILD" -t 600 -r "$LAB_OUT/fs-results-$mode" "${excl[@]}" "$@"
+"$LAB_REPO/tests/fs/check" -b "$LAB_BUILD" -t 600 -r "$LAB_OUT/fs-results-$mode" "${excl[@]}" "$@" |
+  tee "$LAB_OUT/fs-check-$mode.log"
+rc=${PIPESTATUS[0]}
+# A run that ran nothing proves nothing.
+grep -qE '^[1-9][0-9]* passed' "$LAB_OUT/fs-check-$mode.log" || { echo "no test passed"; exit 1; }
+exit "$rc"
