@@ -14,10 +14,10 @@
 # tests of both runs; exits non-zero if any step failed. Works without stdin and with
 # CI=true. Environment:
 #   UDAX_BUILD_DIR / UDAX_ASAN_BUILD_DIR   build directories (default build, build-asan)
-#   UDAX_LAB=quick|all|full|off            step 4: ctest -L lab-quick (default, ~4 min),
-#                                           -L lab (every scenario, ~9 min), also
-#                                           -L dax-suite (the whole fs suite on devdax and
-#                                           fsdax, ~40 min each), or none
+#   UDAX_LAB=quick|all|full|off            step 4: ctest -L lab-quick (default, ~4.5 min),
+#                                           -L lab (the five scenarios, ~10 min), also
+#                                           -L 'pmem-extra|dax-suite' (the whole fs suite
+#                                           on devdax and fsdax, ~1 h each), or none
 #   UDAX_SKIP_ASAN=1                       skip steps 5 and 6
 #   UDAX_SKIP_FUZZ=1                       skip step 7 (UDAX_FUZZ_SECONDS: per target)
 #   UDAX_ASAN_FS_EXCLUDE                   tests left out of step 6 (default: none)
@@ -52,7 +52,7 @@ count_fs() {
 # The lab's guests run in their own step (one at a time), not among the unit tests.
 run_ctest() {
   local dir=$1
-  (cd "$dir" && ctest --output-on-failure --timeout 600 -j "$(nproc)" -LE 'lab|dax-suite')
+  (cd "$dir" && ctest --output-on-failure --timeout 600 -j "$(nproc)" -LE 'lab|pmem-extra|dax-suite')
 }
 
 run_fs() {
@@ -77,7 +77,7 @@ if UDAX_BUILD_DIR=$normal scripts/build.sh; then
   case ${UDAX_LAB:-quick} in
     off) labels= ;;
     all) labels=lab ;;
-    full) labels='lab|dax-suite' ;;
+    full) labels='lab|pmem-extra|dax-suite' ;;
     *) labels=lab-quick ;;
   esac
   if [[ -n $labels ]]; then

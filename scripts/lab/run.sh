@@ -3,8 +3,9 @@
 #
 # usage: scripts/lab/run.sh [-f FLAVOUR] [-p SIZE] [-m MEM] [-c CPUS] [-t SECONDS]
 #                           [-o OUT_DIR] [-b BUILD_DIR] SCRIPT [ARGS...]
-#   -f FLAVOUR   pmem in the guest: none, memmap (e820: memmap=SIZE!4G) or nvdimm (QEMU
-#                NVDIMM, an NFIT bus for ndctl); default nvdimm
+#   -f FLAVOUR   pmem in the guest: none, memmap (e820: memmap=SIZE!4G), nvdimm (QEMU
+#                NVDIMM, an NFIT bus for ndctl; default) or nfit_test (the kernel's test
+#                bus with error injection, built by nfit_test.sh; -p does not apply)
 #   -p SIZE      pmem size, QEMU syntax (default 1G)
 #   -m MEM       guest RAM (default 2G; memmap adds 3G below the pmem at 4G)
 #   -c CPUS      vCPUs (default 1: machine checks are injected on CPU 0)
@@ -95,16 +96,21 @@ case $flavour in
     # PCI hole, then the pmem.
     qemu+=(-machine pc -m "$(( $(numfmt --from=iec "$mem") / 1048576 + 1024 + $(numfmt --from=iec "$pmem") / 1048576 ))M")
     append+=" memmap=$pmem!4G" ;;
+  nfit_test)
+    # The test bus puts its fake pmem at 4-8 GiB: keep guest RAM below (3 GiB at most).
+    nfit=$("$LAB_DIR/nfit_test.sh") || lab_die "cannot build nfit_test (scripts/lab/nfit_test.sh)"
+    printf 'LAB_NFIT_DIR=%q\n' "$nfit" >>"$out/job.env"
+    qemu+=(-machine pc -m "$mem") ;;
   nvdimm)
     truncate -s "$pmem" "$work/nvdimm.img"
     qemu+=(-machine pc,nvdimm=on -m "$mem,slots=4,maxmem=16G"
            -object "memory-backend-file,id=mem1,share=on,mem-path=$work/nvdimm.img,size=$pmem"
            -device nvdimm,id=nv1,memdev=mem1) ;;
-  *) lab_die "unknown flavour $flavour (none, memmap, nvdimm)" ;;
+  *) lab_die "unknown flavour $flavour (none, memmap, nvdimm, nfit_test)" ;;
 esac
 qemu+=(-append "$append")
 
-lab_log "guest: kernel $kver ($(basename "$kernel")), flavour $flavour${flavour:+ }$([[ $flavour != none ]] && echo "pmem $pmem"), $cpus cpu, test $(basename "$script")"
+lab_log "guest: kernel $kver ($(basename "$kernel")), flavour $flavour$([[ $flavour == @(memmap|nvdimm) ]] && echo " pmem $pmem"), $cpus cpu, test $(basename "$script")"
 start=$SECONDS
 : >"$out/console.log"
 "${qemu[@]}" 2>"$out/qemu.stderr" &

@@ -113,4 +113,5 @@ media_teardown() {
   "$FSCK" -n "$TARGET" >"$LAB_OUT/fsck.log" 2>&1 && lab_info "fsck -n: clean" ||
     lab_info "fsck -n: status $? ($(tail -n1 "$LAB_OUT/fsck.log"))"
   lab_info "daemon signals, all: $(lab_daemon_signals | wc -l) (strace log: $LAB_STRACE)"
+  lab_daemon_signals | sed 's/^/   daemon received (whole run): /' || true
 }
