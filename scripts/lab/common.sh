@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are for the sourcing script
 # common.sh -- shared settings of the pmem lab (sourced by the host-side scripts).
 #
 # The lab boots Debian's own kernel (linux-image-amd64) under QEMU TCG; everything it

@@ -13,8 +13,9 @@ kver=$(lab_kernel_version) || lab_die "no Debian kernel in /boot"
 out=$LAB_CACHE/$kver/initramfs.cpio.gz
 busybox=/bin/busybox
 # A dynamic busybox would need its libraries in the initramfs too.
-[[ -x $busybox ]] && ! readelf -l "$busybox" 2>/dev/null | grep -q INTERP ||
+if [[ ! -x $busybox ]] || readelf -l "$busybox" 2>/dev/null | grep -q INTERP; then
   lab_die "$busybox is not busybox-static (scripts/setup.sh installs it)"
+fi
 # Loaded by guest/init in this order (each after its dependencies).
 MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
          netfs fscache 9pnet 9pnet_virtio 9p overlay)

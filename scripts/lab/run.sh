@@ -22,7 +22,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-flavour=nvdimm pmem=1G mem=2G cpus=1 tmo=600 out= build=$LAB_ROOT/build
+flavour=nvdimm pmem=1G mem=2G cpus=1 tmo=600 out='' build=$LAB_ROOT/build
 usage() { sed -n '4,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while getopts f:p:m:c:t:o:b:h opt; do
   case $opt in
@@ -51,6 +51,7 @@ kver=$(lab_kernel_version)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/udaxfs-lab.XXXXXX")
 qemu_pid='' agent_pid='' tail_pid=''
+# shellcheck disable=SC2317  # a trap handler
 cleanup() {
   local rc=$?
   for p in $qemu_pid $agent_pid $tail_pid; do kill "$p" 2>/dev/null || true; done
@@ -82,6 +83,7 @@ mkdir -p "$out/req"
 # Debian's kernel under TCG (the KVM here cannot run it); Intel's vendor string so the
 # guest takes Linux's Intel machine-check path for `mce` injection.
 append="console=ttyS0 loglevel=4 panic=-1 oops=panic lab.stage2=$LAB_DIR/guest/stage2.sh"
+# shellcheck disable=SC2054  # commas belong to QEMU's option syntax
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -accel tcg -cpu max,vendor=GenuineIntel
       -smp "$cpus" -display none -no-reboot -net none
       -kernel "$kernel" -initrd "$initrd"
@@ -103,6 +105,7 @@ case $flavour in
     qemu+=(-machine pc -m "$mem") ;;
   nvdimm)
     truncate -s "$pmem" "$work/nvdimm.img"
+    # shellcheck disable=SC2054
     qemu+=(-machine pc,nvdimm=on -m "$mem,slots=4,maxmem=16G"
            -object "memory-backend-file,id=mem1,share=on,mem-path=$work/nvdimm.img,size=$pmem"
            -device nvdimm,id=nv1,memdev=mem1) ;;
@@ -115,6 +118,7 @@ start=$SECONDS
 : >"$out/console.log"
 "${qemu[@]}" 2>"$out/qemu.stderr" &
 qemu_pid=$!
+# shellcheck disable=SC2094  # both append to the same log, on purpose
 python3 "$LAB_DIR/monitor.py" "$work/qmp.sock" "$out/req" "$out/monitor.log" 2>>"$out/monitor.log" &
 agent_pid=$!
 tail -n +1 -F "$out/console.log" 2>/dev/null &

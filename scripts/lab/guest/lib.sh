@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: BIN, FSCK... are for the scenarios
 # lib.sh -- helpers for lab test scripts running inside the guest (sourced, bash).
 #
 # stage2.sh exports LAB_REPO, LAB_BUILD, LAB_OUT (the results share) and LAB_FLAVOUR.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: TARGET, PHYS are for the scenarios
 # media.sh -- the media-error scenarios' common steps (guest; sourced after lib.sh).
 #
 # media_setup MODE MNT     devdax: format /dev/daxX.Y; fsdax: a 256 MiB region file on
@@ -110,8 +111,13 @@ media_teardown() {
   local mnt=$1
   lab_step "teardown"
   lab_check "unmount: the daemon exits by itself" lab_unmount "$mnt"
-  "$FSCK" -n "$TARGET" >"$LAB_OUT/fsck.log" 2>&1 && lab_info "fsck -n: clean" ||
-    lab_info "fsck -n: status $? ($(tail -n1 "$LAB_OUT/fsck.log"))"
+  local rc=0
+  "$FSCK" -n "$TARGET" >"$LAB_OUT/fsck.log" 2>&1 || rc=$?
+  if ((rc == 0)); then
+    lab_info "fsck -n: clean"
+  else
+    lab_info "fsck -n: status $rc ($(tail -n1 "$LAB_OUT/fsck.log"))"
+  fi
   lab_info "daemon signals, all: $(lab_daemon_signals | wc -l) (strace log: $LAB_STRACE)"
   lab_daemon_signals | sed 's/^/   daemon received (whole run): /' || true
 }

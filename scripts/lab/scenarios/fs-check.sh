@@ -8,6 +8,7 @@
 #   with MAP_SYNC (UDAX_TEST_BASE). All tests apply.
 # Results (NNN.out.bad, NNN.full) go to LAB_OUT/fs-results-MODE.
 set -euo pipefail
+# shellcheck source=../guest/lib.sh
 . "$LAB_REPO/scripts/lab/guest/lib.sh"
 lab_require_build
 mode=${1:?devdax or fsdax}
@@ -32,7 +33,7 @@ case $mode in
     ;;
   fsdax)
     lab_step "fsdax namespace, xfs -o dax"
-    blk=$(lab_fsdax /mnt/pmem) || { echo "could not create an fsdax namespace with xfs -o dax"; exit 1; }
+    lab_fsdax /mnt/pmem >/dev/null || { echo "could not create an fsdax namespace with xfs -o dax"; exit 1; }
     ndctl list -N -n namespace0.0
     grep " /mnt/pmem " /proc/mounts
     export UDAX_TEST_BASE=/mnt/pmem

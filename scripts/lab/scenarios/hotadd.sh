@@ -5,6 +5,7 @@
 # nvdimm into the running guest; ACPI tells the NFIT driver, a second region appears, and
 # udaxfs is formatted and mounted on a devdax namespace of it. Checks each step.
 set -euo pipefail
+# shellcheck source=../guest/lib.sh
 . "$LAB_REPO/scripts/lab/guest/lib.sh"
 lab_require_build
 [[ $LAB_FLAVOUR == nvdimm ]] || lab_skip "needs the nvdimm flavour"

@@ -11,7 +11,9 @@
 # blocks show up in the kernel's list, udaxctl names the file that owns them, the other
 # file stays intact, the daemon survives, clean unmount.
 set -euo pipefail
+# shellcheck source=../guest/lib.sh
 . "$LAB_REPO/scripts/lab/guest/lib.sh"
+# shellcheck source=../guest/media.sh
 . "$LAB_REPO/scripts/lab/guest/media.sh"
 lab_require_build
 mode=${1:?devdax or fsdax}
@@ -37,6 +39,7 @@ else
 fi
 lab_info "namespace $ns -> $TARGET"
 lab_mount "$TARGET" "$MNT" || exit 1
+# shellcheck disable=SC2034  # read by media_observe: report only what comes after here
 MEDIA_DMESG_SEEN=$(dmesg | wc -l)
 media_files "$MNT" victim bystander
 media_owner victim

@@ -12,7 +12,9 @@
 # account, the nvdimm's badblocks, the owners (udaxctl rmap), reads after. Asserts: the
 # client got the expected code, the daemon survives, other files intact, clean unmount.
 set -euo pipefail
+# shellcheck source=../guest/lib.sh
 . "$LAB_REPO/scripts/lab/guest/lib.sh"
+# shellcheck source=../guest/media.sh
 . "$LAB_REPO/scripts/lab/guest/media.sh"
 lab_require_build
 mode=${1:?devdax or fsdax}
@@ -27,6 +29,7 @@ media_files "$MNT" victim-ao victim-ar bystander
 # OFFSET, the host injects the MCE there, the client reports.
 inject() {
   local kind=$1 status=$2 mcg=$3 off=$4 flags=$5 client pfn text i
+  # shellcheck disable=SC2086  # flags: zero or more words
   "$POKE" spin "$TARGET" "$off" 60 $flags >"$LAB_OUT/client.log" 2>&1 &
   client=$!
   for ((i = 0; i < 100; i++)); do grep -q '^ready' "$LAB_OUT/client.log" && break; sleep 0.1; done

@@ -11,7 +11,9 @@
 # Asserts what the daemon does today: it survives, the other file stays intact, unmount
 # is clean; with an event log (`udaxctl events`, issue 6) also the resolved owner and EIO.
 set -euo pipefail
+# shellcheck source=../guest/lib.sh
 . "$LAB_REPO/scripts/lab/guest/lib.sh"
+# shellcheck source=../guest/media.sh
 . "$LAB_REPO/scripts/lab/guest/media.sh"
 lab_require_build
 mode=${1:?devdax or fsdax}
@@ -34,7 +36,7 @@ client=$!
 for ((i = 0; i < 100; i++)); do grep -q '^ready' "$LAB_OUT/client.log" && break; sleep 0.1; done
 pfn=$(sed -n 's/^ready pfn=\(0x[0-9a-f]*\).*/\1/p' "$LAB_OUT/client.log")
 lab_info "injected: echo $pfn > /sys/kernel/debug/hwpoison/corrupt-pfn"
-echo "$pfn" >/sys/kernel/debug/hwpoison/corrupt-pfn || lab_info "corrupt-pfn write failed: $?"
+echo "$pfn" >/sys/kernel/debug/hwpoison/corrupt-pfn || lab_info "the corrupt-pfn write failed"
 wait "$client" || true
 sed 's/^/   client (early kill): /' "$LAB_OUT/client.log"
 lab_check "the early-kill direct-map client got BUS_MCEERR_AO" grep -q 'si_code=5 (BUS_MCEERR_AO)' "$LAB_OUT/client.log"

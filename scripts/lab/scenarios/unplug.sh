@@ -9,7 +9,9 @@
 # the daemon survives reads of the vanished device (the machine-check-safe routine turns
 # the fault into EIO), and unmount ends the daemon cleanly.
 set -euo pipefail
+# shellcheck source=../guest/lib.sh
 . "$LAB_REPO/scripts/lab/guest/lib.sh"
+# shellcheck source=../guest/media.sh
 . "$LAB_REPO/scripts/lab/guest/media.sh"
 lab_require_build
 MNT=/mnt/u
