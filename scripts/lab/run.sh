@@ -46,7 +46,7 @@ shift
 skip() { echo "lab: SKIP: $*"; exit 77; }
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed (scripts/setup.sh)"
 kernel=$("$LAB_DIR/kernel.sh") || skip "no bootable Debian kernel (linux-image-amd64)"
-initrd=$("$LAB_DIR/initramfs.sh") || skip "could not build the initramfs"
+initrd=$("$LAB_DIR/initramfs.sh") || lab_die "could not build the initramfs"
 kver=$(lab_kernel_version)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/udaxfs-lab.XXXXXX")

@@ -48,9 +48,10 @@ lab_require_build() {
 
 # ---- pmem namespaces (ndctl; flavours memmap and nvdimm) --------------------------------
 
-# lab_devdax: reconfigures namespace0.0 as devdax (2 MiB alignment); prints /dev/daxX.Y.
+# lab_devdax [ALIGN]: reconfigures namespace0.0 as devdax (default 2 MiB alignment, so
+# udaxfs takes 2 MiB allocation units); prints /dev/daxX.Y.
 lab_devdax() {
-  ndctl create-namespace -f -e namespace0.0 -m devdax --align 2M >/dev/null || return 1
+  ndctl create-namespace -f -e namespace0.0 -m devdax --align "${1:-2M}" >/dev/null || return 1
   local d
   d=$(ndctl list -N -n namespace0.0 | sed -n 's/.*"chardev":"\([^"]*\)".*/\1/p' | head -n1)
   [[ -n $d && -c /dev/$d ]] || return 1
@@ -134,7 +135,7 @@ else:
 # a scenario can assert owners and actions exactly when the daemon can report them.
 lab_events() {
   local mnt=$1
-  if ! "$UDAXCTL" --help 2>&1 | grep -qw events; then
+  if ! "$UDAXCTL" --help 2>&1 | grep -qE '^ +events( |$)'; then
     echo "   (no 'udaxctl events' in this build: owner/action assertions skipped)"
     return 2
   fi

@@ -2,8 +2,10 @@
 # fs-check.sh -- (guest) the mounted-filesystem suite (tests/fs/check) on real DAX.
 #
 #   fs-check.sh devdax|fsdax [TEST...]
-# devdax: namespace0.0 as /dev/daxX.Y (2 MiB alignment); every test reformats the device
-#   (UDAX_TEST_DEVICE). Tests that treat TEST_IMG as a file are left out (below).
+# devdax: namespace0.0 as /dev/daxX.Y with 4 KiB alignment, so mkfs takes 4 KiB allocation
+#   units as on the suite's images (its space accounting assumes them; 022 asks for 2m);
+#   every test reformats the device (UDAX_TEST_DEVICE). Tests that treat TEST_IMG as a
+#   file are left out (below).
 # fsdax: xfs -o dax on /dev/pmemN; every test's image is a file there, so udaxfs maps it
 #   with MAP_SYNC (UDAX_TEST_BASE). All tests apply.
 # Results (NNN.out.bad, NNN.full) go to LAB_OUT/fs-results-MODE.
@@ -25,7 +27,7 @@ excl=()
 case $mode in
   devdax)
     lab_step "devdax namespace"
-    dev=$(lab_devdax) || { echo "could not create a devdax namespace"; exit 1; }
+    dev=$(lab_devdax 4K) || { echo "could not create a devdax namespace"; exit 1; }
     ndctl list -N -n namespace0.0
     daxctl list -d "${dev#/dev/}"
     export UDAX_TEST_DEVICE=$dev
