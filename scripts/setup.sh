@@ -20,6 +20,14 @@ PACKAGES=(
   python3 util-linux procps psmisc coreutils attr acl xxd kmod
   # fuzzing (tests/fuzz, scripts/fuzz.sh): clang with its libFuzzer runtime
   clang libclang-rt-14-dev
+  # the pmem lab (scripts/lab): QEMU (TCG) booting Debian's kernel with NVDIMM/memmap pmem,
+  # an initramfs of busybox-static, ndctl/daxctl and xfs in the guest, strace to record
+  # the daemon's signals
+  qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils ndctl daxctl xfsprogs strace
+  e2fsprogs
+  # ... and the kernel's nfit_test modules for `ndctl inject-error` (scripts/lab/nfit_test.sh),
+  # built from Debian's kernel source against the headers of the packaged kernel
+  linux-source-6.1 linux-headers-amd64 bc flex bison libelf-dev libssl-dev
 )
 
 SUDO=()

@@ -4,17 +4,23 @@
 #   1. scripts/setup.sh                     dependencies (apt), skipped when all present
 #   2. scripts/build.sh                     -> build/        + ctest
 #   3. tests/fs/check -b build              the mounted-filesystem suite
-#   4. scripts/build.sh --sanitize          -> build-asan/   + ctest (ASan + UBSan)
-#   5. tests/fs/check -b build-asan         the suite again on the sanitized daemon
+#   4. ctest -L lab-quick (build/)          the pmem lab: QEMU guests with real devdax/fsdax
+#                                           (scripts/lab; README "The pmem lab")
+#   5. scripts/build.sh --sanitize          -> build-asan/   + ctest (ASan + UBSan)
+#   6. tests/fs/check -b build-asan         the suite again on the sanitized daemon
 #                                           (all of it; see UDAX_ASAN_FS_EXCLUDE)
-#   6. scripts/fuzz.sh                      -> build-fuzz/: each libFuzzer target for 20 s
+#   7. scripts/fuzz.sh                      -> build-fuzz/: each libFuzzer target for 20 s
 # Ends with one line "N passed, M failed[, K skipped]" counting the mounted-filesystem
 # tests of both runs; exits non-zero if any step failed. Works without stdin and with
 # CI=true. Environment:
 #   UDAX_BUILD_DIR / UDAX_ASAN_BUILD_DIR   build directories (default build, build-asan)
-#   UDAX_SKIP_ASAN=1                       skip steps 4 and 5
-#   UDAX_SKIP_FUZZ=1                       skip step 6 (UDAX_FUZZ_SECONDS: per target)
-#   UDAX_ASAN_FS_EXCLUDE                   tests left out of step 5 (default: none)
+#   UDAX_LAB=quick|all|full|off            step 4: ctest -L lab-quick (default, ~4.5 min),
+#                                           -L lab (the five scenarios, ~10 min), also
+#                                           -L 'pmem-extra|dax-suite' (the whole fs suite
+#                                           on devdax and fsdax, ~1 h each), or none
+#   UDAX_SKIP_ASAN=1                       skip steps 5 and 6
+#   UDAX_SKIP_FUZZ=1                       skip step 7 (UDAX_FUZZ_SECONDS: per target)
+#   UDAX_ASAN_FS_EXCLUDE                   tests left out of step 6 (default: none)
 #   UDAX_FS_TESTS                          run only these fs tests (both runs)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,9 +49,10 @@ count_fs() {
   fs_pass=$((fs_pass + p)) fs_fail=$((fs_fail + f)) fs_skip=$((fs_skip + ${s:-0}))
 }
 
+# The lab's guests run in their own step (one at a time), not among the unit tests.
 run_ctest() {
   local dir=$1
-  (cd "$dir" && ctest --output-on-failure --timeout 600 -j "$(nproc)")
+  (cd "$dir" && ctest --output-on-failure --timeout 600 -j "$(nproc)" -LE 'lab|pmem-extra|dax-suite')
 }
 
 run_fs() {
@@ -67,6 +74,16 @@ if UDAX_BUILD_DIR=$normal scripts/build.sh; then
   run_ctest "$normal" || failed_steps+=("ctest $normal")
   step "mounted-filesystem tests ($normal)"
   run_fs "$normal" || failed_steps+=("fs tests $normal")
+  case ${UDAX_LAB:-quick} in
+    off) labels= ;;
+    all) labels=lab ;;
+    full) labels='lab|pmem-extra|dax-suite' ;;
+    *) labels=lab-quick ;;
+  esac
+  if [[ -n $labels ]]; then
+    step "pmem lab: ctest -L '$labels' ($normal)"
+    (cd "$normal" && ctest --output-on-failure -L "$labels") || failed_steps+=("pmem lab")
+  fi
 else
   failed_steps+=("build $normal")
 fi
