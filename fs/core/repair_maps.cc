@@ -107,6 +107,7 @@ Status Repairer::ScanInodes(std::vector<InodeScan>* inodes) {
       InodeScan s;
       s.rewrite = true;
       Fixed(who + ": checksum mismatch, fields plausible: resealed");
+      d.attr_flags &= kInodeAttrFlagsKnown;
       s.ino = ino;
       s.d = d;
       inodes->push_back(std::move(s));
