@@ -402,6 +402,9 @@ int main(int argc, char** argv) {
 
   udax::ParseMountOptions(options, &inv.req);
   if (!inv.req.bad.empty()) return Fail("bad mount option " + Join(inv.req.bad));
+  if (inv.req.norecovery && !inv.req.read_only && !inv.req.remount) {
+    return Fail("norecovery needs ro (a read-write mount always replays the journal)");
+  }
   if (!inv.req.unknown.empty()) {
     if (!inv.sloppy) {
       return Fail(std::string("unknown mount option") + (inv.req.unknown.size() > 1 ? "s " : " ") +

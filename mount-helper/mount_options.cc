@@ -89,6 +89,8 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
       req->lazytime = o == "lazytime";
     } else if (o == "nodiratime" || o == "diratime") {
       req->nodiratime = o == "nodiratime";
+    } else if (o == "norecovery" || o == "noload") {
+      req->norecovery = true;
     } else if (o == "noatime") {
       req->atime = AtimeMode::kNoatime;
     } else if (o == "strictatime") {

@@ -26,6 +26,9 @@ struct MountRequest {
   bool dirsync = false;
   bool lazytime = false;
   bool nodiratime = false;
+  // norecovery (XFS) / noload (ext4): do not replay the journal. A read-only udaxfs mount
+  // never replays it, so this is what `ro` does already; with rw it is refused.
+  bool norecovery = false;
   AtimeMode atime = AtimeMode::kUnset;
   // Options handed to the daemon verbatim: udaxfs' own (cache=) and libfuse ones.
   std::vector<std::string> daemon_options;

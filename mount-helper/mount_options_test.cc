@@ -32,6 +32,14 @@ TEST(MountOptions, EveryXfstestsOptionIsAccepted) {
   EXPECT_EQ(req.daemon_options, std::vector<std::string>{"cache=none"});
 }
 
+TEST(MountOptions, NorecoveryIsWhatReadOnlyDoes) {
+  const MountRequest req = Parse("ro,norecovery");
+  EXPECT_TRUE(req.unknown.empty());
+  EXPECT_TRUE(req.norecovery);
+  EXPECT_EQ(DaemonOptionString(req, true), "ro");
+  EXPECT_TRUE(Parse("noload").norecovery);
+}
+
 TEST(MountOptions, LibfuseNeverSeesWhatItRejects) {
   const MountRequest req = Parse("rw,relatime,strictatime,lazytime,nodiratime,dax,sync");
   EXPECT_EQ(DaemonOptionString(req, /*is_root=*/true), "sync");

@@ -197,6 +197,23 @@ class Filesystem {
   Result<std::string> ListXattr(uint64_t ino);  // names, each NUL-terminated
   Status RemoveXattr(uint64_t ino, std::string_view name);
 
+  // --- chattr flags, label, FITRIM (fs_attr.cc) ---
+  // Inode flags as FS_IOC_GETFLAGS gives them (kAttr* = FS_*_FL). SetFlags follows
+  // ext4_fileattr_set: EOPNOTSUPP for a flag udaxfs does not keep or this file type cannot
+  // carry (DIRSYNC off directories); EPERM unless `caller` owns the inode or is root, for
+  // any change but clearing FS_IMMUTABLE_FL while it is set, and for a change of
+  // IMMUTABLE or APPEND by anyone but root. Updates ctime; one transaction.
+  Result<uint32_t> GetFlags(uint64_t ino);
+  Status SetFlags(uint64_t ino, uint32_t flags, const Caller& caller);
+  // The volume label (mkfs -L); SetLabel writes both superblock copies, durably; EINVAL
+  // past 31 bytes.
+  std::string Label();
+  Status SetLabel(std::string_view label);
+  // FITRIM over region bytes [start, start+len): the free bytes in range, in free runs of
+  // at least `minlen` (nothing needs discarding on pmem). EINVAL as ext4 (start past the
+  // end, len below one AU, minlen beyond the filesystem), EROFS on a read-only mount.
+  Result<uint64_t> Trim(uint64_t start, uint64_t len, uint64_t minlen);
+
   // Directory listing, including "." and "..", in a stable order for one snapshot.
   Result<std::vector<DirListEntry>> ListDir(uint64_t ino);
   Status FsyncDir(uint64_t ino);
@@ -372,6 +389,12 @@ class Filesystem {
   Status RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
                     uint64_t end);
 
+  // EPERM when the inode's chattr flags forbid a change (fs_attr.cc): RefuseImmutable
+  // for writes and new names in a directory; RefuseImmutableOrAppend for what may_delete,
+  // vfs_link, notify_change and xattr_permission refuse on either flag.
+  static Status RefuseImmutable(const Inode& inode);
+  static Status RefuseImmutableOrAppend(const Inode& inode);
+
   // --- access times (fs_atime.cc) ---
   void TouchAtime(Inode* inode);
   void TouchAtimeLocked(Inode* inode);  // REQUIRES mu_
@@ -380,6 +403,8 @@ class Filesystem {
   // --- data (fs_data.cc) ---
   // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).
   Result<size_t> WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n);
+  // EPERM for a write at `off` the chattr flags forbid (fs_data.cc). REQUIRES inode.rw
+  static Status CheckWriteFlags(const Inode& inode, uint64_t off);
   // Before the size grows to `new_size`: zeroes the stale bytes past the old EOF in its
   // last AU (truncation leaves them), durably. REQUIRES inode->rw exclusive.
   Status ZeroPastEof(Inode* inode, uint64_t new_size);

@@ -36,6 +36,7 @@ bool Filesystem::AtimeDueLocked(const Inode& inode, const timespec& now) const {
     return false;
   }
   if (S_ISDIR(inode.d.mode) && !policy.dirs) return false;
+  if (inode.d.attr_flags & kAttrNoAtime) return false;  // chattr +A
   if (policy.mode == AtimeUpdate::kAlways) return true;
   // relatime_need_update(): only when atime is not newer than mtime or ctime, or a day old.
   const DiskInode& d = inode.d;

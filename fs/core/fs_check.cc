@@ -61,6 +61,10 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
         continue;
       }
     }
+    if (inode->d.attr_flags & ~kInodeAttrFlagsKnown) {
+      report.Add("inode " + std::to_string(ino) + ": unknown attribute flags " +
+                 std::to_string(inode->d.attr_flags & ~kInodeAttrFlagsKnown));
+    }
     Status st = LoadExtents(inode);
     if (!st.ok()) {
       report.Add(st.message());

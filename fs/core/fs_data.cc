@@ -40,7 +40,15 @@ void NowInto(int64_t* sec, uint32_t* nsec) {
 Result<Inode*> Filesystem::Open(uint64_t ino, int flags) {
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
-  if ((flags & O_ACCMODE) != O_RDONLY) UDAX_RETURN_IF_ERROR(CheckWritable());
+  const bool for_write = (flags & O_ACCMODE) != O_RDONLY;
+  if (for_write) UDAX_RETURN_IF_ERROR(CheckWritable());
+  // may_open(): an immutable file opens for reading only; an append-only one for writing
+  // only with O_APPEND, and never with O_TRUNC.
+  if (for_write || (flags & O_TRUNC)) UDAX_RETURN_IF_ERROR(RefuseImmutable(*inode));
+  if ((inode->d.attr_flags & kAttrAppend) &&
+      ((for_write && !(flags & O_APPEND)) || (flags & O_TRUNC))) {
+    return Status::Error(EPERM, "append-only file: open for writing needs O_APPEND");
+  }
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   inode->nopen++;
   return inode;
@@ -104,7 +112,21 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   if (n == 0) return size_t{0};
   if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
   std::unique_lock<std::shared_mutex> rw(inode->rw);
+  UDAX_RETURN_IF_ERROR(CheckWriteFlags(*inode, off));
   return WriteLocked(inode, off, buf, n);
+}
+
+// The kernel refuses writes to an immutable file and non-O_APPEND opens of an append-only
+// one only for filesystems whose inodes carry S_IMMUTABLE / S_APPEND, which FUSE inodes
+// never do: a handle opened before the flag was set, fcntl(F_SETFL) dropping O_APPEND and
+// mmap write-back all reach us. So: EPERM for any write to an immutable file, and for a
+// write below EOF of an append-only one. REQUIRES inode->rw.
+Status Filesystem::CheckWriteFlags(const Inode& inode, uint64_t off) {
+  UDAX_RETURN_IF_ERROR(RefuseImmutable(inode));
+  if ((inode.d.attr_flags & kAttrAppend) && off < inode.d.size) {
+    return Status::Error(EPERM, "append-only file: write below the end");
+  }
+  return Status::Ok();
 }
 
 Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n) {
@@ -112,6 +134,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   const uint64_t end = off + n;
   const uint64_t first_au = off / au, last_au = (end - 1) / au;
   const uint64_t old_size = inode->d.size;
+  const bool sync = options_.sync || (inode->d.attr_flags & kAttrSync);  // chattr +S
   // Bad media under the range: moved away first when the write covers it (G4).
   if (region_->AnyKnownBad()) UDAX_RETURN_IF_ERROR(RelocateBadAus(inode, off, n));
 
@@ -158,11 +181,10 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
       uint64_t run;
       const uint64_t phys = MapAu(*inode, pos / au, (n - done + pos % au + au - 1) / au, &run);
       const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
-      UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk,
-                                              options_.sync));
+      UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, sync));
       done += chunk;
     }
-    if (!options_.sync) region_->Drain();
+    if (!sync) region_->Drain();
     std::lock_guard<std::mutex> lock(mu_);
     NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
     inode->d.ctime_sec = inode->d.mtime_sec;
@@ -255,6 +277,13 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     ~Unpin() { i->nopen--; }
   } unpin{inode};
   DiskInode& d = inode->d;
+  // notify_change() and setattr_prepare(): nothing changes on an immutable inode; an
+  // append-only one keeps its size, mode, owner and explicit times (touch-now is allowed).
+  UDAX_RETURN_IF_ERROR(RefuseImmutable(*inode));
+  if (in.size || in.mode || in.uid || in.gid || (in.atime && !in.atime_now) ||
+      (in.mtime && !in.mtime_now)) {
+    UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
+  }
   if (in.mode) UDAX_RETURN_IF_ERROR(LoadXattrs(inode));  // before any change: see ChmodAcl
   if (in.size) {
     if (S_ISDIR(d.mode)) return Status::Error(EISDIR, "truncate of a directory");

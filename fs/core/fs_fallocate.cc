@@ -118,6 +118,10 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len)
   std::unique_lock<std::shared_mutex> rw(inode->rw);
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
+  // vfs_fallocate(): only plain preallocation on an append-only file; nothing on an
+  // immutable one.
+  if (mode & ~FALLOC_FL_KEEP_SIZE) UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
+  UDAX_RETURN_IF_ERROR(RefuseImmutable(*inode));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   // Blocks freed (punch, zero) or moved to other offsets (collapse, insert): direct maps
@@ -459,6 +463,7 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
     return Status::Error(EOVERFLOW, "copy_file_range range wraps");
   }
   CopyLocks locks(in, out);
+  UDAX_RETURN_IF_ERROR(CheckWriteFlags(*out, off_out));
   // As generic_copy_file_checks: shorten to the end of the input, then to the size limit.
   const uint64_t size_in = in->d.size;
   len = off_in >= size_in ? 0 : static_cast<size_t>(std::min<uint64_t>(len, size_in - off_in));

@@ -235,6 +235,21 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
 
   // Every check passed: from here on the mount writes.
   if (restore_primary) UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
+  {
+    // A label change cut between its two superblock writes (fs_attr.cc) leaves a sound
+    // replica that differs from the primary in the label alone: the primary is newer.
+    DiskSuperblock replica;
+    if (!restore_primary && region->ReadSafe(sb.replica_off, &replica, sizeof(replica)).ok() &&
+        SuperblockVerify(replica, region->size()).ok()) {
+      DiskSuperblock relabeled = replica;
+      std::memcpy(relabeled.label, sb.label, sizeof(sb.label));
+      SuperblockSeal(&relabeled);
+      if (std::memcmp(&relabeled, &replica, sizeof(sb)) != 0 &&
+          std::memcmp(&relabeled, &sb, sizeof(sb)) == 0) {
+        UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.replica_off, &sb, sizeof(sb), true));
+      }
+    }
+  }
   fs->state_.mount_count++;
   JournalStateSeal(&fs->state_);
   fs->txn_.WriteObj(fs->journal_->state_offset(), fs->state_);

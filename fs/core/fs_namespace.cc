@@ -49,6 +49,15 @@ Status CheckName(std::string_view name) {
 // A helper bound to the locked filesystem, so the namespace code reads as the operation.
 #define UDAX_GET(var, ino) UDAX_ASSIGN_OR_RETURN(Inode * var, Get(ino))
 
+// may_delete(): removing a name from `dir` is refused by either flag on the directory or
+// on the inode the name leads to.
+static Status MayDelete(const Inode& dir, const Inode& victim) {
+  if ((dir.d.attr_flags | victim.d.attr_flags) & (kAttrImmutable | kAttrAppend)) {
+    return Status::Error(EPERM, "immutable or append-only");
+  }
+  return Status::Ok();
+}
+
 static Status NeedDir(Inode* inode) {
   if (!S_ISDIR(inode->d.mode)) return Status::Error(ENOTDIR, "not a directory");
   return Status::Ok();
@@ -121,6 +130,7 @@ Result<Inode*> Filesystem::PrepareNewName(uint64_t parent, std::string_view name
   UDAX_RETURN_IF_ERROR(LoadExtents(dir));
   UDAX_ASSIGN_OR_RETURN(auto existing, DirOps(this).Find(dir, name));
   if (existing) return Status::Error(EEXIST, "exists");
+  UDAX_RETURN_IF_ERROR(RefuseImmutable(*dir));  // may_create(): no new names in it
   if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
   return dir;
 }
@@ -225,6 +235,7 @@ Result<EntryOut> Filesystem::Link(uint64_t ino, uint64_t new_parent, std::string
   if (inode->d.nlink == 0) return Status::NotFound("file was removed");
   if (inode->d.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many links");
   UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(new_parent, new_name));
+  UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));  // vfs_link()
   DirOps dirs(this);
   UDAX_RETURN_IF_ERROR(dirs.Insert(dir, new_name, inode->ino, DirentType(inode->d.mode)));
   inode->d.nlink++;
@@ -248,6 +259,7 @@ Status Filesystem::Unlink(uint64_t parent, std::string_view name) {
   UDAX_ASSIGN_OR_RETURN(auto entry, dirs.Find(dir, name));
   if (!entry) return Status::NotFound("no such entry");
   UDAX_GET(inode, entry->ino);
+  UDAX_RETURN_IF_ERROR(MayDelete(*dir, *inode));
   if (S_ISDIR(inode->d.mode)) return Status::Error(EISDIR, "is a directory");
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   UDAX_RETURN_IF_ERROR(dirs.Remove(dir, name));
@@ -275,6 +287,7 @@ Status Filesystem::Rmdir(uint64_t parent, std::string_view name) {
   UDAX_ASSIGN_OR_RETURN(auto entry, dirs.Find(dir, name));
   if (!entry) return Status::NotFound("no such entry");
   UDAX_GET(inode, entry->ino);
+  UDAX_RETURN_IF_ERROR(MayDelete(*dir, *inode));
   UDAX_RETURN_IF_ERROR(NeedDir(inode));
   if (inode->d.dir_entries != 0) return Status::Error(ENOTEMPTY, "directory not empty");
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
@@ -322,6 +335,14 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
   if (flags & RENAME_NOREPLACE && dst) return Status::Error(EEXIST, "target exists");
   if (flags & RENAME_EXCHANGE && !dst) return Status::NotFound("target does not exist");
   if (dst == src) return Status::Ok();  // same file: POSIX says do nothing
+  // vfs_rename(): the source leaves its directory; the target is deleted, or a new name
+  // is made in the destination.
+  UDAX_RETURN_IF_ERROR(MayDelete(*src_dir, *src));
+  if (dst) {
+    UDAX_RETURN_IF_ERROR(MayDelete(*dst_dir, *dst));
+  } else {
+    UDAX_RETURN_IF_ERROR(RefuseImmutable(*dst_dir));
+  }
   const bool src_is_dir = S_ISDIR(src->d.mode);
   const bool dst_is_dir = dst && S_ISDIR(dst->d.mode);
   // A directory may not move below itself: walk up from the destination parent.

@@ -160,6 +160,7 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
   std::lock_guard<std::mutex> lock(mu_);
   Unpin unpin{inode};
   UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));  // xattr_permission()
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   XattrMap attrs = *inode->xattrs;
@@ -241,6 +242,7 @@ Status Filesystem::RemoveXattr(uint64_t ino, std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   Unpin unpin{inode};
   UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));  // xattr_permission()
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   auto it = inode->xattrs->find(name);

@@ -107,6 +107,7 @@ Status Repairer::ScanInodes(std::vector<InodeScan>* inodes) {
       InodeScan s;
       s.rewrite = true;
       Fixed(who + ": checksum mismatch, fields plausible: resealed");
+      d.attr_flags &= kInodeAttrFlagsKnown;
       s.ino = ino;
       s.d = d;
       inodes->push_back(std::move(s));
@@ -130,6 +131,12 @@ Status Repairer::ScanInodes(std::vector<InodeScan>* inodes) {
     }
     if (!marked) Fixed("inode bitmap: inode " + Num(ino) + " in use but marked free");
     InodeScan s;
+    if (d.attr_flags & ~kInodeAttrFlagsKnown) {
+      Fixed(who + ": unknown attribute flags " + Num(d.attr_flags & ~kInodeAttrFlagsKnown) +
+            " cleared");
+      d.attr_flags &= kInodeAttrFlagsKnown;
+      s.rewrite = true;
+    }
     s.ino = ino;
     s.d = d;
     inodes->push_back(std::move(s));

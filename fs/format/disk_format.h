@@ -125,13 +125,25 @@ struct DiskInode {
     DiskExtent extents[kInlineExtents];
     char inline_data[kInlineExtents * sizeof(DiskExtent)];
   };
-  uint32_t reserved1;
+  uint32_t attr_flags;  // chattr flags, FS_*_FL values (kInodeAttrFlagsKnown); 0 before v1.1
   uint32_t crc;  // CRC32C of the inode with crc = 0
 };
 static_assert(sizeof(DiskInode) == 256);
 static_assert(offsetof(DiskInode, extents) == 152);
 
 inline constexpr uint32_t kInodeInlineData = 1u << 0;  // symlink target in inline_data
+
+// DiskInode::attr_flags: the inode flags chattr(1) sets (FS_IOC_SETFLAGS), with the
+// values of <linux/fs.h> so no translation is needed. Images written before these existed
+// hold 0 there (the field was reserved and always zero). fsck reports other bits.
+inline constexpr uint32_t kAttrSync = 0x00000008;       // FS_SYNC_FL: writes durable on return
+inline constexpr uint32_t kAttrImmutable = 0x00000010;  // FS_IMMUTABLE_FL
+inline constexpr uint32_t kAttrAppend = 0x00000020;     // FS_APPEND_FL
+inline constexpr uint32_t kAttrNoDump = 0x00000040;     // FS_NODUMP_FL
+inline constexpr uint32_t kAttrNoAtime = 0x00000080;    // FS_NOATIME_FL
+inline constexpr uint32_t kAttrDirSync = 0x00010000;    // FS_DIRSYNC_FL (directories only)
+inline constexpr uint32_t kInodeAttrFlagsKnown =
+    kAttrSync | kAttrImmutable | kAttrAppend | kAttrNoDump | kAttrNoAtime | kAttrDirSync;
 
 // Extended attributes: one blob per inode, DiskXattrHeader then packed entries
 // {uint8 name_len, uint8 reserved, uint16 reserved, uint32 value_len, name, value}, kept in

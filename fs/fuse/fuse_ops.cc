@@ -445,6 +445,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
       case UDAX_IOC_FALLOCATE:
         return IoctlFallocate(req, ino, fi, in_buf, in_size);
       default:
+        if (FsIoctl(req, ino, cmd, in_buf, in_size)) return;
         return (void)fuse_reply_err(req, ENOTTY);
     }
   });

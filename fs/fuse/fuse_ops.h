@@ -27,6 +27,10 @@ void AssignOperations(fuse_lowlevel_ops* ops);
 void AssignXattrOperations(fuse_lowlevel_ops* ops);
 // fallocate, lseek, copy_file_range (fuse_range_ops.cc), and the UDAX_IOC_FALLOCATE ioctl.
 void AssignRangeOperations(fuse_lowlevel_ops* ops);
+// FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR, FITRIM, FS_IOC_GETFSLABEL/
+// SETFSLABEL (fuse_fs_ioctls.cc): replies and returns true when `cmd` is one of them.
+bool FsIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, const void* in_buf,
+             size_t in_size);
 void IoctlFallocate(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const void* in_buf,
                     size_t in_size);
 

@@ -31,6 +31,9 @@ errno names (ENOTEMPTY) instead of tool-specific messages. Exit status is 0 eith
   ufallocate PATH MODE OFF LEN  the same through udaxfs' UDAX_IOC_FALLOCATE ioctl
   seek PATH OFF data|hole    lseek SEEK_DATA / SEEK_HOLE, prints the offset
   copyrange SRC OFF DST OFF LEN  copy_file_range, prints the bytes copied
+  getflags PATH / setflags PATH HEX   FS_IOC_GETFLAGS / SETFLAGS (flags in hex)
+  label PATH [NEW]           FS_IOC_GETFSLABEL, or FS_IOC_SETFSLABEL with NEW
+  fitrim PATH START LEN MINLEN   FITRIM; prints the bytes trimmed
 """
 import ctypes
 import errno
@@ -59,8 +62,10 @@ def describe(st):
 
 
 def open_flags(spec):
-    flags = {"r": os.O_RDONLY, "w": os.O_WRONLY}.get(spec[0], os.O_RDWR)
-    rest = spec[2:] if spec.startswith("rw") else spec[1:]
+    if spec.startswith("rw"):
+        flags, rest = os.O_RDWR, spec[2:]
+    else:
+        flags, rest = {"r": os.O_RDONLY, "w": os.O_WRONLY}[spec[0]], spec[1:]
     for c in rest:
         flags |= {"c": os.O_CREAT, "x": os.O_EXCL, "t": os.O_TRUNC, "a": os.O_APPEND,
                   "d": os.O_DIRECTORY, "n": os.O_NOFOLLOW}[c]
@@ -239,6 +244,36 @@ def run(op, a):
         finally:
             os.close(src)
             os.close(dst)
+    elif op in ("getflags", "setflags"):
+        import array
+        import fcntl
+        fd = os.open(a[0], os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            buf = array.array("i", [int(a[1], 16) if op == "setflags" else 0])
+            fcntl.ioctl(fd, 0x40086602 if op == "setflags" else 0x80086601, buf, True)
+            return None if op == "setflags" else "%x" % (buf[0] & 0xffffffff)
+        finally:
+            os.close(fd)
+    elif op == "label":
+        import fcntl
+        fd = os.open(a[0], os.O_RDONLY)
+        try:
+            if len(a) > 1:
+                fcntl.ioctl(fd, 0x41009432, a[1].encode().ljust(256, b"\0")[:256])
+                return None
+            out = fcntl.ioctl(fd, 0x81009431, bytes(256))
+            return repr(out.split(b"\0")[0].decode())
+        finally:
+            os.close(fd)
+    elif op == "fitrim":
+        import fcntl
+        import struct
+        fd = os.open(a[0], os.O_RDONLY)
+        try:
+            out = fcntl.ioctl(fd, 0xc0185879, struct.pack("<QQQ", int(a[1]), int(a[2]), int(a[3])))
+            return "trimmed %d" % struct.unpack("<QQQ", out)[1]
+        finally:
+            os.close(fd)
     elif op == "bindsock":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(a[0])
