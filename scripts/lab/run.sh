@@ -116,7 +116,8 @@ qemu+=(-append "$append")
 lab_log "guest: kernel $kver ($(basename "$kernel")), flavour $flavour$([[ $flavour == @(memmap|nvdimm) ]] && echo " pmem $pmem"), $cpus cpu, test $(basename "$script")"
 start=$SECONDS
 : >"$out/console.log"
-"${qemu[@]}" 2>"$out/qemu.stderr" &
+# timeout: QEMU must not outlive us even if we are SIGKILLed (ctest's own time limit).
+timeout -k 5 $((tmo + 180)) "${qemu[@]}" 2>"$out/qemu.stderr" &
 qemu_pid=$!
 # shellcheck disable=SC2094  # both append to the same log, on purpose
 python3 "$LAB_DIR/monitor.py" "$work/qmp.sock" "$out/req" "$out/monitor.log" 2>>"$out/monitor.log" &
