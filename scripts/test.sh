@@ -14,7 +14,7 @@
 # tests of both runs; exits non-zero if any step failed. Works without stdin and with
 # CI=true. Environment:
 #   UDAX_BUILD_DIR / UDAX_ASAN_BUILD_DIR   build directories (default build, build-asan)
-#   UDAX_LAB=quick|all|full|off            step 4: ctest -L lab-quick (default, ~4.5 min),
+#   UDAX_LAB=quick|all|full|off            step 4: ctest -L lab-quick (default, ~1.5 min),
 #                                           -L lab (the five scenarios, ~10 min), also
 #                                           -L 'pmem-extra|dax-suite' (the whole fs suite
 #                                           on devdax and fsdax, ~1 h each), or none
