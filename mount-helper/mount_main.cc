@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <linux/magic.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -29,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "include/udaxfs/ioctl.h"
 #include "mount-helper/mount_options.h"
 #include "mount-helper/mount_table.h"
 
@@ -223,17 +225,22 @@ int Remount(const Invocation& inv) {
   if (udax::TargetLockHeld(inv.source) != 1) {
     return Fail(inv.dir + ": no udaxfs daemon serves " + inv.source);
   }
-  if (!inv.req.read_only) {
-    // A daemon started read-only refuses every change itself; the kernel's rw flag
-    // would only turn EROFS from the VFS into EROFS from the daemon.
+  if (!inv.req.read_only && !inv.fake) {
+    // A daemon started read-only refuses every change itself: it must become writable
+    // (UDAX_IOC_MAKE_WRITABLE) before the kernel's rw flag means anything.
     const auto opts = udax::DaemonOptions(inv.source, inv.canonical_dir);
     if (opts) {
       udax::MountRequest started;
       udax::ParseMountOptions(*opts, &started);
       if (started.read_only) {
-        return Fail(inv.dir +
-                    ": the udaxfs daemon was started read-only; umount and "
-                    "mount again to make it writable");
+        const int fd = open(inv.canonical_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        const int rc = fd < 0 ? -1 : ioctl(fd, UDAX_IOC_MAKE_WRITABLE);
+        const int e = errno;
+        if (fd >= 0) close(fd);
+        if (rc != 0) {
+          return Fail(inv.dir + ": the udaxfs daemon started read-only cannot become writable (" +
+                      strerror(e) + "); umount and mount again");
+        }
       }
     }
   }

@@ -34,6 +34,8 @@ namespace udax {
 
 struct MountOptions {
   bool read_only = false;
+  // With read_only: open the target writable when it can be, so MakeWritable can work.
+  bool upgradable = false;
   bool sync = false;  // every write durable on return
 };
 
@@ -132,6 +134,12 @@ class Filesystem {
 
   // Persists lazily kept inode times and lets go of the region.
   Status Unmount();
+  // A read-only mount becomes read-write (mount -o remount,rw), doing what a read-write
+  // mount does first: superblock restored, orphans freed, mount count. EROFS when the
+  // target was opened read-only; EBUSY when the journal holds a transaction this mount
+  // has not applied (a fresh mount must replay it); EUCLEAN for the damage a read-write
+  // mount refuses. A no-op on a read-write mount.
+  Status MakeWritable();
 
   Result<EntryOut> Lookup(uint64_t parent, std::string_view name);  // +1 nlookup
   void Forget(uint64_t ino, uint64_t nlookup);
@@ -284,6 +292,11 @@ class Filesystem {
   Filesystem() = default;
   friend class DirOps;
   friend class Repairer;  // fsck --repair (fs_repair.cc)
+
+  // What a read-write mount does before its first operation (fs_mount.cc): checks the
+  // orphan list, restores the primary superblock, bumps the mount count, frees orphans.
+  // Clears options_.read_only once every check has passed. REQUIRES mu_ (or no sharing)
+  Status StartWriting(bool restore_primary);
 
   // --- inodes (fs_inode.cc) ---
   Result<Inode*> Get(uint64_t ino);  // REQUIRES mu_

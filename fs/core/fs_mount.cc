@@ -105,6 +105,17 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& target,
                                                       const MountOptions& options) {
   RegionOptions ro;
   ro.read_only = options.read_only;
+  if (options.read_only && options.upgradable) {
+    // Writable when the target allows it (nothing is written until MakeWritable).
+    ro.read_only = false;
+    auto writable = Region::Open(target, ro);
+    if (writable.ok()) return MountRegion(std::move(writable).value(), options);
+    if (writable.status().code() != EACCES && writable.status().code() != EROFS &&
+        writable.status().code() != EPERM) {
+      return writable.status();
+    }
+    ro.read_only = true;
+  }
   UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> region, Region::Open(target, ro));
   return MountRegion(std::move(region), options);
 }
@@ -203,6 +214,14 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   (*root)->nlookup = 1;  // the kernel's implicit reference
 
   if (options.read_only) return fs;
+  UDAX_RETURN_IF_ERROR(fs->StartWriting(restore_primary));
+  return fs;
+}
+
+Status Filesystem::StartWriting(bool restore_primary) {
+  const std::string target = region_->path();
+  Region* region = region_.get();
+  const DiskSuperblock& sb = sb_;
   // Files unlinked while open when the filesystem last stopped are freed below; freeing
   // a damaged orphan could free another file's AUs, so the whole list is checked first.
   auto refuse = [&](const std::string& what) {
@@ -210,20 +229,20 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   };
   std::vector<Inode*> orphans;
   std::unordered_map<uint64_t, bool> seen;
-  for (uint64_t cur = fs->state_.orphan_head; cur != 0; cur = orphans.back()->d.orphan_next) {
+  for (uint64_t cur = state_.orphan_head; cur != 0; cur = orphans.back()->d.orphan_next) {
     const std::string who = "orphan list: inode " + std::to_string(cur);
-    if (seen[cur] || !fs->inos_.IsAllocated(cur)) return refuse(who + " is free or listed twice");
+    if (seen[cur] || !inos_.IsAllocated(cur)) return refuse(who + " is free or listed twice");
     seen[cur] = true;
-    auto orphan = fs->Get(cur);
+    auto orphan = Get(cur);
     if (!orphan.ok()) return refuse(who + ": " + orphan.status().message());
     Inode* o = *orphan;
-    Status loaded = fs->LoadExtents(o);
+    Status loaded = LoadExtents(o);
     if (!loaded.ok()) return refuse(who + ": " + loaded.message());
     for (const auto& [file_au, e] : o->extents.by_file) {
       for (uint64_t i = 0; i < e.len; ++i) {
-        auto rec = fs->rmap_.Read(e.phys_au + i);
-        const Owner want = fs->DataOwner(*o, file_au + i);
-        if (!fs->aus_.IsAllocated(e.phys_au + i) || !rec.ok() || rec->ino != want.ino ||
+        auto rec = rmap_.Read(e.phys_au + i);
+        const Owner want = DataOwner(*o, file_au + i);
+        if (!aus_.IsAllocated(e.phys_au + i) || !rec.ok() || rec->ino != want.ino ||
             rec->kind != want.kind || rec->file_au != want.file_au) {
           return refuse(who + " maps AU " + std::to_string(e.phys_au + i) +
                          ", which the maps do not give it");
@@ -234,6 +253,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   }
 
   // Every check passed: from here on the mount writes.
+  options_.read_only = false;
   if (restore_primary) UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
   {
     // A label change cut between its two superblock writes (fs_attr.cc) leaves a sound
@@ -250,18 +270,52 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
       }
     }
   }
-  fs->state_.mount_count++;
-  JournalStateSeal(&fs->state_);
-  fs->txn_.WriteObj(fs->journal_->state_offset(), fs->state_);
-  UDAX_RETURN_IF_ERROR(fs->Commit());
+  state_.mount_count++;
+  JournalStateSeal(&state_);
+  txn_.WriteObj(journal_->state_offset(), state_);
+  UDAX_RETURN_IF_ERROR(Commit());
   for (Inode* o : orphans) {
     o->orphan = true;
+    if (o->nlookup > 0 || o->nopen > 0) continue;  // reached by a handle: freed when let go
     const uint64_t ino = o->ino;
-    UDAX_RETURN_IF_ERROR(fs->FreeInode(o));
-    UDAX_RETURN_IF_ERROR(fs->Commit());
-    fs->inodes_.erase(ino);
+    UDAX_RETURN_IF_ERROR(FreeInode(o));
+    UDAX_RETURN_IF_ERROR(Commit());
+    inodes_.erase(ino);
   }
-  return fs;
+  return Status::Ok();
+}
+
+Status Filesystem::MakeWritable() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
+  if (!options_.read_only) return Status::Ok();
+  const std::string target = region_->path();
+  if (region_->read_only()) {
+    return Status::Error(EROFS, target + ": the target could only be opened read-only");
+  }
+  // What a read-write mount refuses (MountRegion), checked again: this mount did not.
+  auto refuse = [&](const std::string& what) {
+    return Status::Corruption(target + ": " + what + "; run fsck.udaxfs --repair");
+  };
+  auto pending = journal_->NeedsReplay();
+  if (!pending.ok()) return refuse(pending.status().message());
+  if (*pending) {
+    // Replaying now would change what the caches hold: a fresh mount must do it.
+    return Status::Busy(target + ": the journal holds a transaction this read-only mount "
+                        "has not applied; unmount and mount read-write");
+  }
+  if (!JournalStateValid(state_)) return refuse("journal state block is damaged");
+  for (uint64_t au = 0; au < FirstDataAu(sb_); ++au) {
+    if (!aus_.IsAllocated(au)) return refuse("AU bitmap is damaged");
+  }
+  if (!aus_.IsAllocated(sb_.au_count - 1) || !inos_.IsAllocated(0) ||
+      !inos_.IsAllocated(kRootIno)) {
+    return refuse("allocation bitmaps are damaged (reserved bits clear)");
+  }
+  DiskSuperblock primary;
+  const bool restore_primary = !region_->ReadSafe(0, &primary, sizeof(primary)).ok() ||
+                               !SuperblockVerify(primary, region_->size()).ok();
+  return StartWriting(restore_primary);
 }
 
 Status Filesystem::Unmount() {

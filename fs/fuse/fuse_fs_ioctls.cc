@@ -1,5 +1,6 @@
 // fuse_fs_ioctls.cc -- the generic Linux filesystem ioctls: inode flags (FS_IOC_GETFLAGS
-// / SETFLAGS and FS_IOC_FSGETXATTR / FSSETXATTR), FITRIM, FS_IOC_GETFSLABEL / SETFSLABEL.
+// / SETFLAGS and FS_IOC_FSGETXATTR / FSSETXATTR), FITRIM, FS_IOC_GETFSLABEL / SETFSLABEL;
+// and udaxfs' UDAX_IOC_MAKE_WRITABLE (a read-only daemon going read-write).
 //
 // The kernel's FUSE client turns chattr/lsattr (the VFS's fileattr_get/set) into
 // FUSE_IOCTL requests with these commands on a handle it opens for the purpose (a file's,
@@ -7,12 +8,14 @@
 // CAP_LINUX_IMMUTABLE itself; the rest reach us as restricted ioctls with their fixed-size
 // argument. None of them uses the handle: a directory's carries its listing instead.
 #include <linux/fs.h>
+#include <syslog.h>
 
 #include <algorithm>
 #include <cstring>
 #include <string>
 
 #include "fs/fuse/fuse_request.h"
+#include "include/udaxfs/ioctl.h"
 
 namespace udax {
 namespace {
@@ -113,6 +116,18 @@ void SetLabel(fuse_req_t req, const void* in_buf, size_t in_size) {
   fuse_reply_ioctl(req, 0, nullptr, 0);
 }
 
+// mount -o remount,rw of a daemon started read-only (mount.udaxfs asks before the kernel
+// remount).
+void MakeWritable(fuse_req_t req) {
+  if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
+  Status st = Fs(req).MakeWritable();
+  if (!st.ok()) {
+    syslog(LOG_WARNING, "remount read-write refused: %s", st.message().c_str());
+    return (void)fuse_reply_err(req, st.code());
+  }
+  fuse_reply_ioctl(req, 0, nullptr, 0);
+}
+
 }  // namespace
 
 bool FsIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, const void* in_buf,
@@ -138,6 +153,9 @@ bool FsIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, const void* in_bu
       return true;
     case FS_IOC_SETFSLABEL:
       SetLabel(req, in_buf, in_size);
+      return true;
+    case UDAX_IOC_MAKE_WRITABLE:
+      MakeWritable(req);
       return true;
     default:
       return false;

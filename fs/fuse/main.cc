@@ -206,6 +206,7 @@ int main(int argc, char* argv[]) {
   openlog("udaxfs", LOG_PID, LOG_DAEMON);  // where messages go once we daemonize
   udax::MountOptions mopts;
   mopts.read_only = cmd.read_only;
+  mopts.upgradable = cmd.read_only;  // mount -o remount,rw (UDAX_IOC_MAKE_WRITABLE)
   mopts.sync = cmd.sync;
   auto fs = udax::Filesystem::Mount(cmd.target, mopts);
   if (!fs.ok()) {

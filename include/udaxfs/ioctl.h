@@ -80,4 +80,10 @@ struct udax_ioc_fallocate {
  * XFS flag (flush or not) is not seen: udaxfs has nothing unflushed to choose about. */
 #define UDAX_IOC_GOINGDOWN _IOR('X', 125, __u32)
 
+/* A daemon started read-only (mount -o ro) becomes read-write: mount.udaxfs issues it
+ * before the kernel remount of `mount -o remount,rw`. Root only; on any file or directory
+ * of the mount. EROFS: the target could only be opened read-only; EBUSY: the journal holds
+ * a transaction the read-only mount did not apply (unmount and mount read-write). */
+#define UDAX_IOC_MAKE_WRITABLE _IO(UDAX_IOC_MAGIC, 6)
+
 #endif /* UDAXFS_IOCTL_H_ */
