@@ -48,7 +48,7 @@ lab_info "statfs: $(timeout 10 stat -f -c 'blocks=%b free=%f' "$MNT" 2>&1)"
 lab_check "the daemon survives reads of the vanished device" lab_daemon_alive "$MNT"
 lab_info "write a new file: $(timeout 10 sh -c "echo x > $MNT/after-unplug && sync $MNT/after-unplug" 2>&1 && echo ok)"
 lab_check "the daemon survives a write to the vanished device" lab_daemon_alive "$MNT"
-lab_daemon_signals | sed 's/^/   daemon received: /'
+lab_daemon_signals | sed 's/^/   daemon received: /' || lab_info "the daemon received no signal (it stopped touching the device at the uevent)"
 if lab_events "$MNT"; then
   lab_check "the event log records the device removal" grep -q 'device-removed' "$LAB_OUT/events.json"
 fi
