@@ -57,12 +57,14 @@ void PrintLines(std::ifstream* in, std::string* partial, bool json, bool as_arra
 
 int CmdEvents(const std::string& target, bool follow, bool json) {
   struct stat st;
-  if (stat(target.c_str(), &st) != 0) {
+  const bool stat_ok = stat(target.c_str(), &st) == 0;
+  // EIO: a shut-down mount, whose log is what one wants to read now.
+  if (!stat_ok && errno != EIO) {
     fprintf(stderr, "udaxctl events: %s: %s\n", target.c_str(), strerror(errno));
     return 1;
   }
   std::string source = target;
-  if (S_ISDIR(st.st_mode)) {
+  if (!stat_ok || S_ISDIR(st.st_mode)) {
     source = ImageOfMountPoint(target);
     if (source.empty()) {
       fprintf(stderr, "udaxctl events: %s: not a udaxfs mount point\n", target.c_str());

@@ -111,7 +111,10 @@ void PrintStatusHuman(const std::string& name, const BadblockList& list) {
 // The image a udaxfs mount point serves (its mount source), or "" when DIR is not the top
 // of a FUSE mount or its source is not an absolute path we can open.
 std::string ImageOfMountPoint(const std::string& dir) {
-  const std::string c = Canonical(dir);
+  std::string c = Canonical(dir);
+  // A shut-down udaxfs answers EIO even to the stat realpath makes: take an absolute
+  // name as it is and look for it in mountinfo.
+  if (c.empty() && !dir.empty() && dir[0] == '/') c = dir;
   if (c.empty()) return "";
   std::optional<MountEntry> top = TopMountAt(ReadMountInfo(), c);
   if (!top || !IsFuse(*top) || top->source.empty() || top->source[0] != '/') return "";
