@@ -287,7 +287,17 @@ Result<Inode*> Repairer::LostAndFound() {
     }
     name = "lost+found." + Num(k);
   }
+  // fsck works below the flags a user sets: an immutable or append-only root (or one a
+  // damaged inode's resealed fields say is) still gets its /lost+found, as in e2fsck.
+  UDAX_ASSIGN_OR_RETURN(Inode * root, fs.Get(kRootIno));
+  const uint32_t root_flags = root->d.attr_flags;
+  root->d.attr_flags &= ~(kAttrImmutable | kAttrAppend);
   auto made = fs.Mkdir(kRootIno, name, 0700, Caller{});
+  if (root->d.attr_flags != root_flags) {
+    root->d.attr_flags = root_flags;
+    fs.StageInode(root);
+    UDAX_RETURN_IF_ERROR(fs.Commit());
+  }
   if (!made.ok()) return Status::Error(made.status().code(), "cannot create /" + name + ": " +
                                                                   made.status().message());
   lost_found_ = made->ino;

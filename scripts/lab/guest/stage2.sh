@@ -20,10 +20,22 @@ poweroff_now() {
 trap poweroff_now EXIT
 
 echo "lab stage2: running on $(uname -r), $(nproc) cpu(s)"
+# shellcheck source=/dev/null
+. "$OUT/job.env"
+: "${LAB_TEST:?}" "${LAB_FLAVOUR:=none}" "${LAB_TIMEOUT:=600}"
+# A checkout under /tmp, /run or /dev/shm (a CI clone in /tmp, say) would vanish under the
+# guest's own tmpfs mounts there: keep it visible at the same path.
+keep_repo=
+case $LAB_REPO in
+  /tmp/*|/run/*|/dev/shm/*) mkdir -p /lab-repo && mount --bind "$LAB_REPO" /lab-repo && keep_repo=1 ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+if [[ -n $keep_repo ]]; then
+  mkdir -p "$LAB_REPO" && mount --bind /lab-repo "$LAB_REPO"
+fi
 mount -t devpts devpts /dev/pts
 # What udev would add to devtmpfs: bash's process substitution needs /dev/fd.
 ln -sf /proc/self/fd /dev/fd
@@ -34,9 +46,6 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
 hostname udaxfs-lab
 
-# shellcheck source=/dev/null
-. "$OUT/job.env"
-: "${LAB_TEST:?}" "${LAB_FLAVOUR:=none}" "${LAB_TIMEOUT:=600}"
 export LAB_REPO LAB_FLAVOUR LAB_OUT=$OUT LAB_BUILD=${LAB_BUILD:-$LAB_REPO/build}
 
 # No udevd here: load what a pmem test needs by hand (shared/lab/README.md). Without

@@ -124,10 +124,16 @@ _udax_daemon_pids() {
 }
 
 # _udax_wait_daemon_exit IMG [SECONDS]: wait until no daemon holds IMG; 1 on timeout.
+# A killed daemon's main thread turns zombie (and drops out of _udax_daemon_pids) while
+# its other threads are still exiting with the image open, so its lock is only gone once
+# flock(1) can take it: fsck or a mount started sooner is refused as "in use".
 _udax_wait_daemon_exit() {
   local img=$1 secs=${2:-10} i
   for ((i = 0; i < secs * 10; i++)); do
-    [[ -z $(_udax_daemon_pids "$img") ]] && return 0
+    if [[ -z $(_udax_daemon_pids "$img") ]]; then
+      [[ -e $img ]] || return 0
+      flock -n -x "$img" true 2>/dev/null && return 0
+    fi
     sleep 0.1
   done
   return 1
