@@ -118,6 +118,12 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
       } else {
         req->bad.push_back("'" + opt + "' (expected a number of milliseconds)");
       }
+    } else if (HasPrefix(o, "readahead=")) {
+      if (AllDigits(o.substr(10)) && o.size() > 10 && o.size() <= 15) {
+        req->daemon_options.push_back(opt);
+      } else {
+        req->bad.push_back("'" + opt + "' (expected a number of KiB)");
+      }
     } else if (HasPrefix(o, "max_read=")) {
       if (AllDigits(o.substr(9))) {
         req->daemon_options.push_back(opt);

@@ -74,5 +74,14 @@ TEST(MountOptions, UnknownAndBadValues) {
   EXPECT_EQ(req.bad.size(), 3u);
 }
 
+TEST(MountOptions, ReadaheadIsADaemonOptionInKiB) {
+  const MountRequest good = Parse("readahead=2048,noatime");
+  EXPECT_EQ(good.daemon_options, std::vector<std::string>{"readahead=2048"});
+  EXPECT_TRUE(good.bad.empty());
+  const MountRequest bad = Parse("readahead=1M,readahead=,readahead=99999999999");
+  EXPECT_EQ(bad.bad.size(), 3u);
+  EXPECT_TRUE(bad.daemon_options.empty());
+}
+
 }  // namespace
 }  // namespace udax

@@ -124,6 +124,7 @@ Result<bool> Journal::NeedsReplay() {
   if (!records) return false;
   std::vector<uint8_t> media;
   for (const SlotRecord& r : *records) {
+    if (r.len == 0) continue;  // a damaged slot may carry empty records: nothing to compare
     media.resize(r.len);
     UDAX_RETURN_IF_ERROR(region_->ReadSafe(r.off, media.data(), r.len));
     if (std::memcmp(media.data(), r.data, r.len) != 0) return true;

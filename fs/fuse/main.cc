@@ -13,6 +13,7 @@
 #include "fs/fuse/fuse_ops.h"
 #include "fs/fuse/media_watch.h"
 #include "fs/fuse/mount_watch.h"
+#include "fs/fuse/readahead.h"
 
 namespace {
 
@@ -29,6 +30,7 @@ struct CmdLine {
   char* cache = nullptr;
   char* mce_policy = nullptr;
   int lease_timeout_ms = 100;
+  int readahead_kb = 1024;
 };
 
 enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
@@ -39,6 +41,7 @@ const fuse_opt kOptions[] = {
     UDAX_OPT("cache=%s", cache, 0),
     UDAX_OPT("mce_policy=%s", mce_policy, 0),
     UDAX_OPT("lease_timeout=%d", lease_timeout_ms, 0),
+    UDAX_OPT("readahead=%d", readahead_kb, 0),
     UDAX_OPT("acl", noacl, 0),
     UDAX_OPT("noacl", noacl, 1),
     FUSE_OPT_KEY("-h", kKeyHelp),
@@ -109,6 +112,9 @@ void Usage(const char* prog) {
       "                           (notify, default), SIGKILL (kill), left alone (ignore)\n"
       "    -o lease_timeout=MS    how long a direct-map client may take to give a map\n"
       "                           back before it is killed (default 100)\n"
+      "    -o readahead=KB        the kernel's readahead window for this mount, which\n"
+      "                           also caps the size of its read requests (default\n"
+      "                           1024; 0 keeps the kernel's 128)\n"
       "\n"
       "FUSE options:\n",
       prog);
@@ -165,6 +171,11 @@ int main(int argc, char* argv[]) {
     }
     policy = *p;
   }
+  if (cmd.readahead_kb < 0 || cmd.readahead_kb > 65536) {
+    fprintf(stderr, "udaxfs: bad option readahead=%d (expected 0 to 65536 KiB)\n",
+            cmd.readahead_kb);
+    return 1;
+  }
   if (cmd.lease_timeout_ms < 1 || cmd.lease_timeout_ms > 60000) {
     fprintf(stderr, "udaxfs: bad option lease_timeout=%d (expected 1 to 60000 ms)\n",
             cmd.lease_timeout_ms);
@@ -217,6 +228,7 @@ int main(int argc, char* argv[]) {
   ctx.fs = fs.value().get();
   ctx.session = se;
   int rc = 1;
+  udax::ReadaheadSetter readahead;  // joined after the unmount below
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd.mountpoint) == 0) {
       if (fuse_daemonize(cmd.foreground) == 0) {
@@ -226,6 +238,7 @@ int main(int argc, char* argv[]) {
         if (!ws.ok()) syslog(LOG_WARNING, "atime policy fixed at relatime: %s", ws.ToString().c_str());
         udax::MediaWatch media(std::chrono::milliseconds(cmd.lease_timeout_ms));
         media.Start(ctx.fs, se, cmd.target, mountpoint, policy);
+        readahead.Start(mountpoint, static_cast<unsigned>(cmd.readahead_kb));
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         fuse_loop_cfg_set_max_threads(cfg, 16);
@@ -235,6 +248,7 @@ int main(int argc, char* argv[]) {
         watch.Stop();
       }
       fuse_session_unmount(se);
+      readahead.Join();
     }
     fuse_remove_signal_handlers(se);
   }

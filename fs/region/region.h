@@ -75,6 +75,10 @@ class Region {
   // Device alignment: 2 MiB (usually) on devdax, the page size otherwise.
   uint64_t alignment() const { return alignment_; }
   bool read_only() const { return read_only_; }
+  // An emulated region whose image lives in memory (tmpfs, ramfs): the page cache is all
+  // the storage there is, so msync has nothing to reach and Persist/Flush skip it. What
+  // a store leaves in the mapping is as durable as it will ever be.
+  bool volatile_backing() const { return volatile_backing_; }
   // The descriptor of the open target (for handing to direct-map clients later).
   int fd() const { return fd_; }
   // Base of the mapping. Only Region and code holding a MediaFault-safe path may
@@ -160,6 +164,7 @@ class Region {
   Status CheckRange(const char* op, uint64_t off, uint64_t n) const;
 
   RegionKind kind_ = RegionKind::kEmulated;
+  bool volatile_backing_ = false;
   std::string path_;
   uint64_t size_ = 0;
   uint64_t alignment_ = 4096;

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -109,6 +111,32 @@ TEST_F(RegionTest, CreateSizeMakesSparseEmulatedRegion) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), size);
   EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, size) << "created file is not sparse";
+}
+
+// An image on tmpfs has nothing to msync to; one on a disk filesystem does.
+TEST_F(RegionTest, VolatileBackingOnlyOnTmpfs) {
+  auto region = MustCreate(16 * kPage);
+  ASSERT_NE(region, nullptr);
+  EXPECT_TRUE(region->volatile_backing());
+  EXPECT_OK(region->Persist(0, 16 * kPage));
+
+  char tmpl[] = "/var/tmp/udax_region_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string disk_path = std::string(tmpl) + "/region.img";
+  struct statfs fs_stat;
+  ASSERT_EQ(statfs(tmpl, &fs_stat), 0);
+  {
+    RegionOptions options;
+    options.create_size = 16 * kPage;
+    auto disk = Region::Open(disk_path, options);
+    ASSERT_TRUE(disk.ok()) << disk.status().ToString();
+    if (fs_stat.f_type != TMPFS_MAGIC) {
+      EXPECT_FALSE((*disk)->volatile_backing());
+    }
+    EXPECT_OK((*disk)->Persist(0, 16 * kPage));
+  }
+  unlink(disk_path.c_str());
+  rmdir(tmpl);
 }
 
 TEST_F(RegionTest, CreateSizeLeavesExistingFileAlone) {
