@@ -114,6 +114,8 @@ BIN=$BUILD_DIR/bin
 for t in udaxfs mkfs.udaxfs rawcopy metarate; do
   [[ -x $BIN/$t ]] || die "$BIN/$t missing: build first (scripts/build.sh) or drop --no-build"
 done
+SHIM=$BUILD_DIR/client/libudax-preload.so  # the direct-map shim (issue 7)
+[[ -f $SHIM ]] || die "$SHIM missing: build first (scripts/build.sh) or drop --no-build"
 
 # libfuse's passthrough_ll, from the example Debian ships (possibly gzipped), built
 # outside the repository with the header it includes.
@@ -169,10 +171,18 @@ record meta - - "udaxfs_opts=${UDAX_MOUNT_OPTS:-default}"
 t_start=$(date +%s)
 
 # ---------------------------------------------------------------- the fio jobs
-# name rw bs  (each with engines psync and mmap, numjobs 1 and 2)
+# name rw bs  (each with engines psync and mmap, numjobs 1 and 2; and on udaxfs and tmpfs
+# "shim": fio's mmap engine under LD_PRELOAD=libudax-preload.so, which turns udaxfs's
+# shared maps into direct maps of the region; on tmpfs it passes every call through, so
+# the tmpfs figure of a shim row is its mmap job again, measured beside udaxfs's)
 JOBS=("seqread read 1M" "seqwrite write 1M" "randread randread 4k" "randwrite randwrite 4k")
-ENGINES=(psync mmap)
 NUMJOBS=(1 2)
+engines_of() {
+  case $1 in
+    udaxfs|tmpfs) echo psync mmap shim ;;
+    *) echo psync mmap ;;
+  esac
+}
 
 # run_fio TEST NAME RW BS ENGINE NUMJOBS: one fio run on $MNT, its JSON kept in $RAW.
 # Reads stop after one pass or $RUNTIME s. Writes do a fixed amount -- the whole file
@@ -182,6 +192,8 @@ NUMJOBS=(1 2)
 run_fio() {
   local test=$1 name=$2 rw=$3 bs=$4 eng=$5 nj=$6
   local out=$RAW/$FS.$test.r$PASS_NO.json
+  local pre=()
+  if [[ $eng == shim ]]; then eng=mmap pre=(env "LD_PRELOAD=$SHIM"); fi
   local args=(--name="$name" --directory="$MNT" --ioengine="$eng" --rw="$rw" --bs="$bs"
     --size="$SIZE_BYTES" --numjobs="$nj" --group_reporting
     --fallocate=none --invalidate=1 --output-format=json --output="$out")
@@ -192,7 +204,7 @@ run_fio() {
     args+=(--runtime="$RUNTIME")
   fi
   # Runtime caps the I/O; layout, fsync and a slow FUSE daemon get generous extra time.
-  if run_bg timeout --kill-after=10 $((RUNTIME * 20 + 300)) fio "${args[@]}" >>"$RAW/$FS.fio.log" 2>&1; then
+  if run_bg timeout --kill-after=10 $((RUNTIME * 20 + 300)) "${pre[@]}" fio "${args[@]}" >>"$RAW/$FS.fio.log" 2>&1; then
     record fio "$FS" "$test" "$out"
   else
     log "bench: $FS $test: fio failed (exit $?; see $RAW/$FS.fio.log)"
@@ -228,7 +240,7 @@ data_jobs() {
   fi
   for spec in "${JOBS[@]}"; do
     read -r name rw bs <<<"$spec"
-    for eng in "${ENGINES[@]}"; do
+    for eng in $(engines_of "$FS"); do
       for nj in "${NUMJOBS[@]}"; do
         test=$name-$eng-${nj}j
         if [[ $rw == *read ]]; then

@@ -6,6 +6,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -242,7 +243,22 @@ int main(int argc, char* argv[]) {
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         fuse_loop_cfg_set_max_threads(cfg, 16);
-        rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+        const int loop_rc = fuse_session_loop_mt(se, cfg);
+        if (loop_rc == -ECONNABORTED) {
+          // The kernel tore the connection down under a read in progress: an unmount racing
+          // a request being handed over (generic/530: 20,000 RELEASEs as a process exits),
+          // or an abort through fusectl. Either way the mount has ended; libfuse 3.14 only
+          // takes ENODEV as the normal end. What is pending is persisted below as usual.
+          syslog(LOG_NOTICE, "%s: the kernel aborted the FUSE connection: mount ended", cmd.target);
+          rc = 0;
+        } else if (loop_rc != 0) {
+          // Once daemonized stderr is gone: say why the exit status is 1 where it is read.
+          syslog(LOG_ERR, "%s: the FUSE session loop ended with %d (%s)", cmd.target, loop_rc,
+                 loop_rc < 0 ? strerror(-loop_rc) : "signal or error");
+          rc = 1;
+        } else {
+          rc = 0;
+        }
         fuse_loop_cfg_destroy(cfg);
         media.Stop();
         watch.Stop();
@@ -257,6 +273,7 @@ int main(int argc, char* argv[]) {
   udax::Status st = ctx.fs->Unmount();
   if (!st.ok()) {
     fprintf(stderr, "udaxfs: %s: unmount: %s\n", cmd.target, st.ToString().c_str());
+    syslog(LOG_ERR, "%s: unmount: %s", cmd.target, st.ToString().c_str());
     rc = 1;
   }
   return rc;
