@@ -306,7 +306,11 @@ cmd = sys.argv[5:]
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
     print("reaper: cannot become a child subreaper", file=sys.stderr)
-child = os.posix_spawnp(cmd[0], cmd, os.environ, setsid=True)
+# Python ignores SIGPIPE and SIGXFSZ and posix_spawn keeps that: the tests must see the
+# defaults (generic/394 and 564 wait for "File size limit exceeded", generic/615 for a
+# stat(1) killed quietly by SIGPIPE).
+child = os.posix_spawnp(cmd[0], cmd, os.environ, setsid=True,
+                        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
 with open(pid_path, "w") as f:
     f.write(f"{child}\n")
 rc = 1
