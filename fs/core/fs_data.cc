@@ -365,8 +365,26 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
       return Status::InvalidArgument("direct map range outside the file (extend it first)");
     }
   }
-  // Holes become zeroed blocks: a map points at real media or at nothing.
-  UDAX_RETURN_IF_ERROR(Fallocate(inode, FALLOC_FL_KEEP_SIZE, off, len));
+  // Holes become zeroed blocks: a map points at real media or at nothing. A range without
+  // holes needs no change, so a read-only mount can map every fully written file.
+  bool has_hole = false;
+  {
+    std::shared_lock<std::shared_mutex> rw(inode->rw);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint64_t a = off / au; a * au < off + len && !has_hole;) {
+      uint64_t run;
+      has_hole = MapAu(*inode, a, (off + len - a * au + au - 1) / au, &run) == 0;
+      a += run;
+    }
+  }
+  if (has_hole) {
+    Status st = Fallocate(inode, FALLOC_FL_KEEP_SIZE, off, len);
+    if (st.code() == EROFS) {
+      return Status::Error(EROFS, "the range has holes, which a direct map cannot fill on a "
+                                  "read-only filesystem: use an ordinary mmap");
+    }
+    UDAX_RETURN_IF_ERROR(st);
+  }
   std::shared_lock<std::shared_mutex> rw(inode->rw);
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<BmapExtent> out;
