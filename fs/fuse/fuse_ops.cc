@@ -58,6 +58,13 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->max_read = 0;
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // No asynchronous direct I/O: for an async O_DIRECT write the kernel drops the page
+  // cache only before sending it, never after it completes (generic_file_direct_write
+  // returns -EIOCBQUEUED and skips the post-write invalidation; FUSE has no completion
+  // hook that does it), so a buffered read racing the write can cache the old bytes for
+  // good (generic/451: "get stale data from buffer read"). Synchronous, the invalidation
+  // after the write runs. io_submit of direct I/O then waits per request.
+  conn->want &= ~FUSE_CAP_ASYNC_DIO;
   if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;
   if (ctx->config.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL) &&
       (conn->capable & FUSE_CAP_DONT_MASK)) {
