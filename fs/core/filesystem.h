@@ -297,6 +297,10 @@ class Filesystem {
   // orphan list, restores the primary superblock, bumps the mount count, frees orphans.
   // Clears options_.read_only once every check has passed. REQUIRES mu_ (or no sharing)
   Status StartWriting(bool restore_primary);
+  // The damage a read-write mount refuses in the journal state block and the bitmaps'
+  // fixed bits, one message per damaged structure (empty when sound). Asked by
+  // MountRegion and again by MakeWritable, for a mount that started read-only.
+  std::vector<std::string> FixedMetadataDamage() const;
 
   // --- inodes (fs_inode.cc) ---
   Result<Inode*> Get(uint64_t ino);  // REQUIRES mu_

@@ -186,25 +186,15 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
             target.c_str());
   }
   UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
-  if (!JournalStateValid(fs->state_)) {
-    UDAX_RETURN_IF_ERROR(damaged("journal state block is damaged"));
-    std::memset(&fs->state_, 0, sizeof(fs->state_));  // read-only: no orphan list needed
-  }
   UDAX_RETURN_IF_ERROR(fs->aus_.Load(*region, sb.abitmap_off, sb.au_count, FirstDataAu(sb),
                                      LastDataAu(sb)));
   UDAX_RETURN_IF_ERROR(fs->inos_.Load(*region, sb.ibitmap_off, sb.inode_count, 2,
                                       sb.inode_count));
-  // The static areas' bits: a bitmap that frees them would hand metadata out as data.
-  for (uint64_t au = 0; au < FirstDataAu(sb); ++au) {
-    if (!fs->aus_.IsAllocated(au)) {
-      UDAX_RETURN_IF_ERROR(damaged("AU bitmap is damaged (static metadata AU " +
-                                   std::to_string(au) + " marked free)"));
-      break;
-    }
+  for (const std::string& what : fs->FixedMetadataDamage()) {
+    UDAX_RETURN_IF_ERROR(damaged(what));
   }
-  if (!fs->aus_.IsAllocated(sb.au_count - 1) || !fs->inos_.IsAllocated(0) ||
-      !fs->inos_.IsAllocated(kRootIno)) {
-    UDAX_RETURN_IF_ERROR(damaged("allocation bitmaps are damaged (reserved bits clear)"));
+  if (!JournalStateValid(fs->state_)) {
+    std::memset(&fs->state_, 0, sizeof(fs->state_));  // read-only: no orphan list needed
   }
   // The root must be a directory.
   std::lock_guard<std::mutex> lock(fs->mu_);
@@ -285,6 +275,24 @@ Status Filesystem::StartWriting(bool restore_primary) {
   return Status::Ok();
 }
 
+std::vector<std::string> Filesystem::FixedMetadataDamage() const {
+  std::vector<std::string> damage;
+  if (!JournalStateValid(state_)) damage.push_back("journal state block is damaged");
+  // The static areas' bits: a bitmap that frees them would hand metadata out as data.
+  for (uint64_t au = 0; au < FirstDataAu(sb_); ++au) {
+    if (!aus_.IsAllocated(au)) {
+      damage.push_back("AU bitmap is damaged (static metadata AU " + std::to_string(au) +
+                       " marked free)");
+      break;
+    }
+  }
+  if (!aus_.IsAllocated(sb_.au_count - 1) || !inos_.IsAllocated(0) ||
+      !inos_.IsAllocated(kRootIno)) {
+    damage.push_back("allocation bitmaps are damaged (reserved bits clear)");
+  }
+  return damage;
+}
+
 Status Filesystem::MakeWritable() {
   std::lock_guard<std::mutex> lock(mu_);
   if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
@@ -304,14 +312,8 @@ Status Filesystem::MakeWritable() {
     return Status::Busy(target + ": the journal holds a transaction this read-only mount "
                         "has not applied; unmount and mount read-write");
   }
-  if (!JournalStateValid(state_)) return refuse("journal state block is damaged");
-  for (uint64_t au = 0; au < FirstDataAu(sb_); ++au) {
-    if (!aus_.IsAllocated(au)) return refuse("AU bitmap is damaged");
-  }
-  if (!aus_.IsAllocated(sb_.au_count - 1) || !inos_.IsAllocated(0) ||
-      !inos_.IsAllocated(kRootIno)) {
-    return refuse("allocation bitmaps are damaged (reserved bits clear)");
-  }
+  const std::vector<std::string> damage = FixedMetadataDamage();
+  if (!damage.empty()) return refuse(damage.front());
   DiskSuperblock primary;
   const bool restore_primary = !region_->ReadSafe(0, &primary, sizeof(primary)).ok() ||
                                !SuperblockVerify(primary, region_->size()).ok();
