@@ -268,7 +268,16 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   const int region = fds[0], lease_sock = fds[1];
   const uint64_t align = std::max<uint64_t>(reply.value("map_align", uint64_t{4096}), 4096);
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t len = (length + page - 1) / page * page;
+  // A devdax device maps only in whole units of its alignment (2 MiB): the map covers the
+  // whole allocation units under [offset, offset+length), which belong to this file.
+  const bool devdax = reply.value("region_kind", "") == "devdax";
+  const uint64_t unit = devdax ? align : page;
+  if (offset % unit != 0) {
+    close(region);
+    close(lease_sock);
+    return -EINVAL;
+  }
+  const size_t len = (length + unit - 1) / unit * unit;
   // A contiguous stretch of address space, aligned so devdax can use huge pages.
   void* raw = SysMmap(nullptr, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) {
@@ -283,7 +292,7 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   int rc = 0;
   for (const auto& e : reply["extents"]) {
     const uint64_t fo = e.value("file_offset", uint64_t{0}), ph = e.value("phys", uint64_t{0});
-    const uint64_t el = e.value("length", uint64_t{0});
+    const uint64_t el = (e.value("length", uint64_t{0}) + unit - 1) / unit * unit;
     const uint64_t s = std::max<uint64_t>(fo, offset), t = std::min<uint64_t>(fo + el, offset + len);
     if (s >= t) continue;
     if (SysMmap(base + (s - offset), t - s, mprot, MAP_SHARED | MAP_FIXED, region, ph + (s - fo)) == MAP_FAILED) {
@@ -301,7 +310,7 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   m.offset = static_cast<uint64_t>(offset);
   m.lease = reply.value("lease", uint64_t{0});
   m.sock = lease_sock;
-  m.devdax = reply.value("region_kind", "") == "devdax";
+  m.devdax = devdax;
   m.conn = conn;
   if (rc != 0) {
     SysMunmap(base, len);

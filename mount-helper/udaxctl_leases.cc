@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -16,17 +17,31 @@
 #include "fs/region/unique_fd.h"
 #include "include/udaxfs/control.h"
 #include "mount-helper/udaxctl.h"
+#include "notify/mapped_procs.h"
 
 namespace udax {
 
 int CmdLeases(const std::string& mount, bool json) {
+  // The mount's device number: from stat, or, when a shut-down filesystem answers stat
+  // with EIO (after a device removal: the moment one asks which maps were taken back),
+  // from its mountinfo line.
   struct stat st;
-  if (stat(mount.c_str(), &st) != 0) {
-    fprintf(stderr, "udaxctl leases: %s: %s\n", mount.c_str(), strerror(errno));
-    return 1;
+  dev_t dev = 0;
+  if (stat(mount.c_str(), &st) == 0) {
+    dev = st.st_dev;
+  } else {
+    const int err = errno;
+    char* real = realpath(mount.c_str(), nullptr);
+    auto from_table = real != nullptr ? MountDevice("/proc/self/mountinfo", real) : std::nullopt;
+    free(real);
+    if (!from_table) {
+      fprintf(stderr, "udaxctl leases: %s: %s\n", mount.c_str(), strerror(err));
+      return 1;
+    }
+    dev = *from_table;
   }
-  const std::string path = std::string(UDAX_CONTROL_DIR) + "/" + std::to_string(major(st.st_dev)) +
-                           ":" + std::to_string(minor(st.st_dev)) + ".sock";
+  const std::string path = std::string(UDAX_CONTROL_DIR) + "/" + std::to_string(major(dev)) +
+                           ":" + std::to_string(minor(dev)) + ".sock";
   UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;

@@ -101,7 +101,7 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
   record.detail = event.detail;
 
   if (event.source == MediaEventSource::kDeviceRemoved) {
-    if (hooks_.device_removed) hooks_.device_removed(event);
+    if (hooks_.device_removed) record.processes = hooks_.device_removed(event);
     fs_->Shutdown("device removed (" + event.detail + "): every mapping revoked, nothing more is written");
     record.action = "shutdown";
     record.resolve_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -46,8 +46,9 @@ class MediaResolver {
   struct Hooks {
     // Drop the kernel's cached pages of file bytes [off, off+len) of `ino`.
     std::function<void(uint64_t ino, uint64_t off, uint64_t len)> invalidate;
-    // The device is going away: revoke what clients hold before the shutdown.
-    std::function<void(const MediaEvent&)> device_removed;
+    // The device is going away: revoke what clients hold before the shutdown; returns
+    // what was done to whom.
+    std::function<std::vector<ProcessAction>(const MediaEvent&)> device_removed;
     // Direct maps (client leases) of file bytes [off, off+len) of `ino` hit by a memory
     // error: tell or kill their holders per `policy`; returns what was done to whom.
     std::function<std::vector<ProcessAction>(uint64_t ino, uint64_t off, uint64_t len,

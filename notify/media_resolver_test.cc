@@ -176,7 +176,10 @@ TEST(MediaResolver, DeviceRemovedShutsDownAfterTheHook) {
   ResolverFixture t;
   bool hook_saw_running = false;
   MediaResolver::Hooks h;
-  h.device_removed = [&](const MediaEvent&) { hook_saw_running = !t.fs->shut_down(); };
+  h.device_removed = [&](const MediaEvent&) {
+    hook_saw_running = !t.fs->shut_down();
+    return std::vector<ProcessAction>{{4242, "client", "revoked"}};
+  };
   auto resolver = MediaResolver::Start(t.fs.get(), &t.queue, t.log.get(), h, {});
   MediaEvent e;
   e.source = MediaEventSource::kDeviceRemoved;
@@ -186,6 +189,9 @@ TEST(MediaResolver, DeviceRemovedShutsDownAfterTheHook) {
   EXPECT_TRUE(hook_saw_running);
   EXPECT_TRUE(t.fs->shut_down());
   EXPECT_EQ(r.action, "shutdown");
+  // What the hook did to lease holders is in the record (the lab's unplug shows it).
+  ASSERT_EQ(r.processes.size(), 1u);
+  EXPECT_EQ(r.processes[0].action, "revoked");
   EXPECT_EQ(t.fs->Create(kRootIno, "g", 0644, O_RDWR, kRoot).status().code(), EIO);
 }
 

@@ -55,7 +55,7 @@ size_t LeaseTable::size() const {
   return leases_.size();
 }
 
-std::vector<pid_t> LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_t to) {
+std::vector<LeaseTable::HolderAction> LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_t to) {
   std::vector<std::unique_ptr<Lease>> taken;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -70,11 +70,13 @@ std::vector<pid_t> LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_t to) 
   }
   // All revokes first, then the waits: clients answer in parallel.
   for (auto& l : taken) SendJson(l->sock.get(), {{"revoke", l->id}});
-  std::vector<pid_t> killed;
+  std::vector<HolderAction> done;
   for (auto& l : taken) {
-    if (!RevokeOne(l.get())) killed.push_back(l->pid);
+    const bool given_back = RevokeOne(l.get());
+    done.push_back({l->pid, l->comm,
+                    given_back ? "revoked" : "killed: no acknowledgement in time", !given_back});
   }
-  return killed;
+  return done;
 }
 
 bool LeaseTable::RevokeOne(Lease* l) {

@@ -54,15 +54,17 @@ class LeaseTable {
   void SetExtents(uint64_t id, std::vector<BmapExtent> extents);
   // The client dropped it (udax_unmap). False if `pid` does not hold lease `id`.
   bool Remove(uint64_t id, pid_t pid);
-  // Takes back every lease overlapping file bytes [from, to) of `ino` (ino 0: all).
-  // Returns the holders it had to kill.
-  std::vector<pid_t> Revoke(uint64_t ino, uint64_t from, uint64_t to);
-
-  struct MceResult {
+  // What was done to one lease holder (event logs, syslog).
+  struct HolderAction {
     pid_t pid = 0;
     std::string comm;
-    std::string action;  // "notified", "killed", ...
+    std::string action;  // "revoked", "notified", "killed", ...
+    bool killed = false;
   };
+  // Takes back every lease overlapping file bytes [from, to) of `ino` (ino 0: all):
+  // "revoked" for each holder that gave its map back, "killed" for one that did not in time.
+  std::vector<HolderAction> Revoke(uint64_t ino, uint64_t from, uint64_t to);
+  using MceResult = HolderAction;
   // A memory error in file bytes [off, off+len) of `ino`: per policy ("notify", "kill",
   // "ignore") tell or kill every holder whose lease covers it.
   std::vector<MceResult> MediaError(uint64_t ino, uint64_t off, uint64_t len,

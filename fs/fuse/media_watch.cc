@@ -43,8 +43,11 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   // Direct maps: the core asks for them back before it frees or moves their blocks.
   LeaseTable* leases = &leases_;
   fs->set_revoke_hook([leases](uint64_t ino, uint64_t from, uint64_t to) {
-    for (pid_t pid : leases->Revoke(ino, from, to)) {
-      syslog(LOG_WARNING, "killed pid %d: it did not give back a direct map in time", pid);
+    for (const auto& r : leases->Revoke(ino, from, to)) {
+      if (r.killed) {
+        syslog(LOG_WARNING, "killed pid %d (%s): it did not give back a direct map in time",
+               r.pid, r.comm.c_str());
+      }
     }
   });
   hooks.lease_media_error = [leases](uint64_t ino, uint64_t off, uint64_t len, McePolicy p) {
@@ -54,7 +57,11 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     }
     return out;
   };
-  hooks.device_removed = [leases](const MediaEvent&) { leases->Revoke(0, 0, UINT64_MAX); };
+  hooks.device_removed = [leases](const MediaEvent&) {
+    std::vector<ProcessAction> out;
+    for (const auto& r : leases->Revoke(0, 0, UINT64_MAX)) out.push_back({r.pid, r.comm, r.action});
+    return out;
+  };
   if (ro.mount_dev) {
     ControlServer::Info info;
     info.region_kind = RegionKindName(fs->region()->kind());

@@ -75,6 +75,35 @@ media_read() {
   fi
 }
 
+# media_udax_client NAME DIR: starts a libudax direct-map client of NAME's 64 KiB (a lease
+# granted over the daemon's control socket, the way applications map udaxfs files): it
+# maps, touches every page, creates DIR/ready, then waits for DIR/go and touches again.
+# Its log ($LAB_OUT/udax-client-NAME.log) gets "SIGBUS <si_code> at map offset N" when a
+# signal comes (then it exits) or "second touch: no signal". Sets UDAX_CLIENT (its pid).
+media_udax_client() {
+  local name=$1 dir=$2 i
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  "$BIN/udax_client_test" hold "$MNT/$name" 0 65536 "$dir" >"$LAB_OUT/udax-client-$name.log" 2>&1 &
+  UDAX_CLIENT=$!
+  for ((i = 0; i < 200; i++)); do
+    [[ -e $dir/ready ]] && return 0
+    kill -0 "$UDAX_CLIENT" 2>/dev/null || break
+    sleep 0.1
+  done
+  sed 's/^/   libudax client: /' "$LAB_OUT/udax-client-$name.log"
+  return 1
+}
+
+# media_udax_client_end NAME DIR: lets the client touch its map again and waits for it.
+media_udax_client_end() {
+  local name=$1 dir=$2 i
+  for ((i = 0; i < 50; i++)); do kill -0 "$UDAX_CLIENT" 2>/dev/null || break; sleep 0.1; done
+  touch "$dir/go"
+  wait "$UDAX_CLIENT" 2>/dev/null || true
+  sed 's/^/   libudax client: /' "$LAB_OUT/udax-client-$name.log"
+}
+
 media_observe() {
   local name=$1 what=$2 f r sigs n
   MEDIA_POISONED+="$name "

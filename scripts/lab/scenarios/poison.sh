@@ -5,7 +5,8 @@
 # On a page holding a file's data: (a) madvise(MADV_HWPOISON) through a direct mapping of
 # that page (what the poisoner, and the daemon, receive), (b) debugfs hwpoison/corrupt-pfn
 # (BUS_MCEERR_AO, delivered only to early-kill processes: a direct-map client that opted
-# in shows what the daemon would get). Logs, for each: the injected event, the signals the
+# in shows what the daemon would get; a libudax client holding a lease on that file is
+# notified by the daemon with BUS_MCEERR_AO, mce_policy=notify). Logs, for each: the injected event, the signals the
 # daemon received (strace), the kernel's account (dmesg), the owners of the range
 # (udaxctl rmap: the reverse map), what reads of the poisoned and of another file return.
 # Asserts what the daemon does today: it survives, the other file stays intact, unmount
@@ -30,6 +31,10 @@ media_observe victim "madvise"
 lab_step "(b) debugfs hwpoison/corrupt-pfn on the page holding victim2's first byte"
 [[ -w /sys/kernel/debug/hwpoison/corrupt-pfn ]] || lab_skip "no debugfs hwpoison (hwpoison_inject)"
 media_owner victim2
+# A libudax client holds a lease on victim2 (mce_policy=notify, the default): the daemon
+# must pass the error on to it as BUS_MCEERR_AO inside its mapping.
+lab_check "a libudax client maps victim2 under a lease" media_udax_client victim2 /tmp/udax-hold
+"$UDAXCTL" leases "$MNT" | sed 's/^/   leases: /'
 # A direct-map client of the page with early kill: shows who gets BUS_MCEERR_AO.
 "$POKE" spin "$TARGET" "$PHYS" 30 early >"$LAB_OUT/client.log" 2>&1 &
 client=$!
@@ -40,7 +45,14 @@ echo "$pfn" >/sys/kernel/debug/hwpoison/corrupt-pfn || lab_info "the corrupt-pfn
 wait "$client" || true
 sed 's/^/   client (early kill): /' "$LAB_OUT/client.log"
 lab_check "the early-kill direct-map client got BUS_MCEERR_AO" grep -q 'si_code=5 (BUS_MCEERR_AO)' "$LAB_OUT/client.log"
+media_udax_client_end victim2 /tmp/udax-hold
+lab_check "the daemon notified the libudax client: BUS_MCEERR_AO inside its map" \
+  grep -q '^SIGBUS BUS_MCEERR_AO at map offset' "$LAB_OUT/udax-client-victim2.log"
 media_observe victim2 "corrupt-pfn"
+if [[ -s $LAB_OUT/events.json ]]; then
+  lab_check "the event log records the libudax client as notified" \
+    grep -qE '"action": ?"notified' "$LAB_OUT/events.json"
+fi
 
 media_teardown "$MNT"
 lab_finish
