@@ -204,6 +204,15 @@ class Filesystem {
   Result<std::string> GetXattr(uint64_t ino, std::string_view name);  // ENODATA if absent
   Result<std::string> ListXattr(uint64_t ino);  // names, each NUL-terminated
   Status RemoveXattr(uint64_t ino, std::string_view name);
+  // What file_remove_privs does when a file's data or owner changes, for a daemon that
+  // took FUSE_HANDLE_KILLPRIV_V2 (the kernel then leaves it to us): if `suidgid` (the
+  // kernel says the caller lacks CAP_FSETID; chown always) drops setuid, and setgid when
+  // group-exec is set or `exempt_from_sgid(file's gid)` says no (setattr_should_drop_sgid:
+  // the caller is outside the group and not privileged; asked only then); always drops
+  // security.capability. Regular files only. Returns whether the inode changed (the
+  // kernel's cached attributes are stale then).
+  Result<bool> KillPrivs(uint64_t ino, bool suidgid,
+                         const std::function<bool(uint32_t gid)>& exempt_from_sgid);
 
   // --- chattr flags, label, FITRIM (fs_attr.cc) ---
   // Inode flags as FS_IOC_GETFLAGS gives them (kAttr* = FS_*_FL). SetFlags follows

@@ -253,6 +253,47 @@ Status Filesystem::RemoveXattr(uint64_t ino, std::string_view name) {
   return Commit();
 }
 
+Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
+                                   const std::function<bool(uint32_t gid)>& exempt_from_sgid) {
+  constexpr std::string_view kCaps = "security.capability";
+  // The mode bits to drop, by setattr_should_drop_suidgid's rules.
+  auto drops = [&](const DiskInode& d) -> uint32_t {
+    if (!suidgid) return 0;
+    uint32_t drop = d.mode & S_ISUID;
+    if ((d.mode & S_ISGID) && ((d.mode & S_IXGRP) || !exempt_from_sgid(d.gid))) drop |= S_ISGID;
+    return drop;
+  };
+  {
+    // Every write asks: nearly always there is nothing to drop, decided under mu_ alone.
+    std::lock_guard<std::mutex> lock(mu_);
+    UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+    if (!S_ISREG(inode->d.mode)) return false;
+    if ((inode->d.mode & (S_ISUID | S_ISGID)) == 0 && inode->d.xattr_bytes == 0) return false;
+  }
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
+  std::unique_lock<std::shared_mutex> rw(inode->rw);
+  std::lock_guard<std::mutex> lock(mu_);
+  Unpin unpin{inode};
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
+  bool changed = false;
+  if (const uint32_t drop = drops(inode->d); drop != 0) {
+    inode->d.mode &= ~drop;
+    changed = true;
+  }
+  if (auto it = inode->xattrs->find(kCaps); it != inode->xattrs->end()) {
+    UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+    inode->xattrs->erase(it);
+    UDAX_RETURN_IF_ERROR(StageXattrs(inode));
+    changed = true;
+  }
+  if (!changed) return false;
+  TouchCtime(&inode->d);
+  StageInode(inode);
+  UDAX_RETURN_IF_ERROR(Commit());
+  return true;
+}
+
 Result<Filesystem::NewInodeAttrs> Filesystem::InheritAttrs(Inode* dir, uint32_t mode,
                                                            const Caller& caller) {
   NewInodeAttrs out;

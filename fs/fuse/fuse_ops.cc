@@ -5,6 +5,7 @@
 #include "fs/fuse/fuse_ops.h"
 
 #include "fs/fuse/fuse_request.h"
+#include "fs/fuse/killpriv_v2.h"
 
 #include "include/udaxfs/ioctl.h"
 
@@ -124,6 +125,12 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     in.ctime = to_set & FUSE_SET_ATTR_CTIME;
     auto st = Fs(req).SetAttr(ino, in);
     if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
+    if (KillprivV2Active() && (in.size || in.uid || in.gid)) {
+      // A truncate kills as the kernel says; a chown always (chown_common).
+      KillPrivsAfterChange(req, ino, in.uid || in.gid || RequestKillsSuidgid());
+      st = Fs(req).GetAttr(ino);
+      if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
+    }
     fuse_reply_attr(req, &st.value(), Ctx(req).config.timeout());
   });
 }
@@ -198,6 +205,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         Fs(req).Release(*inode);
         return (void)fuse_reply_err(req, st.status().code());
       }
+      KillPrivsAfterChange(req, ino, RequestKillsSuidgid());
     }
     auto handle = std::make_unique<OpenFile>(OpenFile{*inode, fi->flags});
     fi->fh = reinterpret_cast<uint64_t>(handle.get());
@@ -240,11 +248,13 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   });
 }
 
-void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
   Guard(req, [&] {
     auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size);
     if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+    // write(2), not the writeback of mmap'd pages (which file_remove_privs never covered).
+    if (!fi->writepage && *n > 0) KillPrivsAfterChange(req, ino, RequestKillsSuidgid());
     if ((HandleOf(fi)->flags & O_DIRECT) && !fi->writepage) {
       FileOf(fi)->direct_written.store(true);  // see SetOpenFlags
     }

@@ -66,13 +66,16 @@ void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* 
 }
 
 void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in,
-                     fuse_ino_t, off_t off_out, fuse_file_info* fi_out, size_t len,
+                     fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
                      int flags) {
   Guard(req, [&] {
     if (flags != 0 || off_in < 0 || off_out < 0) return (void)fuse_reply_err(req, EINVAL);
     auto n = Fs(req).CopyFileRange(FileOf(fi_in), static_cast<uint64_t>(off_in),
                                    FileOf(fi_out), static_cast<uint64_t>(off_out), len);
     if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+    // The kernel's file_modified on the destination cannot drop setuid/setgid under
+    // HANDLE_KILLPRIV_V2 (fuse_setattr leaves it to us, and no flag says so).
+    if (*n > 0) DropPrivsAfterChange(req, ino_out);
     fuse_reply_write(req, *n);
   });
 }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "fs/fuse/fuse_ops.h"
+#include "fs/fuse/killpriv_v2.h"
 #include "fs/fuse/media_watch.h"
 #include "fs/fuse/mount_watch.h"
 #include "fs/fuse/readahead.h"
@@ -232,7 +233,7 @@ int main(int argc, char* argv[]) {
   udax::ReadaheadSetter readahead;  // joined after the unmount below
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd.mountpoint) == 0) {
-      if (fuse_daemonize(cmd.foreground) == 0) {
+      if (udax::InstallKillprivV2(se) == 0 && fuse_daemonize(cmd.foreground) == 0) {
         // After daemonize: its fork keeps no threads.
         udax::MountWatch watch;
         udax::Status ws = watch.Start(ctx.fs, mountpoint);

@@ -1,0 +1,134 @@
+// killpriv_v2.cc -- see killpriv_v2.h.
+#include "fs/fuse/killpriv_v2.h"
+
+#include <linux/fuse.h>
+#include <sys/uio.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "fs/fuse/fuse_request.h"
+
+namespace udax {
+namespace {
+
+// The INIT request's unique id and the kernel's offer, from the read hook to the writev
+// hook that carries the reply (one INIT per connection, before any other request).
+std::atomic<uint64_t> g_init_unique{0};
+std::atomic<bool> g_kernel_offers{false};
+std::atomic<bool> g_active{false};
+thread_local bool t_kill_suidgid = false;
+
+// What a request asks, read from its raw bytes (header, then the opcode's struct).
+void NoteRequest(const char* buf, size_t len) {
+  t_kill_suidgid = false;
+  if (len < sizeof(fuse_in_header)) return;
+  fuse_in_header in;
+  std::memcpy(&in, buf, sizeof(in));
+  const char* arg = buf + sizeof(in);
+  const size_t arg_len = len - sizeof(in);
+  switch (in.opcode) {
+    case FUSE_INIT: {
+      fuse_init_in init{};
+      std::memcpy(&init, arg, std::min(arg_len, sizeof(init)));
+      g_kernel_offers = (init.flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+      g_init_unique = in.unique;
+      break;
+    }
+    case FUSE_WRITE:
+      if (arg_len >= sizeof(fuse_write_in)) {
+        fuse_write_in w;
+        std::memcpy(&w, arg, sizeof(w));
+        t_kill_suidgid = (w.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+      }
+      break;
+    case FUSE_SETATTR:
+      if (arg_len >= sizeof(fuse_setattr_in)) {
+        fuse_setattr_in s;
+        std::memcpy(&s, arg, sizeof(s));
+        t_kill_suidgid = (s.valid & FATTR_KILL_SUIDGID) != 0;
+      }
+      break;
+    case FUSE_OPEN:
+      if (arg_len >= sizeof(fuse_open_in)) {
+        fuse_open_in o;
+        std::memcpy(&o, arg, sizeof(o));
+        t_kill_suidgid = (o.open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
+      }
+      break;
+    case FUSE_CREATE:
+      if (arg_len >= sizeof(fuse_create_in)) {
+        fuse_create_in c;
+        std::memcpy(&c, arg, sizeof(c));
+        t_kill_suidgid = (c.open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+ssize_t HookedRead(int fd, void* buf, size_t len, void* /*userdata*/) {
+  const ssize_t n = read(fd, buf, len);
+  if (n > 0) NoteRequest(static_cast<const char*>(buf), static_cast<size_t>(n));
+  return n;
+}
+
+ssize_t HookedWritev(int fd, struct iovec* iov, int count, void* /*userdata*/) {
+  // libfuse sends the INIT reply as the header and the fuse_init_out, each its own iovec.
+  const uint64_t init = g_init_unique.load();
+  if (init != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
+      iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
+    fuse_out_header out;
+    std::memcpy(&out, iov[0].iov_base, sizeof(out));
+    if (out.unique == init && out.error == 0) {
+      g_init_unique = 0;
+      if (g_kernel_offers) {
+        auto* reply = static_cast<fuse_init_out*>(iov[1].iov_base);
+        reply->flags |= FUSE_HANDLE_KILLPRIV_V2;
+        g_active = true;
+      }
+    }
+  }
+  return writev(fd, iov, count);
+}
+
+}  // namespace
+
+int InstallKillprivV2(fuse_session* se) {
+  static const fuse_custom_io io = {HookedWritev, HookedRead, nullptr, nullptr};
+  return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
+
+bool KillprivV2Active() { return g_active.load(std::memory_order_relaxed); }
+
+bool RequestKillsSuidgid() { return t_kill_suidgid; }
+
+void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid) {
+  if (!KillprivV2Active()) return;
+  // Asked only for a setgid file without group-exec: the caller's groups cost a read of
+  // /proc. CAP_FSETID is taken as uid 0 (the kernel only tells us through the flag).
+  auto exempt = [req](uint32_t gid) {
+    const fuse_ctx* c = fuse_req_ctx(req);
+    if (c->uid == 0 || c->gid == gid) return true;
+    gid_t groups[256];
+    const int n = fuse_req_getgroups(req, 256, groups);
+    for (int i = 0; i < n && i < 256; ++i) {
+      if (groups[i] == gid) return true;
+    }
+    return false;
+  };
+  auto changed = Fs(req).KillPrivs(ino, suidgid, exempt);
+  if (!changed.ok()) {
+    syslog(LOG_WARNING, "inode %llu: could not drop setuid/setgid/capabilities: %s",
+           static_cast<unsigned long long>(ino), changed.status().ToString().c_str());
+    return;
+  }
+  // Attributes only (offset -1): no page is locked, so this is safe inside a write.
+  if (*changed) fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
+}
+
+}  // namespace udax
