@@ -171,6 +171,15 @@ class Filesystem {
                                              uint32_t mode, int flags, const Caller& caller);
   void Release(Inode* inode);
   Result<size_t> Read(Inode* inode, uint64_t off, size_t n, char* buf);
+  // A read served without a copy here: calls `send(ptr, len)` with the bytes of
+  // [off, off+n) (clipped at EOF) where they lie in the region, while holding the inode
+  // shared, so its blocks cannot be freed or reused while the kernel copies them out of
+  // our mapping (FUSE's reply). Only where that is safe and simple: a region whose pages
+  // cannot fail to read or carry real poison (an image on tmpfs or ramfs), nothing known
+  // bad in the range, the range inside one extent run. Otherwise returns false having
+  // sent nothing, and the caller uses Read.
+  Result<bool> ReadInPlace(Inode* inode, uint64_t off, size_t n,
+                           const std::function<void(const char*, size_t)>& send);
   Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n);
   Status Fsync(Inode* inode, bool datasync);
 

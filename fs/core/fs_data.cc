@@ -104,6 +104,25 @@ Result<size_t> Filesystem::Read(Inode* inode, uint64_t off, size_t n, char* buf)
   return n;
 }
 
+Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
+                                     const std::function<void(const char*, size_t)>& send) {
+  if (shutdown_) return Status::IoError("filesystem is shut down");
+  if (region_->kind() != RegionKind::kEmulated || !region_->volatile_backing()) return false;
+  std::shared_lock<std::shared_mutex> rw(inode->rw);
+  const uint64_t size = inode->d.size;
+  if (off >= size || n == 0) return false;
+  n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
+  const uint64_t au = sb_.au_size, inner = off % au;
+  uint64_t run_aus;
+  const uint64_t phys = MapAu(*inode, off / au, (n + inner + au - 1) / au, &run_aus);
+  if (phys == 0 || run_aus * au - inner < n) return false;  // a hole, or more than one run
+  const uint64_t at = phys * au + inner;
+  if (at + n > region_->size() || region_->HasKnownBad(at, n)) return false;
+  send(reinterpret_cast<const char*>(region_->base() + at), n);
+  TouchAtime(inode);
+  return true;
+}
+
 Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, size_t n) {
   {
     Status st = CheckWritable();
