@@ -241,8 +241,8 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   Guard(req, [&] {
     // Straight from the region where that is safe: the kernel copies the reply out of our
     // mapping, one copy fewer than through a buffer (bench/README.md, sequential read).
-    auto in_place = Fs(req).ReadInPlace(FileOf(fi), static_cast<uint64_t>(off), size,
-                                        [req](const char* p, size_t n) { fuse_reply_buf(req, p, n); });
+    auto reply = [req](const char* p, size_t n) { fuse_reply_buf(req, p, n); };
+    auto in_place = Fs(req).ReadInPlace(FileOf(fi), static_cast<uint64_t>(off), size, reply);
     if (!in_place.ok()) return (void)fuse_reply_err(req, in_place.status().code());
     if (*in_place) return;
     // One buffer per thread, grown to the largest request seen (max_read is 1 MiB).

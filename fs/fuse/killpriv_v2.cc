@@ -6,9 +6,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "fs/fuse/fuse_request.h"
 
@@ -22,49 +24,45 @@ std::atomic<bool> g_kernel_offers{false};
 std::atomic<bool> g_active{false};
 thread_local bool t_kill_suidgid = false;
 
+// The request's argument struct, when all of it arrived.
+template <typename T>
+std::optional<T> ArgOf(const char* arg, size_t len) {
+  if (len < sizeof(T)) return std::nullopt;
+  T t;
+  std::memcpy(&t, arg, sizeof(t));
+  return t;
+}
+
 // What a request asks, read from its raw bytes (header, then the opcode's struct).
 void NoteRequest(const char* buf, size_t len) {
   t_kill_suidgid = false;
-  if (len < sizeof(fuse_in_header)) return;
-  fuse_in_header in;
-  std::memcpy(&in, buf, sizeof(in));
-  const char* arg = buf + sizeof(in);
-  const size_t arg_len = len - sizeof(in);
-  switch (in.opcode) {
+  auto in = ArgOf<fuse_in_header>(buf, len);
+  if (!in) return;
+  const char* arg = buf + sizeof(*in);
+  const size_t arg_len = len - sizeof(*in);
+  switch (in->opcode) {
     case FUSE_INIT: {
-      fuse_init_in init{};
+      fuse_init_in init{};  // an older kernel sends a shorter struct: the rest reads as 0
       std::memcpy(&init, arg, std::min(arg_len, sizeof(init)));
       g_kernel_offers = (init.flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
-      g_init_unique = in.unique;
+      g_init_unique = in->unique;
       break;
     }
     case FUSE_WRITE:
-      if (arg_len >= sizeof(fuse_write_in)) {
-        fuse_write_in w;
-        std::memcpy(&w, arg, sizeof(w));
-        t_kill_suidgid = (w.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
-      }
+      if (auto w = ArgOf<fuse_write_in>(arg, arg_len))
+        t_kill_suidgid = w->write_flags & FUSE_WRITE_KILL_SUIDGID;
       break;
     case FUSE_SETATTR:
-      if (arg_len >= sizeof(fuse_setattr_in)) {
-        fuse_setattr_in s;
-        std::memcpy(&s, arg, sizeof(s));
-        t_kill_suidgid = (s.valid & FATTR_KILL_SUIDGID) != 0;
-      }
+      if (auto a = ArgOf<fuse_setattr_in>(arg, arg_len))
+        t_kill_suidgid = a->valid & FATTR_KILL_SUIDGID;
       break;
     case FUSE_OPEN:
-      if (arg_len >= sizeof(fuse_open_in)) {
-        fuse_open_in o;
-        std::memcpy(&o, arg, sizeof(o));
-        t_kill_suidgid = (o.open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
-      }
+      if (auto o = ArgOf<fuse_open_in>(arg, arg_len))
+        t_kill_suidgid = o->open_flags & FUSE_OPEN_KILL_SUIDGID;
       break;
     case FUSE_CREATE:
-      if (arg_len >= sizeof(fuse_create_in)) {
-        fuse_create_in c;
-        std::memcpy(&c, arg, sizeof(c));
-        t_kill_suidgid = (c.open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
-      }
+      if (auto c = ArgOf<fuse_create_in>(arg, arg_len))
+        t_kill_suidgid = c->open_flags & FUSE_OPEN_KILL_SUIDGID;
       break;
     default:
       break;
