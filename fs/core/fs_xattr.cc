@@ -56,11 +56,21 @@ void TouchCtime(DiskInode* d) {
   d->ctime_nsec = static_cast<uint32_t>(ts.tv_nsec);
 }
 
-// Keeps an inode in the cache while the locks are retaken in order (rw, then mu_). Must be
-// declared after the mu_ guard so it is released while mu_ is still held.
-struct Unpin {
-  Inode* inode;
-  ~Unpin() { inode->nopen--; }
+// An inode pinned by PinForExtentChange, then held for the change: its rw lock
+// exclusive, then mu_ (the lock order). The pin kept it in the cache while the locks were
+// taken; it is dropped while mu_ is still held (the destructor body runs before the
+// members are released).
+class ExclusiveInode {
+ public:
+  ExclusiveInode(Inode* inode, std::mutex* mu) : inode_(inode), rw_(inode->rw), mu_(*mu) {}
+  ~ExclusiveInode() { inode_->nopen--; }
+  ExclusiveInode(const ExclusiveInode&) = delete;
+  ExclusiveInode& operator=(const ExclusiveInode&) = delete;
+
+ private:
+  Inode* inode_;
+  std::unique_lock<std::shared_mutex> rw_;
+  std::lock_guard<std::mutex> mu_;
 };
 
 }  // namespace
@@ -107,7 +117,7 @@ Result<Inode*> Filesystem::PinForExtentChange(uint64_t ino) {
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
-  inode->nopen++;  // released by Unpin, under mu_
+  inode->nopen++;  // released by ExclusiveInode, under mu_
   return inode;
 }
 
@@ -156,9 +166,7 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
   if (value.size() > kMaxXattrValue) return Status::Error(E2BIG, "attribute value too large");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
   // The blob's AUs are extents: the data path reads the extent map under rw alone.
-  std::unique_lock<std::shared_mutex> rw(inode->rw);
-  std::lock_guard<std::mutex> lock(mu_);
-  Unpin unpin{inode};
+  ExclusiveInode held(inode, &mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));  // xattr_permission()
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
@@ -238,9 +246,7 @@ Result<std::string> Filesystem::ListXattr(uint64_t ino) {
 Status Filesystem::RemoveXattr(uint64_t ino, std::string_view name) {
   UDAX_RETURN_IF_ERROR(CheckXattrName(name));
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
-  std::unique_lock<std::shared_mutex> rw(inode->rw);
-  std::lock_guard<std::mutex> lock(mu_);
-  Unpin unpin{inode};
+  ExclusiveInode held(inode, &mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));  // xattr_permission()
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
@@ -271,9 +277,7 @@ Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
     if ((inode->d.mode & (S_ISUID | S_ISGID)) == 0 && inode->d.xattr_bytes == 0) return false;
   }
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
-  std::unique_lock<std::shared_mutex> rw(inode->rw);
-  std::lock_guard<std::mutex> lock(mu_);
-  Unpin unpin{inode};
+  ExclusiveInode held(inode, &mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   bool changed = false;

@@ -144,6 +144,42 @@ TEST_P(XattrTest, AccessAclSetsTheModeAndChmodSetsTheAcl) {
   ExpectMapsExact(fs.get());
 }
 
+TEST_P(XattrTest, KillPrivsDropsWhatFileRemovePrivsWould) {
+  auto fs = img_.Mount();
+  auto mode_of = [&](uint64_t ino) { return Must(fs->GetAttr(ino)).st_mode & 07777; };
+  auto never_exempt = [](uint32_t) { return false; };
+  auto always_exempt = [](uint32_t) { return true; };
+  const uint64_t plain = Must(fs->Mknod(kRootIno, "plain", S_IFREG | 0755, 0, kRoot)).ino;
+  EXPECT_FALSE(Must(fs->KillPrivs(plain, true, never_exempt)));  // nothing to drop
+  const uint64_t suid = Must(fs->Mknod(kRootIno, "suid", S_IFREG | 06755, 0, kRoot)).ino;
+  EXPECT_FALSE(Must(fs->KillPrivs(suid, false, never_exempt)));  // a privileged caller
+  EXPECT_EQ(mode_of(suid), 06755u);
+  EXPECT_TRUE(Must(fs->KillPrivs(suid, true, always_exempt)));  // group-exec: both go
+  EXPECT_EQ(mode_of(suid), 0755u);
+  // setgid without group-exec goes only for a caller outside the group.
+  const uint64_t sgid = Must(fs->Mknod(kRootIno, "sgid", S_IFREG | 02745, 0, kRoot)).ino;
+  EXPECT_FALSE(Must(fs->KillPrivs(sgid, true, always_exempt)));
+  EXPECT_EQ(mode_of(sgid), 02745u);
+  EXPECT_TRUE(Must(fs->KillPrivs(sgid, true, never_exempt)));
+  EXPECT_EQ(mode_of(sgid), 0745u);
+  // Capabilities go whoever writes; other attributes stay.
+  ASSERT_OK(fs->SetXattr(plain, "security.capability", std::string(20, 'c'), 0, kRoot));
+  ASSERT_OK(fs->SetXattr(plain, "user.keep", "1", 0, kRoot));
+  EXPECT_TRUE(Must(fs->KillPrivs(plain, false, never_exempt)));
+  EXPECT_EQ(fs->GetXattr(plain, "security.capability").status().code(), ENODATA);
+  EXPECT_EQ(Must(fs->GetXattr(plain, "user.keep")), "1");
+  // Directories keep their setgid (it is inheritance there, not privilege).
+  const uint64_t dir = Must(fs->Mkdir(kRootIno, "d", 02775, kRoot)).ino;
+  EXPECT_FALSE(Must(fs->KillPrivs(dir, true, never_exempt)));
+  EXPECT_EQ(mode_of(dir), 02775u);
+  ExpectMapsExact(fs.get());
+  // On media, not only in DRAM.
+  fs.reset();
+  fs = img_.Mount();
+  EXPECT_EQ(mode_of(suid), 0755u);
+  EXPECT_EQ(fs->GetXattr(plain, "security.capability").status().code(), ENODATA);
+}
+
 TEST_P(XattrTest, DefaultAclIsInheritedInsteadOfTheUmask) {
   auto fs = img_.Mount();
   Caller user{0, 0, 022};
