@@ -116,6 +116,31 @@ TEST(Media, DataHitFailsOnlyTheBadBlocksThenAWriteRelocates) {
   t.fs->Release(t.file);
 }
 
+TEST(Media, ReadInPlaceServesOneRunAndLeavesTheRestToTheSafeCopy) {
+  Fixture t;
+  t.MakeFile();
+  ASSERT_TRUE(t.fs->region()->volatile_backing());  // test images live in /dev/shm
+  std::string got;
+  auto send = [&](const char* p, size_t n) { got.assign(p, n); };
+  EXPECT_TRUE(Must(t.fs->ReadInPlace(t.file, 100, 5000, send)));
+  EXPECT_EQ(got, Pattern('a', kAu - 100) + Pattern('b', 5000 - (kAu - 100)));
+  EXPECT_TRUE(Must(t.fs->ReadInPlace(t.file, 3 * kAu - 10, 100, send)));  // clipped at EOF
+  EXPECT_EQ(got, Pattern('c', 10));
+  EXPECT_FALSE(Must(t.fs->ReadInPlace(t.file, 3 * kAu, 10, send)));  // at EOF: Read says 0
+  // A hole, and a range that is data then hole: declined, so Read fills the zeros.
+  ASSERT_EQ(Must(t.fs->Write(t.file, 10 * kAu, "z", 1)), 1u);
+  EXPECT_FALSE(Must(t.fs->ReadInPlace(t.file, 5 * kAu, 100, send)));
+  EXPECT_FALSE(Must(t.fs->ReadInPlace(t.file, 2 * kAu, 2 * kAu, send)));
+  // Known-bad bytes anywhere in the range: declined, and Read answers EIO.
+  Poison(t.fs.get(), t.image.path(), {{t.PhysOf(kAu + 1024), 512}});
+  got.clear();
+  EXPECT_FALSE(Must(t.fs->ReadInPlace(t.file, 0, 3 * kAu, send)));
+  EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(Must(t.fs->ReadInPlace(t.file, 2 * kAu, 100, send)));  // the rest still served
+  std::string out;
+  EXPECT_EQ(t.ReadAt(0, 3 * kAu, &out).code(), EIO);
+}
+
 TEST(Media, BadAusLeavingAFileAreQuarantinedNotFreed) {
   Fixture t;
   t.MakeFile();
