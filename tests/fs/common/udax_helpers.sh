@@ -56,8 +56,11 @@ _require_fuse_daemon() {
 # ---- output helpers ---------------------------------------------------------------------
 
 # _filter: replace the per-run paths by their names (stdin -> stdout).
+# An image file is an "emulated" region, or "fsdax" on a DAX filesystem (the lab runs the
+# suite there): both print as KIND.
 _filter() {
-  sed -e "s#${TEST_DIR}#TEST_DIR#g" -e "s#${TEST_IMG}#TEST_IMG#g" -e "s#${TMP_DIR}#TMP_DIR#g"
+  sed -e "s#${TEST_DIR}#TEST_DIR#g" -e "s#${TEST_IMG}#TEST_IMG#g" -e "s#${TMP_DIR}#TMP_DIR#g" \
+    -e 's/\<emulated\>/KIND/g' -e 's/\<fsdax\>/KIND/g'
 }
 
 # _fsop OP ARGS...: one system call through tests/fs/src/fsop.py; prints
