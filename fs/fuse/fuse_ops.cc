@@ -66,6 +66,9 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // good (generic/451: "get stale data from buffer read"). Synchronous, the invalidation
   // after the write runs. io_submit of direct I/O then waits per request.
   conn->want &= ~FUSE_CAP_ASYNC_DIO;
+  // Requests are read with read(2) through the custom I/O of killpriv_v2.cc, which notes
+  // each request's kill-suid/sgid bit; a splice read would go around it.
+  conn->want &= ~FUSE_CAP_SPLICE_READ;
   if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;
   if (ctx->config.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL) &&
       (conn->capable & FUSE_CAP_DONT_MASK)) {

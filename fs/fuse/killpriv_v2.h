@@ -12,7 +12,7 @@
 // so the daemon reads and writes /dev/fuse through fuse_session_custom_io: the INIT reply
 // gets the flag when the kernel offered it, and each request's kill flag is kept for the
 // thread that handles it (the multi-threaded loop handles a request on the thread that
-// read it; udaxfs asks for no splice reads, which would bypass the read hook).
+// read it; OpInit turns splice reads off, which would bypass the read hook).
 #ifndef UDAXFS_FS_FUSE_KILLPRIV_V2_H_
 #define UDAXFS_FS_FUSE_KILLPRIV_V2_H_
 
