@@ -226,6 +226,13 @@ nlohmann::json ControlServer::Map(Client* c, const nlohmann::json& req, std::vec
   if (offset % info_.map_align != 0) {
     return fail(EINVAL, "offset must be a multiple of " + std::to_string(info_.map_align));
   }
+  // A devdax device maps whole units of its alignment, so libudax rounds a map out to
+  // them: that only shows this file's bytes when an allocation unit is at least as large.
+  if (info_.region_kind == "devdax" && info_.au_size < info_.map_align) {
+    return fail(EINVAL, "the allocation units (" + std::to_string(info_.au_size) +
+                            " bytes) are smaller than the device's alignment (" +
+                            std::to_string(info_.map_align) + "): no direct maps here");
+  }
   // The peer shows it may use the file in this mode by the descriptor it opened, and it
   // may use the raw region as the mode bits of the target say (root may always).
   const int fd = (*fds)[0].get();

@@ -36,6 +36,8 @@ extern "C" {
 
 /* Maps `length` bytes of the open udaxfs file `fd` from `offset` (a multiple of the page
  * size, or of 2 MiB on devdax) with `prot` (UDAX_PROT_READ, optionally | UDAX_PROT_WRITE).
+ * On devdax the map covers the whole allocation units under the range (the device maps
+ * only whole units of its alignment); bytes past `length` in them are this file's.
  * The range must lie inside the file (extend it first); holes are allocated. On success
  * stores the address in *addr and returns 0; otherwise returns -errno (EXDEV: not a
  * udaxfs file; EACCES: not allowed; EINVAL: bad range; ENOTCONN: no daemon). */
