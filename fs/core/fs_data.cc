@@ -108,19 +108,34 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
                                      const std::function<void(const char*, size_t)>& send) {
   if (shutdown_) return Status::IoError("filesystem is shut down");
   if (region_->kind() != RegionKind::kEmulated || !region_->volatile_backing()) return false;
-  std::shared_lock<std::shared_mutex> rw(inode->rw);
-  const uint64_t size = inode->d.size;
-  if (off >= size || n == 0) return false;
-  n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
-  const uint64_t au = sb_.au_size, inner = off % au;
-  uint64_t run_aus;
-  const uint64_t phys = MapAu(*inode, off / au, (n + inner + au - 1) / au, &run_aus);
-  if (phys == 0 || run_aus * au - inner < n) return false;  // a hole, or more than one run
-  const uint64_t at = phys * au + inner;
-  if (at + n > region_->size() || region_->HasKnownBad(at, n)) return false;
-  send(reinterpret_cast<const char*>(region_->base() + at), n);
-  TouchAtime(inode);
-  return true;
+  // The reply completes the request: the kernel may then release the file and forget the
+  // inode on another thread while we still hold its lock. A pin (as an open takes) keeps
+  // the inode; our Release below then does what theirs would have.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inode->nopen++;
+  }
+  bool sent = false;
+  {
+    std::shared_lock<std::shared_mutex> rw(inode->rw);
+    const uint64_t size = inode->d.size;
+    const uint64_t au = sb_.au_size, inner = off % au;
+    if (off < size && n > 0) {
+      n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
+      uint64_t run_aus;
+      const uint64_t phys = MapAu(*inode, off / au, (n + inner + au - 1) / au, &run_aus);
+      const uint64_t at = phys * au + inner;
+      // Not a hole, one run, nothing known bad: otherwise Read does it.
+      if (phys != 0 && run_aus * au - inner >= n && at + n <= region_->size() &&
+          !region_->HasKnownBad(at, n)) {
+        TouchAtime(inode);  // before the reply, as Read does
+        send(reinterpret_cast<const char*>(region_->base() + at), n);
+        sent = true;
+      }
+    }
+  }
+  Release(inode);
+  return sent;
 }
 
 Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, size_t n) {
