@@ -28,12 +28,8 @@ void DropPrivsAfterChange(fuse_req_t req, fuse_ino_t ino) {
   auto st = Fs(req).GetAttr(ino);
   if (!st.ok() || !S_ISREG(st->st_mode) || !(st->st_mode & (S_ISUID | S_ISGID))) return;
   mode_t mode = st->st_mode & ~S_ISUID;
-  if (st->st_mode & S_ISGID) {
-    bool in_group = c->gid == st->st_gid;
-    gid_t groups[64];
-    const int n = fuse_req_getgroups(req, 64, groups);
-    for (int i = 0; i < n && i < 64 && !in_group; ++i) in_group = groups[i] == st->st_gid;
-    if ((st->st_mode & S_IXGRP) || !in_group) mode &= ~S_ISGID;
+  if ((st->st_mode & S_ISGID) && ((st->st_mode & S_IXGRP) || !CallerInGroup(req, st->st_gid))) {
+    mode &= ~S_ISGID;
   }
   if (mode == st->st_mode) return;
   SetAttrIn in;

@@ -18,6 +18,18 @@ inline Caller CallerOf(fuse_req_t req) {
   return Caller{c->uid, c->gid, c->umask};
 }
 
+// Whether the caller is in group `gid`: its own gid or a supplementary group (read from
+// /proc by libfuse, so asked only when a rule needs it).
+inline bool CallerInGroup(fuse_req_t req, gid_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  gid_t groups[256];
+  const int n = fuse_req_getgroups(req, 256, groups);
+  for (int i = 0; i < n && i < 256; ++i) {
+    if (groups[i] == gid) return true;
+  }
+  return false;
+}
+
 // What an open file's handle (fi->fh) carries: the inode, and the open flags, which
 // libfuse does not repeat on later requests (an ioctl must know the fd is writable).
 // Directories carry their listing instead (fuse_ops.cc).

@@ -110,14 +110,7 @@ void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid) {
   // Asked only for a setgid file without group-exec: the caller's groups cost a read of
   // /proc. CAP_FSETID is taken as uid 0 (the kernel only tells us through the flag).
   auto exempt = [req](uint32_t gid) {
-    const fuse_ctx* c = fuse_req_ctx(req);
-    if (c->uid == 0 || c->gid == gid) return true;
-    gid_t groups[256];
-    const int n = fuse_req_getgroups(req, 256, groups);
-    for (int i = 0; i < n && i < 256; ++i) {
-      if (groups[i] == gid) return true;
-    }
-    return false;
+    return fuse_req_ctx(req)->uid == 0 || CallerInGroup(req, gid);
   };
   auto changed = Fs(req).KillPrivs(ino, suidgid, exempt);
   if (!changed.ok()) {
