@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/control_packet.h"
 #include "include/udaxfs/control.h"
 
 namespace {
@@ -74,50 +75,27 @@ State& S() {
 
 bool SendJson(int fd, const nlohmann::json& j, int pass_fd = -1) {
   const std::string out = j.dump();
-  iovec iov{const_cast<char*>(out.data()), out.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (pass_fd >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
-  }
-  return sendmsg(fd, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(out.size());
+  std::vector<int> fds;
+  if (pass_fd >= 0) fds.push_back(pass_fd);
+  return udax::SendPacket(fd, out, fds, 0) == static_cast<ssize_t>(out.size());
 }
 
-// One packet and the descriptors that came with it.
+// One packet and the descriptors that came with it (closed when `fds` is null, or when the
+// packet is not a whole JSON message).
 bool RecvJson(int fd, nlohmann::json* out, std::vector<int>* fds) {
-  std::string buf(UDAX_CONTROL_MAX_PACKET, '\0');
-  iovec iov{buf.data(), buf.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  const ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-  if (n <= 0) return false;
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-      int f;
-      std::memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-      if (fds != nullptr) {
-        fds->push_back(f);
-      } else {
-        close(f);
-      }
+  udax::ReceivedPacket packet;
+  const ssize_t n = udax::RecvPacket(fd, 0, &packet);
+  const bool ok = n > 0 && !packet.truncated;
+  if (ok) *out = nlohmann::json::parse(packet.data, nullptr, false);
+  const bool parsed = ok && !out->is_discarded();
+  for (int f : packet.fds) {
+    if (parsed && fds != nullptr) {
+      fds->push_back(f);
+    } else {
+      close(f);
     }
   }
-  buf.resize(static_cast<size_t>(n));
-  *out = nlohmann::json::parse(buf, nullptr, false);
-  return !out->is_discarded();
+  return parsed;
 }
 
 // Replaces the map's pages with ones that raise SIGBUS when touched. REQUIRES S().mu.

@@ -36,11 +36,10 @@ BadblockListWatcher::BadblockListWatcher(std::string list_path, OnChange on_chan
     : path_(std::move(list_path)),
       name_(BaseOf(path_)),
       on_change_(std::move(on_change)),
-      queue_(queue),
-      options_(options),
       inotify_(std::move(inotify)),
       stop_(std::move(stop)),
-      rescan_(std::move(rescan)) {}
+      rescan_(std::move(rescan)),
+      set_(queue, {MediaEventSource::kInjected, path_, options.region_size}) {}
 
 Result<std::unique_ptr<BadblockListWatcher>> BadblockListWatcher::Start(
     const std::string& list_path, OnChange on_change, EventQueue* queue, const Options& options) {
@@ -66,44 +65,8 @@ void BadblockListWatcher::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-BadblockList BadblockListWatcher::current() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return current_;
-}
-
-Status BadblockListWatcher::last_error() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return last_error_;
-}
-
 Status BadblockListWatcher::Reload(bool emit) {
-  Result<BadblockList> read = ReadBadblockListFile(path_);
-  BadblockList previous;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    last_error_ = read.status();
-    if (!read.ok()) return read.status();
-    previous = current_;
-    current_ = read.value();
-  }
-  const BadblockList& list = read.value();
-  // The poison first, the events second: a consumer that reacts to an event must
-  // already see reads of its range fail.
-  if (on_change_) on_change_(list);
-  if (!emit) return Status::Ok();
-  const auto now = std::chrono::system_clock::now();
-  const BadblockList added = list.Minus(previous);  // (a named list: ranges() is a reference)
-  for (const BadblockRange& r : added.ranges()) {
-    if (r.byte_offset() >= options_.region_size) break;
-    MediaEvent e;
-    e.source = MediaEventSource::kInjected;
-    e.offset = r.byte_offset();
-    e.length = std::min(r.byte_length(), options_.region_size - e.offset);
-    e.time = now;
-    e.detail = path_;
-    queue_->Push(std::move(e));
-  }
-  return Status::Ok();
+  return set_.Apply(ReadBadblockListFile(path_), on_change_, emit);
 }
 
 void BadblockListWatcher::Run() {

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "notify/badblock_list.h"
+#include "notify/badblock_set.h"
 #include "notify/event_queue.h"
 #include "notify/stop_signal.h"
 
@@ -58,10 +59,10 @@ class BadblockListWatcher {
   void Stop();
 
   // The list as last read successfully.
-  BadblockList current() const;
+  BadblockList current() const { return set_.current(); }
   // Why the last reread failed (a malformed file is kept out and reported here; the
   // previous list stays in force), or OK.
-  Status last_error() const;
+  Status last_error() const { return set_.last_error(); }
 
  private:
   BadblockListWatcher(std::string list_path, OnChange on_change, EventQueue* queue,
@@ -74,14 +75,10 @@ class BadblockListWatcher {
   const std::string path_;
   const std::string name_;  // the list file's name in its directory
   const OnChange on_change_;
-  EventQueue* const queue_;
-  const Options options_;
   UniqueFd inotify_;
   StopSignal stop_;
   StopSignal rescan_;
-  mutable std::mutex mu_;
-  BadblockList current_;  // GUARDED_BY(mu_)
-  Status last_error_;     // GUARDED_BY(mu_)
+  BadblockSet set_;
   std::thread thread_;
 };
 

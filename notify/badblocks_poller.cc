@@ -16,10 +16,10 @@ BadblocksPoller::BadblocksPoller(std::string poll_file, UniqueFd file, Reader re
     : poll_file_(std::move(poll_file)),
       file_(std::move(file)),
       reader_(std::move(reader)),
-      queue_(queue),
       options_(std::move(options)),
       stop_(std::move(stop)),
-      rescan_(std::move(rescan)) {}
+      rescan_(std::move(rescan)),
+      set_(queue, {MediaEventSource::kBadblocks, poll_file_}) {}
 
 Result<std::unique_ptr<BadblocksPoller>> BadblocksPoller::Start(const std::string& poll_file,
                                                                 Reader reader, EventQueue* queue,
@@ -55,16 +55,6 @@ void BadblocksPoller::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-BadblockList BadblocksPoller::current() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return current_;
-}
-
-Status BadblocksPoller::last_error() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return last_error_;
-}
-
 void BadblocksPoller::Rearm() {
   if (!file_.valid()) return;
   char buf[4096];
@@ -80,29 +70,7 @@ void BadblocksPoller::Rearm() {
 Status BadblocksPoller::Reload(bool emit) {
   Result<BadblockList> read = reader_();
   reads_.fetch_add(1);
-  BadblockList previous;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    last_error_ = read.status();
-    if (!read.ok()) return read.status();
-    previous = current_;
-    current_ = read.value();
-  }
-  const BadblockList& list = read.value();
-  if (options_.on_change) options_.on_change(list);
-  if (!emit) return Status::Ok();
-  const auto now = std::chrono::system_clock::now();
-  const BadblockList added = list.Minus(previous);  // (a named list: ranges() is a reference)
-  for (const BadblockRange& r : added.ranges()) {
-    MediaEvent e;
-    e.source = MediaEventSource::kBadblocks;
-    e.offset = r.byte_offset();
-    e.length = r.byte_length();
-    e.time = now;
-    e.detail = poll_file_;
-    queue_->Push(std::move(e));
-  }
-  return Status::Ok();
+  return set_.Apply(std::move(read), options_.on_change, emit);
 }
 
 void BadblocksPoller::Run() {

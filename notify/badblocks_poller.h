@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "notify/badblock_list.h"
+#include "notify/badblock_set.h"
 #include "notify/event_queue.h"
 #include "notify/stop_signal.h"
 #include "notify/sysfs_badblocks.h"
@@ -54,8 +55,8 @@ class BadblocksPoller {
   void Rescan() { rescan_.Notify(); }
   void Stop();
 
-  BadblockList current() const;
-  Status last_error() const;
+  BadblockList current() const { return set_.current(); }
+  Status last_error() const { return set_.last_error(); }
   // How many times the sysfs file woke the thread (for tests and the event log).
   uint64_t notifications() const { return notifications_.load(); }
   // How many rereads completed, successful or not (Start's included).
@@ -72,13 +73,10 @@ class BadblocksPoller {
   const std::string poll_file_;
   UniqueFd file_;
   const Reader reader_;
-  EventQueue* const queue_;
   const Options options_;
   StopSignal stop_;
   StopSignal rescan_;
-  mutable std::mutex mu_;
-  BadblockList current_;  // GUARDED_BY(mu_)
-  Status last_error_;     // GUARDED_BY(mu_)
+  BadblockSet set_;
   std::atomic<uint64_t> notifications_{0};
   std::atomic<uint64_t> reads_{0};
   std::thread thread_;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "client/control_packet.h"
 #include "include/udaxfs/control.h"
 
 namespace udax {
@@ -118,55 +119,23 @@ void ControlServer::Accept() {
 }
 
 bool ControlServer::Serve(Client* c) {
-  std::string packet(UDAX_CONTROL_MAX_PACKET, '\0');
-  iovec iov{packet.data(), packet.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  const ssize_t n = recvmsg(c->fd.get(), &msg, MSG_TRUNC | MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  ReceivedPacket packet;
+  const ssize_t n = RecvPacket(c->fd.get(), MSG_DONTWAIT, &packet);
   if (n == 0) return false;
   if (n < 0) return errno == EAGAIN || errno == EINTR;
   std::vector<UniqueFd> fds;  // closed on every path unless a handler keeps them
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    const size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-      fds.emplace_back(fd);
-    }
-  }
+  for (int fd : packet.fds) fds.emplace_back(fd);
   nlohmann::json reply;
   std::vector<UniqueFd> out_fds;
-  if (static_cast<size_t>(n) > packet.size() || (msg.msg_flags & MSG_CTRUNC)) {
+  if (packet.truncated) {
     reply = {{"ok", false}, {"error", "request larger than " + std::to_string(UDAX_CONTROL_MAX_PACKET) +
                                           " bytes or with too many descriptors"}};
   } else {
-    packet.resize(static_cast<size_t>(n));
-    reply = Reply(c, packet, &fds, &out_fds);
+    reply = Reply(c, packet.data, &fds, &out_fds);
   }
-  const std::string out = reply.dump();
-  iovec oiov{const_cast<char*>(out.data()), out.size()};
-  msghdr omsg{};
-  omsg.msg_iov = &oiov;
-  omsg.msg_iovlen = 1;
-  alignas(cmsghdr) char ocontrol[CMSG_SPACE(4 * sizeof(int))];
-  if (!out_fds.empty()) {
-    omsg.msg_control = ocontrol;
-    omsg.msg_controllen = CMSG_SPACE(out_fds.size() * sizeof(int));
-    cmsghdr* cm = CMSG_FIRSTHDR(&omsg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(out_fds.size() * sizeof(int));
-    for (size_t i = 0; i < out_fds.size(); ++i) {
-      const int fd = out_fds[i].get();
-      std::memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
-    }
-  }
-  return sendmsg(c->fd.get(), &omsg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || errno == EAGAIN;
+  std::vector<int> raw_out;
+  for (const UniqueFd& fd : out_fds) raw_out.push_back(fd.get());
+  return SendPacket(c->fd.get(), reply.dump(), raw_out, MSG_DONTWAIT) >= 0 || errno == EAGAIN;
 }
 
 nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
