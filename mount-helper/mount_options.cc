@@ -130,7 +130,7 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
       } else {
         req->bad.push_back("'" + opt + "' (expected a number of bytes)");
       }
-    } else if (o == "allow_other" || o == "acl" || o == "noacl") {
+    } else if (o == "allow_other" || o == "acl" || o == "noacl" || o == "uring" || o == "nouring") {
       req->daemon_options.push_back(opt);
     } else if (HasPrefix(o, "dax=") && o != "dax=always") {
       req->bad.push_back("'" + opt + "' (udaxfs is always DAX: only dax or dax=always)");

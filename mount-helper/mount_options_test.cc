@@ -83,5 +83,11 @@ TEST(MountOptions, ReadaheadIsADaemonOptionInKiB) {
   EXPECT_TRUE(bad.daemon_options.empty());
 }
 
+TEST(MountOptions, UringChoosesTheTransport) {
+  const MountRequest req = Parse("uring,noatime,nouring");
+  EXPECT_EQ(req.daemon_options, (std::vector<std::string>{"uring", "nouring"}));
+  EXPECT_TRUE(req.unknown.empty());
+}
+
 }  // namespace
 }  // namespace udax

@@ -10,6 +10,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   # FUSE
   libfuse3-dev fuse3
+  # FUSE over io_uring (fs/fuse/uring_transport.cc)
+  liburing-dev
   # persistent memory (PMDK, ndctl/daxctl)
   libpmem2-dev libpmem-dev libndctl-dev libdaxctl-dev
   # ISA-L (CRC32C), JSON, CLI parsing

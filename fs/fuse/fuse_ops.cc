@@ -6,6 +6,7 @@
 
 #include "fs/fuse/fuse_request.h"
 #include "fs/fuse/killpriv_v2.h"
+#include "fs/fuse/uring_transport.h"
 
 #include "include/udaxfs/ioctl.h"
 
@@ -249,6 +250,13 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   Guard(req, [&] {
     // Straight from the region where that is safe: the kernel copies the reply out of our
     // mapping, one copy fewer than through a buffer (bench/README.md, sequential read).
+    // On a ring entry: straight into the entry's payload, which the kernel copies from.
+    size_t ring_size = 0;
+    if (char* ring = UringReplyBuffer(&ring_size); ring != nullptr && size <= ring_size) {
+      auto n = Fs(req).Read(FileOf(fi), static_cast<uint64_t>(off), size, ring);
+      if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+      return (void)fuse_reply_buf(req, ring, *n);
+    }
     auto reply = [req](const char* p, size_t n) { fuse_reply_buf(req, p, n); };
     auto in_place = Fs(req).ReadInPlace(FileOf(fi), static_cast<uint64_t>(off), size, reply);
     if (!in_place.ok()) return (void)fuse_reply_err(req, in_place.status().code());

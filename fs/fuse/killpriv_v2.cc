@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "fs/fuse/fuse_request.h"
+#include "fs/fuse/uring_transport.h"
 
 namespace udax {
 namespace {
@@ -22,6 +23,10 @@ namespace {
 std::atomic<uint64_t> g_init_unique{0};
 std::atomic<bool> g_kernel_offers{false};
 std::atomic<bool> g_active{false};
+// FUSE over io_uring: asked for by the mount (-o uring), offered by the kernel's INIT.
+std::atomic<bool> g_uring_wanted{false};
+std::atomic<bool> g_uring_offered{false};
+fuse_session* g_session = nullptr;
 thread_local bool t_kill_suidgid = false;
 
 // The request's argument struct, when all of it arrived.
@@ -45,6 +50,8 @@ void NoteRequest(const char* buf, size_t len) {
       fuse_init_in init{};  // an older kernel sends a shorter struct: the rest reads as 0
       std::memcpy(&init, arg, std::min(arg_len, sizeof(init)));
       g_kernel_offers = (init.flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+      const uint64_t flags2 = (init.flags & FUSE_INIT_EXT) ? uint64_t{init.flags2} << 32 : 0;
+      g_uring_offered = (flags2 & kFuseOverIoUring) != 0;
       g_init_unique = in->unique;
       break;
     }
@@ -76,27 +83,44 @@ ssize_t HookedRead(int fd, void* buf, size_t len, void* /*userdata*/) {
 }
 
 ssize_t HookedWritev(int fd, struct iovec* iov, int count, void* /*userdata*/) {
+  ssize_t written;
+  if (UringTakeReply(iov, count, &written)) return written;  // a ring request's reply
   // libfuse sends the INIT reply as the header and the fuse_init_out, each its own iovec.
   const uint64_t init = g_init_unique.load();
+  size_t uring_payload = 0;
   if (init != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
       iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
     fuse_out_header out;
     std::memcpy(&out, iov[0].iov_base, sizeof(out));
     if (out.unique == init && out.error == 0) {
       g_init_unique = 0;
+      auto* reply = static_cast<fuse_init_out*>(iov[1].iov_base);
       if (g_kernel_offers) {
-        auto* reply = static_cast<fuse_init_out*>(iov[1].iov_base);
         reply->flags |= FUSE_HANDLE_KILLPRIV_V2;
         g_active = true;
       }
+      if (g_uring_wanted && g_uring_offered && iov[1].iov_len >= sizeof(fuse_init_out)) {
+        reply->flags |= FUSE_INIT_EXT;
+        reply->flags2 |= static_cast<uint32_t>(kFuseOverIoUring >> 32);
+        // Every entry's payload must hold the largest request and reply of the connection.
+        uring_payload = std::max<size_t>({reply->max_write, size_t{reply->max_pages} * 4096, 8192});
+      }
     }
   }
-  return writev(fd, iov, count);
+  const ssize_t n = writev(fd, iov, count);
+  // The kernel took the INIT reply in that writev: the queues may register now.
+  if (uring_payload != 0 && n > 0 && g_session != nullptr) StartUringTransport(g_session, fd, uring_payload);
+  return n;
 }
 
 }  // namespace
 
+void NoteRawRequest(const char* buf, size_t len) { NoteRequest(buf, len); }
+
+void RequestUringWhenOffered() { g_uring_wanted = true; }
+
 int InstallKillprivV2(fuse_session* se) {
+  g_session = se;
   static const fuse_custom_io io = {HookedWritev, HookedRead, nullptr, nullptr};
   return fuse_session_custom_io(se, &io, fuse_session_fd(se));
 }

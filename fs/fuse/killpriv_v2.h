@@ -25,6 +25,15 @@ namespace udax {
 // and before the loop. Returns 0, or -1 (libfuse said why).
 int InstallKillprivV2(fuse_session* se);
 
+// The same hooks carry FUSE over io_uring (uring_transport.h): with this called before the
+// loop, the INIT reply asks for it when the kernel offers it (fuse.enable_uring=1) and the
+// queues start once the kernel has the reply.
+void RequestUringWhenOffered();
+
+// What the read hook does with each request read from /dev/fuse, for a request that came
+// another way (a ring entry): keeps its kill-suid/sgid flag for this thread.
+void NoteRawRequest(const char* buf, size_t len);
+
 // Whether the kernel took the flag (known once INIT is answered): the filesystem kills
 // suid/sgid/capabilities itself.
 bool KillprivV2Active();

@@ -16,6 +16,7 @@
 #include "fs/fuse/media_watch.h"
 #include "fs/fuse/mount_watch.h"
 #include "fs/fuse/readahead.h"
+#include "fs/fuse/uring_transport.h"
 
 namespace {
 
@@ -33,6 +34,7 @@ struct CmdLine {
   char* mce_policy = nullptr;
   int lease_timeout_ms = 100;
   int readahead_kb = 1024;
+  int uring = 0;  // opt-in: -o uring (README, "FUSE over io_uring")
 };
 
 enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
@@ -46,6 +48,8 @@ const fuse_opt kOptions[] = {
     UDAX_OPT("readahead=%d", readahead_kb, 0),
     UDAX_OPT("acl", noacl, 0),
     UDAX_OPT("noacl", noacl, 1),
+    UDAX_OPT("uring", uring, 1),
+    UDAX_OPT("nouring", uring, 0),
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -114,6 +118,10 @@ void Usage(const char* prog) {
       "                           (notify, default), SIGKILL (kill), left alone (ignore)\n"
       "    -o lease_timeout=MS    how long a direct-map client may take to give a map\n"
       "                           back before it is killed (default 100)\n"
+      "    -o uring|nouring       FUSE over io_uring when the kernel offers it (Linux\n"
+      "                           6.14+ with fuse.enable_uring=1): a request queue per\n"
+      "                           CPU, served on that CPU (uring), or /dev/fuse\n"
+      "                           whatever the kernel offers (nouring, the default)\n"
       "    -o readahead=KB        the kernel's readahead window for this mount, which\n"
       "                           also caps the size of its read requests (default\n"
       "                           1024; 0 keeps the kernel's 128)\n"
@@ -233,6 +241,15 @@ int main(int argc, char* argv[]) {
   udax::ReadaheadSetter readahead;  // joined after the unmount below
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd.mountpoint) == 0) {
+      if (cmd.uring) {
+        udax::RequestUringWhenOffered();
+        // The kernel says yes or no only in INIT, after the daemon has detached: say now,
+        // while stderr is still the user's, when it cannot say yes.
+        if (!udax::KernelMayOfferUring()) {
+          fprintf(stderr, "udaxfs: -o uring: this kernel does not offer FUSE over io_uring "
+                          "(needs Linux 6.14+ with fuse.enable_uring=Y); serving /dev/fuse\n");
+        }
+      }
       if (udax::InstallKillprivV2(se) == 0 && fuse_daemonize(cmd.foreground) == 0) {
         // After daemonize: its fork keeps no threads.
         udax::MountWatch watch;
@@ -261,6 +278,7 @@ int main(int argc, char* argv[]) {
           rc = 0;
         }
         fuse_loop_cfg_destroy(cfg);
+        udax::StopUringTransport();
         media.Stop();
         watch.Stop();
       }
