@@ -3,13 +3,17 @@
 #
 #   1. scripts/setup.sh                     dependencies (apt), skipped when all present
 #   2. scripts/build.sh                     -> build/        + ctest
-#   3. tests/fs/check -b build              the mounted-filesystem suite
+#   3. tests/fs/check -b build              the mounted-filesystem suite, over /dev/fuse
 #   4. ctest -L lab-quick (build/)          the pmem lab: QEMU guests with real devdax/fsdax
 #                                           (scripts/lab; README "The pmem lab")
 #   5. scripts/build.sh --sanitize          -> build-asan/   + ctest (ASan + UBSan)
 #   6. tests/fs/check -b build-asan         the suite again on the sanitized daemon
-#                                           (all of it; see UDAX_ASAN_FS_EXCLUDE)
+#                                           (all of it; see UDAX_ASAN_FS_EXCLUDE), over
+#                                           FUSE over io_uring where the kernel has it
 #   7. scripts/fuzz.sh                      -> build-fuzz/: each libFuzzer target for 20 s
+# So that each transport runs the whole suite, step 6 mounts with -o uring (FUSE over
+# io_uring) and turns the fuse module's enable_uring parameter on for it; the value
+# found is put back at exit.
 # Ends with one line "N passed, M failed[, K skipped]" counting the mounted-filesystem
 # tests of both runs; exits non-zero if any step failed. Works without stdin and with
 # CI=true. Environment:
@@ -37,6 +41,15 @@ failed_steps=()
 fs_pass=0 fs_fail=0 fs_skip=0
 
 step() { echo; echo "==== $* ($((SECONDS - start))s)"; }
+
+# FUSE over io_uring (Linux 6.14+, udaxfs -o uring) is offered to a new mount while the
+# fuse module's enable_uring parameter is Y.
+uring_param=/sys/module/fuse/parameters/enable_uring
+uring_saved=
+if [[ -w $uring_param ]]; then
+  uring_saved=$(cat "$uring_param")
+  trap 'echo "$uring_saved" >"$uring_param"' EXIT
+fi
 
 # count_fs LOG: add the "N passed, M failed[, K skipped]" line of a check run.
 count_fs() {
@@ -72,7 +85,7 @@ step "build ($normal)"
 if UDAX_BUILD_DIR=$normal scripts/build.sh; then
   step "unit tests ($normal)"
   run_ctest "$normal" || failed_steps+=("ctest $normal")
-  step "mounted-filesystem tests ($normal)"
+  step "mounted-filesystem tests ($normal, /dev/fuse)"
   run_fs "$normal" || failed_steps+=("fs tests $normal")
   case ${UDAX_LAB:-quick} in
     off) labels= ;;
@@ -93,10 +106,15 @@ if [[ ${UDAX_SKIP_ASAN:-0} != 1 ]]; then
   if UDAX_BUILD_DIR=$asan scripts/build.sh --sanitize; then
     step "unit tests ($asan)"
     ASAN_OPTIONS=detect_leaks=1 run_ctest "$asan" || failed_steps+=("ctest $asan")
-    step "mounted-filesystem tests ($asan)"
+    transport="/dev/fuse: this kernel has no FUSE over io_uring" extra=
+    if [[ -n $uring_saved ]]; then
+      echo Y >"$uring_param"
+      transport="FUSE over io_uring" extra=uring
+    fi
+    step "mounted-filesystem tests ($asan, $transport)"
     ex=()
     for t in $asan_exclude; do ex+=(-x "$t"); done
-    run_fs "$asan" "${ex[@]}" || failed_steps+=("fs tests $asan")
+    UDAX_MOUNT_EXTRA=$extra run_fs "$asan" "${ex[@]}" || failed_steps+=("fs tests $asan")
   else
     failed_steps+=("build $asan")
   fi
