@@ -8,7 +8,8 @@
 #
 # One filesystem is mounted at a time, on $DATA/mnt. State: FS (its name), DAEMON (pid).
 
-FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs udaxfs-direct)  # udaxfs-direct: -o cache=none
+# udaxfs-direct: -o cache=none; udaxfs-uring: -o uring (FUSE over io_uring, Linux 6.14+)
+FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs udaxfs-direct udaxfs-uring)
 FS=''
 DAEMON=''
 MNT=''
@@ -50,6 +51,10 @@ _start_daemon() {
       # shellcheck disable=SC2086
       "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f -o cache=none $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
       ;;
+    udaxfs-uring)
+      # shellcheck disable=SC2086
+      "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f -o uring $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
+      ;;
     passthrough_ll)
       "$PT" -o source="$DATA/pt-src" "$MNT" -f >>"$dlog" 2>&1 3>&- &
       ;;
@@ -77,7 +82,7 @@ fs_setup() {
   MNT=$DATA/mnt
   mkdir -p "$MNT"
   case $FS in
-    udaxfs|udaxfs-direct)
+    udaxfs|udaxfs-direct|udaxfs-uring)
       # The region is allocated up front (fallocate), as memory is: the first write to an
       # AU must not pay for tmpfs allocating the page.
       fallocate -l "$REGION_BYTES" "$DATA/udaxfs.img" || die "fallocate $DATA/udaxfs.img"
@@ -104,6 +109,32 @@ fs_setup() {
       ;;
     *) die "unknown filesystem '$FS' (one of: ${FS_ALL[*]})" ;;
   esac
+}
+
+# The transport of the udaxfs daemon $DAEMON: "io_uring (N queues)" when it has ring
+# threads (fs/fuse/uring_transport.cc names them udaxfs-ringN), else "/dev/fuse".
+udaxfs_transport() {
+  local n=0 t
+  for t in /proc/"$DAEMON"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == udaxfs-ring* ]] && n=$((n + 1))
+  done
+  if ((n)); then echo "io_uring ($n queues)"; else echo /dev/fuse; fi
+}
+
+# FUSE over io_uring is offered to new mounts while the fuse module's enable_uring is Y
+# (Linux 6.14+). uring_enable sets it and keeps what it was for uring_restore (the EXIT
+# trap); libfuse 3.14's daemons (passthrough_ll, fuse2fs) never ask for it.
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_SAVED=''
+uring_enable() {
+  [[ -w $URING_PARAM ]] || return 1
+  [[ -n $URING_SAVED ]] || URING_SAVED=$(cat "$URING_PARAM")
+  echo Y >"$URING_PARAM"
+}
+uring_restore() {
+  [[ -n $URING_SAVED ]] || return 0
+  echo "$URING_SAVED" >"$URING_PARAM" 2>/dev/null
+  URING_SAVED=''
 }
 
 # Unmounts $FS (if it is a FUSE mount) and waits for its daemon to exit; kills it after 30 s.
@@ -155,6 +186,7 @@ bench_cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
+  uring_restore
   if [[ -n ${CHILD:-} ]]; then  # a benchmark still running on the mount (timeout forwards TERM)
     kill -TERM "$CHILD" 2>/dev/null
     for _ in $(seq 1 150); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.1; done

@@ -18,11 +18,16 @@
 #   --repeat N          run all the filesystems N times over, alternating them, and report
 #                       the median of each figure (default 1; 3 on a shared, noisy machine)
 #   --rss-files LIST    file counts for the daemon-memory report (default 1000,1000000; none: skip)
-#   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs; none: only raw and
-#                       RSS; udaxfs-direct adds udaxfs -o cache=none as a column of its own)
+#   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs, and udaxfs-uring
+#                       when the kernel has FUSE over io_uring; none: only raw and RSS;
+#                       udaxfs-direct adds udaxfs -o cache=none as a column of its own)
 #   --out DIR           where <timestamp>.{json,txt,png} go (default bench/results)
 #   --work DIR          build directory for passthrough_ll and raw fio logs (default /var/tmp/udaxfs-bench)
 #   --no-install        skip apt-get;  --no-build: skip scripts/build.sh
+#
+# udaxfs-uring is udaxfs -o uring: FUSE over io_uring (Linux 6.14+). For it the run sets the
+# fuse module's enable_uring parameter to Y and puts back the value it found at exit;
+# libfuse 3.14's daemons (passthrough_ll, fuse2fs) never ask for it.
 #
 # Environment: UDAX_BUILD_DIR (default build), BENCH_SHM (tmpfs for images and mount
 # points, default /dev/shm), UDAX_MOUNT_OPTS (extra udaxfs options, e.g. "-o cache=none").
@@ -34,6 +39,7 @@ source "$ROOT/bench/lib.sh"
 
 QUICK=0 SIZE=1G RUNTIME=6 META_FILES=4000 META_ROUNDS=5 REPEAT=1 RSS_FILES=1000,1000000
 FS_LIST=udaxfs,tmpfs,passthrough_ll,fuse2fs
+[[ -w $URING_PARAM ]] && FS_LIST+=,udaxfs-uring
 OUT=$ROOT/bench/results WORK=/var/tmp/udaxfs-bench INSTALL=1 BUILD=1
 size_set=0 runtime_set=0 meta_set=0 rss_set=0 rounds_set=0
 while (($#)); do
@@ -168,6 +174,9 @@ record meta - - "repeat=$REPEAT"
 record meta - - "quick=$QUICK"
 record meta - - "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 record meta - - "udaxfs_opts=${UDAX_MOUNT_OPTS:-default}"
+if [[ " ${FSES[*]} " == *" udaxfs-uring "* ]] && ! uring_enable; then
+  die "udaxfs-uring: this kernel has no FUSE over io_uring ($URING_PARAM)"
+fi
 t_start=$(date +%s)
 
 # ---------------------------------------------------------------- the fio jobs
@@ -296,6 +305,10 @@ for PASS_NO in $(seq 1 "$REPEAT"); do
     log "bench: == $f$pass_note"
     fs_setup "$f"
     if [[ $f == udaxfs && $PASS_NO == 1 ]]; then record rss udaxfs after-mount "$(daemon_rss)"; fi
+    if [[ $f == udaxfs* && $PASS_NO == 1 ]]; then
+      record meta - - "transport_$f=$(udaxfs_transport)"
+      log "bench: $f serves $(udaxfs_transport)"
+    fi
     data_jobs
     meta_jobs
     fs_teardown
