@@ -5,7 +5,7 @@
 # memory at 10^3 and 10^6 files. Prints one table (absolute figures, ratios, the goals
 # with PASS/MISS), writes it as JSON and draws a PNG chart. Run as root, from anywhere:
 #
-#   sudo bench/run.sh            # full run: 1 GiB files, < 15 min on a 2-core machine
+#   sudo bench/run.sh            # full run: 1 GiB files, about 15 min on a 2-core machine
 #   sudo bench/run.sh --quick    # harness check: small files, short runs, < 3 min
 #
 # Options:
