@@ -306,8 +306,9 @@ for PASS_NO in $(seq 1 "$REPEAT"); do
     fs_setup "$f"
     if [[ $f == udaxfs && $PASS_NO == 1 ]]; then record rss udaxfs after-mount "$(daemon_rss)"; fi
     if [[ $f == udaxfs* && $PASS_NO == 1 ]]; then
-      record meta - - "transport_$f=$(udaxfs_transport)"
-      log "bench: $f serves $(udaxfs_transport)"
+      transport=$(udaxfs_transport)
+      record meta - - "transport_$f=$transport"
+      log "bench: $f serves $transport"
     fi
     data_jobs
     meta_jobs

@@ -100,14 +100,21 @@ void LogOnce(std::atomic<bool>* said, const char* what, int err) {
   if (!said->exchange(true)) syslog(LOG_WARNING, "FUSE over io_uring: %s: %s", what, strerror(err));
 }
 
-// Queues one command SQE for `e` (submitted with the thread's next wait).
-bool PrepCmd(Queue* q, Entry* e, uint32_t cmd_op) {
+// A free SQE of the queue's ring, submitting what is queued if there is none; nullptr
+// cannot happen (the ring holds one SQE per entry, plus the two polls).
+io_uring_sqe* GetSqe(Queue* q) {
   io_uring_sqe* sqe = io_uring_get_sqe(&q->ring);
   if (sqe == nullptr) {
     io_uring_submit(&q->ring);
     sqe = io_uring_get_sqe(&q->ring);
   }
-  if (sqe == nullptr) return false;  // cannot happen: one SQE per entry, plus two polls
+  return sqe;
+}
+
+// Queues one command SQE for `e` (submitted with the thread's next wait).
+bool PrepCmd(Queue* q, Entry* e, uint32_t cmd_op) {
+  io_uring_sqe* sqe = GetSqe(q);
+  if (sqe == nullptr) return false;
   std::memset(sqe, 0, 2 * sizeof(*sqe));  // an SQE128 slot
   sqe->opcode = IORING_OP_URING_CMD;
   sqe->fd = g_live->fuse_fd;
@@ -125,11 +132,7 @@ bool PrepCmd(Queue* q, Entry* e, uint32_t cmd_op) {
 }
 
 void ArmPoll(Queue* q, int fd, uint64_t tag) {
-  io_uring_sqe* sqe = io_uring_get_sqe(&q->ring);
-  if (sqe == nullptr) {
-    io_uring_submit(&q->ring);
-    sqe = io_uring_get_sqe(&q->ring);
-  }
+  io_uring_sqe* sqe = GetSqe(q);
   if (sqe == nullptr) return;
   io_uring_prep_poll_add(sqe, fd, POLLIN);
   sqe->user_data = tag;
@@ -160,14 +163,16 @@ void WriteReply(Entry* e, int32_t error, const iovec* iov, int count) {
   e->committed = true;
 }
 
+// Queues the commit of `e`'s reply and the fetch of its next request (queue thread only).
+void QueueCommit(Queue* q, Entry* e) {
+  if (!PrepCmd(q, e, kCmdCommitAndFetch)) syslog(LOG_ERR, "FUSE over io_uring: no SQE for a reply");
+}
+
 // The reply is in the entry: commit it and fetch the next request (queue thread), or hand
 // it to the queue thread (helper thread of an offloaded request).
 void FinishReply(Entry* e) {
   Queue* q = e->queue;
-  if (!e->offloaded) {
-    if (!PrepCmd(q, e, kCmdCommitAndFetch)) syslog(LOG_ERR, "FUSE over io_uring: no SQE for a reply");
-    return;
-  }
+  if (!e->offloaded) return QueueCommit(q, e);
   {
     std::lock_guard<std::mutex> lock(q->done_mu);
     q->done.push_back(e);
@@ -197,7 +202,8 @@ void Dispatch(Entry* e, char* start, size_t len) {
 
 void Serve(Entry* e) {
   static std::atomic<bool> said{false};
-  if (!g_live->active.exchange(true)) {
+  // A plain load first: the exchange (a locked instruction) happens once, not per request.
+  if (!g_live->active.load(std::memory_order_relaxed) && !g_live->active.exchange(true)) {
     syslog(LOG_INFO, "FUSE over io_uring: requests arrive on %zu per-CPU queues", g_live->queues.size());
   }
   RingReqHeader* h = e->header;
@@ -241,9 +247,7 @@ void CommitDone(Queue* q) {
     std::lock_guard<std::mutex> lock(q->done_mu);
     done.swap(q->done);
   }
-  for (Entry* e : done) {
-    if (!PrepCmd(q, e, kCmdCommitAndFetch)) syslog(LOG_ERR, "FUSE over io_uring: no SQE for a reply");
-  }
+  for (Entry* e : done) QueueCommit(q, e);
 }
 
 void RunQueue(Queue* q) {
