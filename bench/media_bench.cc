@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -43,6 +45,7 @@
 #include "notify/event_log.h"
 #include "notify/event_queue.h"
 #include "notify/media_resolver.h"
+#include "notify/state_dir.h"
 
 namespace udax {
 namespace {
@@ -125,7 +128,13 @@ int main(int argc, char** argv) {
   PinTo(pin ? 1 : -1);  // threads started from here on inherit CPU 1
   const std::string image = "/dev/shm/udax_media_bench.img";
   const uint64_t big = 256ull << 20;  // the unaffected file whose reads are timed
-  for (const char* s : {"", ".badblocks", ".badblocks.lock", ".events"}) unlink((image + s).c_str());
+  // The image's state (poison list, event log) in a directory of the bench's own, not in
+  // /var/lib/udaxfs (notify/state_dir.h).
+  const std::string state_dir = "/dev/shm/udax_media_bench.state";
+  std::filesystem::remove_all(state_dir);
+  mkdir(state_dir.c_str(), 0700);
+  setenv("UDAX_STATE_DIR", state_dir.c_str(), 1);
+  unlink(image.c_str());
   {
     RegionOptions ro;
     ro.create_size = files * 4096 * 5 / 4 + big + (512ull << 20);
@@ -155,7 +164,13 @@ int main(int argc, char** argv) {
 
   // The resolver as the daemon runs it, with its log, and a subscriber following the log.
   EventQueue queue;
-  auto log = EventLog::Open(EventLogPath(image));
+  auto state = LocateTargetState(image, /*prepare=*/true);
+  if (!state.ok()) Die("state", state.status());
+  const std::string log_path = state->events;
+  // Created now (the daemon's log appears at its first event), so the subscriber can
+  // watch and open it from the start.
+  close(open(log_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  auto log = EventLog::Open(log_path);
   if (!log.ok()) Die("event log", log.status());
   std::mutex mu;
   std::condition_variable cv;
@@ -173,9 +188,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::thread subscriber([&] {
     const int in = inotify_init1(IN_CLOEXEC);
-    inotify_add_watch(in, image.c_str(), IN_MODIFY);  // (the log is beside the image)
-    inotify_add_watch(in, (image + ".events").c_str(), IN_MODIFY);
-    std::ifstream f(image + ".events");
+    inotify_add_watch(in, log_path.c_str(), IN_MODIFY);
+    std::ifstream f(log_path);
     std::string line;
     char buf[4096];
     while (!stop) {
@@ -315,7 +329,7 @@ int main(int argc, char** argv) {
   queue.Close();
 
   // (a) from the log's own figure: the resolver's time from the event to owners acted on.
-  std::ifstream lf(image + ".events");
+  std::ifstream lf(log_path);
   for (std::string line; std::getline(lf, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_discarded() && j.value("source", "") == "injected") {
@@ -325,7 +339,8 @@ int main(int argc, char** argv) {
   fs->Release(big_file);
   (void)fs->Unmount();
   fs.reset();
-  for (const char* s : {"", ".badblocks", ".badblocks.lock", ".events"}) unlink((image + s).c_str());
+  unlink(image.c_str());
+  std::filesystem::remove_all(state_dir);
 
   printf("media_bench: %llu files, %llu events (one 512-byte block of a different file each)\n",
          (unsigned long long)files, (unsigned long long)events);

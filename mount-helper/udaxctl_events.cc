@@ -1,23 +1,28 @@
 // udaxctl_events.cc -- `udaxctl events TARGET|MOUNT [--follow] [--json]`.
 //
-// Prints the daemon's event log (notify/event_log.h): every media event with its owners
-// and the actions taken. With --follow it then waits for new lines (inotify on the log's
+// Prints the daemon's event log (notify/event_log.h; found in the state directory through
+// LocateTargetState, the same key the daemon uses): every media event with its owners
+// and the actions taken. Whoever may not read the image gets EACCES and exit 1, nothing
+// of the log. With --follow it then waits for new lines (inotify on the log's
 // directory, which also sees the log being created) until interrupted: a subscription
 // that needs nothing from the daemon but the file it writes.
+#include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "fs/region/unique_fd.h"
 #include "mount-helper/udaxctl.h"
 #include "notify/event_log.h"
+#include "notify/safe_file.h"
+#include "notify/state_dir.h"
 
 namespace udax {
 namespace {
@@ -25,32 +30,38 @@ namespace {
 volatile sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
-// Prints the complete lines from `in`, keeping a partial last line for later. Returns
-// false on a line that is not JSON (the log is damaged: say so, keep going).
-void PrintLines(std::ifstream* in, std::string* partial, bool json, bool as_array, bool* first) {
-  std::string chunk;
+// Prints the complete lines readable from `fd`, keeping a partial last line for later.
+// A line that is not a JSON object (a damaged log) is skipped with a word on stderr.
+void PrintLines(int fd, std::string* partial, bool json, bool as_array, bool* first) {
   char buf[4096];
-  while (in->read(buf, sizeof(buf)) || in->gcount() > 0) chunk.append(buf, in->gcount());
-  in->clear();  // EOF is not the end while following
-  *partial += chunk;
-  size_t nl;
-  while ((nl = partial->find('\n')) != std::string::npos) {
-    const std::string line = partial->substr(0, nl);
-    partial->erase(0, nl + 1);
-    if (line.empty()) continue;
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) {
-      fprintf(stderr, "udaxctl events: skipping a damaged line of the log\n");
-      continue;
-    }
-    if (json) {
-      printf("%s%s\n", as_array ? (*first ? "[" : ",") : "", j.dump().c_str());
-    } else {
-      fputs(EventRecordToText(j).c_str(), stdout);
-    }
-    *first = false;
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EOF is not the end while following
+    ForEachEventLine(std::string_view(buf, static_cast<size_t>(n)), partial,
+                     [&](const nlohmann::json* j) {
+                       if (j == nullptr) {
+                         fprintf(stderr, "udaxctl events: skipping a damaged line of the log\n");
+                         return;
+                       }
+                       if (json) {
+                         printf("%s%s\n", as_array ? (*first ? "[" : ",") : "",
+                                j->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+                       } else {
+                         fputs(EventRecordToText(*j).c_str(), stdout);
+                       }
+                       *first = false;
+                     });
   }
   fflush(stdout);
+}
+
+// Opens the log as every state file is opened (notify/safe_file.h). An invalid fd and OK
+// when there is no log yet.
+Result<UniqueFd> OpenLog(const std::string& path) {
+  Result<UniqueFd> fd = OpenStateFile(path, O_RDONLY);
+  if (!fd.ok() && fd.status().code() == ENOENT) return UniqueFd();
+  return fd;
 }
 
 }  // namespace
@@ -71,39 +82,66 @@ int CmdEvents(const std::string& target, bool follow, bool json) {
       return 1;
     }
   }
-  const std::string path = EventLogPath(source);
+  // Migrates an old IMAGE.events when we may (root); only looks otherwise.
+  Result<TargetState> state = LocateTargetState(source, /*prepare=*/true);
+  if (!state.ok() && (state.status().code() == EACCES || state.status().code() == EROFS)) {
+    state = LocateTargetState(source, /*prepare=*/false);
+  }
+  if (!state.ok()) {
+    fprintf(stderr, "udaxctl events: %s\n", state.status().message().c_str());
+    return 1;
+  }
+  const std::string path = state->events;
+  Result<UniqueFd> in = OpenLog(path);
+  if (!in.ok()) {
+    if (in.status().code() == EACCES) {
+      // The log names files and processes: it is kept from whoever may not read the
+      // image (notify/event_log.h). Say so, and print nothing of it.
+      fprintf(stderr,
+              "udaxctl events: %s: permission denied: its event log (%s) is readable only by "
+              "root\n",
+              target.c_str(), state->dir.c_str());
+    } else {
+      fprintf(stderr, "udaxctl events: %s\n", in.status().message().c_str());
+    }
+    return 1;
+  }
   const bool as_array = json && !follow;
   bool first = true;
   std::string partial;
-  std::ifstream in(path, std::ios::binary);
-  if (!in && !follow) {
+  if (!in->valid() && !follow) {
     // No log yet: no event has happened since the target was first mounted.
     if (json) printf("[]\n");
     return 0;
   }
-  if (in) PrintLines(&in, &partial, json, as_array, &first);
+  if (in->valid()) PrintLines(in->get(), &partial, json, as_array, &first);
   if (!follow) {
     if (as_array) printf(first ? "[]\n" : "]\n");
     return 0;
   }
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+  const std::string dir = state->dir;
   UniqueFd ino(inotify_init1(IN_CLOEXEC));
   if (ino.get() < 0 || inotify_add_watch(ino.get(), dir.c_str(), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
     fprintf(stderr, "udaxctl events: watching %s: %s\n", dir.c_str(), strerror(errno));
     return 1;
   }
+  UniqueFd log = std::move(in).value();
   while (!g_stop) {
     char buf[4096];
     const ssize_t n = read(ino.get(), buf, sizeof(buf));  // any change in the directory
     if (n < 0 && errno != EINTR) break;
-    if (!in.is_open() || !in) {
-      in = std::ifstream(path, std::ios::binary);
-      if (!in) continue;
+    if (!log.valid()) {
+      Result<UniqueFd> again = OpenLog(path);
+      if (!again.ok()) {
+        fprintf(stderr, "udaxctl events: %s\n", again.status().message().c_str());
+        return 1;
+      }
+      log = std::move(again).value();
+      if (!log.valid()) continue;
     }
-    PrintLines(&in, &partial, json, as_array, &first);
+    PrintLines(log.get(), &partial, json, as_array, &first);
   }
   return 0;
 }

@@ -1,7 +1,8 @@
 // udaxctl_media.cc -- `udaxctl inject-error` and `udaxctl list --media-errors`.
 //
-// inject-error keeps the bad blocks of an emulated image in IMAGE.badblocks (format in
-// notify/badblock_list.h), the way `ndctl inject-error` asks the firmware to poison a
+// inject-error keeps the bad blocks of an emulated image in its list file in the state
+// directory (/var/lib/udaxfs/uuid-HEX.badblocks, found with LocateTargetState, the key
+// the daemon uses too: notify/state_dir.h; format in notify/badblock_list.h), the way `ndctl inject-error` asks the firmware to poison a
 // namespace; the Region of every later open (daemon, fsck, udaxctl) then fails reads of
 // those blocks exactly as poisoned pmem would. list --media-errors shows the bad ranges
 // -- the list file's, and the kernel's for real pmem -- with the owners the reverse map
@@ -23,6 +24,7 @@
 #include "mount-helper/mount_table.h"
 #include "mount-helper/udaxctl.h"
 #include "notify/badblock_list.h"
+#include "notify/state_dir.h"
 #include "notify/sysfs_badblocks.h"
 
 namespace udax {
@@ -93,6 +95,21 @@ std::optional<Target> Resolve(const std::string& given, const char* cmd) {
   return t;
 }
 
+// The image's list file. Prepares the state (creates the directory, migrates an old
+// IMAGE.badblocks) when we may; only looks when we may not. "" with no error for an
+// image without a superblock when `need` is false (it has no list: nothing is injected).
+// Prints the error and returns nullopt otherwise.
+std::optional<std::string> ListFileOf(const Target& t, const char* cmd, bool need) {
+  Result<TargetState> s = LocateTargetState(t.path, /*prepare=*/true);
+  if (!s.ok() && (s.status().code() == EACCES || s.status().code() == EROFS)) {
+    s = LocateTargetState(t.path, /*prepare=*/false);
+  }
+  if (s.ok()) return s->badblocks;
+  if (!need && s.status().code() == ENODATA) return std::string();
+  fprintf(stderr, "udaxctl %s: %s\n", cmd, s.status().message().c_str());
+  return std::nullopt;
+}
+
 void PrintStatusHuman(const std::string& name, const BadblockList& list) {
   if (list.empty()) {
     printf("%s: no bad blocks\n", name.c_str());
@@ -141,9 +158,11 @@ int CmdInjectError(const InjectErrorArgs& a) {
             cmd, t->path.c_str());
     return 1;
   }
-  const std::string list_path = BadblockListPath(t->path);
+  const std::optional<std::string> list_path = ListFileOf(*t, cmd, /*need=*/!a.status);
+  if (!list_path) return 1;
   if (a.status) {
-    Result<BadblockList> list = ReadBadblockListFile(list_path);
+    Result<BadblockList> list =
+        list_path->empty() ? Result<BadblockList>(BadblockList()) : ReadBadblockListFile(*list_path);
     if (!list.ok()) {
       fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
       return 1;
@@ -182,7 +201,7 @@ int CmdInjectError(const InjectErrorArgs& a) {
   }
   BadblockList after;
   Status st = UpdateBadblockListFile(
-      list_path,
+      *list_path,
       [&](BadblockList* list) {
         if (a.uninject) {
           list->Remove(*block, *count);
@@ -289,7 +308,10 @@ int CmdListMediaErrors(const std::string& given, bool json) {
   std::string mode = S_ISCHR(t->st.st_mode) ? "devdax" : "emulated";
   uint64_t size = static_cast<uint64_t>(t->st.st_size);
   if (S_ISREG(t->st.st_mode)) {
-    Result<BadblockList> list = ReadBadblockListFile(BadblockListPath(t->path));
+    const std::optional<std::string> list_path = ListFileOf(*t, cmd, /*need=*/false);
+    if (!list_path) return 1;
+    Result<BadblockList> list =
+        list_path->empty() ? Result<BadblockList>(BadblockList()) : ReadBadblockListFile(*list_path);
     if (!list.ok()) {
       fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
       return 1;

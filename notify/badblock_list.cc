@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <thread>
 
 #include "fs/region/unique_fd.h"
+#include "notify/safe_file.h"
+#include "notify/state_dir.h"
 
 namespace udax {
 namespace {
@@ -33,70 +36,6 @@ bool TakeNumber(std::string_view* s, uint64_t* out) {
   if (ec != std::errc()) return false;
   s->remove_prefix(static_cast<size_t>(ptr - first));
   return true;
-}
-
-Result<std::string> ReadWholeFile(int fd, const std::string& path) {
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(path + ": read");
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return text;
-}
-
-Status WriteAll(int fd, const std::string& text, const std::string& path) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(path + ": write");
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
-std::string DirOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-// The rename is durable only once the directory entry is.
-Status SyncDir(const std::string& path) {
-  const std::string dir = DirOf(path);
-  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(dir + ": open");
-  if (fsync(fd.get()) != 0) return Status::FromErrno(dir + ": fsync");
-  return Status::Ok();
-}
-
-Status ReplaceFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) return Status::FromErrno(tmp + ": create");
-    Status st = WriteAll(fd.get(), text, tmp);
-    if (st.ok() && fsync(fd.get()) != 0) st = Status::FromErrno(tmp + ": fsync");
-    if (!st.ok()) {
-      unlink(tmp.c_str());
-      return st;
-    }
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    Status st = Status::FromErrno(path + ": rename");
-    unlink(tmp.c_str());
-    return st;
-  }
-  return SyncDir(path);
 }
 
 }  // namespace
@@ -198,37 +137,59 @@ uint64_t BadblockList::sector_count() const {
   return n;
 }
 
-std::string BadblockListPath(const std::string& image) { return image + ".badblocks"; }
-
 Result<BadblockList> ReadBadblockListFile(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    if (errno == ENOENT) return BadblockList();
-    return Status::FromErrno(path + ": open");
+  Result<UniqueFd> fd = OpenStateFile(path, O_RDONLY);
+  if (!fd.ok()) {
+    if (fd.status().code() == ENOENT) return BadblockList();
+    return fd.status();
   }
-  UDAX_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(fd.get(), path));
+  UDAX_ASSIGN_OR_RETURN(std::string text, ReadCapped(fd->get(), path, kMaxBadblockListBytes));
   return BadblockList::Parse(text, path);
 }
 
+namespace {
+
+// LOCK_NB, retried with a growing pause until `wait` has passed: never an unbounded wait
+// (see the file comment in badblock_list.h).
+Status LockWithin(int fd, const std::string& path, std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Status::Ok();
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return Status::FromErrno(path + ": flock");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Busy(path + ": still locked by another writer after " +
+                          std::to_string(wait.count()) + " ms");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(20000));
+  }
+}
+
+}  // namespace
+
 Status UpdateBadblockListFile(const std::string& path,
                               const std::function<Status(BadblockList*)>& edit,
-                              BadblockList* after) {
+                              BadblockList* after, std::chrono::milliseconds lock_wait) {
+  // We create files here (the lock, the temporary): the directory must be one nobody
+  // else can plant them in.
+  UDAX_RETURN_IF_ERROR(CheckStateDir(DirName(path)));
   // A separate lock file: the list itself is replaced by rename, so a lock on it would
   // be on an inode the next writer no longer opens. The lock file is never removed
   // (removing it would let two writers hold locks on different inodes).
   const std::string lock_path = path + ".lock";
-  UniqueFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock.valid()) return Status::FromErrno(lock_path + ": open");
-  while (flock(lock.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) return Status::FromErrno(lock_path + ": flock");
-  }
+  UDAX_ASSIGN_OR_RETURN(UniqueFd lock, OpenStateFile(lock_path, O_RDWR | O_CREAT, 0600));
+  UDAX_RETURN_IF_ERROR(LockWithin(lock.get(), lock_path, lock_wait));
   UDAX_ASSIGN_OR_RETURN(BadblockList list, ReadBadblockListFile(path));
   UDAX_RETURN_IF_ERROR(edit(&list));
   if (list.empty()) {
     if (unlink(path.c_str()) != 0 && errno != ENOENT) return Status::FromErrno(path + ": unlink");
-    UDAX_RETURN_IF_ERROR(SyncDir(path));
+    const std::string dir = DirName(path);
+    UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd.valid() || fsync(dfd.get()) != 0) return Status::FromErrno(dir + ": fsync");
   } else {
-    UDAX_RETURN_IF_ERROR(ReplaceFile(path, list.ToText()));
+    UDAX_RETURN_IF_ERROR(ReplaceStateFile(path, list.ToText(), 0600));
   }
   if (after != nullptr) *after = std::move(list);
   return Status::Ok();

@@ -1,8 +1,10 @@
 // badblock_watcher.h -- follows an emulated image's badblocks list file while it is mounted.
 //
-// `udaxctl inject-error` replaces IMAGE.badblocks by rename (or removes it); the daemon
-// learns of it through inotify on the image's directory (watching the file itself would
-// lose the watch at the first rename). On every change the watcher rereads the list,
+// `udaxctl inject-error` replaces the image's list (STATE_DIR/uuid-HEX.badblocks,
+// notify/state_dir.h) by rename (or removes it); the daemon learns of it through inotify
+// on the state directory (watching the file itself would lose the watch at the first
+// rename). Every reread is checked as notify/safe_file.h says (no symlink, no FIFO, ours,
+// capped), so a refused file is a failed reread like a malformed one. On every change the watcher rereads the list,
 // hands the whole new list to on_change -- the daemon passes it to
 // Region::SetEmulatedPoison, so reads of the new ranges fail from then on -- and only
 // then pushes an `injected` MediaEvent for every range that was not in the previous list.

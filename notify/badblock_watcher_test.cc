@@ -130,9 +130,12 @@ TEST(BadblockWatcherTest, LiveInjectionReachesTheRegionAndItsListener) {
   const std::string image = dir / "img";
   RegionOptions ro;
   ro.create_size = 1 << 20;
+  ASSERT_TRUE(Region::Open(image, ro).ok());
+  ASSERT_TRUE(StampTestSuperblock(image));  // the key of its list file
   auto region = Region::Open(image, ro);
   ASSERT_TRUE(region.ok()) << region.status().ToString();
   Region* r = region->get();
+  ASSERT_FALSE(r->badblocks_path().empty());
   EventQueue q;
   r->set_fault_listener([&q](const MediaFault& f) { q.Push(MediaEventFromFault(f)); });
   auto w = BadblockListWatcher::Start(

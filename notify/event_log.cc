@@ -10,6 +10,9 @@
 #include <cstring>
 #include <ctime>
 
+#include "fs/region/unique_fd.h"
+#include "notify/safe_file.h"
+#include "notify/state_dir.h"
 #include "rmap/rmap.h"
 
 namespace udax {
@@ -68,55 +71,93 @@ nlohmann::json EventRecordToJson(const EventRecord& r) {
   return j;
 }
 
+namespace {
+
+// Field readers that never throw: a log line is whatever the file holds, so a field of
+// the wrong type reads as absent (the default) instead of ending `udaxctl events`.
+std::string Str(const nlohmann::json& j, const char* key, const char* def) {
+  if (!j.is_object()) return def;
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
+}
+uint64_t U64(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return 0;
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+int64_t I64(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return 0;
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+const nlohmann::json* Array(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  const auto it = j.find(key);
+  return it != j.end() && it->is_array() ? &*it : nullptr;
+}
+
+}  // namespace
+
 std::string EventRecordToText(const nlohmann::json& j) {
-  std::string head = j.value("time", "?") + " " + j.value("source", "?") + " [" +
-                     Hex(j.value("offset", uint64_t{0})) + ", +" +
-                     Hex(j.value("length", uint64_t{0})) + ")";
+  const std::string head = Str(j, "time", "?") + " " + Str(j, "source", "?") + " [" +
+                           Hex(U64(j, "offset")) + ", +" + Hex(U64(j, "length")) + ")";
+  const nlohmann::json* owners = Array(j, "owners");
+  if (owners == nullptr || owners->empty()) return head + ": " + Str(j, "action", "") + "\n";
   std::string out;
-  const auto owners = j.find("owners");
-  if (owners == j.end() || owners->empty()) return head + ": " + j.value("action", "") + "\n";
   for (const auto& o : *owners) {
-    out += head + " " + o.value("kind", "?");
-    if (o.contains("ino")) {
-      out += " ino " + std::to_string(o.value("ino", uint64_t{0}));
-      if (o.contains("path")) out += " " + o.value("path", "");
-      out += " [" + Hex(o.value("offset", uint64_t{0})) + ", +" + Hex(o.value("length", uint64_t{0})) + ")";
+    out += head + " " + Str(o, "kind", "?");
+    if (o.is_object() && o.contains("ino")) {
+      out += " ino " + std::to_string(U64(o, "ino"));
+      if (o.contains("path")) out += " " + Str(o, "path", "");
+      out += " [" + Hex(U64(o, "offset")) + ", +" + Hex(U64(o, "length")) + ")";
     }
-    out += ": " + o.value("action", "?") + " (" + o.value("detail", "") + ")\n";
+    out += ": " + Str(o, "action", "?") + " (" + Str(o, "detail", "") + ")\n";
   }
-  if (const auto procs = j.find("processes"); procs != j.end()) {
+  if (const nlohmann::json* procs = Array(j, "processes"); procs != nullptr) {
     for (const auto& p : *procs) {
-      out += head + " process " + std::to_string(p.value("pid", 0)) + " (" + p.value("comm", "") +
-             "): " + p.value("action", "") + "\n";
+      out += head + " process " + std::to_string(I64(p, "pid")) + " (" + Str(p, "comm", "") +
+             "): " + Str(p, "action", "") + "\n";
     }
   }
   return out;
 }
 
-std::string EventLogPath(const std::string& target) {
-  struct stat st;
-  if (stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return target + ".events";
-  const size_t slash = target.find_last_of('/');
-  const std::string name = slash == std::string::npos ? target : target.substr(slash + 1);
-  return "/var/lib/udaxfs/" + name + ".events";
+void ForEachEventLine(std::string_view chunk, std::string* partial,
+                      const std::function<void(const nlohmann::json* record)>& on_line) {
+  partial->append(chunk);
+  size_t start = 0, nl;
+  while ((nl = partial->find('\n', start)) != std::string::npos) {
+    const std::string_view line(partial->data() + start, nl - start);
+    start = nl + 1;
+    if (line.empty()) continue;
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // Only an object is a record; a number or a string on a line is damage too.
+    on_line(j.is_object() ? &j : nullptr);
+  }
+  partial->erase(0, start);
 }
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path) {
-  if (path.rfind("/var/lib/udaxfs/", 0) == 0) {
-    if (mkdir("/var/lib/udaxfs", 0755) != 0 && errno != EEXIST) {
-      return Status::Error(errno, "/var/lib/udaxfs: " + std::string(strerror(errno)));
-    }
-  }
-  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Error(errno, path + ": " + strerror(errno));
-  return std::unique_ptr<EventLog>(new EventLog(path, fd));
+  UDAX_RETURN_IF_ERROR(CheckStateDir(DirName(path)));
+  Result<UniqueFd> fd = OpenStateFile(path, O_WRONLY | O_APPEND);
+  if (!fd.ok() && fd.status().code() != ENOENT) return fd.status();
+  const int raw = fd.ok() ? fd->Release() : -1;
+  return std::unique_ptr<EventLog>(new EventLog(path, raw));
 }
 
-EventLog::~EventLog() { close(fd_); }
+EventLog::~EventLog() {
+  if (fd_ >= 0) close(fd_);
+}
 
 Status EventLog::Append(const EventRecord& record) {
   const std::string line = EventRecordToJson(record).dump() + "\n";
   std::lock_guard<std::mutex> lock(mu_);
+  if (fd_ < 0) {
+    // O_NOFOLLOW and the checks again: the directory was ours at Open, but a file
+    // created since is checked like any other.
+    UDAX_ASSIGN_OR_RETURN(UniqueFd fd, OpenStateFile(path_, O_WRONLY | O_APPEND | O_CREAT, 0600));
+    fd_ = fd.Release();
+  }
   const ssize_t n = write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {
     return Status::Error(n < 0 ? errno : EIO, path_ + ": short write of an event");

@@ -12,6 +12,7 @@
 
 #include "fs/core/core_test_util.h"
 #include "notify/mapped_procs.h"
+#include "notify/state_dir.h"
 #include "notify/test_util.h"
 
 namespace udax {
@@ -52,7 +53,7 @@ struct ResolverFixture {
   uint64_t ino = 0;
   uint64_t phys1 = 0;  // physical offset of the file's second AU
   EventQueue queue;
-  std::unique_ptr<EventLog> log = Must(EventLog::Open(EventLogPath(image.path())));
+  std::unique_ptr<EventLog> log = Must(EventLog::Open(Must(LocateTargetState(image.path(), true)).events));
   std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> invalidated;
 
   ResolverFixture() {
@@ -197,7 +198,7 @@ TEST(MediaResolver, DeviceRemovedShutsDownAfterTheHook) {
 
 TEST(MediaResolver, RelocationsAreLogged) {
   ResolverFixture t;
-  std::ofstream(t.image.path() + ".badblocks") << (t.phys1 / 512) << " 1\n";
+  std::ofstream(t.fs->region()->badblocks_path()) << (t.phys1 / 512) << " 1\n";
   ASSERT_OK(t.fs->region()->ReloadEmulatedPoison());
   auto resolver = MediaResolver::Start(t.fs.get(), &t.queue, t.log.get(), t.Hooks(), {});
   resolver->Handle(Injected(t.phys1, 512));

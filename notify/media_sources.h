@@ -8,8 +8,9 @@
 // Start wires, according to the target:
 //   * always: the Region's fault listener -> sigbus-ar/sigbus-ao events (synchronous
 //     faults caught by ReadSafe and friends, real or emulated);
-//   * a regular file: the list-file watcher (injected events; its callback keeps the
-//     Region's emulated poison current);
+//   * a regular file with state (Region::badblocks_path(), in the state directory): the
+//     list-file watcher (injected events; its callback keeps the Region's emulated
+//     poison current);
 //   * real pmem (devdax, or a file on a pmem disk): the kernel badblocks poller (badblocks
 //     events) and the uevent listener for the device and its nd parents (device-removed);
 //   * with options.early_kill: PR_MCE_KILL_EARLY and the BUS_MCEERR_AO receiver for the

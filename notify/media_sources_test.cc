@@ -15,6 +15,9 @@ namespace {
 std::unique_ptr<Region> MakeImage(const ScratchDir& dir) {
   RegionOptions ro;
   ro.create_size = 1 << 20;
+  // Created, given a superblock's UUID (the key of its list file), then opened for real.
+  if (!Region::Open(dir / "img", ro).ok() || !StampTestSuperblock(dir / "img")) return nullptr;
+  ro.create_size = 0;
   auto r = Region::Open(dir / "img", ro);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : nullptr;
@@ -52,7 +55,7 @@ TEST(MediaSourcesTest, MalformedListFailsStart) {
   ScratchDir dir;
   auto region = MakeImage(dir);
   ASSERT_NE(region, nullptr);
-  dir.Write("img.badblocks", "nonsense\n");
+  std::ofstream(region->badblocks_path()) << "nonsense\n";
   EventQueue q;
   auto s = MediaSources::Start(region.get(), &q, {});
   EXPECT_EQ(s.status().code(), EINVAL);

@@ -1,14 +1,19 @@
 // test_util.h -- what the notify/ tests share: status assertions, a scratch directory.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "fs/format/disk_format.h"
 #include "notify/event_queue.h"
 
 namespace udax {
@@ -52,6 +57,36 @@ class ScratchDir {
  private:
   std::string path_;
 };
+
+// Every notify test process keeps image state (poison lists, event logs) in a scratch
+// state directory of its own, never in /var/lib/udaxfs: UDAX_STATE_DIR, set before
+// main, removed at exit.
+inline const std::string kTestStateDir = [] {
+  if (const char* set = getenv("UDAX_STATE_DIR"); set != nullptr) return std::string(set);
+  char tmpl[] = "/dev/shm/udax_notify_state.XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) abort();
+  setenv("UDAX_STATE_DIR", tmpl, 1);
+  static std::string dir = tmpl;
+  atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  });
+  return dir;
+}();
+
+// Gives a raw image file a superblock's magic and a random UUID -- all the state key
+// needs (notify/state_dir.h) -- so that its Region finds a list file. Returns false on
+// an I/O error.
+inline bool StampTestSuperblock(const std::string& image) {
+  DiskSuperblock sb{};
+  std::memcpy(sb.magic, kSuperMagic, sizeof(sb.magic));
+  if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != static_cast<ssize_t>(sizeof(sb.uuid))) return false;
+  const int fd = open(image.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = pwrite(fd, &sb, sizeof(sb), 0) == static_cast<ssize_t>(sizeof(sb));
+  close(fd);
+  return ok;
+}
 
 // Pops one event or fails the test after `ms` milliseconds.
 inline bool PopWithin(EventQueue* q, MediaEvent* e, int ms = 5000) {

@@ -1,11 +1,32 @@
 // core_test_util.cc -- the TestImage fixture.
 #include "fs/core/core_test_util.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 
 namespace udax {
+namespace {
+
+// Every test process keeps image state (poison lists, event logs) in a scratch state
+// directory of its own, never in /var/lib/udaxfs (notify/state_dir.h): set before main,
+// removed at exit.
+const std::string g_state_dir = [] {
+  if (const char* set = getenv("UDAX_STATE_DIR"); set != nullptr) return std::string(set);
+  char tmpl[] = "/dev/shm/udax_core_state.XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return std::string();
+  setenv("UDAX_STATE_DIR", tmpl, 1);
+  static std::string dir = tmpl;
+  atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  });
+  return dir;
+}();
+
+}  // namespace
 
 TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
   static std::atomic<int> counter{0};
@@ -25,10 +46,8 @@ TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
 }
 
 TestImage::~TestImage() {
-  // The image and what tools keep beside it (emulated poison, the event log).
-  for (const char* suffix : {"", ".badblocks", ".badblocks.lock", ".events"}) {
-    unlink((path_ + suffix).c_str());
-  }
+  // The image; its state (poison list, event log) goes with the state directory at exit.
+  unlink(path_.c_str());
 }
 
 std::unique_ptr<Filesystem> TestImage::Mount(MountOptions options) {

@@ -1,7 +1,7 @@
 // media_test.cc -- bad media, owner by owner: EIO, relocation, quarantine, repair, shutdown.
 //
-// Poison is emulated the way `udaxctl inject-error` does it: 512-byte sectors in
-// IMAGE.badblocks, which the Region then fails reads of.
+// Poison is emulated the way `udaxctl inject-error` does it: 512-byte sectors in the
+// image's list file (in the state directory), which the Region then fails reads of.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -19,8 +19,8 @@ const Caller kRoot{0, 0};
 constexpr uint64_t kAu = 4096;
 
 // Replaces the image's emulated poison with the given byte ranges (512-byte aligned).
-void Poison(Filesystem* fs, const std::string& image, std::vector<RegionRange> ranges) {
-  std::ofstream out(image + ".badblocks", std::ios::trunc);
+void Poison(Filesystem* fs, const std::string& /*image*/, std::vector<RegionRange> ranges) {
+  std::ofstream out(fs->region()->badblocks_path(), std::ios::trunc);
   out << "# udaxfs badblocks v1\n";
   for (const RegionRange& r : ranges) out << r.offset / 512 << " " << r.length / 512 << "\n";
   out.close();

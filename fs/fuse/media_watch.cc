@@ -6,13 +6,18 @@
 #include <algorithm>
 
 #include "notify/mapped_procs.h"
+#include "notify/state_dir.h"
 
 namespace udax {
 
 void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& target,
                        const std::string& mountpoint, McePolicy policy) {
   fs_ = fs;
-  auto log = EventLog::Open(EventLogPath(target));
+  // The state is found through the descriptor the region has open, never the path again
+  // (the path may name another file by now).
+  auto state = LocateTargetState(fs->region()->fd(), target, /*prepare=*/true);
+  auto log = state.ok() ? EventLog::Open(state->events)
+                        : Result<std::unique_ptr<EventLog>>(state.status());
   if (log.ok()) {
     log_ = std::move(log).value();
   } else {

@@ -1,6 +1,8 @@
-// poison_test.cc -- emulated poison: the badblocks list beside an image, as reads see it.
+// poison_test.cc -- emulated poison: an image's badblocks list (state directory), as reads see it.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +15,7 @@
 
 #include "fs/region/poison_map.h"
 #include "fs/region/region.h"
+#include "fs/format/disk_format.h"
 #include "notify/badblock_list.h"
 
 namespace udax {
@@ -54,9 +57,24 @@ class RegionPoisonTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     image_ = dir_ + "/img";
-    list_ = BadblockListPath(image_);
+    // The list lives in the state directory, keyed by the superblock UUID: give the
+    // image a superblock's magic and UUID (all the key needs) and the test its own state
+    // directory.
+    const std::string state = dir_ + "/state";
+    ASSERT_EQ(mkdir(state.c_str(), 0700), 0);
+    setenv("UDAX_STATE_DIR", state.c_str(), 1);
+    DiskSuperblock sb{};
+    std::memcpy(sb.magic, kSuperMagic, sizeof(sb.magic));
+    for (size_t i = 0; i < sizeof(sb.uuid); ++i) sb.uuid[i] = static_cast<uint8_t>(0xa0 + i);
+    const int fd = open(image_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, kSize), 0);
+    ASSERT_EQ(pwrite(fd, &sb, sizeof(sb), 0), static_cast<ssize_t>(sizeof(sb)));
+    close(fd);
+    list_ = state + "/uuid-a0a1a2a3a4a5a6a7a8a9aaabacadaeaf.badblocks";
   }
   void TearDown() override {
+    unsetenv("UDAX_STATE_DIR");
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
@@ -78,9 +96,9 @@ class RegionPoisonTest : public ::testing::Test {
 
 TEST_F(RegionPoisonTest, ListIsLoadedAtOpenAndReadsOfItFail) {
   {
-    auto r = Open();  // create the image, then fill it
-    std::vector<uint8_t> data(kSize, 0xab);
-    ASSERT_OK(r->WriteSafe(0, data.data(), data.size(), true));
+    auto r = Open();  // fill the image, all but its superblock (the state's key)
+    std::vector<uint8_t> data(kSize - 4096, 0xab);
+    ASSERT_OK(r->WriteSafe(4096, data.data(), data.size(), true));
   }
   WriteList("# test\n16 2\n");  // bytes [8192, 9216)
   auto r = Open();

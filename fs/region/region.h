@@ -8,9 +8,11 @@
 // backing file, removed device) and returns EIO plus a MediaFault describing what was hit,
 // instead of killing the daemon. Writes go through WriteSafe / ZeroSafe for the same reason.
 //
-// A regular-file target can also carry emulated poison: the badblocks list file beside it
-// (IMAGE.badblocks, written by `udaxctl inject-error`, format in notify/badblock_list.h)
-// is loaded at Open, and ReadSafe of a listed range fails exactly as a poisoned read of
+// A regular-file target can also carry emulated poison: its badblocks list file in the
+// state directory (/var/lib/udaxfs/uuid-HEX.badblocks, keyed by the superblock UUID:
+// notify/state_dir.h; written by `udaxctl inject-error`, format in
+// notify/badblock_list.h; never a file beside the image, which others may plant) is
+// loaded at Open, and ReadSafe of a listed range fails exactly as a poisoned read of
 // real pmem does: EIO, and a MediaFault (BUS_MCEERR_AR) to *fault and the fault listener.
 //
 // Thread-safety: all methods are safe to call concurrently; ranges are the caller's concern.
@@ -51,7 +53,9 @@ struct RegionOptions {
   uint64_t create_size = 0;
   // Take an exclusive flock on the target; fail with EBUSY if someone else holds it.
   bool lock = true;
-  // Load the emulated poison beside a regular-file target (IMAGE.badblocks). Tools that
+  // Load the emulated poison of a regular-file target (its list in the state directory;
+  // an unformatted image has none, and a user who may not read the state directory gets
+  // none; an unsafe state directory fails Open with EPERM). Tools that
   // must see through it to report on it (udaxctl list --media-errors naming the owners
   // of a poisoned metadata block) turn this off; everything else keeps it.
   bool emulate_poison = true;
@@ -124,8 +128,9 @@ class Region {
   }
 
   // --- emulated poison (regular-file targets; see the file comment) ---
-  // The list file that emulates poison on this region: IMAGE.badblocks for a regular
-  // file, "" for a device (whose poison is real and reported by the kernel).
+  // The list file that emulates poison on this region: STATE_DIR/uuid-HEX.badblocks for
+  // a formatted image, "" for a device (whose poison is real and reported by the kernel)
+  // or an image without state (unformatted, or a state directory we may not read).
   const std::string& badblocks_path() const { return badblocks_path_; }
   // Replaces the emulated poison with `list` (512-byte sectors from the region start;
   // sectors past the region end are ignored). For the list-file watcher's callback.
@@ -138,7 +143,9 @@ class Region {
   std::vector<RegionRange> EmulatedPoison() const { return poison_.ranges(); }
   // What a write that clears pmem poison does (ndctl clear-errors semantics): removes the
   // whole 512-byte blocks inside [off, off+n) from the emulated poison and from the list
-  // file. Partial blocks at either end stay poisoned. *cleared (if non-null) receives the
+  // file. Partial blocks at either end stay poisoned. The daemon calls this with the
+  // filesystem mutex held, so the list's lock is waited for at most 200 ms
+  // (kClearLockWait; EBUSY after that; see notify/badblock_list.h), never without bound. *cleared (if non-null) receives the
   // sectors that were poisoned and are now clear. Errors: EINVAL out of bounds, EROFS on a
   // read-only region, EOPNOTSUPP on a device, the list file's errors (then nothing changed).
   Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared = nullptr);
@@ -148,8 +155,12 @@ class Region {
   void ReportFault(const MediaFault& fault) const {
     if (fault_listener_) fault_listener_(fault);
   }
-  // Loads the emulated poison from `list_path` and remembers the path (Open, regular
-  // files only). EINVAL on a malformed list.
+  // Finds this image's state (notify/state_dir.h: created and legacy side files migrated
+  // when we may) and loads its list with LoadEmulatedPoison (Open, regular files only).
+  // EPERM for an unsafe state directory or list file, EINVAL for a malformed list.
+  Status AttachEmulatedPoison();
+  // Loads the emulated poison from `list_path` and remembers the path. EINVAL on a
+  // malformed list.
   Status LoadEmulatedPoison(const std::string& list_path);
   // OK when no emulated poison lies in [off, off+n). Otherwise fills *fault (if
   // non-null), reports the fault to the listener and returns EIO, as a real poisoned

@@ -174,8 +174,9 @@ Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
   region->fd_owner_ = std::move(fd);
   region->source_ = std::move(source);
   region->map_ = std::move(map);
-  // A plain file may carry emulated poison beside it; a device's poison is real.
-  if (!is_device && options.emulate_poison) UDAX_RETURN_IF_ERROR(region->LoadEmulatedPoison(BadblockListPath(path)));
+  // A plain file may carry emulated poison (its list in the state directory); a device's
+  // poison is real.
+  if (!is_device && options.emulate_poison) UDAX_RETURN_IF_ERROR(region->AttachEmulatedPoison());
   return std::unique_ptr<Region>(std::move(region));
 }
 

@@ -1,10 +1,13 @@
-// region_poison.cc -- emulated poison: the badblocks list beside an image, honoured by reads.
+// region_poison.cc -- emulated poison: an image's badblocks list (state directory), honoured by reads.
+#include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <csignal>
 
 #include "fs/region/region.h"
 #include "notify/badblock_list.h"
+#include "notify/state_dir.h"
 
 namespace udax {
 namespace {
@@ -17,6 +20,11 @@ std::string Hex(uint64_t v) {
 
 // The list's sectors as byte ranges, clipped to a region of `size` bytes: a list written
 // for a larger image (reformatted smaller with mkfs -s) must not poison what is not there.
+// ClearEmulatedPoison runs under the filesystem mutex in the daemon: it may wait for the
+// list's lock this long, no more. Only root's own tools take that lock (it lives in the
+// root-only state directory), for one read-modify-rename each.
+constexpr std::chrono::milliseconds kClearLockWait{200};
+
 std::vector<RegionRange> ToRegionRanges(const BadblockList& list, uint64_t size) {
   std::vector<RegionRange> out;
   for (const BadblockRange& r : list.ranges()) {
@@ -31,6 +39,25 @@ std::vector<RegionRange> ToRegionRanges(const BadblockList& list, uint64_t size)
 
 void Region::SetEmulatedPoison(const BadblockList& list) {
   poison_.Set(ToRegionRanges(list, size_));
+}
+
+Status Region::AttachEmulatedPoison() {
+  Result<TargetState> state = LocateTargetState(fd_, path_, /*prepare=*/true);
+  // Not ours to create (a user opening their own image while /var/lib/udaxfs is missing
+  // or read-only): look without creating anything.
+  if (!state.ok() && (state.status().code() == EACCES || state.status().code() == EROFS)) {
+    state = LocateTargetState(fd_, path_, /*prepare=*/false);
+  }
+  if (!state.ok()) {
+    // No superblock yet (mkfs, a raw file): nothing keys a list, so there is none.
+    if (state.status().code() == ENODATA) return Status::Ok();
+    return state.status();
+  }
+  Status st = LoadEmulatedPoison(state->badblocks);
+  // The state directory is root's (0700): a user opening an image they may read cannot
+  // see root's injected poison, and must not be refused the image for it.
+  if (st.code() == EACCES) return Status::Ok();
+  return st;
 }
 
 Status Region::LoadEmulatedPoison(const std::string& list_path) {
@@ -65,7 +92,7 @@ Status Region::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* clear
           list->Remove(first, last - first);
           return Status::Ok();
         },
-        &after));
+        &after, kClearLockWait));
     // Everything the file holds now, including what others added meanwhile.
     SetEmulatedPoison(after);
   }
