@@ -14,7 +14,7 @@
 # Environment: UDAX_FUZZ_BUILD_DIR (default build-fuzz), UDAX_JOBS (build parallelism).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_TARGETS=(superblock journal records image)
+ALL_TARGETS=(superblock journal records image badblocks events)
 
 seconds=20
 targets=()
