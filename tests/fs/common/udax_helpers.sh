@@ -60,7 +60,7 @@ _require_fuse_daemon() {
 # suite there): both print as KIND.
 _filter() {
   sed -e "s#${TEST_DIR}#TEST_DIR#g" -e "s#${TEST_IMG}#TEST_IMG#g" -e "s#${TMP_DIR}#TMP_DIR#g" \
-    -e 's/\<emulated\>/KIND/g' -e 's/\<fsdax\>/KIND/g'
+    -e 's/\<emulated\>/KIND/g' -e 's/\<fsdax\>/KIND/g' -e 's#/var/lib/udaxfs/uuid-[0-9a-f]*#STATE#g'
 }
 
 # _fsop OP ARGS...: one system call through tests/fs/src/fsop.py; prints
@@ -87,6 +87,23 @@ _stable_stat() {
       stat -c '%n: %F mode=%a links=%h uid=%u gid=%g size=%s' "$p" | _filter
     fi
   done
+}
+
+# ---- per-image state (notify/state_dir.h) ----------------------------------------------
+
+# _udax_state_file IMAGE SUFFIX: the state file (badblocks, events) of IMAGE in
+# /var/lib/udaxfs, keyed by its superblock UUID (DiskSuperblock::uuid, offset 168) as
+# LocateTargetState keys it; _filter prints its prefix as STATE.
+_udax_state_file() {
+  local u
+  u=$(od -An -tx1 -j168 -N16 "$1" | tr -d ' \n')
+  echo "${UDAX_STATE_DIR:-/var/lib/udaxfs}/uuid-$u.$2"
+}
+# _udax_forget_state IMAGE: removes IMAGE's state files (what a test leaves in
+# /var/lib/udaxfs otherwise outlives its image).
+_udax_forget_state() {
+  local f
+  for f in badblocks badblocks.lock events; do rm -f "$(_udax_state_file "$1" "$f")"; done
 }
 
 # _yesno COND-COMMAND...: prints "yes" when the command succeeds, else "no".
