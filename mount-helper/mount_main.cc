@@ -244,8 +244,11 @@ int Remount(const Invocation& inv) {
       }
     }
   }
-  const bool is_root = getuid() == 0;
-  const unsigned long flags = udax::KernelRemountFlags(inv.req, is_root);
+  // Flags the options leave unset keep what the mount has (mount(8) passes the current
+  // options first, but a direct `mount.udaxfs SRC DIR -o remount,ro` names none).
+  udax::MountRequest req = inv.req;
+  udax::KeepCurrentFlags(top->vfs_options, &req);
+  const unsigned long flags = udax::KernelRemountFlags(req);
   if (inv.verbose) {
     printf("mount.udaxfs: remount %s (%s)\n", inv.dir.c_str(),
            udax::DescribeRemountFlags(flags).c_str());
@@ -283,15 +286,15 @@ int WaitForTarget(const Invocation& inv, Clock::time_point deadline, std::string
 // A second mount of a mounted SOURCE shares its daemon, as a block filesystem mounted
 // twice shares its superblock: a bind mount of the first, then the kernel flags of this
 // one (ro, noatime, ...). The daemon options of the first mount (cache=, sync) hold.
-int MountAgain(const Invocation& inv, const std::string& mounted_on, unsigned long flags,
-               bool remount_after) {
+int MountAgain(const Invocation& inv, const std::string& mounted_on, unsigned long flags) {
   if (mount(mounted_on.c_str(), inv.canonical_dir.c_str(), nullptr, MS_BIND, nullptr) != 0) {
     return Fail(inv.dir + ": bind of " + mounted_on + " (" + inv.source +
                 " is already mounted there): " + strerror(errno));
   }
+  // Always remounted: a bind copies the first mount's flags, and a first mount made with
+  // suid or dev must not lend them to a second one that did not ask.
   const unsigned long bind_flags = flags | MS_BIND | (inv.req.read_only ? MS_RDONLY : 0);
-  if ((remount_after || inv.req.read_only) &&
-      mount(nullptr, inv.canonical_dir.c_str(), nullptr, bind_flags, nullptr) != 0) {
+  if (mount(nullptr, inv.canonical_dir.c_str(), nullptr, bind_flags, nullptr) != 0) {
     const int e = errno;
     Undo(inv);
     return Fail(inv.dir + ": remount (" + udax::DescribeRemountFlags(flags) + "): " + strerror(e));
@@ -300,20 +303,16 @@ int MountAgain(const Invocation& inv, const std::string& mounted_on, unsigned lo
 }
 
 int Mount(const Invocation& inv) {
-  const bool is_root = getuid() == 0;
   struct stat st;
   if (stat(inv.source.c_str(), &st) != 0) return Fail(inv.source + ": " + strerror(errno));
   if (S_ISDIR(st.st_mode)) return Fail(inv.source + ": is a directory, not a udaxfs target");
   const std::string daemon = FindDaemon();
   if (daemon.empty()) return Fail("udaxfs daemon not found (beside mount.udaxfs or in PATH)");
   std::vector<std::string> args = {inv.source, inv.dir};
-  const std::string opts = udax::DaemonOptionString(inv.req, is_root);
-  if (!opts.empty()) {
-    args.push_back("-o");
-    args.push_back(opts);
-  }
+  args.push_back("-o");
+  args.push_back(udax::DaemonOptionString(inv.req));
   const bool remount_after = udax::NeedsKernelRemount(inv.req);
-  const unsigned long flags = udax::KernelRemountFlags(inv.req, is_root);
+  const unsigned long flags = udax::KernelRemountFlags(inv.req);
   if (inv.verbose) {
     std::string line = daemon;
     for (const std::string& a : args) line += " " + a;
@@ -329,7 +328,7 @@ int Mount(const Invocation& inv) {
   for (;;) {
     std::string mounted_on;
     if (const int rc = WaitForTarget(inv, deadline, &mounted_on); rc != 0) return rc;
-    if (!mounted_on.empty()) return MountAgain(inv, mounted_on, flags, remount_after);
+    if (!mounted_on.empty()) return MountAgain(inv, mounted_on, flags);
     err.clear();
     const int status = RunDaemon(daemon, args, &err);
     if (status == 0) break;

@@ -79,6 +79,12 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
       req->nosuid = o == "nosuid";
     } else if (o == "nodev" || o == "dev") {
       req->nodev = o == "nodev";
+    } else if (o == "allow_suid") {
+      // What suid is called through mount(8): libmount hands a helper only the flags that
+      // differ from a kernel mount's defaults, so "suid" and "dev" never reach us there.
+      req->nosuid = false;
+    } else if (o == "allow_dev") {
+      req->nodev = false;
     } else if (o == "noexec" || o == "exec") {
       req->noexec = o == "noexec";
     } else if (o == "sync" || o == "async") {
@@ -143,15 +149,13 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
   }
 }
 
-std::string DaemonOptionString(const MountRequest& req, bool is_root) {
+std::string DaemonOptionString(const MountRequest& req) {
   // Flags libfuse 3.14 turns into mount(2) flags itself, so the mount never exists
   // without them (nosuid in particular must hold from the first moment).
   std::vector<std::string> opts;
   if (req.read_only) opts.emplace_back("ro");
-  const bool nosuid = req.nosuid.value_or(!is_root);
-  const bool nodev = req.nodev.value_or(!is_root);
-  if (nosuid) opts.emplace_back("nosuid");
-  if (nodev) opts.emplace_back("nodev");
+  opts.emplace_back(req.nosuid.value_or(true) ? "nosuid" : "suid");
+  opts.emplace_back(req.nodev.value_or(true) ? "nodev" : "dev");
   if (req.noexec) opts.emplace_back("noexec");
   if (req.dirsync) opts.emplace_back("dirsync");
   // udaxfs' own sync: every write durable when it returns, done by the daemon itself.
@@ -169,11 +173,22 @@ bool NeedsKernelRemount(const MountRequest& req) {
          req.nodiratime || req.lazytime;
 }
 
-unsigned long KernelRemountFlags(const MountRequest& req, bool is_root) {
+void KeepCurrentFlags(std::string_view vfs_options, MountRequest* req) {
+  bool nosuid = false;
+  bool nodev = false;
+  for (const std::string& o : SplitOptions(vfs_options)) {
+    nosuid = nosuid || o == "nosuid";
+    nodev = nodev || o == "nodev";
+  }
+  if (!req->nosuid) req->nosuid = nosuid;
+  if (!req->nodev) req->nodev = nodev;
+}
+
+unsigned long KernelRemountFlags(const MountRequest& req) {
   unsigned long flags = MS_REMOUNT;
   if (req.read_only) flags |= MS_RDONLY;
-  if (req.nosuid.value_or(!is_root)) flags |= MS_NOSUID;
-  if (req.nodev.value_or(!is_root)) flags |= MS_NODEV;
+  if (req.nosuid.value_or(true)) flags |= MS_NOSUID;
+  if (req.nodev.value_or(true)) flags |= MS_NODEV;
   if (req.noexec) flags |= MS_NOEXEC;
   if (req.lazytime) flags |= MS_LAZYTIME;
   if (req.nodiratime) flags |= MS_NODIRATIME;

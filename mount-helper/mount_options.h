@@ -17,8 +17,11 @@ enum class AtimeMode { kUnset, kRelatime, kNoatime, kStrictatime };
 struct MountRequest {
   bool remount = false;
   bool read_only = false;
-  // Unset means the default: dev and suid for root (the daemon asks libfuse for them),
-  // nodev,nosuid otherwise (libfuse's default).
+  // Unset means the default, nosuid and nodev for every mount, root's included: the image
+  // may come from anyone, and a setuid-root binary or a device node on it must not
+  // become a way to root. suid and dev are honoured when asked for; mount(8) drops them
+  // before it runs a helper (they are the kernel's defaults), so allow_suid and allow_dev
+  // say the same and get through.
   std::optional<bool> nosuid;
   std::optional<bool> nodev;
   bool noexec = false;
@@ -48,16 +51,25 @@ std::vector<std::string> SplitOptions(std::string_view text);
 void ParseMountOptions(std::string_view text, MountRequest* req);
 
 // The -o string for `udaxfs SOURCE DIR -o ...` on a new mount: what libfuse 3.14 and
-// udaxfs accept. The rest is applied by KernelRemountFlags() after the mount.
-std::string DaemonOptionString(const MountRequest& req, bool is_root);
+// udaxfs accept. The rest is applied by KernelRemountFlags() after the mount. nosuid and
+// nodev are spelled out even though the daemon defaults to them, so the mount never
+// exists without them whatever daemon is found; suid and dev only when asked for (a
+// non-root mount gets them refused by fusermount3).
+std::string DaemonOptionString(const MountRequest& req);
 
 // Does a new mount need a kernel remount after the daemon mounted, for options that
 // libfuse 3.14 rejects (relatime, strictatime, nodiratime, lazytime) or we keep from it?
 bool NeedsKernelRemount(const MountRequest& req);
 
+// A remount changes only what it names: fills REQ's unset nosuid and nodev from the mount's
+// current per-mount options (mountinfo's "rw,nosuid,relatime"), so that `-o remount,ro`
+// of a mount made with suid does not quietly turn it nosuid, nor the other way round.
+void KeepCurrentFlags(std::string_view vfs_options, MountRequest* req);
+
 // mount(2) flags for an MS_REMOUNT that sets everything REQ asks of the kernel. A remount
-// replaces ro, nosuid, nodev, noexec and (when any atime option is given) the atime policy.
-unsigned long KernelRemountFlags(const MountRequest& req, bool is_root);
+// replaces ro, nosuid, nodev, noexec and (when any atime option is given) the atime policy;
+// nosuid and nodev still unset mean set (the default).
+unsigned long KernelRemountFlags(const MountRequest& req);
 
 // "ro,nosuid,noatime": the flags above in words, for -v.
 std::string DescribeRemountFlags(unsigned long flags);

@@ -36,36 +36,69 @@ TEST(MountOptions, NorecoveryIsWhatReadOnlyDoes) {
   const MountRequest req = Parse("ro,norecovery");
   EXPECT_TRUE(req.unknown.empty());
   EXPECT_TRUE(req.norecovery);
-  EXPECT_EQ(DaemonOptionString(req, true), "ro");
+  EXPECT_EQ(DaemonOptionString(req), "ro,nosuid,nodev");
   EXPECT_TRUE(Parse("noload").norecovery);
 }
 
 TEST(MountOptions, LibfuseNeverSeesWhatItRejects) {
   const MountRequest req = Parse("rw,relatime,strictatime,lazytime,nodiratime,dax,sync");
-  EXPECT_EQ(DaemonOptionString(req, /*is_root=*/true), "sync");
+  EXPECT_EQ(DaemonOptionString(req), "nosuid,nodev,sync");
   EXPECT_TRUE(NeedsKernelRemount(req));
-  EXPECT_EQ(KernelRemountFlags(req, true),
-            MS_REMOUNT | MS_STRICTATIME | MS_LAZYTIME | MS_NODIRATIME);
+  EXPECT_EQ(KernelRemountFlags(req), MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_STRICTATIME |
+                                         MS_LAZYTIME | MS_NODIRATIME);
 }
 
 TEST(MountOptions, PlainMountNeedsNoRemount) {
   const MountRequest req = Parse("rw,relatime");
   EXPECT_FALSE(NeedsKernelRemount(req));
-  EXPECT_EQ(DaemonOptionString(req, true), "");
-  // libfuse's default for non-root mounts.
-  EXPECT_EQ(DaemonOptionString(req, false), "nosuid,nodev");
+  EXPECT_EQ(DaemonOptionString(req), "nosuid,nodev");
+}
+
+// Root's mounts too: a setuid-root binary or a device node on an image from anyone must
+// not work unless the administrator says so.
+TEST(MountOptions, NosuidNodevUnlessAskedFor) {
+  EXPECT_EQ(KernelRemountFlags(Parse("rw")), MS_REMOUNT | MS_NOSUID | MS_NODEV);
+  EXPECT_EQ(DaemonOptionString(Parse("suid")), "suid,nodev");
+  EXPECT_EQ(DaemonOptionString(Parse("dev")), "nosuid,dev");
+  EXPECT_EQ(DaemonOptionString(Parse("nosuid,suid,dev")), "suid,dev");
+  EXPECT_EQ(DaemonOptionString(Parse("suid,dev,nosuid,nodev")), "nosuid,nodev");
+  EXPECT_EQ(KernelRemountFlags(Parse("suid,dev")), static_cast<unsigned long>(MS_REMOUNT));
+}
+
+// mount(8) never passes "suid" or "dev" to a helper; these spellings get through it.
+TEST(MountOptions, AllowSuidAndDevAreTheOptInThroughMount8) {
+  const MountRequest req = Parse("rw,allow_suid,allow_dev,noatime");
+  EXPECT_TRUE(req.unknown.empty());
+  EXPECT_EQ(DaemonOptionString(req), "suid,dev");
+  EXPECT_EQ(KernelRemountFlags(req), MS_REMOUNT | MS_NOATIME);
+  EXPECT_EQ(DaemonOptionString(Parse("allow_suid,nosuid")), "nosuid,nodev");
+}
+
+// A remount changes only what it names: mount(8) lists a suid mount's options without
+// "nosuid", and the helper may be run with no current options at all.
+TEST(MountOptions, RemountKeepsCurrentSuidAndDev) {
+  MountRequest req = Parse("remount,ro");
+  KeepCurrentFlags("rw,relatime", &req);  // a mount made with -o suid,dev
+  EXPECT_EQ(KernelRemountFlags(req), static_cast<unsigned long>(MS_REMOUNT | MS_RDONLY));
+  req = Parse("remount,ro");
+  KeepCurrentFlags("rw,nosuid,nodev,relatime", &req);
+  EXPECT_EQ(KernelRemountFlags(req), MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV);
+  req = Parse("remount,suid");  // what the options say wins over the current state
+  KeepCurrentFlags("rw,nosuid,nodev", &req);
+  EXPECT_EQ(KernelRemountFlags(req), MS_REMOUNT | MS_NODEV);
 }
 
 TEST(MountOptions, RemountLaterOptionsWin) {
   // What mount(8) passes for `mount -t fuse.udaxfs -o remount,ro,noatime DIR`: the current
   // options, then the new ones.
-  const MountRequest req = Parse(
+  MountRequest req = Parse(
       "rw,nosuid,relatime,remount,ro,noatime,user_id=0,group_id=0,default_permissions,"
       "allow_other");
   EXPECT_TRUE(req.remount);
   EXPECT_TRUE(req.unknown.empty());
-  EXPECT_EQ(KernelRemountFlags(req, true), MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOATIME);
-  EXPECT_EQ(DescribeRemountFlags(KernelRemountFlags(req, true)), "ro,nosuid,noatime");
+  KeepCurrentFlags("rw,nosuid,relatime", &req);  // the mount had dev
+  EXPECT_EQ(KernelRemountFlags(req), MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOATIME);
+  EXPECT_EQ(DescribeRemountFlags(KernelRemountFlags(req)), "ro,nosuid,noatime");
 }
 
 TEST(MountOptions, UnknownAndBadValues) {

@@ -24,7 +24,10 @@
 #       --scratch-size SIZE  SCRATCH image size (default 4G, sparse)
 #   -t, --timeout SECONDS    per-test time limit (default 300); a test past it is killed,
 #                            its mounts are torn down (FUSE abort, umount -l) and it fails
-#   -o, --mount-options OPTS extra mount options for both mounts (e.g. cache=none)
+#   -o, --mount-options OPTS extra mount options for both mounts (e.g. cache=none); both
+#                            always get allow_dev,allow_suid (dev,suid through mount(8)),
+#                            which xfstests expects of a disk filesystem (udaxfs' own
+#                            default is nosuid,nodev)
 #       --keep-images        leave the images in place after the run (default: removed)
 #       --no-syslog          do not capture the daemons' syslog when nothing listens on /dev/log
 #   -l, --list               print the tests that would run, and exit
@@ -488,10 +491,12 @@ format_scratch
   echo "export TEST_DIR=$TEST_DIR"
   echo "export SCRATCH_DEV=$SCRATCH_DEV"
   echo "export SCRATCH_MNT=$SCRATCH_MNT"
-  if [[ -n $mount_opts ]]; then
-    echo "export MOUNT_OPTIONS=\"-o $mount_opts\""
-    echo "export TEST_FS_MOUNT_OPTS=\"-o $mount_opts\""
-  fi
+  # allow_dev,allow_suid: udaxfs mounts nosuid,nodev unless asked, and xfstests expects
+  # what a disk filesystem mounted by root has: device nodes that work (generic/184 writes
+  # through a mknod'ed /dev/null) and setuid bits that count. xfstests mounts through
+  # mount(8), which drops "dev" and "suid" before it runs the helper: hence these names.
+  echo "export MOUNT_OPTIONS=\"-o allow_dev,allow_suid${mount_opts:+,$mount_opts}\""
+  echo "export TEST_FS_MOUNT_OPTS=\"-o allow_dev,allow_suid${mount_opts:+,$mount_opts}\""
   echo "# xfstests cannot re-create a fuse filesystem (its mkfs only empties the scratch"
   echo "# mount): xfstests.sh reformats $SCRATCH_DEV with mkfs.udaxfs between tests."
 } >"$work/local.config"

@@ -110,6 +110,9 @@ void Usage(const char* prog) {
       "    -o cache=auto|none     kernel page cache for file data (auto, default) or\n"
       "                           direct I/O to pmem (none)\n"
       "    -o ro                  read-only\n"
+      "    -o suid, -o dev        honour setuid/setgid bits and device nodes on the\n"
+      "                           image (default nosuid,nodev, for root too: only for\n"
+      "                           images you trust)\n"
       "    -o acl|noacl           POSIX ACLs enforced by the kernel (acl, default) or\n"
       "                           only the mode bits (noacl)\n"
       "    -o mce_policy=notify|kill|ignore\n"
@@ -193,13 +196,16 @@ int main(int argc, char* argv[]) {
   }
   // Mount options every udaxfs mount has: the kernel checks permissions from our
   // attributes, and the source is the target string (xfstests finds mounts by it).
+  // nosuid,nodev for root too (libfuse's own default, said here so that nothing else
+  // decides it): the image may be anyone's, and its setuid-root binaries and device
+  // nodes must not work unless -o suid / -o dev, which come later and win, ask for them.
   std::string fsname;
   for (const char* p = cmd.target; *p; ++p) {
     if (*p == ',' || *p == '\\') fsname += '\\';  // fuse_opt escapes
     fsname += *p;
   }
-  std::string base = "-odefault_permissions,fsname=" + fsname;
-  if (getuid() == 0) base += ",allow_other,dev,suid";
+  std::string base = "-odefault_permissions,nosuid,nodev,fsname=" + fsname;
+  if (getuid() == 0) base += ",allow_other";
   fuse_opt_insert_arg(&args, 1, base.c_str());
 
   {
