@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuzz.sh -- builds the libFuzzer targets (tests/fuzz) with clang in build-fuzz/ and runs
-# each for a while: superblock, journal, records, image.
+# each for a while: superblock, journal, records, image, xattr, acl.
 #
 #   scripts/fuzz.sh                 20 s per target (what scripts/test.sh runs)
 #   scripts/fuzz.sh --long          30 min per target (a soak)
@@ -14,7 +14,7 @@
 # Environment: UDAX_FUZZ_BUILD_DIR (default build-fuzz), UDAX_JOBS (build parallelism).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_TARGETS=(superblock journal records image badblocks events)
+ALL_TARGETS=(superblock journal records image xattr acl badblocks events)
 
 seconds=20
 targets=()

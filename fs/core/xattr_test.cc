@@ -266,5 +266,16 @@ TEST(XattrBlob, RejectsDamage) {
   EXPECT_FALSE(XattrBlobDecode(blob.data(), blob.size(), 7, &out).ok());
 }
 
+// A NUL would split the name in a listxattr answer ("user.a\0trusted.x" lists two
+// names): a sealed blob holding one is damage, never a name.
+TEST(XattrBlob, RejectsNulInName) {
+  std::vector<uint8_t> blob = XattrBlobEncode({{"user.a_trusted.x", "v"}}, 7);
+  const size_t name_at = sizeof(DiskXattrHeader) + kXattrEntryFixed;
+  blob[name_at + 6] = '\0';
+  XattrBlobSeal(blob.data(), blob.size(), 7);
+  XattrMap out;
+  EXPECT_FALSE(XattrBlobDecode(blob.data(), blob.size(), 7, &out).ok());
+}
+
 }  // namespace
 }  // namespace udax

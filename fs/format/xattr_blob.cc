@@ -46,9 +46,16 @@ std::vector<uint8_t> XattrBlobEncode(const XattrMap& attrs, uint64_t ino) {
     pos += value.size();
   }
   std::memcpy(blob.data(), &h, sizeof(h));
-  h.crc = BlobCrc(blob.data(), blob.size(), ino);
-  std::memcpy(blob.data(), &h, sizeof(h));
+  XattrBlobSeal(blob.data(), blob.size(), ino);
   return blob;
+}
+
+void XattrBlobSeal(uint8_t* blob, size_t len, uint64_t ino) {
+  if (len < sizeof(DiskXattrHeader)) return;
+  DiskXattrHeader h;
+  std::memcpy(&h, blob, sizeof(h));
+  h.crc = BlobCrc(blob, len, ino);
+  std::memcpy(blob, &h, sizeof(h));
 }
 
 Status XattrBlobDecode(const uint8_t* blob, size_t len, uint64_t ino, XattrMap* attrs) {
@@ -73,6 +80,9 @@ Status XattrBlobDecode(const uint8_t* blob, size_t len, uint64_t ino, XattrMap* 
       return Status::Corruption(who + "entry overruns the blob");
     }
     std::string name(reinterpret_cast<const char*>(blob + pos), name_len);
+    // listxattr separates names with NUL: one inside a name would split it in two there
+    // (and no name the daemon is given can hold one).
+    if (name.find('\0') != std::string::npos) return Status::Corruption(who + "NUL in a name");
     pos += name_len;
     std::string value(reinterpret_cast<const char*>(blob + pos), value_len);
     pos += value_len;

@@ -5,11 +5,15 @@
 //   udax_fuzz_seeds sparse IMAGE OUT      IMAGE (16..128 MiB) as a fuzz_image input
 //   udax_fuzz_seeds image INPUT OUT       a fuzz_image input as the image it stands for
 //                                         (resealed if it says so): to debug with fsck
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 
+#include "fs/format/posix_acl.h"
+#include "fs/format/xattr_blob.h"
 #include "tests/fuzz/fuzz_common.h"
 
 using namespace udax;
@@ -25,6 +29,47 @@ bool Write(const std::string& path, const std::string& bytes) {
 
 std::string Bytes(const MemImage& img, uint64_t off, uint64_t n) {
   return std::string(reinterpret_cast<const char*>(const_cast<MemImage&>(img).data() + off), n);
+}
+
+// Seeds of fuzz_xattr ({flags, ino, blob}) and fuzz_acl ({mode, value}): sealed blobs of
+// every namespace, an empty and a resealed one; access and default ACLs, minimal and with
+// named entries, as setfacl sends them.
+bool AttributeSeeds(const std::string& dir) {
+  bool ok = true;
+  for (const char* sub : {"/xattr", "/acl"}) mkdir((dir + sub).c_str(), 0755);
+  auto acl = [](std::initializer_list<AclEntry> entries) { return AclEncode(Acl(entries)); };
+  const std::string minimal = acl({{kAclUserObj, 6, 0}, {kAclGroupObj, 4, 0}, {kAclOther, 4, 0}});
+  const std::string named = acl({{kAclUserObj, 7, 0}, {kAclUser, 6, 1000}, {kAclUser, 4, 65534},
+                                 {kAclGroupObj, 5, 0}, {kAclGroup, 7, 100}, {kAclMask, 7, 0},
+                                 {kAclOther, 1, 0}});
+  const std::string mask_only = acl({{kAclUserObj, 7, 0}, {kAclGroupObj, 7, 0}, {kAclMask, 5, 0},
+                                     {kAclOther, 0, 0}});
+  auto xattr_input = [](uint8_t flags, uint64_t ino, const XattrMap& attrs) {
+    const std::vector<uint8_t> blob = XattrBlobEncode(attrs, ino);
+    std::string in(1, static_cast<char>(flags));
+    in.append(reinterpret_cast<const char*>(&ino), sizeof(ino));
+    in.append(blob.begin(), blob.end());
+    return in;
+  };
+  const XattrMap every{{"user.mime_type", "text/plain"},
+                       {"trusted.overlay.opaque", "y"},
+                       {"security.selinux", std::string("system_u:object_r:tmp_t:s0\0", 27)},
+                       {kAclAccessXattr, named},
+                       {kAclDefaultXattr, minimal}};
+  ok &= Write(dir + "/xattr/every-namespace", xattr_input(0, 42, every));
+  ok &= Write(dir + "/xattr/one-user", xattr_input(0, 2, {{"user.a", "1"}}));
+  ok &= Write(dir + "/xattr/big-value",
+              xattr_input(0, 77, {{"user.big", std::string(kMaxXattrValue, 'v')}}));
+  ok &= Write(dir + "/xattr/empty", xattr_input(0, 5, {}));
+  ok &= Write(dir + "/xattr/reseal", xattr_input(1, 9, {{"user.x", ""}, {"user.y", "yy"}}));
+  auto acl_input = [](uint16_t mode, const std::string& value) {
+    return std::string(reinterpret_cast<const char*>(&mode), sizeof(mode)) + value;
+  };
+  ok &= Write(dir + "/acl/minimal", acl_input(0644, minimal));
+  ok &= Write(dir + "/acl/named", acl_input(02775, named));
+  ok &= Write(dir + "/acl/mask-only", acl_input(0750, mask_only));
+  ok &= Write(dir + "/acl/empty", acl_input(0600, acl({})));
+  return ok;
 }
 
 int Seeds(const std::string& dir) {
@@ -58,6 +103,7 @@ int Seeds(const std::string& dir) {
   ok &= Write(dir + "/image/inproc-4k-crashed", fuzz::ImageToSparse(*crashed.image, 0));
   ok &= Write(dir + "/image/inproc-4k-reseal", fuzz::ImageToSparse(*clean.image, fuzz::kReseal));
   ok &= Write(dir + "/image/inproc-2m-clean", fuzz::ImageToSparse(*big_au.image, 0));
+  ok &= AttributeSeeds(dir);
   return ok ? 0 : 1;
 }
 
