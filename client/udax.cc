@@ -44,6 +44,9 @@ int SysMunmap(void* addr, size_t len) { return static_cast<int>(syscall(SYS_munm
 struct Connection {
   int fd = -1;
   std::mutex mu;  // one request at a time
+  ~Connection() {
+    if (fd >= 0) close(fd);
+  }
 };
 
 struct DirectMap {
@@ -209,6 +212,15 @@ std::shared_ptr<Connection> Connect(dev_t dev, int* err) {
   return c;
 }
 
+// Forgets a connection the daemon closed (it closes idle ones), so the next Connect opens
+// a new one.
+void Disconnect(dev_t dev, const std::shared_ptr<Connection>& conn) {
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.conns.find(dev);
+  if (it != s.conns.end() && it->second == conn) s.conns.erase(it);
+}
+
 }  // namespace
 
 extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** addr) {
@@ -218,9 +230,6 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   }
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
-  int err = 0;
-  std::shared_ptr<Connection> conn = Connect(st.st_dev, &err);
-  if (!conn) return err;
   {
     std::lock_guard<std::mutex> lock(S().mu);
     if (int e = StartListenerLocked(); e != 0) return e;
@@ -228,15 +237,23 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   const bool writable = prot & UDAX_PROT_WRITE;
   nlohmann::json reply;
   std::vector<int> fds;
-  {
+  std::shared_ptr<Connection> conn;
+  // A connection the daemon closed as idle fails the first request: once more on a new one.
+  for (int attempt = 0;; ++attempt) {
+    int err = 0;
+    conn = Connect(st.st_dev, &err);
+    if (!conn) return err;
     std::lock_guard<std::mutex> lock(conn->mu);
-    if (!SendJson(conn->fd, {{"op", "map"}, {"offset", static_cast<uint64_t>(offset)},
-                             {"length", static_cast<uint64_t>(length)}, {"prot", writable ? "rw" : "r"}},
-                  fd) ||
-        !RecvJson(conn->fd, &reply, &fds)) {
-      for (int f : fds) close(f);
-      return -ENOTCONN;
+    if (SendJson(conn->fd, {{"op", "map"}, {"offset", static_cast<uint64_t>(offset)},
+                            {"length", static_cast<uint64_t>(length)}, {"prot", writable ? "rw" : "r"}},
+                 fd) &&
+        RecvJson(conn->fd, &reply, &fds)) {
+      break;
     }
+    for (int f : fds) close(f);
+    fds.clear();
+    Disconnect(st.st_dev, conn);
+    if (attempt == 1) return -ENOTCONN;
   }
   if (!reply.value("ok", false) || fds.size() != 2) {
     for (int f : fds) close(f);

@@ -52,10 +52,15 @@ int CmdLeases(const std::string& mount, bool json) {
     return 1;
   }
   const std::string req = nlohmann::json{{"op", "leases"}}.dump();
-  std::string buf(UDAX_CONTROL_MAX_PACKET, '\0');
+  std::string buf;
   ssize_t n = -1;
   if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-    n = recv(fd.get(), buf.data(), buf.size(), 0);
+    // The whole packet, however long (MSG_TRUNC tells a SEQPACKET packet's real length).
+    n = recv(fd.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
+    if (n > 0) {
+      buf.resize(static_cast<size_t>(n));
+      n = recv(fd.get(), buf.data(), buf.size(), 0);
+    }
   }
   if (n <= 0) {
     fprintf(stderr, "udaxctl leases: %s: no answer from the daemon\n", mount.c_str());
@@ -78,6 +83,9 @@ int CmdLeases(const std::string& mount, bool json) {
     return 0;
   }
   if (leases.empty()) printf("%s: no direct maps\n", mount.c_str());
+  const uint64_t total = reply.value("total", uint64_t{leases.size()});
+  if (total > leases.size()) printf("%s: %llu direct maps, the first %zu shown\n", mount.c_str(),
+                                    static_cast<unsigned long long>(total), leases.size());
   for (const auto& l : leases) {
     printf("lease %llu pid %d (%s) %s ino %llu [%#llx, +%#llx) %s\n",
            (unsigned long long)l.value("lease", uint64_t{0}), l.value("pid", 0),

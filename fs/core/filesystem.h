@@ -213,15 +213,18 @@ class Filesystem {
   Result<std::string> GetXattr(uint64_t ino, std::string_view name);  // ENODATA if absent
   Result<std::string> ListXattr(uint64_t ino);  // names, each NUL-terminated
   Status RemoveXattr(uint64_t ino, std::string_view name);
-  // What file_remove_privs does when a file's data or owner changes, for a daemon that
-  // took FUSE_HANDLE_KILLPRIV_V2 (the kernel then leaves it to us): if `suidgid` (the
-  // kernel says the caller lacks CAP_FSETID; chown always) drops setuid, and setgid when
-  // group-exec is set or `exempt_from_sgid(file's gid)` says no (setattr_should_drop_sgid:
-  // the caller is outside the group and not privileged; asked only then); always drops
-  // security.capability. Regular files only. Returns whether the inode changed (the
+  // The one privilege-drop path (issue 19): what file_remove_privs does when a file's
+  // data changes (write, truncate, fallocate, copy_file_range: regular files only) and
+  // what chown_common does when its owner or group changes (kOwner: every file type but
+  // directories). If `suidgid` (the caller lacks CAP_FSETID; chown always) drops setuid,
+  // and setgid when group-exec is set or `exempt_from_sgid(file's gid)` says no
+  // (setattr_should_drop_sgid: the caller is outside the group and not privileged; asked
+  // only then); always drops security.capability. Returns whether the inode changed (the
   // kernel's cached attributes are stale then).
+  enum class PrivChange : uint8_t { kData, kOwner };
   Result<bool> KillPrivs(uint64_t ino, bool suidgid,
-                         const std::function<bool(uint32_t gid)>& exempt_from_sgid);
+                         const std::function<bool(uint32_t gid)>& exempt_from_sgid,
+                         PrivChange change = PrivChange::kData);
 
   // --- chattr flags, label, FITRIM (fs_attr.cc) ---
   // Inode flags as FS_IOC_GETFLAGS gives them (kAttr* = FS_*_FL). SetFlags follows
@@ -273,17 +276,24 @@ class Filesystem {
   // Called (with the metadata mutex held: it must not call back) after each relocation.
   void set_relocation_listener(std::function<void(const MediaRelocation&)> listener);
 
-  // --- direct maps (client leases, issue 7) ---
+  // --- direct maps (client leases, issues 7 and 19) ---
   // Called before the blocks behind file bytes [from, to) of `ino` are freed, moved to
-  // other file offsets, or relocated (ino 0: every file, at shutdown), with the inode's
-  // locks and possibly the metadata mutex held: it must return only once no client maps
-  // them any more (revoked and acknowledged, or the client killed), and must not call
-  // back into the filesystem. Set once, before serving.
-  using RevokeHook = std::function<void(uint64_t ino, uint64_t from, uint64_t to)>;
+  // other file offsets, or relocated, with that inode's rw lock held exclusive and NO
+  // metadata lock (mu_) held, so that a slow client stalls only that file: it returns
+  // OK once no client maps them any more (revoked and acknowledged, or the client killed
+  // and gone), or an error (EBUSY) when a client still maps them, and then the change
+  // does not happen. It must not call back into the filesystem. The one call under mu_
+  // is ino 0 (every file) at shutdown, which ends the filesystem anyway. A lease pins
+  // its inode open (fs/fuse/lease_table.h), so an inode is never freed under one. Set
+  // once, before serving.
+  using RevokeHook = std::function<Status(uint64_t ino, uint64_t from, uint64_t to)>;
   void set_revoke_hook(RevokeHook hook) { revoke_hook_ = std::move(hook); }
-  // Makes file bytes [off, off+len) (inside the size rounded up to the AU) allocated,
-  // then returns their extents, for a direct map. EINVAL outside the file.
-  Result<std::vector<BmapExtent>> PrepareDirectMap(Inode* inode, uint64_t off, uint64_t len);
+  // Returns the extents of file bytes [off, off+len) (inside the size rounded up to the
+  // AU) for a direct map. With `allocate` (a writable map) holes become zeroed blocks
+  // first; without it (a read-only map, which must change nothing) a hole is ENODATA.
+  // EINVAL outside the file.
+  Result<std::vector<BmapExtent>> PrepareDirectMap(Inode* inode, uint64_t off, uint64_t len,
+                                                   bool allocate);
 
   // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
   void SetAtimePolicy(AtimePolicy policy);
@@ -505,8 +515,10 @@ class Filesystem {
   std::string shutdown_reason_;
   std::function<void(const MediaRelocation&)> relocation_listener_;  // GUARDED_BY(mu_)
   RevokeHook revoke_hook_;  // set before serving
-  void Revoke(uint64_t ino, uint64_t from, uint64_t to) {
-    if (revoke_hook_) revoke_hook_(ino, from, to);
+  // REQUIRES inode->rw exclusive for `ino` (or mu_ for ino 0 at shutdown), and NOT mu_
+  // otherwise: see set_revoke_hook.
+  Status Revoke(uint64_t ino, uint64_t from, uint64_t to) {
+    return revoke_hook_ ? revoke_hook_(ino, from, to) : Status::Ok();
   }
   // fsck's progress line: the long walks (CrossCheckMaps, CheckNamespace, Scrub) call it
   // now and then with inodes done and the inode count. Set only by Repairer.

@@ -304,12 +304,24 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     inode->nopen++;  // pin it while we drop mu_ to take rw first (lock order)
   }
   std::unique_lock<std::shared_mutex> rw(inode->rw, std::defer_lock);
-  if (in.size) rw.lock();
-  std::lock_guard<std::mutex> lock(mu_);
   struct Unpin {
+    Filesystem* fs;
     Inode* i;
-    ~Unpin() { i->nopen--; }
-  } unpin{inode};
+    ~Unpin() {
+      std::lock_guard<std::mutex> lock(fs->mu_);
+      i->nopen--;
+    }
+  } unpin{this, inode};
+  if (in.size) {
+    rw.lock();
+    // Direct maps past the new end go before mu_ is taken: a slow client stalls this
+    // file only. Nothing past the old end is mapped, so growing revokes nothing.
+    const uint64_t au = sb_.au_size, new_size = static_cast<uint64_t>(in.attr.st_size);
+    if (new_size <= MaxFileSize()) {
+      UDAX_RETURN_IF_ERROR(Revoke(ino, (new_size + au - 1) / au * au, UINT64_MAX));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
   DiskInode& d = inode->d;
   // notify_change() and setattr_prepare(): nothing changes on an immutable inode; an
   // append-only one keeps its size, mode, owner and explicit times (touch-now is allowed).
@@ -329,7 +341,6 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     const uint64_t old_size = d.size;
     d.size = new_size;
     if (new_size < old_size) {
-      Revoke(ino, (new_size + sb_.au_size - 1) / sb_.au_size * sb_.au_size, UINT64_MAX);
       StageInode(inode);  // the size first: every later chunk frees blocks past EOF
       UDAX_RETURN_IF_ERROR(TruncateBlocks(inode, new_size));
     }
@@ -389,7 +400,7 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
 }
 
 Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint64_t off,
-                                                              uint64_t len) {
+                                                              uint64_t len, bool allocate) {
   const uint64_t au = sb_.au_size;
   {
     std::shared_lock<std::shared_mutex> rw(inode->rw);
@@ -410,6 +421,12 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
       has_hole = MapAu(*inode, a, (off + len - a * au + au - 1) / au, &run) == 0;
       a += run;
     }
+  }
+  if (has_hole && !allocate) {
+    // A read-only map changes nothing: filling the holes would allocate space and change
+    // the file's times for a caller who may only read it.
+    return Status::Error(ENODATA, "the range has holes, which a read-only direct map does not "
+                                  "fill: map it writable or use an ordinary mmap");
   }
   if (has_hole) {
     Status st = Fallocate(inode, FALLOC_FL_KEEP_SIZE, off, len);

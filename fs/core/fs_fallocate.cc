@@ -116,6 +116,13 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len)
     return Status::Error(EFBIG, "fallocate range past the largest file size");
   }
   std::unique_lock<std::shared_mutex> rw(inode->rw);
+  // Blocks freed (punch, zero) or moved to other offsets (collapse, insert): direct maps
+  // of them go first, before mu_, so that a slow client stalls this file only.
+  if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+    UDAX_RETURN_IF_ERROR(Revoke(inode->ino, off, UINT64_MAX));
+  } else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+    UDAX_RETURN_IF_ERROR(Revoke(inode->ino, off, off + len));
+  }
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   // vfs_fallocate(): only plain preallocation on an append-only file; nothing on an
@@ -124,13 +131,6 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len)
   UDAX_RETURN_IF_ERROR(RefuseImmutable(*inode));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
-  // Blocks freed (punch, zero) or moved to other offsets (collapse, insert): direct maps
-  // of them go first.
-  if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
-    Revoke(inode->ino, off, UINT64_MAX);
-  } else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-    Revoke(inode->ino, off, off + len);
-  }
   Status st;
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     st = PunchHole(inode, off, len);

@@ -33,7 +33,7 @@ void Filesystem::Shutdown(const std::string& why) {
 void Filesystem::ShutdownLocked(const std::string& why) {
   if (!shutdown_) {
     // Nothing may be written after this, clients' stores included: take every map back.
-    Revoke(0, 0, UINT64_MAX);
+    (void)Revoke(0, 0, UINT64_MAX);
     shutdown_reason_ = why;
     shutdown_ = true;
     const char* path = region_ ? region_->path().c_str() : "?";
@@ -184,7 +184,7 @@ Status Filesystem::RemoveOrphan(Inode* inode) {
 }
 
 Status Filesystem::FreeInode(Inode* inode) {
-  Revoke(inode->ino, 0, UINT64_MAX);
+  // No revoke here: a direct map's lease holds the inode open, so none is left now.
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   UDAX_RETURN_IF_ERROR(RemoveExtents(inode, 0, UINT64_MAX));  // data and attribute blob
   UDAX_RETURN_IF_ERROR(RemoveOrphan(inode));

@@ -270,12 +270,13 @@ Status Filesystem::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {
 Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
                               uint64_t end) {
   const uint64_t au = sb_.au_size;
+  // Maps of the old block go first, before mu_: a slow client stalls this file only.
+  UDAX_RETURN_IF_ERROR(Revoke(inode->ino, file_au * au, (file_au + 1) * au));
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   if (ExtentBlocksNeeded(*inode, 2) + 1 > aus_.free_count()) {
     return Status::NoSpace("no space to relocate a bad block");
   }
-  Revoke(inode->ino, file_au * au, (file_au + 1) * au);  // maps of the old block go first
   UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(1, old_phys + 1, false));
   const uint64_t new_phys = runs[0].start;
   // The healthy bytes the write does not cover move with the AU; the rest is the write's.

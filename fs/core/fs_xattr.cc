@@ -260,7 +260,8 @@ Status Filesystem::RemoveXattr(uint64_t ino, std::string_view name) {
 }
 
 Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
-                                   const std::function<bool(uint32_t gid)>& exempt_from_sgid) {
+                                   const std::function<bool(uint32_t gid)>& exempt_from_sgid,
+                                   PrivChange change) {
   constexpr std::string_view kCaps = "security.capability";
   // The mode bits to drop, by setattr_should_drop_suidgid's rules.
   auto drops = [&](const DiskInode& d) -> uint32_t {
@@ -273,7 +274,10 @@ Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
     // Every write asks: nearly always there is nothing to drop, decided under mu_ alone.
     std::lock_guard<std::mutex> lock(mu_);
     UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
-    if (!S_ISREG(inode->d.mode)) return false;
+    // A data change concerns regular files; chown_common clears the bits of every
+    // non-directory (a FIFO, socket or device node keeps no setuid either).
+    if (S_ISDIR(inode->d.mode)) return false;
+    if (change == PrivChange::kData && !S_ISREG(inode->d.mode)) return false;
     if ((inode->d.mode & (S_ISUID | S_ISGID)) == 0 && inode->d.xattr_bytes == 0) return false;
   }
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));

@@ -1,16 +1,16 @@
 // control_server.cc -- the control socket's server side (see control_server.h).
 #include "fs/fuse/control_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-#include <sys/syscall.h>
-
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -18,29 +18,68 @@
 #include "client/control_packet.h"
 #include "include/udaxfs/control.h"
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5; bookworm's headers predate it
+#endif
+
 namespace udax {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+nlohmann::json Fail(int err, const std::string& why) {
+  return nlohmann::json{{"ok", false}, {"errno", err}, {"error", why}};
+}
+
+// The peer's process as a pidfd: SO_PEERPIDFD names the process that connected even if
+// it has exited since (a kill then fails, ESRCH, instead of hitting a reused pid). Older
+// kernels: pidfd_open of the SO_PEERCRED pid, the best they allow.
+std::shared_ptr<const UniqueFd> PeerPidfd(int sock, pid_t pid) {
+  int pidfd = -1;
+  socklen_t len = sizeof(pidfd);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0 || pidfd < 0) {
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  }
+  if (pidfd < 0) return nullptr;
+  return std::make_shared<const UniqueFd>(pidfd);
+}
+
+std::vector<gid_t> PeerGroups(int sock) {
+  std::vector<gid_t> groups(64);
+  socklen_t len = groups.size() * sizeof(gid_t);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) != 0) {
+    if (errno != ERANGE) return {};
+    groups.resize(len / sizeof(gid_t));
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) != 0) return {};
+  }
+  groups.resize(len / sizeof(gid_t));
+  return groups;
+}
+
+}  // namespace
 
 std::string ControlServer::SocketPath(dev_t dev) {
   return std::string(UDAX_CONTROL_DIR) + "/" + std::to_string(major(dev)) + ":" +
          std::to_string(minor(dev)) + ".sock";
 }
 
-bool ControlServer::MayRead(const std::string& target, uid_t uid, gid_t gid) {
-  if (uid == 0) return true;
-  struct stat st;
-  if (stat(target.c_str(), &st) != 0) return false;
-  if (st.st_uid == uid) return st.st_mode & S_IRUSR;
-  if (st.st_gid == gid) return st.st_mode & S_IRGRP;
-  return st.st_mode & S_IROTH;
+bool ControlServer::MayAccess(const struct stat& st, const Peer& peer, bool write) {
+  if (peer.uid == 0) return true;
+  const mode_t owner = write ? S_IWUSR : S_IRUSR, group = write ? S_IWGRP : S_IRGRP,
+               other = write ? S_IWOTH : S_IROTH;
+  // As the kernel's acl_permission_check: the first class that matches decides.
+  if (st.st_uid == peer.uid) return st.st_mode & owner;
+  if (st.st_gid == peer.gid ||
+      std::find(peer.groups.begin(), peer.groups.end(), st.st_gid) != peer.groups.end()) {
+    return st.st_mode & group;
+  }
+  return st.st_mode & other;
 }
 
-bool ControlServer::MayWrite(const std::string& target, uid_t uid, gid_t gid) {
-  if (uid == 0) return true;
+bool ControlServer::MayUseRegion(const Peer& peer, bool write) const {
   struct stat st;
-  if (stat(target.c_str(), &st) != 0) return false;
-  if (st.st_uid == uid) return st.st_mode & S_IWUSR;
-  if (st.st_gid == gid) return st.st_mode & S_IWGRP;
-  return st.st_mode & S_IWOTH;
+  if (info_.region_fd < 0 || fstat(info_.region_fd, &st) != 0) return false;
+  return MayAccess(st, peer, write);
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& path, Info info) {
@@ -57,7 +96,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& p
   // A socket left by a daemon that died: the mount it served is gone, the name is ours.
   unlink(path.c_str());
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      chmod(path.c_str(), 0666) != 0 || listen(fd.get(), 16) != 0) {
+      chmod(path.c_str(), 0666) != 0 || listen(fd.get(), 64) != 0) {
     return Status::Error(errno, path + ": " + strerror(errno));
   }
   UDAX_ASSIGN_OR_RETURN(StopSignal stop, StopSignal::Create());
@@ -72,50 +111,115 @@ void ControlServer::Stop() {
   if (!thread_.joinable()) return;
   stop_.Notify();
   thread_.join();
-  std::lock_guard<std::mutex> lock(mu_);
-  clients_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    clients_.clear();
+  }
+  ReleaseUnpinned();
   unlink(path_.c_str());
+}
+
+void ControlServer::ReleaseUnpinned() {
+  if (info_.leases == nullptr || info_.fs == nullptr) return;
+  for (Inode* pin : info_.leases->TakeUnpinned()) info_.fs->Release(pin);
+}
+
+int ControlServer::ExpireIdleLocked() {
+  const auto now = Clock::now();
+  int timeout = -1;
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    const Client& c = **it;
+    const auto deadline = c.last_active + info_.limits.idle;
+    if (c.subscribed || deadline > now) {
+      if (!c.subscribed) {
+        const int ms = static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1);
+        timeout = timeout < 0 ? ms : std::min(timeout, ms);
+      }
+      ++it;
+    } else {
+      it = clients_.erase(it);  // idle: its slot goes back (libudax reconnects)
+    }
+  }
+  return timeout;
 }
 
 void ControlServer::Run() {
   while (true) {
     std::vector<pollfd> fds = {{stop_.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};
+    const int unpinned = info_.leases ? info_.leases->unpinned_fd() : -1;
+    fds.push_back({unpinned, POLLIN, 0});  // a negative fd is skipped by poll
+    int timeout;
+    size_t nclients;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      timeout = ExpireIdleLocked();
       for (const auto& c : clients_) fds.push_back({c->fd.get(), POLLIN, 0});
+      nclients = clients_.size();
     }
-    if (poll(fds.data(), fds.size(), -1) < 0) {
+    // Lease sockets, for the hang-up of a client that died or dropped a map without an
+    // unmap: events 0 asks for POLLHUP/POLLERR only, so acks stay for Revoke to read.
+    const auto lease_socks = info_.leases ? info_.leases->Sockets()
+                                          : std::vector<std::pair<uint64_t, int>>{};
+    for (const auto& [id, fd] : lease_socks) fds.push_back({fd, 0, 0});
+    if (poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[0].revents) return;
-    if (fds[1].revents & POLLIN) Accept();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 2; i < fds.size(); ++i) {
-      if (fds[i].revents == 0) continue;
-      for (auto it = clients_.begin(); it != clients_.end(); ++it) {
-        if ((*it)->fd.get() != fds[i].fd) continue;
-        if (!Serve(it->get())) clients_.erase(it);
-        break;
+    if (fds[2].revents) ReleaseUnpinned();
+    std::vector<uint64_t> hung_up;
+    for (size_t i = 0; i < lease_socks.size(); ++i) {
+      if (fds[3 + nclients + i].revents & (POLLHUP | POLLERR)) hung_up.push_back(lease_socks[i].first);
+    }
+    if (!hung_up.empty()) info_.leases->ReapHungUp(hung_up);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 3; i < 3 + nclients; ++i) {
+        if (fds[i].revents == 0) continue;
+        for (auto it = clients_.begin(); it != clients_.end(); ++it) {
+          if ((*it)->fd.get() != fds[i].fd) continue;
+          if (!Serve(it->get())) clients_.erase(it);
+          break;
+        }
       }
     }
+    // New connections last: the slots of clients that hung up in this round are free.
+    if (fds[1].revents & POLLIN) Accept();
   }
 }
 
+bool ControlServer::HasRoomLocked(uid_t uid) const {
+  size_t mine = 0, nonroot = 0;
+  for (const auto& c : clients_) {
+    mine += c->peer.uid == uid;
+    nonroot += c->peer.uid != 0;
+  }
+  if (uid == 0) return clients_.size() < info_.limits.conns_total + info_.limits.conns_root;
+  return mine < info_.limits.conns_per_user && nonroot < info_.limits.conns_total;
+}
+
 void ControlServer::Accept() {
-  UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-  if (fd.get() < 0) return;
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;
-  auto c = std::make_unique<Client>();
-  c->fd = std::move(fd);
-  c->pid = cred.pid;
-  c->uid = cred.uid;
-  c->gid = cred.gid;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (clients_.size() >= 256) return;  // closes it: a sane daemon has few clients
-  clients_.push_back(std::move(c));
+  while (true) {
+    UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (fd.get() < 0) return;  // EAGAIN: all taken; anything else: try at the next wake
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;
+    auto c = std::make_unique<Client>();
+    c->peer = Peer{cred.pid, cred.uid, cred.gid, PeerGroups(fd.get())};
+    c->pidfd = PeerPidfd(fd.get(), cred.pid);
+    c->last_active = Clock::now();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!HasRoomLocked(cred.uid)) {
+      // Said once, then closed: the client's first request reads this as its reply.
+      const std::string no = Fail(EUSERS, "too many control connections from this user").dump();
+      send(fd.get(), no.data(), no.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      continue;
+    }
+    c->fd = std::move(fd);
+    clients_.push_back(std::move(c));
+  }
 }
 
 bool ControlServer::Serve(Client* c) {
@@ -123,6 +227,7 @@ bool ControlServer::Serve(Client* c) {
   const ssize_t n = RecvPacket(c->fd.get(), MSG_DONTWAIT, &packet);
   if (n == 0) return false;
   if (n < 0) return errno == EAGAIN || errno == EINTR;
+  c->last_active = Clock::now();
   std::vector<UniqueFd> fds;  // closed on every path unless a handler keeps them
   for (int fd : packet.fds) fds.emplace_back(fd);
   nlohmann::json reply;
@@ -140,125 +245,133 @@ bool ControlServer::Serve(Client* c) {
 
 nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
                                     std::vector<UniqueFd>* fds, std::vector<UniqueFd>* out_fds) {
-  auto req = nlohmann::json::parse(packet, nullptr, /*allow_exceptions=*/false);
-  if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
-    return {{"ok", false}, {"error", "malformed request: expected a JSON object with \"op\""}};
-  }
-  const std::string op = req["op"].get<std::string>();
-  if (op == "hello") {
-    return {{"ok", true},
-            {"version", UDAX_CONTROL_VERSION},
-            {"target", info_.target},
-            {"au_size", info_.au_size},
-            {"region_size", info_.region_size},
-            {"mce_policy", info_.mce_policy}};
-  }
-  if (op == "subscribe") {
-    if (!MayRead(info_.target, c->uid, c->gid)) {
-      return {{"ok", false}, {"error", "permission denied: subscribing needs read permission on " + info_.target}};
+  Result<ControlRequest> req = ParseControlRequest(packet);
+  if (!req.ok()) return {{"ok", false}, {"error", req.status().message()}};
+  switch (req->op) {
+    case ControlOp::kHello: {
+      nlohmann::json out = {{"ok", true},
+                            {"version", UDAX_CONTROL_VERSION},
+                            {"au_size", info_.au_size},
+                            {"region_size", info_.region_size},
+                            {"mce_policy", info_.mce_policy}};
+      // Where the filesystem lives is for those who may read it.
+      if (MayUseRegion(c->peer, false)) out["target"] = info_.target;
+      return out;
     }
-    c->subscribed = true;
-    return {{"ok", true}};
-  }
-  if (op == "map") return Map(c, req, fds, out_fds);
-  if (op == "unmap") {
-    if (info_.leases == nullptr || !req.contains("lease") || !req["lease"].is_number_unsigned()) {
-      return {{"ok", false}, {"error", "unmap needs a lease number"}};
+    case ControlOp::kSubscribe:
+      if (!MayUseRegion(c->peer, false)) {
+        return {{"ok", false}, {"error", "permission denied: subscribing needs read permission on the region"}};
+      }
+      c->subscribed = true;
+      return {{"ok", true}};
+    case ControlOp::kMap:
+      return Map(c, *req, fds, out_fds);
+    case ControlOp::kUnmap:
+      if (info_.leases == nullptr || !info_.leases->Remove(req->lease, c->peer.pid)) {
+        return {{"ok", false}, {"error", "no such lease of this process"}};
+      }
+      return {{"ok", true}};
+    case ControlOp::kLeases:
+      if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: listing leases needs root"}};
+    {
+      // One packet must hold the reply: the first kLeasesShown, and how many there are.
+      constexpr size_t kLeasesShown = 200;
+      nlohmann::json all = info_.leases ? info_.leases->List() : nlohmann::json::array();
+      const size_t total = all.size();
+      if (total > kLeasesShown) all.erase(all.begin() + kLeasesShown, all.end());
+      return {{"ok", true}, {"leases", std::move(all)}, {"total", total}};
     }
-    if (!info_.leases->Remove(req["lease"].get<uint64_t>(), c->pid)) {
-      return {{"ok", false}, {"error", "no such lease of this process"}};
-    }
-    return {{"ok", true}};
   }
-  if (op == "leases") {
-    if (c->uid != 0) return {{"ok", false}, {"error", "permission denied: listing leases needs root"}};
-    return {{"ok", true}, {"leases", info_.leases ? info_.leases->List() : nlohmann::json::array()}};
-  }
-  return {{"ok", false}, {"error", "unknown op '" + op + "'"}};
+  return {{"ok", false}, {"error", "unknown op"}};
 }
 
-nlohmann::json ControlServer::Map(Client* c, const nlohmann::json& req, std::vector<UniqueFd>* fds,
+nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                                   std::vector<UniqueFd>* out_fds) {
-  auto fail = [](int err, const std::string& why) {
-    return nlohmann::json{{"ok", false}, {"errno", err}, {"error", why}};
-  };
-  if (info_.fs == nullptr || info_.leases == nullptr) return fail(EOPNOTSUPP, "direct maps are off");
-  if (fds->size() != 1) return fail(EINVAL, "map needs the file's descriptor (SCM_RIGHTS)");
-  if (!req.contains("offset") || !req["offset"].is_number_unsigned() || !req.contains("length") ||
-      !req["length"].is_number_unsigned() || !req.contains("prot") || !req["prot"].is_string()) {
-    return fail(EINVAL, "map needs offset, length (unsigned) and prot (\"r\" or \"rw\")");
+  if (info_.fs == nullptr || info_.leases == nullptr || info_.region_fd < 0) {
+    return Fail(EOPNOTSUPP, "direct maps are off");
   }
-  const std::string prot = req["prot"].get<std::string>();
-  if (prot != "r" && prot != "rw") return fail(EINVAL, "prot must be \"r\" or \"rw\"");
-  const bool writable = prot == "rw";
-  const uint64_t offset = req["offset"].get<uint64_t>(), length = req["length"].get<uint64_t>();
-  if (offset % info_.map_align != 0) {
-    return fail(EINVAL, "offset must be a multiple of " + std::to_string(info_.map_align));
+  if (fds->size() != 1) return Fail(EINVAL, "map needs the file's descriptor (SCM_RIGHTS)");
+  const bool writable = req.writable;
+  if (req.offset % info_.map_align != 0) {
+    return Fail(EINVAL, "offset must be a multiple of " + std::to_string(info_.map_align));
   }
   // A devdax device maps whole units of its alignment, so libudax rounds a map out to
   // them: that only shows this file's bytes when an allocation unit is at least as large.
   if (info_.region_kind == "devdax" && info_.au_size < info_.map_align) {
-    return fail(EINVAL, "the allocation units (" + std::to_string(info_.au_size) +
+    return Fail(EINVAL, "the allocation units (" + std::to_string(info_.au_size) +
                             " bytes) are smaller than the device's alignment (" +
                             std::to_string(info_.map_align) + "): no direct maps here");
   }
-  // The peer shows it may use the file in this mode by the descriptor it opened, and it
-  // may use the raw region as the mode bits of the target say (root may always).
+  // The peer shows it may use the file in this mode by the descriptor it opened (O_PATH
+  // opens grant nothing), and it may use the raw region as the mode bits of the region
+  // the daemon holds open say (root may always).
   const int fd = (*fds)[0].get();
   struct stat st;
-  if (fstat(fd, &st) != 0) return fail(errno, std::string("fstat: ") + strerror(errno));
-  if (st.st_dev != info_.mount_dev) return fail(EXDEV, "the file is not on this udaxfs mount");
-  if (!S_ISREG(st.st_mode)) return fail(EINVAL, "not a regular file");
-  const int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
-  if (writable && acc != O_RDWR) return fail(EACCES, "a writable map needs a descriptor open O_RDWR");
-  if (acc == O_WRONLY) return fail(EACCES, "the descriptor is write-only");
-  if (!(writable ? MayWrite : MayRead)(info_.target, c->uid, c->gid)) {
-    return fail(EACCES, "permission denied: a direct map needs " + std::string(writable ? "write" : "read") +
-                            " permission on " + info_.target + "; use an ordinary mmap");
+  if (fstat(fd, &st) != 0) return Fail(errno, std::string("fstat: ") + strerror(errno));
+  if (st.st_dev != info_.mount_dev) return Fail(EXDEV, "the file is not on this udaxfs mount");
+  if (!S_ISREG(st.st_mode)) return Fail(EINVAL, "not a regular file");
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || (flags & O_PATH)) return Fail(EBADF, "an O_PATH descriptor grants no access");
+  const int acc = flags & O_ACCMODE;
+  if (writable && acc != O_RDWR) return Fail(EACCES, "a writable map needs a descriptor open O_RDWR");
+  if (acc == O_WRONLY) return Fail(EACCES, "the descriptor is write-only");
+  if (!MayUseRegion(c->peer, writable)) {
+    return Fail(EACCES, std::string("permission denied: a direct map needs ") +
+                            (writable ? "write" : "read") +
+                            " permission on the region; use an ordinary mmap");
   }
-  UniqueFd region(open(info_.target.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-  if (region.get() < 0) return fail(errno, info_.target + ": " + strerror(errno));
+  if (!c->pidfd) return Fail(EPERM, "the daemon cannot track this process (no pidfd)");
+  // A fresh open file description of the region the daemon holds (never our own, whose
+  // lock the client could drop), reached through the descriptor: no path lookup.
+  const std::string self = "/proc/self/fd/" + std::to_string(info_.region_fd);
+  UniqueFd region(open(self.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+  if (region.get() < 0) return Fail(errno, std::string("reopening the region: ") + strerror(errno));
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    return fail(errno, std::string("socketpair: ") + strerror(errno));
+    return Fail(errno, std::string("socketpair: ") + strerror(errno));
   }
+  UniqueFd daemon_end(pair[0]), client_end(pair[1]);
+  // The lease holds the file open, like the client's descriptor did: the inode cannot be
+  // freed under the map.
+  auto pin = info_.fs->Open(st.st_ino, writable ? O_RDWR : O_RDONLY);
+  if (!pin.ok()) return Fail(pin.status().code(), pin.status().message());
   auto lease = std::make_unique<Lease>();
-  lease->sock = UniqueFd(pair[0]);
-  UniqueFd client_end(pair[1]);
-  lease->pid = c->pid;
-  lease->uid = c->uid;
-  lease->pidfd = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, c->pid, 0)));
+  lease->sock = std::move(daemon_end);
+  lease->pid = c->peer.pid;
+  lease->uid = c->peer.uid;
+  lease->pidfd = c->pidfd;
   {
-    std::ifstream comm("/proc/" + std::to_string(c->pid) + "/comm");
+    std::ifstream comm("/proc/" + std::to_string(c->peer.pid) + "/comm");
     std::getline(comm, lease->comm);
   }
   lease->ino = st.st_ino;
-  lease->offset = offset;
-  lease->length = length;
+  lease->offset = req.offset;
+  lease->length = req.length;
   lease->writable = writable;
-  // In the table before the extents are looked up: a truncate from now on revokes it
-  // (the revoke waits in the socket for the client), so the extents we send cannot be
-  // freed behind its back.
-  const uint64_t id = info_.leases->Add(std::move(lease));
-  auto inode = info_.fs->Open(st.st_ino, writable ? O_RDWR : O_RDONLY);
-  if (!inode.ok()) {
-    info_.leases->Remove(id, c->pid);
-    return fail(inode.status().code(), inode.status().message());
+  lease->pin = pin.value();
+  // In the table before the extents are looked up: a truncate from now on cancels it (or,
+  // once granted, revokes it), so the extents we send cannot be freed behind its back.
+  std::unique_ptr<Lease> refused;
+  Result<uint64_t> id = info_.leases->Add(std::move(lease), &refused);
+  if (!id.ok()) {
+    info_.fs->Release(refused->pin);
+    return Fail(id.status().code(), id.status().message());
   }
-  auto extents = info_.fs->PrepareDirectMap(inode.value(), offset, length);
-  info_.fs->Release(inode.value());
+  auto extents = info_.fs->PrepareDirectMap(pin.value(), req.offset, req.length, writable);
   if (!extents.ok()) {
-    info_.leases->Remove(id, c->pid);
-    return fail(extents.status().code(), extents.status().message());
+    info_.leases->Remove(*id, c->peer.pid);
+    return Fail(extents.status().code(), extents.status().message());
   }
-  info_.leases->SetExtents(id, extents.value());
+  if (!info_.leases->Grant(*id, extents.value())) {
+    return Fail(EAGAIN, "the file changed while the map was prepared: try again");
+  }
   nlohmann::json ext = nlohmann::json::array();
   for (const BmapExtent& e : extents.value()) {
     ext.push_back({{"file_offset", e.file_offset}, {"phys", e.phys_offset}, {"length", e.length}});
   }
   out_fds->push_back(std::move(region));
   out_fds->push_back(std::move(client_end));
-  return {{"ok", true}, {"lease", id}, {"extents", ext}, {"region_kind", info_.region_kind},
+  return {{"ok", true}, {"lease", *id}, {"extents", ext}, {"region_kind", info_.region_kind},
           {"map_align", info_.map_align}};
 }
 

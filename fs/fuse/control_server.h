@@ -1,16 +1,36 @@
 // control_server.h -- the daemon's end of the control socket (include/udaxfs/control.h).
 //
-// One thread polls the listening socket and every client. Clients are authenticated by
-// SO_PEERCRED at accept; each request is one packet and gets one reply. Subscribers get
-// every published event; a subscriber that does not read (its socket buffer is full)
-// loses events rather than stalling the daemon, and the next event it gets says how many
-// it missed ("lost").
+// One thread polls the listening socket, every client, the daemon's ends of the lease
+// sockets (for hang-ups) and the lease table's unpinned signal. Each request is one
+// packet and gets one reply. Subscribers get every published event; a subscriber that
+// does not read (its socket buffer is full) loses events rather than stalling the
+// daemon, and the next event it gets says how many it missed ("lost").
+//
+// Who may do what (README "Security model"; issue 19):
+//   * Peers are known by what the kernel says of the connection at connect time:
+//     SO_PEERCRED (uid, gid), SO_PEERGROUPS (supplementary groups) and SO_PEERPIDFD (the
+//     process itself, so a kill can never hit a reused pid; pidfd_open of the pid, checked
+//     against SO_PEERCRED again, on kernels before 6.5).
+//   * A direct map needs a descriptor of the file opened for reading (O_PATH does not
+//     count), O_RDWR for a writable map, and read (or write) permission on the region as
+//     fstat(2) of the daemon's own descriptor of it says: the region was opened once, at
+//     mount, and no path is looked up again. The client gets a fresh open of that
+//     descriptor (/proc/self/fd), never the daemon's own open file description.
+//   * A read-only map changes nothing (no holes filled).
+//   * subscribe (events name paths) needs read permission on the region; the hello names
+//     the target only to those; leases needs root.
+//   * Limits: a non-root uid keeps at most Limits::conns_per_user connections and all
+//     non-root users together Limits::conns_total; root always finds a slot (up to
+//     Limits::conns_root more), so a flood cannot lock the administrator out. A
+//     connection that sends nothing for Limits::idle (and has not subscribed) is closed;
+//     libudax reconnects. Leases have their own per-user limits (lease_table.h).
 //
 // Thread-safety: Publish from any thread; Start/Stop from the owner.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -21,6 +41,7 @@
 
 #include "fs/core/filesystem.h"
 #include "fs/format/status.h"
+#include "fs/fuse/control_request.h"
 #include "fs/fuse/lease_table.h"
 #include "fs/region/unique_fd.h"
 #include "notify/stop_signal.h"
@@ -29,8 +50,15 @@ namespace udax {
 
 class ControlServer {
  public:
+  struct Limits {
+    size_t conns_per_user = 32;
+    size_t conns_total = 224;  // all non-root connections
+    size_t conns_root = 32;    // on top, for root alone
+    std::chrono::milliseconds idle{std::chrono::seconds(60)};
+  };
   struct Info {
-    std::string target;  // the image or device (authorization: read permission on it)
+    std::string target;  // the image or device, as mounted (told only to who may read it)
+    int region_fd = -1;  // the daemon's descriptor of it: authorization and client opens
     uint64_t au_size = 0;
     uint64_t region_size = 0;
     std::string mce_policy;
@@ -39,6 +67,7 @@ class ControlServer {
     dev_t mount_dev = 0;        // a map request's file must be on this mount
     Filesystem* fs = nullptr;   // for map requests (null: maps refused)
     LeaseTable* leases = nullptr;
+    Limits limits;
   };
   // The socket path for a mount whose device number is `dev`.
   static std::string SocketPath(dev_t dev);
@@ -50,36 +79,53 @@ class ControlServer {
 
   // Sends {"event": event} to every subscriber.
   void Publish(const nlohmann::json& event);
-  // Stops the thread, closes every client, removes the socket file. Idempotent.
+  // Stops the thread, closes every client, releases the pins of ended leases, removes
+  // the socket file. Idempotent.
   void Stop();
   const std::string& path() const { return path_; }
 
-  // Whether a peer with these credentials may read `target` (root, or the mode bits).
-  static bool MayRead(const std::string& target, uid_t uid, gid_t gid);
-  static bool MayWrite(const std::string& target, uid_t uid, gid_t gid);
+  // Who is asking, as the kernel told us at connect time.
+  struct Peer {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;  // supplementary
+  };
+  // Whether `peer` may read (write) a file whose fstat(2) is `st`: root always, else the
+  // mode bits of the owner, group (primary or supplementary) or others class.
+  static bool MayAccess(const struct stat& st, const Peer& peer, bool write);
 
  private:
   struct Client {
     UniqueFd fd;
-    pid_t pid = 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
+    Peer peer;
+    std::shared_ptr<const UniqueFd> pidfd;
     bool subscribed = false;
     uint64_t lost = 0;
+    std::chrono::steady_clock::time_point last_active;
   };
   ControlServer(std::string path, Info info, UniqueFd listener, StopSignal stop)
       : path_(std::move(path)), info_(std::move(info)), listener_(std::move(listener)),
         stop_(std::move(stop)) {}
   void Run();
   void Accept();
+  // Whether a connection from `uid` fits the limits (REQUIRES mu_).
+  bool HasRoomLocked(uid_t uid) const;
+  // Closes connections idle past the limit; returns the poll timeout until the next one
+  // may expire (ms, -1 for none). REQUIRES mu_
+  int ExpireIdleLocked();
   // Handles one packet from `c`; false when the client is gone.
   bool Serve(Client* c);
   // The reply to one request; `fds` are the descriptors that came with it (owned here),
   // `out_fds` those to send with the reply.
   nlohmann::json Reply(Client* c, const std::string& packet, std::vector<UniqueFd>* fds,
                        std::vector<UniqueFd>* out_fds);
-  nlohmann::json Map(Client* c, const nlohmann::json& req, std::vector<UniqueFd>* fds,
+  nlohmann::json Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                      std::vector<UniqueFd>* out_fds);
+  // Whether `peer` may read (write) the region, by fstat of our descriptor of it.
+  bool MayUseRegion(const Peer& peer, bool write) const;
+  // Releases the pins of leases that ended (Filesystem::Release).
+  void ReleaseUnpinned();
 
   const std::string path_;
   const Info info_;

@@ -131,7 +131,9 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
     if (KillprivV2Active() && (in.size || in.uid || in.gid)) {
       // A truncate kills as the kernel says; a chown always (chown_common).
-      KillPrivsAfterChange(req, ino, in.uid || in.gid || RequestKillsSuidgid());
+      KillPrivsAfterChange(req, ino, in.uid || in.gid || RequestKillsSuidgid(),
+                           in.uid || in.gid ? Filesystem::PrivChange::kOwner
+                                            : Filesystem::PrivChange::kData);
       st = Fs(req).GetAttr(ino);
       if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
     }

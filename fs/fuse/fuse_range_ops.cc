@@ -11,33 +11,18 @@
 
 #include "fs/fuse/fuse_ops.h"
 #include "fs/fuse/fuse_request.h"
+#include "fs/fuse/killpriv_v2.h"
 #include "include/udaxfs/ioctl.h"
 
 namespace udax {
 namespace {
 
-// What file_remove_privs does on a local filesystem when an unprivileged caller changes
-// a file: setuid goes, and setgid when group-exec is set or the caller is not in the
-// file's group (setattr_should_drop_sgid). The kernel's FUSE client, for a daemon that
-// does not handle killpriv, drops setgid only with group-exec (fuse_do_setattr), so a
-// fallocate would leave it (generic/683-685): the daemon finishes the job and drops the
-// kernel's cached attributes (attributes only: no page lock is touched).
-void DropPrivsAfterChange(fuse_req_t req, fuse_ino_t ino) {
-  const fuse_ctx* c = fuse_req_ctx(req);
-  if (c->uid == 0) return;
-  auto st = Fs(req).GetAttr(ino);
-  if (!st.ok() || !S_ISREG(st->st_mode) || !(st->st_mode & (S_ISUID | S_ISGID))) return;
-  mode_t mode = st->st_mode & ~S_ISUID;
-  if ((st->st_mode & S_ISGID) && ((st->st_mode & S_IXGRP) || !CallerInGroup(req, st->st_gid))) {
-    mode &= ~S_ISGID;
-  }
-  if (mode == st->st_mode) return;
-  SetAttrIn in;
-  in.mode = true;
-  in.attr.st_mode = mode;
-  if (Fs(req).SetAttr(ino, in).ok()) {
-    fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
-  }
+// A data change by a caller without CAP_FSETID (taken as: not root) drops setuid, and
+// setgid by setattr_should_drop_sgid's rule. The kernel's FUSE client drops setgid only
+// with group-exec (fuse_do_setattr), and not at all for our ioctl, so the daemon does it
+// (generic/683-685) through the one privilege-drop path.
+void DropPrivsAfterRangeChange(fuse_req_t req, fuse_ino_t ino) {
+  DropPrivsAfterChange(req, ino, fuse_req_ctx(req)->uid != 0);
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
@@ -46,7 +31,7 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t l
     if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
     Status st = Fs(req).Fallocate(FileOf(fi), mode, static_cast<uint64_t>(offset),
                                   static_cast<uint64_t>(length));
-    if (st.ok()) DropPrivsAfterChange(req, ino);
+    if (st.ok()) DropPrivsAfterRangeChange(req, ino);
     ReplyStatus(req, st);
   });
 }
@@ -71,7 +56,7 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
     if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
     // The kernel's file_modified on the destination cannot drop setuid/setgid under
     // HANDLE_KILLPRIV_V2 (fuse_setattr leaves it to us, and no flag says so).
-    if (*n > 0) DropPrivsAfterChange(req, ino_out);
+    if (*n > 0) DropPrivsAfterRangeChange(req, ino_out);
     fuse_reply_write(req, *n);
   });
 }
@@ -99,6 +84,7 @@ void IoctlFallocate(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const vo
     fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, static_cast<off_t>(arg.offset), 0);
   }
   if (!st.ok()) return (void)fuse_reply_err(req, st.code());
+  DropPrivsAfterRangeChange(req, ino);  // contents changed: as fallocate(2) does
   fuse_reply_ioctl(req, 0, nullptr, 0);
 }
 

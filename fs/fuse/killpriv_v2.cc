@@ -129,14 +129,20 @@ bool KillprivV2Active() { return g_active.load(std::memory_order_relaxed); }
 
 bool RequestKillsSuidgid() { return t_kill_suidgid; }
 
-void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid) {
+void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
+                          Filesystem::PrivChange change) {
   if (!KillprivV2Active()) return;
+  DropPrivsAfterChange(req, ino, suidgid, change);
+}
+
+void DropPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
+                          Filesystem::PrivChange change) {
   // Asked only for a setgid file without group-exec: the caller's groups cost a read of
   // /proc. CAP_FSETID is taken as uid 0 (the kernel only tells us through the flag).
   auto exempt = [req](uint32_t gid) {
     return fuse_req_ctx(req)->uid == 0 || CallerInGroup(req, gid);
   };
-  auto changed = Fs(req).KillPrivs(ino, suidgid, exempt);
+  auto changed = Fs(req).KillPrivs(ino, suidgid, exempt, change);
   if (!changed.ok()) {
     syslog(LOG_WARNING, "inode %llu: could not drop setuid/setgid/capabilities: %s",
            static_cast<unsigned long long>(ino), changed.status().ToString().c_str());

@@ -19,6 +19,8 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 #include <fuse_lowlevel.h>
 
+#include "fs/core/filesystem.h"
+
 namespace udax {
 
 // Reads and writes `se`'s device through the hooks above. Call after fuse_session_mount
@@ -42,12 +44,20 @@ bool KillprivV2Active();
 // the size, OPEN or CREATE with O_TRUNC). False for any other request.
 bool RequestKillsSuidgid();
 
-// After a change a local filesystem follows with file_remove_privs (write, truncate,
-// chown): when the kernel took the flag, drops what it no longer drops itself
-// (Filesystem::KillPrivs; `suidgid` as the request said, true for chown) and, if the
-// inode changed, the kernel's cached attributes. Errors are logged, not returned: the
-// change itself succeeded.
-void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid);
+// After a change a local filesystem follows with file_remove_privs (write, truncate) or
+// chown_common's kill (chown: `change` kOwner): when the kernel took the flag, drops what
+// it no longer drops itself (DropPrivsAfterChange; `suidgid` as the request said, true
+// for chown).
+void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
+                          Filesystem::PrivChange change = Filesystem::PrivChange::kData);
+// The FUSE side of the one privilege-drop path (Filesystem::KillPrivs), for every change
+// that must drop setuid/setgid/capabilities, whether or not the kernel took the flag
+// (fallocate, copy_file_range and UDAX_IOC_FALLOCATE, which the kernel's FUSE client does
+// not follow with a full file_remove_privs): drops them and, if the inode changed, the
+// kernel's cached attributes (attributes only: no page is locked, so this is safe inside
+// any request). Errors are logged, not returned: the change itself succeeded.
+void DropPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
+                          Filesystem::PrivChange change = Filesystem::PrivChange::kData);
 
 }  // namespace udax
 

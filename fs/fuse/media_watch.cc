@@ -48,12 +48,14 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   // Direct maps: the core asks for them back before it frees or moves their blocks.
   LeaseTable* leases = &leases_;
   fs->set_revoke_hook([leases](uint64_t ino, uint64_t from, uint64_t to) {
-    for (const auto& r : leases->Revoke(ino, from, to)) {
-      if (r.killed) {
-        syslog(LOG_WARNING, "killed pid %d (%s): it did not give back a direct map in time",
-               r.pid, r.comm.c_str());
+    LeaseTable::RevokeResult r = leases->Revoke(ino, from, to);
+    for (const auto& h : r.holders) {
+      if (h.killed) {
+        syslog(LOG_WARNING, "pid %d (%s) did not give back a direct map in time: %s", h.pid,
+               h.comm.c_str(), h.action.c_str());
       }
     }
+    return r.status;
   });
   hooks.lease_media_error = [leases](uint64_t ino, uint64_t off, uint64_t len, McePolicy p) {
     std::vector<ProcessAction> out;
@@ -64,7 +66,7 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   };
   hooks.device_removed = [leases](const MediaEvent&) {
     std::vector<ProcessAction> out;
-    for (const auto& r : leases->Revoke(0, 0, UINT64_MAX)) out.push_back({r.pid, r.comm, r.action});
+    for (const auto& r : leases->Revoke(0, 0, UINT64_MAX).holders) out.push_back({r.pid, r.comm, r.action});
     return out;
   };
   if (ro.mount_dev) {
@@ -75,6 +77,7 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.fs = fs;
     info.leases = leases;
     info.target = target;
+    info.region_fd = fs->region()->fd();  // opened once, at mount: maps are authorized on it
     info.au_size = fs->superblock().au_size;
     info.region_size = fs->superblock().region_size;
     info.mce_policy = McePolicyName(policy);

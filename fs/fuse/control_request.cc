@@ -1,0 +1,70 @@
+// control_request.cc -- parsing and checking control-socket requests.
+#include "fs/fuse/control_request.h"
+
+namespace udax {
+namespace {
+
+bool Unsigned(const nlohmann::json& req, const char* key, uint64_t* out) {
+  auto it = req.find(key);
+  if (it == req.end() || !it->is_number_unsigned()) return false;
+  *out = it->get<uint64_t>();
+  return true;
+}
+
+}  // namespace
+
+Result<ControlRequest> ParseControlRequest(std::string_view packet) {
+  auto req = nlohmann::json::parse(packet, nullptr, /*allow_exceptions=*/false);
+  if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
+    return Status::InvalidArgument("malformed request: expected a JSON object with \"op\"");
+  }
+  const std::string op = req["op"].get<std::string>();
+  ControlRequest out;
+  if (op == "hello") {
+    out.op = ControlOp::kHello;
+  } else if (op == "subscribe") {
+    out.op = ControlOp::kSubscribe;
+  } else if (op == "leases") {
+    out.op = ControlOp::kLeases;
+  } else if (op == "unmap") {
+    out.op = ControlOp::kUnmap;
+    if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");
+  } else if (op == "map") {
+    out.op = ControlOp::kMap;
+    auto prot = req.find("prot");
+    if (!Unsigned(req, "offset", &out.offset) || !Unsigned(req, "length", &out.length) ||
+        prot == req.end() || !prot->is_string()) {
+      return Status::InvalidArgument("map needs offset, length (unsigned) and prot (\"r\" or \"rw\")");
+    }
+    const std::string p = prot->get<std::string>();
+    if (p != "r" && p != "rw") return Status::InvalidArgument("prot must be \"r\" or \"rw\"");
+    out.writable = p == "rw";
+    if (out.length == 0 || out.offset > UINT64_MAX - out.length) {
+      return Status::InvalidArgument("map needs a length of at least 1 that ends below 2^64");
+    }
+  } else {
+    // The name is not echoed: a reply carries nothing the client did not choose to know,
+    // and a long or binary name would only bloat it.
+    return Status::InvalidArgument("unknown op");
+  }
+  return out;
+}
+
+nlohmann::json ControlRequestToJson(const ControlRequest& req) {
+  switch (req.op) {
+    case ControlOp::kHello:
+      return {{"op", "hello"}};
+    case ControlOp::kSubscribe:
+      return {{"op", "subscribe"}};
+    case ControlOp::kLeases:
+      return {{"op", "leases"}};
+    case ControlOp::kUnmap:
+      return {{"op", "unmap"}, {"lease", req.lease}};
+    case ControlOp::kMap:
+      return {{"op", "map"}, {"offset", req.offset}, {"length", req.length},
+              {"prot", req.writable ? "rw" : "r"}};
+  }
+  return nlohmann::json::object();
+}
+
+}  // namespace udax

@@ -1,0 +1,41 @@
+// control_request.h -- one control-socket request, parsed and checked (include/udaxfs/control.h).
+//
+// The daemon's only parser of what a client sends: every field is checked for presence,
+// type and range here, so the server acts on a ControlRequest and never on raw JSON.
+// Pure code with no descriptors and no daemon state, so it is fuzzed on its own
+// (tests/fuzz/fuzz_control.cc).
+//
+// Thread-safety: none needed (functions of their arguments).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "fs/format/status.h"
+
+namespace udax {
+
+enum class ControlOp : uint8_t { kHello, kSubscribe, kMap, kUnmap, kLeases };
+
+struct ControlRequest {
+  ControlOp op = ControlOp::kHello;
+  // kMap: file bytes [offset, offset+length), writable for prot "rw" (else "r").
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool writable = false;
+  // kUnmap: the lease to drop.
+  uint64_t lease = 0;
+  bool operator==(const ControlRequest&) const = default;
+};
+
+// Parses one packet. EINVAL, with a message the client may see, for anything that is not
+// a JSON object with a known "op" and that op's fields (unsigned numbers, a length of at
+// least 1 whose end does not overflow, prot "r" or "rw").
+Result<ControlRequest> ParseControlRequest(std::string_view packet);
+// The packet a client sends for `req` (ParseControlRequest's inverse).
+nlohmann::json ControlRequestToJson(const ControlRequest& req);
+
+}  // namespace udax
