@@ -14,7 +14,7 @@
 # Environment: UDAX_FUZZ_BUILD_DIR (default build-fuzz), UDAX_JOBS (build parallelism).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_TARGETS=(superblock journal records image xattr acl badblocks events)
+ALL_TARGETS=(superblock journal records image xattr acl badblocks events control)
 
 seconds=20
 targets=()
