@@ -500,6 +500,9 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
 }
 
 Status Filesystem::CopyHole(Inode* out, uint64_t pos, uint64_t n) {
+  // The punch frees blocks: direct maps of them go first (they were never asked back
+  // here, so a client kept a map of blocks another file could be given).
+  UDAX_RETURN_IF_ERROR(Revoke(out->ino, pos, pos + n));
   std::lock_guard<std::mutex> lock(mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   Status st = PunchHole(out, pos, n);
