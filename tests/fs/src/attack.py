@@ -39,8 +39,8 @@ def control_path(path):
 
 def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(control_path(path))  # blocking: waits while the listen backlog is full
     s.settimeout(20)
-    s.connect(control_path(path))
     return s
 
 
@@ -116,45 +116,46 @@ def sleep_forever():
 
 
 def cmd_hold_conns(path, n, ready):
-    kept = []
-    for _ in range(n):
-        s = connect(path)
-        kept.append(s)
+    kept = [connect(path) for _ in range(n)]
+    time.sleep(1)  # the daemon accepts (and refuses) in its own time
     # A connection the daemon refused carries its one error packet and is closed.
     alive = 0
     for s in kept:
         s.setblocking(False)
         try:
-            data = s.recv(65536)
-            if data:
-                continue  # the refusal
+            s.recv(65536)
         except BlockingIOError:
             alive += 1
-            continue
         except OSError:
-            continue
-    time.sleep(1)  # the daemon accepts (and refuses) in its own time
+            pass
     print("connections opened %d, kept by the daemon: %s" % (n, "all" if alive == n else "fewer"))
     sys.stdout.flush()
     touch(ready)
     sleep_forever()
 
 
-def cmd_hoard(path, n, ready):
+def hold_maps(path, n, step):
+    """N read maps of PATH at offsets 0, STEP, 2*STEP...; the lease sockets of those granted
+    are kept open (never unmapped, never read). Returns (outcome counts, held sockets)."""
     fd = os.open(path, os.O_RDONLY)
     s = connect(path)
     outcomes = {}
     held = []
-    for _ in range(n):
-        reply, fds = map_request(s, fd, "r")
+    for i in range(n):
+        reply, fds = map_request(s, fd, "r", offset=i * step)
         key = "granted" if reply.get("ok") else refused(reply)
         outcomes[key] = outcomes.get(key, 0) + 1
         if reply.get("ok"):
             os.close(fds[0])     # the region descriptor is not what costs the daemon
-            held.append(fds[1])  # the lease socket: kept, never unmapped
+            held.append(fds[1])  # the lease socket: what a hoarder keeps
         else:
             for f in fds:
                 os.close(f)
+    return outcomes, held
+
+
+def cmd_hoard(path, n, ready):
+    outcomes, held = hold_maps(path, n, 0)
     for k in sorted(outcomes):
         print("%s: %d" % (k, outcomes[k]))
     sys.stdout.flush()
@@ -163,15 +164,9 @@ def cmd_hoard(path, n, ready):
 
 
 def cmd_ignore_revoke(path, n, ready):
-    fd = os.open(path, os.O_RDONLY)
-    s = connect(path)
-    held = []
-    for i in range(n):
-        reply, fds = map_request(s, fd, "r", offset=i * 4096)
-        if not reply.get("ok"):
-            sys.exit("map %d: %s" % (i, refused(reply)))
-        os.close(fds[0])
-        held.append(fds[1])  # never read: revokes go unanswered
+    outcomes, held = hold_maps(path, n, 4096)  # revokes to these go unanswered
+    if len(held) != n:
+        sys.exit("maps: %s" % outcomes)
     print("maps held: %d" % len(held))
     sys.stdout.flush()
     touch(ready)
