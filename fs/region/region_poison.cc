@@ -47,6 +47,8 @@ Status Region::AttachEmulatedPoison() {
   // or read-only): look without creating anything.
   if (!state.ok() && (state.status().code() == EACCES || state.status().code() == EROFS)) {
     state = LocateTargetState(fd_, path_, /*prepare=*/false);
+    // No state directory at all: no list, and nothing for a watcher to watch.
+    if (state.ok() && CheckStateDir(state->dir).code() == ENOENT) return Status::Ok();
   }
   if (!state.ok()) {
     // No superblock yet (mkfs, a raw file): nothing keys a list, so there is none.
