@@ -18,7 +18,9 @@ descriptors by SCM_RIGHTS), so it can send what libudax never would.
   attack.py hoard FILE N READY           N read-only maps of FILE, never unmapped (the lease
                                          sockets stay open); prints the outcome counts, then
                                          touches READY and sleeps
-  attack.py ignore-revoke FILE N READY   N maps of FILE whose revokes are never answered
+  attack.py ignore-revoke FILE N READY [FIRST]
+                                         N maps of FILE (the first at page FIRST) whose
+                                         revokes are never answered
   attack.py probe DIR FILE SECONDS       unrelated work on the mount for SECONDS: a create
                                          in DIR and an O_DIRECT read of FILE, over and over;
                                          prints the slowest one in ms
@@ -134,15 +136,16 @@ def cmd_hold_conns(path, n, ready):
     sleep_forever()
 
 
-def hold_maps(path, n, step):
-    """N read maps of PATH at offsets 0, STEP, 2*STEP...; the lease sockets of those granted
-    are kept open (never unmapped, never read). Returns (outcome counts, held sockets)."""
+def hold_maps(path, n, step, first=0):
+    """N read maps of PATH at offsets FIRST, FIRST+STEP...; the lease sockets of those
+    granted are kept open (never unmapped, never read). Returns (outcome counts, held
+    sockets)."""
     fd = os.open(path, os.O_RDONLY)
     s = connect(path)
     outcomes = {}
     held = []
     for i in range(n):
-        reply, fds = map_request(s, fd, "r", offset=i * step)
+        reply, fds = map_request(s, fd, "r", offset=first + i * step)
         key = "granted" if reply.get("ok") else refused(reply)
         outcomes[key] = outcomes.get(key, 0) + 1
         if reply.get("ok"):
@@ -163,8 +166,8 @@ def cmd_hoard(path, n, ready):
     sleep_forever()
 
 
-def cmd_ignore_revoke(path, n, ready):
-    outcomes, held = hold_maps(path, n, 4096)  # revokes to these go unanswered
+def cmd_ignore_revoke(path, n, ready, first="0"):
+    outcomes, held = hold_maps(path, n, 4096, int(first) * 4096)  # revokes go unanswered
     if len(held) != n:
         sys.exit("maps: %s" % outcomes)
     print("maps held: %d" % len(held))
@@ -214,7 +217,7 @@ def run(cmd, a):
     elif cmd == "hoard":
         cmd_hoard(a[0], int(a[1]), a[2])
     elif cmd == "ignore-revoke":
-        cmd_ignore_revoke(a[0], int(a[1]), a[2])
+        cmd_ignore_revoke(a[0], int(a[1]), *a[2:])
     elif cmd == "probe":
         cmd_probe(a[0], a[1], float(a[2]))
     else:
