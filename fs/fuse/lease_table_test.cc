@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace udax {
@@ -106,6 +107,20 @@ TEST(LeaseTable, AnAckOrAHangUpGivesTheMapBackWithoutAKill) {
   ASSERT_EQ(r.holders.size(), 2u);
   for (const auto& h : r.holders) EXPECT_EQ(h.action, "revoked");
   EXPECT_TRUE(holder.Alive());
+}
+
+TEST(LeaseTable, AMalformedAckIsNoAck) {
+  LeaseTable t(milliseconds(100));
+  Holder holder;
+  UniqueFd c;
+  AddGranted(&t, MakeLease(1000, 0, 4096, &c, holder.pidfd));
+  for (const char* junk : {"{\"ack\": \"1\"}", "{\"ack\": -1}", "[1]", "not json"}) {
+    send(c.get(), junk, strlen(junk), 0);
+  }
+  LeaseTable::RevokeResult r = t.Revoke(7, 0, UINT64_MAX);  // must not throw
+  ASSERT_EQ(r.holders.size(), 1u);
+  EXPECT_TRUE(r.holders[0].killed);
+  EXPECT_FALSE(holder.Alive());
 }
 
 TEST(LeaseTable, ARevokeOnlyTakesOverlappingLeases) {
