@@ -41,11 +41,11 @@
 #include <vector>
 
 #include "fs/core/filesystem.h"
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 #include "notify/event_log.h"
 #include "notify/event_queue.h"
 #include "notify/media_resolver.h"
-#include "notify/state_dir.h"
+#include "fs/format/state_dir.h"
 
 namespace udax {
 namespace {
@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   const std::string image = "/dev/shm/udax_media_bench.img";
   const uint64_t big = 256ull << 20;  // the unaffected file whose reads are timed
   // The image's state (poison list, event log) in a directory of the bench's own, not in
-  // /var/lib/udaxfs (notify/state_dir.h).
+  // /var/lib/udaxfs (fs/format/state_dir.h).
   const std::string state_dir = "/dev/shm/udax_media_bench.state";
   std::filesystem::remove_all(state_dir);
   mkdir(state_dir.c_str(), 0700);

@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "client/control_packet.h"
+#include "fs/base/control_packet.h"
 #include "include/udaxfs/control.h"
 
 namespace {

@@ -18,11 +18,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "fs/region/unique_fd.h"
+#include "fs/base/unique_fd.h"
 #include "mount-helper/udaxctl.h"
 #include "notify/event_log.h"
-#include "notify/safe_file.h"
-#include "notify/state_dir.h"
+#include "fs/base/safe_file.h"
+#include "fs/format/state_dir.h"
 
 namespace udax {
 namespace {
@@ -56,7 +56,7 @@ void PrintLines(int fd, std::string* partial, bool json, bool as_array, bool* fi
   fflush(stdout);
 }
 
-// Opens the log as every state file is opened (notify/safe_file.h). An invalid fd and OK
+// Opens the log as every state file is opened (fs/base/safe_file.h). An invalid fd and OK
 // when there is no log yet.
 Result<UniqueFd> OpenLog(const std::string& path) {
   Result<UniqueFd> fd = OpenStateFile(path, O_RDONLY);

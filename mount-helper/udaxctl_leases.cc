@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "fs/region/unique_fd.h"
+#include "fs/base/unique_fd.h"
 #include "include/udaxfs/control.h"
 #include "mount-helper/udaxctl.h"
 #include "notify/mapped_procs.h"

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs/core/filesystem.h"
-#include "fs/region/unique_fd.h"
+#include "fs/base/unique_fd.h"
 #include "include/udaxfs/ioctl.h"
 #include "mount-helper/size_parse.h"
 #include "mount-helper/udaxctl.h"

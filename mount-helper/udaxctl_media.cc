@@ -2,7 +2,7 @@
 //
 // inject-error keeps the bad blocks of an emulated image in its list file in the state
 // directory (/var/lib/udaxfs/uuid-HEX.badblocks, found with LocateTargetState, the key
-// the daemon uses too: notify/state_dir.h; format in notify/badblock_list.h), the way `ndctl inject-error` asks the firmware to poison a
+// the daemon uses too: fs/format/state_dir.h; format in fs/format/badblock_list.h), the way `ndctl inject-error` asks the firmware to poison a
 // namespace; the Region of every later open (daemon, fsck, udaxctl) then fails reads of
 // those blocks exactly as poisoned pmem would. list --media-errors shows the bad ranges
 // -- the list file's, and the kernel's for real pmem -- with the owners the reverse map
@@ -23,8 +23,8 @@
 #include "fs/core/filesystem.h"
 #include "mount-helper/mount_table.h"
 #include "mount-helper/udaxctl.h"
-#include "notify/badblock_list.h"
-#include "notify/state_dir.h"
+#include "fs/format/badblock_list.h"
+#include "fs/format/state_dir.h"
 #include "notify/sysfs_badblocks.h"
 
 namespace udax {

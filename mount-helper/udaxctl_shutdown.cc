@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "fs/region/unique_fd.h"
+#include "fs/base/unique_fd.h"
 #include "include/udaxfs/ioctl.h"
 #include "mount-helper/udaxctl.h"
 

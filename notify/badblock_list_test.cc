@@ -1,5 +1,5 @@
 // badblock_list_test.cc -- the list format, set operations and the atomic file updates.
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -16,7 +16,7 @@
 #include <mutex>
 #include <string>
 
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 #include "notify/event_queue.h"
 #include "notify/media_event.h"
 

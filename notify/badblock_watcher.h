@@ -1,9 +1,9 @@
 // badblock_watcher.h -- follows an emulated image's badblocks list file while it is mounted.
 //
 // `udaxctl inject-error` replaces the image's list (STATE_DIR/uuid-HEX.badblocks,
-// notify/state_dir.h) by rename (or removes it); the daemon learns of it through inotify
+// fs/format/state_dir.h) by rename (or removes it); the daemon learns of it through inotify
 // on the state directory (watching the file itself would lose the watch at the first
-// rename). Every reread is checked as notify/safe_file.h says (no symlink, no FIFO, ours,
+// rename). Every reread is checked as fs/base/safe_file.h says (no symlink, no FIFO, ours,
 // capped), so a refused file is a failed reread like a malformed one. On every change the watcher rereads the list,
 // hands the whole new list to on_change -- the daemon passes it to
 // Region::SetEmulatedPoison, so reads of the new ranges fail from then on -- and only
@@ -20,10 +20,10 @@
 #include <string>
 #include <thread>
 
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 #include "notify/badblock_set.h"
 #include "notify/event_queue.h"
-#include "notify/stop_signal.h"
+#include "fs/base/stop_signal.h"
 
 namespace udax {
 

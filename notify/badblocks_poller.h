@@ -19,10 +19,10 @@
 #include <string>
 #include <thread>
 
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 #include "notify/badblock_set.h"
 #include "notify/event_queue.h"
-#include "notify/stop_signal.h"
+#include "fs/base/stop_signal.h"
 #include "notify/sysfs_badblocks.h"
 
 namespace udax {

@@ -10,9 +10,9 @@
 #include <cstring>
 #include <ctime>
 
-#include "fs/region/unique_fd.h"
-#include "notify/safe_file.h"
-#include "notify/state_dir.h"
+#include "fs/base/unique_fd.h"
+#include "fs/base/safe_file.h"
+#include "fs/format/state_dir.h"
 #include "rmap/rmap.h"
 
 namespace udax {

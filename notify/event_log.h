@@ -7,16 +7,16 @@
 // user can reconstruct every decision. One write(2) per line on an O_APPEND descriptor,
 // so concurrent readers never see half a line.
 //
-// Where it lives: in the state directory (notify/state_dir.h), never beside the image:
+// Where it lives: in the state directory (fs/format/state_dir.h), never beside the image:
 // /var/lib/udaxfs/uuid-HEX.events for an image (its superblock UUID), NAME.events for a
 // device (/dev/dax0.0 -> dax0.0.events); find it with LocateTargetState. An old
-// IMAGE.events beside an image is moved in once, with checks (notify/legacy_state.h).
+// IMAGE.events beside an image is moved in once, with checks (fs/format/legacy_state.h).
 //
 // Who may read it: the log names files (full paths) and processes, so it is created 0600
 // in a 0700 directory owned by root (or the daemon's euid): a user who could not read
 // the image itself cannot read what happened in it either, and `udaxctl events` tells
 // them so (EACCES) rather than printing anything. It is opened like every state file
-// (notify/safe_file.h): O_NOFOLLOW|O_NONBLOCK, a regular file owned by root or our euid,
+// (fs/base/safe_file.h): O_NOFOLLOW|O_NONBLOCK, a regular file owned by root or our euid,
 // not writable by group or others -- so a planted symlink cannot make the root daemon
 // append to a file of someone else's choosing.
 // The file is created at the first event, not at mount: a mount that sees no event
@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "fs/core/filesystem.h"
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 #include "notify/media_event.h"
 
 namespace udax {
@@ -80,7 +80,7 @@ class EventLog {
  public:
   // Opens the log at `path` (TargetState::events) for appending. Checks its directory
   // (CheckStateDir: ours, not writable by others) and, if the log exists, the file (as
-  // notify/safe_file.h); a missing log is created 0600 at the first Append. Errors: the
+  // fs/base/safe_file.h); a missing log is created 0600 at the first Append. Errors: the
   // refusals of those checks (EPERM, ELOOP, EINVAL), or the errno of the open.
   static Result<std::unique_ptr<EventLog>> Open(const std::string& path);
   ~EventLog();

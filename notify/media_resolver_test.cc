@@ -12,7 +12,7 @@
 
 #include "fs/core/core_test_util.h"
 #include "notify/mapped_procs.h"
-#include "notify/state_dir.h"
+#include "fs/format/state_dir.h"
 #include "notify/test_util.h"
 
 namespace udax {

@@ -1,5 +1,5 @@
 // safe_file_test.cc -- state files someone else planted: symlinks, FIFOs, wrong owners, modes, sizes.
-#include "notify/safe_file.h"
+#include "fs/base/safe_file.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -9,7 +9,7 @@
 #include <chrono>
 #include <filesystem>
 
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 #include "notify/test_util.h"
 
 namespace udax {

@@ -26,7 +26,7 @@
 #include <thread>
 
 #include "notify/event_queue.h"
-#include "notify/stop_signal.h"
+#include "fs/base/stop_signal.h"
 
 namespace udax {
 

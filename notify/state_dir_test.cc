@@ -1,5 +1,5 @@
 // state_dir_test.cc -- the state directory's checks, the image key, legacy migration, the log's mode.
-#include "notify/state_dir.h"
+#include "fs/format/state_dir.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <chrono>
 #include <filesystem>
 
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 #include "notify/event_log.h"
 #include "notify/test_util.h"
 

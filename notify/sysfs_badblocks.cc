@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "fs/region/pmem2_util.h"
-#include "fs/region/unique_fd.h"
+#include "fs/base/unique_fd.h"
 
 namespace udax {
 namespace {

@@ -21,8 +21,8 @@
 #include <cstdint>
 #include <string>
 
-#include "fs/format/status.h"
-#include "notify/badblock_list.h"
+#include "fs/base/status.h"
+#include "fs/format/badblock_list.h"
 
 namespace udax {
 

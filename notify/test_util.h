@@ -13,23 +13,11 @@
 #include <fstream>
 #include <string>
 
+#include "fs/base/status_testing.h"
 #include "fs/format/disk_format.h"
 #include "notify/event_queue.h"
 
 namespace udax {
-
-#ifndef ASSERT_OK  // one definition for tests that use both fixtures
-#define ASSERT_OK(expr)                                       \
-  do {                                                        \
-    const ::udax::Status _st = (expr);                        \
-    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                       \
-  do {                                                        \
-    const ::udax::Status _st = (expr);                        \
-    EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#endif
 
 // A fresh directory under /dev/shm (or /tmp), removed with everything in it.
 class ScratchDir {
@@ -75,7 +63,7 @@ inline const std::string kTestStateDir = [] {
 }();
 
 // Gives a raw image file a superblock's magic and a random UUID -- all the state key
-// needs (notify/state_dir.h) -- so that its Region finds a list file. Returns false on
+// needs (fs/format/state_dir.h) -- so that its Region finds a list file. Returns false on
 // an I/O error.
 inline bool StampTestSuperblock(const std::string& image) {
   DiskSuperblock sb{};

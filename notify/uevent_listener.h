@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "notify/event_queue.h"
-#include "notify/stop_signal.h"
+#include "fs/base/stop_signal.h"
 #include "notify/uevent.h"
 
 namespace udax {

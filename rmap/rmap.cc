@@ -59,12 +59,11 @@ Result<Owner> ReverseMap::Decode(uint64_t au, const DiskRmapRecord& rec) {
   return o;
 }
 
-void ReverseMap::StageSet(Txn* txn, const Run& run, const Owner& owner) const {
-  if (run.len == 0) return;
-  std::vector<DiskRmapRecord> recs(run.len);
+RmapRecords ReverseMap::Records(uint64_t first_au, uint64_t count, const Owner& owner) const {
+  RmapRecords out{RecordOffset(first_au), std::vector<DiskRmapRecord>(count)};
   Owner o = owner;
-  for (uint64_t i = 0; i < run.len; ++i, ++o.file_au) recs[i] = Encode(run.start + i, o);
-  txn->Write(RecordOffset(run.start), recs.data(), recs.size() * sizeof(DiskRmapRecord));
+  for (uint64_t i = 0; i < count; ++i, ++o.file_au) out.records[i] = Encode(first_au + i, o);
+  return out;
 }
 
 Status ReverseMap::WriteStatic(bool persist) const {

@@ -5,18 +5,18 @@
 // inodes. Records are written in the same journal transaction as the allocation bitmap
 // and the forward extent map, so the two maps can never disagree after a crash.
 //
-// Thread-safety: Stage* REQUIRE the filesystem's metadata mutex (they add to its txn);
-// Query only reads media and the allocation bitmap it is given.
+// Layering: the reverse map sits below the core. It knows the record format and where the
+// records live, never the journal or the allocator: Records() hands back the bytes to
+// write, and the core stages them in the same transaction as its bitmap and extent-map
+// changes. Query only reads media and asks the caller whether an AU is allocated.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "fs/core/bitmap_alloc.h"
-#include "fs/core/journal.h"
 #include "fs/format/disk_format.h"
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 #include "fs/region/region.h"
 
 namespace udax {
@@ -30,6 +30,13 @@ struct Owner {
   uint64_t ino = 0;         // file, directory, symlink and extent-block owners
   uint32_t generation = 0;  // low 16 bits on media
   uint64_t file_au = 0;     // AU index within the owner (extent blocks: chain index)
+};
+
+// The records of a run of AUs, ready to be written at `offset` (one transaction's worth).
+struct RmapRecords {
+  uint64_t offset = 0;
+  std::vector<DiskRmapRecord> records;
+  size_t bytes() const { return records.size() * sizeof(DiskRmapRecord); }
 };
 
 // One answer of Query: the physical byte range [phys, phys+len) belongs to `owner`, at
@@ -46,8 +53,9 @@ class ReverseMap {
   ReverseMap() = default;
   ReverseMap(Region* region, const DiskSuperblock& sb) : region_(region), sb_(sb) {}
 
-  // Records `owner` for AUs [run.start, run.end()), file_au counting up from owner.file_au.
-  void StageSet(Txn* txn, const Run& run, const Owner& owner) const;
+  // The records saying `owner` holds AUs [first_au, first_au + count), file_au counting up
+  // from owner.file_au.
+  RmapRecords Records(uint64_t first_au, uint64_t count, const Owner& owner) const;
   // Writes the records of the static metadata areas (mkfs).
   Status WriteStatic(bool persist) const;
 

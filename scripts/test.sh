@@ -2,6 +2,7 @@
 # test.sh -- the whole default test suite (README set-up command 2; .ci/run calls it).
 #
 #   1. scripts/setup.sh                     dependencies (apt), skipped when all present
+#      scripts/check_layers.py              the include graph follows the layers (no cycle)
 #   2. scripts/build.sh                     -> build/        + ctest
 #   3. tests/fs/check -b build              the mounted-filesystem suite, over /dev/fuse
 #   4. ctest -L lab-quick (build/)          the pmem lab: QEMU guests with real devdax/fsdax
@@ -80,6 +81,9 @@ run_fs() {
 
 step "setup"
 scripts/setup.sh || failed_steps+=("setup")
+
+step "layers: scripts/check_layers.py"
+python3 scripts/check_layers.py || failed_steps+=("layers")
 
 step "build ($normal)"
 if UDAX_BUILD_DIR=$normal scripts/build.sh; then

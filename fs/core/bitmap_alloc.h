@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "fs/core/journal.h"
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 #include "fs/region/region.h"
 
 namespace udax {

@@ -11,7 +11,7 @@ namespace udax {
 namespace {
 
 // Every test process keeps image state (poison lists, event logs) in a scratch state
-// directory of its own, never in /var/lib/udaxfs (notify/state_dir.h): set before main,
+// directory of its own, never in /var/lib/udaxfs (fs/format/state_dir.h): set before main,
 // removed at exit.
 const std::string g_state_dir = [] {
   if (const char* set = getenv("UDAX_STATE_DIR"); set != nullptr) return std::string(set);

@@ -6,22 +6,10 @@
 #include <memory>
 #include <string>
 
+#include "fs/base/status_testing.h"
 #include "fs/core/filesystem.h"
 
 namespace udax {
-
-#ifndef ASSERT_OK  // one definition for tests that use both fixtures
-#define ASSERT_OK(expr)                                      \
-  do {                                                       \
-    ::udax::Status _st = (expr);                             \
-    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                      \
-  do {                                                       \
-    ::udax::Status _st = (expr);                             \
-    EXPECT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
-  } while (0)
-#endif
 
 // A formatted image file in /dev/shm (tmpfs), removed at destruction.
 class TestImage {
@@ -36,13 +24,5 @@ class TestImage {
  private:
   std::string path_;
 };
-
-// Returns the value or fails the test (for use inside tests only).
-template <typename T>
-T Must(Result<T> r, const char* what = "") {
-  EXPECT_TRUE(r.ok()) << what << ": " << r.status().ToString();
-  if (!r.ok()) throw std::runtime_error(r.status().ToString());
-  return std::move(r).value();
-}
 
 }  // namespace udax

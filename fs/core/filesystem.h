@@ -411,6 +411,8 @@ class Filesystem {
 
   // Allocates reserved AUs in txn_: the bitmap and the reverse map together.
   void StageAllocAus(const Run& run, const Owner& owner);
+  // Stages the reverse-map records naming `owner` for `run` in txn_.
+  void StageOwner(const Run& run, const Owner& owner);
   Owner DataOwner(const Inode& inode, uint64_t file_au) const;
 
   // Who must own each AU according to the forward maps and the layout. REQUIRES mu_

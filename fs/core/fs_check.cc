@@ -152,7 +152,7 @@ Result<uint64_t> Filesystem::RebuildReverseMap() {
         got->file_au == want.file_au && got->generation == (want.generation & 0xffff)) {
       continue;
     }
-    rmap_.StageSet(&txn_, Run{a, 1}, want);
+    StageOwner(Run{a, 1}, want);
     ++rewritten;
     if (txn_.log_bytes() > journal_->capacity() / 4) UDAX_RETURN_IF_ERROR(Commit());
   }

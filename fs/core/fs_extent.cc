@@ -310,7 +310,13 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
 
 void Filesystem::StageAllocAus(const Run& run, const Owner& owner) {
   aus_.StageAlloc(&txn_, run);
-  rmap_.StageSet(&txn_, run, owner);
+  StageOwner(run, owner);
+}
+
+void Filesystem::StageOwner(const Run& run, const Owner& owner) {
+  if (run.len == 0) return;
+  const RmapRecords recs = rmap_.Records(run.start, run.len, owner);
+  txn_.Write(recs.offset, recs.records.data(), recs.bytes());
 }
 
 Owner Filesystem::DataOwner(const Inode& inode, uint64_t file_au) const {

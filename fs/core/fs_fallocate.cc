@@ -424,7 +424,7 @@ Result<uint64_t> Filesystem::MoveExtent(Inode* inode, uint64_t key, uint64_t del
     UDAX_RETURN_IF_ERROR(SetExtent(inode, key, key + n,
                                    Extent{e.phys_au + n, static_cast<uint32_t>(e.len - n)}));
   }
-  rmap_.StageSet(&txn_, Run{phys, n}, DataOwner(*inode, dst));
+  StageOwner(Run{phys, n}, DataOwner(*inode, dst));
   return n;
 }
 

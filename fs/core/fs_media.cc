@@ -230,7 +230,7 @@ void Filesystem::StageFreeAus(const Run& run) {
   for (uint64_t a = run.start; a <= run.end(); ++a) {
     if (a < run.end() && !region_->HasKnownBad(a * au, au)) continue;
     if (a > start) aus_.StageFree(&txn_, Run{start, a - start});
-    if (a < run.end()) rmap_.StageSet(&txn_, Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
+    if (a < run.end()) StageOwner(Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
     start = a + 1;
   }
 }
@@ -305,7 +305,7 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
     return st;
   }
   StageAllocAus(Run{new_phys, 1}, DataOwner(*inode, file_au));
-  rmap_.StageSet(&txn_, Run{old_phys, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
+  StageOwner(Run{old_phys, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
   StageInode(inode);
   UDAX_RETURN_IF_ERROR(Commit());
   if (relocation_listener_) {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "fs/format/disk_format.h"
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 #include "fs/region/region.h"
 
 namespace udax {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 
 namespace udax {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "fs/format/disk_format.h"
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 
 namespace udax {
 

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 
 namespace udax {
 

@@ -15,7 +15,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "client/control_packet.h"
+#include "fs/base/control_packet.h"
 #include "include/udaxfs/control.h"
 
 #ifndef SO_PEERPIDFD

@@ -40,11 +40,11 @@
 #include <vector>
 
 #include "fs/core/filesystem.h"
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 #include "fs/fuse/control_request.h"
 #include "fs/fuse/lease_table.h"
-#include "fs/region/unique_fd.h"
-#include "notify/stop_signal.h"
+#include "fs/base/unique_fd.h"
+#include "fs/base/stop_signal.h"
 
 namespace udax {
 

@@ -46,8 +46,8 @@
 #include <vector>
 
 #include "fs/core/filesystem.h"
-#include "fs/region/unique_fd.h"
-#include "notify/stop_signal.h"
+#include "fs/base/unique_fd.h"
+#include "fs/base/stop_signal.h"
 
 namespace udax {
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "notify/mapped_procs.h"
-#include "notify/state_dir.h"
+#include "fs/format/state_dir.h"
 
 namespace udax {
 

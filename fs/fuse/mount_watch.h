@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "fs/core/filesystem.h"
-#include "fs/region/unique_fd.h"
+#include "fs/base/unique_fd.h"
 
 namespace udax {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 
 namespace udax {
 

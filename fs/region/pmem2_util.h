@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 
 namespace udax {
 

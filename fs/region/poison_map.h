@@ -1,7 +1,7 @@
 // poison_map.h -- the emulated poison of a region: byte ranges that every read must fail on.
 //
 // An emulated region (a plain image file) has no real machine checks; `udaxctl
-// inject-error` lists bad blocks in the image's state (notify/state_dir.h) instead, and
+// inject-error` lists bad blocks in the image's state (fs/format/state_dir.h) instead, and
 // the Region consults this
 // map on every machine-check-safe read so the daemon sees exactly what poisoned pmem
 // would show it. The common case is no poison at all, so the check is one atomic load

@@ -13,19 +13,14 @@
 #include <thread>
 #include <vector>
 
+#include "fs/base/status_testing.h"
 #include "fs/region/poison_map.h"
 #include "fs/region/region.h"
 #include "fs/format/disk_format.h"
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 
 namespace udax {
 namespace {
-
-#define ASSERT_OK(expr)                      \
-  do {                                       \
-    const ::udax::Status _st = (expr);       \
-    ASSERT_TRUE(_st.ok()) << _st.ToString(); \
-  } while (0)
 
 TEST(PoisonMapTest, EmptyMapFindsNothing) {
   PoisonMap m;

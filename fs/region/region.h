@@ -10,8 +10,8 @@
 //
 // A regular-file target can also carry emulated poison: its badblocks list file in the
 // state directory (/var/lib/udaxfs/uuid-HEX.badblocks, keyed by the superblock UUID:
-// notify/state_dir.h; written by `udaxctl inject-error`, format in
-// notify/badblock_list.h; never a file beside the image, which others may plant) is
+// fs/format/state_dir.h; written by `udaxctl inject-error`, format in
+// fs/format/badblock_list.h; never a file beside the image, which others may plant) is
 // loaded at Open, and ReadSafe of a listed range fails exactly as a poisoned read of
 // real pmem does: EIO, and a MediaFault (BUS_MCEERR_AR) to *fault and the fault listener.
 //
@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 #include "fs/region/poison_map.h"
 
 namespace udax {
@@ -145,7 +145,7 @@ class Region {
   // whole 512-byte blocks inside [off, off+n) from the emulated poison and from the list
   // file. Partial blocks at either end stay poisoned. The daemon calls this with the
   // filesystem mutex held, so the list's lock is waited for at most 200 ms
-  // (kClearLockWait; EBUSY after that; see notify/badblock_list.h), never without bound. *cleared (if non-null) receives the
+  // (kClearLockWait; EBUSY after that; see fs/format/badblock_list.h), never without bound. *cleared (if non-null) receives the
   // sectors that were poisoned and are now clear. Errors: EINVAL out of bounds, EROFS on a
   // read-only region, EOPNOTSUPP on a device, the list file's errors (then nothing changed).
   Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared = nullptr);
@@ -155,7 +155,7 @@ class Region {
   void ReportFault(const MediaFault& fault) const {
     if (fault_listener_) fault_listener_(fault);
   }
-  // Finds this image's state (notify/state_dir.h: created and legacy side files migrated
+  // Finds this image's state (fs/format/state_dir.h: created and legacy side files migrated
   // when we may) and loads its list with LoadEmulatedPoison (Open, regular files only).
   // EPERM for an unsafe state directory or list file, EINVAL for a malformed list.
   Status AttachEmulatedPoison();

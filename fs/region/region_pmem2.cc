@@ -14,7 +14,7 @@
 #include <cstdio>
 #include <utility>
 
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 
 namespace udax {
 namespace {

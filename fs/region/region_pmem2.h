@@ -9,11 +9,11 @@
 #include <memory>
 #include <string>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 #include "fs/region/pmem2_util.h"
 #include "fs/region/region.h"
 #include "fs/region/safe_copy.h"
-#include "fs/region/unique_fd.h"
+#include "fs/base/unique_fd.h"
 
 namespace udax {
 

@@ -6,8 +6,8 @@
 #include <csignal>
 
 #include "fs/region/region.h"
-#include "notify/badblock_list.h"
-#include "notify/state_dir.h"
+#include "fs/format/badblock_list.h"
+#include "fs/format/state_dir.h"
 
 namespace udax {
 namespace {

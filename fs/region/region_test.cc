@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "fs/base/status_testing.h"
+
 // AddressSanitizer installs its own SIGBUS handler by default (handle_sigbus=1). Ours,
 // installed later, still runs first and chains to it, so armed copies work either way;
 // but an unarmed SIGBUS would then end in an ASan report and exit(1) instead of death by
@@ -30,17 +32,6 @@ extern "C" __attribute__((used, visibility("default"))) const char* __asan_defau
 
 namespace udax {
 namespace {
-
-#define ASSERT_OK(expr)                      \
-  do {                                       \
-    const ::udax::Status _st = (expr);       \
-    ASSERT_TRUE(_st.ok()) << _st.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                      \
-  do {                                       \
-    const ::udax::Status _st = (expr);       \
-    EXPECT_TRUE(_st.ok()) << _st.ToString(); \
-  } while (0)
 
 const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 

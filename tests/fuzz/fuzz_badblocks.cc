@@ -1,4 +1,4 @@
-// fuzz_badblocks.cc -- the badblocks list parser (notify/badblock_list.h) on arbitrary text.
+// fuzz_badblocks.cc -- the badblocks list parser (fs/format/badblock_list.h) on arbitrary text.
 //
 // The list file is the one input root's daemon reads that, before the state directory,
 // anyone who could write the image's directory could plant; sysfs `badblocks` files use
@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 
 using namespace udax;
 

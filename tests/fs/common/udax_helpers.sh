@@ -89,7 +89,7 @@ _stable_stat() {
   done
 }
 
-# ---- per-image state (notify/state_dir.h) ----------------------------------------------
+# ---- per-image state (fs/format/state_dir.h) ----------------------------------------------
 
 # _udax_state_file IMAGE SUFFIX: the state file (badblocks, events) of IMAGE in
 # /var/lib/udaxfs, keyed by its superblock UUID (DiskSuperblock::uuid, offset 168) as

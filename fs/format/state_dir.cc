@@ -1,5 +1,5 @@
 // state_dir.cc -- the state directory, its checks, and the image key (see state_dir.h).
-#include "notify/state_dir.h"
+#include "fs/format/state_dir.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,9 +10,9 @@
 #include <cstring>
 
 #include "fs/format/layout.h"
-#include "fs/region/unique_fd.h"
-#include "notify/legacy_state.h"
-#include "notify/safe_file.h"
+#include "fs/base/unique_fd.h"
+#include "fs/format/legacy_state.h"
+#include "fs/base/safe_file.h"
 
 namespace udax {
 namespace {

@@ -1,6 +1,6 @@
 // legacy_state.h -- moving an old image's side files (IMAGE.badblocks, IMAGE.events) into the state directory.
 //
-// Before the state directory (notify/state_dir.h), an image's poison list and event log
+// Before the state directory (fs/format/state_dir.h), an image's poison list and event log
 // lived beside it. Such files keep working: the first open of the image that prepares
 // its state moves them in, once, but only when they can be trusted:
 //   * the image's directory is owned by root or the image's owner and is not writable by

@@ -1,5 +1,5 @@
 // safe_file.cc -- checked opens, capped reads and O_EXCL replacement of state files.
-#include "notify/safe_file.h"
+#include "fs/base/safe_file.h"
 
 #include <fcntl.h>
 #include <sys/random.h>

@@ -7,8 +7,8 @@
 // async-signal-safe (one write(2)).
 #pragma once
 
-#include "fs/format/status.h"
-#include "fs/region/unique_fd.h"
+#include "fs/base/status.h"
+#include "fs/base/unique_fd.h"
 
 namespace udax {
 

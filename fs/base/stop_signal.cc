@@ -1,5 +1,5 @@
 // stop_signal.cc -- eventfd-backed wake-ups for the source threads.
-#include "notify/stop_signal.h"
+#include "fs/base/stop_signal.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>

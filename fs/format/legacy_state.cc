@@ -1,5 +1,5 @@
 // legacy_state.cc -- one-time, checked migration of IMAGE.badblocks and IMAGE.events.
-#include "notify/legacy_state.h"
+#include "fs/format/legacy_state.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,9 +8,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "notify/badblock_list.h"
-#include "notify/safe_file.h"
-#include "notify/state_dir.h"
+#include "fs/format/badblock_list.h"
+#include "fs/base/safe_file.h"
+#include "fs/format/state_dir.h"
 
 namespace udax {
 namespace {

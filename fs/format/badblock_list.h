@@ -5,10 +5,10 @@
 // that `udaxctl inject-error` keeps for an emulated image. Both are lines "SECTOR COUNT":
 // the first bad 512-byte sector and how many follow, decimal.
 //
-// The list file, version 1, lives in the state directory (notify/state_dir.h):
+// The list file, version 1, lives in the state directory (fs/format/state_dir.h):
 // /var/lib/udaxfs/uuid-HEX.badblocks, keyed by the image's superblock UUID. Images made
 // before kept it beside the image (IMAGE.badblocks); it is migrated once, with checks
-// (notify/legacy_state.h).
+// (fs/format/legacy_state.h).
 //   # udaxfs badblocks v1: SECTOR COUNT per line, 512-byte sectors from the region start
 //   16 8
 //   4096 1
@@ -20,7 +20,7 @@
 //   * Readers accept ranges in any order, overlapping or not; writers always write them
 //     sorted and merged. A missing file is an empty list, and a list that becomes empty
 //     is removed.
-//   * The file is trusted only as notify/safe_file.h says: opened O_NOFOLLOW|O_NONBLOCK,
+//   * The file is trusted only as fs/base/safe_file.h says: opened O_NOFOLLOW|O_NONBLOCK,
 //     a regular file owned by root (or our euid), not writable by group or others, at
 //     most kMaxBadblockListBytes. Anything else is refused with a Status naming it.
 //   * Writers replace the file atomically (a fresh O_EXCL temporary in the same
@@ -44,7 +44,7 @@
 #include <string_view>
 #include <vector>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 
 namespace udax {
 

@@ -1,5 +1,5 @@
 // badblock_list.cc -- parsing, merging and atomic replacement of badblocks lists.
-#include "notify/badblock_list.h"
+#include "fs/format/badblock_list.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -11,9 +11,9 @@
 #include <charconv>
 #include <thread>
 
-#include "fs/region/unique_fd.h"
-#include "notify/safe_file.h"
-#include "notify/state_dir.h"
+#include "fs/base/unique_fd.h"
+#include "fs/base/safe_file.h"
+#include "fs/format/state_dir.h"
 
 namespace udax {
 namespace {

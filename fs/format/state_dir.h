@@ -31,7 +31,7 @@
 #include <cstdint>
 #include <string>
 
-#include "fs/format/status.h"
+#include "fs/base/status.h"
 
 namespace udax {
 
@@ -63,7 +63,7 @@ struct TargetState {
 // The state of the target open on `fd` (`target` is its path, for messages and a
 // device's name). With `prepare`: the state directory is created if missing and checked,
 // and legacy side files beside an image (IMAGE.badblocks, IMAGE.events) are migrated
-// into it once (notify/legacy_state.h). Without, nothing is created or moved (readers).
+// into it once (fs/format/legacy_state.h). Without, nothing is created or moved (readers).
 // Errors: ENODATA for an image without a superblock, the state directory's refusal,
 // EINVAL for a target that is neither a regular file nor a character device.
 Result<TargetState> LocateTargetState(int fd, const std::string& target, bool prepare);

@@ -1,7 +1,7 @@
 // safe_file.h -- opening, reading and replacing state files that someone else may have planted.
 //
 // udaxfs keeps small state files (the emulated-poison list, its lock, the event log) in
-// a state directory (notify/state_dir.h) and, for images made before it, found them
+// a state directory (fs/format/state_dir.h) and, for images made before it, found them
 // beside the image. A daemon running as root must never be steered by such a file:
 //   * every open is O_NOFOLLOW (a symlink is refused, never followed), O_NONBLOCK (a
 //     FIFO or a device cannot stall us in open or read) and O_CLOEXEC;
@@ -22,8 +22,8 @@
 #include <cstddef>
 #include <string>
 
-#include "fs/format/status.h"
-#include "fs/region/unique_fd.h"
+#include "fs/base/status.h"
+#include "fs/base/unique_fd.h"
 
 namespace udax {
 

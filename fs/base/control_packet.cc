@@ -1,5 +1,5 @@
 // control_packet.cc -- see control_packet.h.
-#include "client/control_packet.h"
+#include "fs/base/control_packet.h"
 
 #include <sys/socket.h>
 
