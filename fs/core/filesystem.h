@@ -450,6 +450,20 @@ class Filesystem {
   // --- data (fs_data.cc) ---
   // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).
   Result<size_t> WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n);
+  // AUs an allocating write reserved for a hole: file AUs [file_au, file_au + phys.len)
+  // go to `phys`. Reserved in DRAM only until the write's transaction maps them.
+  struct HoleFill {
+    uint64_t file_au = 0;
+    Run phys;
+  };
+  // Reserves AUs for every hole of file AUs [first_au, last_au]. REQUIRES mu_, inode.rw
+  Result<std::vector<HoleFill>> ReserveHoles(const Inode& inode, uint64_t first_au,
+                                             uint64_t last_au);
+  // Writes [off, off+n) into the mapped AUs and the reserved `fills` (zeroing what the
+  // write leaves of them) and persists it. REQUIRES inode->rw exclusive, NOT mu_: this
+  // is the data copy, which must not stall metadata.
+  Status FillAndPersist(Inode* inode, uint64_t off, const char* buf, size_t n,
+                        const std::vector<HoleFill>& fills);
   // EPERM for a write at `off` the chattr flags forbid (fs_data.cc). REQUIRES inode.rw
   static Status CheckWriteFlags(const Inode& inode, uint64_t off);
   // Before the size grows to `new_size`: zeroes the stale bytes past the old EOF in its

@@ -227,55 +227,47 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
     return n;
   }
 
-  // Allocating or extending write: one transaction, data first.
-  std::unique_lock<std::mutex> lock = space_lock.owns_lock() ? std::move(space_lock)
-                                                             : std::unique_lock<std::mutex>(mu_);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
-  // Stale bytes past the old EOF inside its last AU must read as zeros once the size grows.
-  UDAX_RETURN_IF_ERROR(ZeroPastEof(inode, off));
-  // Room for the holes and the extent blocks they may need, checked before any change.
-  if (aus_.free_count() < hole_aus + ExtentBlocksNeeded(*inode, hole_aus)) {
-    return Status::NoSpace("no space");
-  }
-  // Allocate the holes; zero the parts of new AUs this write does not cover.
-  std::vector<std::pair<uint64_t, uint64_t>> fresh;  // file AU ranges allocated now
-  for (uint64_t a = first_au; a <= last_au;) {
-    uint64_t run;
-    if (MapAu(*inode, a, last_au - a + 1, &run) == 0) {
-      UDAX_RETURN_IF_ERROR(AllocateRange(inode, a, run, false));
-      fresh.emplace_back(a, a + run);
+  // Allocating or extending write, in three steps, so that the data copy (the long part)
+  // holds no lock that metadata or other writers need:
+  //   1. under mu_: reserve AUs for the holes, in DRAM only (nothing on media points at
+  //      them, so a crash leaves them free);
+  //   2. with only inode->rw (exclusive, the caller's): zero and fill the reserved AUs,
+  //      write the mapped parts, make it all durable;
+  //   3. under mu_: map the AUs, the size and the times, in one transaction.
+  // Until 3 commits nobody sees the new AUs: readers and bmap wait on inode->rw, and the
+  // reverse map and checks see reserved AUs as neither allocated nor free.
+  std::vector<HoleFill> fills;
+  {
+    std::unique_lock<std::mutex> lock = space_lock.owns_lock() ? std::move(space_lock)
+                                                               : std::unique_lock<std::mutex>(mu_);
+    UDAX_RETURN_IF_ERROR(CheckWritable());
+    // Room for the holes and the extent blocks they may need, checked before any change.
+    if (aus_.free_count() < hole_aus + ExtentBlocksNeeded(*inode, hole_aus)) {
+      return Status::NoSpace("no space");
     }
-    a += run;
+    UDAX_ASSIGN_OR_RETURN(fills, ReserveHoles(*inode, first_au, last_au));
   }
-  for (const auto& [a0, a1] : fresh) {
-    for (uint64_t a = a0; a < a1;) {
-      uint64_t run;
-      const uint64_t phys = MapAu(*inode, a, a1 - a, &run);
-      const uint64_t s = a * au, e = (a + run) * au;
-      if (s < off) UDAX_RETURN_IF_ERROR(region_->ZeroSafe(phys * au, std::min(off, e) - s, false));
-      if (e > end) {
-        const uint64_t zs = std::max(end, s);
-        UDAX_RETURN_IF_ERROR(region_->ZeroSafe(phys * au + (zs - s), e - zs, false));
-      }
-      a += run;
+  Status st = FillAndPersist(inode, off, buf, n, fills);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (st.ok()) st = CheckWritable();
+  // Other writers may have taken the room for extent blocks since step 1.
+  if (st.ok() && ExtentBlocksNeeded(*inode, fills.size()) > aus_.free_count()) {
+    st = Status::NoSpace("no space for the extent blocks of the new extents");
+  }
+  if (!st.ok()) {
+    for (const HoleFill& f : fills) aus_.Unreserve({f.phys});
+    return st;
+  }
+  for (size_t i = 0; i < fills.size(); ++i) {
+    const HoleFill& f = fills[i];
+    StageAllocAus(f.phys, DataOwner(*inode, f.file_au));
+    inode->d.au_blocks += f.phys.len;
+    st = InsertExtent(inode, f.file_au, f.phys.start, f.phys.len);
+    if (!st.ok()) {
+      for (size_t j = i + 1; j < fills.size(); ++j) aus_.Unreserve({fills[j].phys});
+      return st;
     }
   }
-  // The data, persisted before the transaction that makes it part of the file.
-  for (size_t done = 0; done < n;) {
-    const uint64_t pos = off + done;
-    uint64_t run;
-    const uint64_t phys = MapAu(*inode, pos / au, (n - done + pos % au + au - 1) / au, &run);
-    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
-    UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, false));
-    done += chunk;
-  }
-  for (uint64_t a = first_au; a <= last_au;) {
-    uint64_t run;
-    const uint64_t phys = MapAu(*inode, a, last_au - a + 1, &run);
-    UDAX_RETURN_IF_ERROR(region_->Flush(phys * au, run * au));
-    a += run;
-  }
-  region_->Drain();
   if (end > inode->d.size) inode->d.size = end;
   NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
   inode->d.ctime_sec = inode->d.mtime_sec;
@@ -283,6 +275,89 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   StageInode(inode);
   UDAX_RETURN_IF_ERROR(Commit());
   return n;
+}
+
+Result<std::vector<Filesystem::HoleFill>> Filesystem::ReserveHoles(const Inode& inode,
+                                                                  uint64_t first_au,
+                                                                  uint64_t last_au) {
+  std::vector<HoleFill> fills;
+  uint64_t prev_phys_end = 0;  // where the AU before the next hole lives, + 1
+  for (uint64_t a = first_au; a <= last_au;) {
+    uint64_t run;
+    const uint64_t phys = MapAu(inode, a, last_au - a + 1, &run);
+    if (phys != 0) {
+      prev_phys_end = phys + run;
+      a += run;
+      continue;
+    }
+    // Stay contiguous with what precedes the hole, in the file or in this write.
+    uint64_t goal = prev_phys_end;
+    if (goal == 0 && a > 0) {
+      uint64_t prev_run;
+      const uint64_t prev = MapAu(inode, a - 1, 1, &prev_run);
+      if (prev != 0) goal = prev + 1;
+    }
+    auto runs = aus_.Reserve(run, goal, false);
+    if (!runs.ok()) {
+      for (const HoleFill& f : fills) aus_.Unreserve({f.phys});
+      return runs.status();
+    }
+    uint64_t file_au = a;
+    for (const Run& r : *runs) {
+      fills.push_back(HoleFill{file_au, r});
+      file_au += r.len;
+      prev_phys_end = r.end();
+    }
+    a += run;
+  }
+  return fills;
+}
+
+Status Filesystem::FillAndPersist(Inode* inode, uint64_t off, const char* buf, size_t n,
+                                  const std::vector<HoleFill>& fills) {
+  const uint64_t au = sb_.au_size;
+  const uint64_t end = off + n;
+  // Stale bytes past the old EOF inside its last AU must read as zeros once the size grows.
+  UDAX_RETURN_IF_ERROR(ZeroPastEof(inode, off));
+  // Where file AU `a` lives: a reserved run of this write, else the extent map; `*run` AUs
+  // from there on are contiguous.
+  auto locate = [&](uint64_t a, uint64_t max, uint64_t* run) -> uint64_t {
+    for (const HoleFill& f : fills) {
+      if (a >= f.file_au && a < f.file_au + f.phys.len) {
+        *run = std::min(max, f.file_au + f.phys.len - a);
+        return f.phys.start + (a - f.file_au);
+      }
+    }
+    return MapAu(*inode, a, max, run);
+  };
+  // The parts of new AUs this write does not cover read as zeros.
+  for (const HoleFill& f : fills) {
+    const uint64_t s = f.file_au * au, e = (f.file_au + f.phys.len) * au;
+    const uint64_t base = f.phys.start * au;
+    if (s < off) UDAX_RETURN_IF_ERROR(region_->ZeroSafe(base, std::min(off, e) - s, false));
+    if (e > end) {
+      const uint64_t zs = std::max(end, s);
+      UDAX_RETURN_IF_ERROR(region_->ZeroSafe(base + (zs - s), e - zs, false));
+    }
+  }
+  // The data, persisted before the transaction that makes it part of the file.
+  for (size_t done = 0; done < n;) {
+    const uint64_t pos = off + done;
+    uint64_t run;
+    const uint64_t phys = locate(pos / au, (n - done + pos % au + au - 1) / au, &run);
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
+    UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, false));
+    done += chunk;
+  }
+  const uint64_t first_au = off / au, last_au = (end - 1) / au;
+  for (uint64_t a = first_au; a <= last_au;) {
+    uint64_t run;
+    const uint64_t phys = locate(a, last_au - a + 1, &run);
+    UDAX_RETURN_IF_ERROR(region_->Flush(phys * au, run * au));
+    a += run;
+  }
+  region_->Drain();
+  return Status::Ok();
 }
 
 Status Filesystem::ZeroPastEof(Inode* inode, uint64_t new_size) {
