@@ -30,6 +30,8 @@
 #include <vector>
 
 #include "fs/base/control_packet.h"
+#include "fs/base/poll_loop.h"
+#include "fs/base/source_thread.h"
 #include "include/udaxfs/control.h"
 
 namespace {
@@ -130,7 +132,7 @@ void Listen() {
         if (m.sock >= 0) fds.push_back({m.sock, POLLIN, 0});
       }
     }
-    if (poll(fds.data(), fds.size(), -1) < 0) continue;
+    if (!udax::PollRetrying(fds, -1).ok()) continue;
     if (fds[0].revents) {
       uint64_t v;
       (void)!read(s.wake, &v, sizeof(v));
@@ -383,10 +385,9 @@ extern "C" void udax_set_event_callback(udax_event_fn fn, void* arg) {
 
 struct udax_subscription {
   int sock = -1;
-  int stop = -1;  // eventfd
   udax_subscriber_fn fn = nullptr;
   void* arg = nullptr;
-  std::thread thread;
+  udax::SourceThread thread;
 };
 
 extern "C" int udax_subscribe(const char* path, udax_subscriber_fn fn, void* arg,
@@ -413,16 +414,22 @@ extern "C" int udax_subscribe(const char* path, udax_subscriber_fn fn, void* arg
     close(fd);
     return -EACCES;
   }
+  udax::Result<udax::SourceThread> thread = udax::SourceThread::Create();
+  if (!thread.ok()) {
+    close(fd);
+    return -thread.status().code();
+  }
   auto* sub = new udax_subscription();
   sub->sock = fd;
-  sub->stop = eventfd(0, EFD_CLOEXEC);
   sub->fn = fn;
   sub->arg = arg;
-  sub->thread = std::thread([sub] {
+  sub->thread = std::move(thread).value();
+  sub->thread.Start([sub] {
     while (true) {
-      pollfd p[2] = {{sub->stop, POLLIN, 0}, {sub->sock, POLLIN, 0}};
-      if (poll(p, 2, -1) < 0) continue;
-      if (p[0].revents) return;
+      pollfd p[1] = {{sub->sock, POLLIN, 0}};
+      udax::Result<udax::Wake> wake = sub->thread.Wait(p);
+      if (!wake.ok()) continue;
+      if (*wake == udax::Wake::kStopped) return;
       nlohmann::json msg;
       if (!RecvJson(sub->sock, &msg, nullptr)) return;  // the daemon is gone
       if (msg.contains("event")) sub->fn(msg["event"].dump().c_str(), sub->arg);
@@ -434,10 +441,7 @@ extern "C" int udax_subscribe(const char* path, udax_subscriber_fn fn, void* arg
 
 extern "C" void udax_unsubscribe(udax_subscription* sub) {
   if (sub == nullptr) return;
-  const uint64_t one = 1;
-  (void)!write(sub->stop, &one, sizeof(one));
-  sub->thread.join();
-  close(sub->stop);
+  sub->thread.Stop();
   close(sub->sock);
   delete sub;
 }

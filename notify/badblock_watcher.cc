@@ -5,8 +5,6 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include <cerrno>
-
 namespace udax {
 namespace {
 
@@ -31,14 +29,15 @@ constexpr uint32_t kWatchMask =
 
 BadblockListWatcher::BadblockListWatcher(std::string list_path, OnChange on_change,
                                          EventQueue* queue, const Options& options,
-                                         UniqueFd inotify, StopSignal stop, StopSignal rescan)
+                                         UniqueFd inotify, SourceThread thread,
+                                         StopSignal rescan)
     : path_(std::move(list_path)),
       name_(BaseOf(path_)),
       on_change_(std::move(on_change)),
       inotify_(std::move(inotify)),
-      stop_(std::move(stop)),
       rescan_(std::move(rescan)),
-      set_(queue, {MediaEventSource::kInjected, path_, options.region_size}) {}
+      set_(queue, {MediaEventSource::kInjected, path_, options.region_size}),
+      thread_(std::move(thread)) {}
 
 Result<std::unique_ptr<BadblockListWatcher>> BadblockListWatcher::Start(
     const std::string& list_path, OnChange on_change, EventQueue* queue, const Options& options) {
@@ -49,19 +48,14 @@ Result<std::unique_ptr<BadblockListWatcher>> BadblockListWatcher::Start(
   if (inotify_add_watch(in.get(), dir.c_str(), kWatchMask) < 0) {
     return Status::FromErrno(dir + ": inotify_add_watch");
   }
-  UDAX_ASSIGN_OR_RETURN(StopSignal stop, StopSignal::Create());
+  UDAX_ASSIGN_OR_RETURN(SourceThread thread, SourceThread::Create());
   UDAX_ASSIGN_OR_RETURN(StopSignal rescan, StopSignal::Create());
   std::unique_ptr<BadblockListWatcher> w(new BadblockListWatcher(
-      list_path, std::move(on_change), queue, options, std::move(in), std::move(stop),
+      list_path, std::move(on_change), queue, options, std::move(in), std::move(thread),
       std::move(rescan)));
   UDAX_RETURN_IF_ERROR(w->Reload(options.emit_initial));
-  w->thread_ = std::thread([raw = w.get()] { raw->Run(); });
+  w->thread_.Start([raw = w.get()] { raw->Run(); });
   return w;
-}
-
-void BadblockListWatcher::Stop() {
-  stop_.Notify();
-  if (thread_.joinable()) thread_.join();
 }
 
 Status BadblockListWatcher::Reload(bool emit) {
@@ -71,20 +65,16 @@ Status BadblockListWatcher::Reload(bool emit) {
 void BadblockListWatcher::Run() {
   alignas(struct inotify_event) char buf[4096];
   for (;;) {
-    struct pollfd fds[3] = {{stop_.fd(), POLLIN, 0},
-                            {inotify_.get(), POLLIN, 0},
-                            {rescan_.fd(), POLLIN, 0}};
-    if (poll(fds, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;  // cannot happen with valid descriptors; nothing left to watch
-    }
-    if (fds[0].revents != 0) return;
+    struct pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {rescan_.fd(), POLLIN, 0}};
+    // An error cannot happen with valid descriptors; nothing would be left to watch.
+    Result<Wake> wake = thread_.Wait(fds);
+    if (!wake.ok() || *wake == Wake::kStopped) return;
     bool changed = false;
-    if (fds[2].revents != 0) {
+    if (fds[1].revents != 0) {
       rescan_.Drain();
       changed = true;
     }
-    if (fds[1].revents != 0) {
+    if (fds[0].revents != 0) {
       for (;;) {
         const ssize_t n = read(inotify_.get(), buf, sizeof(buf));
         if (n <= 0) break;  // EAGAIN: drained

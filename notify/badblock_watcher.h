@@ -18,11 +18,11 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "fs/format/badblock_list.h"
 #include "notify/badblock_set.h"
 #include "notify/event_queue.h"
+#include "fs/base/source_thread.h"
 #include "fs/base/stop_signal.h"
 
 namespace udax {
@@ -57,7 +57,7 @@ class BadblockListWatcher {
   // Rereads the list now, as if it had changed.
   void Rescan() { rescan_.Notify(); }
   // Stops and joins the thread. Idempotent.
-  void Stop();
+  void Stop() { thread_.Stop(); }
 
   // The list as last read successfully.
   BadblockList current() const { return set_.current(); }
@@ -67,7 +67,7 @@ class BadblockListWatcher {
 
  private:
   BadblockListWatcher(std::string list_path, OnChange on_change, EventQueue* queue,
-                      const Options& options, UniqueFd inotify, StopSignal stop,
+                      const Options& options, UniqueFd inotify, SourceThread thread,
                       StopSignal rescan);
   // Rereads the file, applies it, emits the new ranges. REQUIRES: watcher thread or Start.
   Status Reload(bool emit);
@@ -77,10 +77,9 @@ class BadblockListWatcher {
   const std::string name_;  // the list file's name in its directory
   const OnChange on_change_;
   UniqueFd inotify_;
-  StopSignal stop_;
   StopSignal rescan_;
   BadblockSet set_;
-  std::thread thread_;
+  SourceThread thread_;  // last: stopped before the members it reads go away
 };
 
 }  // namespace udax

@@ -10,15 +10,15 @@
 namespace udax {
 
 BadblocksPoller::BadblocksPoller(std::string poll_file, UniqueFd file, Reader reader,
-                                 EventQueue* queue, Options options, StopSignal stop,
+                                 EventQueue* queue, Options options, SourceThread thread,
                                  StopSignal rescan)
     : poll_file_(std::move(poll_file)),
       file_(std::move(file)),
       reader_(std::move(reader)),
       options_(std::move(options)),
-      stop_(std::move(stop)),
       rescan_(std::move(rescan)),
-      set_(queue, {MediaEventSource::kBadblocks, poll_file_}) {}
+      set_(queue, {MediaEventSource::kBadblocks, poll_file_}),
+      thread_(std::move(thread)) {}
 
 Result<std::unique_ptr<BadblocksPoller>> BadblocksPoller::Start(const std::string& poll_file,
                                                                 Reader reader, EventQueue* queue,
@@ -28,17 +28,17 @@ Result<std::unique_ptr<BadblocksPoller>> BadblocksPoller::Start(const std::strin
     file = UniqueFd(open(poll_file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!file.valid()) return Status::FromErrno(poll_file + ": open");
   }
-  UDAX_ASSIGN_OR_RETURN(StopSignal stop, StopSignal::Create());
+  UDAX_ASSIGN_OR_RETURN(SourceThread thread, SourceThread::Create());
   UDAX_ASSIGN_OR_RETURN(StopSignal rescan, StopSignal::Create());
   const bool emit = options.emit_initial;
   std::unique_ptr<BadblocksPoller> p(new BadblocksPoller(poll_file, std::move(file),
                                                          std::move(reader), queue,
-                                                         std::move(options), std::move(stop),
+                                                         std::move(options), std::move(thread),
                                                          std::move(rescan)));
   // Read (arm) before the first poll: sysfs reports a change relative to the last read.
   p->Rearm();
   UDAX_RETURN_IF_ERROR(p->Reload(emit));
-  p->thread_ = std::thread([raw = p.get()] { raw->Run(); });
+  p->thread_.Start([raw = p.get()] { raw->Run(); });
   return p;
 }
 
@@ -47,11 +47,6 @@ Result<std::unique_ptr<BadblocksPoller>> BadblocksPoller::StartFor(const KernelB
                                                                    Options options) {
   return Start(where.badblocks_file, [where] { return ReadKernelBadblocks(where); }, queue,
                std::move(options));
-}
-
-void BadblocksPoller::Stop() {
-  stop_.Notify();
-  if (thread_.joinable()) thread_.join();
 }
 
 void BadblocksPoller::Rearm() {
@@ -75,20 +70,16 @@ Status BadblocksPoller::Reload(bool emit) {
 void BadblocksPoller::Run() {
   bool watch_file = file_.valid();
   for (;;) {
-    struct pollfd fds[3] = {{stop_.fd(), POLLIN, 0},
-                            {rescan_.fd(), POLLIN, 0},
+    struct pollfd fds[2] = {{rescan_.fd(), POLLIN, 0},
                             {watch_file ? file_.get() : -1, POLLPRI | POLLERR, 0}};
-    if (poll(fds, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[0].revents != 0) return;
+    Result<Wake> wake = thread_.Wait(fds);
+    if (!wake.ok() || *wake == Wake::kStopped) return;
     bool reread = false;
-    if (fds[1].revents != 0) {
+    if (fds[0].revents != 0) {
       rescan_.Drain();
       reread = true;
     }
-    const short fr = fds[2].revents;
+    const short fr = fds[1].revents;
     if ((fr & (POLLPRI | POLLERR)) != 0) {
       notifications_.fetch_add(1);
       Rearm();

@@ -17,11 +17,11 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "fs/format/badblock_list.h"
 #include "notify/badblock_set.h"
 #include "notify/event_queue.h"
+#include "fs/base/source_thread.h"
 #include "fs/base/stop_signal.h"
 #include "notify/sysfs_badblocks.h"
 
@@ -52,7 +52,7 @@ class BadblocksPoller {
   BadblocksPoller& operator=(const BadblocksPoller&) = delete;
 
   void Rescan() { rescan_.Notify(); }
-  void Stop();
+  void Stop() { thread_.Stop(); }
 
   BadblockList current() const { return set_.current(); }
   Status last_error() const { return set_.last_error(); }
@@ -63,7 +63,7 @@ class BadblocksPoller {
 
  private:
   BadblocksPoller(std::string poll_file, UniqueFd file, Reader reader, EventQueue* queue,
-                  Options options, StopSignal stop, StopSignal rescan);
+                  Options options, SourceThread thread, StopSignal rescan);
   Status Reload(bool emit);
   // Reads the polled file to its end from the start, which re-arms sysfs_notify.
   void Rearm();
@@ -73,12 +73,11 @@ class BadblocksPoller {
   UniqueFd file_;
   const Reader reader_;
   const Options options_;
-  StopSignal stop_;
   StopSignal rescan_;
   BadblockSet set_;
   std::atomic<uint64_t> notifications_{0};
   std::atomic<uint64_t> reads_{0};
-  std::thread thread_;
+  SourceThread thread_;  // last: stopped before the members it reads go away
 };
 
 }  // namespace udax

@@ -122,14 +122,14 @@ Result<std::unique_ptr<SigbusAoReceiver>> SigbusAoReceiver::Start(const void* ba
   if (!g_active.compare_exchange_strong(expected, true)) {
     return Status::Busy("a BUS_MCEERR_AO receiver is already running in this process");
   }
-  Result<StopSignal> stop = StopSignal::Create();
-  if (!stop.ok()) {
+  Result<SourceThread> thread = SourceThread::Create();
+  if (!thread.ok()) {
     g_active.store(false);
-    return stop.status();
+    return thread.status();
   }
   std::unique_ptr<SigbusAoReceiver> r(
-      new SigbusAoReceiver(base, size, queue, std::move(stop).value()));
-  r->thread_ = std::thread([raw = r.get()] { raw->Run(); });
+      new SigbusAoReceiver(base, size, queue, std::move(thread).value()));
+  r->thread_.Start([raw = r.get()] { raw->Run(); });
   SetAsyncSigbusSink(AoSink);
   return r;
 }
@@ -138,8 +138,7 @@ void SigbusAoReceiver::Stop() {
   if (stopped_) return;
   stopped_ = true;
   SetAsyncSigbusSink(nullptr);
-  stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  thread_.Stop();
   Drain();  // what arrived before the sink was cleared
   g_active.store(false);
 }
@@ -176,13 +175,11 @@ void SigbusAoReceiver::Drain() {
 
 void SigbusAoReceiver::Run() {
   for (;;) {
-    struct pollfd fds[2] = {{stop_.fd(), POLLIN, 0}, {g_wake_fd, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;  // our own AO signal interrupted the wait
-      return;
-    }
-    if (fds[0].revents != 0) return;
-    if (fds[1].revents != 0) Drain();
+    // Our own AO signals interrupt the wait (EINTR): Wait retries those.
+    struct pollfd fds[1] = {{g_wake_fd, POLLIN, 0}};
+    Result<Wake> wake = thread_.Wait(fds);
+    if (!wake.ok() || *wake == Wake::kStopped) return;
+    if (fds[0].revents != 0) Drain();
   }
 }
 

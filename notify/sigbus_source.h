@@ -23,10 +23,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <thread>
 
 #include "notify/event_queue.h"
-#include "fs/base/stop_signal.h"
+#include "fs/base/source_thread.h"
 
 namespace udax {
 
@@ -65,20 +64,19 @@ class SigbusAoReceiver {
   uint64_t foreign() const { return foreign_.load(); }
 
  private:
-  SigbusAoReceiver(const void* base, uint64_t size, EventQueue* queue, StopSignal stop)
-      : base_(base), size_(size), queue_(queue), stop_(std::move(stop)) {}
+  SigbusAoReceiver(const void* base, uint64_t size, EventQueue* queue, SourceThread thread)
+      : base_(base), size_(size), queue_(queue), thread_(std::move(thread)) {}
   void Run();
   void Drain();
 
   const void* const base_;
   const uint64_t size_;
   EventQueue* const queue_;
-  StopSignal stop_;
   bool stopped_ = false;
   std::atomic<uint64_t> received_{0};
   std::atomic<uint64_t> lost_{0};
   std::atomic<uint64_t> foreign_{0};
-  std::thread thread_;
+  SourceThread thread_;  // last: stopped before the members it reads go away
 };
 
 }  // namespace udax

@@ -20,12 +20,12 @@ constexpr size_t kDatagramMax = 8192;
 }  // namespace
 
 UeventListener::UeventListener(UniqueFd sock, std::vector<std::string> devpaths,
-                               EventQueue* queue, Options options, StopSignal stop)
+                               EventQueue* queue, Options options, SourceThread thread)
     : sock_(std::move(sock)),
       devpaths_(std::move(devpaths)),
       queue_(queue),
       options_(std::move(options)),
-      stop_(std::move(stop)) {}
+      thread_(std::move(thread)) {}
 
 Result<std::unique_ptr<UeventListener>> UeventListener::Start(std::vector<std::string> devpaths,
                                                               EventQueue* queue,
@@ -55,17 +55,12 @@ Result<std::unique_ptr<UeventListener>> UeventListener::StartOnSocket(
   if (getsockname(sock.get(), reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) {
     return Status::FromErrno("getsockname");
   }
-  UDAX_ASSIGN_OR_RETURN(StopSignal stop, StopSignal::Create());
+  UDAX_ASSIGN_OR_RETURN(SourceThread thread, SourceThread::Create());
   std::unique_ptr<UeventListener> l(new UeventListener(std::move(sock), std::move(devpaths),
-                                                       queue, std::move(options), std::move(stop)));
+                                                       queue, std::move(options), std::move(thread)));
   l->netlink_ = ss.ss_family == AF_NETLINK;
-  l->thread_ = std::thread([raw = l.get()] { raw->Run(); });
+  l->thread_.Start([raw = l.get()] { raw->Run(); });
   return l;
-}
-
-void UeventListener::Stop() {
-  stop_.Notify();
-  if (thread_.joinable()) thread_.join();
 }
 
 void UeventListener::PushRemoved(const std::string& why) {
@@ -107,13 +102,10 @@ void UeventListener::Handle(const char* buf, size_t n) {
 void UeventListener::Run() {
   std::vector<char> buf(kDatagramMax);
   for (;;) {
-    struct pollfd fds[2] = {{stop_.fd(), POLLIN, 0}, {sock_.get(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[0].revents != 0) return;
-    if (fds[1].revents == 0) continue;
+    struct pollfd fds[1] = {{sock_.get(), POLLIN, 0}};
+    Result<Wake> wake = thread_.Wait(fds);
+    if (!wake.ok() || *wake == Wake::kStopped) return;
+    if (fds[0].revents == 0) continue;
     for (;;) {
       struct sockaddr_nl from {};
       struct iovec iov = {buf.data(), buf.size()};
@@ -143,9 +135,9 @@ void UeventListener::Run() {
       }
       Handle(buf.data(), static_cast<size_t>(n));
     }
-    if ((fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0 && !netlink_) {
+    if ((fds[0].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0 && !netlink_) {
       // The test's peer went away: nothing more will come.
-      if ((fds[1].revents & POLLIN) == 0) return;
+      if ((fds[0].revents & POLLIN) == 0) return;
     }
   }
 }

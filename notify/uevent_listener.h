@@ -18,11 +18,10 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "notify/event_queue.h"
-#include "fs/base/stop_signal.h"
+#include "fs/base/source_thread.h"
 #include "notify/uevent.h"
 
 namespace udax {
@@ -49,7 +48,7 @@ class UeventListener {
   UeventListener(const UeventListener&) = delete;
   UeventListener& operator=(const UeventListener&) = delete;
 
-  void Stop();
+  void Stop() { thread_.Stop(); }
 
   uint64_t received() const { return received_.load(); }  // datagrams read
   uint64_t rejected() const { return rejected_.load(); }  // not from the kernel, or unparsable
@@ -57,7 +56,7 @@ class UeventListener {
 
  private:
   UeventListener(UniqueFd sock, std::vector<std::string> devpaths, EventQueue* queue,
-                 Options options, StopSignal stop);
+                 Options options, SourceThread thread);
   void Run();
   void Handle(const char* buf, size_t n);
   void PushRemoved(const std::string& why);
@@ -67,12 +66,11 @@ class UeventListener {
   const std::vector<std::string> devpaths_;
   EventQueue* const queue_;
   const Options options_;
-  StopSignal stop_;
   bool netlink_ = false;
   std::atomic<uint64_t> received_{0};
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> removals_{0};
-  std::thread thread_;
+  SourceThread thread_;  // last: stopped before the members it reads go away
 };
 
 }  // namespace udax

@@ -2,7 +2,8 @@
 //
 // Every event source of notify/ runs one thread that sleeps in poll(2) on what it watches
 // (a sysfs file, an inotify or netlink socket) plus this descriptor, so that Stop() and
-// Rescan() wake it at once instead of waiting for a timeout.
+// Rescan() wake it at once instead of waiting for a timeout. The wait itself is
+// PollOrStop (poll_loop.h); SourceThread (source_thread.h) pairs a signal with its thread.
 // Thread-safety: Notify and Drain may be called from any thread; Notify is also
 // async-signal-safe (one write(2)).
 #pragma once

@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "fs/base/control_packet.h"
+#include "fs/base/poll_loop.h"
 #include "include/udaxfs/control.h"
 
 #ifndef SO_PEERPIDFD
@@ -146,7 +147,7 @@ int ControlServer::ExpireIdleLocked() {
 
 void ControlServer::Run() {
   while (true) {
-    std::vector<pollfd> fds = {{stop_.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};
+    std::vector<pollfd> fds = {{listener_.get(), POLLIN, 0}};
     const int unpinned = info_.leases ? info_.leases->unpinned_fd() : -1;
     fds.push_back({unpinned, POLLIN, 0});  // a negative fd is skipped by poll
     int timeout;
@@ -162,20 +163,17 @@ void ControlServer::Run() {
     const auto lease_socks = info_.leases ? info_.leases->Sockets()
                                           : std::vector<std::pair<uint64_t, int>>{};
     for (const auto& [id, fd] : lease_socks) fds.push_back({fd, 0, 0});
-    if (poll(fds.data(), fds.size(), timeout) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[0].revents) return;
-    if (fds[2].revents) ReleaseUnpinned();
+    Result<Wake> wake = PollOrStop(stop_, fds, timeout);
+    if (!wake.ok() || *wake == Wake::kStopped) return;
+    if (fds[1].revents) ReleaseUnpinned();
     std::vector<uint64_t> hung_up;
     for (size_t i = 0; i < lease_socks.size(); ++i) {
-      if (fds[3 + nclients + i].revents & (POLLHUP | POLLERR)) hung_up.push_back(lease_socks[i].first);
+      if (fds[2 + nclients + i].revents & (POLLHUP | POLLERR)) hung_up.push_back(lease_socks[i].first);
     }
     if (!hung_up.empty()) info_.leases->ReapHungUp(hung_up);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (size_t i = 3; i < 3 + nclients; ++i) {
+      for (size_t i = 2; i < 2 + nclients; ++i) {
         if (fds[i].revents == 0) continue;
         for (auto it = clients_.begin(); it != clients_.end(); ++it) {
           if ((*it)->fd.get() != fds[i].fd) continue;
@@ -185,7 +183,7 @@ void ControlServer::Run() {
       }
     }
     // New connections last: the slots of clients that hung up in this round are free.
-    if (fds[1].revents & POLLIN) Accept();
+    if (fds[0].revents & POLLIN) Accept();
   }
 }
 

@@ -3,12 +3,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -93,18 +90,10 @@ Status MountWatch::Start(Filesystem* fs, std::string mountpoint) {
   mountpoint_ = std::move(mountpoint);
   mountinfo_ = UniqueFd(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
   if (!mountinfo_.valid()) return Status::FromErrno("open /proc/self/mountinfo");
-  stop_ = UniqueFd(eventfd(0, EFD_CLOEXEC));
-  if (!stop_.valid()) return Status::FromErrno("eventfd");
+  UDAX_ASSIGN_OR_RETURN(thread_, SourceThread::Create());
   Refresh();
-  thread_ = std::thread([this] { Run(); });
+  thread_.Start([this] { Run(); });
   return Status::Ok();
-}
-
-void MountWatch::Stop() {
-  if (!thread_.joinable()) return;
-  const uint64_t one = 1;
-  if (write(stop_.get(), &one, sizeof(one)) < 0) perror("udaxfs: mount watch: eventfd");
-  thread_.join();
 }
 
 void MountWatch::Refresh() {
@@ -116,10 +105,9 @@ void MountWatch::Refresh() {
 
 void MountWatch::Run() {
   while (true) {
-    pollfd fds[2] = {{mountinfo_.get(), POLLPRI, 0}, {stop_.get(), POLLIN, 0}};
-    const int n = poll(fds, 2, -1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || (fds[1].revents & POLLIN)) return;
+    pollfd fds[1] = {{mountinfo_.get(), POLLPRI, 0}};
+    Result<Wake> wake = thread_.Wait(fds);
+    if (!wake.ok() || *wake == Wake::kStopped) return;
     if (fds[0].revents & (POLLPRI | POLLERR)) Refresh();
   }
 }

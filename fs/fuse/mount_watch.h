@@ -8,9 +8,9 @@
 
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "fs/core/filesystem.h"
+#include "fs/base/source_thread.h"
 #include "fs/base/unique_fd.h"
 
 namespace udax {
@@ -31,7 +31,7 @@ class MountWatch {
   // Applies the current policy to `fs` and keeps it current until Stop. `mountpoint` must
   // be canonical (realpath). Errors are reported and leave the default (relatime).
   Status Start(Filesystem* fs, std::string mountpoint);
-  void Stop();
+  void Stop() { thread_.Stop(); }
 
  private:
   void Run();
@@ -40,8 +40,7 @@ class MountWatch {
   Filesystem* fs_ = nullptr;
   std::string mountpoint_;
   UniqueFd mountinfo_;
-  UniqueFd stop_;  // eventfd: wakes the thread to exit
-  std::thread thread_;
+  SourceThread thread_;
 };
 
 }  // namespace udax
