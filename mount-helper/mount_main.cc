@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "fs/base/file_reader.h"
+#include "fs/base/safe_file.h"
 #include "include/udaxfs/ioctl.h"
 #include "mount-helper/mount_options.h"
 #include "mount-helper/mount_table.h"
@@ -181,15 +183,10 @@ int RunDaemon(const std::string& daemon, const std::vector<std::string>& args, s
   }
   close(pipefd[1]);
   // EOF comes when the daemon has daemonized (its child points stderr at /dev/null) or died.
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pipefd[0], buf, sizeof(buf))) != 0) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    err->append(buf, static_cast<size_t>(n));
-  }
+  // A pipe fails a read only with EINTR, which ReadCapped retries.
+  const udax::Result<std::string> out =
+      udax::ReadCapped(pipefd[0], "the daemon's stderr", udax::kNoSizeLimit);
+  if (out.ok()) err->append(out.value());
   close(pipefd[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

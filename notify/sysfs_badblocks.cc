@@ -14,6 +14,7 @@
 #include <memory>
 #include <string_view>
 
+#include "fs/base/file_reader.h"
 #include "fs/region/pmem2_util.h"
 #include "fs/base/unique_fd.h"
 
@@ -22,26 +23,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Result<std::string> ReadSysfsText(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(path);
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(path + ": read");
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return text;
-}
-
 // A sysfs number: "0x..." (resource) or decimal (size, start), one line.
 Result<uint64_t> ReadSysfsNumber(const std::string& path) {
-  UDAX_ASSIGN_OR_RETURN(std::string text, ReadSysfsText(path));
+  UDAX_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   int base = 10;
   const char* first = text.data();
@@ -248,7 +232,7 @@ Result<BadblockList> ReadFileBadblocks(const KernelBadblocks& where) {
 
 Result<BadblockList> ReadKernelBadblocks(const KernelBadblocks& where) {
   if (where.kind == KernelBadblocksKind::kFsdaxFile) return ReadFileBadblocks(where);
-  UDAX_ASSIGN_OR_RETURN(std::string text, ReadSysfsText(where.badblocks_file));
+  UDAX_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(where.badblocks_file));
   UDAX_ASSIGN_OR_RETURN(BadblockList raw, BadblockList::Parse(text, where.badblocks_file));
   return TranslateKernelBadblocks(raw, where);
 }

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "fs/base/file_reader.h"
+
 namespace udax {
 namespace {
 
@@ -37,20 +39,6 @@ std::vector<std::string_view> Fields(std::string_view line) {
     pos = end + 1;
   }
   return out;
-}
-
-Result<std::string> ReadWhole(int fd) {
-  std::string text;
-  char buf[8192];
-  if (lseek(fd, 0, SEEK_SET) < 0) return Status::FromErrno("mountinfo: lseek");
-  while (true) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno("mountinfo: read");
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return text;
 }
 
 }  // namespace
@@ -97,7 +85,7 @@ Status MountWatch::Start(Filesystem* fs, std::string mountpoint) {
 }
 
 void MountWatch::Refresh() {
-  auto text = ReadWhole(mountinfo_.get());
+  auto text = ReadWholeFd(mountinfo_.get(), "/proc/self/mountinfo");
   if (!text.ok()) return;
   const std::string options = MountOptionsOf(*text, mountpoint_);
   if (!options.empty()) fs_->SetAtimePolicy(AtimePolicyFromOptions(options));
