@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "fs/base/hex.h"
 #include "fs/base/unique_fd.h"
 #include "fs/base/safe_file.h"
 #include "fs/format/state_dir.h"
@@ -26,12 +27,6 @@ std::string Iso8601(std::chrono::system_clock::time_point t) {
   char buf[64];
   const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
   std::snprintf(buf + n, sizeof(buf) - n, ".%06" PRId64 "Z", static_cast<int64_t>(us % 1000000));
-  return buf;
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%#" PRIx64, v);
   return buf;
 }
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "fs/base/hex.h"
 #include "fs/format/badblock_list.h"
 
 namespace udax {
@@ -95,12 +96,6 @@ Result<Pmem2MapPtr> MapFinest(const pmem2_source* source, bool read_only, const 
   }
   // Unreachable: PAGE is the coarsest granularity and satisfies every mapping.
   return Status::Error(EOPNOTSUPP, path + ": libpmem2 offers no store granularity");
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%#" PRIx64, v);
-  return buf;
 }
 
 }  // namespace

@@ -1,22 +1,15 @@
 // region_poison.cc -- emulated poison: an image's badblocks list (state directory), honoured by reads.
 #include <cerrno>
 #include <chrono>
-#include <cinttypes>
-#include <cstdio>
 #include <csignal>
 
+#include "fs/base/hex.h"
 #include "fs/region/region.h"
 #include "fs/format/badblock_list.h"
 #include "fs/format/state_dir.h"
 
 namespace udax {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%#" PRIx64, v);
-  return buf;
-}
 
 // The list's sectors as byte ranges, clipped to a region of `size` bytes: a list written
 // for a larger image (reformatted smaller with mkfs -s) must not poison what is not there.
