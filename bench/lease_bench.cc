@@ -14,19 +14,16 @@
 #include <string>
 #include <vector>
 
+#include "bench/stats.h"
 #include "include/udaxfs/udax.h"
 
 namespace {
 
+using udax::Percentile;
 using Clock = std::chrono::steady_clock;
 
 double Us(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
-}
-
-double Pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
 }
 
 }  // namespace
@@ -72,8 +69,8 @@ int main(int argc, char** argv) {
   unlink(path.c_str());
   printf("lease_bench: %d rounds, 64 KiB maps\n", rounds);
   printf("%-40s %10s %10s\n", "", "median us", "p99 us");
-  printf("%-40s %10.1f %10.1f\n", "grant (udax_map)", Pct(grant, 0.5), Pct(grant, 0.99));
-  printf("%-40s %10.1f %10.1f\n", "truncate of a mapped file (revoke+ack)", Pct(revoke, 0.5), Pct(revoke, 0.99));
-  printf("%-40s %10.1f %10.1f\n", "truncate with no map", Pct(plain, 0.5), Pct(plain, 0.99));
+  printf("%-40s %10.1f %10.1f\n", "grant (udax_map)", Percentile(grant, 0.5), Percentile(grant, 0.99));
+  printf("%-40s %10.1f %10.1f\n", "truncate of a mapped file (revoke+ack)", Percentile(revoke, 0.5), Percentile(revoke, 0.99));
+  printf("%-40s %10.1f %10.1f\n", "truncate with no map", Percentile(plain, 0.5), Percentile(plain, 0.99));
   return 0;
 }

@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/stats.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/badblock_list.h"
 #include "notify/event_log.h"
@@ -55,11 +56,6 @@ using Clock = std::chrono::steady_clock;
 [[noreturn]] void Die(const std::string& what, const Status& st) {
   fprintf(stderr, "media_bench: %s: %s\n", what.c_str(), st.ToString().c_str());
   exit(1);
-}
-
-double Percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
 }
 
 // Files in directories of 1,000 (as bench/run.sh's metarate makes them); the physical

@@ -19,17 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/stats.h"
 #include "fs/core/filesystem.h"
 
 namespace udax {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 struct Image {
   std::string path;
