@@ -1,7 +1,110 @@
 // udaxctl_main.cc -- udaxctl: inspect and control udaxfs filesystems.
+//
+// The commands are one table, as daxctl and ndctl keep theirs (builtin.h's cmd_struct
+// array): each entry is a name, the one line --help shows for it, how its operands and
+// flags are declared, and what runs it. The usage text is generated from the table (by
+// CLI11), and the command parsed is looked up in it; a command line naming none of them
+// gets CLI11's one-line error and exit 1, as every other usage error.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
 
 #include "mount-helper/udaxctl.h"
+
+namespace {
+
+// What the command line says, for whichever command it names (only one is parsed).
+struct Args {
+  bool json = false;         // --json, before the command or after it
+  std::string file;          // bmap
+  std::string target;        // rmap, scrub, list, events
+  std::string range;         // rmap
+  std::string mount;         // shutdown, leases
+  bool media_errors = false;  // list
+  bool follow = false;        // events
+  udax::InjectErrorArgs inject;
+};
+
+struct Command {
+  const char* name;
+  const char* help;                             // its line in `udaxctl --help`
+  void (*declare)(CLI::App* cmd, Args* args);  // its operands and flags
+  int (*run)(Args& args);                      // its exit status
+};
+
+constexpr const char* kAnyTarget = "a udaxfs mount point, or an unmounted device or image";
+
+constexpr Command kCommands[] = {
+    {"bmap", "print a file's extents (file offset, physical offset)",
+     [](CLI::App* c, Args* a) {
+       c->add_option("file", a->file, "a file on a udaxfs mount")->required();
+       c->add_flag("--json", a->json, "print JSON");
+     },
+     [](Args& a) { return udax::CmdBmap(a.file, a.json); }},
+    {"rmap", "print the owners of a physical range of the region",
+     [](CLI::App* c, Args* a) {
+       c->add_option("target", a->target, kAnyTarget)->required();
+       c->add_option("range", a->range, "PHYS[+LEN] in bytes (0x... or sizes like 4k)")->required();
+       c->add_flag("--json", a->json, "print JSON");
+     },
+     [](Args& a) { return udax::CmdRmap(a.target, a.range, a.json); }},
+    {"scrub", "verify the checksum of every metadata record",
+     [](CLI::App* c, Args* a) {
+       c->add_option("target", a->target, kAnyTarget)->required();
+       c->add_flag("--json", a->json, "print JSON");
+     },
+     [](Args& a) { return udax::CmdScrub(a.target, a.json); }},
+    {"shutdown", "stop a mounted udaxfs: later operations fail with EIO, nothing is written",
+     [](CLI::App* c, Args* a) {
+       c->add_option("mount", a->mount, "a udaxfs mount point")->required();
+     },
+     [](Args& a) { return udax::CmdShutdown(a.mount); }},
+    {"inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image",
+     [](CLI::App* c, Args* a) {
+       udax::InjectErrorArgs& i = a->inject;
+       c->add_option("target", i.target, "an image, or the udaxfs mount point serving it")
+           ->required();
+       c->add_option("-B,--block", i.block, "first block (512 bytes) from the region start");
+       c->add_option("-n,--count", i.count, "number of blocks (default 1)");
+       c->add_flag("-d,--uninject", i.uninject, "remove the blocks from the bad list");
+       c->add_flag("-t,--status", i.status, "print the injected bad blocks");
+       c->add_flag("--json", i.json, "print JSON");
+     },
+     [](Args& a) {
+       a.inject.json = a.inject.json || a.json;
+       return udax::CmdInjectError(a.inject);
+     }},
+    {"list", "print the media errors of a target and their owners",
+     [](CLI::App* c, Args* a) {
+       c->add_option("target", a->target, "an image, a devdax device, or a udaxfs mount point")
+           ->required();
+       c->add_flag("-M,--media-errors", a->media_errors, "list the bad blocks (required for now)");
+       c->add_flag("--json", a->json, "print JSON");
+     },
+     [](Args& a) {
+       if (!a.media_errors) {
+         fprintf(stderr, "udaxctl: list: only --media-errors is implemented (--help for usage)\n");
+         return 1;
+       }
+       return udax::CmdListMediaErrors(a.target, a.json);
+     }},
+    {"events", "print the media events of a target and what was done about each",
+     [](CLI::App* c, Args* a) {
+       c->add_option("target", a->target, "an image, a device, or a udaxfs mount point")
+           ->required();
+       c->add_flag("-f,--follow", a->follow, "keep printing new events as they come");
+       c->add_flag("--json", a->json, "print JSON (an array; one object a line with --follow)");
+     },
+     [](Args& a) { return udax::CmdEvents(a.target, a.follow, a.json); }},
+    {"leases", "list the direct maps clients hold (pid, file, range)",
+     [](CLI::App* c, Args* a) {
+       c->add_option("mount", a->mount, "a udaxfs mount point")->required();
+       c->add_flag("--json", a->json, "print JSON");
+     },
+     [](Args& a) { return udax::CmdLeases(a.mount, a.json); }},
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Inspect and control udaxfs filesystems."};
@@ -10,64 +113,9 @@ int main(int argc, char** argv) {
     return std::string("udaxctl: ") + e.what() + " (--help for usage)\n";
   });
   app.require_subcommand(1);
-  bool json = false;
-  app.add_flag("--json", json, "print JSON");
-
-  std::string file;
-  auto* bmap = app.add_subcommand("bmap", "print a file's extents (file offset, physical offset)");
-  bmap->add_option("file", file, "a file on a udaxfs mount")->required();
-  bmap->add_flag("--json", json, "print JSON");
-
-  std::string where, range;
-  auto* rmap = app.add_subcommand("rmap", "print the owners of a physical range of the region");
-  rmap->add_option("target", where, "a udaxfs mount point, or an unmounted device or image")
-      ->required();
-  rmap->add_option("range", range, "PHYS[+LEN] in bytes (0x... or sizes like 4k)")->required();
-  rmap->add_flag("--json", json, "print JSON");
-
-  std::string scrub_target;
-  auto* scrub = app.add_subcommand("scrub", "verify the checksum of every metadata record");
-  scrub->add_option("target", scrub_target, "a udaxfs mount point, or an unmounted device or image")
-      ->required();
-  scrub->add_flag("--json", json, "print JSON");
-
-  std::string shutdown_mount;
-  auto* shutdown = app.add_subcommand(
-      "shutdown", "stop a mounted udaxfs: later operations fail with EIO, nothing is written");
-  shutdown->add_option("mount", shutdown_mount, "a udaxfs mount point")->required();
-
-  udax::InjectErrorArgs inject;
-  auto* inj = app.add_subcommand(
-      "inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image");
-  inj->add_option("target", inject.target, "an image, or the udaxfs mount point serving it")
-      ->required();
-  inj->add_option("-B,--block", inject.block, "first block (512 bytes) from the region start");
-  inj->add_option("-n,--count", inject.count, "number of blocks (default 1)");
-  inj->add_flag("-d,--uninject", inject.uninject, "remove the blocks from the bad list");
-  inj->add_flag("-t,--status", inject.status, "print the injected bad blocks");
-  inj->add_flag("--json", inject.json, "print JSON");
-
-  std::string list_target;
-  bool media_errors = false;
-  auto* list = app.add_subcommand("list", "print the media errors of a target and their owners");
-  list->add_option("target", list_target, "an image, a devdax device, or a udaxfs mount point")
-      ->required();
-  list->add_flag("-M,--media-errors", media_errors, "list the bad blocks (required for now)");
-  list->add_flag("--json", json, "print JSON");
-
-  std::string events_target;
-  bool follow = false;
-  auto* events = app.add_subcommand(
-      "events", "print the media events of a target and what was done about each");
-  events->add_option("target", events_target, "an image, a device, or a udaxfs mount point")
-      ->required();
-  events->add_flag("-f,--follow", follow, "keep printing new events as they come");
-  events->add_flag("--json", json, "print JSON (an array; one object a line with --follow)");
-
-  std::string leases_mount;
-  auto* leases = app.add_subcommand("leases", "list the direct maps clients hold (pid, file, range)");
-  leases->add_option("mount", leases_mount, "a udaxfs mount point")->required();
-  leases->add_flag("--json", json, "print JSON");
+  Args args;
+  app.add_flag("--json", args.json, "print JSON");
+  for (const Command& c : kCommands) c.declare(app.add_subcommand(c.name, c.help), &args);
 
   try {
     app.parse(argc, argv);
@@ -75,23 +123,10 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 1;
   }
-  if (*bmap) return udax::CmdBmap(file, json);
-  if (*rmap) return udax::CmdRmap(where, range, json);
-  if (*scrub) return udax::CmdScrub(scrub_target, json);
-  if (*leases) return udax::CmdLeases(leases_mount, json);
-  if (*events) return udax::CmdEvents(events_target, follow, json);
-  if (*shutdown) return udax::CmdShutdown(shutdown_mount);
-
-  if (*inj) {
-    inject.json = inject.json || json;
-    return udax::CmdInjectError(inject);
-  }
-  if (*list) {
-    if (!media_errors) {
-      fprintf(stderr, "udaxctl: list: only --media-errors is implemented (--help for usage)\n");
-      return 1;
-    }
-    return udax::CmdListMediaErrors(list_target, json);
+  // require_subcommand(1): a parse that got here named exactly one command of the table.
+  const std::string chosen = app.get_subcommands().front()->get_name();
+  for (const Command& c : kCommands) {
+    if (chosen == c.name) return c.run(args);
   }
   return 1;
 }
