@@ -17,6 +17,7 @@
 #include "include/udaxfs/ioctl.h"
 #include "mount-helper/size_parse.h"
 #include "mount-helper/udaxctl.h"
+#include "notify/owner_json.h"
 
 namespace udax {
 namespace {
@@ -169,15 +170,8 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
   if (json) {
     nlohmann::json j = nlohmann::json::array();
     for (const OwnerRange& r : *owners) {
-      nlohmann::json o{{"phys", r.phys}, {"length", r.len}, {"kind", OwnerKindName(r.owner.kind)}};
-      if (r.owner.ino) {
-        o["ino"] = r.owner.ino;
-        o["generation"] = r.owner.generation;
-        o["offset"] = r.offset;
-        const std::string& path = path_of(r.owner);
-        if (!path.empty()) o["path"] = path;
-      }
-      j.push_back(o);
+      const std::string path = r.owner.ino ? path_of(r.owner) : std::string();
+      j.push_back(OwnerRangeToJson(r, path, WithGeneration::kYes));
     }
     printf("%s\n", j.dump(2).c_str());
     return 0;

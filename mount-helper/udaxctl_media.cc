@@ -25,6 +25,7 @@
 #include "mount-helper/udaxctl.h"
 #include "fs/format/badblock_list.h"
 #include "fs/format/state_dir.h"
+#include "notify/owner_json.h"
 #include "notify/sysfs_badblocks.h"
 
 namespace udax {
@@ -372,22 +373,16 @@ int CmdListMediaErrors(const std::string& given, bool json) {
     }
     nlohmann::json jo = nlohmann::json::array();
     for (const OwnerRange& r : *o) {
-      nlohmann::json x{{"phys", r.phys}, {"length", r.len}, {"kind", OwnerKindName(r.owner.kind)}};
-      if (!json) printf("    %s", OwnerKindName(r.owner.kind));
+      const std::string path = r.owner.ino ? owners.PathOf(r.owner.ino) : std::string();
+      jo.push_back(OwnerRangeToJson(r, path, WithGeneration::kYes));
+      if (json) continue;
+      printf("    %s", OwnerKindName(r.owner.kind));
       if (r.owner.ino) {
-        const std::string& path = owners.PathOf(r.owner.ino);
-        x["ino"] = r.owner.ino;
-        x["generation"] = r.owner.generation;
-        x["offset"] = r.offset;
-        if (!path.empty()) x["path"] = path;
-        if (!json) {
-          printf(" ino %" PRIu64 " offset %" PRIu64 " length %" PRIu64, r.owner.ino, r.offset,
-                 r.len);
-          if (!path.empty()) printf(" path %s", path.c_str());
-        }
+        printf(" ino %" PRIu64 " offset %" PRIu64 " length %" PRIu64, r.owner.ino, r.offset,
+               r.len);
+        if (!path.empty()) printf(" path %s", path.c_str());
       }
-      if (!json) printf("\n");
-      jo.push_back(x);
+      printf("\n");
     }
     jb["owners"] = jo;
     jbbs.push_back(jb);

@@ -14,6 +14,7 @@
 #include "fs/base/unique_fd.h"
 #include "fs/base/safe_file.h"
 #include "fs/format/state_dir.h"
+#include "notify/owner_json.h"
 #include "rmap/rmap.h"
 
 namespace udax {
@@ -42,15 +43,7 @@ nlohmann::json EventRecordToJson(const EventRecord& r) {
   if (!r.detail.empty()) j["detail"] = r.detail;
   nlohmann::json owners = nlohmann::json::array();
   for (const MediaOwner& m : r.owners) {
-    nlohmann::json o;
-    o["kind"] = OwnerKindName(m.range.owner.kind);
-    o["phys"] = m.range.phys;
-    o["length"] = m.range.len;
-    if (m.range.owner.ino != 0) {
-      o["ino"] = m.range.owner.ino;
-      o["offset"] = m.range.offset;
-    }
-    if (!m.path.empty()) o["path"] = m.path;
+    nlohmann::json o = OwnerRangeToJson(m.range, m.path, WithGeneration::kNo);
     o["action"] = MediaActionName(m.action);
     o["detail"] = m.detail;
     owners.push_back(std::move(o));
