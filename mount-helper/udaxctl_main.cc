@@ -28,38 +28,39 @@ struct Args {
 struct Command {
   const char* name;
   const char* help;                             // its line in `udaxctl --help`
-  void (*declare)(CLI::App* cmd, Args* args);  // its operands and flags
+  const char* json_help;                        // its own --json flag, declared last; or null
+  void (*declare)(CLI::App* cmd, Args* args);  // its operands and other flags
   int (*run)(Args& args);                      // its exit status
 };
+
+constexpr const char* kJson = "print JSON";
 
 constexpr const char* kAnyTarget = "a udaxfs mount point, or an unmounted device or image";
 
 constexpr Command kCommands[] = {
-    {"bmap", "print a file's extents (file offset, physical offset)",
+    {"bmap", "print a file's extents (file offset, physical offset)", kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("file", a->file, "a file on a udaxfs mount")->required();
-       c->add_flag("--json", a->json, "print JSON");
      },
      [](Args& a) { return udax::CmdBmap(a.file, a.json); }},
-    {"rmap", "print the owners of a physical range of the region",
+    {"rmap", "print the owners of a physical range of the region", kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("target", a->target, kAnyTarget)->required();
        c->add_option("range", a->range, "PHYS[+LEN] in bytes (0x... or sizes like 4k)")->required();
-       c->add_flag("--json", a->json, "print JSON");
      },
      [](Args& a) { return udax::CmdRmap(a.target, a.range, a.json); }},
-    {"scrub", "verify the checksum of every metadata record",
+    {"scrub", "verify the checksum of every metadata record", kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("target", a->target, kAnyTarget)->required();
-       c->add_flag("--json", a->json, "print JSON");
      },
      [](Args& a) { return udax::CmdScrub(a.target, a.json); }},
     {"shutdown", "stop a mounted udaxfs: later operations fail with EIO, nothing is written",
+     nullptr,
      [](CLI::App* c, Args* a) {
        c->add_option("mount", a->mount, "a udaxfs mount point")->required();
      },
      [](Args& a) { return udax::CmdShutdown(a.mount); }},
-    {"inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image",
+    {"inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image", kJson,
      [](CLI::App* c, Args* a) {
        udax::InjectErrorArgs& i = a->inject;
        c->add_option("target", i.target, "an image, or the udaxfs mount point serving it")
@@ -68,18 +69,16 @@ constexpr Command kCommands[] = {
        c->add_option("-n,--count", i.count, "number of blocks (default 1)");
        c->add_flag("-d,--uninject", i.uninject, "remove the blocks from the bad list");
        c->add_flag("-t,--status", i.status, "print the injected bad blocks");
-       c->add_flag("--json", i.json, "print JSON");
      },
      [](Args& a) {
-       a.inject.json = a.inject.json || a.json;
+       a.inject.json = a.json;  // its --json, or the one before the command
        return udax::CmdInjectError(a.inject);
      }},
-    {"list", "print the media errors of a target and their owners",
+    {"list", "print the media errors of a target and their owners", kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("target", a->target, "an image, a devdax device, or a udaxfs mount point")
            ->required();
        c->add_flag("-M,--media-errors", a->media_errors, "list the bad blocks (required for now)");
-       c->add_flag("--json", a->json, "print JSON");
      },
      [](Args& a) {
        if (!a.media_errors) {
@@ -89,17 +88,16 @@ constexpr Command kCommands[] = {
        return udax::CmdListMediaErrors(a.target, a.json);
      }},
     {"events", "print the media events of a target and what was done about each",
+     "print JSON (an array; one object a line with --follow)",
      [](CLI::App* c, Args* a) {
        c->add_option("target", a->target, "an image, a device, or a udaxfs mount point")
            ->required();
        c->add_flag("-f,--follow", a->follow, "keep printing new events as they come");
-       c->add_flag("--json", a->json, "print JSON (an array; one object a line with --follow)");
      },
      [](Args& a) { return udax::CmdEvents(a.target, a.follow, a.json); }},
-    {"leases", "list the direct maps clients hold (pid, file, range)",
+    {"leases", "list the direct maps clients hold (pid, file, range)", kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("mount", a->mount, "a udaxfs mount point")->required();
-       c->add_flag("--json", a->json, "print JSON");
      },
      [](Args& a) { return udax::CmdLeases(a.mount, a.json); }},
 };
@@ -114,8 +112,12 @@ int main(int argc, char** argv) {
   });
   app.require_subcommand(1);
   Args args;
-  app.add_flag("--json", args.json, "print JSON");
-  for (const Command& c : kCommands) c.declare(app.add_subcommand(c.name, c.help), &args);
+  app.add_flag("--json", args.json, kJson);
+  for (const Command& c : kCommands) {
+    CLI::App* cmd = app.add_subcommand(c.name, c.help);
+    c.declare(cmd, &args);
+    if (c.json_help != nullptr) cmd->add_flag("--json", args.json, c.json_help);
+  }
 
   try {
     app.parse(argc, argv);
