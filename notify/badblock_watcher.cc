@@ -5,20 +5,10 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "fs/base/safe_file.h"
+
 namespace udax {
 namespace {
-
-std::string DirOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-std::string BaseOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 // Everything that can make the list file's content different: a rename onto it (how
 // udaxctl writes), an in-place edit, a removal (the list became empty).
@@ -32,7 +22,7 @@ BadblockListWatcher::BadblockListWatcher(std::string list_path, OnChange on_chan
                                          UniqueFd inotify, SourceThread thread,
                                          StopSignal rescan)
     : path_(std::move(list_path)),
-      name_(BaseOf(path_)),
+      name_(BaseName(path_)),
       on_change_(std::move(on_change)),
       inotify_(std::move(inotify)),
       rescan_(std::move(rescan)),
@@ -44,7 +34,7 @@ Result<std::unique_ptr<BadblockListWatcher>> BadblockListWatcher::Start(
   UniqueFd in(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!in.valid()) return Status::FromErrno("inotify_init1");
   // Watch before the first read, so that no change between the two is missed.
-  const std::string dir = DirOf(list_path);
+  const std::string dir = DirName(list_path);
   if (inotify_add_watch(in.get(), dir.c_str(), kWatchMask) < 0) {
     return Status::FromErrno(dir + ": inotify_add_watch");
   }
