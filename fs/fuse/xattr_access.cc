@@ -2,13 +2,14 @@
 // (see xattr_access.h).
 #include "fs/fuse/xattr_access.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <string>
+
+#include "fs/base/file_reader.h"
 
 namespace udax {
 namespace {
@@ -27,26 +28,6 @@ std::optional<std::string_view> Field(std::string_view status, std::string_view 
     }
     pos = end + 1;
   }
-  return std::nullopt;
-}
-
-std::optional<std::string> ReadSmallFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      close(fd);
-      if (n < 0) return std::nullopt;
-      return text;
-    }
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > (1u << 16)) break;  // a status file is a few KiB
-  }
-  close(fd);
   return std::nullopt;
 }
 
@@ -125,11 +106,11 @@ bool CallerMayUseTrustedXattrs(pid_t pid, uid_t fsuid) {
   if (pid <= 0) return false;  // not visible from our pid namespace
   static const std::optional<std::string> own_ns = UserNamespaceOf("/proc/self");
   const std::string dir = "/proc/" + std::to_string(pid);
-  const auto status = ReadSmallFile(dir + "/status");
+  const auto status = ReadWholeFile(dir + "/status", 1u << 16);  // a few KiB
   const auto ns = UserNamespaceOf(dir);
   const bool same_ns = own_ns && ns && *ns == *own_ns;
   return MayUseTrustedXattrs(static_cast<uint32_t>(fsuid),
-                             status ? ParseProcStatus(*status) : std::nullopt, same_ns);
+                             status.ok() ? ParseProcStatus(status.value()) : std::nullopt, same_ns);
 }
 
 }  // namespace udax
