@@ -26,6 +26,7 @@ uint32_t DirOps::BucketOf(uint32_t hash, uint32_t n) const {
 }
 
 Result<uint64_t> DirOps::BlockOffset(Inode* dir, uint64_t logical, bool allocate) {
+  fs_->mu_.AssertHeld();
   const uint64_t au = fs_->sb_.au_size;
   const uint64_t byte = logical * kBlockSize;
   const uint64_t file_au = byte / au;
@@ -41,6 +42,7 @@ Result<uint64_t> DirOps::BlockOffset(Inode* dir, uint64_t logical, bool allocate
 }
 
 Status DirOps::ReadBlock(Inode* dir, uint64_t logical, DirBlock* block) {
+  fs_->mu_.AssertHeld();
   UDAX_ASSIGN_OR_RETURN(uint64_t off, BlockOffset(dir, logical, false));
   uint8_t buf[kBlockSize];
   UDAX_RETURN_IF_ERROR(fs_->txn_.Read(*fs_->region_, off, buf, kBlockSize));
@@ -53,6 +55,7 @@ Status DirOps::ReadBlock(Inode* dir, uint64_t logical, DirBlock* block) {
 }
 
 Status DirOps::WriteBlock(Inode* dir, uint64_t logical, const DirBlock& block) {
+  fs_->mu_.AssertHeld();
   UDAX_ASSIGN_OR_RETURN(uint64_t off, BlockOffset(dir, logical, true));
   uint8_t buf[kBlockSize];
   DirBlockEncode(block, buf);
@@ -156,6 +159,7 @@ Status DirOps::WriteChain(Inode* dir, uint64_t primary, std::vector<ChainBlock> 
 }
 
 Status DirOps::Insert(Inode* dir, std::string_view name, uint64_t ino, uint8_t type) {
+  fs_->mu_.AssertHeld();
   const uint32_t h = Hash(name);
   std::vector<ChainBlock> chain;
   UDAX_RETURN_IF_ERROR(ReadChain(dir, BucketOf(h, dir->d.dir_buckets), &chain));

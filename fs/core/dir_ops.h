@@ -20,7 +20,9 @@ namespace udax {
 
 class DirOps {
  public:
-  explicit DirOps(Filesystem* fs) : fs_(fs) {}
+  // Made under the metadata mutex and used only in that scope; the methods tell the
+  // analysis so (fs_->mu_.AssertHeld()) where they touch what it guards.
+  explicit DirOps(Filesystem* fs) REQUIRES(fs->mu_) : fs_(fs) {}
 
   // Gives a new directory its first (empty) bucket.
   Status Init(Inode* dir);

@@ -5,9 +5,18 @@
 // journal transaction each); file data is written in place with non-temporal stores and is
 // durable when Write returns with the sync option, or after Fsync.
 //
-// Locking order: Inode::rw (data path) before mu_ (metadata). mu_ guards the inode cache,
-// the allocators, the journal and every inode's `d` and extent map changes. Nothing is
-// held across a call back into FUSE.
+// Locking (the rules are annotations that clang's -Wthread-safety checks; fs/base/mutex.h):
+//  - Order: an inode's rw (data path) before mu_ (metadata). mu_ guards the inode cache,
+//    the allocators, the journal and its transaction (GUARDED_BY below), and every change
+//    to an inode's `d` and extent map; the private helpers that touch them REQUIRE it.
+//  - A direct-map revoke (set_revoke_hook) waits on clients: it runs with the file's rw
+//    held and never under mu_, so a slow client stalls that file only.
+//  - Data copies of allocating writes run with the file's rw held and not mu_ (Write).
+//  - One call back into FUSE happens with a lock held: ReadInPlace's `send` (the reply),
+//    under the inode's rw shared so the bytes cannot be freed while the kernel copies
+//    them. `send` must take no lock at all: a NoLocksScope around it aborts on any lock
+//    taken inside (fs_data.cc; checked by FilesystemTest.InPlaceReplyTakesNoLocks).
+//  - Code that owns the Filesystem outright (mount, fsck) says so with AssumeUnshared().
 #pragma once
 
 #include <sys/stat.h>
@@ -17,12 +26,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "fs/base/mutex.h"
 #include "fs/core/bitmap_alloc.h"
 #include "fs/core/inode.h"
 #include "fs/core/journal.h"
@@ -177,7 +186,7 @@ class Filesystem {
   // our mapping (FUSE's reply). Only where that is safe and simple: a region whose pages
   // cannot fail to read or carry real poison (an image on tmpfs or ramfs), nothing known
   // bad in the range, the range inside one extent run. Otherwise returns false having
-  // sent nothing, and the caller uses Read.
+  // sent nothing, and the caller uses Read. `send` must take no lock (see the top).
   Result<bool> ReadInPlace(Inode* inode, uint64_t off, size_t n,
                            const std::function<void(const char*, size_t)>& send);
   Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n);
@@ -307,7 +316,7 @@ class Filesystem {
   uint64_t MaxFileSize() const;
   const DiskSuperblock& superblock() const { return sb_; }
   JournalStats journal_stats() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return journal_->stats();
   }
   Region* region() { return region_.get(); }
@@ -324,32 +333,32 @@ class Filesystem {
   // What a read-write mount does before its first operation (fs_mount.cc): checks the
   // orphan list, restores the primary superblock, bumps the mount count, frees orphans.
   // Clears options_.read_only once every check has passed. REQUIRES mu_ (or no sharing)
-  Status StartWriting(bool restore_primary);
+  Status StartWriting(bool restore_primary) REQUIRES(mu_);
   // The damage a read-write mount refuses in the journal state block and the bitmaps'
   // fixed bits, one message per damaged structure (empty when sound). Asked by
   // MountRegion and again by MakeWritable, for a mount that started read-only.
-  std::vector<std::string> FixedMetadataDamage() const;
+  std::vector<std::string> FixedMetadataDamage() const REQUIRES(mu_);
 
   // --- inodes (fs_inode.cc) ---
-  Result<Inode*> Get(uint64_t ino);  // REQUIRES mu_
-  Result<Inode*> AllocInode(uint32_t mode, const Caller& caller, Inode* parent);
-  void StageInode(Inode* inode);     // REQUIRES mu_
+  Result<Inode*> Get(uint64_t ino) REQUIRES(mu_);
+  Result<Inode*> AllocInode(uint32_t mode, const Caller& caller, Inode* parent) REQUIRES(mu_);
+  void StageInode(Inode* inode) REQUIRES(mu_);
   void FillStat(const Inode& inode, struct stat* st) const;
   EntryOut MakeEntry(Inode* inode);  // +1 nlookup
-  void MaybeEvict(Inode* inode);     // REQUIRES mu_
+  void MaybeEvict(Inode* inode) REQUIRES(mu_);
   // Frees an inode whose last link and reference are gone (or puts it on the orphan
   // list while it is still open). REQUIRES mu_
-  Status DropLink(Inode* inode);
-  Status FreeInode(Inode* inode);
-  Status RemoveOrphan(Inode* inode);
+  Status DropLink(Inode* inode) REQUIRES(mu_);
+  Status FreeInode(Inode* inode) REQUIRES(mu_);
+  Status RemoveOrphan(Inode* inode) REQUIRES(mu_);
 
-  Result<Inode*> PrepareNewName(uint64_t parent, std::string_view name);  // REQUIRES mu_
+  Result<Inode*> PrepareNewName(uint64_t parent, std::string_view name) REQUIRES(mu_);
   // For PathOf (fs_namespace.cc), REQUIRE mu_: the entries of `dino` if it is a live
   // directory (`evict`: drop it from the cache again if only this loaded it); and a name
   // of `inode` (its directory and the name), from its parent hint or, when the hint is
   // stale, by a search of at most `budget` directory entries. NotFound when none is found.
-  Status ListForPath(uint64_t dino, std::vector<DirListEntry>* out, bool evict);
-  Result<std::pair<uint64_t, std::string>> NameOf(Inode* inode, uint64_t budget);
+  Status ListForPath(uint64_t dino, std::vector<DirListEntry>* out, bool evict) REQUIRES(mu_);
+  Result<std::pair<uint64_t, std::string>> NameOf(Inode* inode, uint64_t budget) REQUIRES(mu_);
   // AUs one namespace operation may need at most: an overflow block for the new entry and
   // an extent block to map it, a new directory's first bucket, a symlink's target. Bucket
   // splits are skipped when space is this short (see DirOps::Insert). Inherited ACLs
@@ -357,17 +366,17 @@ class Filesystem {
   static constexpr uint64_t kNamespaceOpAus = 4;
 
   // --- extended attributes (fs_xattr.cc); all REQUIRE mu_ unless noted ---
-  Status LoadXattrs(Inode* inode);
+  Status LoadXattrs(Inode* inode) REQUIRES(mu_);
   // Looks up `ino` and pins it (nopen) so the caller can drop mu_ and take inode->rw
   // before mu_, as every change to an extent map must. Checks that we are writable.
   Result<Inode*> PinForExtentChange(uint64_t ino);  // takes mu_
   // Writes inode->xattrs to media in txn_: grows or shrinks the blob's AUs, stages the
   // blob and the inode. Callers check space first (XattrAusNeeded).
-  Status StageXattrs(Inode* inode);
+  Status StageXattrs(Inode* inode) REQUIRES(mu_);
   uint64_t XattrAus(size_t blob_bytes) const;
   // A symlink whose target is inline (in the extent slots' bytes) gets it moved to an AU,
   // so that it can map an attribute blob.
-  Status MoveInlineTargetOut(Inode* inode);
+  Status MoveInlineTargetOut(Inode* inode) REQUIRES(mu_);
   // Largest blob this filesystem takes: kMaxXattrBytes, or less on a small journal.
   size_t XattrBlobLimit() const;
   // What a new inode under `dir` starts with: the mode after the umask or the parent's
@@ -376,50 +385,50 @@ class Filesystem {
     uint32_t mode = 0;
     XattrMap xattrs;
   };
-  Result<NewInodeAttrs> InheritAttrs(Inode* dir, uint32_t mode, const Caller& caller);
+  Result<NewInodeAttrs> InheritAttrs(Inode* dir, uint32_t mode, const Caller& caller) REQUIRES(mu_);
   // Allocates an inode and gives it `attrs` (AllocInode + the inherited ACLs).
-  Result<Inode*> AllocInodeWith(const NewInodeAttrs& attrs, const Caller& caller, Inode* dir);
+  Result<Inode*> AllocInodeWith(const NewInodeAttrs& attrs, const Caller& caller, Inode* dir) REQUIRES(mu_);
   // chmod of an inode with an access ACL: the ACL follows the new mode.
-  Status ChmodAcl(Inode* inode);
+  Status ChmodAcl(Inode* inode) REQUIRES(mu_);
 
   // --- extents (fs_extent.cc) ---
-  Status LoadExtents(Inode* inode);
+  Status LoadExtents(Inode* inode) REQUIRES(mu_);
   // Maps file AU -> phys AU; *run = AUs mapped contiguously from there, or the hole length
   // (bounded by `limit`) with return 0 when unmapped.
   uint64_t MapAu(const Inode& inode, uint64_t file_au, uint64_t limit, uint64_t* run) const;
-  Status InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au, uint64_t len);
+  Status InsertExtent(Inode* inode, uint64_t file_au, uint64_t phys_au, uint64_t len) REQUIRES(mu_);
   // Unmaps file AUs [from, to); frees their AUs. Commits finished chunks (each one
   // consistent) when the transaction outgrows TxnBudget; the caller commits the rest.
-  Status RemoveExtents(Inode* inode, uint64_t from, uint64_t to);
+  Status RemoveExtents(Inode* inode, uint64_t from, uint64_t to) REQUIRES(mu_);
   // Replaces the extent at `old_key` by `e` at `new_key`, in the same slot (e.slot ignored).
-  Status SetExtent(Inode* inode, uint64_t old_key, uint64_t new_key, Extent e);
+  Status SetExtent(Inode* inode, uint64_t old_key, uint64_t new_key, Extent e) REQUIRES(mu_);
   // A new extent in a new slot (ENOSPC only if an extent block is needed and none is free).
-  Status AddExtentSlot(Inode* inode, uint64_t file_au, uint64_t phys_au, uint32_t len);
+  Status AddExtentSlot(Inode* inode, uint64_t file_au, uint64_t phys_au, uint32_t len) REQUIRES(mu_);
   // Forgets the extent at `file_au` and its slot; its AUs are the caller's business.
-  Status DropExtentSlot(Inode* inode, uint64_t file_au);
+  Status DropExtentSlot(Inode* inode, uint64_t file_au) REQUIRES(mu_);
   // Log bytes a multi-step operation lets one transaction grow to before it commits a
   // step: a quarter of the journal slot, so a step may overshoot without overflowing it.
   uint64_t TxnBudget() const;
-  Status WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, const Extent& e);
-  Status GrowSlots(Inode* inode);
+  Status WriteSlot(Inode* inode, uint32_t slot, uint64_t file_au, const Extent& e) REQUIRES(mu_);
+  Status GrowSlots(Inode* inode) REQUIRES(mu_);
   // Extent blocks `new_extents` more extents would need (to reserve space for them).
   uint64_t ExtentBlocksNeeded(const Inode& inode, uint64_t new_extents) const;
-  Status ShrinkSlots(Inode* inode);
-  Status TruncateBlocks(Inode* inode, uint64_t new_size);
+  Status ShrinkSlots(Inode* inode) REQUIRES(mu_);
+  Status TruncateBlocks(Inode* inode, uint64_t new_size) REQUIRES(mu_);
   // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).
-  Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero);
+  Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero) REQUIRES(mu_);
 
   // Allocates reserved AUs in txn_: the bitmap and the reverse map together.
-  void StageAllocAus(const Run& run, const Owner& owner);
+  void StageAllocAus(const Run& run, const Owner& owner) REQUIRES(mu_);
   // Stages the reverse-map records naming `owner` for `run` in txn_.
-  void StageOwner(const Run& run, const Owner& owner);
+  void StageOwner(const Run& run, const Owner& owner) REQUIRES(mu_);
   Owner DataOwner(const Inode& inode, uint64_t file_au) const;
 
   // Who must own each AU according to the forward maps and the layout. REQUIRES mu_
-  Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report);
+  Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report) REQUIRES(mu_);
 
   // --- media errors (fs_media.cc) ---
-  void ActOnBadOwnerLocked(MediaOwner* m);  // REQUIRES mu_
+  void ActOnBadOwnerLocked(MediaOwner* m) REQUIRES(mu_);
   // Rewrites the whole 512-byte blocks around [phys, phys+len) from `fill` (zeros where
   // it writes nothing) and clears their emulated poison. REQUIRES mu_, no open txn.
   Status RewriteBadMetadata(uint64_t phys, uint64_t len,
@@ -428,7 +437,7 @@ class Filesystem {
   static void CopyOverlap(uint64_t obj_off, const void* obj, uint64_t obj_len, uint64_t off,
                           uint64_t n, uint8_t* dst);
   // Frees AUs in txn_, except bad ones, which become quarantined. REQUIRES mu_
-  void StageFreeAus(const Run& run);
+  void StageFreeAus(const Run& run) REQUIRES(mu_);
   // Before a write of file bytes [off, off+n): moves each mapped AU whose bad bytes the
   // write covers whole to a fresh AU (EIO if the write covers a bad block only in part).
   // REQUIRES inode->rw exclusive; takes mu_.
@@ -444,21 +453,26 @@ class Filesystem {
 
   // --- access times (fs_atime.cc) ---
   void TouchAtime(Inode* inode);
-  void TouchAtimeLocked(Inode* inode);  // REQUIRES mu_
-  bool AtimeDueLocked(const Inode& inode, const timespec& now) const;  // REQUIRES mu_
-
+  void TouchAtimeLocked(Inode* inode) REQUIRES(mu_);
+  bool AtimeDueLocked(const Inode& inode, const timespec& now) const REQUIRES(mu_);
   // --- data (fs_data.cc) ---
   // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).
   Result<size_t> WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n);
+  // SetAttr once the inode is pinned (and, for a size change, its rw held); takes mu_.
+  Result<struct stat> SetAttrPinned(Inode* inode, const SetAttrIn& in) EXCLUDES(mu_);
   // AUs an allocating write reserved for a hole: file AUs [file_au, file_au + phys.len)
   // go to `phys`. Reserved in DRAM only until the write's transaction maps them.
   struct HoleFill {
     uint64_t file_au = 0;
     Run phys;
   };
-  // Reserves AUs for every hole of file AUs [first_au, last_au]. REQUIRES mu_, inode.rw
+  // Reserves AUs for every hole of file AUs [first_au, last_au]. REQUIRES inode.rw too.
   Result<std::vector<HoleFill>> ReserveHoles(const Inode& inode, uint64_t first_au,
-                                             uint64_t last_au);
+                                             uint64_t last_au) REQUIRES(mu_);
+  // Where a write of [off, end) with `hole_aus` AUs of holes must stop to fit the free
+  // space (`off`: not one byte fits). REQUIRES inode.rw too.
+  uint64_t WritableEnd(const Inode& inode, uint64_t off, uint64_t end, uint64_t hole_aus)
+      REQUIRES(mu_);
   // Writes [off, off+n) into the mapped AUs and the reserved `fills` (zeroing what the
   // write leaves of them) and persists it. REQUIRES inode->rw exclusive, NOT mu_: this
   // is the data copy, which must not stall metadata.
@@ -472,18 +486,18 @@ class Filesystem {
 
   // --- ranges (fs_fallocate.cc) --- REQUIRE inode->rw exclusive and mu_, unless noted.
   // One fallocate mode each, called with the arguments checked; the caller commits.
-  Status AllocateSpace(Inode* inode, uint64_t off, uint64_t len, bool keep_size);
-  Status PunchHole(Inode* inode, uint64_t off, uint64_t len);
-  Status ZeroRange(Inode* inode, uint64_t off, uint64_t len, bool keep_size);
-  Status CollapseRange(Inode* inode, uint64_t off, uint64_t len);
-  Status InsertRange(Inode* inode, uint64_t off, uint64_t len);
+  Status AllocateSpace(Inode* inode, uint64_t off, uint64_t len, bool keep_size) REQUIRES(mu_);
+  Status PunchHole(Inode* inode, uint64_t off, uint64_t len) REQUIRES(mu_);
+  Status ZeroRange(Inode* inode, uint64_t off, uint64_t len, bool keep_size) REQUIRES(mu_);
+  Status CollapseRange(Inode* inode, uint64_t off, uint64_t len) REQUIRES(mu_);
+  Status InsertRange(Inode* inode, uint64_t off, uint64_t len) REQUIRES(mu_);
   // Times, inode and commit after a range operation, whether it succeeded or stopped
   // between two consistent steps; returns `st` (or the commit's error).
-  Status FinishRange(Inode* inode, Status st);
+  Status FinishRange(Inode* inode, Status st) REQUIRES(mu_);
   // StageInode + Commit: ends one step of a multi-transaction operation.
-  Status CommitStep(Inode* inode);
+  Status CommitStep(Inode* inode) REQUIRES(mu_);
   // Maps zeroed AUs into every hole of file AUs [from, to), in steps of TxnBudget.
-  Status AllocateHoles(Inode* inode, uint64_t from, uint64_t to);
+  Status AllocateHoles(Inode* inode, uint64_t from, uint64_t to) REQUIRES(mu_);
   uint64_t CountHoleAus(const Inode& inode, uint64_t from, uint64_t to) const;
   // Zeroes, durably and in place, the mapped bytes of file bytes [from, to).
   Status ZeroMapped(const Inode& inode, uint64_t from, uint64_t to);
@@ -495,41 +509,46 @@ class Filesystem {
   // Whether unmapping file AUs [from, to) cuts one extent in two (needs one more slot).
   bool SplitsExtent(const Inode& inode, uint64_t from, uint64_t to) const;
   // Makes file AU `au` an extent boundary (splitting the extent across it).
-  Status SplitExtentAt(Inode* inode, uint64_t au);
+  Status SplitExtentAt(Inode* inode, uint64_t au) REQUIRES(mu_);
   // Moves the extents of file AUs [from, kXattrFileAu) by `delta` AUs: down lowest first,
   // up highest first, so every move lands on unmapped file AUs.
-  Status ShiftDown(Inode* inode, uint64_t from, uint64_t delta);
-  Status ShiftUp(Inode* inode, uint64_t from, uint64_t delta);
+  Status ShiftDown(Inode* inode, uint64_t from, uint64_t delta) REQUIRES(mu_);
+  Status ShiftUp(Inode* inode, uint64_t from, uint64_t delta) REQUIRES(mu_);
   // Moves the extent at `file_au` by `delta` AUs, or the piece of it whose reverse-map
   // records still fit in the transaction; returns the AUs moved.
-  Result<uint64_t> MoveExtent(Inode* inode, uint64_t file_au, uint64_t delta, bool up);
+  Result<uint64_t> MoveExtent(Inode* inode, uint64_t file_au, uint64_t delta, bool up) REQUIRES(mu_);
   // AUs whose reverse-map records still fit in the transaction (with room for the slots).
-  uint64_t RmapRoom() const;
+  uint64_t RmapRoom() const REQUIRES(mu_);
   // The copy of a source hole into `out`: whole AUs punched, partial ones zeroed, size
   // grown over the range. REQUIRES out->rw exclusive (takes mu_).
   Status CopyHole(Inode* out, uint64_t pos, uint64_t n);
 
-  // --- journal ---
-  Status Commit();  // commits txn_; shuts down on failure. REQUIRES mu_
-  Status CheckWritable() const;
-  void ShutdownLocked(const std::string& why);  // REQUIRES mu_
+  // For code that owns the filesystem outright: a mount before it returns the object, and
+  // fsck (repair.h), which runs on an unmounted region no one else can reach (the region
+  // lock sees to it). Owning it is as good as holding mu_, and this tells the analysis so.
+  // Never call it where another thread can reach the filesystem.
+  void AssumeUnshared() const ASSERT_CAPABILITY(mu_) {}
 
+  // --- journal ---
+  Status Commit() REQUIRES(mu_);  // commits txn_; shuts down on failure
+  Status CheckWritable() const;
+  void ShutdownLocked(const std::string& why) REQUIRES(mu_);
   std::unique_ptr<Region> region_;
   DiskSuperblock sb_{};
   MountOptions options_;
   std::unique_ptr<Journal> journal_;
-  BitmapAllocator aus_;
-  BitmapAllocator inos_;
+  BitmapAllocator aus_ GUARDED_BY(mu_);
+  BitmapAllocator inos_ GUARDED_BY(mu_);
   ReverseMap rmap_;
   DiskJournalState state_{};
-  std::mutex mu_;
-  Txn txn_;  // the transaction being built; REQUIRES mu_
-  std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_;
+  Mutex mu_;
+  Txn txn_ GUARDED_BY(mu_);  // the transaction being built
+  std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_ GUARDED_BY(mu_);
   std::atomic<bool> shutdown_{false};  // read without mu_ on the data path
   std::atomic<AtimeUpdate> atime_mode_{AtimeUpdate::kRelative};
   std::atomic<bool> atime_dirs_{true};
   std::string shutdown_reason_;
-  std::function<void(const MediaRelocation&)> relocation_listener_;  // GUARDED_BY(mu_)
+  std::function<void(const MediaRelocation&)> relocation_listener_ GUARDED_BY(mu_);
   RevokeHook revoke_hook_;  // set before serving
   // REQUIRES inode->rw exclusive for `ino` (or mu_ for ino 0 at shutdown), and NOT mu_
   // otherwise: see set_revoke_hook.

@@ -58,13 +58,13 @@ bool Filesystem::AtimeDue(Inode* inode) {
   if (atime_mode_.load(std::memory_order_relaxed) == AtimeUpdate::kNever) return false;
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return AtimeDueLocked(*inode, now);
 }
 
 void Filesystem::TouchAtime(Inode* inode) {
   if (atime_mode_.load(std::memory_order_relaxed) == AtimeUpdate::kNever) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   TouchAtimeLocked(inode);
 }
 

@@ -38,7 +38,7 @@ void NowInto(int64_t* sec, uint32_t* nsec) {
 }  // namespace
 
 Result<Inode*> Filesystem::Open(uint64_t ino, int flags) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   const bool for_write = (flags & O_ACCMODE) != O_RDONLY;
   if (for_write) UDAX_RETURN_IF_ERROR(CheckWritable());
@@ -59,14 +59,14 @@ Result<std::pair<EntryOut, Inode*>> Filesystem::Create(uint64_t parent, std::str
                                                        const Caller& caller) {
   (void)flags;
   UDAX_ASSIGN_OR_RETURN(EntryOut entry, Mknod(parent, name, S_IFREG | (mode & 07777), 0, caller));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(entry.ino));
   inode->nopen++;
   return std::make_pair(entry, inode);
 }
 
 void Filesystem::Release(Inode* inode) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (inode->nopen > 0) inode->nopen--;
   if (shutdown_ || options_.read_only) return;
   if (inode->nopen == 0 && inode->nlookup == 0 && inode->d.nlink == 0 && !inode->freed) {
@@ -80,7 +80,7 @@ void Filesystem::Release(Inode* inode) {
 
 Result<size_t> Filesystem::Read(Inode* inode, uint64_t off, size_t n, char* buf) {
   if (shutdown_) return Status::IoError("filesystem is shut down");
-  std::shared_lock<std::shared_mutex> rw(inode->rw);
+  ReaderLock rw(&inode->rw);
   const uint64_t size = inode->d.size;
   if (off >= size || n == 0) return size_t{0};
   n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
@@ -112,12 +112,12 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
   // inode on another thread while we still hold its lock. A pin (as an open takes) keeps
   // the inode; our Release below then does what theirs would have.
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     inode->nopen++;
   }
   bool sent = false;
   {
-    std::shared_lock<std::shared_mutex> rw(inode->rw);
+    ReaderLock rw(&inode->rw);
     const uint64_t size = inode->d.size;
     const uint64_t au = sb_.au_size, inner = off % au;
     if (off < size && n > 0) {
@@ -129,6 +129,9 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
       if (phys != 0 && run_aus * au - inner >= n && at + n <= region_->size() &&
           !region_->HasKnownBad(at, n)) {
         TouchAtime(inode);  // before the reply, as Read does
+        // The rule of the in-place reply (filesystem.h): rw stays held, so no truncate
+        // frees these bytes while the kernel copies them, and `send` takes no lock.
+        NoLocksScope no_locks("the in-place read reply (Filesystem::ReadInPlace)");
         send(reinterpret_cast<const char*>(region_->base() + at), n);
         sent = true;
       }
@@ -145,7 +148,7 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   }
   if (n == 0) return size_t{0};
   if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
-  std::unique_lock<std::shared_mutex> rw(inode->rw);
+  WriterLock rw(&inode->rw);
   UDAX_RETURN_IF_ERROR(CheckWriteFlags(*inode, off));
   return WriteLocked(inode, off, buf, n);
 }
@@ -180,33 +183,6 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
     a += run;
   }
   const bool has_hole = hole_aus > 0;
-  // Out of space for all of it: write what fits (a short write), as POSIX asks; ENOSPC
-  // only when not one byte fits. The margin covers extent blocks the new extents may need
-  // (at worst one extent per AU, if free space is that fragmented).
-  std::unique_lock<std::mutex> space_lock(mu_, std::defer_lock);
-  if (has_hole) space_lock.lock();  // free_count is guarded by mu_
-  if (has_hole && hole_aus + ExtentBlocksNeeded(*inode, hole_aus) > aus_.free_count()) {
-    std::unique_lock<std::mutex> lock = std::move(space_lock);
-    const uint64_t free = aus_.free_count();
-    const uint64_t margin = ExtentBlocksNeeded(*inode, std::min(hole_aus, free));
-    uint64_t budget = free > margin ? free - margin : 0;
-    uint64_t fits_end = off;
-    for (uint64_t a = first_au; a <= last_au;) {
-      uint64_t run;
-      const bool hole = MapAu(*inode, a, last_au - a + 1, &run) == 0;
-      if (hole && run > budget) {
-        fits_end = std::max(off, std::min(end, (a + budget) * au));
-        break;
-      }
-      if (hole) budget -= run;
-      a += run;
-      fits_end = std::min(end, a * au);
-    }
-    if (fits_end <= off) return Status::NoSpace("no space");
-    lock.unlock();
-    return WriteLocked(inode, off, buf, fits_end - off);
-  }
-
   if (!has_hole && end <= old_size) {
     // Overwrite in place: no metadata but the times, which persist lazily (at fsync,
     // release or unmount), as DAX filesystems do.
@@ -219,7 +195,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
       done += chunk;
     }
     if (!sync) region_->Drain();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
     inode->d.ctime_sec = inode->d.mtime_sec;
     inode->d.ctime_nsec = inode->d.mtime_nsec;
@@ -237,18 +213,21 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   // Until 3 commits nobody sees the new AUs: readers and bmap wait on inode->rw, and the
   // reverse map and checks see reserved AUs as neither allocated nor free.
   std::vector<HoleFill> fills;
+  uint64_t fits_end = end;
   {
-    std::unique_lock<std::mutex> lock = space_lock.owns_lock() ? std::move(space_lock)
-                                                               : std::unique_lock<std::mutex>(mu_);
+    MutexLock lock(&mu_);
     UDAX_RETURN_IF_ERROR(CheckWritable());
     // Room for the holes and the extent blocks they may need, checked before any change.
-    if (aus_.free_count() < hole_aus + ExtentBlocksNeeded(*inode, hole_aus)) {
-      return Status::NoSpace("no space");
+    if (hole_aus + ExtentBlocksNeeded(*inode, hole_aus) > aus_.free_count()) {
+      fits_end = WritableEnd(*inode, off, end, hole_aus);
+      if (fits_end <= off) return Status::NoSpace("no space");
+    } else {
+      UDAX_ASSIGN_OR_RETURN(fills, ReserveHoles(*inode, first_au, last_au));
     }
-    UDAX_ASSIGN_OR_RETURN(fills, ReserveHoles(*inode, first_au, last_au));
   }
+  if (fits_end < end) return WriteLocked(inode, off, buf, fits_end - off);
   Status st = FillAndPersist(inode, off, buf, n, fills);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (st.ok()) st = CheckWritable();
   // Other writers may have taken the room for extent blocks since step 1.
   if (st.ok() && ExtentBlocksNeeded(*inode, fills.size()) > aus_.free_count()) {
@@ -275,6 +254,28 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   StageInode(inode);
   UDAX_RETURN_IF_ERROR(Commit());
   return n;
+}
+
+// Out of space for all of it: write what fits (a short write), as POSIX asks; ENOSPC only
+// when not one byte fits. The margin covers extent blocks the new extents may need (at
+// worst one extent per AU, if free space is that fragmented).
+uint64_t Filesystem::WritableEnd(const Inode& inode, uint64_t off, uint64_t end,
+                                 uint64_t hole_aus) {
+  const uint64_t au = sb_.au_size;
+  const uint64_t first_au = off / au, last_au = (end - 1) / au;
+  const uint64_t free = aus_.free_count();
+  const uint64_t margin = ExtentBlocksNeeded(inode, std::min(hole_aus, free));
+  uint64_t budget = free > margin ? free - margin : 0;
+  uint64_t fits_end = off;
+  for (uint64_t a = first_au; a <= last_au;) {
+    uint64_t run;
+    const bool hole = MapAu(inode, a, last_au - a + 1, &run) == 0;
+    if (hole && run > budget) return std::max(off, std::min(end, (a + budget) * au));
+    if (hole) budget -= run;
+    a += run;
+    fits_end = std::min(end, a * au);
+  }
+  return fits_end;
 }
 
 Result<std::vector<Filesystem::HoleFill>> Filesystem::ReserveHoles(const Inode& inode,
@@ -373,30 +374,33 @@ Status Filesystem::ZeroPastEof(Inode* inode, uint64_t new_size) {
 Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
   Inode* inode;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     UDAX_RETURN_IF_ERROR(CheckWritable());
     UDAX_ASSIGN_OR_RETURN(inode, Get(ino));
     inode->nopen++;  // pin it while we drop mu_ to take rw first (lock order)
   }
-  std::unique_lock<std::shared_mutex> rw(inode->rw, std::defer_lock);
   struct Unpin {
     Filesystem* fs;
     Inode* i;
     ~Unpin() {
-      std::lock_guard<std::mutex> lock(fs->mu_);
+      MutexLock lock(&fs->mu_);
       i->nopen--;
     }
   } unpin{this, inode};
-  if (in.size) {
-    rw.lock();
-    // Direct maps past the new end go before mu_ is taken: a slow client stalls this
-    // file only. Nothing past the old end is mapped, so growing revokes nothing.
-    const uint64_t au = sb_.au_size, new_size = static_cast<uint64_t>(in.attr.st_size);
-    if (new_size <= MaxFileSize()) {
-      UDAX_RETURN_IF_ERROR(Revoke(ino, (new_size + au - 1) / au * au, UINT64_MAX));
-    }
+  if (!in.size) return SetAttrPinned(inode, in);
+  WriterLock rw(&inode->rw);
+  // Direct maps past the new end go before mu_ is taken: a slow client stalls this file
+  // only. Nothing past the old end is mapped, so growing revokes nothing.
+  const uint64_t au = sb_.au_size, new_size = static_cast<uint64_t>(in.attr.st_size);
+  if (new_size <= MaxFileSize()) {
+    UDAX_RETURN_IF_ERROR(Revoke(ino, (new_size + au - 1) / au * au, UINT64_MAX));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  return SetAttrPinned(inode, in);
+}
+
+// SetAttr with the inode pinned, and with its rw lock held exclusive for a truncate.
+Result<struct stat> Filesystem::SetAttrPinned(Inode* inode, const SetAttrIn& in) {
+  MutexLock lock(&mu_);
   DiskInode& d = inode->d;
   // notify_change() and setattr_prepare(): nothing changes on an immutable inode; an
   // append-only one keeps its size, mode, owner and explicit times (touch-now is allowed).
@@ -456,7 +460,7 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
   (void)datasync;  // the times are tiny: one transaction either way
   if (shutdown_) return Status::IoError("filesystem is shut down");
   {
-    std::shared_lock<std::shared_mutex> rw(inode->rw);
+    ReaderLock rw(&inode->rw);
     if (region_->kind() == RegionKind::kEmulated) {
       // Page-granular region: msync every extent of the file.
       for (const auto& [k, e] : inode->extents.by_file) {
@@ -466,7 +470,7 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
       region_->Drain();  // data went in with non-temporal stores
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (inode->dirty && !options_.read_only) {
     StageInode(inode);
     return Commit();
@@ -478,7 +482,7 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
                                                               uint64_t len, bool allocate) {
   const uint64_t au = sb_.au_size;
   {
-    std::shared_lock<std::shared_mutex> rw(inode->rw);
+    ReaderLock rw(&inode->rw);
     const uint64_t limit = (inode->d.size + au - 1) / au * au;
     if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
     if (len == 0 || off >= limit || len > limit - off) {
@@ -489,8 +493,8 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
   // holes needs no change, so a read-only mount can map every fully written file.
   bool has_hole = false;
   {
-    std::shared_lock<std::shared_mutex> rw(inode->rw);
-    std::lock_guard<std::mutex> lock(mu_);
+    ReaderLock rw(&inode->rw);
+    MutexLock lock(&mu_);
     for (uint64_t a = off / au; a * au < off + len && !has_hole;) {
       uint64_t run;
       has_hole = MapAu(*inode, a, (off + len - a * au + au - 1) / au, &run) == 0;
@@ -511,8 +515,8 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
     }
     UDAX_RETURN_IF_ERROR(st);
   }
-  std::shared_lock<std::shared_mutex> rw(inode->rw);
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock rw(&inode->rw);
+  MutexLock lock(&mu_);
   std::vector<BmapExtent> out;
   for (uint64_t a = off / au; a * au < off + len;) {
     uint64_t run;

@@ -328,12 +328,14 @@ Owner Filesystem::DataOwner(const Inode& inode, uint64_t file_au) const {
 }
 
 Result<std::vector<OwnerRange>> Filesystem::Owners(uint64_t phys, uint64_t len) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return rmap_.Query(phys, len, [this](uint64_t au) { return aus_.IsAllocated(au); });
+  MutexLock lock(&mu_);
+  // The query calls back while we hold mu_, which the analysis cannot see in a lambda.
+  const BitmapAllocator* aus = &aus_;
+  return rmap_.Query(phys, len, [aus](uint64_t au) { return aus->IsAllocated(au); });
 }
 
 Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   std::vector<BmapExtent> out;

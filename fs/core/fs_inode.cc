@@ -26,7 +26,7 @@ Status Filesystem::CheckWritable() const {
 }
 
 void Filesystem::Shutdown(const std::string& why) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ShutdownLocked(why);
 }
 

@@ -55,7 +55,7 @@ const char* MediaActionName(MediaAction action) {
 }
 
 void Filesystem::set_relocation_listener(std::function<void(const MediaRelocation&)> listener) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   relocation_listener_ = std::move(listener);
 }
 
@@ -67,9 +67,10 @@ Result<std::vector<MediaOwner>> Filesystem::HandleMediaError(uint64_t phys, uint
   // file already says so).
   region_->MarkKnownBad({phys, len});
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto owners =
-        rmap_.Query(phys, len, [this](uint64_t au) { return aus_.IsAllocated(au); });
+    MutexLock lock(&mu_);
+    // The query calls back while we hold mu_, which the analysis cannot see in a lambda.
+    const BitmapAllocator* aus = &aus_;
+    auto owners = rmap_.Query(phys, len, [aus](uint64_t au) { return aus->IsAllocated(au); });
     if (!owners.ok()) {
       MediaOwner m;
       m.range = OwnerRange{Owner{OwnerKind::kRmap, 0, 0, 0}, phys, len, 0};
@@ -272,7 +273,7 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
   const uint64_t au = sb_.au_size;
   // Maps of the old block go first, before mu_: a slow client stalls this file only.
   UDAX_RETURN_IF_ERROR(Revoke(inode->ino, file_au * au, (file_au + 1) * au));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   if (ExtentBlocksNeeded(*inode, 2) + 1 > aus_.free_count()) {
     return Status::NoSpace("no space to relocate a bad block");

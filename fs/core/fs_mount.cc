@@ -185,6 +185,8 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
             "mounting read-only without it (mount read-write once to replay)\n",
             target.c_str());
   }
+  // Not shared yet, but StartWriting and the checks below are also run later, under mu_.
+  MutexLock lock(&fs->mu_);
   UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
   UDAX_RETURN_IF_ERROR(fs->aus_.Load(*region, sb.abitmap_off, sb.au_count, FirstDataAu(sb),
                                      LastDataAu(sb)));
@@ -197,7 +199,6 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
     std::memset(&fs->state_, 0, sizeof(fs->state_));  // read-only: no orphan list needed
   }
   // The root must be a directory.
-  std::lock_guard<std::mutex> lock(fs->mu_);
   auto root = fs->Get(kRootIno);
   if (!root.ok()) return Status::Corruption(target + ": root inode: " + root.status().message());
   if (!S_ISDIR((*root)->d.mode)) return Status::Corruption(target + ": root is not a directory");
@@ -294,7 +295,7 @@ std::vector<std::string> Filesystem::FixedMetadataDamage() const {
 }
 
 Status Filesystem::MakeWritable() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
   if (!options_.read_only) return Status::Ok();
   const std::string target = region_->path();
@@ -321,7 +322,7 @@ Status Filesystem::MakeWritable() {
 }
 
 Status Filesystem::Unmount() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (shutdown_ || options_.read_only) return Status::Ok();
   for (auto& [ino, inode] : inodes_) {
     if (inode->dirty && !inode->freed) StageInode(inode.get());
@@ -333,7 +334,7 @@ Status Filesystem::Unmount() {
 Filesystem::~Filesystem() = default;
 
 struct statvfs Filesystem::StatFs() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   struct statvfs s {};
   s.f_bsize = sb_.au_size;
   s.f_frsize = sb_.au_size;

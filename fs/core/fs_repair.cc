@@ -58,6 +58,7 @@ void Repairer::Fixed(std::string what) {
 }
 
 Status Repairer::CommitIfLarge() {
+  fs_->AssumeUnshared();
   if (fs_->txn_.log_bytes() > fs_->journal_->capacity() / 4) return fs_->Commit();
   return Status::Ok();
 }
@@ -172,6 +173,7 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
 }
 
 Status Repairer::OpenJournal(Filesystem* fs, bool fix, CheckReport* found) {
+  fs->AssumeUnshared();
   Journal& journal = *fs->journal_;
   if (fs->options_.read_only) {
     auto pending = journal.NeedsReplay();
@@ -221,6 +223,7 @@ Result<std::unique_ptr<Filesystem>> Repairer::Open(std::unique_ptr<Region> regio
                                    std::to_string(region->size()) + " bytes)");
   }
   std::unique_ptr<Filesystem> fs(new Filesystem());
+  fs->AssumeUnshared();
   fs->options_.read_only = region->read_only();
   fs->region_ = std::move(region);
   Region* r = fs->region_.get();

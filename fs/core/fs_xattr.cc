@@ -60,17 +60,23 @@ void TouchCtime(DiskInode* d) {
 // exclusive, then mu_ (the lock order). The pin kept it in the cache while the locks were
 // taken; it is dropped while mu_ is still held (the destructor body runs before the
 // members are released).
-class ExclusiveInode {
+class SCOPED_CAPABILITY ExclusiveInode {
  public:
-  ExclusiveInode(Inode* inode, std::mutex* mu) : inode_(inode), rw_(inode->rw), mu_(*mu) {}
-  ~ExclusiveInode() { inode_->nopen--; }
+  ExclusiveInode(Inode* inode, Mutex* mu) ACQUIRE(mu) : inode_(inode), mu_(mu) {
+    inode_->rw.Lock();
+    mu_->Lock();
+  }
+  ~ExclusiveInode() RELEASE() {
+    inode_->nopen--;
+    mu_->Unlock();
+    inode_->rw.Unlock();
+  }
   ExclusiveInode(const ExclusiveInode&) = delete;
   ExclusiveInode& operator=(const ExclusiveInode&) = delete;
 
  private:
-  Inode* inode_;
-  std::unique_lock<std::shared_mutex> rw_;
-  std::lock_guard<std::mutex> mu_;
+  Inode* const inode_;
+  Mutex* const mu_;
 };
 
 }  // namespace
@@ -114,7 +120,7 @@ Status Filesystem::LoadXattrs(Inode* inode) {
 }
 
 Result<Inode*> Filesystem::PinForExtentChange(uint64_t ino) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   inode->nopen++;  // released by ExclusiveInode, under mu_
@@ -220,7 +226,7 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view name) {
   if (name.empty() || name.size() > kMaxXattrName) {
     return Status::Error(ERANGE, "attribute name length out of range");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   auto it = inode->xattrs->find(name);
@@ -232,7 +238,7 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view name) {
 }
 
 Result<std::string> Filesystem::ListXattr(uint64_t ino) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   std::string names;
@@ -272,7 +278,7 @@ Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
   };
   {
     // Every write asks: nearly always there is nothing to drop, decided under mu_ alone.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
     // A data change concerns regular files; chown_common clears the bits of every
     // non-directory (a FIFO, socket or device node keeps no setuid either).

@@ -10,9 +10,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <shared_mutex>
 #include <vector>
 
+#include "fs/base/mutex.h"
 #include "fs/format/disk_format.h"
 #include "fs/format/xattr_blob.h"
 
@@ -41,7 +41,7 @@ struct Inode {
   DiskInode d{};
   ExtentMap extents;
   std::optional<XattrMap> xattrs;  // loaded on first use (fs_xattr.cc)
-  std::shared_mutex rw;
+  SharedMutex rw;
   uint64_t nlookup = 0;   // kernel references (lookup/create replies minus forgets)
   uint32_t nopen = 0;     // open file handles
   // An O_DIRECT write bypassed the kernel's page cache since an opener last dropped it

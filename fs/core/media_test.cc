@@ -116,6 +116,25 @@ TEST(Media, DataHitFailsOnlyTheBadBlocksThenAWriteRelocates) {
   t.fs->Release(t.file);
 }
 
+// The rule of the in-place reply (filesystem.h): `send` runs with the inode's rw held and
+// must take no lock. One that calls back into the filesystem aborts with the reason
+// instead of deadlocking on the next truncate.
+TEST(Media, InPlaceReplyTakesNoLocks) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Fixture t;
+  t.MakeFile();
+  ASSERT_TRUE(t.fs->region()->volatile_backing());
+  auto reenter = [&](const char*, size_t) { (void)t.fs->GetAttr(t.ino); };
+  EXPECT_DEATH((void)t.fs->ReadInPlace(t.file, 0, 100, reenter),
+               "lock taken inside the in-place read reply");
+  std::string got;
+  EXPECT_TRUE(Must(t.fs->ReadInPlace(t.file, 0, 3, [&](const char* p, size_t n) {
+    got.assign(p, n);
+  })));
+  EXPECT_EQ(got, "aaa");
+  t.fs->Release(t.file);
+}
+
 TEST(Media, ReadInPlaceServesOneRunAndLeavesTheRestToTheSafeCopy) {
   Fixture t;
   t.MakeFile();

@@ -18,6 +18,8 @@
 // Then the filesystem is opened afresh and checked again: what that finds is left over.
 //
 // Thread-safety: none; the filesystem must not be mounted (the region lock sees to it).
+// Owning it outright stands in for its metadata lock: each pass says so to the
+// analysis with Filesystem::AssumeUnshared().
 #pragma once
 
 #include <cstdint>

@@ -80,6 +80,7 @@ bool Repairer::RmapSays(uint64_t au, const Owner& want) const {
 
 Status Repairer::ScanInodes(std::vector<InodeScan>* inodes) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const DiskSuperblock& sb = fs.sb_;
   for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
     if (ino % 4096 == 0) Progress(4, ino, sb.inode_count * 2);
@@ -222,6 +223,7 @@ Status Repairer::LoadSlots(InodeScan* s, std::vector<Owner>* owner) {
 
 Status Repairer::ClaimData(std::vector<InodeScan>* inodes, std::vector<Owner>* owner) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   uint64_t done = 0;
   for (InodeScan& s : *inodes) {
     Progress(4, inodes->size() + done++, inodes->size() * 2);
@@ -269,6 +271,7 @@ Status Repairer::ClaimData(std::vector<InodeScan>* inodes, std::vector<Owner>* o
 Status Repairer::RestoreFromRmap(std::vector<InodeScan>* inodes, std::vector<Owner>* owner,
                                  const std::vector<uint64_t>& au_bits) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const DiskSuperblock& sb = fs.sb_;
   std::unordered_map<uint64_t, InodeScan*> damaged;
   for (InodeScan& s : *inodes) {
@@ -331,6 +334,7 @@ Status Repairer::RestoreFromRmap(std::vector<InodeScan>* inodes, std::vector<Own
 Status Repairer::RewriteExtentMap(InodeScan* s, std::vector<Owner>* owner,
                                   const std::vector<uint64_t>& au_bits) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const DiskSuperblock& sb = fs.sb_;
   const uint64_t per = ExtentsPerBlock(sb);
   const uint64_t n = s->kept.size();
@@ -380,6 +384,7 @@ Status Repairer::RewriteExtentMap(InodeScan* s, std::vector<Owner>* owner,
 Status Repairer::WriteBitmaps(const std::vector<InodeScan>& inodes,
                               const std::vector<Owner>& owner) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const DiskSuperblock& sb = fs.sb_;
   // AU bitmap: an AU is in use iff it has an owner; the bits past au_count stay set.
   const uint64_t awords = (sb.au_count + 63) / 64;
@@ -430,6 +435,7 @@ Status Repairer::WriteBitmaps(const std::vector<InodeScan>& inodes,
 
 Status Repairer::WriteReverseMap(const std::vector<Owner>& owner) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const DiskSuperblock& sb = fs.sb_;
   uint64_t rewritten = 0;
   std::vector<DiskRmapRecord> chunk(4096);
@@ -472,6 +478,7 @@ bool Repairer::XattrBlobReadable(const InodeScan& s) {
 
 Status Repairer::RepairMaps() {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const DiskSuperblock& sb = fs.sb_;
   std::vector<InodeScan> inodes;
   UDAX_RETURN_IF_ERROR(ScanInodes(&inodes));

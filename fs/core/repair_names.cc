@@ -31,6 +31,7 @@ bool ValidName(std::string_view name) {
 
 Status Repairer::TakeOrphans(std::vector<bool>* orphan) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const uint64_t n = fs.sb_.inode_count;
   uint64_t cur = fs.state_.orphan_head;
   uint64_t count = 0;
@@ -60,6 +61,7 @@ Status Repairer::TakeOrphans(std::vector<bool>* orphan) {
 
 Status Repairer::EnsureRoot() {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   Inode* old = nullptr;
   if (fs.inos_.IsAllocated(kRootIno)) {
     auto root = fs.Get(kRootIno);
@@ -109,6 +111,7 @@ Status Repairer::EnsureRoot() {
 
 Status Repairer::SalvageDirectory(Inode* dir, std::vector<DirListEntry>* entries) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const DiskSuperblock& sb = fs.sb_;
   std::unordered_set<std::string> names;
   uint8_t block[kBlockSize];
@@ -147,6 +150,7 @@ Status Repairer::SalvageDirectory(Inode* dir, std::vector<DirListEntry>* entries
 
 Status Repairer::RebuildDirectory(Inode* dir, const std::vector<DirListEntry>& entries) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   DirOps dirs(&fs);
   UDAX_RETURN_IF_ERROR(fs.RemoveExtents(dir, 0, kXattrFileAu));
   UDAX_RETURN_IF_ERROR(dirs.Init(dir));
@@ -163,6 +167,7 @@ Status Repairer::RebuildDirectory(Inode* dir, const std::vector<DirListEntry>& e
 
 Status Repairer::ReadDirectory(Inode* dir) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   std::vector<DirListEntry> entries;
   Status st = fs.LoadExtents(dir);
   if (!st.ok()) return st;  // pass 2 made every extent map loadable
@@ -182,6 +187,7 @@ Status Repairer::ReadDirectory(Inode* dir) {
 
 Status Repairer::CheckEntries(Inode* dir) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   DirOps dirs(&fs);
   std::vector<DirListEntry>& entries = dirs_[dir->ino];
   std::vector<DirListEntry> kept;
@@ -236,6 +242,7 @@ Status Repairer::CheckEntries(Inode* dir) {
 // names of directories on the way; parent_ records who names each directory.
 Status Repairer::Walk(uint64_t from, std::vector<bool>* reached) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   std::vector<uint64_t> stack = {from};
   while (!stack.empty()) {
     const uint64_t d = stack.back();
@@ -274,6 +281,7 @@ Status Repairer::Walk(uint64_t from, std::vector<bool>* reached) {
 
 Result<Inode*> Repairer::LostAndFound() {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   if (lost_found_) return fs.Get(lost_found_);
   std::string name = "lost+found";
   for (int k = 1;; ++k) {
@@ -310,6 +318,7 @@ Result<Inode*> Repairer::LostAndFound() {
 
 Status Repairer::LinkIntoLostAndFound(uint64_t ino) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   UDAX_ASSIGN_OR_RETURN(Inode * lf, LostAndFound());
   UDAX_ASSIGN_OR_RETURN(Inode * inode, fs.Get(ino));
   UDAX_RETURN_IF_ERROR(fs.LoadExtents(lf));
@@ -346,12 +355,14 @@ Status Repairer::Rescue(uint64_t ino, std::vector<bool>* reached) {
   }
   (*reached)[lost_found_] = true;
   (*reached)[ino] = true;
+  fs_->AssumeUnshared();
   UDAX_ASSIGN_OR_RETURN(Inode * inode, fs_->Get(ino));
   return S_ISDIR(inode->d.mode) ? Walk(ino, reached) : Status::Ok();
 }
 
 Status Repairer::FixLinkCounts(const std::vector<bool>& reached) {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const uint64_t n = fs.sb_.inode_count;
   std::vector<uint32_t> names(n, 0), subdirs(n, 0);
   for (const auto& [d, entries] : dirs_) {
@@ -390,6 +401,7 @@ Status Repairer::FixLinkCounts(const std::vector<bool>& reached) {
 
 Status Repairer::RepairNamespace() {
   Filesystem& fs = *fs_;
+  fs.AssumeUnshared();
   const uint64_t n = fs.sb_.inode_count;
   std::vector<bool> orphan(n, false);
   UDAX_RETURN_IF_ERROR(TakeOrphans(&orphan));
@@ -410,6 +422,7 @@ Status Repairer::RepairNamespace() {
   // the orphan list); the rest goes to /lost+found, directories first, each after the
   // unreachable directory that names it (so a lost subtree keeps its shape).
   auto free_inode = [&](uint64_t ino) -> Status {
+    fs.AssumeUnshared();
     UDAX_ASSIGN_OR_RETURN(Inode * inode, fs.Get(ino));
     if (orphan[ino]) {
       out_.notes.push_back("orphan inode " + Num(ino) + " freed");
