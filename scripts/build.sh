@@ -2,7 +2,9 @@
 # build.sh -- configures and builds udaxfs with CMake + Ninja.
 #
 #   scripts/build.sh              -> build/       (RelWithDebInfo)
-#   scripts/build.sh --sanitize   -> build-asan/  (-DUDAX_SANITIZE=ON: ASan + UBSan)
+#   scripts/build.sh --sanitize   -> build-asan/  (-DUDAX_SANITIZE=ON: ASan + UBSan), built
+#                                 with clang, whose -Wthread-safety -Werror checks the
+#                                 lock annotations (UDAX_SANITIZE_CXX=g++ to use gcc)
 #
 # Environment: UDAX_BUILD_DIR overrides the build directory (relative paths are taken
 # from the repository root), UDAX_BUILD_TYPE the CMake build type, UDAX_JOBS the
@@ -19,9 +21,17 @@ for arg in "$@"; do
   esac
 done
 
+compilers=()
 if ((sanitize)); then
   dir=${UDAX_BUILD_DIR:-build-asan}
   san=ON
+  cxx=${UDAX_SANITIZE_CXX:-clang++}
+  case $cxx in
+    clang++*) cc=${cxx/clang++/clang} ;;
+    g++*) cc=${cxx/g++/gcc} ;;
+    *) cc=cc ;;
+  esac
+  compilers=(-DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx")
 else
   dir=${UDAX_BUILD_DIR:-build}
   san=OFF
@@ -34,7 +44,7 @@ extra=()
 mkdir -p "$dir"
 cmake -S "$ROOT" -B "$dir" -G Ninja \
   -DCMAKE_BUILD_TYPE="${UDAX_BUILD_TYPE:-RelWithDebInfo}" \
-  -DUDAX_SANITIZE=$san "${extra[@]}" >"$dir/configure.log" 2>&1 || {
+  -DUDAX_SANITIZE=$san "${compilers[@]}" "${extra[@]}" >"$dir/configure.log" 2>&1 || {
   cat "$dir/configure.log" >&2
   echo "build.sh: cmake configure failed ($dir)" >&2
   exit 1
