@@ -15,6 +15,7 @@
 
 #include "fs/base/status_testing.h"
 #include "fs/format/disk_format.h"
+#include "fs/format/state_dir_testing.h"
 #include "notify/event_queue.h"
 
 namespace udax {
@@ -45,22 +46,6 @@ class ScratchDir {
  private:
   std::string path_;
 };
-
-// Every notify test process keeps image state (poison lists, event logs) in a scratch
-// state directory of its own, never in /var/lib/udaxfs: UDAX_STATE_DIR, set before
-// main, removed at exit.
-inline const std::string kTestStateDir = [] {
-  if (const char* set = getenv("UDAX_STATE_DIR"); set != nullptr) return std::string(set);
-  char tmpl[] = "/dev/shm/udax_notify_state.XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) abort();
-  setenv("UDAX_STATE_DIR", tmpl, 1);
-  static std::string dir = tmpl;
-  atexit([] {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  });
-  return dir;
-}();
 
 // Gives a raw image file a superblock's magic and a random UUID -- all the state key
 // needs (fs/format/state_dir.h) -- so that its Region finds a list file. Returns false on

@@ -1,34 +1,16 @@
 // core_test_util.cc -- the TestImage fixture.
 #include "fs/core/core_test_util.h"
 
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
+
+#include "fs/format/state_dir_testing.h"
 
 namespace udax {
-namespace {
-
-// Every test process keeps image state (poison lists, event logs) in a scratch state
-// directory of its own, never in /var/lib/udaxfs (fs/format/state_dir.h): set before main,
-// removed at exit.
-const std::string g_state_dir = [] {
-  if (const char* set = getenv("UDAX_STATE_DIR"); set != nullptr) return std::string(set);
-  char tmpl[] = "/dev/shm/udax_core_state.XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return std::string();
-  setenv("UDAX_STATE_DIR", tmpl, 1);
-  static std::string dir = tmpl;
-  atexit([] {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  });
-  return dir;
-}();
-
-}  // namespace
 
 TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
+  (void)kTestStateDir;  // images keep their state in the test's scratch directory
   static std::atomic<int> counter{0};
   path_ = "/dev/shm/udax_core_test_" + std::to_string(getpid()) + "_" +
           std::to_string(counter++) + ".img";

@@ -21,20 +21,13 @@
 #include <fcntl.h>
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <cstring>
 
+#include "fs/base/hex.h"
 #include "fs/core/filesystem.h"
 
 namespace udax {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%#" PRIx64, v);
-  return buf;
-}
 
 bool IsInodeContent(OwnerKind kind) {
   return kind == OwnerKind::kFileData || kind == OwnerKind::kXattr ||
