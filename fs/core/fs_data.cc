@@ -335,6 +335,7 @@ Status Filesystem::FillAndPersist(Inode* inode, uint64_t off, const char* buf, s
   for (const HoleFill& f : fills) {
     const uint64_t s = f.file_au * au, e = (f.file_au + f.phys.len) * au;
     const uint64_t base = f.phys.start * au;
+    region_->Prefault(base, f.phys.len * au);  // all of it is written below
     if (s < off) UDAX_RETURN_IF_ERROR(region_->ZeroSafe(base, std::min(off, e) - s, false));
     if (e > end) {
       const uint64_t zs = std::max(end, s);

@@ -1,6 +1,10 @@
 // region.cc -- what every Region implementation shares: kind names and range checks.
 #include "fs/region/region.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 
@@ -27,6 +31,22 @@ Status Region::CheckRange(const char* op, uint64_t off, uint64_t n) const {
   std::snprintf(limit, sizeof(limit), "%#" PRIx64, size_);
   return Status::InvalidArgument(path_ + ": " + op + " " + range +
                                  " is out of bounds (region size " + limit + ")");
+}
+
+void Region::Prefault(uint64_t off, uint64_t n) {
+#ifdef MADV_POPULATE_WRITE
+  if (read_only_ || n == 0 || kind_ == RegionKind::kEmulated || prefault_unsupported_.load(std::memory_order_relaxed)) return;
+  if (!CheckRange("prefault", off, n).ok()) return;
+  const uint64_t page = 4096;
+  const uint64_t start = off / page * page, end = (off + n + page - 1) / page * page;
+  if (madvise(base_ + start, std::min(end, size_) - start, MADV_POPULATE_WRITE) != 0 &&
+      errno == EINVAL) {
+    prefault_unsupported_.store(true, std::memory_order_relaxed);
+  }
+#else
+  (void)off;
+  (void)n;
+#endif
 }
 
 }  // namespace udax

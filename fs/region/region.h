@@ -18,6 +18,7 @@
 // Thread-safety: all methods are safe to call concurrently; ranges are the caller's concern.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -103,6 +104,12 @@ class Region {
   // Flush without drain, and the drain that completes earlier flushes (for batching).
   virtual Status Flush(uint64_t off, size_t n) = 0;
   virtual void Drain() = 0;
+  // A hint before writing [off, off+n) for the first time: maps its pages in one system
+  // call (MADV_POPULATE_WRITE) instead of one page fault per 4 KiB inside the copy. On an
+  // emulated image in tmpfs that fault is most of an allocating write's cost. Best effort:
+  // errors (an older kernel, a device mapping that refuses it, poison) are ignored, and
+  // the copy that follows handles them as it always has.
+  void Prefault(uint64_t off, uint64_t n);
 
   // Called (from the faulting thread, after the copy has been abandoned) for every caught
   // media fault, real or emulated. notify/ turns it into a MediaEvent
@@ -189,6 +196,7 @@ class Region {
 
   std::string badblocks_path_;
   PoisonMap poison_;
+  std::atomic<bool> prefault_unsupported_{false};  // the kernel said EINVAL once
 };
 
 }  // namespace udax

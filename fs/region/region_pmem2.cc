@@ -187,6 +187,9 @@ Status Pmem2Region::WriteSafe(uint64_t off, const void* src, size_t n, bool pers
                               MediaFault* fault) {
   if (read_only_) return ReadOnlyStatus("write");
   UDAX_RETURN_IF_ERROR(CheckRange("write", off, n));
+  if (kind_ == RegionKind::kEmulated && ImageCovers(off, n)) {
+    return WriteThroughFd(off, src, n, persist);
+  }
   unsigned flags = PMEM2_F_MEM_NONTEMPORAL;
   if (page_granular()) {
     // libpmem2's page-granularity memcpy msyncs on every call and abort()s when msync
@@ -200,6 +203,32 @@ Status Pmem2Region::WriteSafe(uint64_t off, const void* src, size_t n, bool pers
     return FaultStatus("write", caught, fault);
   }
   if (persist && page_granular()) return SyncPages("write", off, n);
+  return Status::Ok();
+}
+
+// An emulated region's storage is the image's page cache, which the kernel writes through
+// its own mapping of every page: pwrite costs no page fault in this process, where a store
+// to a page the daemon has not touched yet costs one (and a page-table update, which is
+// most of an allocating write's time in a virtual machine with shadow page tables). The
+// mapping sees the same pages. A full tmpfs gives ENOSPC here, where a store would SIGBUS.
+// An image cut short behind our back has lost the pages past its new end, as a device
+// loses bad media: those writes take the mapping, which faults (SIGBUS, caught) as the
+// media would, instead of pwrite growing the file back.
+bool Pmem2Region::ImageCovers(uint64_t off, uint64_t n) const {
+  struct stat st;
+  return fstat(fd_, &st) == 0 && st.st_size >= 0 && static_cast<uint64_t>(st.st_size) >= off + n;
+}
+
+Status Pmem2Region::WriteThroughFd(uint64_t off, const void* src, size_t n, bool persist) {
+  const char* from = static_cast<const char*>(src);
+  for (size_t done = 0; done < n;) {
+    const ssize_t got = pwrite(fd_, from + done, n - done, static_cast<off_t>(off + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return Status::FromErrno(path_ + ": write [" + Hex(off) + ", +" + Hex(n) + ")");
+    if (got == 0) return Status::IoError(path_ + ": write: no progress at " + Hex(off + done));
+    done += static_cast<size_t>(got);
+  }
+  if (persist) return SyncPages("write", off, n);
   return Status::Ok();
 }
 

@@ -43,6 +43,8 @@ class Pmem2Region final : public Region {
   // cache is, and only msync reaches the media.
   bool page_granular() const { return granularity_ == PMEM2_GRANULARITY_PAGE; }
   // msync(MS_SYNC) over the pages covering [off, off+n).
+  bool ImageCovers(uint64_t off, uint64_t n) const;
+  Status WriteThroughFd(uint64_t off, const void* src, size_t n, bool persist);
   Status SyncPages(const char* op, uint64_t off, uint64_t n) const;
   // Turns a caught SIGBUS into a region-relative MediaFault (filled into *out when
   // non-null and passed to the fault listener) and the EIO the caller returns.

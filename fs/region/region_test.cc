@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -128,6 +129,37 @@ TEST_F(RegionTest, VolatileBackingOnlyOnTmpfs) {
   }
   unlink(disk_path.c_str());
   rmdir(tmpl);
+}
+
+// An emulated region writes through its descriptor (region_pmem2.cc, WriteThroughFd): a
+// full tmpfs under a sparse image is ENOSPC, as for any file, and not a SIGBUS that the
+// safe copy would report as bad media.
+TEST_F(RegionTest, WriteToAFullImageIsEnospcNotAMediaFault) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root";
+  const std::string small = dir_ + "/small";
+  ASSERT_EQ(mkdir(small.c_str(), 0700), 0) << std::strerror(errno);
+  if (mount("tmpfs", small.c_str(), "tmpfs", 0, "size=64k") != 0) {
+    GTEST_SKIP() << "cannot mount tmpfs here: " << std::strerror(errno);
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{small};
+  {
+    RegionOptions options;
+    options.create_size = 1 << 20;  // sparse: far more than the 64 KiB the mount holds
+    auto region = MustOpen(small + "/region.img", options);
+    ASSERT_NE(region, nullptr);
+    int faults = 0;
+    region->set_fault_listener([&](const MediaFault&) { ++faults; });
+    const std::vector<uint8_t> data = Pattern(256 << 10, 3);
+    EXPECT_EQ(region->WriteSafe(0, data.data(), data.size(), true).code(), ENOSPC);
+    EXPECT_EQ(faults, 0);
+    // What did fit reads back.
+    std::vector<uint8_t> back(4096);
+    ASSERT_OK(region->ReadSafe(0, back.data(), back.size()));
+    EXPECT_EQ(std::memcmp(back.data(), data.data(), back.size()), 0);
+  }
 }
 
 TEST_F(RegionTest, CreateSizeLeavesExistingFileAlone) {
