@@ -73,11 +73,37 @@ struct EntryOut {
   struct stat attr {};
 };
 
+// The one privilege-drop path: what file_remove_privs does when a file's data changes
+// (write, truncate, fallocate, copy_file_range: regular files only) and what chown_common
+// does when its owner or group changes (kOwner: every file type but directories).
+enum class PrivChange : uint8_t { kData, kOwner };
+
+// A privilege drop that rides in the transaction of the change it belongs to, so that no
+// crash and no reader ever sees the new data or owner with the old setuid bit. The FUSE
+// layer fills it from the request; the core stages it once, in the first transaction of
+// the change (for an overwrite in place, which has none, in one committed before the
+// data is stored, as file_remove_privs runs before the copy).
+//   suidgid: the caller lacks CAP_FSETID (chown: always): drop setuid, and setgid when
+//            group-exec is set or exempt_from_sgid(file's gid) says no
+//            (setattr_should_drop_sgid; asked only then, with the filesystem lock held,
+//            so it must be quick and take no filesystem lock);
+//   security.capability goes in every case.
+// After the change, `changed` says whether the inode changed (the kernel's cached
+// attributes are stale then).
+struct PrivDrop {
+  bool suidgid = false;
+  std::function<bool(uint32_t gid)> exempt_from_sgid;
+  PrivChange change = PrivChange::kData;
+  bool staged = false;   // set by the core: the drop is in a transaction (or needed none)
+  bool changed = false;  // set by the core: the inode's mode or capabilities changed
+};
+
 // setattr fields (matches FUSE_SET_ATTR_* meaning; values set by the FUSE layer).
 struct SetAttrIn {
   bool mode = false, uid = false, gid = false, size = false;
   bool atime = false, atime_now = false, mtime = false, mtime_now = false, ctime = false;
   struct stat attr {};
+  PrivDrop* drop = nullptr;  // for a truncate or chown: staged with the change
 };
 
 // One extent of a file as `udaxctl bmap` shows it.
@@ -189,7 +215,9 @@ class Filesystem {
   // sent nothing, and the caller uses Read. `send` must take no lock (see the top).
   Result<bool> ReadInPlace(Inode* inode, uint64_t off, size_t n,
                            const std::function<void(const char*, size_t)>& send);
-  Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n);
+  // `drop` (may be null): the privilege drop this write makes (see PrivDrop).
+  Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n,
+                       PrivDrop* drop = nullptr);
   Status Fsync(Inode* inode, bool datasync);
 
   // --- ranges of a file (fs_fallocate.cc) ---
@@ -202,7 +230,8 @@ class Filesystem {
   // without KEEP_SIZE or with ZERO_RANGE), EFBIG (past MaxFileSize), EISDIR, ENODEV,
   // ENOSPC (nothing changed; or, if extent blocks took the last AUs, part of a
   // preallocation done), EROFS / EIO (read-only, shut down).
-  Status Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len);
+  // `drop` (may be null) is staged in the first transaction of the change.
+  Status Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len, PrivDrop* drop = nullptr);
   // lseek(2) SEEK_DATA / SEEK_HOLE: ENXIO past the end, as Linux filesystems return;
   // EINVAL for another whence. Allocated AUs count as data.
   Result<uint64_t> SeekDataHole(Inode* inode, uint64_t off, int whence);
@@ -210,8 +239,9 @@ class Filesystem {
   // overlap then: EINVAL); returns bytes copied, short at end of input, 0 at or past it.
   // EFBIG at or past MaxFileSize, EOVERFLOW if a range wraps, short (or ENOSPC) when
   // space runs out.
+  // `drop` (may be null) is the destination's, staged with its first change.
   Result<size_t> CopyFileRange(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out,
-                               size_t len);
+                               size_t len, PrivDrop* drop = nullptr);
 
   // --- extended attributes (fs_xattr.cc) ---
   // flags: 0, XATTR_CREATE, XATTR_REPLACE. Names carry their namespace prefix.
@@ -222,15 +252,8 @@ class Filesystem {
   Result<std::string> GetXattr(uint64_t ino, std::string_view name);  // ENODATA if absent
   Result<std::string> ListXattr(uint64_t ino);  // names, each NUL-terminated
   Status RemoveXattr(uint64_t ino, std::string_view name);
-  // The one privilege-drop path (issue 19): what file_remove_privs does when a file's
-  // data changes (write, truncate, fallocate, copy_file_range: regular files only) and
-  // what chown_common does when its owner or group changes (kOwner: every file type but
-  // directories). If `suidgid` (the caller lacks CAP_FSETID; chown always) drops setuid,
-  // and setgid when group-exec is set or `exempt_from_sgid(file's gid)` says no
-  // (setattr_should_drop_sgid: the caller is outside the group and not privileged; asked
-  // only then); always drops security.capability. Returns whether the inode changed (the
-  // kernel's cached attributes are stale then).
-  enum class PrivChange : uint8_t { kData, kOwner };
+  // A privilege drop on its own, in a transaction of its own (see PrivDrop; the changes
+  // themselves take one and stage it with theirs). Returns whether the inode changed.
   Result<bool> KillPrivs(uint64_t ino, bool suidgid,
                          const std::function<bool(uint32_t gid)>& exempt_from_sgid,
                          PrivChange change = PrivChange::kData);
@@ -457,7 +480,14 @@ class Filesystem {
   bool AtimeDueLocked(const Inode& inode, const timespec& now) const REQUIRES(mu_);
   // --- data (fs_data.cc) ---
   // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).
-  Result<size_t> WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n);
+  Result<size_t> WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n,
+                             PrivDrop* drop);
+  // Stages `drop` into the open transaction unless it already was (see PrivDrop). Call
+  // after the change's last failure point and before its Commit: what is staged is
+  // committed by whoever commits next.
+  Status StagePrivDrop(Inode* inode, PrivDrop* drop) REQUIRES(mu_);
+  // Whether `drop` still has anything to do to `inode` (false quickly for nearly all).
+  static bool PrivDropPending(const Inode& inode, const PrivDrop* drop);
   // SetAttr once the inode is pinned (and, for a size change, its rw held); takes mu_.
   Result<struct stat> SetAttrPinned(Inode* inode, const SetAttrIn& in) EXCLUDES(mu_);
   // AUs an allocating write reserved for a hole: file AUs [file_au, file_au + phys.len)
@@ -521,7 +551,7 @@ class Filesystem {
   uint64_t RmapRoom() const REQUIRES(mu_);
   // The copy of a source hole into `out`: whole AUs punched, partial ones zeroed, size
   // grown over the range. REQUIRES out->rw exclusive (takes mu_).
-  Status CopyHole(Inode* out, uint64_t pos, uint64_t n);
+  Status CopyHole(Inode* out, uint64_t pos, uint64_t n, PrivDrop* drop);
 
   // For code that owns the filesystem outright: a mount before it returns the object, and
   // fsck (repair.h), which runs on an unmounted region no one else can reach (the region

@@ -141,7 +141,8 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
   return sent;
 }
 
-Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, size_t n) {
+Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, size_t n,
+                                 PrivDrop* drop) {
   {
     Status st = CheckWritable();
     if (!st.ok()) return st;
@@ -150,7 +151,7 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
   WriterLock rw(&inode->rw);
   UDAX_RETURN_IF_ERROR(CheckWriteFlags(*inode, off));
-  return WriteLocked(inode, off, buf, n);
+  return WriteLocked(inode, off, buf, n, drop);
 }
 
 // The kernel refuses writes to an immutable file and non-O_APPEND opens of an append-only
@@ -166,7 +167,8 @@ Status Filesystem::CheckWriteFlags(const Inode& inode, uint64_t off) {
   return Status::Ok();
 }
 
-Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n) {
+Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* buf, size_t n,
+                                       PrivDrop* drop) {
   const uint64_t au = sb_.au_size;
   const uint64_t end = off + n;
   const uint64_t first_au = off / au, last_au = (end - 1) / au;
@@ -185,7 +187,17 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   const bool has_hole = hole_aus > 0;
   if (!has_hole && end <= old_size) {
     // Overwrite in place: no metadata but the times, which persist lazily (at fsync,
-    // release or unmount), as DAX filesystems do.
+    // release or unmount), as DAX filesystems do. A privilege drop has no transaction of
+    // the data to ride in, so it commits before the first byte is stored
+    // (file_remove_privs runs before the copy, too).
+    if (drop != nullptr) {
+      MutexLock lock(&mu_);  // chmod changes the mode under mu_ alone
+      if (PrivDropPending(*inode, drop)) {
+        UDAX_RETURN_IF_ERROR(CheckWritable());
+        UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, drop));
+        UDAX_RETURN_IF_ERROR(Commit());
+      }
+    }
     for (size_t done = 0; done < n;) {
       const uint64_t pos = off + done;
       uint64_t run;
@@ -225,7 +237,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
       UDAX_ASSIGN_OR_RETURN(fills, ReserveHoles(*inode, first_au, last_au));
     }
   }
-  if (fits_end < end) return WriteLocked(inode, off, buf, fits_end - off);
+  if (fits_end < end) return WriteLocked(inode, off, buf, fits_end - off, drop);
   Status st = FillAndPersist(inode, off, buf, n, fills);
   MutexLock lock(&mu_);
   if (st.ok()) st = CheckWritable();
@@ -251,6 +263,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
   inode->d.ctime_sec = inode->d.mtime_sec;
   inode->d.ctime_nsec = inode->d.mtime_nsec;
+  UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, drop));  // the same transaction as the data
   StageInode(inode);
   UDAX_RETURN_IF_ERROR(Commit());
   return n;
@@ -388,12 +401,14 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
       i->nopen--;
     }
   } unpin{this, inode};
-  if (!in.size) return SetAttrPinned(inode, in);
+  // A privilege drop may remove the capability attribute, which changes the extent map:
+  // that needs the rw lock as a truncate does.
+  if (!in.size && in.drop == nullptr) return SetAttrPinned(inode, in);
   WriterLock rw(&inode->rw);
   // Direct maps past the new end go before mu_ is taken: a slow client stalls this file
   // only. Nothing past the old end is mapped, so growing revokes nothing.
   const uint64_t au = sb_.au_size, new_size = static_cast<uint64_t>(in.attr.st_size);
-  if (new_size <= MaxFileSize()) {
+  if (in.size && new_size <= MaxFileSize()) {
     UDAX_RETURN_IF_ERROR(Revoke(ino, (new_size + au - 1) / au * au, UINT64_MAX));
   }
   return SetAttrPinned(inode, in);
@@ -418,6 +433,8 @@ Result<struct stat> Filesystem::SetAttrPinned(Inode* inode, const SetAttrIn& in)
     if (new_size > MaxFileSize()) return Status::Error(EFBIG, "file too large");
     UDAX_RETURN_IF_ERROR(LoadExtents(inode));
     UDAX_RETURN_IF_ERROR(ZeroPastEof(inode, new_size));
+    // In the change's first transaction: a shrinking truncate commits in steps.
+    UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, in.drop));
     const uint64_t old_size = d.size;
     d.size = new_size;
     if (new_size < old_size) {
@@ -426,6 +443,8 @@ Result<struct stat> Filesystem::SetAttrPinned(Inode* inode, const SetAttrIn& in)
     }
     NowInto(&d.mtime_sec, &d.mtime_nsec);
   }
+  // A chown's drop (notify_change never sends it with an explicit mode).
+  UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, in.drop));
   if (in.mode) {
     d.mode = (d.mode & S_IFMT) | (in.attr.st_mode & 07777);
     UDAX_RETURN_IF_ERROR(ChmodAcl(inode));  // an access ACL follows the new mode

@@ -111,7 +111,8 @@ class CopyLocks {
 
 }  // namespace
 
-Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len) {
+Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len,
+                             PrivDrop* drop) {
   UDAX_RETURN_IF_ERROR(CheckWritable());
   if (len == 0 || off > INT64_MAX || len > INT64_MAX) {
     return Status::InvalidArgument("fallocate range is empty or negative");
@@ -137,6 +138,9 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len)
   if (mode & ~FALLOC_FL_KEEP_SIZE) UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
   UDAX_RETURN_IF_ERROR(RefuseImmutable(*inode));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  // In the first transaction of the change, as ext4_fallocate calls file_modified before
+  // it allocates (so a fallocate that then runs out of space has dropped them, too).
+  UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, drop));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   Status st;
   if (mode & FALLOC_FL_PUNCH_HOLE) {
@@ -457,7 +461,7 @@ Result<uint64_t> Filesystem::SeekDataHole(Inode* inode, uint64_t off, int whence
 }
 
 Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out,
-                                         size_t len) {
+                                         size_t len, PrivDrop* drop) {
   UDAX_RETURN_IF_ERROR(CheckWritable());
   if (S_ISDIR(in->d.mode) || S_ISDIR(out->d.mode)) {
     return Status::Error(EISDIR, "copy_file_range on a directory");
@@ -490,7 +494,7 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
     const uint64_t phys = MapAu(*in, pos / au, (len - done + pos % au + au - 1) / au, &run);
     const size_t chunk = static_cast<size_t>(std::min<uint64_t>(len - done, run * au - pos % au));
     if (phys == 0) {  // a hole stays a hole (as far as the destination's AUs allow)
-      Status st = CopyHole(out, off_out + done, chunk);
+      Status st = CopyHole(out, off_out + done, chunk, drop);
       if (!st.ok()) return done > 0 ? Result<size_t>(done) : st;
       done += chunk;
       continue;
@@ -498,7 +502,7 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
     const size_t piece = std::min<size_t>(chunk, kCopyChunk);
     if (buf.size() < piece) buf.resize(piece);
     UDAX_RETURN_IF_ERROR(region_->ReadSafe(phys * au + pos % au, buf.data(), piece));
-    auto wrote = WriteLocked(out, off_out + done, buf.data(), piece);
+    auto wrote = WriteLocked(out, off_out + done, buf.data(), piece, drop);
     if (!wrote.ok()) return done > 0 ? Result<size_t>(done) : wrote;
     done += *wrote;
     if (*wrote < piece) break;  // out of space: a short copy
@@ -506,12 +510,13 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
   return done;
 }
 
-Status Filesystem::CopyHole(Inode* out, uint64_t pos, uint64_t n) {
+Status Filesystem::CopyHole(Inode* out, uint64_t pos, uint64_t n, PrivDrop* drop) {
   // The punch frees blocks: direct maps of them go first (they were never asked back
   // here, so a client kept a map of blocks another file could be given).
   UDAX_RETURN_IF_ERROR(Revoke(out->ino, pos, pos + n));
   MutexLock lock(&mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(StagePrivDrop(out, drop));
   Status st = PunchHole(out, pos, n);
   if (st.ok() && pos + n > out->d.size) st = GrowSize(out, pos + n);
   return FinishRange(out, std::move(st));

@@ -265,45 +265,66 @@ Status Filesystem::RemoveXattr(uint64_t ino, std::string_view name) {
   return Commit();
 }
 
-Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
-                                   const std::function<bool(uint32_t gid)>& exempt_from_sgid,
-                                   PrivChange change) {
+bool Filesystem::PrivDropPending(const Inode& inode, const PrivDrop* drop) {
+  if (drop == nullptr || drop->staged) return false;
+  // A data change concerns regular files; chown_common clears the bits of every
+  // non-directory (a FIFO, socket or device node keeps no setuid either).
+  if (S_ISDIR(inode.d.mode)) return false;
+  if (drop->change == PrivChange::kData && !S_ISREG(inode.d.mode)) return false;
+  // Every write asks: nearly always there is nothing to drop.
+  return (inode.d.mode & (S_ISUID | S_ISGID)) != 0 || inode.d.xattr_bytes != 0;
+}
+
+Status Filesystem::StagePrivDrop(Inode* inode, PrivDrop* drop) {
+  if (!PrivDropPending(*inode, drop)) {
+    if (drop != nullptr) drop->staged = true;
+    return Status::Ok();
+  }
   constexpr std::string_view kCaps = "security.capability";
-  // The mode bits to drop, by setattr_should_drop_suidgid's rules.
-  auto drops = [&](const DiskInode& d) -> uint32_t {
-    if (!suidgid) return 0;
-    uint32_t drop = d.mode & S_ISUID;
-    if ((d.mode & S_ISGID) && ((d.mode & S_IXGRP) || !exempt_from_sgid(d.gid))) drop |= S_ISGID;
-    return drop;
-  };
-  {
-    // Every write asks: nearly always there is nothing to drop, decided under mu_ alone.
-    MutexLock lock(&mu_);
-    UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
-    // A data change concerns regular files; chown_common clears the bits of every
-    // non-directory (a FIFO, socket or device node keeps no setuid either).
-    if (S_ISDIR(inode->d.mode)) return false;
-    if (change == PrivChange::kData && !S_ISREG(inode->d.mode)) return false;
-    if ((inode->d.mode & (S_ISUID | S_ISGID)) == 0 && inode->d.xattr_bytes == 0) return false;
-  }
-  UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
-  ExclusiveInode held(inode, &mu_);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
-  bool changed = false;
-  if (const uint32_t drop = drops(inode->d); drop != 0) {
-    inode->d.mode &= ~drop;
-    changed = true;
+  // The mode bits to drop, by setattr_should_drop_suidgid's rules.
+  uint32_t mode_drop = 0;
+  if (drop->suidgid) {
+    mode_drop = inode->d.mode & S_ISUID;
+    if ((inode->d.mode & S_ISGID) &&
+        ((inode->d.mode & S_IXGRP) || !drop->exempt_from_sgid ||
+         !drop->exempt_from_sgid(inode->d.gid))) {
+      mode_drop |= S_ISGID;
+    }
   }
+  bool changed = false;
   if (auto it = inode->xattrs->find(kCaps); it != inode->xattrs->end()) {
     UDAX_RETURN_IF_ERROR(LoadExtents(inode));
     inode->xattrs->erase(it);
     UDAX_RETURN_IF_ERROR(StageXattrs(inode));
     changed = true;
   }
-  if (!changed) return false;
+  if (mode_drop != 0) {
+    inode->d.mode &= ~mode_drop;
+    changed = true;
+  }
+  drop->staged = true;
+  if (!changed) return Status::Ok();
+  drop->changed = true;
   TouchCtime(&inode->d);
   StageInode(inode);
+  return Status::Ok();
+}
+
+Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
+                                   const std::function<bool(uint32_t gid)>& exempt_from_sgid,
+                                   PrivChange change) {
+  PrivDrop drop{suidgid, exempt_from_sgid, change};
+  {
+    MutexLock lock(&mu_);
+    UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+    if (!PrivDropPending(*inode, &drop)) return false;
+  }
+  UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
+  ExclusiveInode held(inode, &mu_);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, &drop));
+  if (!drop.changed) return false;
   UDAX_RETURN_IF_ERROR(Commit());
   return true;
 }

@@ -180,6 +180,110 @@ TEST_P(XattrTest, KillPrivsDropsWhatFileRemovePrivsWould) {
   EXPECT_EQ(fs->GetXattr(plain, "security.capability").status().code(), ENODATA);
 }
 
+// Item 4 of issue 18: the drop rides in the transaction of the change itself, so no
+// crash can leave new data (or a new owner) with the old setuid bit.
+TEST_P(XattrTest, PrivDropIsInTheChangesOwnTransaction) {
+  auto fs = img_.Mount();
+  const uint64_t au = fs->superblock().au_size;
+  auto mode_of = [&](uint64_t ino) { return Must(fs->GetAttr(ino)).st_mode & 07777; };
+  auto commits = [&] { return fs->journal_stats().commits; };
+  auto user_drop = [] {
+    PrivDrop d;
+    d.suidgid = true;
+    d.exempt_from_sgid = [](uint32_t) { return false; };
+    return d;
+  };
+  auto [e, file] = Must(fs->Create(kRootIno, "f", S_IFREG | 06755, O_RDWR, kRoot));
+  const std::string data(1000, 'x');
+
+  // An allocating write: data, size and the drop in one commit.
+  uint64_t before = commits();
+  PrivDrop drop = user_drop();
+  EXPECT_EQ(Must(fs->Write(file, 0, data.data(), data.size(), &drop)), data.size());
+  EXPECT_TRUE(drop.changed);
+  EXPECT_EQ(commits() - before, 1u);
+  EXPECT_EQ(mode_of(e.ino), 0755u);
+
+  // An overwrite in place: a drop-only commit (before the store), none without a drop.
+  SetAttrIn chmod;
+  chmod.mode = true;
+  chmod.attr.st_mode = 06755;
+  Must(fs->SetAttr(e.ino, chmod));
+  before = commits();
+  drop = user_drop();
+  EXPECT_EQ(Must(fs->Write(file, 0, "y", 1, &drop)), 1u);
+  EXPECT_TRUE(drop.changed);
+  EXPECT_EQ(commits() - before, 1u);
+  EXPECT_EQ(mode_of(e.ino), 0755u);
+  before = commits();
+  drop = user_drop();
+  EXPECT_EQ(Must(fs->Write(file, 1, "y", 1, &drop)), 1u);  // nothing left to drop
+  EXPECT_FALSE(drop.changed);
+  EXPECT_EQ(commits(), before);
+
+  // A privileged writer keeps the bits; capabilities go whoever writes.
+  Must(fs->SetAttr(e.ino, chmod));
+  ASSERT_OK(fs->SetXattr(e.ino, "security.capability", std::string(20, 'c'), 0, kRoot));
+  drop = PrivDrop{};
+  EXPECT_EQ(Must(fs->Write(file, au, "z", 1, &drop)), 1u);
+  EXPECT_TRUE(drop.changed);
+  EXPECT_EQ(mode_of(e.ino), 06755u);
+  EXPECT_EQ(fs->GetXattr(e.ino, "security.capability").status().code(), ENODATA);
+
+  // A truncate: the reply's attributes already show the drop.
+  SetAttrIn trunc;
+  trunc.size = true;
+  trunc.attr.st_size = 10;
+  drop = user_drop();
+  trunc.drop = &drop;
+  EXPECT_EQ(Must(fs->SetAttr(e.ino, trunc)).st_mode & 07777, 0755u);
+  EXPECT_TRUE(drop.changed);
+
+  // A chown drops setuid and, with group-exec, setgid, whoever asks.
+  Must(fs->SetAttr(e.ino, chmod));
+  SetAttrIn chown;
+  chown.gid = true;
+  chown.attr.st_gid = 100;
+  drop = user_drop();
+  drop.change = PrivChange::kOwner;
+  chown.drop = &drop;
+  EXPECT_EQ(Must(fs->SetAttr(e.ino, chown)).st_mode & 07777, 0755u);
+
+  // fallocate and copy_file_range.
+  Must(fs->SetAttr(e.ino, chmod));
+  drop = user_drop();
+  ASSERT_OK(fs->Fallocate(file, FALLOC_FL_KEEP_SIZE, 0, 4 * au, &drop));
+  EXPECT_EQ(mode_of(e.ino), 0755u);
+  auto [src_e, src] = Must(fs->Create(kRootIno, "src", S_IFREG | 0644, O_RDWR, kRoot));
+  ASSERT_EQ(Must(fs->Write(src, 0, data.data(), data.size())), data.size());
+  Must(fs->SetAttr(e.ino, chmod));
+  drop = user_drop();
+  EXPECT_EQ(Must(fs->CopyFileRange(src, 0, file, 8 * au, data.size(), &drop)), data.size());
+  EXPECT_TRUE(drop.changed);
+  EXPECT_EQ(mode_of(e.ino), 0755u);
+
+  // A change that fails before it changes anything drops nothing.
+  Must(fs->SetAttr(e.ino, chmod));
+  SetAttrIn too_big;
+  too_big.size = true;
+  too_big.attr.st_size = static_cast<off_t>(fs->MaxFileSize() + 1);
+  drop = user_drop();
+  too_big.drop = &drop;
+  EXPECT_EQ(fs->SetAttr(e.ino, too_big).status().code(), EFBIG);
+  EXPECT_EQ(mode_of(e.ino), 06755u);
+  EXPECT_EQ(fs->Write(file, fs->MaxFileSize(), "a", 1, &drop).status().code(), EFBIG);
+  EXPECT_EQ(mode_of(e.ino), 06755u);
+
+  fs->Release(file);
+  fs->Release(src);
+  ExpectMapsExact(fs.get());
+  // On media, not only in DRAM.
+  fs.reset();
+  fs = img_.Mount();
+  EXPECT_EQ(mode_of(e.ino), 06755u);
+  EXPECT_EQ(Must(fs->GetAttr(e.ino)).st_gid, 100u);
+}
+
 TEST_P(XattrTest, DefaultAclIsInheritedInsteadOfTheUmask) {
   auto fs = img_.Mount();
   Caller user{0, 0, 022};

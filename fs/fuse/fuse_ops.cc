@@ -127,16 +127,16 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     in.mtime = to_set & FUSE_SET_ATTR_MTIME;
     in.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
     in.ctime = to_set & FUSE_SET_ATTR_CTIME;
+    // A truncate kills as the kernel says; a chown always (chown_common). In the same
+    // transaction, so the attributes replied already show it.
+    std::optional<PrivDrop> drop;
+    if (in.size || in.uid || in.gid) {
+      drop = KillPrivsFor(req, in.uid || in.gid || RequestKillsSuidgid(),
+                          in.uid || in.gid ? PrivChange::kOwner : PrivChange::kData);
+    }
+    if (drop) in.drop = &*drop;
     auto st = Fs(req).SetAttr(ino, in);
     if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
-    if (KillprivV2Active() && (in.size || in.uid || in.gid)) {
-      // A truncate kills as the kernel says; a chown always (chown_common).
-      KillPrivsAfterChange(req, ino, in.uid || in.gid || RequestKillsSuidgid(),
-                           in.uid || in.gid ? Filesystem::PrivChange::kOwner
-                                            : Filesystem::PrivChange::kData);
-      st = Fs(req).GetAttr(ino);
-      if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
-    }
     fuse_reply_attr(req, &st.value(), Ctx(req).config.timeout());
   });
 }
@@ -211,12 +211,14 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       SetAttrIn in;
       in.size = true;
       in.attr.st_size = 0;
+      std::optional<PrivDrop> drop = KillPrivsFor(req, RequestKillsSuidgid());
+      if (drop) in.drop = &*drop;
       auto st = Fs(req).SetAttr(ino, in);
       if (!st.ok()) {
         Fs(req).Release(*inode);
         return (void)fuse_reply_err(req, st.status().code());
       }
-      KillPrivsAfterChange(req, ino, RequestKillsSuidgid());
+      AfterPrivDrop(req, ino, in.drop);
     }
     auto handle = std::make_unique<OpenFile>(OpenFile{*inode, fi->flags});
     fi->fh = reinterpret_cast<uint64_t>(handle.get());
@@ -275,10 +277,13 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
   Guard(req, [&] {
-    auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size);
-    if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
     // write(2), not the writeback of mmap'd pages (which file_remove_privs never covered).
-    if (!fi->writepage && *n > 0) KillPrivsAfterChange(req, ino, RequestKillsSuidgid());
+    std::optional<PrivDrop> drop;
+    if (!fi->writepage) drop = KillPrivsFor(req, RequestKillsSuidgid());
+    auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size,
+                           drop ? &*drop : nullptr);
+    if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+    AfterPrivDrop(req, ino, drop ? &*drop : nullptr);
     if ((HandleOf(fi)->flags & O_DIRECT) && !fi->writepage) {
       FileOf(fi)->direct_written.store(true);  // see SetOpenFlags
     }

@@ -20,18 +20,18 @@ namespace {
 // A data change by a caller without CAP_FSETID (taken as: not root) drops setuid, and
 // setgid by setattr_should_drop_sgid's rule. The kernel's FUSE client drops setgid only
 // with group-exec (fuse_do_setattr), and not at all for our ioctl, so the daemon does it
-// (generic/683-685) through the one privilege-drop path.
-void DropPrivsAfterRangeChange(fuse_req_t req, fuse_ino_t ino) {
-  DropPrivsAfterChange(req, ino, fuse_req_ctx(req)->uid != 0);
-}
+// (generic/683-685) through the one privilege-drop path, whether or not the kernel took
+// KILLPRIV_V2.
+PrivDrop RangeChangeDrop(fuse_req_t req) { return PrivDropFor(req, fuse_req_ctx(req)->uid != 0); }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
   Guard(req, [&] {
     if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
+    PrivDrop drop = RangeChangeDrop(req);
     Status st = Fs(req).Fallocate(FileOf(fi), mode, static_cast<uint64_t>(offset),
-                                  static_cast<uint64_t>(length));
-    if (st.ok()) DropPrivsAfterRangeChange(req, ino);
+                                  static_cast<uint64_t>(length), &drop);
+    AfterPrivDrop(req, ino, &drop);
     ReplyStatus(req, st);
   });
 }
@@ -51,12 +51,13 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
                      int flags) {
   Guard(req, [&] {
     if (flags != 0 || off_in < 0 || off_out < 0) return (void)fuse_reply_err(req, EINVAL);
-    auto n = Fs(req).CopyFileRange(FileOf(fi_in), static_cast<uint64_t>(off_in),
-                                   FileOf(fi_out), static_cast<uint64_t>(off_out), len);
-    if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
     // The kernel's file_modified on the destination cannot drop setuid/setgid under
     // HANDLE_KILLPRIV_V2 (fuse_setattr leaves it to us, and no flag says so).
-    if (*n > 0) DropPrivsAfterRangeChange(req, ino_out);
+    PrivDrop drop = RangeChangeDrop(req);
+    auto n = Fs(req).CopyFileRange(FileOf(fi_in), static_cast<uint64_t>(off_in),
+                                   FileOf(fi_out), static_cast<uint64_t>(off_out), len, &drop);
+    AfterPrivDrop(req, ino_out, &drop);
+    if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
     fuse_reply_write(req, *n);
   });
 }
@@ -76,7 +77,10 @@ void IoctlFallocate(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const vo
       static_cast<int64_t>(arg.length) <= 0) {
     return (void)fuse_reply_err(req, EINVAL);
   }
-  Status st = Fs(req).Fallocate(FileOf(fi), static_cast<int>(arg.mode), arg.offset, arg.length);
+  PrivDrop drop = RangeChangeDrop(req);  // contents changed: as fallocate(2) does
+  Status st = Fs(req).Fallocate(FileOf(fi), static_cast<int>(arg.mode), arg.offset, arg.length,
+                                &drop);
+  AfterPrivDrop(req, ino, &drop);
   if (st.ok() && (arg.mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE |
                               FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
     // File contents moved or vanished behind the kernel's back: from `offset` on, its
@@ -84,7 +88,6 @@ void IoctlFallocate(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const vo
     fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, static_cast<off_t>(arg.offset), 0);
   }
   if (!st.ok()) return (void)fuse_reply_err(req, st.code());
-  DropPrivsAfterRangeChange(req, ino);  // contents changed: as fallocate(2) does
   fuse_reply_ioctl(req, 0, nullptr, 0);
 }
 

@@ -129,27 +129,24 @@ bool KillprivV2Active() { return g_active.load(std::memory_order_relaxed); }
 
 bool RequestKillsSuidgid() { return t_kill_suidgid; }
 
-void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
-                          Filesystem::PrivChange change) {
-  if (!KillprivV2Active()) return;
-  DropPrivsAfterChange(req, ino, suidgid, change);
-}
-
-void DropPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
-                          Filesystem::PrivChange change) {
-  // Asked only for a setgid file without group-exec: the caller's groups cost a read of
-  // /proc. CAP_FSETID is taken as uid 0 (the kernel only tells us through the flag).
-  auto exempt = [req](uint32_t gid) {
+PrivDrop PrivDropFor(fuse_req_t req, bool suidgid, PrivChange change) {
+  PrivDrop drop;
+  drop.suidgid = suidgid;
+  drop.change = change;
+  // CAP_FSETID is taken as uid 0 (the kernel only tells us through the flag).
+  drop.exempt_from_sgid = [req](uint32_t gid) {
     return fuse_req_ctx(req)->uid == 0 || CallerInGroup(req, gid);
   };
-  auto changed = Fs(req).KillPrivs(ino, suidgid, exempt, change);
-  if (!changed.ok()) {
-    syslog(LOG_WARNING, "inode %llu: could not drop setuid/setgid/capabilities: %s",
-           static_cast<unsigned long long>(ino), changed.status().ToString().c_str());
-    return;
-  }
-  // Attributes only (offset -1): no page is locked, so this is safe inside a write.
-  if (*changed) fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
+  return drop;
+}
+
+std::optional<PrivDrop> KillPrivsFor(fuse_req_t req, bool suidgid, PrivChange change) {
+  if (!KillprivV2Active()) return std::nullopt;
+  return PrivDropFor(req, suidgid, change);
+}
+
+void AfterPrivDrop(fuse_req_t req, fuse_ino_t ino, const PrivDrop* drop) {
+  if (drop != nullptr && drop->changed) fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
 }
 
 }  // namespace udax

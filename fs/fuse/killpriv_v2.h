@@ -19,6 +19,8 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 #include <fuse_lowlevel.h>
 
+#include <optional>
+
 #include "fs/core/filesystem.h"
 
 namespace udax {
@@ -44,20 +46,20 @@ bool KillprivV2Active();
 // the size, OPEN or CREATE with O_TRUNC). False for any other request.
 bool RequestKillsSuidgid();
 
-// After a change a local filesystem follows with file_remove_privs (write, truncate) or
-// chown_common's kill (chown: `change` kOwner): when the kernel took the flag, drops what
-// it no longer drops itself (DropPrivsAfterChange; `suidgid` as the request said, true
-// for chown).
-void KillPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
-                          Filesystem::PrivChange change = Filesystem::PrivChange::kData);
-// The FUSE side of the one privilege-drop path (Filesystem::KillPrivs), for every change
-// that must drop setuid/setgid/capabilities, whether or not the kernel took the flag
-// (fallocate, copy_file_range and UDAX_IOC_FALLOCATE, which the kernel's FUSE client does
-// not follow with a full file_remove_privs): drops them and, if the inode changed, the
-// kernel's cached attributes (attributes only: no page is locked, so this is safe inside
-// any request). Errors are logged, not returned: the change itself succeeded.
-void DropPrivsAfterChange(fuse_req_t req, fuse_ino_t ino, bool suidgid,
-                          Filesystem::PrivChange change = Filesystem::PrivChange::kData);
+// The FUSE side of the one privilege-drop path (PrivDrop in fs/core/filesystem.h): the
+// drop a change makes, for the core to stage in the change's own transaction.
+// `suidgid` as the request said (RequestKillsSuidgid; true for chown, and for a range
+// change by anyone but root). The caller's groups are read only when a setgid file
+// without group-exec asks for them.
+PrivDrop PrivDropFor(fuse_req_t req, bool suidgid, PrivChange change = PrivChange::kData);
+// After a change that a local filesystem follows with file_remove_privs (write,
+// truncate) or chown_common's kill (chown): the drop to make when the kernel took the
+// flag and so no longer drops them itself; nullopt when it did not.
+std::optional<PrivDrop> KillPrivsFor(fuse_req_t req, bool suidgid,
+                                     PrivChange change = PrivChange::kData);
+// After the change: if the drop changed the inode, the kernel's cached attributes are
+// stale (attributes only: no page is locked, so this is safe inside any request).
+void AfterPrivDrop(fuse_req_t req, fuse_ino_t ino, const PrivDrop* drop);
 
 }  // namespace udax
 
