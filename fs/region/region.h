@@ -105,10 +105,10 @@ class Region {
   virtual Status Flush(uint64_t off, size_t n) = 0;
   virtual void Drain() = 0;
   // A hint before writing [off, off+n) for the first time: maps its pages in one system
-  // call (MADV_POPULATE_WRITE) instead of one page fault per 4 KiB inside the copy. On an
-  // emulated image in tmpfs that fault is most of an allocating write's cost. Best effort:
-  // errors (an older kernel, a device mapping that refuses it, poison) are ignored, and
-  // the copy that follows handles them as it always has.
+  // call (MADV_POPULATE_WRITE) instead of one page fault per 4 KiB inside the copy. A
+  // no-op on an emulated image, which WriteSafe fills with pwrite and never faults in.
+  // Best effort: errors (an older kernel, a device mapping that refuses it, poison) are
+  // ignored, and the copy that follows handles them as it always has.
   void Prefault(uint64_t off, uint64_t n);
 
   // Called (from the faulting thread, after the copy has been abandoned) for every caught
