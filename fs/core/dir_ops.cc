@@ -185,7 +185,7 @@ Status DirOps::Insert(Inode* dir, std::string_view name, uint64_t ino, uint8_t t
   // A split only keeps chains short; it is skipped when space is nearly gone, so that
   // creating a name never needs more than an overflow block and its extent block.
   if ((overflowed || dir->d.dir_entries > uint64_t{dir->d.dir_buckets} * kSplitEntriesPerBucket) &&
-      dir->d.dir_buckets < kMaxBuckets && fs_->aus_.free_count() >= kSplitMinFreeAus) {
+      dir->d.dir_buckets < kMaxBuckets && fs_->space_.free_aus() >= kSplitMinFreeAus) {
     UDAX_RETURN_IF_ERROR(Split(dir));
   }
   return Status::Ok();

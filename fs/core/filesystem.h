@@ -6,9 +6,11 @@
 // durable when Write returns with the sync option, or after Fsync.
 //
 // Locking (the rules are annotations that clang's -Wthread-safety checks; fs/base/mutex.h):
-//  - Order: an inode's rw (data path) before mu_ (metadata). mu_ guards the inode cache,
-//    the allocators, the journal and its transaction (GUARDED_BY below), and every change
-//    to an inode's `d` and extent map; the private helpers that touch them REQUIRE it.
+//  - Order: an inode's rw (data path), then mu_ (metadata), then the space lock (Space,
+//    space.h: the bitmaps, reverse map and quarantine; a leaf lock, ACQUIRED_BEFORE below).
+//    mu_ guards the inode cache, the journal and its transaction (GUARDED_BY below), and
+//    every change to an inode's `d` and extent map; the private helpers that touch them
+//    REQUIRE it. Space guards itself: an allocating write reserves AUs without mu_.
 //  - A direct-map revoke (set_revoke_hook) waits on clients: it runs with the file's rw
 //    held and never under mu_, so a slow client stalls that file only.
 //  - Data copies of allocating writes run with the file's rw held and not mu_ (Write).
@@ -35,6 +37,7 @@
 #include "fs/core/bitmap_alloc.h"
 #include "fs/core/inode.h"
 #include "fs/core/journal.h"
+#include "fs/core/space.h"
 #include "fs/format/layout.h"
 #include "fs/region/region.h"
 #include "rmap/rmap.h"
@@ -456,9 +459,6 @@ class Filesystem {
   // it writes nothing) and clears their emulated poison. REQUIRES mu_, no open txn.
   Status RewriteBadMetadata(uint64_t phys, uint64_t len,
                             const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill);
-  // Copies the part of the object [obj_off, obj_off+obj_len) inside [off, off+n) to dst.
-  static void CopyOverlap(uint64_t obj_off, const void* obj, uint64_t obj_len, uint64_t off,
-                          uint64_t n, uint8_t* dst);
   // Frees AUs in txn_, except bad ones, which become quarantined. REQUIRES mu_
   void StageFreeAus(const Run& run) REQUIRES(mu_);
   // Before a write of file bytes [off, off+n): moves each mapped AU whose bad bytes the
@@ -496,13 +496,13 @@ class Filesystem {
     uint64_t file_au = 0;
     Run phys;
   };
-  // Reserves AUs for every hole of file AUs [first_au, last_au]. REQUIRES inode.rw too.
+  // Reserves AUs for every hole of file AUs [first_au, last_au]. REQUIRES inode.rw
+  // exclusive (the extent map holds still), not mu_: the space lock is enough.
   Result<std::vector<HoleFill>> ReserveHoles(const Inode& inode, uint64_t first_au,
-                                             uint64_t last_au) REQUIRES(mu_);
+                                             uint64_t last_au);
   // Where a write of [off, end) with `hole_aus` AUs of holes must stop to fit the free
-  // space (`off`: not one byte fits). REQUIRES inode.rw too.
-  uint64_t WritableEnd(const Inode& inode, uint64_t off, uint64_t end, uint64_t hole_aus)
-      REQUIRES(mu_);
+  // space (`off`: not one byte fits). REQUIRES inode.rw exclusive, as ReserveHoles.
+  uint64_t WritableEnd(const Inode& inode, uint64_t off, uint64_t end, uint64_t hole_aus);
   // Writes [off, off+n) into the mapped AUs and the reserved `fills` (zeroing what the
   // write leaves of them) and persists it. REQUIRES inode->rw exclusive, NOT mu_: this
   // is the data copy, which must not stall metadata.
@@ -567,11 +567,11 @@ class Filesystem {
   DiskSuperblock sb_{};
   MountOptions options_;
   std::unique_ptr<Journal> journal_;
-  BitmapAllocator aus_ GUARDED_BY(mu_);
-  BitmapAllocator inos_ GUARDED_BY(mu_);
-  ReverseMap rmap_;
   DiskJournalState state_{};
-  Mutex mu_;
+  // The lock order, written once: an inode's rw (data path) -> mu_ (metadata) -> the
+  // space lock (a leaf, inside Space). The analysis checks the second step.
+  Mutex mu_ ACQUIRED_BEFORE(space_.order_mutex());
+  Space space_;  // bitmaps, reverse map, quarantine: its own lock (space.h)
   Txn txn_ GUARDED_BY(mu_);  // the transaction being built
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_ GUARDED_BY(mu_);
   std::atomic<bool> shutdown_{false};  // read without mu_ on the data path

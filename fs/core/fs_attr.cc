@@ -146,12 +146,12 @@ Result<uint64_t> Filesystem::Trim(uint64_t start, uint64_t len, uint64_t minlen)
   const uint64_t min_aus = std::max<uint64_t>(1, (minlen + au - 1) / au);
   uint64_t trimmed = 0;
   for (uint64_t a = first; a < last;) {
-    if (aus_.IsAllocated(a)) {
+    if (space_.AuAllocated(a)) {
       ++a;
       continue;
     }
     uint64_t run_end = a + 1;
-    while (run_end < last && !aus_.IsAllocated(run_end)) ++run_end;
+    while (run_end < last && !space_.AuAllocated(run_end)) ++run_end;
     if (run_end - a >= min_aus) trimmed += (run_end - a) * au;
     a = run_end;
   }

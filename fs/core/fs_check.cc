@@ -46,7 +46,7 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
   // walk does not fill the cache.
   for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
     if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
-    if (!inos_.IsAllocated(ino)) continue;
+    if (!space_.InoAllocated(ino)) continue;
     ++report.inodes;
     auto cached = inodes_.find(ino);
     Inode scratch(ino);
@@ -95,13 +95,13 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
   std::vector<Owner> expected;
   UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
   for (uint64_t a = 0; a < sb_.au_count; ++a) {
-    const bool used = aus_.IsAllocated(a);
+    const bool used = space_.AuAllocated(a);
     const Owner& want = expected[a];
     if (used) ++report.allocated_aus;
     if (want.kind == OwnerKind::kFree) {
       // Quarantined media (G4) is allocated on purpose and owned by no file.
       if (used) {
-        auto rec = rmap_.Read(a);
+        auto rec = space_.ReadOwner(a);
         if (!rec.ok() || rec->kind != OwnerKind::kQuarantined) {
           report.Add("AU " + std::to_string(a) + " is allocated but has no owner (leak)");
         }
@@ -113,7 +113,7 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
                  (want.ino ? " of inode " + std::to_string(want.ino) : "") +
                  " but the bitmap says free");
     }
-    auto got = rmap_.Read(a);
+    auto got = space_.ReadOwner(a);
     if (!got.ok()) {
       report.Add(got.status().message());
       continue;
@@ -146,7 +146,7 @@ Result<uint64_t> Filesystem::RebuildReverseMap() {
   uint64_t rewritten = 0;
   for (uint64_t a = 0; a < sb_.au_count; ++a) {
     if (expected[a].kind == OwnerKind::kFree) continue;
-    auto got = rmap_.Read(a);
+    auto got = space_.ReadOwner(a);
     const Owner& want = expected[a];
     if (got.ok() && got->kind == want.kind && got->ino == want.ino &&
         got->file_au == want.file_au && got->generation == (want.generation & 0xffff)) {
@@ -178,7 +178,7 @@ Result<CheckReport> Filesystem::CheckNamespace() {
     }
     DiskInode d;
     UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, cur), &d, sizeof(d)));
-    if (!inos_.IsAllocated(cur) || !InodeVerify(d, cur).ok()) {
+    if (!space_.InoAllocated(cur) || !InodeVerify(d, cur).ok()) {
       report.Add(who + " is free or damaged");
       break;
     }
@@ -212,7 +212,7 @@ Result<CheckReport> Filesystem::CheckNamespace() {
     }
     for (const DirListEntry& e : entries) {
       const std::string where = "directory " + std::to_string(dino) + " entry '" + e.name + "'";
-      if (e.ino == 0 || e.ino >= sb_.inode_count || !inos_.IsAllocated(e.ino)) {
+      if (e.ino == 0 || e.ino >= sb_.inode_count || !space_.InoAllocated(e.ino)) {
         report.Add(where + " names free inode " + std::to_string(e.ino));
         continue;
       }
@@ -241,7 +241,7 @@ Result<CheckReport> Filesystem::CheckNamespace() {
   }
   for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
     if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
-    if (!inos_.IsAllocated(ino)) continue;
+    if (!space_.InoAllocated(ino)) continue;
     DiskInode d;
     auto cached = inodes_.find(ino);
     if (cached != inodes_.end()) {
@@ -299,7 +299,7 @@ Result<CheckReport> Filesystem::Scrub() {
   DirOps dirs(this);
   for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
     if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
-    if (!inos_.IsAllocated(ino)) continue;
+    if (!space_.InoAllocated(ino)) continue;
     ++report.inodes;
     Inode scratch(ino);
     UDAX_RETURN_IF_ERROR(region_->ReadSafe(InodeOffset(sb_, ino), &scratch.d, sizeof(DiskInode)));
@@ -322,9 +322,9 @@ Result<CheckReport> Filesystem::Scrub() {
     if (!st.ok()) report.Add(st.message());
   }
   for (uint64_t au = 0; au < sb_.au_count; ++au) {
-    if (!aus_.IsAllocated(au)) continue;
+    if (!space_.AuAllocated(au)) continue;
     ++report.allocated_aus;
-    auto owner = rmap_.Read(au);
+    auto owner = space_.ReadOwner(au);
     if (!owner.ok()) report.Add(owner.status().message());
   }
   return report;

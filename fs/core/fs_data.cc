@@ -217,8 +217,8 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
 
   // Allocating or extending write, in three steps, so that the data copy (the long part)
   // holds no lock that metadata or other writers need:
-  //   1. under mu_: reserve AUs for the holes, in DRAM only (nothing on media points at
-  //      them, so a crash leaves them free);
+  //   1. under the space lock alone (space.h): reserve AUs for the holes, in DRAM only
+  //      (nothing on media points at them, so a crash leaves them free);
   //   2. with only inode->rw (exclusive, the caller's): zero and fill the reserved AUs,
   //      write the mapped parts, make it all durable;
   //   3. under mu_: map the AUs, the size and the times, in one transaction.
@@ -226,27 +226,34 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   // reverse map and checks see reserved AUs as neither allocated nor free.
   std::vector<HoleFill> fills;
   uint64_t fits_end = end;
-  {
-    MutexLock lock(&mu_);
-    UDAX_RETURN_IF_ERROR(CheckWritable());
-    // Room for the holes and the extent blocks they may need, checked before any change.
-    if (hole_aus + ExtentBlocksNeeded(*inode, hole_aus) > aus_.free_count()) {
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  // Room for the holes and the extent blocks they may need, checked before any change.
+  // Another writer may take the room between the check and the reservation: then this
+  // write comes out short (or ENOSPC), as it would have a moment later.
+  if (hole_aus + ExtentBlocksNeeded(*inode, hole_aus) > space_.free_aus()) {
+    fits_end = WritableEnd(*inode, off, end, hole_aus);
+  } else {
+    auto reserved = ReserveHoles(*inode, first_au, last_au);
+    if (reserved.ok()) {
+      fills = std::move(*reserved);
+    } else if (reserved.status().code() == ENOSPC) {
       fits_end = WritableEnd(*inode, off, end, hole_aus);
-      if (fits_end <= off) return Status::NoSpace("no space");
     } else {
-      UDAX_ASSIGN_OR_RETURN(fills, ReserveHoles(*inode, first_au, last_au));
+      return reserved.status();
     }
   }
+  if (fits_end <= off) return Status::NoSpace("no space");
+  // Shorter each time, so this ends.
   if (fits_end < end) return WriteLocked(inode, off, buf, fits_end - off, drop);
   Status st = FillAndPersist(inode, off, buf, n, fills);
   MutexLock lock(&mu_);
   if (st.ok()) st = CheckWritable();
   // Other writers may have taken the room for extent blocks since step 1.
-  if (st.ok() && ExtentBlocksNeeded(*inode, fills.size()) > aus_.free_count()) {
+  if (st.ok() && ExtentBlocksNeeded(*inode, fills.size()) > space_.free_aus()) {
     st = Status::NoSpace("no space for the extent blocks of the new extents");
   }
   if (!st.ok()) {
-    for (const HoleFill& f : fills) aus_.Unreserve({f.phys});
+    for (const HoleFill& f : fills) space_.UnreserveAus({f.phys});
     return st;
   }
   for (size_t i = 0; i < fills.size(); ++i) {
@@ -255,7 +262,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
     inode->d.au_blocks += f.phys.len;
     st = InsertExtent(inode, f.file_au, f.phys.start, f.phys.len);
     if (!st.ok()) {
-      for (size_t j = i + 1; j < fills.size(); ++j) aus_.Unreserve({fills[j].phys});
+      for (size_t j = i + 1; j < fills.size(); ++j) space_.UnreserveAus({fills[j].phys});
       return st;
     }
   }
@@ -276,7 +283,7 @@ uint64_t Filesystem::WritableEnd(const Inode& inode, uint64_t off, uint64_t end,
                                  uint64_t hole_aus) {
   const uint64_t au = sb_.au_size;
   const uint64_t first_au = off / au, last_au = (end - 1) / au;
-  const uint64_t free = aus_.free_count();
+  const uint64_t free = space_.free_aus();
   const uint64_t margin = ExtentBlocksNeeded(inode, std::min(hole_aus, free));
   uint64_t budget = free > margin ? free - margin : 0;
   uint64_t fits_end = off;
@@ -311,9 +318,9 @@ Result<std::vector<Filesystem::HoleFill>> Filesystem::ReserveHoles(const Inode& 
       const uint64_t prev = MapAu(inode, a - 1, 1, &prev_run);
       if (prev != 0) goal = prev + 1;
     }
-    auto runs = aus_.Reserve(run, goal, false);
+    auto runs = space_.ReserveAus(run, goal, false);
     if (!runs.ok()) {
-      for (const HoleFill& f : fills) aus_.Unreserve({f.phys});
+      for (const HoleFill& f : fills) space_.UnreserveAus({f.phys});
       return runs.status();
     }
     uint64_t file_au = a;

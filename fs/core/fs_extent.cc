@@ -119,7 +119,7 @@ Status Filesystem::GrowSlots(Inode* inode) {
   const uint64_t capacity = kInlineExtents + m.blocks.size() * ExtentsPerBlock(sb_);
   if (inode->d.ext_count < capacity) return Status::Ok();
   const uint64_t goal = m.blocks.empty() ? 0 : m.blocks.back() + 1;
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(1, goal, false));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, goal, false));
   StageAllocAus(runs[0], Owner{OwnerKind::kExtentBlock, inode->ino, inode->d.generation,
                                m.blocks.size()});
   const uint64_t au = runs[0].start;
@@ -243,11 +243,11 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     const uint64_t prev = MapAu(*inode, from - 1, 1, &run);
     if (prev != 0) goal = prev + 1;
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(count, goal, false));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(count, goal, false));
   // Each run may become an extent, and new extents may need extent blocks: refuse before
   // any change rather than fail half way through the inserts.
-  if (ExtentBlocksNeeded(*inode, runs.size()) > aus_.free_count()) {
-    aus_.Unreserve(runs);
+  if (ExtentBlocksNeeded(*inode, runs.size()) > space_.free_aus()) {
+    space_.UnreserveAus(runs);
     return Status::NoSpace("no space for the extent blocks of the new extents");
   }
   uint64_t file_au = from;
@@ -256,7 +256,7 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
       // Durable before the transaction that maps them, as a write's data is.
       Status st = region_->ZeroSafe(r.start * sb_.au_size, r.len * sb_.au_size, true);
       if (!st.ok()) {
-        aus_.Unreserve(runs);
+        space_.UnreserveAus(runs);
         return st;
       }
     }
@@ -309,14 +309,11 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
 }
 
 void Filesystem::StageAllocAus(const Run& run, const Owner& owner) {
-  aus_.StageAlloc(&txn_, run);
-  StageOwner(run, owner);
+  space_.StageAllocAus(&txn_, run, owner);
 }
 
 void Filesystem::StageOwner(const Run& run, const Owner& owner) {
-  if (run.len == 0) return;
-  const RmapRecords recs = rmap_.Records(run.start, run.len, owner);
-  txn_.Write(recs.offset, recs.records.data(), recs.bytes());
+  space_.StageOwner(&txn_, run, owner);
 }
 
 Owner Filesystem::DataOwner(const Inode& inode, uint64_t file_au) const {
@@ -328,10 +325,7 @@ Owner Filesystem::DataOwner(const Inode& inode, uint64_t file_au) const {
 }
 
 Result<std::vector<OwnerRange>> Filesystem::Owners(uint64_t phys, uint64_t len) {
-  MutexLock lock(&mu_);
-  // The query calls back while we hold mu_, which the analysis cannot see in a lambda.
-  const BitmapAllocator* aus = &aus_;
-  return rmap_.Query(phys, len, [aus](uint64_t au) { return aus->IsAllocated(au); });
+  return space_.Owners(phys, len);  // the space lock alone: no metadata lock needed
 }
 
 Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {

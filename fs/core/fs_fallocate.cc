@@ -184,7 +184,7 @@ Status Filesystem::PunchHole(Inode* inode, uint64_t off, uint64_t len) {
   if (first >= last) {  // no whole AU: only zeros (a hole reads zeros already)
     return ZeroMapped(*inode, off, end);
   }
-  if (SplitsExtent(*inode, first, last) && ExtentBlocksNeeded(*inode, 1) > aus_.free_count()) {
+  if (SplitsExtent(*inode, first, last) && ExtentBlocksNeeded(*inode, 1) > space_.free_aus()) {
     return Status::NoSpace("no space for the extent a punched hole splits");
   }
   UDAX_RETURN_IF_ERROR(ZeroMapped(*inode, off, first * au));
@@ -220,7 +220,7 @@ Status Filesystem::CollapseRange(Inode* inode, uint64_t off, uint64_t len) {
   }
   // One slot for a punch inside an extent, one for a piece of an extent too large to move
   // in one transaction: checked before anything changes.
-  if (ExtentBlocksNeeded(*inode, 2) > aus_.free_count()) {
+  if (ExtentBlocksNeeded(*inode, 2) > space_.free_aus()) {
     return Status::NoSpace("no space for extent slots");
   }
   UDAX_RETURN_IF_ERROR(ZeroStaleTail(*inode));
@@ -250,7 +250,7 @@ Status Filesystem::InsertRange(Inode* inode, uint64_t off, uint64_t len) {
       return Status::Error(EFBIG, "insert range would move data past the largest file size");
     }
   }
-  if (ExtentBlocksNeeded(*inode, 2) > aus_.free_count()) {
+  if (ExtentBlocksNeeded(*inode, 2) > space_.free_aus()) {
     return Status::NoSpace("no space for extent slots");
   }
   UDAX_RETURN_IF_ERROR(ZeroStaleTail(*inode));
@@ -274,7 +274,7 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
   // ENOSPC before any change when the holes outnumber the free AUs. Extent blocks may
   // still take the last ones part way: then what is mapped stays (it reads as zeros, and
   // nothing leaks), as ext4 and XFS leave a partial preallocation.
-  if (CountHoleAus(*inode, from, to) > aus_.free_count()) {
+  if (CountHoleAus(*inode, from, to) > space_.free_aus()) {
     return Status::NoSpace("not enough free space for the range");
   }
   const uint64_t step_aus = std::max<uint64_t>(1, TxnBudget() / kAllocBytesPerAu);
@@ -284,7 +284,7 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
       a += run;
       continue;
     }
-    const uint64_t free = aus_.free_count();
+    const uint64_t free = space_.free_aus();
     uint64_t n = std::min({run, step_aus, free});
     // AllocateRange refuses, changing nothing, when the runs it found need more extent
     // blocks than are left; then ask only for what fits with one extent per AU, the worst

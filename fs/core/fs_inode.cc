@@ -67,7 +67,7 @@ Result<Inode*> Filesystem::Get(uint64_t ino) {
   if (ino == 0 || ino >= sb_.inode_count) return Status::Error(ESTALE, "no such inode");
   auto inode = std::make_unique<Inode>(ino);
   UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, ino), &inode->d, sizeof(DiskInode)));
-  if (inode->d.magic == 0 && !inos_.IsAllocated(ino)) {
+  if (inode->d.magic == 0 && !space_.InoAllocated(ino)) {
     return Status::Error(ESTALE, "inode " + std::to_string(ino) + " is not in use");
   }
   Status st = InodeVerify(inode->d, ino);
@@ -84,15 +84,14 @@ void Filesystem::StageInode(Inode* inode) {
 }
 
 Result<Inode*> Filesystem::AllocInode(uint32_t mode, const Caller& caller, Inode* parent) {
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, inos_.Reserve(1, parent ? parent->ino : 0, false));
-  const uint64_t ino = runs[0].start;
+  UDAX_ASSIGN_OR_RETURN(const uint64_t ino, space_.ReserveIno(parent ? parent->ino : 0));
   DiskInode old;
   Status st = txn_.Read(*region_, InodeOffset(sb_, ino), &old, sizeof(old));
   if (!st.ok()) {
-    inos_.Unreserve(runs);
+    space_.UnreserveIno(ino);
     return st;
   }
-  inos_.StageAlloc(&txn_, runs[0]);
+  space_.StageAllocIno(&txn_, ino);
   auto inode = std::make_unique<Inode>(ino);
   DiskInode& d = inode->d;
   std::memset(&d, 0, sizeof(d));
@@ -192,7 +191,7 @@ Status Filesystem::FreeInode(Inode* inode) {
   std::memset(&inode->d, 0, sizeof(inode->d));
   inode->d.generation = generation;
   StageInode(inode);
-  inos_.StageFree(&txn_, Run{inode->ino, 1});
+  space_.StageFreeIno(&txn_, inode->ino);
   inode->freed = true;
   inode->extents = ExtentMap{};
   inode->xattrs.reset();

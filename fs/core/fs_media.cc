@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "fs/base/byte_overlap.h"
 #include "fs/base/hex.h"
 #include "fs/core/filesystem.h"
 
@@ -61,9 +62,7 @@ Result<std::vector<MediaOwner>> Filesystem::HandleMediaError(uint64_t phys, uint
   region_->MarkKnownBad({phys, len});
   {
     MutexLock lock(&mu_);
-    // The query calls back while we hold mu_, which the analysis cannot see in a lambda.
-    const BitmapAllocator* aus = &aus_;
-    auto owners = rmap_.Query(phys, len, [aus](uint64_t au) { return aus->IsAllocated(au); });
+    auto owners = space_.Owners(phys, len);
     if (!owners.ok()) {
       MediaOwner m;
       m.range = OwnerRange{Owner{OwnerKind::kRmap, 0, 0, 0}, phys, len, 0};
@@ -114,12 +113,8 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
       return;
     }
     const uint64_t au = sb_.au_size;
-    uint64_t taken = 0;
-    for (uint64_t a = r.phys / au; a * au < r.phys + r.len; ++a) {
-      if (aus_.IsAllocated(a) || !aus_.ReserveExact(a)) continue;
-      StageAllocAus(Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
-      ++taken;
-    }
+    const uint64_t first = r.phys / au, end = (r.phys + r.len + au - 1) / au;
+    const uint64_t taken = space_.StageQuarantineFree(&txn_, Run{first, end - first});
     m->action = MediaAction::kQuarantined;
     m->detail = taken > 0 ? "free AU quarantined: never allocated again"
                           : "free AU already taken by an allocation in progress";
@@ -158,11 +153,10 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
       break;
     case OwnerKind::kAuBitmap:
     case OwnerKind::kInodeBitmap: {
-      BitmapAllocator& bm = kind == OwnerKind::kAuBitmap ? aus_ : inos_;
       how = std::string(kind == OwnerKind::kAuBitmap ? "allocation" : "inode") +
             " bitmap rewritten from its copy in memory";
       repaired = RewriteBadMetadata(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
-        CopyOverlap(bm.media_offset(), bm.words(), bm.media_bytes(), off, n, dst);
+        space_.CopyBitmapBytes(kind, off, n, dst);
       });
       break;
     }
@@ -190,13 +184,6 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
   ShutdownLocked("media error in the " + what + " at region offset " + where + ": " + m->detail);
 }
 
-void Filesystem::CopyOverlap(uint64_t obj_off, const void* obj, uint64_t obj_len, uint64_t off,
-                             uint64_t n, uint8_t* dst) {
-  const uint64_t s = std::max(obj_off, off), e = std::min(obj_off + obj_len, off + n);
-  if (s >= e) return;
-  std::memcpy(dst + (s - off), static_cast<const uint8_t*>(obj) + (s - obj_off), e - s);
-}
-
 Status Filesystem::RewriteBadMetadata(
     uint64_t phys, uint64_t len,
     const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill) {
@@ -214,19 +201,7 @@ Status Filesystem::RewriteBadMetadata(
 }
 
 void Filesystem::StageFreeAus(const Run& run) {
-  const uint64_t au = sb_.au_size;
-  if (!region_->HasKnownBad(run.start * au, run.len * au)) {
-    aus_.StageFree(&txn_, run);
-    return;
-  }
-  // Bad AUs leave their owner but stay allocated, owned by `quarantined` (G4).
-  uint64_t start = run.start;
-  for (uint64_t a = run.start; a <= run.end(); ++a) {
-    if (a < run.end() && !region_->HasKnownBad(a * au, au)) continue;
-    if (a > start) aus_.StageFree(&txn_, Run{start, a - start});
-    if (a < run.end()) StageOwner(Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
-    start = a + 1;
-  }
+  space_.StageFreeAus(&txn_, run);  // quarantines what the region knows bad
 }
 
 Status Filesystem::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {
@@ -268,10 +243,10 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
   UDAX_RETURN_IF_ERROR(Revoke(inode->ino, file_au * au, (file_au + 1) * au));
   MutexLock lock(&mu_);
   UDAX_RETURN_IF_ERROR(CheckWritable());
-  if (ExtentBlocksNeeded(*inode, 2) + 1 > aus_.free_count()) {
+  if (ExtentBlocksNeeded(*inode, 2) + 1 > space_.free_aus()) {
     return Status::NoSpace("no space to relocate a bad block");
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, aus_.Reserve(1, old_phys + 1, false));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, old_phys + 1, false));
   const uint64_t new_phys = runs[0].start;
   // The healthy bytes the write does not cover move with the AU; the rest is the write's.
   std::vector<uint8_t> buf(au, 0);
@@ -285,7 +260,7 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
   }
   if (st.ok()) st = region_->WriteSafe(new_phys * au, buf.data(), au, true);
   if (!st.ok()) {
-    aus_.Unreserve(runs);
+    space_.UnreserveAus(runs);
     return st;
   }
   // Space for the two slots was checked above, so the splits cannot fail for want of it;
@@ -294,7 +269,7 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
   if (st.ok()) st = SplitExtentAt(inode, file_au + 1);
   if (st.ok()) st = SetExtent(inode, file_au, file_au, Extent{new_phys, 1});
   if (!st.ok()) {
-    aus_.Unreserve(runs);
+    space_.UnreserveAus(runs);
     ShutdownLocked("relocating a bad block failed half way: " + st.message());
     return st;
   }

@@ -169,7 +169,6 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   fs->sb_ = sb;
 
   fs->journal_ = std::make_unique<Journal>(region, sb);
-  fs->rmap_ = ReverseMap(region, sb);
   // A committed transaction must be sane before any of it is applied.
   auto pending = fs->journal_->NeedsReplay();
   if (!pending.ok()) {
@@ -188,10 +187,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   // Not shared yet, but StartWriting and the checks below are also run later, under mu_.
   MutexLock lock(&fs->mu_);
   UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
-  UDAX_RETURN_IF_ERROR(fs->aus_.Load(*region, sb.abitmap_off, sb.au_count, FirstDataAu(sb),
-                                     LastDataAu(sb)));
-  UDAX_RETURN_IF_ERROR(fs->inos_.Load(*region, sb.ibitmap_off, sb.inode_count, 2,
-                                      sb.inode_count));
+  UDAX_RETURN_IF_ERROR(fs->space_.Load(region, sb));
   for (const std::string& what : fs->FixedMetadataDamage()) {
     UDAX_RETURN_IF_ERROR(damaged(what));
   }
@@ -222,7 +218,7 @@ Status Filesystem::StartWriting(bool restore_primary) {
   std::unordered_map<uint64_t, bool> seen;
   for (uint64_t cur = state_.orphan_head; cur != 0; cur = orphans.back()->d.orphan_next) {
     const std::string who = "orphan list: inode " + std::to_string(cur);
-    if (seen[cur] || !inos_.IsAllocated(cur)) return refuse(who + " is free or listed twice");
+    if (seen[cur] || !space_.InoAllocated(cur)) return refuse(who + " is free or listed twice");
     seen[cur] = true;
     auto orphan = Get(cur);
     if (!orphan.ok()) return refuse(who + ": " + orphan.status().message());
@@ -231,9 +227,9 @@ Status Filesystem::StartWriting(bool restore_primary) {
     if (!loaded.ok()) return refuse(who + ": " + loaded.message());
     for (const auto& [file_au, e] : o->extents.by_file) {
       for (uint64_t i = 0; i < e.len; ++i) {
-        auto rec = rmap_.Read(e.phys_au + i);
+        auto rec = space_.ReadOwner(e.phys_au + i);
         const Owner want = DataOwner(*o, file_au + i);
-        if (!aus_.IsAllocated(e.phys_au + i) || !rec.ok() || rec->ino != want.ino ||
+        if (!space_.AuAllocated(e.phys_au + i) || !rec.ok() || rec->ino != want.ino ||
             rec->kind != want.kind || rec->file_au != want.file_au) {
           return refuse(who + " maps AU " + std::to_string(e.phys_au + i) +
                          ", which the maps do not give it");
@@ -281,14 +277,14 @@ std::vector<std::string> Filesystem::FixedMetadataDamage() const {
   if (!JournalStateValid(state_)) damage.push_back("journal state block is damaged");
   // The static areas' bits: a bitmap that frees them would hand metadata out as data.
   for (uint64_t au = 0; au < FirstDataAu(sb_); ++au) {
-    if (!aus_.IsAllocated(au)) {
+    if (!space_.AuAllocated(au)) {
       damage.push_back("AU bitmap is damaged (static metadata AU " + std::to_string(au) +
                        " marked free)");
       break;
     }
   }
-  if (!aus_.IsAllocated(sb_.au_count - 1) || !inos_.IsAllocated(0) ||
-      !inos_.IsAllocated(kRootIno)) {
+  if (!space_.AuAllocated(sb_.au_count - 1) || !space_.InoAllocated(0) ||
+      !space_.InoAllocated(kRootIno)) {
     damage.push_back("allocation bitmaps are damaged (reserved bits clear)");
   }
   return damage;
@@ -339,11 +335,11 @@ struct statvfs Filesystem::StatFs() {
   s.f_bsize = sb_.au_size;
   s.f_frsize = sb_.au_size;
   s.f_blocks = sb_.au_count;
-  s.f_bfree = aus_.free_count();
-  s.f_bavail = aus_.free_count();
+  s.f_bfree = space_.free_aus();
+  s.f_bavail = space_.free_aus();
   s.f_files = sb_.inode_count - 1;
-  s.f_ffree = inos_.free_count();
-  s.f_favail = inos_.free_count();
+  s.f_ffree = space_.free_inos();
+  s.f_favail = space_.free_inos();
   s.f_namemax = kMaxNameLen;
   s.f_fsid = 0;
   std::memcpy(&s.f_fsid, sb_.uuid, sizeof(s.f_fsid) < 8 ? sizeof(s.f_fsid) : 8);

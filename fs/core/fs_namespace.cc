@@ -131,7 +131,7 @@ Result<Inode*> Filesystem::PrepareNewName(uint64_t parent, std::string_view name
   UDAX_ASSIGN_OR_RETURN(auto existing, DirOps(this).Find(dir, name));
   if (existing) return Status::Error(EEXIST, "exists");
   UDAX_RETURN_IF_ERROR(RefuseImmutable(*dir));  // may_create(): no new names in it
-  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
+  if (space_.free_aus() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
   return dir;
 }
 
@@ -377,7 +377,7 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
   if (src_is_dir && !dst && src_dir != dst_dir && dst_dir->d.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, "too many subdirectories");
   }
-  if (aus_.free_count() < kNamespaceOpAus) return Status::NoSpace("no space");
+  if (space_.free_aus() < kNamespaceOpAus) return Status::NoSpace("no space");
   // RENAME_WHITEOUT (overlayfs): the old name becomes a 0/0 character device, in the
   // same transaction. Its inode is the last thing that can fail, so it comes first.
   Inode* whiteout = nullptr;

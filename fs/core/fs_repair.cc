@@ -230,11 +230,8 @@ Result<std::unique_ptr<Filesystem>> Repairer::Open(std::unique_ptr<Region> regio
   UDAX_ASSIGN_OR_RETURN(fs->sb_, OpenSuperblock(r, fix, found));
   const DiskSuperblock& sb = fs->sb_;
   fs->journal_ = std::make_unique<Journal>(r, sb);
-  fs->rmap_ = ReverseMap(r, sb);
   UDAX_RETURN_IF_ERROR(OpenJournal(fs.get(), fix, found));
-  UDAX_RETURN_IF_ERROR(
-      fs->aus_.Load(*r, sb.abitmap_off, sb.au_count, FirstDataAu(sb), LastDataAu(sb)));
-  UDAX_RETURN_IF_ERROR(fs->inos_.Load(*r, sb.ibitmap_off, sb.inode_count, 2, sb.inode_count));
+  UDAX_RETURN_IF_ERROR(fs->space_.Load(r, sb));
   return fs;
 }
 

@@ -211,7 +211,7 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
   const bool uninline = need > 0 && (inode->d.flags & kInodeInlineData);
   const uint64_t extra = uninline ? 1 : 0;
   if (need + extra > have &&
-      aus_.free_count() < need + extra - have + ExtentBlocksNeeded(*inode, need + extra - have)) {
+      space_.free_aus() < need + extra - have + ExtentBlocksNeeded(*inode, need + extra - have)) {
     return Status::NoSpace("no space for the attribute");
   }
   if (uninline) UDAX_RETURN_IF_ERROR(MoveInlineTargetOut(inode));
@@ -349,7 +349,7 @@ Result<Filesystem::NewInodeAttrs> Filesystem::InheritAttrs(Inode* dir, uint32_t 
   if (AclCreateMasq(&acl, &out.mode)) out.xattrs[kAclAccessXattr] = AclEncode(acl);
   // Room for the blob and an extent block to map it, beyond what the name itself needs.
   const uint64_t aus = XattrAus(XattrBlobSize(out.xattrs));
-  if (aus > 0 && aus_.free_count() < kNamespaceOpAus + aus + 1) {
+  if (aus > 0 && space_.free_aus() < kNamespaceOpAus + aus + 1) {
     return Status::NoSpace("no space for inherited ACLs");
   }
   return out;

@@ -73,7 +73,7 @@ std::string Num(uint64_t v) { return std::to_string(v); }
 }  // namespace
 
 bool Repairer::RmapSays(uint64_t au, const Owner& want) const {
-  auto got = fs_->rmap_.Read(au);
+  auto got = fs_->space_.ReadOwner(au);
   return got.ok() && got->kind == want.kind && got->ino == want.ino &&
          got->file_au == want.file_au && got->generation == (want.generation & 0xffff);
 }
@@ -84,7 +84,7 @@ Status Repairer::ScanInodes(std::vector<InodeScan>* inodes) {
   const DiskSuperblock& sb = fs.sb_;
   for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
     if (ino % 4096 == 0) Progress(4, ino, sb.inode_count * 2);
-    const bool marked = fs.inos_.IsAllocated(ino);
+    const bool marked = fs.space_.InoAllocated(ino);
     DiskInode d;
     const std::string who = "inode " + Num(ino);
     if (!fs.region_->ReadSafe(InodeOffset(sb, ino), &d, sizeof(d)).ok()) {
@@ -280,7 +280,7 @@ Status Repairer::RestoreFromRmap(std::vector<InodeScan>* inodes, std::vector<Own
   std::unordered_map<uint64_t, std::vector<DiskExtent>> restored;  // ino -> single AUs
   for (uint64_t p = FirstDataAu(sb); p < LastDataAu(sb); ++p) {
     if ((*owner)[p].kind != OwnerKind::kFree || !BitSet(au_bits, p)) continue;
-    auto rec = fs.rmap_.Read(p);
+    auto rec = fs.space_.ReadOwner(p);
     if (!rec.ok()) continue;
     if (rec->kind == OwnerKind::kQuarantined) {  // bad media stays out of use
       (*owner)[p] = *rec;
@@ -526,9 +526,7 @@ Status Repairer::RepairMaps() {
 
   // Pass 3 works through the filesystem's own operations: give them the new state.
   fs.inodes_.clear();
-  UDAX_RETURN_IF_ERROR(
-      fs.aus_.Load(*fs.region_, sb.abitmap_off, sb.au_count, FirstDataAu(sb), LastDataAu(sb)));
-  return fs.inos_.Load(*fs.region_, sb.ibitmap_off, sb.inode_count, 2, sb.inode_count);
+  return fs.space_.Load(fs.region_.get(), sb);
 }
 
 }  // namespace udax

@@ -36,7 +36,7 @@ Status Repairer::TakeOrphans(std::vector<bool>* orphan) {
   uint64_t cur = fs.state_.orphan_head;
   uint64_t count = 0;
   while (cur != 0) {
-    auto inode = cur < n && fs.inos_.IsAllocated(cur) && !(*orphan)[cur]
+    auto inode = cur < n && fs.space_.InoAllocated(cur) && !(*orphan)[cur]
                      ? fs.Get(cur) : Result<Inode*>(Status::Corruption("bad link"));
     if (!inode.ok()) {
       Fixed("orphan list: link to inode " + Num(cur) + " is bad: list cut there");
@@ -63,7 +63,7 @@ Status Repairer::EnsureRoot() {
   Filesystem& fs = *fs_;
   fs.AssumeUnshared();
   Inode* old = nullptr;
-  if (fs.inos_.IsAllocated(kRootIno)) {
+  if (fs.space_.InoAllocated(kRootIno)) {
     auto root = fs.Get(kRootIno);
     if (root.ok() && S_ISDIR((*root)->d.mode)) {
       // Link counts are set at the end; until then the root must not look removed, or
@@ -102,7 +102,7 @@ Status Repairer::EnsureRoot() {
   Inode* root = inode.get();
   fs.inodes_[kRootIno] = std::move(inode);
   UDAX_RETURN_IF_ERROR(DirOps(&fs).Init(root));
-  if (!fs.inos_.IsAllocated(kRootIno)) fs.inos_.StageAlloc(&fs.txn_, udax::Run{kRootIno, 1});
+  if (!fs.space_.InoAllocated(kRootIno)) fs.space_.StageAllocIno(&fs.txn_, kRootIno);
   fs.StageInode(root);
   UDAX_RETURN_IF_ERROR(fs.Commit());
   Fixed("root directory damaged: recreated empty (what it held goes to /lost+found)");
@@ -138,7 +138,7 @@ Status Repairer::SalvageDirectory(Inode* dir, std::vector<DirListEntry>* entries
           continue;
         }
         p += kDirEntryFixed + len;
-        if (!fs.inos_.IsAllocated(ino) || ino == kRootIno || ino == dir->ino) continue;
+        if (!fs.space_.InoAllocated(ino) || ino == kRootIno || ino == dir->ino) continue;
         auto target = fs.Get(ino);
         if (!target.ok() || !names.insert(std::string(name)).second) continue;
         entries->push_back({ino, static_cast<uint8_t>(IFTODT((*target)->d.mode)), std::string(name)});
@@ -203,7 +203,7 @@ Status Repairer::CheckEntries(Inode* dir) {
     const std::string where = "directory " + Num(dir->ino) + " entry '" + e.name + "'";
     Result<Inode*> target = Status::NotFound("");
     if (e.ino != 0 && e.ino < fs.sb_.inode_count && e.ino != kRootIno && e.ino != dir->ino &&
-        fs.inos_.IsAllocated(e.ino)) {
+        fs.space_.InoAllocated(e.ino)) {
       target = fs.Get(e.ino);
     }
     if (!target.ok()) {
@@ -373,7 +373,7 @@ Status Repairer::FixLinkCounts(const std::vector<bool>& reached) {
     }
   }
   for (uint64_t ino = 1; ino < n; ++ino) {
-    if (!reached[ino] || !fs.inos_.IsAllocated(ino)) continue;
+    if (!reached[ino] || !fs.space_.InoAllocated(ino)) continue;
     UDAX_ASSIGN_OR_RETURN(Inode * inode, fs.Get(ino));
     DiskInode& d = inode->d;
     const bool dir = S_ISDIR(d.mode);
@@ -410,7 +410,7 @@ Status Repairer::RepairNamespace() {
   parent_[kRootIno] = kRootIno;
   for (uint64_t ino = 1; ino < n; ++ino) {
     if (ino % 4096 == 0) Progress(5, ino, n);
-    if (!fs.inos_.IsAllocated(ino)) continue;
+    if (!fs.space_.InoAllocated(ino)) continue;
     UDAX_ASSIGN_OR_RETURN(Inode * inode, fs.Get(ino));
     if (S_ISDIR(inode->d.mode)) UDAX_RETURN_IF_ERROR(ReadDirectory(inode));
   }
@@ -438,7 +438,7 @@ Status Repairer::RepairNamespace() {
   };
   std::vector<uint64_t> lost_dirs;
   for (uint64_t ino = 1; ino < n; ++ino) {
-    if (reached[ino] || !fs.inos_.IsAllocated(ino)) continue;
+    if (reached[ino] || !fs.space_.InoAllocated(ino)) continue;
     UDAX_ASSIGN_OR_RETURN(Inode * inode, fs.Get(ino));
     if (!S_ISDIR(inode->d.mode)) continue;
     if (orphan[ino] || inode->d.nlink == 0) {
@@ -473,7 +473,7 @@ Status Repairer::RepairNamespace() {
     lost_dirs = std::move(next);
   }
   for (uint64_t ino = 1; ino < n; ++ino) {
-    if (reached[ino] || !fs.inos_.IsAllocated(ino)) continue;
+    if (reached[ino] || !fs.space_.InoAllocated(ino)) continue;
     UDAX_ASSIGN_OR_RETURN(Inode * inode, fs.Get(ino));
     if (orphan[ino] || inode->d.nlink == 0) {
       UDAX_RETURN_IF_ERROR(free_inode(ino));
