@@ -7,7 +7,8 @@
 // gives back what was reserved but not staged. StageFree() clears bits in a transaction.
 // Every future change of ownership (the reverse map) hooks into StageAlloc/StageFree.
 //
-// Thread-safety: none; the filesystem's metadata mutex guards every call.
+// Thread-safety: none; its owner's lock guards every call (Space: one per allocation
+// group, and one for the inode bitmap).
 #pragma once
 
 #include <cstdint>
@@ -31,8 +32,9 @@ class BitmapAllocator {
   // allocatable ones; bits outside are treated as permanently used.
   Status Load(const Region& region, uint64_t off, uint64_t nbits, uint64_t lo, uint64_t hi);
 
-  // Reserves up to `count` bits as runs, trying to start at `goal` and stay contiguous;
-  // returns fewer bits than asked only if `partial_ok`. ENOSPC if nothing (or not enough).
+  // Reserves up to `count` bits as runs, trying to start at `goal` and stay contiguous
+  // (a goal outside the allocatable bits: from the next-fit cursor); returns fewer bits
+  // than asked only if `partial_ok`. ENOSPC if nothing (or not enough).
   Result<std::vector<Run>> Reserve(uint64_t count, uint64_t goal, bool partial_ok);
   void Unreserve(const std::vector<Run>& runs);
   // Reserves exactly `bit` (quarantine of a bad free AU); false if it is busy or outside

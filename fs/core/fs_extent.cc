@@ -119,7 +119,7 @@ Status Filesystem::GrowSlots(Inode* inode) {
   const uint64_t capacity = kInlineExtents + m.blocks.size() * ExtentsPerBlock(sb_);
   if (inode->d.ext_count < capacity) return Status::Ok();
   const uint64_t goal = m.blocks.empty() ? 0 : m.blocks.back() + 1;
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, goal, false));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, goal, inode->ino));
   StageAllocAus(runs[0], Owner{OwnerKind::kExtentBlock, inode->ino, inode->d.generation,
                                m.blocks.size()});
   const uint64_t au = runs[0].start;
@@ -243,7 +243,7 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     const uint64_t prev = MapAu(*inode, from - 1, 1, &run);
     if (prev != 0) goal = prev + 1;
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(count, goal, false));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(count, goal, inode->ino));
   // Each run may become an extent, and new extents may need extent blocks: refuse before
   // any change rather than fail half way through the inserts.
   if (ExtentBlocksNeeded(*inode, runs.size()) > space_.free_aus()) {

@@ -246,7 +246,7 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
   if (ExtentBlocksNeeded(*inode, 2) + 1 > space_.free_aus()) {
     return Status::NoSpace("no space to relocate a bad block");
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, old_phys + 1, false));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, old_phys + 1, inode->ino));
   const uint64_t new_phys = runs[0].start;
   // The healthy bytes the write does not cover move with the AU; the rest is the write's.
   std::vector<uint8_t> buf(au, 0);

@@ -123,11 +123,13 @@ Tree Populate(TestImage* img) {
   t.data[t.b] = Pattern(4096, 'b');
   WriteFile(fs.get(), t.a, t.data[t.a]);
   WriteFile(fs.get(), t.b, t.data[t.b]);
-  // Alternate one-AU appends so neither file's extents are contiguous.
+  // One-AU writes with a hole after each, so big's extents cannot merge wherever its AUs
+  // land (allocation groups keep one file's AUs contiguous, whatever else is written).
   std::string big, fill;
   for (int i = 0; i < 12; ++i) {
     const std::string chunk = Pattern(4096, static_cast<char>('A' + i));
-    WriteFile(fs.get(), t.big, chunk, i * 4096);
+    if (i > 0) big += std::string(4096, '\0');
+    WriteFile(fs.get(), t.big, chunk, big.size());
     WriteFile(fs.get(), filler, chunk, i * 4096);
     big += chunk;
     fill += chunk;

@@ -1,54 +1,142 @@
 // space.cc -- the bitmaps, the reverse map and quarantine, under the space lock.
 #include "fs/core/space.h"
 
+#include <algorithm>
+
 #include "fs/base/byte_overlap.h"
 #include "fs/format/layout.h"
 
 namespace udax {
 
 Status Space::Load(Region* region, const DiskSuperblock& sb) {
-  MutexLock lock(&mu_);
   region_ = region;
   au_size_ = sb.au_size;
+  au_count_ = sb.au_count;
   rmap_ = ReverseMap(region, sb);
-  UDAX_RETURN_IF_ERROR(
-      aus_.Load(*region, sb.abitmap_off, sb.au_count, FirstDataAu(sb), LastDataAu(sb)));
+  // Groups of whole bitmap words, so two groups never stage the same word.
+  const uint64_t per = (sb.au_count + kMaxGroups - 1) / kMaxGroups;
+  group_aus_ = std::max<uint64_t>(kMinGroupAus, (per + 63) / 64 * 64);
+  groups_.clear();
+  uint64_t free = 0;
+  const uint64_t lo = FirstDataAu(sb), hi = LastDataAu(sb);
+  for (uint64_t base = 0; base < sb.au_count; base += group_aus_) {
+    auto g = std::make_unique<Group>();
+    g->base = base;
+    const uint64_t n = std::min(group_aus_, sb.au_count - base);
+    const uint64_t g_lo = std::clamp(lo, base, base + n) - base;
+    const uint64_t g_hi = std::clamp(hi, base, base + n) - base;
+    MutexLock lock(&g->mu);
+    UDAX_RETURN_IF_ERROR(g->alloc.Load(*region, sb.abitmap_off + base / 8, n, g_lo, g_hi));
+    free += g->alloc.free_count();
+    groups_.push_back(std::move(g));
+  }
+  free_aus_.store(free);
+  MutexLock lock(&mu_);
   // Inode 0 is never used and 1 is the root's: numbers from 2 are handed out.
   return inos_.Load(*region, sb.ibitmap_off, sb.inode_count, 2, sb.inode_count);
 }
 
-Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, bool partial_ok) {
-  MutexLock lock(&mu_);
-  return aus_.Reserve(count, goal, partial_ok);
+template <typename Fn>
+void Space::ForEachPiece(const Run& run, Fn fn) const {
+  for (uint64_t a = run.start; a < run.end();) {
+    Group& g = GroupOf(a);
+    const uint64_t end = std::min(run.end(), g.base + group_aus_);
+    fn(g, Run{a - g.base, end - a});
+    a = end;
+  }
+}
+
+template <typename Op>
+auto Space::Update(Group& g, Op op) const {
+  MutexLock lock(&g.mu);
+  const uint64_t before = g.alloc.free_count();
+  auto result = op(g.alloc);
+  const uint64_t after = g.alloc.free_count();
+  // Unsigned wrap-around adds the (possibly negative) difference.
+  free_aus_.fetch_add(after - before, std::memory_order_relaxed);
+  return result;
+}
+
+Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64_t ino) {
+  if (count == 0) return std::vector<Run>{};
+  if (free_aus() < count) return Status::NoSpace("no free space");
+  const bool has_goal = goal != 0 && goal < au_count_;
+  const size_t first = has_goal ? goal / group_aus_ : ino % groups_.size();
+  auto to_region = [](const Group& g, std::vector<Run> runs) {
+    for (Run& r : runs) r.start += g.base;
+    return runs;
+  };
+  // One group when one has room, the goal's or the owner's first: a file stays together.
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    Group& g = *groups_[(first + i) % groups_.size()];
+    // Without a goal, the allocator's next-fit cursor (a goal outside the group)
+    const uint64_t g_goal = i == 0 && has_goal ? goal - g.base : UINT64_MAX;
+    auto runs = Update(g, [&](BitmapAllocator& alloc) -> Result<std::vector<Run>> {
+      if (alloc.free_count() < count) return Status::NoSpace("group full");
+      return alloc.Reserve(count, g_goal, false);
+    });
+    if (runs.ok()) return to_region(g, std::move(*runs));
+  }
+  // Free space is spread over the groups: take from each in turn.
+  std::vector<Run> out;
+  uint64_t want = count;
+  for (size_t i = 0; i < groups_.size() && want > 0; ++i) {
+    Group& g = *groups_[(first + i) % groups_.size()];
+    auto runs = Update(g, [&](BitmapAllocator& alloc) -> Result<std::vector<Run>> {
+      return alloc.Reserve(std::min(want, alloc.free_count()), UINT64_MAX, false);
+    });
+    if (!runs.ok()) continue;
+    for (const Run& r : to_region(g, std::move(*runs))) {
+      out.push_back(r);
+      want -= r.len;
+    }
+  }
+  if (want > 0) {
+    UnreserveAus(out);
+    return Status::NoSpace("no free space");
+  }
+  return out;
 }
 
 void Space::UnreserveAus(const std::vector<Run>& runs) {
-  MutexLock lock(&mu_);
-  aus_.Unreserve(runs);
+  for (const Run& run : runs) {
+    ForEachPiece(run, [&](Group& g, const Run& piece) {
+      Update(g, [&](BitmapAllocator& alloc) {
+        alloc.Unreserve({piece});
+        return 0;
+      });
+    });
+  }
 }
 
 void Space::StageAllocAus(Txn* txn, const Run& run, const Owner& owner) {
-  {
-    MutexLock lock(&mu_);
-    aus_.StageAlloc(txn, run);
-  }
+  ForEachPiece(run, [&](Group& g, const Run& piece) {
+    Update(g, [&](BitmapAllocator& alloc) {
+      alloc.StageAlloc(txn, piece);
+      return 0;
+    });
+  });
   StageOwner(txn, run, owner);
 }
 
 void Space::StageFreeAus(Txn* txn, const Run& run) {
+  auto free_run = [&](const Run& r) {
+    ForEachPiece(r, [&](Group& g, const Run& piece) {
+      Update(g, [&](BitmapAllocator& alloc) {
+        alloc.StageFree(txn, piece);
+        return 0;
+      });
+    });
+  };
   if (!region_->HasKnownBad(run.start * au_size_, run.len * au_size_)) {
-    MutexLock lock(&mu_);
-    aus_.StageFree(txn, run);
+    free_run(run);
     return;
   }
   // Bad AUs leave their owner but stay allocated, owned by `quarantined` (G4).
   uint64_t start = run.start;
   for (uint64_t a = run.start; a <= run.end(); ++a) {
     if (a < run.end() && !region_->HasKnownBad(a * au_size_, au_size_)) continue;
-    if (a > start) {
-      MutexLock lock(&mu_);
-      aus_.StageFree(txn, Run{start, a - start});
-    }
+    if (a > start) free_run(Run{start, a - start});
     if (a < run.end()) StageOwner(txn, Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
     start = a + 1;
   }
@@ -56,11 +144,12 @@ void Space::StageFreeAus(Txn* txn, const Run& run) {
 
 uint64_t Space::StageQuarantineFree(Txn* txn, const Run& run) {
   uint64_t taken = 0;
-  for (uint64_t a = run.start; a < run.end(); ++a) {
-    {
-      MutexLock lock(&mu_);
-      if (aus_.IsAllocated(a) || !aus_.ReserveExact(a)) continue;
-    }
+  for (uint64_t a = run.start; a < run.end() && a < au_count_; ++a) {
+    Group& g = GroupOf(a);
+    const bool reserved = Update(g, [&](BitmapAllocator& alloc) {
+      return !alloc.IsAllocated(a - g.base) && alloc.ReserveExact(a - g.base);
+    });
+    if (!reserved) continue;
     StageAllocAus(txn, Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
     ++taken;
   }
@@ -74,13 +163,10 @@ void Space::StageOwner(Txn* txn, const Run& run, const Owner& owner) const {
 }
 
 bool Space::AuAllocated(uint64_t au) const {
-  MutexLock lock(&mu_);
-  return aus_.IsAllocated(au);
-}
-
-uint64_t Space::free_aus() const {
-  MutexLock lock(&mu_);
-  return aus_.free_count();
+  if (au >= au_count_) return true;  // past the end: as good as used
+  const Group& g = GroupOf(au);
+  MutexLock lock(&g.mu);
+  return g.alloc.IsAllocated(au - g.base);
 }
 
 Result<uint64_t> Space::ReserveIno(uint64_t goal) {
@@ -115,16 +201,20 @@ uint64_t Space::free_inos() const {
 }
 
 Result<std::vector<OwnerRange>> Space::Owners(uint64_t phys, uint64_t len) const {
-  MutexLock lock(&mu_);
-  // The query calls back with mu_ held, which the analysis cannot see in a lambda.
-  const BitmapAllocator* aus = &aus_;
-  return rmap_.Query(phys, len, [aus](uint64_t au) { return aus->IsAllocated(au); });
+  return rmap_.Query(phys, len, [this](uint64_t au) { return AuAllocated(au); });
 }
 
 void Space::CopyBitmapBytes(OwnerKind which, uint64_t off, uint64_t n, uint8_t* dst) const {
-  MutexLock lock(&mu_);
-  const BitmapAllocator& bm = which == OwnerKind::kAuBitmap ? aus_ : inos_;
-  CopyOverlap(bm.media_offset(), bm.words(), bm.media_bytes(), off, n, dst);
+  if (which == OwnerKind::kInodeBitmap) {
+    MutexLock lock(&mu_);
+    CopyOverlap(inos_.media_offset(), inos_.words(), inos_.media_bytes(), off, n, dst);
+    return;
+  }
+  for (const auto& g : groups_) {
+    MutexLock lock(&g->mu);
+    CopyOverlap(g->alloc.media_offset(), g->alloc.words(), g->alloc.media_bytes(), off, n,
+                dst);
+  }
 }
 
 }  // namespace udax

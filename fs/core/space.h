@@ -1,19 +1,29 @@
 // space.h -- where things live: the allocation-unit and inode-number bitmaps, the
 // reverse map, and quarantine of bad AUs. One concern of the filesystem, split out of
-// Filesystem with a lock of its own (issue 18).
+// Filesystem with locks of its own (issue 18).
 //
-// Locking: Space::mu_ guards both bitmaps' DRAM mirrors and their reservations. It is a
-// leaf lock: taken only inside Space's methods, which call nothing outside Space that
-// locks, so it is always the last lock taken (Filesystem::mu_ names the order with
-// ACQUIRED_BEFORE). An allocating write reserves its AUs here without the metadata lock;
-// the metadata lock is needed only to stage into a transaction.
+// Allocation groups: the AU bitmap is cut into up to kMaxGroups groups of whole 64-bit
+// words (as XFS cuts a device into allocation groups), each with its own lock and
+// next-fit cursor, so allocating writes to different files reserve in parallel. A
+// reservation goes to the group of its goal (the AU after the file's previous one, to
+// stay contiguous) or, without one, to its owner's group (inode number modulo the group
+// count, deterministic); it spills into the other groups only when that one is short.
+//
+// Locking: each group's lock guards that group's DRAM mirror and reservations; mu_
+// guards the inode bitmap. All are leaf locks, taken only inside Space's methods, one at
+// a time, and those methods call nothing outside Space that locks; so a Space lock is
+// always the last taken (Filesystem::mu_ names the order with ACQUIRED_BEFORE). An
+// allocating write reserves its AUs here without the metadata lock, which is needed
+// only to stage into a transaction.
 //
 // Transactions: the Stage* methods write bitmap words and reverse-map records into a
 // transaction the caller builds under its own lock (Filesystem::txn_, GUARDED_BY the
 // metadata mutex), so the forward map, the bitmap and the reverse map commit together.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "fs/base/mutex.h"
@@ -29,28 +39,30 @@ namespace udax {
 class Space {
  public:
   // Loads both bitmaps from the region and opens the reverse map (mount, fsck, repair).
+  // Not thread-safe: nothing else may use the Space while it loads.
   Status Load(Region* region, const DiskSuperblock& sb) EXCLUDES(mu_);
 
   // --- allocation units ---
   // Reserves `count` AUs in DRAM only (nothing on media points at them, so a crash leaves
-  // them free), starting at `goal` when it can and staying contiguous; fewer only with
-  // `partial_ok`. ENOSPC when there are not enough.
-  Result<std::vector<Run>> ReserveAus(uint64_t count, uint64_t goal, bool partial_ok)
-      EXCLUDES(mu_);
-  void UnreserveAus(const std::vector<Run>& runs) EXCLUDES(mu_);
+  // them free). `goal`: the AU to start at, to stay contiguous (0: none); `ino`: the
+  // owner, whose group is used when there is no goal. ENOSPC when there are not enough.
+  Result<std::vector<Run>> ReserveAus(uint64_t count, uint64_t goal, uint64_t ino);
+  void UnreserveAus(const std::vector<Run>& runs);
   // Allocates reserved AUs in `txn`: the bitmap and the reverse map together.
-  void StageAllocAus(Txn* txn, const Run& run, const Owner& owner) EXCLUDES(mu_);
+  void StageAllocAus(Txn* txn, const Run& run, const Owner& owner);
   // Frees AUs in `txn`, except the ones the region knows bad: those stay allocated and
   // become owned by `quarantined` (G4), so no allocation hands them out again.
-  void StageFreeAus(Txn* txn, const Run& run) EXCLUDES(mu_);
+  void StageFreeAus(Txn* txn, const Run& run);
   // Takes every free AU of [run) out of use for good, in `txn` (a media error on free
   // space); AUs in use or reserved by an allocation in progress are left alone. Returns
   // how many it took.
-  uint64_t StageQuarantineFree(Txn* txn, const Run& run) EXCLUDES(mu_);
+  uint64_t StageQuarantineFree(Txn* txn, const Run& run);
   // Stages the reverse-map records naming `owner` for `run` (no bitmap change).
   void StageOwner(Txn* txn, const Run& run, const Owner& owner) const;
-  bool AuAllocated(uint64_t au) const EXCLUDES(mu_);
-  uint64_t free_aus() const EXCLUDES(mu_);
+  bool AuAllocated(uint64_t au) const;
+  // Free AUs, neither allocated nor reserved (a snapshot: other threads move it).
+  uint64_t free_aus() const { return free_aus_.load(std::memory_order_relaxed); }
+  size_t group_count() const { return groups_.size(); }
 
   // --- inode numbers ---
   // Reserves one inode number, near `goal` when it can. ENOSPC when none is left.
@@ -78,12 +90,33 @@ class Space {
   // outside Space takes it.
   Mutex* order_mutex() RETURN_CAPABILITY(mu_) { return &mu_; }
 
+  // At most this many allocation groups, each of at least kMinGroupAus AUs.
+  static constexpr size_t kMaxGroups = 16;
+  static constexpr uint64_t kMinGroupAus = 1024;
+
  private:
+  // AUs [base, base + alloc.nbits()) of the AU bitmap; bit b of `alloc` is AU base + b.
+  struct Group {
+    uint64_t base = 0;
+    mutable Mutex mu;
+    BitmapAllocator alloc GUARDED_BY(mu);
+  };
+  Group& GroupOf(uint64_t au) const { return *groups_[au / group_aus_]; }
+  // Calls fn(group, piece relative to the group's base) for each group `run` touches.
+  template <typename Fn>
+  void ForEachPiece(const Run& run, Fn fn) const;
+  // Runs `op` on `g`'s allocator under its lock and moves free_aus_ by what it changed.
+  template <typename Op>
+  auto Update(Group& g, Op op) const;
+
   Region* region_ = nullptr;  // set by Load, then constant
   uint64_t au_size_ = 0;
+  uint64_t au_count_ = 0;
+  uint64_t group_aus_ = 1;    // AUs per group, a multiple of 64
+  std::vector<std::unique_ptr<Group>> groups_;  // set by Load, then constant
+  mutable std::atomic<uint64_t> free_aus_{0};   // the sum of the groups' free counts
   ReverseMap rmap_;           // set by Load; stateless between calls
   mutable Mutex mu_;
-  BitmapAllocator aus_ GUARDED_BY(mu_);
   BitmapAllocator inos_ GUARDED_BY(mu_);
 };
 
