@@ -154,6 +154,7 @@ Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
     struct statfs fs_stat;
     region->volatile_backing_ = fstatfs(fd.get(), &fs_stat) == 0 &&
                                 (fs_stat.f_type == TMPFS_MAGIC || fs_stat.f_type == RAMFS_MAGIC);
+    region->stored_.Reset(size);
   }
   region->path_ = path;
   region->size_ = size;
@@ -187,7 +188,9 @@ Status Pmem2Region::WriteSafe(uint64_t off, const void* src, size_t n, bool pers
                               MediaFault* fault) {
   if (read_only_) return ReadOnlyStatus("write");
   UDAX_RETURN_IF_ERROR(CheckRange("write", off, n));
-  if (kind_ == RegionKind::kEmulated && ImageCovers(off, n)) {
+  // A small write to pages the image holds takes the mapping; the rest the descriptor.
+  if (kind_ == RegionKind::kEmulated &&
+      (n >= StoredPages::kPage || !stored_.All(off, n)) && ImageCovers(off, n)) {
     return WriteThroughFd(off, src, n, persist);
   }
   unsigned flags = PMEM2_F_MEM_NONTEMPORAL;
@@ -226,6 +229,7 @@ Status Pmem2Region::WriteThroughFd(uint64_t off, const void* src, size_t n, bool
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return Status::FromErrno(path_ + ": write [" + Hex(off) + ", +" + Hex(n) + ")");
     if (got == 0) return Status::IoError(path_ + ": write: no progress at " + Hex(off + done));
+    stored_.Mark(off + done, static_cast<size_t>(got));
     done += static_cast<size_t>(got);
   }
   if (persist) return SyncPages("write", off, n);
@@ -245,6 +249,7 @@ Status Pmem2Region::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* f
   if (kind_ == RegionKind::kEmulated && n >= 16 * page && off % page == 0 && n % page == 0 &&
       fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
                 static_cast<off_t>(n)) == 0) {
+    stored_.Clear(off, n);  // holes again: the next small write takes the descriptor
     if (persist && !volatile_backing_ && fdatasync(fd_) != 0) {
       return Status::Error(errno, path_ + ": zero: fdatasync: " + strerror(errno));
     }

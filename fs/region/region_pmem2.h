@@ -13,6 +13,7 @@
 #include "fs/region/pmem2_util.h"
 #include "fs/region/region.h"
 #include "fs/region/safe_copy.h"
+#include "fs/region/stored_pages.h"
 #include "fs/base/unique_fd.h"
 
 namespace udax {
@@ -62,6 +63,8 @@ class Pmem2Region final : public Region {
   pmem2_drain_fn drain_fn_ = nullptr;
   pmem2_memcpy_fn memcpy_fn_ = nullptr;
   pmem2_memset_fn memset_fn_ = nullptr;
+  // Emulated only: the image pages known to hold storage (stored_pages.h).
+  StoredPages stored_;
 };
 
 }  // namespace udax

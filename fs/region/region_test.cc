@@ -159,6 +159,15 @@ TEST_F(RegionTest, WriteToAFullImageIsEnospcNotAMediaFault) {
     std::vector<uint8_t> back(4096);
     ASSERT_OK(region->ReadSafe(0, back.data(), back.size()));
     EXPECT_EQ(std::memcmp(back.data(), data.data(), back.size()), 0);
+    // A small write to a page the image holds (the mapping's path) still works when the
+    // filesystem is full; one to a page it does not hold is ENOSPC, not a media fault.
+    const std::vector<uint8_t> small_data = Pattern(100, 7);
+    ASSERT_OK(region->WriteSafe(1000, small_data.data(), small_data.size(), true));
+    ASSERT_OK(region->ReadSafe(1000, back.data(), small_data.size()));
+    EXPECT_EQ(std::memcmp(back.data(), small_data.data(), small_data.size()), 0);
+    EXPECT_EQ(region->WriteSafe(900 << 10, small_data.data(), small_data.size(), true).code(),
+              ENOSPC);
+    EXPECT_EQ(faults, 0);
   }
 }
 
