@@ -29,7 +29,7 @@ Status BitmapAllocator::Load(const Region& region, uint64_t off, uint64_t nbits,
 }
 
 Result<std::vector<Run>> BitmapAllocator::Reserve(uint64_t count, uint64_t goal,
-                                                  bool partial_ok) {
+                                                  bool partial_ok, bool wrap) {
   if (count == 0) return std::vector<Run>{};
   if (free_ == 0 || (!partial_ok && free_ < count)) return Status::NoSpace("no free space");
   std::vector<Run> runs;
@@ -38,7 +38,10 @@ Result<std::vector<Run>> BitmapAllocator::Reserve(uint64_t count, uint64_t goal,
   uint64_t scanned = 0;
   const uint64_t span = hi_ - lo_;
   while (want > 0 && scanned < span) {
-    if (b >= hi_) b = lo_;
+    if (b >= hi_) {
+      if (!wrap) break;
+      b = lo_;
+    }
     // Skip fully busy words quickly.
     if (b % 64 == 0 && b + 64 <= hi_ && (used_[b / 64] | reserved_[b / 64]) == ~0ull) {
       b += 64;

@@ -33,9 +33,11 @@ class BitmapAllocator {
   Status Load(const Region& region, uint64_t off, uint64_t nbits, uint64_t lo, uint64_t hi);
 
   // Reserves up to `count` bits as runs, trying to start at `goal` and stay contiguous
-  // (a goal outside the allocatable bits: from the next-fit cursor); returns fewer bits
-  // than asked only if `partial_ok`. ENOSPC if nothing (or not enough).
-  Result<std::vector<Run>> Reserve(uint64_t count, uint64_t goal, bool partial_ok);
+  // (a goal outside the allocatable bits: from the next-fit cursor), wrapping around to
+  // the first allocatable bit unless `wrap` is false; returns fewer bits than asked only
+  // if `partial_ok`. ENOSPC if nothing (or not enough).
+  Result<std::vector<Run>> Reserve(uint64_t count, uint64_t goal, bool partial_ok,
+                                   bool wrap = true);
   void Unreserve(const std::vector<Run>& runs);
   // Reserves exactly `bit` (quarantine of a bad free AU); false if it is busy or outside
   // the allocatable bits.

@@ -183,9 +183,10 @@ Status DirOps::Insert(Inode* dir, std::string_view name, uint64_t ino, uint8_t t
   }
   dir->d.dir_entries++;
   // A split only keeps chains short; it is skipped when space is nearly gone, so that
-  // creating a name never needs more than an overflow block and its extent block.
+  // creating a name never needs more than an overflow block and its extent block. The
+  // room is held, not just counted: writers reserve AUs without the metadata lock.
   if ((overflowed || dir->d.dir_entries > uint64_t{dir->d.dir_buckets} * kSplitEntriesPerBucket) &&
-      dir->d.dir_buckets < kMaxBuckets && fs_->space_.free_aus() >= kSplitMinFreeAus) {
+      dir->d.dir_buckets < kMaxBuckets && fs_->HoldAus(kSplitMinFreeAus, 0, dir->ino)) {
     UDAX_RETURN_IF_ERROR(Split(dir));
   }
   return Status::Ok();

@@ -553,6 +553,36 @@ class Filesystem {
   // grown over the range. REQUIRES out->rw exclusive (takes mu_).
   Status CopyHole(Inode* out, uint64_t pos, uint64_t n, PrivDrop* drop);
 
+  // --- AUs a metadata operation counts on (fs_extent.cc) ---
+  // Allocating writes reserve AUs without mu_ (Space's own locks), so a check of free
+  // space under mu_ no longer promises that the AUs are still there a moment later.
+  // Operations therefore hold what they count on: HoldAus makes sure at least `n` AUs
+  // are reserved for this critical section (reserving the difference, near `goal`, in
+  // `ino`'s group), or returns false having changed nothing; TakeAus, the allocation of
+  // every metadata path, takes from the hold first. What is left goes back when mu_ is
+  // released (MetaLock), so a hold never outlives its critical section.
+  bool HoldAus(uint64_t n, uint64_t goal, uint64_t ino) REQUIRES(mu_);
+  Result<std::vector<Run>> TakeAus(uint64_t count, uint64_t goal, uint64_t ino) REQUIRES(mu_);
+  void ReturnHeldAus() REQUIRES(mu_);
+  // Free AUs as this critical section sees them: Space's free count and its own hold.
+  uint64_t FreeAus() const REQUIRES(mu_) { return space_.free_aus() + held_count_; }
+  // mu_ as every operation takes it: a MutexLock that also returns the critical section's
+  // held AUs on release.
+  class SCOPED_CAPABILITY MetaLock {
+   public:
+    explicit MetaLock(Filesystem* fs) ACQUIRE(fs->mu_) : fs_(fs) { fs_->mu_.Lock(); }
+    ~MetaLock() RELEASE() {
+      fs_->mu_.AssertHeld();
+      fs_->ReturnHeldAus();
+      fs_->mu_.Unlock();
+    }
+    MetaLock(const MetaLock&) = delete;
+    MetaLock& operator=(const MetaLock&) = delete;
+
+   private:
+    Filesystem* const fs_;
+  };
+
   // For code that owns the filesystem outright: a mount before it returns the object, and
   // fsck (repair.h), which runs on an unmounted region no one else can reach (the region
   // lock sees to it). Owning it is as good as holding mu_, and this tells the analysis so.
@@ -572,6 +602,8 @@ class Filesystem {
   // space lock (a leaf, inside Space). The analysis checks the second step.
   Mutex mu_ ACQUIRED_BEFORE(space_.order_mutex());
   Space space_;  // bitmaps, reverse map, quarantine: its own lock (space.h)
+  std::vector<Run> held_ GUARDED_BY(mu_);  // HoldAus
+  uint64_t held_count_ GUARDED_BY(mu_) = 0;
   Txn txn_ GUARDED_BY(mu_);  // the transaction being built
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_ GUARDED_BY(mu_);
   std::atomic<bool> shutdown_{false};  // read without mu_ on the data path

@@ -58,13 +58,13 @@ bool Filesystem::AtimeDue(Inode* inode) {
   if (atime_mode_.load(std::memory_order_relaxed) == AtimeUpdate::kNever) return false;
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   return AtimeDueLocked(*inode, now);
 }
 
 void Filesystem::TouchAtime(Inode* inode) {
   if (atime_mode_.load(std::memory_order_relaxed) == AtimeUpdate::kNever) return;
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   TouchAtimeLocked(inode);
 }
 

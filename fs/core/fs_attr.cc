@@ -44,7 +44,7 @@ Status Filesystem::RefuseImmutableOrAppend(const Inode& inode) {
 }
 
 Result<uint32_t> Filesystem::GetFlags(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   return inode->d.attr_flags & kInodeAttrFlagsKnown;
 }
@@ -52,14 +52,14 @@ Result<uint32_t> Filesystem::GetFlags(uint64_t ino) {
 Status Filesystem::SetFlags(uint64_t ino, uint32_t flags, const Caller& caller) {
   Inode* inode;
   {
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     UDAX_RETURN_IF_ERROR(CheckWritable());
     UDAX_ASSIGN_OR_RETURN(inode, Get(ino));
     inode->nopen++;  // pinned while mu_ is dropped to take rw first (lock order)
   }
   // The data path reads the flags under rw alone (append-only writes, sync writes).
   WriterLock rw(&inode->rw);
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   struct Unpin {
     Inode* i;
     ~Unpin() { i->nopen--; }
@@ -96,7 +96,7 @@ Status Filesystem::SetFlags(uint64_t ino, uint32_t flags, const Caller& caller) 
 }
 
 std::string Filesystem::Label() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   return std::string(sb_.label, strnlen(sb_.label, sizeof(sb_.label)));
 }
 
@@ -110,7 +110,7 @@ Status Filesystem::SetLabel(std::string_view label) {
     return Status::InvalidArgument("label longer than " + std::to_string(sizeof(sb_.label) - 1) +
                                    " bytes");
   }
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   DiskSuperblock sb = sb_;
   std::memset(sb.label, 0, sizeof(sb.label));
@@ -132,7 +132,7 @@ Status Filesystem::SetLabel(std::string_view label) {
 // pages we keep mapped), so the free space in range is reported as trimmed, counting
 // free runs of at least `minlen` bytes, clipped to the range.
 Result<uint64_t> Filesystem::Trim(uint64_t start, uint64_t len, uint64_t minlen) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
   // A read-only mount may not have replayed the journal (XFS's norecovery rule).
   if (options_.read_only) return Status::Error(EROFS, "read-only mount");

@@ -90,7 +90,7 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
 }
 
 Result<CheckReport> Filesystem::CrossCheckMaps() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   CheckReport report;
   std::vector<Owner> expected;
   UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
@@ -134,7 +134,7 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
 namespace udax {
 
 Result<uint64_t> Filesystem::RebuildReverseMap() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   CheckReport report;
   std::vector<Owner> expected;
@@ -161,7 +161,7 @@ Result<uint64_t> Filesystem::RebuildReverseMap() {
 }
 
 Result<CheckReport> Filesystem::CheckNamespace() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   CheckReport report;
   // Inodes on the orphan list may have no names.
   std::vector<bool> orphan(sb_.inode_count, false);
@@ -284,7 +284,7 @@ Result<CheckReport> Filesystem::CheckNamespace() {
 namespace udax {
 
 Result<CheckReport> Filesystem::Scrub() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   CheckReport report;
   for (uint64_t off : {uint64_t{0}, sb_.replica_off}) {
     DiskSuperblock sb;

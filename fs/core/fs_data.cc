@@ -38,7 +38,7 @@ void NowInto(int64_t* sec, uint32_t* nsec) {
 }  // namespace
 
 Result<Inode*> Filesystem::Open(uint64_t ino, int flags) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   const bool for_write = (flags & O_ACCMODE) != O_RDONLY;
   if (for_write) UDAX_RETURN_IF_ERROR(CheckWritable());
@@ -59,14 +59,14 @@ Result<std::pair<EntryOut, Inode*>> Filesystem::Create(uint64_t parent, std::str
                                                        const Caller& caller) {
   (void)flags;
   UDAX_ASSIGN_OR_RETURN(EntryOut entry, Mknod(parent, name, S_IFREG | (mode & 07777), 0, caller));
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(entry.ino));
   inode->nopen++;
   return std::make_pair(entry, inode);
 }
 
 void Filesystem::Release(Inode* inode) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   if (inode->nopen > 0) inode->nopen--;
   if (shutdown_ || options_.read_only) return;
   if (inode->nopen == 0 && inode->nlookup == 0 && inode->d.nlink == 0 && !inode->freed) {
@@ -112,7 +112,7 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
   // inode on another thread while we still hold its lock. A pin (as an open takes) keeps
   // the inode; our Release below then does what theirs would have.
   {
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     inode->nopen++;
   }
   bool sent = false;
@@ -191,7 +191,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
     // the data to ride in, so it commits before the first byte is stored
     // (file_remove_privs runs before the copy, too).
     if (drop != nullptr) {
-      MutexLock lock(&mu_);  // chmod changes the mode under mu_ alone
+      MetaLock lock(this);  // chmod changes the mode under mu_ alone
       if (PrivDropPending(*inode, drop)) {
         UDAX_RETURN_IF_ERROR(CheckWritable());
         UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, drop));
@@ -207,7 +207,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
       done += chunk;
     }
     if (!sync) region_->Drain();
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
     inode->d.ctime_sec = inode->d.mtime_sec;
     inode->d.ctime_nsec = inode->d.mtime_nsec;
@@ -246,10 +246,10 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   // Shorter each time, so this ends.
   if (fits_end < end) return WriteLocked(inode, off, buf, fits_end - off, drop);
   Status st = FillAndPersist(inode, off, buf, n, fills);
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   if (st.ok()) st = CheckWritable();
-  // Other writers may have taken the room for extent blocks since step 1.
-  if (st.ok() && ExtentBlocksNeeded(*inode, fills.size()) > space_.free_aus()) {
+  // Other writers may have taken the room for extent blocks since step 1: hold it now.
+  if (st.ok() && !HoldAus(ExtentBlocksNeeded(*inode, fills.size()), 0, inode->ino)) {
     st = Status::NoSpace("no space for the extent blocks of the new extents");
   }
   if (!st.ok()) {
@@ -395,7 +395,7 @@ Status Filesystem::ZeroPastEof(Inode* inode, uint64_t new_size) {
 Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
   Inode* inode;
   {
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     UDAX_RETURN_IF_ERROR(CheckWritable());
     UDAX_ASSIGN_OR_RETURN(inode, Get(ino));
     inode->nopen++;  // pin it while we drop mu_ to take rw first (lock order)
@@ -404,7 +404,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
     Filesystem* fs;
     Inode* i;
     ~Unpin() {
-      MutexLock lock(&fs->mu_);
+      MetaLock lock(fs);
       i->nopen--;
     }
   } unpin{this, inode};
@@ -423,7 +423,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
 
 // SetAttr with the inode pinned, and with its rw lock held exclusive for a truncate.
 Result<struct stat> Filesystem::SetAttrPinned(Inode* inode, const SetAttrIn& in) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   DiskInode& d = inode->d;
   // notify_change() and setattr_prepare(): nothing changes on an immutable inode; an
   // append-only one keeps its size, mode, owner and explicit times (touch-now is allowed).
@@ -497,7 +497,7 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
       region_->Drain();  // data went in with non-temporal stores
     }
   }
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   if (inode->dirty && !options_.read_only) {
     StageInode(inode);
     return Commit();
@@ -521,7 +521,7 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
   bool has_hole = false;
   {
     ReaderLock rw(&inode->rw);
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     for (uint64_t a = off / au; a * au < off + len && !has_hole;) {
       uint64_t run;
       has_hole = MapAu(*inode, a, (off + len - a * au + au - 1) / au, &run) == 0;
@@ -543,7 +543,7 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
     UDAX_RETURN_IF_ERROR(st);
   }
   ReaderLock rw(&inode->rw);
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   std::vector<BmapExtent> out;
   for (uint64_t a = off / au; a * au < off + len;) {
     uint64_t run;

@@ -119,7 +119,7 @@ Status Filesystem::GrowSlots(Inode* inode) {
   const uint64_t capacity = kInlineExtents + m.blocks.size() * ExtentsPerBlock(sb_);
   if (inode->d.ext_count < capacity) return Status::Ok();
   const uint64_t goal = m.blocks.empty() ? 0 : m.blocks.back() + 1;
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, goal, inode->ino));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(1, goal, inode->ino));
   StageAllocAus(runs[0], Owner{OwnerKind::kExtentBlock, inode->ino, inode->d.generation,
                                m.blocks.size()});
   const uint64_t au = runs[0].start;
@@ -243,10 +243,10 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     const uint64_t prev = MapAu(*inode, from - 1, 1, &run);
     if (prev != 0) goal = prev + 1;
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(count, goal, inode->ino));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(count, goal, inode->ino));
   // Each run may become an extent, and new extents may need extent blocks: refuse before
   // any change rather than fail half way through the inserts.
-  if (ExtentBlocksNeeded(*inode, runs.size()) > space_.free_aus()) {
+  if (!HoldAus(ExtentBlocksNeeded(*inode, runs.size()), 0, inode->ino)) {
     space_.UnreserveAus(runs);
     return Status::NoSpace("no space for the extent blocks of the new extents");
   }
@@ -308,6 +308,40 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
   return Status::Ok();
 }
 
+bool Filesystem::HoldAus(uint64_t n, uint64_t goal, uint64_t ino) {
+  if (held_count_ >= n) return true;
+  auto runs = space_.ReserveAus(n - held_count_, goal, ino);
+  if (!runs.ok()) return false;
+  for (const Run& r : *runs) {
+    held_.push_back(r);
+    held_count_ += r.len;
+  }
+  return true;
+}
+
+Result<std::vector<Run>> Filesystem::TakeAus(uint64_t count, uint64_t goal, uint64_t ino) {
+  if (count == 0 || held_count_ < count) return space_.ReserveAus(count, goal, ino);
+  std::vector<Run> out;
+  while (count > 0) {
+    Run& r = held_.back();
+    const uint64_t take = std::min(count, r.len);
+    out.push_back(Run{r.start, take});
+    r.start += take;
+    r.len -= take;
+    if (r.len == 0) held_.pop_back();
+    held_count_ -= take;
+    count -= take;
+  }
+  return out;
+}
+
+void Filesystem::ReturnHeldAus() {
+  if (held_.empty()) return;
+  space_.UnreserveAus(held_);
+  held_.clear();
+  held_count_ = 0;
+}
+
 void Filesystem::StageAllocAus(const Run& run, const Owner& owner) {
   space_.StageAllocAus(&txn_, run, owner);
 }
@@ -329,7 +363,7 @@ Result<std::vector<OwnerRange>> Filesystem::Owners(uint64_t phys, uint64_t len) 
 }
 
 Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadExtents(inode));
   std::vector<BmapExtent> out;

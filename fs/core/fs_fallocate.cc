@@ -131,7 +131,7 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len,
   } else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
     UDAX_RETURN_IF_ERROR(Revoke(inode->ino, off, off + len));
   }
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   // vfs_fallocate(): only plain preallocation on an append-only file; nothing on an
   // immutable one.
@@ -184,7 +184,7 @@ Status Filesystem::PunchHole(Inode* inode, uint64_t off, uint64_t len) {
   if (first >= last) {  // no whole AU: only zeros (a hole reads zeros already)
     return ZeroMapped(*inode, off, end);
   }
-  if (SplitsExtent(*inode, first, last) && ExtentBlocksNeeded(*inode, 1) > space_.free_aus()) {
+  if (SplitsExtent(*inode, first, last) && !HoldAus(ExtentBlocksNeeded(*inode, 1), 0, inode->ino)) {
     return Status::NoSpace("no space for the extent a punched hole splits");
   }
   UDAX_RETURN_IF_ERROR(ZeroMapped(*inode, off, first * au));
@@ -220,7 +220,7 @@ Status Filesystem::CollapseRange(Inode* inode, uint64_t off, uint64_t len) {
   }
   // One slot for a punch inside an extent, one for a piece of an extent too large to move
   // in one transaction: checked before anything changes.
-  if (ExtentBlocksNeeded(*inode, 2) > space_.free_aus()) {
+  if (!HoldAus(ExtentBlocksNeeded(*inode, 2), 0, inode->ino)) {
     return Status::NoSpace("no space for extent slots");
   }
   UDAX_RETURN_IF_ERROR(ZeroStaleTail(*inode));
@@ -250,7 +250,7 @@ Status Filesystem::InsertRange(Inode* inode, uint64_t off, uint64_t len) {
       return Status::Error(EFBIG, "insert range would move data past the largest file size");
     }
   }
-  if (ExtentBlocksNeeded(*inode, 2) > space_.free_aus()) {
+  if (!HoldAus(ExtentBlocksNeeded(*inode, 2), 0, inode->ino)) {
     return Status::NoSpace("no space for extent slots");
   }
   UDAX_RETURN_IF_ERROR(ZeroStaleTail(*inode));
@@ -274,7 +274,7 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
   // ENOSPC before any change when the holes outnumber the free AUs. Extent blocks may
   // still take the last ones part way: then what is mapped stays (it reads as zeros, and
   // nothing leaks), as ext4 and XFS leave a partial preallocation.
-  if (CountHoleAus(*inode, from, to) > space_.free_aus()) {
+  if (CountHoleAus(*inode, from, to) > FreeAus()) {
     return Status::NoSpace("not enough free space for the range");
   }
   const uint64_t step_aus = std::max<uint64_t>(1, TxnBudget() / kAllocBytesPerAu);
@@ -284,7 +284,7 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
       a += run;
       continue;
     }
-    const uint64_t free = space_.free_aus();
+    const uint64_t free = FreeAus();
     uint64_t n = std::min({run, step_aus, free});
     // AllocateRange refuses, changing nothing, when the runs it found need more extent
     // blocks than are left; then ask only for what fits with one extent per AU, the worst
@@ -514,7 +514,7 @@ Status Filesystem::CopyHole(Inode* out, uint64_t pos, uint64_t n, PrivDrop* drop
   // The punch frees blocks: direct maps of them go first (they were never asked back
   // here, so a client kept a map of blocks another file could be given).
   UDAX_RETURN_IF_ERROR(Revoke(out->ino, pos, pos + n));
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(StagePrivDrop(out, drop));
   Status st = PunchHole(out, pos, n);

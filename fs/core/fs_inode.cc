@@ -26,7 +26,7 @@ Status Filesystem::CheckWritable() const {
 }
 
 void Filesystem::Shutdown(const std::string& why) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   ShutdownLocked(why);
 }
 

@@ -49,7 +49,7 @@ const char* MediaActionName(MediaAction action) {
 }
 
 void Filesystem::set_relocation_listener(std::function<void(const MediaRelocation&)> listener) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   relocation_listener_ = std::move(listener);
 }
 
@@ -61,7 +61,7 @@ Result<std::vector<MediaOwner>> Filesystem::HandleMediaError(uint64_t phys, uint
   // file already says so).
   region_->MarkKnownBad({phys, len});
   {
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     auto owners = space_.Owners(phys, len);
     if (!owners.ok()) {
       MediaOwner m;
@@ -241,12 +241,12 @@ Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys,
   const uint64_t au = sb_.au_size;
   // Maps of the old block go first, before mu_: a slow client stalls this file only.
   UDAX_RETURN_IF_ERROR(Revoke(inode->ino, file_au * au, (file_au + 1) * au));
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
-  if (ExtentBlocksNeeded(*inode, 2) + 1 > space_.free_aus()) {
+  if (!HoldAus(ExtentBlocksNeeded(*inode, 2) + 1, old_phys + 1, inode->ino)) {
     return Status::NoSpace("no space to relocate a bad block");
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, space_.ReserveAus(1, old_phys + 1, inode->ino));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(1, old_phys + 1, inode->ino));
   const uint64_t new_phys = runs[0].start;
   // The healthy bytes the write does not cover move with the AU; the rest is the write's.
   std::vector<uint8_t> buf(au, 0);

@@ -185,7 +185,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
             target.c_str());
   }
   // Not shared yet, but StartWriting and the checks below are also run later, under mu_.
-  MutexLock lock(&fs->mu_);
+  MetaLock lock(fs.get());
   UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
   UDAX_RETURN_IF_ERROR(fs->space_.Load(region, sb));
   for (const std::string& what : fs->FixedMetadataDamage()) {
@@ -291,7 +291,7 @@ std::vector<std::string> Filesystem::FixedMetadataDamage() const {
 }
 
 Status Filesystem::MakeWritable() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
   if (!options_.read_only) return Status::Ok();
   const std::string target = region_->path();
@@ -318,7 +318,7 @@ Status Filesystem::MakeWritable() {
 }
 
 Status Filesystem::Unmount() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   if (shutdown_ || options_.read_only) return Status::Ok();
   for (auto& [ino, inode] : inodes_) {
     if (inode->dirty && !inode->freed) StageInode(inode.get());
@@ -330,13 +330,13 @@ Status Filesystem::Unmount() {
 Filesystem::~Filesystem() = default;
 
 struct statvfs Filesystem::StatFs() {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   struct statvfs s {};
   s.f_bsize = sb_.au_size;
   s.f_frsize = sb_.au_size;
   s.f_blocks = sb_.au_count;
-  s.f_bfree = space_.free_aus();
-  s.f_bavail = space_.free_aus();
+  s.f_bfree = FreeAus();
+  s.f_bavail = s.f_bfree;
   s.f_files = sb_.inode_count - 1;
   s.f_ffree = space_.free_inos();
   s.f_favail = space_.free_inos();

@@ -64,7 +64,7 @@ static Status NeedDir(Inode* inode) {
 }
 
 Result<EntryOut> Filesystem::Lookup(uint64_t parent, std::string_view name) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_GET(dir, parent);
   // "." of any inode is how the kernel decodes a file handle (FUSE export support): the
   // node id is the inode number, and Get answers ESTALE for one not in use.
@@ -92,7 +92,7 @@ Result<EntryOut> Filesystem::Lookup(uint64_t parent, std::string_view name) {
 }
 
 void Filesystem::Forget(uint64_t ino, uint64_t nlookup) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   auto it = inodes_.find(ino);
   if (it == inodes_.end()) return;
   Inode* inode = it->second.get();
@@ -110,7 +110,7 @@ void Filesystem::Forget(uint64_t ino, uint64_t nlookup) {
 }
 
 Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_GET(inode, ino);
   struct stat st;
   FillStat(*inode, &st);
@@ -131,7 +131,7 @@ Result<Inode*> Filesystem::PrepareNewName(uint64_t parent, std::string_view name
   UDAX_ASSIGN_OR_RETURN(auto existing, DirOps(this).Find(dir, name));
   if (existing) return Status::Error(EEXIST, "exists");
   UDAX_RETURN_IF_ERROR(RefuseImmutable(*dir));  // may_create(): no new names in it
-  if (space_.free_aus() < kNamespaceOpAus) return Status::NoSpace("no space for directory growth");
+  if (!HoldAus(kNamespaceOpAus, 0, dir->ino)) return Status::NoSpace("no space for directory growth");
   return dir;
 }
 
@@ -141,7 +141,7 @@ Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint3
       !S_ISBLK(mode)) {
     return Status::InvalidArgument("mknod: unsupported file type");
   }
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   DirOps dirs(this);
   UDAX_ASSIGN_OR_RETURN(NewInodeAttrs attrs, InheritAttrs(dir, mode, caller));
@@ -159,7 +159,7 @@ Result<EntryOut> Filesystem::Mknod(uint64_t parent, std::string_view name, uint3
 
 Result<EntryOut> Filesystem::Mkdir(uint64_t parent, std::string_view name, uint32_t mode,
                                    const Caller& caller) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   if (dir->d.nlink >= kMaxLinks) return Status::Error(EMLINK, "too many subdirectories");
   DirOps dirs(this);
@@ -181,7 +181,7 @@ Result<EntryOut> Filesystem::Symlink(uint64_t parent, std::string_view name,
                                      std::string_view target, const Caller& caller) {
   if (target.empty()) return Status::Error(ENOENT, "empty symlink target");
   if (target.size() > kMaxSymlinkLen) return Status::Error(ENAMETOOLONG, "target too long");
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * dir, PrepareNewName(parent, name));
   DirOps dirs(this);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, AllocInode(S_IFLNK | 0777, caller, dir));
@@ -208,7 +208,7 @@ Result<EntryOut> Filesystem::Symlink(uint64_t parent, std::string_view name,
 }
 
 Result<std::string> Filesystem::ReadLink(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_GET(inode, ino);
   if (!S_ISLNK(inode->d.mode)) return Status::InvalidArgument("not a symlink");
   const uint64_t len = inode->d.size;
@@ -228,7 +228,7 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
 }
 
 Result<EntryOut> Filesystem::Link(uint64_t ino, uint64_t new_parent, std::string_view new_name) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_GET(inode, ino);
   if (S_ISDIR(inode->d.mode)) return Status::Error(EPERM, "hard link to a directory");
@@ -250,7 +250,7 @@ Result<EntryOut> Filesystem::Link(uint64_t ino, uint64_t new_parent, std::string
 }
 
 Status Filesystem::Unlink(uint64_t parent, std::string_view name) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_GET(dir, parent);
   UDAX_RETURN_IF_ERROR(NeedDir(dir));
@@ -278,7 +278,7 @@ Status Filesystem::Unlink(uint64_t parent, std::string_view name) {
 Status Filesystem::Rmdir(uint64_t parent, std::string_view name) {
   if (name == ".") return Status::InvalidArgument("rmdir .");
   if (name == "..") return Status::Error(ENOTEMPTY, "rmdir ..");
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_GET(dir, parent);
   UDAX_RETURN_IF_ERROR(NeedDir(dir));
@@ -312,7 +312,7 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
   if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT))) {
     return Status::InvalidArgument("conflicting rename flags");
   }
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(CheckName(new_name));
   UDAX_GET(src_dir, parent);
@@ -377,7 +377,7 @@ Status Filesystem::Rename(uint64_t parent, std::string_view name, uint64_t new_p
   if (src_is_dir && !dst && src_dir != dst_dir && dst_dir->d.nlink >= kMaxLinks) {
     return Status::Error(EMLINK, "too many subdirectories");
   }
-  if (space_.free_aus() < kNamespaceOpAus) return Status::NoSpace("no space");
+  if (!HoldAus(kNamespaceOpAus, 0, dst_dir->ino)) return Status::NoSpace("no space");
   // RENAME_WHITEOUT (overlayfs): the old name becomes a 0/0 character device, in the
   // same transaction. Its inode is the last thing that can fail, so it comes first.
   Inode* whiteout = nullptr;
@@ -525,7 +525,7 @@ Result<std::pair<uint64_t, std::string>> Filesystem::NameOf(Inode* inode, uint64
 }
 
 Result<std::string> Filesystem::PathOf(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   std::string path;
   uint64_t cur = ino;
   for (uint64_t depth = 0; cur != kRootIno; ++depth) {
@@ -548,7 +548,7 @@ Result<std::string> Filesystem::PathOf(uint64_t ino) {
 }
 
 Result<std::vector<DirListEntry>> Filesystem::ListDir(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_GET(dir, ino);
   UDAX_RETURN_IF_ERROR(NeedDir(dir));
   UDAX_RETURN_IF_ERROR(LoadExtents(dir));
@@ -563,7 +563,7 @@ Result<std::vector<DirListEntry>> Filesystem::ListDir(uint64_t ino) {
 }
 
 Status Filesystem::FsyncDir(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_GET(dir, ino);
   if (dir->dirty && !options_.read_only) {
     StageInode(dir);

@@ -120,7 +120,7 @@ Status Filesystem::LoadXattrs(Inode* inode) {
 }
 
 Result<Inode*> Filesystem::PinForExtentChange(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   inode->nopen++;  // released by ExclusiveInode, under mu_
@@ -211,7 +211,8 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
   const bool uninline = need > 0 && (inode->d.flags & kInodeInlineData);
   const uint64_t extra = uninline ? 1 : 0;
   if (need + extra > have &&
-      space_.free_aus() < need + extra - have + ExtentBlocksNeeded(*inode, need + extra - have)) {
+      !HoldAus(need + extra - have + ExtentBlocksNeeded(*inode, need + extra - have), 0,
+               inode->ino)) {
     return Status::NoSpace("no space for the attribute");
   }
   if (uninline) UDAX_RETURN_IF_ERROR(MoveInlineTargetOut(inode));
@@ -226,7 +227,7 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view name) {
   if (name.empty() || name.size() > kMaxXattrName) {
     return Status::Error(ERANGE, "attribute name length out of range");
   }
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   auto it = inode->xattrs->find(name);
@@ -238,7 +239,7 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view name) {
 }
 
 Result<std::string> Filesystem::ListXattr(uint64_t ino) {
-  MutexLock lock(&mu_);
+  MetaLock lock(this);
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
   std::string names;
@@ -316,7 +317,7 @@ Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
                                    PrivChange change) {
   PrivDrop drop{suidgid, exempt_from_sgid, change};
   {
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
     if (!PrivDropPending(*inode, &drop)) return false;
   }
@@ -349,7 +350,7 @@ Result<Filesystem::NewInodeAttrs> Filesystem::InheritAttrs(Inode* dir, uint32_t 
   if (AclCreateMasq(&acl, &out.mode)) out.xattrs[kAclAccessXattr] = AclEncode(acl);
   // Room for the blob and an extent block to map it, beyond what the name itself needs.
   const uint64_t aus = XattrAus(XattrBlobSize(out.xattrs));
-  if (aus > 0 && space_.free_aus() < kNamespaceOpAus + aus + 1) {
+  if (aus > 0 && !HoldAus(kNamespaceOpAus + aus + 1, 0, dir->ino)) {
     return Status::NoSpace("no space for inherited ACLs");
   }
   return out;

@@ -60,37 +60,51 @@ auto Space::Update(Group& g, Op op) const {
 Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64_t ino) {
   if (count == 0) return std::vector<Run>{};
   if (free_aus() < count) return Status::NoSpace("no free space");
+  const size_t n = groups_.size();
   const bool has_goal = goal != 0 && goal < au_count_;
-  const size_t first = has_goal ? goal / group_aus_ : ino % groups_.size();
-  auto to_region = [](const Group& g, std::vector<Run> runs) {
-    for (Run& r : runs) r.start += g.base;
-    return runs;
-  };
-  // One group when one has room, the goal's or the owner's first: a file stays together.
-  for (size_t i = 0; i < groups_.size(); ++i) {
-    Group& g = *groups_[(first + i) % groups_.size()];
-    // Without a goal, the allocator's next-fit cursor (a goal outside the group)
-    const uint64_t g_goal = i == 0 && has_goal ? goal - g.base : UINT64_MAX;
+  const size_t first = has_goal ? goal / group_aus_ : ino % n;
+  // No goal: the group's next-fit cursor (any goal outside the group's bits).
+  constexpr uint64_t kCursor = UINT64_MAX;
+  auto reserve = [&](size_t i, uint64_t want, uint64_t g_goal, bool partial_ok,
+                     bool wrap) -> std::vector<Run> {
+    Group& g = *groups_[(first + i) % n];
     auto runs = Update(g, [&](BitmapAllocator& alloc) -> Result<std::vector<Run>> {
-      if (alloc.free_count() < count) return Status::NoSpace("group full");
-      return alloc.Reserve(count, g_goal, false);
+      if (!partial_ok && alloc.free_count() < want) return Status::NoSpace("group full");
+      return alloc.Reserve(want, g_goal, partial_ok, wrap);
     });
-    if (runs.ok()) return to_region(g, std::move(*runs));
+    if (!runs.ok()) return {};
+    for (Run& r : *runs) r.start += g.base;
+    return std::move(*runs);
+  };
+  const uint64_t first_goal = has_goal ? goal - groups_[first]->base : kCursor;
+  // 1. From the goal on, inside its group: a file grows in place.
+  if (has_goal) {
+    auto runs = reserve(0, count, first_goal, false, false);
+    if (!runs.empty()) return runs;
   }
-  // Free space is spread over the groups: take from each in turn.
+  // 2. One group that holds it all: the goal's or the owner's first, then the others.
+  for (size_t i = 0; i < n; ++i) {
+    auto runs = reserve(i, count, i == 0 ? first_goal : kCursor, false, true);
+    if (!runs.empty()) return runs;
+  }
+  // 3. Free space is spread over the groups: from the goal (or cursor) to the end of its
+  // group, on through the next groups from their starts, as one allocator over the whole
+  // bitmap would (runs that meet at a group boundary are one), then what is left anywhere.
   std::vector<Run> out;
   uint64_t want = count;
-  for (size_t i = 0; i < groups_.size() && want > 0; ++i) {
-    Group& g = *groups_[(first + i) % groups_.size()];
-    auto runs = Update(g, [&](BitmapAllocator& alloc) -> Result<std::vector<Run>> {
-      return alloc.Reserve(std::min(want, alloc.free_count()), UINT64_MAX, false);
-    });
-    if (!runs.ok()) continue;
-    for (const Run& r : to_region(g, std::move(*runs))) {
-      out.push_back(r);
+  auto add = [&](const std::vector<Run>& runs) {
+    for (const Run& r : runs) {
+      if (!out.empty() && out.back().end() == r.start) {
+        out.back().len += r.len;
+      } else {
+        out.push_back(r);
+      }
       want -= r.len;
     }
-  }
+  };
+  add(reserve(0, want, first_goal, true, false));
+  for (size_t i = 1; i < n && want > 0; ++i) add(reserve(i, want, 0, true, true));
+  if (want > 0) add(reserve(0, want, kCursor, true, true));
   if (want > 0) {
     UnreserveAus(out);
     return Status::NoSpace("no free space");
