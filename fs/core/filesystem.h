@@ -11,6 +11,9 @@
 //    mu_ guards the inode cache, the journal and its transaction (GUARDED_BY below), and
 //    every change to an inode's `d` and extent map; the private helpers that touch them
 //    REQUIRE it. Space guards itself: an allocating write reserves AUs without mu_.
+//  - So a free-space check under mu_ promises nothing a moment later: an operation holds
+//    the AUs it counts on (HoldAus), allocates from the hold (TakeAus), and MetaLock, the
+//    form of mu_ every operation takes, gives back the rest when it releases mu_.
 //  - A direct-map revoke (set_revoke_hook) waits on clients: it runs with the file's rw
 //    held and never under mu_, so a slow client stalls that file only.
 //  - Data copies of allocating writes run with the file's rw held and not mu_ (Write).
