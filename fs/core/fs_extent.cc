@@ -359,7 +359,10 @@ Owner Filesystem::DataOwner(const Inode& inode, uint64_t file_au) const {
 }
 
 Result<std::vector<OwnerRange>> Filesystem::Owners(uint64_t phys, uint64_t len) {
-  return space_.Owners(phys, len);  // the space lock alone: no metadata lock needed
+  // Under mu_: a commit applies reverse-map records in place, and a query beside it
+  // could read one half written (a false "corrupt").
+  MetaLock lock(this);
+  return space_.Owners(phys, len);
 }
 
 Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {
