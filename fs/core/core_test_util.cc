@@ -17,14 +17,20 @@ TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
   unlink(path_.c_str());
   RegionOptions ro;
   ro.create_size = size;
+  // A constructor that throws gets no destructor: the image goes here, or it stays behind
+  // in /dev/shm.
+  auto fail = [this](const Status& st) {
+    unlink(path_.c_str());
+    throw std::runtime_error(st.ToString());
+  };
   auto region = Region::Open(path_, ro);
-  if (!region.ok()) throw std::runtime_error(region.status().ToString());
+  if (!region.ok()) fail(region.status());
   MkfsParams params;
   params.au_size = au;
   params.journal_size = journal_size;
   params.allow_tiny_journal = true;  // the fallocate tests drive multi-step shifts with it
   Status st = Filesystem::Format(region->get(), params);
-  if (!st.ok()) throw std::runtime_error(st.ToString());
+  if (!st.ok()) fail(st);
 }
 
 TestImage::~TestImage() {

@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "fs/core/core_test_util.h"
@@ -261,6 +262,22 @@ TEST(Filesystem, DamagedPrimarySuperblockFallsBackToReplica) {
   auto fs = img.Mount();
   ASSERT_TRUE(fs);
   Must(fs->Mkdir(kRootIno, "ok", 0755, kRoot));
+}
+
+// The fixture itself: an image mkfs refuses (below the minimum size) throws, and leaves
+// no file behind in /dev/shm.
+TEST(TestImageFixture, ARefusedImageLeavesNoFile) {
+  auto images = [] {
+    const std::string prefix = "udax_core_test_" + std::to_string(getpid()) + "_";
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+      n += e.path().filename().string().rfind(prefix, 0) == 0;
+    }
+    return n;
+  };
+  const size_t before = images();
+  EXPECT_THROW(TestImage(4ull << 20, kAuSize4K), std::runtime_error);
+  EXPECT_EQ(images(), before);
 }
 
 }  // namespace
