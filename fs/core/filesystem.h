@@ -345,7 +345,7 @@ class Filesystem {
   uint64_t MaxFileSize() const;
   const DiskSuperblock& superblock() const { return sb_; }
   JournalStats journal_stats() {
-    MutexLock lock(&mu_);
+    MetaLock lock(this);
     return journal_->stats();
   }
   Region* region() { return region_.get(); }
@@ -584,6 +584,30 @@ class Filesystem {
 
    private:
     Filesystem* const fs_;
+  };
+  // An inode pinned by PinForExtentChange, then held for the change: its rw lock
+  // exclusive, then mu_ (the lock order), released as MetaLock releases it (the held AUs
+  // go back). The pin kept the inode in the cache while the locks were taken; it is
+  // dropped while mu_ is still held.
+  class SCOPED_CAPABILITY ExclusiveInode {
+   public:
+    ExclusiveInode(Filesystem* fs, Inode* inode) ACQUIRE(fs->mu_) : fs_(fs), inode_(inode) {
+      inode_->rw.Lock();
+      fs_->mu_.Lock();
+    }
+    ~ExclusiveInode() RELEASE() {
+      fs_->mu_.AssertHeld();
+      inode_->nopen--;
+      fs_->ReturnHeldAus();
+      fs_->mu_.Unlock();
+      inode_->rw.Unlock();
+    }
+    ExclusiveInode(const ExclusiveInode&) = delete;
+    ExclusiveInode& operator=(const ExclusiveInode&) = delete;
+
+   private:
+    Filesystem* const fs_;
+    Inode* const inode_;
   };
 
   // For code that owns the filesystem outright: a mount before it returns the object, and

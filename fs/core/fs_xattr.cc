@@ -56,28 +56,6 @@ void TouchCtime(DiskInode* d) {
   d->ctime_nsec = static_cast<uint32_t>(ts.tv_nsec);
 }
 
-// An inode pinned by PinForExtentChange, then held for the change: its rw lock
-// exclusive, then mu_ (the lock order). The pin kept it in the cache while the locks were
-// taken; it is dropped while mu_ is still held (the destructor body runs before the
-// members are released).
-class SCOPED_CAPABILITY ExclusiveInode {
- public:
-  ExclusiveInode(Inode* inode, Mutex* mu) ACQUIRE(mu) : inode_(inode), mu_(mu) {
-    inode_->rw.Lock();
-    mu_->Lock();
-  }
-  ~ExclusiveInode() RELEASE() {
-    inode_->nopen--;
-    mu_->Unlock();
-    inode_->rw.Unlock();
-  }
-  ExclusiveInode(const ExclusiveInode&) = delete;
-  ExclusiveInode& operator=(const ExclusiveInode&) = delete;
-
- private:
-  Inode* const inode_;
-  Mutex* const mu_;
-};
 
 }  // namespace
 
@@ -123,7 +101,7 @@ Result<Inode*> Filesystem::PinForExtentChange(uint64_t ino) {
   MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_ASSIGN_OR_RETURN(Inode * inode, Get(ino));
-  inode->nopen++;  // released by ExclusiveInode, under mu_
+  inode->nopen++;  // released by ExclusiveInode, under mu_ (filesystem.h)
   return inode;
 }
 
@@ -172,7 +150,7 @@ Status Filesystem::SetXattr(uint64_t ino, std::string_view name, std::string_vie
   if (value.size() > kMaxXattrValue) return Status::Error(E2BIG, "attribute value too large");
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
   // The blob's AUs are extents: the data path reads the extent map under rw alone.
-  ExclusiveInode held(inode, &mu_);
+  ExclusiveInode held(this, inode);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));  // xattr_permission()
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
@@ -253,7 +231,7 @@ Result<std::string> Filesystem::ListXattr(uint64_t ino) {
 Status Filesystem::RemoveXattr(uint64_t ino, std::string_view name) {
   UDAX_RETURN_IF_ERROR(CheckXattrName(name));
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
-  ExclusiveInode held(inode, &mu_);
+  ExclusiveInode held(this, inode);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));  // xattr_permission()
   UDAX_RETURN_IF_ERROR(LoadXattrs(inode));
@@ -322,7 +300,7 @@ Result<bool> Filesystem::KillPrivs(uint64_t ino, bool suidgid,
     if (!PrivDropPending(*inode, &drop)) return false;
   }
   UDAX_ASSIGN_OR_RETURN(Inode * inode, PinForExtentChange(ino));
-  ExclusiveInode held(inode, &mu_);
+  ExclusiveInode held(this, inode);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, &drop));
   if (!drop.changed) return false;
