@@ -128,6 +128,7 @@ tail_pid=$!
 # Wait for the guest to end, with the test's limit plus boot and teardown time.
 deadline=$((SECONDS + tmo + 60))
 booted=0
+done_at=0
 while kill -0 "$qemu_pid" 2>/dev/null; do
   ((booted)) || ! grep -q 'lab stage2: ready' "$out/console.log" || booted=1
   # A guest that has not reached the second stage in 120 s will not.
@@ -135,6 +136,17 @@ while kill -0 "$qemu_pid" 2>/dev/null; do
     lab_log "guest still running after $((SECONDS - start)) s: killing QEMU"
     kill "$qemu_pid" 2>/dev/null || true
     break
+  fi
+  # The result is in once stage 2 writes rc; the guest then only syncs and powers off.
+  # A QEMU that does not exit after that (seen under TCG: "reboot: Power down" printed,
+  # the process still there) must not hold the test until ctest's own limit kills it.
+  if [[ -f $out/rc ]]; then
+    ((done_at)) || done_at=$SECONDS
+    if ((SECONDS - done_at > 15)); then
+      lab_log "the test ended $((SECONDS - done_at)) s ago and QEMU has not exited: killing it"
+      kill "$qemu_pid" 2>/dev/null || true
+      break
+    fi
   fi
   sleep 0.5
 done
