@@ -49,7 +49,7 @@ int RebuildRmap(const std::string& target, uint64_t* rewritten_out) {
     fprintf(stderr, "fsck.udaxfs: %s\n", fs.status().message().c_str());
     return udax::kFsckOperational;
   }
-  auto rewritten = (*fs)->RebuildReverseMap();
+  auto rewritten = (*fs)->checker().RebuildReverseMap();
   if (!rewritten.ok()) {
     fprintf(stderr, "fsck.udaxfs: %s: --rebuild-rmap: %s\n", target.c_str(),
             rewritten.status().message().c_str());

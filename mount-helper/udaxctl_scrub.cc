@@ -41,7 +41,7 @@ int CmdScrub(const std::string& where, bool json) {
   } else {
     auto fs = OpenTargetReadOnly(where, "scrub");
     if (!fs) return 1;
-    auto r = fs->Scrub();
+    auto r = fs->checker().Scrub();
     if (!r.ok()) {
       fprintf(stderr, "udaxctl scrub: %s: %s\n", where.c_str(), r.status().message().c_str());
       return 1;

@@ -34,7 +34,7 @@ std::unique_ptr<MediaResolver> MediaResolver::Start(Filesystem* fs, EventQueue* 
   std::unique_ptr<MediaResolver> r(
       new MediaResolver(fs, queue, log, std::move(hooks), std::move(options)));
   MediaResolver* self = r.get();
-  fs->set_relocation_listener([self](const MediaRelocation& m) {
+  fs->media().set_relocation_listener([self](const MediaRelocation& m) {
     std::lock_guard<std::mutex> lock(self->relocations_mu_);
     self->relocations_.push_back(m);
   });
@@ -46,7 +46,7 @@ void MediaResolver::Stop() {
   if (!thread_.joinable()) return;
   stop_ = true;
   thread_.join();
-  fs_->set_relocation_listener(nullptr);
+  fs_->media().set_relocation_listener(nullptr);
   LogRelocations();
 }
 
@@ -114,7 +114,7 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
     record.action = "repeat";
     return record;
   }
-  auto owners = fs_->HandleMediaError(event.offset, event.length);
+  auto owners = fs_->media().HandleError(event.offset, event.length);
   RememberHandled(event.offset, event.length);
   record.resolve_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now() - start).count();

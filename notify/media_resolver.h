@@ -2,7 +2,7 @@
 // through the reverse map and acts on them (G3-G7).
 //
 // One thread drains the EventQueue. For a bad range it asks the filesystem to act on the
-// owners (Filesystem::HandleMediaError: EIO, quarantine, metadata repair or shutdown),
+// owners (Media::HandleError, fs/core/media.h: EIO, quarantine, metadata repair or shutdown),
 // then does what only the daemon can: drops the kernel's page cache for every bad file
 // range (so FUSE mmap users fault again and get SIGBUS from the EIO, instead of reading
 // stale pages), and applies the mce_policy to the processes that have the range mapped:

@@ -40,7 +40,7 @@ TEST(AttrFlags, RulesAsExt4) {
   fs = img.Mount();
   EXPECT_EQ(Must(fs->GetFlags(f)), static_cast<uint32_t>(FS_NODUMP_FL));
   EXPECT_EQ(Must(fs->GetFlags(d)), static_cast<uint32_t>(FS_DIRSYNC_FL));
-  EXPECT_EQ(Must(fs->CrossCheckMaps()).problems, 0u);
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
 }
 
 TEST(AttrFlags, ImmutableRefusesEveryChange) {

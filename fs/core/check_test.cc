@@ -25,7 +25,7 @@ void EditInode(const std::string& path, uint64_t ino, F edit) {
 }
 
 uint64_t Problems(Filesystem* fs) {
-  return Must(fs->CrossCheckMaps()).problems + Must(fs->CheckNamespace()).problems;
+  return Must(fs->checker().CrossCheckMaps()).problems + Must(fs->checker().CheckNamespace()).problems;
 }
 
 TEST(Check, CleanTreeHasNoProblems) {
@@ -55,7 +55,7 @@ TEST(Check, FindsWrongLinkCountLeakAndBadParent) {
   EditInode(img.path(), file_ino, [](DiskInode* d) { d->nlink = 3; });
   EditInode(img.path(), dir_ino, [](DiskInode* d) { d->parent = 77; });
   auto fs = img.Mount();
-  auto names = Must(fs->CheckNamespace());
+  auto names = Must(fs->checker().CheckNamespace());
   ASSERT_EQ(names.problems, 2u);
   EXPECT_NE(names.messages[0].find("'..'"), std::string::npos) << names.messages[0];
   EXPECT_NE(names.messages[1].find("link count 3, should be 1"), std::string::npos)
@@ -68,7 +68,7 @@ TEST(Check, FindsWrongLinkCountLeakAndBadParent) {
     d->au_blocks = 0;
   });
   fs = img.Mount();
-  auto maps = Must(fs->CrossCheckMaps());
+  auto maps = Must(fs->checker().CrossCheckMaps());
   ASSERT_EQ(maps.problems, 1u);
   EXPECT_NE(maps.messages[0].find("leak"), std::string::npos) << maps.messages[0];
 }
@@ -96,10 +96,10 @@ TEST(Check, RebuildReverseMapRepairsDamagedRecords) {
     ASSERT_OK(region->WriteSafe(sb.rmap_off + (au + 1) * 16, &wrong, sizeof(wrong), true));
   }
   auto fs = img.Mount();
-  EXPECT_EQ(Must(fs->CrossCheckMaps()).problems, 2u);
-  EXPECT_EQ(Must(fs->RebuildReverseMap()), 2u);
-  EXPECT_EQ(Must(fs->CrossCheckMaps()).problems, 0u);
-  EXPECT_EQ(Must(fs->RebuildReverseMap()), 0u);
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 2u);
+  EXPECT_EQ(Must(fs->checker().RebuildReverseMap()), 2u);
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+  EXPECT_EQ(Must(fs->checker().RebuildReverseMap()), 0u);
 }
 
 }  // namespace

@@ -169,7 +169,7 @@ class Bench {
     CheckMaps(step);
   }
   void CheckMaps(const std::string& step) {
-    CheckReport report = Must(fs_->CrossCheckMaps());
+    CheckReport report = Must(fs_->checker().CrossCheckMaps());
     ASSERT_EQ(report.problems, 0u) << step << ": " << report.messages[0];
   }
 
@@ -499,7 +499,7 @@ TEST(Fallocate, TheAttributeBlobIsNeverMoved) {
   auto fs = img.Mount();
   Inode* f = Must(fs->Open(ino, O_RDWR));
   auto blob_intact = [&](const std::string& step) {
-    CheckReport report = Must(fs->CrossCheckMaps());
+    CheckReport report = Must(fs->checker().CrossCheckMaps());
     ASSERT_EQ(report.problems, 0u) << step << ": " << report.messages[0];
     auto owners = Must(fs->Owners(blob_au * 4096, 4096));
     ASSERT_EQ(owners.size(), 1u);

@@ -6,8 +6,12 @@
 // durable when Write returns with the sync option, or after Fsync.
 //
 // Locking (the rules are annotations that clang's -Wthread-safety checks; fs/base/mutex.h):
-//  - Order: an inode's rw (data path), then mu_ (metadata), then the space lock (Space,
-//    space.h: the bitmaps, reverse map and quarantine; a leaf lock, ACQUIRED_BEFORE below).
+//  - The parts: Space (space.h: bitmaps, reverse map, quarantine), Media (media.h: owners
+//    of bad media and the actions) and Checker (checker.h: the check walks) each have a
+//    lock of their own; what Filesystem keeps is the namespace, the inodes and their maps.
+//  - Order: an inode's rw (data path), then the check or media lock (one walk, one media
+//    event at a time), then mu_ (metadata), then the space lock (a leaf). Written once,
+//    at mu_'s declaration below (ACQUIRED_AFTER / ACQUIRED_BEFORE), and checked there.
 //    mu_ guards the inode cache, the journal and its transaction (GUARDED_BY below), and
 //    every change to an inode's `d` and extent map; the private helpers that touch them
 //    REQUIRE it. Space guards itself: an allocating write reserves AUs without mu_.
@@ -38,8 +42,10 @@
 
 #include "fs/base/mutex.h"
 #include "fs/core/bitmap_alloc.h"
+#include "fs/core/checker.h"
 #include "fs/core/inode.h"
 #include "fs/core/journal.h"
+#include "fs/core/media.h"
 #include "fs/core/space.h"
 #include "fs/format/layout.h"
 #include "fs/region/region.h"
@@ -117,41 +123,6 @@ struct BmapExtent {
   uint64_t file_offset = 0;  // bytes
   uint64_t phys_offset = 0;  // bytes from the start of the region
   uint64_t length = 0;       // bytes
-};
-
-// What a cross-check of the maps found (fsck and the property tests read it).
-struct CheckReport {
-  uint64_t inodes = 0;           // inodes in use
-  uint64_t allocated_aus = 0;    // AUs the bitmap says are in use
-  uint64_t problems = 0;         // every disagreement found
-  std::vector<std::string> messages;  // the first ones, for humans
-  void Add(std::string msg);
-};
-
-// What the filesystem did about one owner of a bad range (fs_media.cc).
-enum class MediaAction : uint8_t {
-  kNone,         // nothing could be done (e.g. read-only)
-  kFileEio,      // file data, xattrs or a symlink target: that range now fails with EIO
-  kQuarantined,  // a free AU taken out of use for good (or one already quarantined)
-  kRepaired,     // metadata rewritten from a healthy copy, poison cleared
-  kShutdown,     // metadata with no healthy copy: the filesystem shut down (G6)
-};
-const char* MediaActionName(MediaAction action);  // "eio", "quarantined", ...
-
-struct MediaOwner {
-  OwnerRange range;  // who owns which bad bytes, at which offset in the owner
-  std::string path;  // the owning inode's path when it has one
-  MediaAction action = MediaAction::kNone;
-  std::string detail;  // what was done, in words (event log)
-};
-
-// A write over every bad byte of an AU moved it to healthy media (fs_media.cc).
-struct MediaRelocation {
-  uint64_t ino = 0;
-  uint64_t file_offset = 0;
-  uint64_t old_phys = 0;  // now quarantined
-  uint64_t new_phys = 0;
-  uint64_t length = 0;
 };
 
 struct DirListEntry {
@@ -290,29 +261,11 @@ class Filesystem {
   // The forward question: a file's extents in file order.
   Result<std::vector<BmapExtent>> Bmap(uint64_t ino);
 
-  // Rebuilds the owner of every AU from the forward maps (inodes, extents, extent blocks,
-  // static areas) and compares it with the allocation bitmap and the reverse map.
-  Result<CheckReport> CrossCheckMaps();
-  // Rewrites every reverse-map record that disagrees with the forward maps (which must
-  // themselves be consistent); returns how many were rewritten.
-  Result<uint64_t> RebuildReverseMap();
-  // Walks the directory tree from the root and checks names against inodes: entries
-  // naming free inodes, wrong types, ".." links, link counts, unreachable inodes.
-  Result<CheckReport> CheckNamespace();
-  // Verifies the checksum of every metadata record in use (superblock and replica,
-  // journal state, inodes, extent slots and blocks, directory buckets, reverse-map
-  // records) without cross-checking them; reports each failure.
-  Result<CheckReport> Scrub();
+  // --- checks: the check part (checker.h) ---
+  Checker& checker() { return checker_; }
 
-  // --- media errors (fs_media.cc) ---
-  // Resolves the bad region bytes [phys, phys+len) to their owners through the reverse
-  // map and acts on each (see fs_media.cc): EIO for file ranges, quarantine for free AUs,
-  // repair of replicated metadata, shutdown for the rest. Marks the range known bad in
-  // the Region. Errors only for a range the filesystem cannot look at; an owner that
-  // could not be helped is reported with its action.
-  Result<std::vector<MediaOwner>> HandleMediaError(uint64_t phys, uint64_t len);
-  // Called (with the metadata mutex held: it must not call back) after each relocation.
-  void set_relocation_listener(std::function<void(const MediaRelocation&)> listener);
+  // --- media errors: the media part (media.h) ---
+  Media& media() { return media_; }
 
   // --- direct maps (client leases, issues 7 and 19) ---
   // Called before the blocks behind file bytes [from, to) of `ino` are freed, moved to
@@ -358,6 +311,8 @@ class Filesystem {
   Filesystem() = default;
   friend class DirOps;
   friend class Repairer;  // fsck --repair (fs_repair.cc)
+  friend class Media;     // media.h: the media part
+  friend class Checker;   // checker.h: the check part
 
   // What a read-write mount does before its first operation (fs_mount.cc): checks the
   // orphan list, restores the primary superblock, bumps the mount count, frees orphans.
@@ -453,23 +408,8 @@ class Filesystem {
   void StageOwner(const Run& run, const Owner& owner) REQUIRES(mu_);
   Owner DataOwner(const Inode& inode, uint64_t file_au) const;
 
-  // Who must own each AU according to the forward maps and the layout. REQUIRES mu_
-  Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report) REQUIRES(mu_);
-
-  // --- media errors (fs_media.cc) ---
-  void ActOnBadOwnerLocked(MediaOwner* m) REQUIRES(mu_);
-  // Rewrites the whole 512-byte blocks around [phys, phys+len) from `fill` (zeros where
-  // it writes nothing) and clears their emulated poison. REQUIRES mu_, no open txn.
-  Status RewriteBadMetadata(uint64_t phys, uint64_t len,
-                            const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill);
-  // Frees AUs in txn_, except bad ones, which become quarantined. REQUIRES mu_
+  // Frees AUs in txn_, except bad ones, which become quarantined (media.h).
   void StageFreeAus(const Run& run) REQUIRES(mu_);
-  // Before a write of file bytes [off, off+n): moves each mapped AU whose bad bytes the
-  // write covers whole to a fresh AU (EIO if the write covers a bad block only in part).
-  // REQUIRES inode->rw exclusive; takes mu_.
-  Status RelocateBadAus(Inode* inode, uint64_t off, uint64_t n);
-  Status RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
-                    uint64_t end);
 
   // EPERM when the inode's chattr flags forbid a change (fs_attr.cc): RefuseImmutable
   // for writes and new names in a directory; RefuseImmutableOrAppend for what may_delete,
@@ -625,9 +565,13 @@ class Filesystem {
   MountOptions options_;
   std::unique_ptr<Journal> journal_;
   DiskJournalState state_{};
-  // The lock order, written once: an inode's rw (data path) -> mu_ (metadata) -> the
-  // space lock (a leaf, inside Space). The analysis checks the second step.
-  Mutex mu_ ACQUIRED_BEFORE(space_.order_mutex());
+  // The lock order, written once: an inode's rw (data path) -> the check lock or the
+  // media lock -> mu_ (metadata) -> the space lock (a leaf, inside Space). The analysis
+  // checks every step after the first (an inode's rw is not a member it can name).
+  Checker checker_{this};  // the checks: its own lock (checker.h)
+  Media media_{this};      // owners of bad media and the actions: its own lock (media.h)
+  Mutex mu_ ACQUIRED_AFTER(checker_.order_mutex(), media_.order_mutex())
+      ACQUIRED_BEFORE(space_.order_mutex());
   Space space_;  // bitmaps, reverse map, quarantine: its own lock (space.h)
   std::vector<Run> held_ GUARDED_BY(mu_);  // HoldAus
   uint64_t held_count_ GUARDED_BY(mu_) = 0;
@@ -637,16 +581,12 @@ class Filesystem {
   std::atomic<AtimeUpdate> atime_mode_{AtimeUpdate::kRelative};
   std::atomic<bool> atime_dirs_{true};
   std::string shutdown_reason_;
-  std::function<void(const MediaRelocation&)> relocation_listener_ GUARDED_BY(mu_);
   RevokeHook revoke_hook_;  // set before serving
   // REQUIRES inode->rw exclusive for `ino` (or mu_ for ino 0 at shutdown), and NOT mu_
   // otherwise: see set_revoke_hook.
   Status Revoke(uint64_t ino, uint64_t from, uint64_t to) {
     return revoke_hook_ ? revoke_hook_(ino, from, to) : Status::Ok();
   }
-  // fsck's progress line: the long walks (CrossCheckMaps, CheckNamespace, Scrub) call it
-  // now and then with inodes done and the inode count. Set only by Repairer.
-  std::function<void(uint64_t done, uint64_t total)> progress_;
 };
 
 }  // namespace udax

@@ -175,7 +175,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   const uint64_t old_size = inode->d.size;
   const bool sync = options_.sync || (inode->d.attr_flags & kAttrSync);  // chattr +S
   // Bad media under the range: moved away first when the write covers it (G4).
-  if (region_->AnyKnownBad()) UDAX_RETURN_IF_ERROR(RelocateBadAus(inode, off, n));
+  if (region_->AnyKnownBad()) UDAX_RETURN_IF_ERROR(media_.RelocateBadAus(inode, off, n));
 
   // How many AUs of the range are holes? (extent map changes only under rw exclusive.)
   uint64_t hole_aus = 0;

@@ -346,6 +346,11 @@ void Filesystem::StageAllocAus(const Run& run, const Owner& owner) {
   space_.StageAllocAus(&txn_, run, owner);
 }
 
+// A bad AU that leaves its file stays allocated, quarantined (G4; media.h).
+void Filesystem::StageFreeAus(const Run& run) {
+  space_.StageFreeAus(&txn_, run);  // quarantines what the region knows bad
+}
+
 void Filesystem::StageOwner(const Run& run, const Owner& owner) {
   space_.StageOwner(&txn_, run, owner);
 }

@@ -67,10 +67,11 @@ Result<CheckReport> Repairer::CheckWithProgress(Filesystem* fs, int first_pass) 
   CheckReport merged;
   std::set<std::string> seen;
   auto run = [&](int pass, auto check) -> Status {
-    fs->progress_ = [this, pass](uint64_t done, uint64_t total) { Progress(pass, done, total); };
+    fs->checker().set_progress(
+        [this, pass](uint64_t done, uint64_t total) { Progress(pass, done, total); });
     Progress(pass, 0, 1);
     auto report = check();
-    fs->progress_ = nullptr;
+    fs->checker().set_progress(nullptr);
     if (!report.ok()) return report.status();
     if (pass == first_pass) {
       merged.inodes = report->inodes;
@@ -80,9 +81,9 @@ Result<CheckReport> Repairer::CheckWithProgress(Filesystem* fs, int first_pass) 
     Progress(pass, 1, 1);
     return Status::Ok();
   };
-  UDAX_RETURN_IF_ERROR(run(first_pass, [fs] { return fs->CrossCheckMaps(); }));
-  UDAX_RETURN_IF_ERROR(run(first_pass + 1, [fs] { return fs->CheckNamespace(); }));
-  UDAX_RETURN_IF_ERROR(run(first_pass + 2, [fs] { return fs->Scrub(); }));
+  UDAX_RETURN_IF_ERROR(run(first_pass, [fs] { return fs->checker().CrossCheckMaps(); }));
+  UDAX_RETURN_IF_ERROR(run(first_pass + 1, [fs] { return fs->checker().CheckNamespace(); }));
+  UDAX_RETURN_IF_ERROR(run(first_pass + 2, [fs] { return fs->checker().Scrub(); }));
   return merged;
 }
 

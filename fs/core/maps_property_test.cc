@@ -60,7 +60,7 @@ class PropertyRun {
       touched_.clear();
       Step();
       if (::testing::Test::HasFatalFailure()) return;
-      auto report = Must(fs_->CrossCheckMaps());
+      auto report = Must(fs_->checker().CrossCheckMaps());
       ASSERT_EQ(report.problems, 0u) << Where() << ": "
                                      << (report.messages.empty() ? "" : report.messages[0]);
       for (int id : touched_) {
@@ -73,7 +73,7 @@ class PropertyRun {
     Remount();
     VerifyAll();
     ReleaseAll();
-    auto report = Must(fs_->CrossCheckMaps());
+    auto report = Must(fs_->checker().CrossCheckMaps());
     EXPECT_EQ(report.problems, 0u) << "at the end";
     ASSERT_OK(fs_->Unmount());
     printf("[ seed %llu ] %llu steps: %s\n", static_cast<unsigned long long>(seed_),
@@ -704,7 +704,7 @@ class PropertyRun {
 
   void VerifyAll() {
     for (const auto& [id, n] : nodes_) VerifyNode(id);
-    auto names = Must(fs_->CheckNamespace());
+    auto names = Must(fs_->checker().CheckNamespace());
     EXPECT_EQ(names.problems, 0u) << Where() << ": "
                                   << (names.messages.empty() ? "" : names.messages[0]);
   }

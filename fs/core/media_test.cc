@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -59,7 +61,7 @@ struct Fixture {
     return Status::Ok();
   }
   void ExpectClean() {
-    CheckReport maps = Must(fs->CrossCheckMaps());
+    CheckReport maps = Must(fs->checker().CrossCheckMaps());
     EXPECT_EQ(maps.problems, 0u) << (maps.messages.empty() ? "" : maps.messages[0]);
   }
 };
@@ -69,7 +71,7 @@ TEST(Media, DataHitFailsOnlyTheBadBlocksThenAWriteRelocates) {
   t.MakeFile();
   const uint64_t bad = t.PhysOf(kAu + 1024);  // the third 512-byte block of the 2nd AU
   Poison(t.fs.get(), t.image.path(), {{bad, 512}});
-  auto owners = Must(t.fs->HandleMediaError(bad, 512));
+  auto owners = Must(t.fs->media().HandleError(bad, 512));
   ASSERT_EQ(owners.size(), 1u);
   EXPECT_EQ(owners[0].range.owner.kind, OwnerKind::kFileData);
   EXPECT_EQ(owners[0].range.owner.ino, t.ino);
@@ -112,6 +114,38 @@ TEST(Media, DataHitFailsOnlyTheBadBlocksThenAWriteRelocates) {
                      Pattern('c', kAu));
   old = Must(t.fs->Owners(bad - 1024, kAu));
   EXPECT_EQ(old[0].owner.kind, OwnerKind::kQuarantined);
+  t.ExpectClean();
+  t.fs->Release(t.file);
+}
+
+// The media part tells its relocation listener after the metadata lock is released
+// (media.h), so a listener that blocks stalls the one writer, not every metadata
+// operation. Here another thread's StatFs (which takes the metadata lock) must finish
+// while the listener still runs; under the lock it would wait for the listener.
+TEST(Media, RelocationListenerRunsWithoutTheMetadataLock) {
+  Fixture t;
+  t.MakeFile();
+  const uint64_t bad = t.PhysOf(kAu);
+  Poison(t.fs.get(), t.image.path(), {{bad, 512}});
+  (void)Must(t.fs->media().HandleError(bad, 512));
+  std::future<void> statfs;
+  std::vector<MediaRelocation> told;
+  bool statfs_done_inside = false;
+  t.fs->media().set_relocation_listener([&](const MediaRelocation& m) {
+    told.push_back(m);
+    statfs = std::async(std::launch::async, [&] { (void)t.fs->StatFs(); });
+    statfs_done_inside = statfs.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  });
+  const std::string fresh = Pattern('X', kAu);
+  ASSERT_EQ(Must(t.fs->Write(t.file, kAu, fresh.data(), fresh.size())), kAu);
+  statfs.wait();
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(told[0].ino, t.ino);
+  EXPECT_EQ(told[0].file_offset, kAu);
+  EXPECT_EQ(told[0].old_phys, bad);
+  EXPECT_EQ(told[0].new_phys, t.PhysOf(kAu));
+  EXPECT_TRUE(statfs_done_inside) << "the listener ran under the metadata lock";
+  t.fs->media().set_relocation_listener(nullptr);
   t.ExpectClean();
   t.fs->Release(t.file);
 }
@@ -168,7 +202,7 @@ TEST(Media, BadAusLeavingAFileAreQuarantinedNotFreed) {
   t.MakeFile();
   const uint64_t bad_au = t.PhysOf(2 * kAu);
   Poison(t.fs.get(), t.image.path(), {{bad_au + 512, 512}});
-  (void)Must(t.fs->HandleMediaError(bad_au + 512, 512));
+  (void)Must(t.fs->media().HandleError(bad_au + 512, 512));
   SetAttrIn in;
   in.size = true;
   in.attr.st_size = kAu;
@@ -192,7 +226,7 @@ TEST(Media, AFreeBadAuIsQuarantinedAtOnceAndForGood) {
   const uint64_t free_au = data_off + 100 * kAu;
   ASSERT_EQ(Must(t.fs->Owners(free_au, kAu))[0].owner.kind, OwnerKind::kFree);
   Poison(t.fs.get(), t.image.path(), {{free_au, 512}});
-  auto owners = Must(t.fs->HandleMediaError(free_au, 512));
+  auto owners = Must(t.fs->media().HandleError(free_au, 512));
   ASSERT_EQ(owners.size(), 1u);
   EXPECT_EQ(owners[0].action, MediaAction::kQuarantined);
   EXPECT_EQ(Must(t.fs->Owners(free_au, kAu))[0].owner.kind, OwnerKind::kQuarantined);
@@ -228,7 +262,7 @@ TEST_P(MediaMetadata, RepairedOrShutDown) {
   t.MakeFile();
   const uint64_t off = c.off ? t.fs->superblock().*c.off : 0;
   Poison(t.fs.get(), t.image.path(), {{off, 512}});
-  auto owners = Must(t.fs->HandleMediaError(off, 512));
+  auto owners = Must(t.fs->media().HandleError(off, 512));
   ASSERT_EQ(owners.size(), 1u);
   EXPECT_EQ(owners[0].action, c.want) << owners[0].detail;
   if (c.want == MediaAction::kRepaired) {
@@ -238,7 +272,7 @@ TEST_P(MediaMetadata, RepairedOrShutDown) {
     ASSERT_OK(t.ReadAt(0, kAu, &got));
     (void)Must(t.fs->Create(kRootIno, "after", 0644, O_RDWR, kRoot));
     t.ExpectClean();
-    EXPECT_EQ(Must(t.fs->Scrub()).problems, 0u);
+    EXPECT_EQ(Must(t.fs->checker().Scrub()).problems, 0u);
   } else {
     EXPECT_TRUE(t.fs->shut_down());
     EXPECT_NE(owners[0].detail.find("shutting down"), std::string::npos);
@@ -251,7 +285,7 @@ TEST_P(MediaMetadata, RepairedOrShutDown) {
   t.fs = t.image.Mount();
   ASSERT_NE(t.fs, nullptr);
   t.ExpectClean();
-  EXPECT_EQ(Must(t.fs->Scrub()).problems, 0u);
+  EXPECT_EQ(Must(t.fs->checker().Scrub()).problems, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(

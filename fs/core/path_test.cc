@@ -126,7 +126,7 @@ TEST(PathOf, LookupThroughAnotherNameRefreshesAStaleHint) {
   // The hint reaches media with the inode's last forget.
   fs->Forget(f.ino, 3);
   EXPECT_EQ(Commits(fs.get()), before + 1);
-  auto report = Must(fs->CheckNamespace());
+  auto report = Must(fs->checker().CheckNamespace());
   EXPECT_EQ(report.problems, 0u) << (report.messages.empty() ? "" : report.messages[0]);
 }
 

@@ -35,8 +35,8 @@ TEST(MakeWritable, DoesWhatAReadWriteMountDoes) {
   }
   auto fs = img.Mount();
   EXPECT_TRUE(fs->Lookup(kRootIno, "d").ok());
-  EXPECT_EQ(Must(fs->CrossCheckMaps()).problems, 0u);
-  EXPECT_EQ(Must(fs->CheckNamespace()).problems, 0u);
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+  EXPECT_EQ(Must(fs->checker().CheckNamespace()).problems, 0u);
 }
 
 TEST(MakeWritable, RefusedWithoutAWritableTarget) {

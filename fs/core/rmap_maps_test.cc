@@ -15,7 +15,7 @@ namespace {
 const Caller kRoot{0, 0};
 
 void ExpectMapsAgree(Filesystem* fs, const char* when) {
-  auto report = Must(fs->CrossCheckMaps());
+  auto report = Must(fs->checker().CrossCheckMaps());
   EXPECT_EQ(report.problems, 0u) << when << ": "
                                  << (report.messages.empty() ? "" : report.messages[0]);
 }

@@ -154,8 +154,8 @@ TEST(SpaceRace, WritersAndMetadataFillingTheFilesystemLeaveItConsistent) {
   const Caller root{0, 0};
   TestImage img(16ull << 20, kAuSize4K);
   auto problems = [](Filesystem* fs) {
-    const CheckReport maps = Must(fs->CrossCheckMaps());
-    const CheckReport names = Must(fs->CheckNamespace());
+    const CheckReport maps = Must(fs->checker().CrossCheckMaps());
+    const CheckReport names = Must(fs->checker().CheckNamespace());
     for (const auto& m : maps.messages) ADD_FAILURE() << m;
     for (const auto& m : names.messages) ADD_FAILURE() << m;
     return maps.problems + names.problems;

@@ -16,7 +16,7 @@ const Caller kRoot{0, 0};
 std::string AclOf(std::initializer_list<AclEntry> entries) { return AclEncode(Acl(entries)); }
 
 void ExpectMapsExact(Filesystem* fs) {
-  CheckReport r = Must(fs->CrossCheckMaps());
+  CheckReport r = Must(fs->checker().CrossCheckMaps());
   EXPECT_EQ(r.problems, 0u) << (r.messages.empty() ? "" : r.messages[0]);
 }
 
@@ -321,7 +321,7 @@ TEST_P(XattrTest, DamagedBlobIsEioAndScrubNamesIt) {
       }
     }
     ASSERT_NE(blob_off, 0u);
-    EXPECT_EQ(Must(fs->Scrub()).problems, 0u);
+    EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
     ASSERT_OK(fs->Unmount());
   }
   FILE* img = fopen(img_.path().c_str(), "r+b");
@@ -331,7 +331,7 @@ TEST_P(XattrTest, DamagedBlobIsEioAndScrubNamesIt) {
   fclose(img);
   auto fs = img_.Mount();
   EXPECT_EQ(fs->GetXattr(f, "user.x").status().code(), EIO);
-  CheckReport r = Must(fs->Scrub());
+  CheckReport r = Must(fs->checker().Scrub());
   ASSERT_EQ(r.problems, 1u);
   EXPECT_NE(r.messages[0].find("extended attributes"), std::string::npos) << r.messages[0];
 }
@@ -344,14 +344,14 @@ TEST_P(XattrTest, ShortSymlinkTakesAttributes) {
     ASSERT_OK(fs->SetXattr(l, "trusted.t", "v", 0, kRoot));
     EXPECT_EQ(Must(fs->ReadLink(l)), "short-target");
     ExpectMapsExact(fs.get());
-    EXPECT_EQ(Must(fs->Scrub()).problems, 0u);
+    EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
     ASSERT_OK(fs->Unmount());
   }
   auto fs = img_.Mount();
   EXPECT_EQ(Must(fs->ReadLink(l)), "short-target");
   EXPECT_EQ(Must(fs->GetXattr(l, "trusted.t")), "v");
   ExpectMapsExact(fs.get());
-  CheckReport ns = Must(fs->CheckNamespace());
+  CheckReport ns = Must(fs->checker().CheckNamespace());
   EXPECT_EQ(ns.problems, 0u) << (ns.messages.empty() ? "" : ns.messages[0]);
 }
 

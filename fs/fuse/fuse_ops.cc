@@ -449,7 +449,7 @@ void IoctlPath(fuse_req_t req, const void* in_buf, size_t in_size) {
 
 void IoctlScrub(fuse_req_t req) {
   if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
-  auto report = Fs(req).Scrub();
+  auto report = Fs(req).checker().Scrub();
   if (!report.ok()) return (void)fuse_reply_err(req, report.status().code());
   auto out = std::make_unique<udax_ioc_scrub>();
   std::memset(out.get(), 0, sizeof(*out));

@@ -262,8 +262,8 @@ CrashReport RunWorkload(const std::string& name, const Generator& generate, uint
     if (auto cfs = Filesystem::MountRegion(std::make_unique<MemRegion>(image), {}); !cfs.ok()) {
       why = "mount failed: " + cfs.status().ToString();
     } else {
-      auto maps = (*cfs)->CrossCheckMaps();
-      auto names = (*cfs)->CheckNamespace();
+      auto maps = (*cfs)->checker().CrossCheckMaps();
+      auto names = (*cfs)->checker().CheckNamespace();
       Tree actual;
       Status st = ReadTree(cfs->get(), kRootIno, "", &actual);
       if (!maps.ok() || maps->problems) {

@@ -1,10 +1,7 @@
-// fs_check.cc -- cross-checking the forward maps, the allocation bitmap and the reverse map.
-//
-// The forward maps (every in-use inode's extents and extent blocks, plus the static
-// areas of the layout) determine who must own each AU. The bitmap must say exactly those
-// AUs are in use, and the reverse map must name exactly those owners. This is what
-// fsck.udaxfs and the property tests run; it walks every inode, so it is for checking,
-// never for answering an owner query.
+// checker.cc -- the check part: the maps cross-checked, the names walked, the records
+// scrubbed (checker.h).
+#include "fs/core/checker.h"
+
 #include <dirent.h>
 
 #include <cstring>
@@ -19,13 +16,32 @@ void CheckReport::Add(std::string msg) {
   if (messages.size() < 100) messages.push_back(std::move(msg));
 }
 
-Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out) {
-  const uint64_t au = sb_.au_size;
+void Checker::set_progress(std::function<void(uint64_t done, uint64_t total)> progress) {
+  MutexLock lock(&mu_);
+  progress_ = std::move(progress);
+}
+
+template <typename R>
+R Checker::Walk(R (Checker::*walk)(Filesystem*, const DiskSuperblock&)) {
+  MutexLock lock(&mu_);
+  Filesystem::MetaLock meta(fs_);
+  return (this->*walk)(fs_, fs_->sb_);
+}
+
+void Checker::Progress(uint64_t ino, uint64_t total) {
+  if (progress_ && ino % 4096 == 0) progress_(ino, total);
+}
+
+Status Checker::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out) {
+  Filesystem* const fs = fs_;
+  fs->mu_.AssertHeld();
+  const DiskSuperblock& sb = fs->sb_;
+  const uint64_t au = sb.au_size;
   std::vector<Owner>& expected = *out;
-  expected.assign(sb_.au_count, Owner{});
+  expected.assign(sb.au_count, Owner{});
   CheckReport& report = *report_out;
   auto claim = [&](uint64_t a, const Owner& o) {
-    if (a >= sb_.au_count) {
+    if (a >= sb.au_count) {
       report.Add("AU " + std::to_string(a) + " outside the filesystem claimed by inode " +
                  std::to_string(o.ino));
       return;
@@ -38,23 +54,23 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
     }
     expected[a] = o;
   };
-  for (const StaticArea& a : StaticAreas(sb_)) {
+  for (const StaticArea& a : StaticAreas(sb)) {
     for (uint64_t i = 0; i < a.len / au; ++i) claim(a.off / au + i, Owner{a.kind, 0, 0, i});
   }
 
   // Every in-use inode, read straight from media into a scratch in-core inode so the
   // walk does not fill the cache.
-  for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
-    if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
-    if (!space_.InoAllocated(ino)) continue;
+  for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
+    Progress(ino, sb.inode_count);
+    if (!fs->space_.InoAllocated(ino)) continue;
     ++report.inodes;
-    auto cached = inodes_.find(ino);
+    auto cached = fs->inodes_.find(ino);
     Inode scratch(ino);
     Inode* inode = &scratch;
-    if (cached != inodes_.end() && !cached->second->freed) {
+    if (cached != fs->inodes_.end() && !cached->second->freed) {
       inode = cached->second.get();
     } else {
-      UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, ino), &scratch.d, sizeof(DiskInode)));
+      UDAX_RETURN_IF_ERROR(fs->txn_.Read(*fs->region_, InodeOffset(sb, ino), &scratch.d, sizeof(DiskInode)));
       Status st = InodeVerify(scratch.d, ino);
       if (!st.ok()) {
         report.Add(st.message());
@@ -65,14 +81,14 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
       report.Add("inode " + std::to_string(ino) + ": unknown attribute flags " +
                  std::to_string(inode->d.attr_flags & ~kInodeAttrFlagsKnown));
     }
-    Status st = LoadExtents(inode);
+    Status st = fs->LoadExtents(inode);
     if (!st.ok()) {
       report.Add(st.message());
       continue;
     }
     uint64_t owned = 0;
     for (const auto& [k, e] : inode->extents.by_file) {
-      for (uint64_t i = 0; i < e.len; ++i) claim(e.phys_au + i, DataOwner(*inode, k + i));
+      for (uint64_t i = 0; i < e.len; ++i) claim(e.phys_au + i, fs->DataOwner(*inode, k + i));
       owned += e.len;
     }
     for (uint64_t i = 0; i < inode->extents.blocks.size(); ++i) {
@@ -89,19 +105,21 @@ Status Filesystem::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out
   return Status::Ok();
 }
 
-Result<CheckReport> Filesystem::CrossCheckMaps() {
-  MetaLock lock(this);
+Result<CheckReport> Checker::CrossCheckMaps() { return Walk(&Checker::CrossCheckMapsLocked); }
+
+Result<CheckReport> Checker::CrossCheckMapsLocked(Filesystem* fs, const DiskSuperblock& sb) {
+  fs->mu_.AssertHeld();
   CheckReport report;
   std::vector<Owner> expected;
   UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
-  for (uint64_t a = 0; a < sb_.au_count; ++a) {
-    const bool used = space_.AuAllocated(a);
+  for (uint64_t a = 0; a < sb.au_count; ++a) {
+    const bool used = fs->space_.AuAllocated(a);
     const Owner& want = expected[a];
     if (used) ++report.allocated_aus;
     if (want.kind == OwnerKind::kFree) {
       // Quarantined media (G4) is allocated on purpose and owned by no file.
       if (used) {
-        auto rec = space_.ReadOwner(a);
+        auto rec = fs->space_.ReadOwner(a);
         if (!rec.ok() || rec->kind != OwnerKind::kQuarantined) {
           report.Add("AU " + std::to_string(a) + " is allocated but has no owner (leak)");
         }
@@ -113,7 +131,7 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
                  (want.ino ? " of inode " + std::to_string(want.ino) : "") +
                  " but the bitmap says free");
     }
-    auto got = space_.ReadOwner(a);
+    auto got = fs->space_.ReadOwner(a);
     if (!got.ok()) {
       report.Add(got.status().message());
       continue;
@@ -129,13 +147,11 @@ Result<CheckReport> Filesystem::CrossCheckMaps() {
   return report;
 }
 
-}  // namespace udax
+Result<uint64_t> Checker::RebuildReverseMap() { return Walk(&Checker::RebuildReverseMapLocked); }
 
-namespace udax {
-
-Result<uint64_t> Filesystem::RebuildReverseMap() {
-  MetaLock lock(this);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
+Result<uint64_t> Checker::RebuildReverseMapLocked(Filesystem* fs, const DiskSuperblock& sb) {
+  fs->mu_.AssertHeld();
+  UDAX_RETURN_IF_ERROR(fs->CheckWritable());
   CheckReport report;
   std::vector<Owner> expected;
   UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
@@ -144,31 +160,33 @@ Result<uint64_t> Filesystem::RebuildReverseMap() {
                               "); not rebuilding the reverse map from them");
   }
   uint64_t rewritten = 0;
-  for (uint64_t a = 0; a < sb_.au_count; ++a) {
+  for (uint64_t a = 0; a < sb.au_count; ++a) {
     if (expected[a].kind == OwnerKind::kFree) continue;
-    auto got = space_.ReadOwner(a);
+    auto got = fs->space_.ReadOwner(a);
     const Owner& want = expected[a];
     if (got.ok() && got->kind == want.kind && got->ino == want.ino &&
         got->file_au == want.file_au && got->generation == (want.generation & 0xffff)) {
       continue;
     }
-    StageOwner(Run{a, 1}, want);
+    fs->StageOwner(Run{a, 1}, want);
     ++rewritten;
-    if (txn_.log_bytes() > journal_->capacity() / 4) UDAX_RETURN_IF_ERROR(Commit());
+    if (fs->txn_.log_bytes() > fs->journal_->capacity() / 4) UDAX_RETURN_IF_ERROR(fs->Commit());
   }
-  UDAX_RETURN_IF_ERROR(Commit());
+  UDAX_RETURN_IF_ERROR(fs->Commit());
   return rewritten;
 }
 
-Result<CheckReport> Filesystem::CheckNamespace() {
-  MetaLock lock(this);
+Result<CheckReport> Checker::CheckNamespace() { return Walk(&Checker::CheckNamespaceLocked); }
+
+Result<CheckReport> Checker::CheckNamespaceLocked(Filesystem* fs, const DiskSuperblock& sb) {
+  fs->mu_.AssertHeld();
   CheckReport report;
   // Inodes on the orphan list may have no names.
-  std::vector<bool> orphan(sb_.inode_count, false);
-  for (uint64_t cur = state_.orphan_head, guard = 0; cur != 0 && guard < sb_.inode_count;
+  std::vector<bool> orphan(sb.inode_count, false);
+  for (uint64_t cur = fs->state_.orphan_head, guard = 0; cur != 0 && guard < sb.inode_count;
        ++guard) {
     const std::string who = "orphan list: inode " + std::to_string(cur);
-    if (cur >= sb_.inode_count) {
+    if (cur >= sb.inode_count) {
       report.Add(who + " is outside the table");
       break;
     }
@@ -177,30 +195,30 @@ Result<CheckReport> Filesystem::CheckNamespace() {
       break;
     }
     DiskInode d;
-    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, cur), &d, sizeof(d)));
-    if (!space_.InoAllocated(cur) || !InodeVerify(d, cur).ok()) {
+    UDAX_RETURN_IF_ERROR(fs->txn_.Read(*fs->region_, InodeOffset(sb, cur), &d, sizeof(d)));
+    if (!fs->space_.InoAllocated(cur) || !InodeVerify(d, cur).ok()) {
       report.Add(who + " is free or damaged");
       break;
     }
     orphan[cur] = true;
     cur = d.orphan_next;
   }
-  std::vector<uint32_t> names(sb_.inode_count, 0);    // entries naming each inode
-  std::vector<uint32_t> subdirs(sb_.inode_count, 0);  // subdirectories of each directory
-  std::vector<bool> seen_dir(sb_.inode_count, false);
+  std::vector<uint32_t> names(sb.inode_count, 0);    // entries naming each inode
+  std::vector<uint32_t> subdirs(sb.inode_count, 0);  // subdirectories of each directory
+  std::vector<bool> seen_dir(sb.inode_count, false);
   std::vector<uint64_t> stack = {kRootIno};
   seen_dir[kRootIno] = true;
   while (!stack.empty()) {
     const uint64_t dino = stack.back();
     stack.pop_back();
-    auto dir = Get(dino);
+    auto dir = fs->Get(dino);
     if (!dir.ok()) {
       report.Add("directory " + std::to_string(dino) + ": " + dir.status().message());
       continue;
     }
-    Status st = LoadExtents(*dir);
+    Status st = fs->LoadExtents(*dir);
     std::vector<DirListEntry> entries;
-    if (st.ok()) st = DirOps(this).List(*dir, &entries);
+    if (st.ok()) st = DirOps(fs).List(*dir, &entries);
     if (!st.ok()) {
       report.Add(st.message());
       continue;
@@ -212,11 +230,11 @@ Result<CheckReport> Filesystem::CheckNamespace() {
     }
     for (const DirListEntry& e : entries) {
       const std::string where = "directory " + std::to_string(dino) + " entry '" + e.name + "'";
-      if (e.ino == 0 || e.ino >= sb_.inode_count || !space_.InoAllocated(e.ino)) {
+      if (e.ino == 0 || e.ino >= sb.inode_count || !fs->space_.InoAllocated(e.ino)) {
         report.Add(where + " names free inode " + std::to_string(e.ino));
         continue;
       }
-      auto child = Get(e.ino);
+      auto child = fs->Get(e.ino);
       if (!child.ok()) {
         report.Add(where + ": " + child.status().message());
         continue;
@@ -239,15 +257,15 @@ Result<CheckReport> Filesystem::CheckNamespace() {
       }
     }
   }
-  for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
-    if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
-    if (!space_.InoAllocated(ino)) continue;
+  for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
+    Progress(ino, sb.inode_count);
+    if (!fs->space_.InoAllocated(ino)) continue;
     DiskInode d;
-    auto cached = inodes_.find(ino);
-    if (cached != inodes_.end()) {
+    auto cached = fs->inodes_.find(ino);
+    if (cached != fs->inodes_.end()) {
       d = cached->second->d;
     } else {
-      UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, ino), &d, sizeof(d)));
+      UDAX_RETURN_IF_ERROR(fs->txn_.Read(*fs->region_, InodeOffset(sb, ino), &d, sizeof(d)));
       if (!InodeVerify(d, ino).ok()) continue;  // CrossCheckMaps reports it
     }
     ++report.inodes;
@@ -268,10 +286,10 @@ Result<CheckReport> Filesystem::CheckNamespace() {
     }
   }
   // Fsck looks at many inodes: do not keep them all.
-  for (auto it = inodes_.begin(); it != inodes_.end();) {
+  for (auto it = fs->inodes_.begin(); it != fs->inodes_.end();) {
     Inode* i = it->second.get();
     if (i->nlookup == 0 && i->nopen == 0 && !i->dirty && i->ino != kRootIno) {
-      it = inodes_.erase(it);
+      it = fs->inodes_.erase(it);
     } else {
       ++it;
     }
@@ -279,36 +297,34 @@ Result<CheckReport> Filesystem::CheckNamespace() {
   return report;
 }
 
-}  // namespace udax
+Result<CheckReport> Checker::Scrub() { return Walk(&Checker::ScrubLocked); }
 
-namespace udax {
-
-Result<CheckReport> Filesystem::Scrub() {
-  MetaLock lock(this);
+Result<CheckReport> Checker::ScrubLocked(Filesystem* fs, const DiskSuperblock& sb) {
+  fs->mu_.AssertHeld();
   CheckReport report;
-  for (uint64_t off : {uint64_t{0}, sb_.replica_off}) {
-    DiskSuperblock sb;
-    UDAX_RETURN_IF_ERROR(region_->ReadSafe(off, &sb, sizeof(sb)));
-    Status st = SuperblockVerify(sb, region_->size());
+  for (uint64_t off : {uint64_t{0}, sb.replica_off}) {
+    DiskSuperblock copy;
+    UDAX_RETURN_IF_ERROR(fs->region_->ReadSafe(off, &copy, sizeof(copy)));
+    Status st = SuperblockVerify(copy, fs->region_->size());
     if (!st.ok()) report.Add((off ? "superblock replica: " : "superblock: ") + st.message());
   }
   DiskJournalState state;
-  UDAX_RETURN_IF_ERROR(region_->ReadSafe(sb_.journal_off, &state, sizeof(state)));
+  UDAX_RETURN_IF_ERROR(fs->region_->ReadSafe(sb.journal_off, &state, sizeof(state)));
   if (!JournalStateValid(state)) report.Add("journal state block: checksum mismatch");
 
-  DirOps dirs(this);
-  for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
-    if (progress_ && ino % 4096 == 0) progress_(ino, sb_.inode_count);
-    if (!space_.InoAllocated(ino)) continue;
+  DirOps dirs(fs);
+  for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
+    Progress(ino, sb.inode_count);
+    if (!fs->space_.InoAllocated(ino)) continue;
     ++report.inodes;
     Inode scratch(ino);
-    UDAX_RETURN_IF_ERROR(region_->ReadSafe(InodeOffset(sb_, ino), &scratch.d, sizeof(DiskInode)));
+    UDAX_RETURN_IF_ERROR(fs->region_->ReadSafe(InodeOffset(sb, ino), &scratch.d, sizeof(DiskInode)));
     Status st = InodeVerify(scratch.d, ino);
     if (!st.ok()) {
       report.Add(st.message());
       continue;
     }
-    st = LoadExtents(&scratch);  // verifies every slot and extent-block header
+    st = fs->LoadExtents(&scratch);  // verifies every slot and extent-block header
     if (!st.ok()) {
       report.Add(st.message());
       continue;
@@ -318,13 +334,13 @@ Result<CheckReport> Filesystem::Scrub() {
       st = dirs.List(&scratch, &entries);  // decodes (and so verifies) every bucket
       if (!st.ok()) report.Add(st.message());
     }
-    st = LoadXattrs(&scratch);  // verifies the attribute blob's checksum
+    st = fs->LoadXattrs(&scratch);  // verifies the attribute blob's checksum
     if (!st.ok()) report.Add(st.message());
   }
-  for (uint64_t au = 0; au < sb_.au_count; ++au) {
-    if (!space_.AuAllocated(au)) continue;
+  for (uint64_t au = 0; au < sb.au_count; ++au) {
+    if (!fs->space_.AuAllocated(au)) continue;
     ++report.allocated_aus;
-    auto owner = space_.ReadOwner(au);
+    auto owner = fs->space_.ReadOwner(au);
     if (!owner.ok()) report.Add(owner.status().message());
   }
   return report;

@@ -1,7 +1,7 @@
-// fs_media.cc -- what the filesystem does about bad media: one owner at a time (G3-G6).
+// media.cc -- what the filesystem does about bad media: one owner at a time (G3-G6).
 //
 // The daemon's resolver (notify/media_resolver) hands every media event's byte range to
-// HandleMediaError. The reverse map names the owners of that range at once; each owner
+// Media::HandleError. The reverse map names the owners of that range at once; each owner
 // kind then has its own answer:
 //   * file data, an attribute blob, a symlink target: nothing is rewritten. The range is
 //     known bad to the Region, so reads of it fail with EIO (never stale data, never
@@ -25,6 +25,8 @@
 
 #include "fs/base/byte_overlap.h"
 #include "fs/base/hex.h"
+#include "fs/core/media.h"
+
 #include "fs/core/filesystem.h"
 
 namespace udax {
@@ -48,39 +50,41 @@ const char* MediaActionName(MediaAction action) {
   return "?";
 }
 
-void Filesystem::set_relocation_listener(std::function<void(const MediaRelocation&)> listener) {
-  MetaLock lock(this);
-  relocation_listener_ = std::move(listener);
+void Media::set_relocation_listener(std::function<void(const MediaRelocation&)> listener) {
+  MutexLock lock(&mu_);
+  listener_ = std::move(listener);
 }
 
-Result<std::vector<MediaOwner>> Filesystem::HandleMediaError(uint64_t phys, uint64_t len) {
+Result<std::vector<MediaOwner>> Media::HandleError(uint64_t phys, uint64_t len) {
+  MutexLock media_lock(&mu_);  // one event at a time
+  const DiskSuperblock& sb = fs_->sb_;
   std::vector<MediaOwner> out;
-  if (len == 0 || phys >= sb_.region_size) return out;  // e.g. past the end of the fs
-  len = std::min(len, sb_.region_size - phys);
+  if (len == 0 || phys >= sb.region_size) return out;  // e.g. past the end of the fs
+  len = std::min(len, sb.region_size - phys);
   // Reads of the range fail from now on without touching it (devices; an image's list
   // file already says so).
-  region_->MarkKnownBad({phys, len});
+  fs_->region_->MarkKnownBad({phys, len});
   {
-    MetaLock lock(this);
-    auto owners = space_.Owners(phys, len);
+    Filesystem::MetaLock lock(fs_);
+    auto owners = fs_->space_.Owners(phys, len);
     if (!owners.ok()) {
       MediaOwner m;
       m.range = OwnerRange{Owner{OwnerKind::kRmap, 0, 0, 0}, phys, len, 0};
       m.action = MediaAction::kShutdown;
       m.detail = "the reverse map cannot be read for this range (" + owners.status().message() +
                  "): shutting down";
-      ShutdownLocked("media error at region offset " + Hex(phys) + ": " + m.detail);
+      fs_->ShutdownLocked("media error at region offset " + Hex(phys) + ": " + m.detail);
       out.push_back(std::move(m));
       return out;
     }
     for (const OwnerRange& r : owners.value()) {
       MediaOwner m;
       m.range = r;
-      ActOnBadOwnerLocked(&m);
+      ActOnOwner(&m);
       out.push_back(std::move(m));
     }
-    if (!txn_.empty()) {
-      Status st = Commit();
+    if (!fs_->txn_.empty()) {
+      Status st = fs_->Commit();
       if (!st.ok()) {
         for (MediaOwner& m : out) {
           if (m.action == MediaAction::kQuarantined) m.detail += " (not committed: " + st.message() + ")";
@@ -91,13 +95,15 @@ Result<std::vector<MediaOwner>> Filesystem::HandleMediaError(uint64_t phys, uint
   // Paths last: PathOf takes mu_ itself, and a name is only for the report.
   for (MediaOwner& m : out) {
     if (m.range.owner.ino == 0) continue;
-    auto path = PathOf(m.range.owner.ino);
+    auto path = fs_->PathOf(m.range.owner.ino);
     if (path.ok()) m.path = path.value();
   }
   return out;
 }
 
-void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
+void Media::ActOnOwner(MediaOwner* m) {
+  fs_->mu_.AssertHeld();
+  const DiskSuperblock& sb = fs_->sb_;
   const OwnerRange& r = m->range;
   const OwnerKind kind = r.owner.kind;
   const std::string where = "[" + Hex(r.phys) + ", +" + Hex(r.len) + ")";
@@ -107,14 +113,14 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
     return;
   }
   if (kind == OwnerKind::kFree) {
-    if (options_.read_only || shutdown_) {
+    if (fs_->options_.read_only || fs_->shutdown_) {
       m->action = MediaAction::kNone;
       m->detail = "free; not quarantined (read-only or shut down)";
       return;
     }
-    const uint64_t au = sb_.au_size;
+    const uint64_t au = sb.au_size;
     const uint64_t first = r.phys / au, end = (r.phys + r.len + au - 1) / au;
-    const uint64_t taken = space_.StageQuarantineFree(&txn_, Run{first, end - first});
+    const uint64_t taken = fs_->space_.StageQuarantineFree(&fs_->txn_, Run{first, end - first});
     m->action = MediaAction::kQuarantined;
     m->detail = taken > 0 ? "free AU quarantined: never allocated again"
                           : "free AU already taken by an allocation in progress";
@@ -133,7 +139,7 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
     return;
   }
   // Metadata.
-  if (shutdown_) {
+  if (fs_->shutdown_) {
     m->action = MediaAction::kShutdown;
     m->detail = "already shut down";
     return;
@@ -145,9 +151,9 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
     case OwnerKind::kReplica:
       how = kind == OwnerKind::kSuperblock ? "primary superblock rewritten from the mounted copy (equal to the replica)"
                                            : "superblock replica rewritten from the mounted copy (equal to the primary)";
-      repaired = RewriteBadMetadata(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
-        for (uint64_t sb_off : {uint64_t{0}, sb_.replica_off}) {
-          CopyOverlap(sb_off, &sb_, sizeof(sb_), off, n, dst);
+      repaired = RewriteBlocks(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+        for (uint64_t sb_off : {uint64_t{0}, sb.replica_off}) {
+          CopyOverlap(sb_off, &sb, sizeof(sb), off, n, dst);
         }
       });
       break;
@@ -155,17 +161,17 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
     case OwnerKind::kInodeBitmap: {
       how = std::string(kind == OwnerKind::kAuBitmap ? "allocation" : "inode") +
             " bitmap rewritten from its copy in memory";
-      repaired = RewriteBadMetadata(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
-        space_.CopyBitmapBytes(kind, off, n, dst);
+      repaired = RewriteBlocks(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+        fs_->space_.CopyBitmapBytes(kind, off, n, dst);
       });
       break;
     }
     case OwnerKind::kJournal:
       how = "journal: its last transaction was already applied; slot retired, state rewritten";
-      repaired = RewriteBadMetadata(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
-        CopyOverlap(journal_->state_offset(), &state_, sizeof(state_), off, n, dst);
+      repaired = RewriteBlocks(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+        CopyOverlap(fs_->journal_->state_offset(), &fs_->state_, sizeof(fs_->state_), off, n, dst);
       });
-      if (repaired.ok()) repaired = journal_->Retire();
+      if (repaired.ok()) repaired = fs_->journal_->Retire();
       break;
     default:
       break;
@@ -181,42 +187,38 @@ void Filesystem::ActOnBadOwnerLocked(MediaOwner* m) {
   m->detail = repaired.code() == EOPNOTSUPP
                   ? "no healthy copy of the " + what + ": shutting down"
                   : "repair of the " + what + " failed (" + repaired.message() + "): shutting down";
-  ShutdownLocked("media error in the " + what + " at region offset " + where + ": " + m->detail);
+  fs_->ShutdownLocked("media error in the " + what + " at region offset " + where + ": " + m->detail);
 }
 
-Status Filesystem::RewriteBadMetadata(
-    uint64_t phys, uint64_t len,
-    const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill) {
-  if (options_.read_only) return Status::Error(EROFS, "read-only mount");
+Status Media::RewriteBlocks(uint64_t phys, uint64_t len,
+                            const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill) {
+  fs_->mu_.AssertHeld();
+  if (fs_->options_.read_only) return Status::Error(EROFS, "read-only mount");
   // Whole 512-byte blocks: clearing poison works on them, as ndctl clear-errors does.
   const uint64_t s = phys / 512 * 512;
-  const uint64_t e = std::min<uint64_t>((phys + len + 511) / 512 * 512, sb_.region_size);
+  const uint64_t e = std::min<uint64_t>((phys + len + 511) / 512 * 512, fs_->sb_.region_size);
   std::vector<uint8_t> bytes(e - s, 0);  // what is no structure's is padding: zeros
   fill(s, e - s, bytes.data());
-  UDAX_RETURN_IF_ERROR(region_->WriteSafe(s, bytes.data(), bytes.size(), true));
-  if (!region_->badblocks_path().empty()) {
-    UDAX_RETURN_IF_ERROR(region_->ClearEmulatedPoison(s, e - s));
+  UDAX_RETURN_IF_ERROR(fs_->region_->WriteSafe(s, bytes.data(), bytes.size(), true));
+  if (!fs_->region_->badblocks_path().empty()) {
+    UDAX_RETURN_IF_ERROR(fs_->region_->ClearEmulatedPoison(s, e - s));
   }
   return Status::Ok();
 }
 
-void Filesystem::StageFreeAus(const Run& run) {
-  space_.StageFreeAus(&txn_, run);  // quarantines what the region knows bad
-}
-
-Status Filesystem::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {
-  const uint64_t au = sb_.au_size;
+Status Media::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {
+  const uint64_t au = fs_->sb_.au_size;
   const uint64_t end = off + n;
   for (uint64_t a = off / au; a * au < end;) {
     uint64_t run;
-    const uint64_t phys = MapAu(*inode, a, (end - a * au + au - 1) / au, &run);
-    if (phys == 0 || !region_->HasKnownBad(phys * au, run * au)) {
+    const uint64_t phys = fs_->MapAu(*inode, a, (end - a * au + au - 1) / au, &run);
+    if (phys == 0 || !fs_->region_->HasKnownBad(phys * au, run * au)) {
       a += run;  // a hole (the write allocates fresh AUs), or healthy media
       continue;
     }
     for (uint64_t i = 0; i < run && (a + i) * au < end; ++i) {
       const uint64_t file_au = a + i, p = phys + i;
-      const std::vector<RegionRange> bad = region_->KnownBadIn(p * au, au);
+      const std::vector<RegionRange> bad = fs_->region_->KnownBadIn(p * au, au);
       if (bad.empty()) continue;
       bool covered = true, touched = false;
       for (const RegionRange& b : bad) {
@@ -236,50 +238,57 @@ Status Filesystem::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {
   return Status::Ok();
 }
 
-Status Filesystem::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
-                              uint64_t end) {
-  const uint64_t au = sb_.au_size;
+Status Media::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
+                         uint64_t end) {
+  Filesystem* const fs = fs_;
+  const uint64_t au = fs->sb_.au_size;
   // Maps of the old block go first, before mu_: a slow client stalls this file only.
-  UDAX_RETURN_IF_ERROR(Revoke(inode->ino, file_au * au, (file_au + 1) * au));
-  MetaLock lock(this);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
-  if (!HoldAus(ExtentBlocksNeeded(*inode, 2) + 1, old_phys + 1, inode->ino)) {
-    return Status::NoSpace("no space to relocate a bad block");
+  UDAX_RETURN_IF_ERROR(fs->Revoke(inode->ino, file_au * au, (file_au + 1) * au));
+  uint64_t new_phys = 0;
+  {
+    Filesystem::MetaLock lock(fs);
+    UDAX_RETURN_IF_ERROR(fs->CheckWritable());
+    if (!fs->HoldAus(fs->ExtentBlocksNeeded(*inode, 2) + 1, old_phys + 1, inode->ino)) {
+      return Status::NoSpace("no space to relocate a bad block");
+    }
+    UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, fs->TakeAus(1, old_phys + 1, inode->ino));
+    new_phys = runs[0].start;
+    // The healthy bytes the write does not cover move with the AU; the rest is the write's.
+    std::vector<uint8_t> buf(au, 0);
+    const uint64_t base = file_au * au;
+    const uint64_t keep_lo = std::clamp(off, base, base + au) - base;
+    const uint64_t keep_hi = std::clamp(end, base, base + au) - base;
+    Region* const region = fs->region_.get();
+    Status st = Status::Ok();
+    if (keep_lo > 0) st = region->ReadSafe(old_phys * au, buf.data(), keep_lo);
+    if (st.ok() && keep_hi < au) {
+      st = region->ReadSafe(old_phys * au + keep_hi, buf.data() + keep_hi, au - keep_hi);
+    }
+    if (st.ok()) st = region->WriteSafe(new_phys * au, buf.data(), au, true);
+    if (!st.ok()) {
+      fs->space_.UnreserveAus(runs);
+      return st;
+    }
+    // Space for the two slots was checked above, so the splits cannot fail for want of
+    // it; any other failure leaves staged changes that the shutdown discards.
+    st = fs->SplitExtentAt(inode, file_au);
+    if (st.ok()) st = fs->SplitExtentAt(inode, file_au + 1);
+    if (st.ok()) st = fs->SetExtent(inode, file_au, file_au, Extent{new_phys, 1});
+    if (!st.ok()) {
+      fs->space_.UnreserveAus(runs);
+      fs->ShutdownLocked("relocating a bad block failed half way: " + st.message());
+      return st;
+    }
+    fs->StageAllocAus(Run{new_phys, 1}, fs->DataOwner(*inode, file_au));
+    fs->StageOwner(Run{old_phys, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
+    fs->StageInode(inode);
+    UDAX_RETURN_IF_ERROR(fs->Commit());
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(1, old_phys + 1, inode->ino));
-  const uint64_t new_phys = runs[0].start;
-  // The healthy bytes the write does not cover move with the AU; the rest is the write's.
-  std::vector<uint8_t> buf(au, 0);
-  const uint64_t base = file_au * au;
-  const uint64_t keep_lo = std::clamp(off, base, base + au) - base;
-  const uint64_t keep_hi = std::clamp(end, base, base + au) - base;
-  Status st = Status::Ok();
-  if (keep_lo > 0) st = region_->ReadSafe(old_phys * au, buf.data(), keep_lo);
-  if (st.ok() && keep_hi < au) {
-    st = region_->ReadSafe(old_phys * au + keep_hi, buf.data() + keep_hi, au - keep_hi);
-  }
-  if (st.ok()) st = region_->WriteSafe(new_phys * au, buf.data(), au, true);
-  if (!st.ok()) {
-    space_.UnreserveAus(runs);
-    return st;
-  }
-  // Space for the two slots was checked above, so the splits cannot fail for want of it;
-  // any other failure leaves staged changes that the shutdown discards.
-  st = SplitExtentAt(inode, file_au);
-  if (st.ok()) st = SplitExtentAt(inode, file_au + 1);
-  if (st.ok()) st = SetExtent(inode, file_au, file_au, Extent{new_phys, 1});
-  if (!st.ok()) {
-    space_.UnreserveAus(runs);
-    ShutdownLocked("relocating a bad block failed half way: " + st.message());
-    return st;
-  }
-  StageAllocAus(Run{new_phys, 1}, DataOwner(*inode, file_au));
-  StageOwner(Run{old_phys, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
-  StageInode(inode);
-  UDAX_RETURN_IF_ERROR(Commit());
-  if (relocation_listener_) {
-    relocation_listener_(MediaRelocation{inode->ino, file_au * au, old_phys * au,
-                                         new_phys * au, au});
+  // Told after the metadata lock is gone: a listener that blocks (an event log, a page
+  // cache invalidation) stalls this writer only.
+  MutexLock lock(&mu_);
+  if (listener_) {
+    listener_(MediaRelocation{inode->ino, file_au * au, old_phys * au, new_phys * au, au});
   }
   return Status::Ok();
 }

@@ -1,0 +1,86 @@
+// checker.h -- the check part of the core: walks that compare the maps with each other.
+//
+// A part of Filesystem (filesystem.h), as Space and Media are, with a lock of its own.
+// The forward maps (every in-use inode's extents and extent blocks, plus the static areas
+// of the layout) determine who must own each AU; the bitmap must say exactly those AUs
+// are in use and the reverse map must name exactly those owners; the names must agree
+// with the inodes; every record must pass its checksum. fsck.udaxfs (repair.h), `udaxctl
+// scrub` on a live mount and the property tests run these walks. They visit every inode,
+// so they are for checking, never for answering an owner query.
+//
+// Locking: mu_ below takes one walk at a time and guards the progress callback; a walk
+// then holds the filesystem's metadata lock throughout, so it sees one consistent state.
+// The order is written once, at Filesystem::mu_.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fs/base/mutex.h"
+#include "fs/base/status.h"
+#include "rmap/rmap.h"
+
+namespace udax {
+
+class Filesystem;
+struct DiskSuperblock;
+
+// What a check found (fsck and the property tests read it).
+struct CheckReport {
+  uint64_t inodes = 0;           // inodes in use
+  uint64_t allocated_aus = 0;    // AUs the bitmap says are in use
+  uint64_t problems = 0;         // every disagreement found
+  std::vector<std::string> messages;  // the first ones, for humans
+  void Add(std::string msg);
+};
+
+class Checker {
+ public:
+  explicit Checker(Filesystem* fs) : fs_(fs) {}
+  Checker(const Checker&) = delete;
+  Checker& operator=(const Checker&) = delete;
+
+  // Rebuilds the owner of every AU from the forward maps (inodes, extents, extent blocks,
+  // static areas) and compares it with the allocation bitmap and the reverse map.
+  Result<CheckReport> CrossCheckMaps() EXCLUDES(mu_);
+  // Rewrites every reverse-map record that disagrees with the forward maps (which must
+  // themselves be consistent); returns how many were rewritten.
+  Result<uint64_t> RebuildReverseMap() EXCLUDES(mu_);
+  // Walks the directory tree from the root and checks names against inodes: entries
+  // naming free inodes, wrong types, ".." links, link counts, unreachable inodes.
+  Result<CheckReport> CheckNamespace() EXCLUDES(mu_);
+  // Verifies the checksum of every metadata record in use (superblock and replica,
+  // journal state, inodes, extent slots and blocks, directory buckets, reverse-map
+  // records) without cross-checking them; reports each failure.
+  Result<CheckReport> Scrub() EXCLUDES(mu_);
+
+  // fsck's progress line: the walks call it now and then with inodes done and the inode
+  // count. Empty: no progress is told.
+  void set_progress(std::function<void(uint64_t done, uint64_t total)> progress) EXCLUDES(mu_);
+
+  // For the lock order (Filesystem::mu_ names it).
+  Mutex* order_mutex() RETURN_CAPABILITY(mu_) { return &mu_; }
+
+ private:
+  // Who must own each AU according to the forward maps and the layout. REQUIRES mu_ and
+  // the filesystem's metadata lock (said to the analysis inside: it cannot name that
+  // lock here, where Filesystem is incomplete).
+  Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report) REQUIRES(mu_);
+  void Progress(uint64_t ino, uint64_t total) REQUIRES(mu_);
+  // Runs one walk: this part's lock, then the filesystem's metadata lock, for the whole
+  // of it. The walks REQUIRE both (each asserts the second: see DeriveOwners).
+  template <typename R>
+  R Walk(R (Checker::*walk)(Filesystem* fs, const DiskSuperblock& sb)) EXCLUDES(mu_);
+  Result<CheckReport> CrossCheckMapsLocked(Filesystem* fs, const DiskSuperblock& sb) REQUIRES(mu_);
+  Result<uint64_t> RebuildReverseMapLocked(Filesystem* fs, const DiskSuperblock& sb) REQUIRES(mu_);
+  Result<CheckReport> CheckNamespaceLocked(Filesystem* fs, const DiskSuperblock& sb) REQUIRES(mu_);
+  Result<CheckReport> ScrubLocked(Filesystem* fs, const DiskSuperblock& sb) REQUIRES(mu_);
+
+  Filesystem* const fs_;
+  Mutex mu_;
+  std::function<void(uint64_t done, uint64_t total)> progress_ GUARDED_BY(mu_);
+};
+
+}  // namespace udax
