@@ -68,6 +68,12 @@ class ReverseMap {
                                         IsAllocated allocated) const;
   // Reads and verifies one AU's record. Corruption if the CRC or kind is bad.
   Result<Owner> Read(uint64_t au) const;
+  // Query's answer with each AU's owner from `owner_of(au)` (a Result<Owner>) instead of
+  // the records: the reverse map is derived data, and a caller that cannot read the
+  // records asks the forward maps. The range must be inside the filesystem.
+  template <typename OwnerOf>
+  static Result<std::vector<OwnerRange>> Collect(uint64_t phys, uint64_t len, uint64_t au_size,
+                                                 OwnerOf owner_of);
 
   static DiskRmapRecord Encode(uint64_t au, const Owner& owner);
   static Result<Owner> Decode(uint64_t au, const DiskRmapRecord& rec);
@@ -81,17 +87,22 @@ class ReverseMap {
 template <typename IsAllocated>
 Result<std::vector<OwnerRange>> ReverseMap::Query(uint64_t phys, uint64_t len,
                                                   IsAllocated allocated) const {
-  std::vector<OwnerRange> out;
-  if (len == 0) return out;
+  if (len == 0) return std::vector<OwnerRange>{};
   if (phys >= sb_.region_size || len > sb_.region_size - phys) {
     return Status::InvalidArgument("range outside the filesystem");
   }
-  const uint64_t au_size = sb_.au_size;
+  return Collect(phys, len, sb_.au_size, [&](uint64_t au) -> Result<Owner> {
+    if (!allocated(au)) return Owner{};
+    return Read(au);
+  });
+}
+
+template <typename OwnerOf>
+Result<std::vector<OwnerRange>> ReverseMap::Collect(uint64_t phys, uint64_t len,
+                                                    uint64_t au_size, OwnerOf owner_of) {
+  std::vector<OwnerRange> out;
   for (uint64_t au = phys / au_size; au * au_size < phys + len; ++au) {
-    Owner owner;
-    if (allocated(au)) {
-      UDAX_ASSIGN_OR_RETURN(owner, Read(au));
-    }
+    UDAX_ASSIGN_OR_RETURN(Owner owner, owner_of(au));
     const uint64_t s = std::max(phys, au * au_size);
     const uint64_t e = std::min(phys + len, (au + 1) * au_size);
     const uint64_t offset = owner.file_au * au_size + (s - au * au_size);

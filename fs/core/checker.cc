@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "fs/core/dir_ops.h"
@@ -16,9 +17,13 @@ void CheckReport::Add(std::string msg) {
   if (messages.size() < 100) messages.push_back(std::move(msg));
 }
 
-void Checker::set_progress(std::function<void(uint64_t done, uint64_t total)> progress) {
+void Checker::set_progress(WalkProgress progress) {
   MutexLock lock(&mu_);
   progress_ = std::move(progress);
+}
+
+void Checker::Progress(uint64_t ino, uint64_t total) {
+  if (progress_ && ino % 4096 == 0) progress_(ino, total);
 }
 
 template <typename R>
@@ -28,17 +33,37 @@ R Checker::Walk(R (Checker::*walk)(Filesystem*, const DiskSuperblock&)) {
   return (this->*walk)(fs_, fs_->sb_);
 }
 
-void Checker::Progress(uint64_t ino, uint64_t total) {
-  if (progress_ && ino % 4096 == 0) progress_(ino, total);
+Result<std::vector<Owner>> Checker::ForwardOwners(uint64_t first_au, uint64_t count) {
+  Filesystem* const fs = fs_;
+  fs->mu_.AssertHeld();
+  count = first_au < fs->sb_.au_count ? std::min(count, fs->sb_.au_count - first_au) : 0;
+  CheckReport report;
+  std::vector<Owner> owners;
+  UDAX_RETURN_IF_ERROR(DeriveOwners(first_au, first_au + count, &owners, &report, nullptr));
+  if (report.problems > 0) {
+    // An inode or extent block that cannot be read leaves its AUs unclaimed: answers
+    // from such a walk would be wrong, not just incomplete.
+    return Status::Corruption("the forward maps cannot say who owns AUs " +
+                              std::to_string(first_au) + "+" + std::to_string(count) + ": " +
+                              report.messages[0]);
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    // Allocated and claimed by no map: quarantined media (G4), the one such owner.
+    if (owners[i].kind == OwnerKind::kFree && fs->space_.AuAllocated(first_au + i)) {
+      owners[i] = Owner{OwnerKind::kQuarantined, 0, 0, 0};
+    }
+  }
+  return owners;
 }
 
-Status Checker::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out) {
+Status Checker::DeriveOwners(uint64_t lo, uint64_t hi, std::vector<Owner>* out,
+                             CheckReport* report_out, const WalkProgress* progress) {
   Filesystem* const fs = fs_;
   fs->mu_.AssertHeld();
   const DiskSuperblock& sb = fs->sb_;
   const uint64_t au = sb.au_size;
   std::vector<Owner>& expected = *out;
-  expected.assign(sb.au_count, Owner{});
+  expected.assign(hi - lo, Owner{});
   CheckReport& report = *report_out;
   auto claim = [&](uint64_t a, const Owner& o) {
     if (a >= sb.au_count) {
@@ -46,13 +71,15 @@ Status Checker::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out) {
                  std::to_string(o.ino));
       return;
     }
-    if (expected[a].kind != OwnerKind::kFree) {
+    if (a < lo || a >= hi) return;  // outside the window asked about
+    Owner& slot = expected[a - lo];
+    if (slot.kind != OwnerKind::kFree) {
       report.Add("AU " + std::to_string(a) + " claimed twice: " +
-                 OwnerKindName(expected[a].kind) + " of inode " + std::to_string(expected[a].ino) +
+                 OwnerKindName(slot.kind) + " of inode " + std::to_string(slot.ino) +
                  " and " + OwnerKindName(o.kind) + " of inode " + std::to_string(o.ino));
       return;
     }
-    expected[a] = o;
+    slot = o;
   };
   for (const StaticArea& a : StaticAreas(sb)) {
     for (uint64_t i = 0; i < a.len / au; ++i) claim(a.off / au + i, Owner{a.kind, 0, 0, i});
@@ -61,7 +88,7 @@ Status Checker::DeriveOwners(std::vector<Owner>* out, CheckReport* report_out) {
   // Every in-use inode, read straight from media into a scratch in-core inode so the
   // walk does not fill the cache.
   for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
-    Progress(ino, sb.inode_count);
+    if (progress && *progress && ino % 4096 == 0) (*progress)(ino, sb.inode_count);
     if (!fs->space_.InoAllocated(ino)) continue;
     ++report.inodes;
     auto cached = fs->inodes_.find(ino);
@@ -111,7 +138,7 @@ Result<CheckReport> Checker::CrossCheckMapsLocked(Filesystem* fs, const DiskSupe
   fs->mu_.AssertHeld();
   CheckReport report;
   std::vector<Owner> expected;
-  UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
+  UDAX_RETURN_IF_ERROR(DeriveOwners(0, sb.au_count, &expected, &report, &progress_));
   for (uint64_t a = 0; a < sb.au_count; ++a) {
     const bool used = fs->space_.AuAllocated(a);
     const Owner& want = expected[a];
@@ -154,7 +181,7 @@ Result<uint64_t> Checker::RebuildReverseMapLocked(Filesystem* fs, const DiskSupe
   UDAX_RETURN_IF_ERROR(fs->CheckWritable());
   CheckReport report;
   std::vector<Owner> expected;
-  UDAX_RETURN_IF_ERROR(DeriveOwners(&expected, &report));
+  UDAX_RETURN_IF_ERROR(DeriveOwners(0, sb.au_count, &expected, &report, &progress_));
   if (report.problems) {
     return Status::Corruption("forward maps are inconsistent (" + report.messages[0] +
                               "); not rebuilding the reverse map from them");

@@ -36,6 +36,9 @@ struct CheckReport {
   void Add(std::string msg);
 };
 
+// A walk's progress: inodes done, and the inode count.
+using WalkProgress = std::function<void(uint64_t done, uint64_t total)>;
+
 class Checker {
  public:
   explicit Checker(Filesystem* fs) : fs_(fs) {}
@@ -56,18 +59,28 @@ class Checker {
   // records) without cross-checking them; reports each failure.
   Result<CheckReport> Scrub() EXCLUDES(mu_);
 
-  // fsck's progress line: the walks call it now and then with inodes done and the inode
-  // count. Empty: no progress is told.
-  void set_progress(std::function<void(uint64_t done, uint64_t total)> progress) EXCLUDES(mu_);
+  // fsck's progress line: the walks call it now and then. Empty: no progress is told.
+  void set_progress(WalkProgress progress) EXCLUDES(mu_);
+
+  // The owners of AUs [first_au, first_au + count) (clipped to the filesystem) as the
+  // forward maps and the layout say, with quarantine for AUs the bitmap holds and no map
+  // claims: what the reverse-map records must say. For when the records cannot be read
+  // (the reverse map is derived data). Walks every inode in use, so it is for a bad
+  // block, not for every query. Corruption when the maps cannot say (an inode or extent
+  // block that does not read). REQUIRES the filesystem's metadata lock (asserted inside,
+  // as for DeriveOwners); takes no lock of this part, so the media part may call it.
+  Result<std::vector<Owner>> ForwardOwners(uint64_t first_au, uint64_t count);
 
   // For the lock order (Filesystem::mu_ names it).
   Mutex* order_mutex() RETURN_CAPABILITY(mu_) { return &mu_; }
 
  private:
-  // Who must own each AU according to the forward maps and the layout. REQUIRES mu_ and
+  // Who must own each AU of [lo, hi) according to the forward maps and the layout
+  // (expected[a - lo]); what disagrees goes to *report. `progress` may be null. REQUIRES
   // the filesystem's metadata lock (said to the analysis inside: it cannot name that
   // lock here, where Filesystem is incomplete).
-  Status DeriveOwners(std::vector<Owner>* expected, CheckReport* report) REQUIRES(mu_);
+  Status DeriveOwners(uint64_t lo, uint64_t hi, std::vector<Owner>* expected,
+                      CheckReport* report, const WalkProgress* progress);
   void Progress(uint64_t ino, uint64_t total) REQUIRES(mu_);
   // Runs one walk: this part's lock, then the filesystem's metadata lock, for the whole
   // of it. The walks REQUIRE both (each asserts the second: see DeriveOwners).
@@ -80,7 +93,7 @@ class Checker {
 
   Filesystem* const fs_;
   Mutex mu_;
-  std::function<void(uint64_t done, uint64_t total)> progress_ GUARDED_BY(mu_);
+  WalkProgress progress_ GUARDED_BY(mu_);
 };
 
 }  // namespace udax

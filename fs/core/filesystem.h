@@ -256,7 +256,8 @@ class Filesystem {
   Result<std::vector<DirListEntry>> ListDir(uint64_t ino);
   Status FsyncDir(uint64_t ino);
 
-  // The reverse question: every owner of the region bytes [phys, phys+len).
+  // The reverse question: every owner of the region bytes [phys, phys+len). From the
+  // reverse map; where its records are bad, from the forward maps (OwnersLocked).
   Result<std::vector<OwnerRange>> Owners(uint64_t phys, uint64_t len);
   // The forward question: a file's extents in file order.
   Result<std::vector<BmapExtent>> Bmap(uint64_t ino);
@@ -410,6 +411,10 @@ class Filesystem {
 
   // Frees AUs in txn_, except bad ones, which become quarantined (media.h).
   void StageFreeAus(const Run& run) REQUIRES(mu_);
+  // Owners under mu_: the reverse map's answer, or the forward maps' when its records
+  // cannot be read or verified (Checker::ForwardOwners). EINVAL outside the filesystem;
+  // EIO when neither can say.
+  Result<std::vector<OwnerRange>> OwnersLocked(uint64_t phys, uint64_t len) REQUIRES(mu_);
 
   // EPERM when the inode's chattr flags forbid a change (fs_attr.cc): RefuseImmutable
   // for writes and new names in a directory; RefuseImmutableOrAppend for what may_delete,

@@ -367,7 +367,23 @@ Result<std::vector<OwnerRange>> Filesystem::Owners(uint64_t phys, uint64_t len) 
   // Under mu_: a commit applies reverse-map records in place, and a query beside it
   // could read one half written (a false "corrupt").
   MetaLock lock(this);
-  return space_.Owners(phys, len);
+  return OwnersLocked(phys, len);
+}
+
+Result<std::vector<OwnerRange>> Filesystem::OwnersLocked(uint64_t phys, uint64_t len) {
+  auto owners = space_.Owners(phys, len);
+  if (owners.ok() || owners.status().code() == EINVAL) return owners;
+  // A record that does not read (poison) or does not verify: the reverse map is derived
+  // data, so the forward maps answer instead, at the cost of a walk over the inodes.
+  const uint64_t au = sb_.au_size;
+  const uint64_t first = phys / au, count = (phys + len + au - 1) / au - first;
+  auto derived = checker_.ForwardOwners(first, count);
+  if (!derived.ok()) {
+    return Status::IoError(owners.status().message() + "; " + derived.status().message());
+  }
+  return ReverseMap::Collect(phys, len, au, [&](uint64_t a) -> Result<Owner> {
+    return derived.value()[a - first];
+  });
 }
 
 Result<std::vector<BmapExtent>> Filesystem::Bmap(uint64_t ino) {

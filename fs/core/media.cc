@@ -14,8 +14,10 @@
 //     the journal (idle between operations: its slot's last transaction is applied, so
 //     the slot is retired and the state block rewritten from DRAM): the bad bytes are
 //     rewritten in place and the poison cleared, as a write clears pmem poison;
-//   * metadata with no copy (inode table, directories, extent blocks, the reverse map):
-//     a clean shutdown that names the structure (G6).
+//   * the reverse map, which is derived data: the records of the bad blocks are written
+//     anew from the forward maps (Checker::ForwardOwners), poison cleared;
+//   * metadata with no copy (inode table, directories, extent blocks): a clean shutdown
+//     that names the structure (G6).
 // A quarantined AU stays allocated in the bitmap with reverse-map kind `quarantined`:
 // fsck counts it as in use and owned by nobody, and it survives every remount.
 #include <fcntl.h>
@@ -66,7 +68,7 @@ Result<std::vector<MediaOwner>> Media::HandleError(uint64_t phys, uint64_t len) 
   fs_->region_->MarkKnownBad({phys, len});
   {
     Filesystem::MetaLock lock(fs_);
-    auto owners = fs_->space_.Owners(phys, len);
+    auto owners = fs_->OwnersLocked(phys, len);
     if (!owners.ok()) {
       MediaOwner m;
       m.range = OwnerRange{Owner{OwnerKind::kRmap, 0, 0, 0}, phys, len, 0};
@@ -163,6 +165,27 @@ void Media::ActOnOwner(MediaOwner* m) {
             " bitmap rewritten from its copy in memory";
       repaired = RewriteBlocks(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
         fs_->space_.CopyBitmapBytes(kind, off, n, dst);
+      });
+      break;
+    }
+    case OwnerKind::kRmap: {
+      // Derived data: the records of the bad blocks are written anew from the forward
+      // maps. Queries that reach them before this are answered the same way.
+      how = "reverse-map records rebuilt from the forward maps";
+      const uint64_t rec = sizeof(DiskRmapRecord);
+      const uint64_t lo = r.phys / 512 * 512, hi = (r.phys + r.len + 511) / 512 * 512;
+      const uint64_t first = (std::max(lo, sb.rmap_off) - sb.rmap_off) / rec;
+      const uint64_t end = (hi - sb.rmap_off + rec - 1) / rec;
+      auto owners = fs_->checker_.ForwardOwners(first, end - first);
+      if (!owners.ok()) {
+        repaired = owners.status();
+        break;
+      }
+      repaired = RewriteBlocks(r.phys, r.len, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+        for (uint64_t a = first; a < first + owners->size(); ++a) {
+          const DiskRmapRecord record = ReverseMap::Encode(a, (*owners)[a - first]);
+          CopyOverlap(sb.rmap_off + a * rec, &record, rec, off, n, dst);
+        }
       });
       break;
     }

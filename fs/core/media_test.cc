@@ -247,7 +247,62 @@ TEST(Media, AFreeBadAuIsQuarantinedAtOnceAndForGood) {
   t.ExpectClean();
 }
 
-// Metadata with a healthy copy is rewritten and its poison cleared; the rest shuts down.
+// The reverse map is derived data (issue 17): a bad block of its records is rebuilt from
+// the forward maps online, quarantine included, and owner queries that reach the block
+// before the rebuild are answered from the forward maps.
+TEST(Media, ReverseMapHitIsRebuiltFromTheForwardMaps) {
+  Fixture t;
+  t.MakeFile();
+  const DiskSuperblock& sb = t.fs->superblock();
+  const uint64_t data_au = t.PhysOf(kAu) / kAu;
+  const uint64_t per_block = 512 / sizeof(DiskRmapRecord);
+  // A free AU whose record shares the 512-byte block with the file's: quarantined first.
+  uint64_t quarantined = 0;
+  for (uint64_t a = data_au / per_block * per_block; a < (data_au / per_block + 1) * per_block; ++a) {
+    if (Must(t.fs->Owners(a * kAu, kAu))[0].owner.kind == OwnerKind::kFree) quarantined = a;
+  }
+  ASSERT_NE(quarantined, 0u) << "no free AU beside the file's";
+  const RegionRange bad_data{quarantined * kAu, 512};
+  Poison(t.fs.get(), t.image.path(), {bad_data});
+  ASSERT_EQ(Must(t.fs->media().HandleError(bad_data.offset, 512))[0].action,
+            MediaAction::kQuarantined);
+
+  const uint64_t block = (sb.rmap_off + data_au * sizeof(DiskRmapRecord)) / 512 * 512;
+  Poison(t.fs.get(), t.image.path(), {bad_data, {block, 512}});
+  // Before the event is handled: the forward maps answer.
+  auto before = Must(t.fs->Owners(data_au * kAu, kAu));
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_EQ(before[0].owner.kind, OwnerKind::kFileData);
+  EXPECT_EQ(before[0].owner.ino, t.ino);
+  EXPECT_EQ(before[0].offset, kAu);
+  EXPECT_EQ(Must(t.fs->Owners(quarantined * kAu, kAu))[0].owner.kind, OwnerKind::kQuarantined);
+
+  auto owners = Must(t.fs->media().HandleError(block, 512));
+  ASSERT_EQ(owners.size(), 1u);
+  EXPECT_EQ(owners[0].range.owner.kind, OwnerKind::kRmap);
+  EXPECT_EQ(owners[0].action, MediaAction::kRepaired) << owners[0].detail;
+  EXPECT_NE(owners[0].detail.find("rebuilt from the forward maps"), std::string::npos);
+  EXPECT_FALSE(t.fs->shut_down());
+  ASSERT_EQ(t.fs->region()->EmulatedPoison().size(), 1u);  // the data AU's stays
+  auto after = Must(t.fs->Owners(data_au * kAu, kAu));
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].owner.ino, t.ino);
+  EXPECT_EQ(after[0].offset, kAu);
+  EXPECT_EQ(Must(t.fs->Owners(quarantined * kAu, kAu))[0].owner.kind, OwnerKind::kQuarantined);
+  t.ExpectClean();  // every record of the block agrees with the forward maps
+  EXPECT_EQ(Must(t.fs->checker().Scrub()).problems, 0u);
+  (void)Must(t.fs->Create(kRootIno, "after", 0644, O_RDWR, kRoot));
+
+  t.fs->Release(t.file);
+  ASSERT_OK(t.fs->Unmount());
+  t.fs.reset();
+  t.fs = t.image.Mount();
+  t.ExpectClean();
+  EXPECT_EQ(Must(t.fs->Owners(quarantined * kAu, kAu))[0].owner.kind, OwnerKind::kQuarantined);
+}
+
+// Metadata with a healthy copy (or derived, as the reverse map) is rewritten and its
+// poison cleared; the rest shuts down.
 struct MetaCase {
   const char* name;
   uint64_t DiskSuperblock::*off;  // nullptr: offset 0 (the primary superblock)
@@ -296,7 +351,7 @@ INSTANTIATE_TEST_SUITE_P(
                       MetaCase{"inode_bitmap", &DiskSuperblock::ibitmap_off, MediaAction::kRepaired},
                       MetaCase{"journal", &DiskSuperblock::journal_off, MediaAction::kRepaired},
                       MetaCase{"inode_table", &DiskSuperblock::itable_off, MediaAction::kShutdown},
-                      MetaCase{"rmap", &DiskSuperblock::rmap_off, MediaAction::kShutdown}),
+                      MetaCase{"rmap", &DiskSuperblock::rmap_off, MediaAction::kRepaired}),
     [](const ::testing::TestParamInfo<MetaCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
