@@ -109,14 +109,12 @@ int CmdEvents(const std::string& target, bool follow, bool json) {
   const bool as_array = json && !follow;
   bool first = true;
   std::string partial;
-  if (!in->valid() && !follow) {
-    // No log yet: no event has happened since the target was first mounted.
-    if (json) printf("[]\n");
-    return 0;
-  }
+  // No log yet: no event has happened since the target was first mounted. A person is
+  // told so in words (silence looked like a failure); JSON says it with an empty array.
   if (in->valid()) PrintLines(in->get(), &partial, json, as_array, &first);
   if (!follow) {
     if (as_array) printf(first ? "[]\n" : "]\n");
+    if (!json && first) printf("%s: no media events logged\n", target.c_str());
     return 0;
   }
   signal(SIGINT, OnSignal);
