@@ -29,6 +29,8 @@
 #   UDAX_FS_TESTS                          run only these fs tests (both runs)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/as_root.sh"
+udax_as_root "$@"
 cd "$ROOT" || exit 1
 exec </dev/null
 
