@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,5 +48,19 @@ int CmdListMediaErrors(const std::string& target, bool json);
 int CmdEvents(const std::string& target, bool follow, bool json);
 // `leases MOUNT [--json]`: the direct maps clients hold (udaxctl_leases.cc).
 int CmdLeases(const std::string& mount, bool json);
+
+// What those commands show, as data, for `health` to sum up. Each prints its own errors
+// (naming `cmd`) and returns nothing when it has nothing to say.
+// `list --media-errors --json`'s object for `target`; *partial when part of it (a kernel
+// list, some owners) could not be read.
+std::optional<nlohmann::json> FetchMediaErrors(const std::string& target, const char* cmd,
+                                               bool* partial);
+// The event log's records, oldest first (none when nothing has happened yet).
+std::optional<std::vector<nlohmann::json>> FetchEvents(const std::string& target, const char* cmd);
+// The daemon's answer to `leases`: {"leases": [...], "total": N}, paths filled in.
+std::optional<nlohmann::json> FetchLeases(const std::string& mount, const char* cmd);
+// `health MOUNT|TARGET [--json]`: the state in one screen (udaxctl_health.cc). Exit codes
+// as fsck's: 0 healthy, 1 something happened and was dealt with, 4 damage left.
+int CmdHealth(const std::string& target, bool json);
 
 }  // namespace udax

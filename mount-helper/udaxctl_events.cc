@@ -64,22 +64,23 @@ Result<UniqueFd> OpenLog(const std::string& path) {
   return fd;
 }
 
-}  // namespace
-
-int CmdEvents(const std::string& target, bool follow, bool json) {
+// Where the event log of `target` (a mount point, image or device) lives, with its
+// descriptor (invalid when there is no log yet). Errors are printed, naming `cmd`.
+std::optional<std::pair<TargetState, UniqueFd>> OpenEventLog(const std::string& target,
+                                                             const char* cmd) {
   struct stat st;
   const bool stat_ok = stat(target.c_str(), &st) == 0;
   // EIO: a shut-down mount, whose log is what one wants to read now.
   if (!stat_ok && errno != EIO) {
-    fprintf(stderr, "udaxctl events: %s: %s\n", target.c_str(), strerror(errno));
-    return 1;
+    fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, target.c_str(), strerror(errno));
+    return std::nullopt;
   }
   std::string source = target;
   if (!stat_ok || S_ISDIR(st.st_mode)) {
     source = ImageOfMountPoint(target);
     if (source.empty()) {
-      fprintf(stderr, "udaxctl events: %s: not a udaxfs mount point\n", target.c_str());
-      return 1;
+      fprintf(stderr, "udaxctl %s: %s: not a udaxfs mount point\n", cmd, target.c_str());
+      return std::nullopt;
     }
   }
   // Migrates an old IMAGE.events when we may (root); only looks otherwise.
@@ -88,30 +89,58 @@ int CmdEvents(const std::string& target, bool follow, bool json) {
     state = LocateTargetState(source, /*prepare=*/false);
   }
   if (!state.ok()) {
-    fprintf(stderr, "udaxctl events: %s\n", state.status().message().c_str());
-    return 1;
+    fprintf(stderr, "udaxctl %s: %s\n", cmd, state.status().message().c_str());
+    return std::nullopt;
   }
-  const std::string path = state->events;
-  Result<UniqueFd> in = OpenLog(path);
+  Result<UniqueFd> in = OpenLog(state->events);
   if (!in.ok()) {
     if (in.status().code() == EACCES) {
       // The log names files and processes: it is kept from whoever may not read the
       // image (notify/event_log.h). Say so, and print nothing of it.
       fprintf(stderr,
-              "udaxctl events: %s: permission denied: its event log (%s) is readable only by "
+              "udaxctl %s: %s: permission denied: its event log (%s) is readable only by "
               "root\n",
-              target.c_str(), state->dir.c_str());
+              cmd, target.c_str(), state->dir.c_str());
     } else {
-      fprintf(stderr, "udaxctl events: %s\n", in.status().message().c_str());
+      fprintf(stderr, "udaxctl %s: %s\n", cmd, in.status().message().c_str());
     }
-    return 1;
+    return std::nullopt;
   }
+  return std::make_pair(std::move(state).value(), std::move(in).value());
+}
+
+}  // namespace
+
+std::optional<std::vector<nlohmann::json>> FetchEvents(const std::string& target, const char* cmd) {
+  auto log = OpenEventLog(target, cmd);
+  if (!log) return std::nullopt;
+  std::vector<nlohmann::json> out;
+  if (!log->second.valid()) return out;
+  std::string partial;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(log->second.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    ForEachEventLine(std::string_view(buf, static_cast<size_t>(n)), &partial,
+                     [&](const nlohmann::json* j) {
+                       if (j != nullptr) out.push_back(*j);
+                     });
+  }
+  return out;
+}
+
+int CmdEvents(const std::string& target, bool follow, bool json) {
+  auto opened = OpenEventLog(target, "events");
+  if (!opened) return 1;
+  const std::string path = opened->first.events;
+  UniqueFd in = std::move(opened->second);
   const bool as_array = json && !follow;
   bool first = true;
   std::string partial;
   // No log yet: no event has happened since the target was first mounted. A person is
   // told so in words (silence looked like a failure); JSON says it with an empty array.
-  if (in->valid()) PrintLines(in->get(), &partial, json, as_array, &first);
+  if (in.valid()) PrintLines(in.get(), &partial, json, as_array, &first);
   if (!follow) {
     if (as_array) printf(first ? "[]\n" : "]\n");
     if (!json && first) printf("%s: no media events logged\n", target.c_str());
@@ -119,13 +148,13 @@ int CmdEvents(const std::string& target, bool follow, bool json) {
   }
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-  const std::string dir = state->dir;
+  const std::string dir = opened->first.dir;
   UniqueFd ino(inotify_init1(IN_CLOEXEC));
   if (ino.get() < 0 || inotify_add_watch(ino.get(), dir.c_str(), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
     fprintf(stderr, "udaxctl events: watching %s: %s\n", dir.c_str(), strerror(errno));
     return 1;
   }
-  UniqueFd log = std::move(in).value();
+  UniqueFd log = std::move(in);
   while (!g_stop) {
     char buf[4096];
     const ssize_t n = read(ino.get(), buf, sizeof(buf));  // any change in the directory

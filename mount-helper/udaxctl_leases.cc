@@ -21,7 +21,7 @@
 
 namespace udax {
 
-int CmdLeases(const std::string& mount, bool json) {
+std::optional<nlohmann::json> FetchLeases(const std::string& mount, const char* cmd) {
   // The mount's device number: from stat, or, when a shut-down filesystem answers stat
   // with EIO (after a device removal: the moment one asks which maps were taken back),
   // from its mountinfo line.
@@ -35,8 +35,8 @@ int CmdLeases(const std::string& mount, bool json) {
     auto from_table = real != nullptr ? MountDevice("/proc/self/mountinfo", real) : std::nullopt;
     free(real);
     if (!from_table) {
-      fprintf(stderr, "udaxctl leases: %s: %s\n", mount.c_str(), strerror(err));
-      return 1;
+      fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, mount.c_str(), strerror(err));
+      return std::nullopt;
     }
     dev = *from_table;
   }
@@ -47,9 +47,9 @@ int CmdLeases(const std::string& mount, bool json) {
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   if (fd.get() < 0 || connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    fprintf(stderr, "udaxctl leases: %s: not a udaxfs mount (no control socket %s)\n",
+    fprintf(stderr, "udaxctl %s: %s: not a udaxfs mount (no control socket %s)\n", cmd,
             mount.c_str(), path.c_str());
-    return 1;
+    return std::nullopt;
   }
   const std::string req = nlohmann::json{{"op", "leases"}}.dump();
   std::string buf;
@@ -63,27 +63,33 @@ int CmdLeases(const std::string& mount, bool json) {
     }
   }
   if (n <= 0) {
-    fprintf(stderr, "udaxctl leases: %s: no answer from the daemon\n", mount.c_str());
-    return 1;
+    fprintf(stderr, "udaxctl %s: %s: no answer from the daemon\n", cmd, mount.c_str());
+    return std::nullopt;
   }
   buf.resize(static_cast<size_t>(n));
   auto reply = nlohmann::json::parse(buf, nullptr, false);
   if (reply.is_discarded() || !reply.value("ok", false)) {
-    fprintf(stderr, "udaxctl leases: %s: %s\n", mount.c_str(),
+    fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, mount.c_str(),
             reply.is_discarded() ? "malformed answer" : reply.value("error", "refused").c_str());
-    return 1;
+    return std::nullopt;
   }
-  nlohmann::json leases = reply["leases"];
-  for (auto& l : leases) {
+  for (auto& l : reply["leases"]) {
     const std::string p = PathViaIoctl(mount, l.value("ino", uint64_t{0}));
     if (!p.empty()) l["path"] = p;
   }
+  return reply;
+}
+
+int CmdLeases(const std::string& mount, bool json) {
+  std::optional<nlohmann::json> reply = FetchLeases(mount, "leases");
+  if (!reply) return 1;
+  const nlohmann::json& leases = (*reply)["leases"];
   if (json) {
     printf("%s\n", leases.dump(2).c_str());
     return 0;
   }
   if (leases.empty()) printf("%s: no direct maps\n", mount.c_str());
-  const uint64_t total = reply.value("total", uint64_t{leases.size()});
+  const uint64_t total = reply->value("total", uint64_t{leases.size()});
   if (total > leases.size()) printf("%s: %llu direct maps, the first %zu shown\n", mount.c_str(),
                                     static_cast<unsigned long long>(total), leases.size());
   for (const auto& l : leases) {

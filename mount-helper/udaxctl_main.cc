@@ -17,7 +17,7 @@ namespace {
 struct Args {
   bool json = false;         // --json, before the command or after it
   std::string file;          // bmap
-  std::string target;        // rmap, scrub, list, events
+  std::string target;        // rmap, scrub, list, events, health
   std::string range;         // rmap
   std::string mount;         // shutdown, leases
   bool media_errors = false;  // list
@@ -95,6 +95,13 @@ constexpr Command kCommands[] = {
        c->add_flag("-f,--follow", a->follow, "keep printing new events as they come");
      },
      [](Args& a) { return udax::CmdEvents(a.target, a.follow, a.json); }},
+    {"health", "the state in one screen: serving, bad blocks and owners, events, maps "
+               "(exit 0 healthy, 1 repaired, 4 damaged)",
+     kJson,
+     [](CLI::App* c, Args* a) {
+       c->add_option("target", a->target, "a udaxfs mount point, an image or a device")->required();
+     },
+     [](Args& a) { return udax::CmdHealth(a.target, a.json); }},
     {"leases", "list the direct maps clients hold (pid, file, range)", kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("mount", a->mount, "a udaxfs mount point")->required();

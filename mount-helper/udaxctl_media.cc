@@ -301,27 +301,27 @@ class OwnerLookup {
 
 }  // namespace
 
-int CmdListMediaErrors(const std::string& given, bool json) {
-  const char* cmd = "list";
+std::optional<nlohmann::json> FetchMediaErrors(const std::string& given, const char* cmd,
+                                               bool* partial) {
+  *partial = false;
   std::optional<Target> t = Resolve(given, cmd);
-  if (!t) return 1;
+  if (!t) return std::nullopt;
   std::vector<BadRange> ranges;
   std::string mode = S_ISCHR(t->st.st_mode) ? "devdax" : "emulated";
   uint64_t size = static_cast<uint64_t>(t->st.st_size);
   if (S_ISREG(t->st.st_mode)) {
     const std::optional<std::string> list_path = ListFileOf(*t, cmd, /*need=*/false);
-    if (!list_path) return 1;
+    if (!list_path) return std::nullopt;
     Result<BadblockList> list =
         list_path->empty() ? Result<BadblockList>(BadblockList()) : ReadBadblockListFile(*list_path);
     if (!list.ok()) {
       fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
-      return 1;
+      return std::nullopt;
     }
     for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "injected"});
   }
   // The kernel's own list, when the target is (or lives on) real pmem.
-  // A kernel list we cannot read is reported, and what can be listed still is (exit 1).
-  int rc = 0;
+  // A kernel list we cannot read is reported, and what can be listed still is.
   Result<KernelBadblocks> kb = LocateKernelBadblocks(t->path);
   if (kb.ok()) {
     if (kb->kind != KernelBadblocksKind::kDevdax) mode = "fsdax";
@@ -331,11 +331,11 @@ int CmdListMediaErrors(const std::string& given, bool json) {
       for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "kernel"});
     } else {
       fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
-      rc = 1;
+      *partial = true;
     }
   } else if (kb.status().code() != EOPNOTSUPP) {
     fprintf(stderr, "udaxctl %s: %s\n", cmd, kb.status().message().c_str());
-    rc = 1;
+    *partial = true;
   }
   std::sort(ranges.begin(), ranges.end(),
             [](const BadRange& a, const BadRange& b) { return a.r.sector < b.r.sector; });
@@ -347,25 +347,14 @@ int CmdListMediaErrors(const std::string& given, bool json) {
     fprintf(stderr, "udaxctl %s: owners unknown: %s\n", cmd, owners.error().c_str());
   }
   nlohmann::json jbbs = nlohmann::json::array();
-  if (!json) {
-    printf("%s: %s, %zu bad block range%s, %" PRIu64 " block%s of 512 bytes\n", given.c_str(),
-           mode.c_str(), ranges.size(), ranges.size() == 1 ? "" : "s", count,
-           count == 1 ? "" : "s");
-  }
   for (const BadRange& b : ranges) {
-    const uint64_t phys = b.r.byte_offset();
-    const uint64_t len = b.r.byte_length();
     nlohmann::json jb{{"offset", b.r.sector}, {"length", b.r.count}, {"source", b.source}};
-    if (!json) {
-      printf("  block %" PRIu64 " count %" PRIu64 " [%#" PRIx64 ", +%#" PRIx64 ") %s\n",
-             b.r.sector, b.r.count, phys, len, b.source);
-    }
-    Result<std::vector<OwnerRange>> o = owners.Owners(phys, len);
+    Result<std::vector<OwnerRange>> o = owners.Owners(b.r.byte_offset(), b.r.byte_length());
     if (!o.ok()) {
       if (owners.error().empty()) {
         fprintf(stderr, "udaxctl %s: owners of block %" PRIu64 ": %s\n", cmd, b.r.sector,
                 o.status().message().c_str());
-        rc = 1;
+        *partial = true;
       }
       jb["owners_error"] = o.status().message();
       jbbs.push_back(jb);
@@ -375,29 +364,48 @@ int CmdListMediaErrors(const std::string& given, bool json) {
     for (const OwnerRange& r : *o) {
       const std::string path = r.owner.ino ? owners.PathOf(r.owner.ino) : std::string();
       jo.push_back(OwnerRangeToJson(r, path, WithGeneration::kYes));
-      if (json) continue;
-      printf("    %s", OwnerKindName(r.owner.kind));
-      if (r.owner.ino) {
-        printf(" ino %" PRIu64 " offset %" PRIu64 " length %" PRIu64, r.owner.ino, r.offset,
-               r.len);
-        if (!path.empty()) printf(" path %s", path.c_str());
-      }
-      printf("\n");
     }
     jb["owners"] = jo;
     jbbs.push_back(jb);
   }
+  // ndctl list --media-errors: a namespace with its bad blocks in 512-byte sectors; each
+  // bad block here also names its source and owners.
+  return nlohmann::json{{"dev", given},
+                        {"mode", mode},
+                        {"size", size},
+                        {"badblock_count", count},
+                        {"badblocks", jbbs}};
+}
+
+int CmdListMediaErrors(const std::string& given, bool json) {
+  bool partial = false;
+  std::optional<nlohmann::json> j = FetchMediaErrors(given, "list", &partial);
+  if (!j) return 1;
   if (json) {
-    // ndctl list --media-errors: an array of namespaces, each with its bad blocks in
-    // 512-byte sectors; each bad block here also names its source and owners.
-    nlohmann::json j{{"dev", given},
-                     {"mode", mode},
-                     {"size", size},
-                     {"badblock_count", count},
-                     {"badblocks", jbbs}};
-    printf("%s\n", nlohmann::json::array({j}).dump(2).c_str());
+    printf("%s\n", nlohmann::json::array({*j}).dump(2).c_str());
+    return partial ? 1 : 0;
   }
-  return rc;
+  const nlohmann::json& bbs = (*j)["badblocks"];
+  const uint64_t count = (*j)["badblock_count"].get<uint64_t>();
+  printf("%s: %s, %zu bad block range%s, %" PRIu64 " block%s of 512 bytes\n", given.c_str(),
+         (*j)["mode"].get<std::string>().c_str(), bbs.size(), bbs.size() == 1 ? "" : "s", count,
+         count == 1 ? "" : "s");
+  for (const nlohmann::json& b : bbs) {
+    const uint64_t sector = b["offset"].get<uint64_t>(), n = b["length"].get<uint64_t>();
+    printf("  block %" PRIu64 " count %" PRIu64 " [%#" PRIx64 ", +%#" PRIx64 ") %s\n", sector, n,
+           sector * 512, n * 512, b["source"].get<std::string>().c_str());
+    if (!b.contains("owners")) continue;
+    for (const nlohmann::json& o : b["owners"]) {
+      printf("    %s", o["kind"].get<std::string>().c_str());
+      if (o.contains("ino")) {
+        printf(" ino %" PRIu64 " offset %" PRIu64 " length %" PRIu64, o["ino"].get<uint64_t>(),
+               o["offset"].get<uint64_t>(), o["length"].get<uint64_t>());
+        if (o.contains("path")) printf(" path %s", o["path"].get<std::string>().c_str());
+      }
+      printf("\n");
+    }
+  }
+  return partial ? 1 : 0;
 }
 
 }  // namespace udax

@@ -1,0 +1,149 @@
+// udaxctl_health.cc -- `udaxctl health MOUNT|TARGET [--json]`: is this filesystem healthy?
+//
+// One screen from what the other commands know: serving or shut down (a mount answers
+// stat with EIO once shut down), the bad blocks and what owns them (list --media-errors),
+// what the daemon has done about media events (the event log), and the direct maps
+// clients hold (leases). The verdict is fsck's exit code, as xfs_spaceman's health is
+// read: 0 healthy; 1 something happened and was dealt with (metadata repaired, bad media
+// quarantined or moved); 4 damage left (file bytes that fail with EIO, metadata still
+// bad, a shut-down filesystem).
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "mount-helper/udaxctl.h"
+
+namespace udax {
+namespace {
+
+constexpr int kHealthy = 0;
+constexpr int kDealtWith = 1;
+constexpr int kDamaged = 4;
+
+bool IsFileContent(const std::string& kind) {
+  return kind == "file-data" || kind == "xattr" || kind == "symlink";
+}
+
+}  // namespace
+
+int CmdHealth(const std::string& target, bool json) {
+  const char* cmd = "health";
+  struct stat st;
+  const bool stat_ok = stat(target.c_str(), &st) == 0;
+  if (!stat_ok && errno != EIO) {
+    fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, target.c_str(), strerror(errno));
+    return kDamaged;
+  }
+  const bool mount = !stat_ok || S_ISDIR(st.st_mode);
+  if (mount && ImageOfMountPoint(target).empty()) {
+    fprintf(stderr, "udaxctl %s: %s: not a udaxfs mount point\n", cmd, target.c_str());
+    return kDamaged;
+  }
+  nlohmann::json out{{"target", target}};
+  int verdict = kHealthy;
+  std::vector<std::string> findings;  // one line each, for people
+  auto worse = [&](int v, std::string line) {
+    verdict = std::max(verdict, v);
+    findings.push_back(std::move(line));
+  };
+  out["state"] = !mount ? "not mounted" : stat_ok ? "serving" : "shut down";
+  if (mount && !stat_ok) worse(kDamaged, "shut down: every operation fails with EIO until it is unmounted");
+
+  // Bad blocks and their owners. A shut-down daemon answers no query, and its image
+  // stays locked until the unmount: then ask the image.
+  bool partial = false;
+  std::optional<nlohmann::json> media;
+  if (!mount || stat_ok) media = FetchMediaErrors(target, cmd, &partial);
+  uint64_t quarantined = 0, damaged_bytes = 0;
+  if (mount && !stat_ok) {
+    findings.push_back("bad blocks: not known while shut down (unmount, then ask the image)");
+  } else if (!media) {
+    worse(kDamaged, "bad blocks: could not be listed");
+  } else {
+    if (partial) worse(kDamaged, "bad blocks: part of the list or its owners could not be read");
+    nlohmann::json bad = nlohmann::json::array();
+    for (const nlohmann::json& b : (*media)["badblocks"]) {
+      if (!b.contains("owners")) {
+        worse(kDamaged, "bad block " + std::to_string(b["offset"].get<uint64_t>()) +
+                            ": owners unknown (" + b.value("owners_error", "?") + ")");
+        continue;
+      }
+      for (const nlohmann::json& o : b["owners"]) {
+        const std::string kind = o["kind"].get<std::string>();
+        const uint64_t len = o["length"].get<uint64_t>();
+        if (kind == "quarantined") {
+          quarantined += len;
+        } else if (kind == "free") {
+          // Not yet acted on (the daemon quarantines free bad media at once).
+          worse(kDamaged, "bad free space not yet quarantined at " + std::to_string(o["phys"].get<uint64_t>()));
+        } else {
+          if (IsFileContent(kind)) damaged_bytes += len;
+          bad.push_back(o);
+          std::string line = kind + " " + std::to_string(len) + " bytes";
+          if (o.contains("path")) line += " of " + o["path"].get<std::string>();
+          if (o.contains("offset")) line += " at offset " + std::to_string(o["offset"].get<uint64_t>());
+          worse(kDamaged, line + (IsFileContent(kind) ? ": reads fail with EIO" : ": metadata still bad"));
+        }
+      }
+    }
+    out["badblock_count"] = (*media)["badblock_count"];
+    out["damaged"] = bad;
+    out["quarantined_bytes"] = quarantined;
+    if (quarantined > 0) {
+      worse(kDealtWith, "quarantined: " + std::to_string(quarantined) + " bytes of bad media, never reused");
+    }
+  }
+
+  // What the daemon did about each media event.
+  std::optional<std::vector<nlohmann::json>> events = FetchEvents(target, cmd);
+  if (events) {
+    std::map<std::string, uint64_t> by_action;
+    for (const nlohmann::json& e : *events) {
+      if (!e.contains("owners") || !e["owners"].is_array()) continue;
+      for (const nlohmann::json& o : e["owners"]) by_action[o.value("action", "?")]++;
+    }
+    out["events"] = {{"count", events->size()}, {"actions", by_action}};
+    if (!events->empty()) out["events"]["last"] = events->back().value("time", "");
+    if (by_action.count("repaired")) {
+      worse(kDealtWith, "metadata repaired " + std::to_string(by_action["repaired"]) + " time(s)");
+    }
+  } else {
+    worse(kDamaged, "event log: could not be read");
+  }
+
+  // Direct maps, which a repair or a shutdown revokes.
+  if (mount && stat_ok) {
+    std::optional<nlohmann::json> leases = FetchLeases(target, cmd);
+    if (leases) out["leases"] = leases->value("total", uint64_t{(*leases)["leases"].size()});
+  }
+
+  out["verdict"] = verdict == kHealthy ? "healthy" : verdict == kDealtWith ? "repaired" : "damaged";
+  if (json) {
+    printf("%s\n", out.dump(2).c_str());
+    return verdict;
+  }
+  printf("%s: %s, %s\n", target.c_str(), out["state"].get<std::string>().c_str(),
+         out["verdict"].get<std::string>().c_str());
+  if (media) {
+    printf("  bad blocks: %" PRIu64 " (512 bytes each); file bytes failing: %" PRIu64
+           "; quarantined: %" PRIu64 " bytes\n",
+           out["badblock_count"].get<uint64_t>(), damaged_bytes, quarantined);
+  }
+  if (events) {
+    std::string actions;
+    for (const auto& [action, n] : out["events"]["actions"].items()) {
+      actions += (actions.empty() ? "" : ", ") + action + " " + std::to_string(n.get<uint64_t>());
+    }
+    printf("  media events: %zu%s%s\n", events->size(), actions.empty() ? "" : " (",
+           actions.empty() ? "" : (actions + ")").c_str());
+  }
+  if (out.contains("leases")) printf("  direct maps: %" PRIu64 "\n", out["leases"].get<uint64_t>());
+  for (const std::string& f : findings) printf("  - %s\n", f.c_str());
+  return verdict;
+}
+
+}  // namespace udax
