@@ -16,6 +16,8 @@ PACKAGES=(
   libpmem2-dev libpmem-dev libndctl-dev libdaxctl-dev
   # ISA-L (CRC32C), JSON, CLI parsing
   libisal-dev nlohmann-json3-dev libcli11-dev
+  # man pages (man/*.scd, rendered to roff at build time) and man(1) to check them
+  scdoc man-db groff-base
   # unit tests and benchmarks
   libgtest-dev googletest libbenchmark-dev fio
   # mounted-filesystem test suite (tests/fs): python helpers, setpriv/findmnt, xxd ...
