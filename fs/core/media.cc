@@ -53,7 +53,7 @@ const char* MediaActionName(MediaAction action) {
 }
 
 void Media::set_relocation_listener(std::function<void(const MediaRelocation&)> listener) {
-  MutexLock lock(&mu_);
+  MutexLock lock(&listener_mu_);
   listener_ = std::move(listener);
 }
 
@@ -171,6 +171,13 @@ void Media::ActOnOwner(MediaOwner* m) {
     case OwnerKind::kRmap: {
       // Derived data: the records of the bad blocks are written anew from the forward
       // maps. Queries that reach them before this are answered the same way.
+      if (fs_->options_.read_only) {
+        // Nothing may be written; queries keep falling back to the forward maps.
+        m->action = MediaAction::kNone;
+        m->detail = "reverse-map records bad; owners come from the forward maps until a "
+                    "read-write mount rewrites them";
+        return;
+      }
       how = "reverse-map records rebuilt from the forward maps";
       const uint64_t rec = sizeof(DiskRmapRecord);
       const uint64_t lo = r.phys / 512 * 512, hi = (r.phys + r.len + 511) / 512 * 512;
@@ -309,7 +316,7 @@ Status Media::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint
   }
   // Told after the metadata lock is gone: a listener that blocks (an event log, a page
   // cache invalidation) stalls this writer only.
-  MutexLock lock(&mu_);
+  MutexLock lock(&listener_mu_);
   if (listener_) {
     listener_(MediaRelocation{inode->ino, file_au * au, old_phys * au, new_phys * au, au});
   }

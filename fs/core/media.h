@@ -7,9 +7,11 @@
 // clean shutdown for the rest (G3-G6). Writes that cover every bad byte of an AU move it
 // to fresh media (RelocateBadAus).
 //
-// Locking: mu_ below takes one media event at a time and guards the relocation listener.
-// It comes after an inode's rw and before the filesystem's metadata lock (the order is
-// written once, at Filesystem::mu_). The listener is called with no filesystem lock held.
+// Locking: mu_ below takes one media event at a time. It comes after an inode's rw and
+// before the filesystem's metadata lock (the order is written once, at Filesystem::mu_).
+// The relocation listener has a leaf lock of its own and is called with no other lock of
+// the filesystem held, so a writer that relocates waits neither for a media event being
+// handled nor for metadata.
 #pragma once
 
 #include <cstdint>
@@ -64,9 +66,10 @@ class Media {
   // with its action. One event at a time.
   Result<std::vector<MediaOwner>> HandleError(uint64_t phys, uint64_t len) EXCLUDES(mu_);
   // Told of each relocation, with no filesystem lock held; it must not call back into
-  // the filesystem. Empty: nobody is told.
+  // the filesystem. Empty: nobody is told; once this returns, the old listener is not
+  // running and will not be called again.
   void set_relocation_listener(std::function<void(const MediaRelocation&)> listener)
-      EXCLUDES(mu_);
+      EXCLUDES(listener_mu_);
 
   // Before a write of file bytes [off, off+n): moves each mapped AU whose bad bytes the
   // write covers whole to a fresh AU (EIO if the write covers a bad block only in part).
@@ -88,11 +91,12 @@ class Media {
   // Moves file AU `file_au` (at `old_phys`) to a fresh AU, keeping the healthy bytes a
   // write of [off, end) does not cover. REQUIRES inode->rw exclusive.
   Status RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint64_t off,
-                    uint64_t end) EXCLUDES(mu_);
+                    uint64_t end) EXCLUDES(mu_, listener_mu_);
 
   Filesystem* const fs_;
   Mutex mu_;
-  std::function<void(const MediaRelocation&)> listener_ GUARDED_BY(mu_);
+  Mutex listener_mu_;  // a leaf: taken with an inode's rw at most
+  std::function<void(const MediaRelocation&)> listener_ GUARDED_BY(listener_mu_);
 };
 
 }  // namespace udax

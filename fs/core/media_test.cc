@@ -301,6 +301,32 @@ TEST(Media, ReverseMapHitIsRebuiltFromTheForwardMaps) {
   EXPECT_EQ(Must(t.fs->Owners(quarantined * kAu, kAu))[0].owner.kind, OwnerKind::kQuarantined);
 }
 
+// Read-only, the bad records are not rewritten and nothing shuts down: owner queries keep
+// coming from the forward maps.
+TEST(Media, ReverseMapHitOnAReadOnlyMountIsAnsweredFromTheForwardMaps) {
+  Fixture t;
+  t.MakeFile();
+  const uint64_t data_au = t.PhysOf(kAu) / kAu;
+  t.fs->Release(t.file);
+  ASSERT_OK(t.fs->Unmount());
+  t.fs.reset();
+  MountOptions ro;
+  ro.read_only = true;
+  t.fs = t.image.Mount(ro);
+  const uint64_t block =
+      (t.fs->superblock().rmap_off + data_au * sizeof(DiskRmapRecord)) / 512 * 512;
+  Poison(t.fs.get(), t.image.path(), {{block, 512}});
+  auto owners = Must(t.fs->media().HandleError(block, 512));
+  ASSERT_EQ(owners.size(), 1u);
+  EXPECT_EQ(owners[0].action, MediaAction::kNone) << owners[0].detail;
+  EXPECT_FALSE(t.fs->shut_down());
+  auto now = Must(t.fs->Owners(data_au * kAu, kAu));
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0].owner.ino, t.ino);
+  EXPECT_EQ(now[0].offset, kAu);
+  Poison(t.fs.get(), t.image.path(), {});
+}
+
 // Metadata with a healthy copy (or derived, as the reverse map) is rewritten and its
 // poison cleared; the rest shuts down.
 struct MetaCase {
