@@ -24,6 +24,9 @@ std::string PathViaIoctl(const std::string& dir, uint64_t ino);
 // The image (or device) a udaxfs mount point serves (its mount source), or "" when DIR is
 // not the top of a FUSE mount or its source is not an absolute path (udaxctl_media.cc).
 std::string ImageOfMountPoint(const std::string& dir);
+// The mount point of the udaxfs serving TARGET (an image or device), or "" when it is not
+// mounted (udaxctl_media.cc).
+std::string MountPointOf(const std::string& target);
 
 int CmdBmap(const std::string& file, bool json);
 int CmdRmap(const std::string& where, const std::string& range, bool json);
@@ -60,7 +63,8 @@ std::optional<std::vector<nlohmann::json>> FetchEvents(const std::string& target
 // The daemon's answer to `leases`: {"leases": [...], "total": N}, paths filled in.
 std::optional<nlohmann::json> FetchLeases(const std::string& mount, const char* cmd);
 // `health MOUNT|TARGET [--json]`: the state in one screen (udaxctl_health.cc). Exit codes
-// as fsck's: 0 healthy, 1 something happened and was dealt with, 4 damage left.
+// as fsck's: 0 healthy, 1 something happened and was dealt with, 4 damage left, 8 the
+// state could not be told (not root, a log or list that does not read).
 int CmdHealth(const std::string& target, bool json);
 
 }  // namespace udax

@@ -6,8 +6,10 @@
 // clients hold (leases). The verdict is fsck's exit code, as xfs_spaceman's health is
 // read: 0 healthy; 1 something happened and was dealt with (metadata repaired, bad media
 // quarantined or moved); 4 damage left (file bytes that fail with EIO, metadata still
-// bad, a shut-down filesystem).
+// bad, a shut-down filesystem); 8 the state could not be told (damage found still says
+// 4). Root only: the event log and the owners of bad blocks are root's to read.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -23,53 +25,78 @@ namespace {
 constexpr int kHealthy = 0;
 constexpr int kDealtWith = 1;
 constexpr int kDamaged = 4;
+constexpr int kUnknown = 8;
 
 bool IsFileContent(const std::string& kind) {
   return kind == "file-data" || kind == "xattr" || kind == "symlink";
+}
+
+// A string field of an event log record, or `def`: the log is read, not trusted.
+std::string StrField(const nlohmann::json& j, const char* key, const char* def) {
+  if (!j.is_object()) return def;
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
 }
 
 }  // namespace
 
 int CmdHealth(const std::string& target, bool json) {
   const char* cmd = "health";
-  struct stat st;
-  const bool stat_ok = stat(target.c_str(), &st) == 0;
-  if (!stat_ok && errno != EIO) {
-    fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, target.c_str(), strerror(errno));
-    return kDamaged;
+  if (geteuid() != 0) {
+    fprintf(stderr, "udaxctl %s: run it as root: the event log and the owners of bad blocks "
+                    "are root's to read\n", cmd);
+    return kUnknown;
   }
-  const bool mount = !stat_ok || S_ISDIR(st.st_mode);
-  if (mount && ImageOfMountPoint(target).empty()) {
+  struct stat st {};
+  const int stat_err = stat(target.c_str(), &st) == 0 ? 0 : errno;
+  if (stat_err != 0 && stat_err != EIO) {
+    fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, target.c_str(), strerror(stat_err));
+    return kUnknown;
+  }
+  // A directory is a mount point (a shut-down one answers stat with EIO); an image or a
+  // device may be mounted too, and then its mount answers for it.
+  const bool given_mount = stat_err == EIO || S_ISDIR(st.st_mode);
+  const std::string mount = given_mount ? target : MountPointOf(target);
+  if (given_mount && ImageOfMountPoint(target).empty()) {
     fprintf(stderr, "udaxctl %s: %s: not a udaxfs mount point\n", cmd, target.c_str());
-    return kDamaged;
+    return kUnknown;
   }
+  struct stat mst;
+  const bool serving = !mount.empty() && stat(mount.c_str(), &mst) == 0;
+  const bool shut_down = !mount.empty() && !serving;
   nlohmann::json out{{"target", target}};
+  if (!mount.empty()) out["mount"] = mount;
   int verdict = kHealthy;
+  bool unknown = false;
   std::vector<std::string> findings;  // one line each, for people
   auto worse = [&](int v, std::string line) {
     verdict = std::max(verdict, v);
     findings.push_back(std::move(line));
   };
-  out["state"] = !mount ? "not mounted" : stat_ok ? "serving" : "shut down";
-  if (mount && !stat_ok) worse(kDamaged, "shut down: every operation fails with EIO until it is unmounted");
+  auto not_known = [&](std::string line) {
+    unknown = true;
+    findings.push_back(std::move(line));
+  };
+  out["state"] = mount.empty() ? "not mounted" : serving ? "serving" : "shut down";
+  if (shut_down) worse(kDamaged, "shut down: every operation fails with EIO until it is unmounted");
 
   // Bad blocks and their owners. A shut-down daemon answers no query, and its image
   // stays locked until the unmount: then ask the image.
   bool partial = false;
   std::optional<nlohmann::json> media;
-  if (!mount || stat_ok) media = FetchMediaErrors(target, cmd, &partial);
+  if (!shut_down) media = FetchMediaErrors(target, cmd, &partial);
   uint64_t quarantined = 0, damaged_bytes = 0;
-  if (mount && !stat_ok) {
+  if (shut_down) {
     findings.push_back("bad blocks: not known while shut down (unmount, then ask the image)");
   } else if (!media) {
-    worse(kDamaged, "bad blocks: could not be listed");
+    not_known("bad blocks: could not be listed");
   } else {
-    if (partial) worse(kDamaged, "bad blocks: part of the list or its owners could not be read");
+    if (partial) not_known("bad blocks: part of the list or its owners could not be read");
     nlohmann::json bad = nlohmann::json::array();
     for (const nlohmann::json& b : (*media)["badblocks"]) {
       if (!b.contains("owners")) {
-        worse(kDamaged, "bad block " + std::to_string(b["offset"].get<uint64_t>()) +
-                            ": owners unknown (" + b.value("owners_error", "?") + ")");
+        not_known("bad block " + std::to_string(b["offset"].get<uint64_t>()) +
+                  ": owners unknown (" + b.value("owners_error", "?") + ")");
         continue;
       }
       for (const nlohmann::json& o : b["owners"]) {
@@ -103,25 +130,34 @@ int CmdHealth(const std::string& target, bool json) {
   if (events) {
     std::map<std::string, uint64_t> by_action;
     for (const nlohmann::json& e : *events) {
-      if (!e.contains("owners") || !e["owners"].is_array()) continue;
-      for (const nlohmann::json& o : e["owners"]) by_action[o.value("action", "?")]++;
+      if (!e.is_object() || !e.contains("owners") || !e["owners"].is_array()) continue;
+      for (const nlohmann::json& o : e["owners"]) by_action[StrField(o, "action", "?")]++;
     }
     out["events"] = {{"count", events->size()}, {"actions", by_action}};
-    if (!events->empty()) out["events"]["last"] = events->back().value("time", "");
+    if (!events->empty()) out["events"]["last"] = StrField(events->back(), "time", "");
     if (by_action.count("repaired")) {
       worse(kDealtWith, "metadata repaired " + std::to_string(by_action["repaired"]) + " time(s)");
     }
   } else {
-    worse(kDamaged, "event log: could not be read");
+    not_known("event log: could not be read");
   }
 
   // Direct maps, which a repair or a shutdown revokes.
-  if (mount && stat_ok) {
-    std::optional<nlohmann::json> leases = FetchLeases(target, cmd);
-    if (leases) out["leases"] = leases->value("total", uint64_t{(*leases)["leases"].size()});
+  if (serving) {
+    std::optional<nlohmann::json> leases = FetchLeases(mount, cmd);
+    if (leases) {
+      out["leases"] = leases->value("total", uint64_t{(*leases)["leases"].size()});
+    } else {
+      not_known("direct maps: the daemon did not say");
+    }
   }
 
-  out["verdict"] = verdict == kHealthy ? "healthy" : verdict == kDealtWith ? "repaired" : "damaged";
+  // Damage found is damage, whatever else could not be read.
+  if (unknown && verdict != kDamaged) verdict = kUnknown;
+  out["verdict"] = verdict == kHealthy     ? "healthy"
+                   : verdict == kDealtWith ? "repaired"
+                   : verdict == kDamaged   ? "damaged"
+                                           : "unknown";
   if (json) {
     printf("%s\n", out.dump(2).c_str());
     return verdict;

@@ -96,7 +96,7 @@ constexpr Command kCommands[] = {
      },
      [](Args& a) { return udax::CmdEvents(a.target, a.follow, a.json); }},
     {"health", "the state in one screen: serving, bad blocks and owners, events, maps "
-               "(exit 0 healthy, 1 repaired, 4 damaged)",
+               "(exit 0 healthy, 1 repaired, 4 damaged, 8 unknown)",
      kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("target", a->target, "a udaxfs mount point, an image or a device")->required();

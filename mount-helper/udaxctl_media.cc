@@ -53,7 +53,8 @@ std::string Canonical(const std::string& path) {
 
 bool IsFuse(const MountEntry& e) { return e.fstype.rfind("fuse", 0) == 0; }
 
-// The mount point of the udaxfs serving TARGET, or "" when it is not mounted.
+}  // namespace
+
 std::string MountPointOf(const std::string& target) {
   const std::string c = Canonical(target);
   if (c.empty()) return "";
@@ -64,6 +65,8 @@ std::string MountPointOf(const std::string& target) {
   }
   return "";
 }
+
+namespace {
 
 // What a command works on: the image (or device) and, when mounted, the mount point.
 struct Target {
