@@ -10,12 +10,15 @@ udax_as_root() {
   self=$(realpath -- "$0")
   name=$(basename -- "$0")
   if ! command -v sudo >/dev/null 2>&1; then
-    echo "$name: run it as root (this machine has no sudo): su -c $self" >&2
+    local line
+    line=$(printf '%q ' "$self" "$@")
+    echo "$name: run it as root (this machine has no sudo): su -c \"${line% }\"" >&2
     exit 1
   fi
   for name in $(compgen -e); do
     [[ $name == UDAX_* || $name == CI ]] && settings+=("$name=${!name}")
   done
   echo "$(basename -- "$0"): not root: running it again through sudo" >&2
-  exec sudo -- env "${settings[@]}" "$self" "$@"
+  # Through bash, so a script without the exec bit (or on a noexec mount) runs too.
+  exec sudo -- env "${settings[@]}" "$BASH" "$self" "$@"
 }

@@ -126,7 +126,7 @@ import json, sys
 print(next(o["phys"] for o in json.load(sys.stdin) if o["kind"] == "rmap"))')
 explain "the reverse map is derived from the files' maps: a bad block of it is rebuilt online"
 run "$CTL" inject-error "$MNT" -B $(((rmap_area + bad / 4096 * 16) / 512))
-wait_event 2
+wait_event 3  # 1: the data block, 2: its relocation, 3: this
 "$CTL" events "$MNT" | tail -n 1
 run touch "$MNT/still-serving" && echo "still serving: created a file"
 

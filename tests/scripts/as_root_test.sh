@@ -25,7 +25,7 @@ for tool in bash env id realpath basename dirname; do
 done
 cat >"$tmp/withsudo/sudo" <<'SCRIPT'
 #!/usr/bin/env bash
-echo "sudo $*"
+printf 'sudo'; printf ' %q' "$@"; echo
 SCRIPT
 chmod 755 "$tmp/withsudo/sudo"
 as_nobody() {  # PATH, then the command
@@ -46,9 +46,9 @@ expect() {  # WHAT EXPECTED-RC EXPECTED-OUTPUT-PATTERN RC OUTPUT
 out=$("$tmp/setup-command" a b 2>&1); rc=$?
 expect "root runs on" 0 "^running as uid 0 with: a b$" "$rc" "$out"
 out=$(as_nobody "$tmp/nosudo" "$tmp/setup-command" a b 2>&1); rc=$?
-expect "no sudo: a clear refusal" 1 "^setup-command: run it as root \(this machine has no sudo\): su -c $tmp/setup-command$" "$rc" "$out"
+expect "no sudo: a clear refusal" 1 "^setup-command: run it as root \\(this machine has no sudo\\): su -c \"$tmp/setup-command a b\"$" "$rc" "$out"
 out=$(as_nobody "$tmp/withsudo" "$tmp/setup-command" "a b" c 2>&1); rc=$?
 expect "sudo: the same script again, with its settings" 0 \
-  "sudo -- env (.* )?CI=true (.* )?UDAX_DEMO_MNT=/mnt/x $tmp/setup-command a b c$" "$rc" "$out"
+  "sudo -- env (.* )?CI=true (.* )?UDAX_DEMO_MNT=/mnt/x [^ ]*bash $tmp/setup-command a\\\\ b c$" "$rc" "$out"
 [[ $out == *OTHER=* ]] && { echo "FAIL: a setting that is not UDAX_* or CI was passed"; fail=1; }
 exit $fail
