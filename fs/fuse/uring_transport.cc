@@ -200,6 +200,24 @@ void Dispatch(Entry* e, char* start, size_t len) {
   FinishReply(e);
 }
 
+// Requests that may wait on something served behind them on this very queue, or on a
+// client: served on a thread of their own, so the queue's CPU keeps serving the rest.
+//  - FALLOCATE and IOCTL may invalidate cached pages before replying (punch, collapse,
+//    insert range) and wait for a page lock whose READ is queued behind them here;
+//  - a truncate (SETATTR of the size), FALLOCATE and COPY_FILE_RANGE may take a direct
+//    map back first, waiting up to the lease deadline for its client and then for the
+//    client's death (filesystem.h, set_revoke_hook): a probe's create on the same CPU
+//    waited that long behind a truncate (tests/fs/tests/073 under ASan).
+bool MayWait(uint32_t opcode, const char* op_in, size_t op_len) {
+  if (opcode == FUSE_FALLOCATE || opcode == FUSE_IOCTL || opcode == FUSE_COPY_FILE_RANGE) {
+    return true;
+  }
+  if (opcode != FUSE_SETATTR || op_len < sizeof(fuse_setattr_in)) return false;
+  fuse_setattr_in a;
+  std::memcpy(&a, op_in, sizeof(a));
+  return (a.valid & FATTR_SIZE) != 0;
+}
+
 void Serve(Entry* e) {
   static std::atomic<bool> said{false};
   // A plain load first: the exchange (a locked instruction) happens once, not per request.
@@ -224,10 +242,7 @@ void Serve(Entry* e) {
   char* start = e->buf + kPrefix - sizeof(in) - op;
   std::memcpy(start, &in, sizeof(in));
   std::memcpy(start + sizeof(in), h->op_in, op);
-  if (in.opcode == FUSE_FALLOCATE || in.opcode == FUSE_IOCTL) {
-    // Both may invalidate cached pages before replying (punch, collapse, insert range),
-    // and wait for a page lock whose READ is queued behind them on this very queue:
-    // served on a thread of their own.
+  if (MayWait(in.opcode, h->op_in, op)) {
     e->offloaded = true;
     g_live->offloads++;
     std::thread([e, start, len = in.len] {
