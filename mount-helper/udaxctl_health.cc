@@ -17,15 +17,17 @@
 #include <map>
 #include <string>
 
+#include "fs/core/repair.h"
 #include "mount-helper/udaxctl.h"
 
 namespace udax {
 namespace {
 
-constexpr int kHealthy = 0;
-constexpr int kDealtWith = 1;
-constexpr int kDamaged = 4;
-constexpr int kUnknown = 8;
+// fsck's exit codes (repair.h), which the verdict is.
+constexpr int kHealthy = kFsckClean;
+constexpr int kDealtWith = kFsckFixed;
+constexpr int kDamaged = kFsckUncorrected;
+constexpr int kUnknown = kFsckOperational;
 
 bool IsFileContent(const std::string& kind) {
   return kind == "file-data" || kind == "xattr" || kind == "symlink";

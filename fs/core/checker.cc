@@ -22,8 +22,8 @@ void Checker::set_progress(WalkProgress progress) {
   progress_ = std::move(progress);
 }
 
-void Checker::Progress(uint64_t ino, uint64_t total) {
-  if (progress_ && ino % 4096 == 0) progress_(ino, total);
+void Checker::Tell(const WalkProgress* progress, uint64_t ino, uint64_t total) {
+  if (progress != nullptr && *progress && ino % 4096 == 0) (*progress)(ino, total);
 }
 
 template <typename R>
@@ -88,7 +88,7 @@ Status Checker::DeriveOwners(uint64_t lo, uint64_t hi, std::vector<Owner>* out,
   // Every in-use inode, read straight from media into a scratch in-core inode so the
   // walk does not fill the cache.
   for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
-    if (progress && *progress && ino % 4096 == 0) (*progress)(ino, sb.inode_count);
+    Tell(progress, ino, sb.inode_count);
     if (!fs->space_.InoAllocated(ino)) continue;
     ++report.inodes;
     auto cached = fs->inodes_.find(ino);
@@ -285,7 +285,7 @@ Result<CheckReport> Checker::CheckNamespaceLocked(Filesystem* fs, const DiskSupe
     }
   }
   for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
-    Progress(ino, sb.inode_count);
+    Tell(&progress_, ino, sb.inode_count);
     if (!fs->space_.InoAllocated(ino)) continue;
     DiskInode d;
     auto cached = fs->inodes_.find(ino);
@@ -341,7 +341,7 @@ Result<CheckReport> Checker::ScrubLocked(Filesystem* fs, const DiskSuperblock& s
 
   DirOps dirs(fs);
   for (uint64_t ino = 1; ino < sb.inode_count; ++ino) {
-    Progress(ino, sb.inode_count);
+    Tell(&progress_, ino, sb.inode_count);
     if (!fs->space_.InoAllocated(ino)) continue;
     ++report.inodes;
     Inode scratch(ino);

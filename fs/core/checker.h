@@ -81,7 +81,8 @@ class Checker {
   // lock here, where Filesystem is incomplete).
   Status DeriveOwners(uint64_t lo, uint64_t hi, std::vector<Owner>* expected,
                       CheckReport* report, const WalkProgress* progress);
-  void Progress(uint64_t ino, uint64_t total) REQUIRES(mu_);
+  // Calls `progress` (may be null or empty) now and then: every 4096 inodes.
+  static void Tell(const WalkProgress* progress, uint64_t ino, uint64_t total);
   // Runs one walk: this part's lock, then the filesystem's metadata lock, for the whole
   // of it. The walks REQUIRE both (each asserts the second: see DeriveOwners).
   template <typename R>
