@@ -97,6 +97,11 @@ def main():
     if not flags:
         problems.append("mount.udaxfs -h: no usage line to check")
     need("mount.udaxfs.8.scd", flags, "mount.udaxfs -h")
+    # udaxfs_patrol's --help: "  --rate MB   ..." lines.
+    patrol = set(re.findall(r"^\s+(--?[a-z][a-z-]*)", run_help([binp("udaxfs_patrol"), "--help"]), re.M))
+    if not patrol:
+        problems.append("udaxfs_patrol --help: no options to check")
+    need("udaxfs-patrol.8.scd", patrol, "udaxfs_patrol --help")
     top = run_help([binp("udaxctl"), "--help"])
     commands = cli11_commands(top)
     if not commands:

@@ -130,6 +130,22 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
       } else {
         req->bad.push_back("'" + opt + "' (expected a number of KiB)");
       }
+    } else if (HasPrefix(o, "patrol=")) {
+      // Hours, a decimal: the daemon checks the range.
+      const std::string_view v = o.substr(7);
+      const bool number = !v.empty() && v.find_first_not_of("0123456789.") == std::string_view::npos &&
+                          v.find('.') == v.rfind('.') && v.size() <= 12;
+      if (number) {
+        req->daemon_options.push_back(opt);
+      } else {
+        req->bad.push_back("'" + opt + "' (expected patrol=HOURS, e.g. patrol=24 or patrol=0.5)");
+      }
+    } else if (HasPrefix(o, "patrol_rate=")) {
+      if (AllDigits(o.substr(12)) && o.size() > 12 && o.size() <= 19) {
+        req->daemon_options.push_back(opt);
+      } else {
+        req->bad.push_back("'" + opt + "' (expected a number of MB/s)");
+      }
     } else if (HasPrefix(o, "max_read=")) {
       if (AllDigits(o.substr(9))) {
         req->daemon_options.push_back(opt);

@@ -41,6 +41,7 @@ struct InjectErrorArgs {
   std::string block;  // -B (512-byte blocks from the region start), "" when absent
   std::string count;  // -n, "" when absent (1 block)
   bool uninject = false;
+  bool no_notify = false;  // -N: latent poison, found only by a read (ndctl's --no-notify)
   bool status = false;
   bool json = false;
 };
@@ -51,6 +52,16 @@ int CmdListMediaErrors(const std::string& target, bool json);
 int CmdEvents(const std::string& target, bool follow, bool json);
 // `leases MOUNT [--json]`: the direct maps clients hold (udaxctl_leases.cc).
 int CmdLeases(const std::string& mount, bool json);
+// `verify-media MOUNT|TARGET [--rate MB] [--json]`: read everything the filesystem holds
+// to find latent poison (udaxctl_verify.cc). Exit 0 nothing found, 2 bad media found
+// (on a mount, already acted on), 1 could not verify.
+int CmdVerifyMedia(const std::string& where, const std::string& rate_mb, bool json);
+
+// One request to the daemon of the mount at `mount` over its control socket
+// (include/udaxfs/control.h); its reply when "ok", else nothing (the error printed,
+// naming `cmd`). udaxctl_control.cc.
+std::optional<nlohmann::json> ControlCall(const std::string& mount, const nlohmann::json& request,
+                                          const char* cmd);
 
 // What those commands show, as data, for `health` to sum up. Each prints its own errors
 // (naming `cmd`) and returns nothing when it has nothing to say.

@@ -2,8 +2,8 @@
 //
 // One screen from what the other commands know: serving or shut down (a mount answers
 // stat with EIO once shut down), the bad blocks and what owns them (list --media-errors),
-// what the daemon has done about media events (the event log), and the direct maps
-// clients hold (leases). The verdict is fsck's exit code, as xfs_spaceman's health is
+// what the daemon has done about media events (the event log), the direct maps clients
+// hold (leases), and from the daemon the media patrol's last pass and the journal. The verdict is fsck's exit code, as xfs_spaceman's health is
 // read: 0 healthy; 1 something happened and was dealt with (metadata repaired, bad media
 // quarantined or moved); 4 damage left (file bytes that fail with EIO, metadata still
 // bad, a shut-down filesystem); 8 the state could not be told (damage found still says
@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <string>
 
@@ -154,6 +155,48 @@ int CmdHealth(const std::string& target, bool json) {
     }
   }
 
+  // The media patrol's last pass and the journal, which only the daemon knows.
+  std::string patrol_line, journal_line;
+  if (serving) {
+    std::optional<nlohmann::json> status = ControlCall(mount, {{"op", "status"}}, cmd);
+    if (status && (*status)["patrol"].is_object()) {
+      const nlohmann::json& p = (*status)["patrol"];
+      out["patrol"] = p;
+      const uint64_t every = p.value("interval_s", uint64_t{0});
+      patrol_line = every ? "every " + std::to_string(every) + " s" : "on request only";
+      if (p.value("running", false)) {
+        const nlohmann::json prog = p.value("progress", nlohmann::json::object());
+        const uint64_t total = prog.value("bytes_total", uint64_t{0});
+        patrol_line += "; pass " + std::to_string(p.value("pass", uint64_t{0})) + " running, " +
+                       std::to_string(total ? 100 * prog.value("bytes_done", uint64_t{0}) / total : 0) + "%";
+      }
+      if (p.contains("last") && p["last"].is_object()) {
+        const nlohmann::json& l = p["last"];
+        const size_t found = l.value("found", nlohmann::json::array()).size();
+        char when[64] = "?";
+        const time_t t = static_cast<time_t>(l.value("finished", 0.0));
+        struct tm tm {};
+        if (gmtime_r(&t, &tm) != nullptr) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        patrol_line += "; last pass " + std::to_string(l.value("id", uint64_t{0})) + " ended " + when +
+                       ", " + std::to_string(found) + " bad range(s) found" +
+                       (l.value("stopped", false) ? " (stopped early)" : "") +
+                       (l.contains("error") ? " (failed: " + l.value("error", "") + ")" : "");
+      } else {
+        patrol_line += "; no pass yet";
+      }
+    } else {
+      not_known("media patrol: the daemon did not say");
+    }
+    if (status && (*status)["journal"].is_object()) {
+      const nlohmann::json& j = (*status)["journal"];
+      out["journal"] = j;
+      journal_line = std::to_string(j.value("commits", uint64_t{0})) + " commits since mount; " +
+                     (j.value("replayed_at_mount", false)
+                          ? "the mount replayed a committed transaction (the last unmount was not clean)"
+                          : "clean at mount");
+    }
+  }
+
   // Damage found is damage, whatever else could not be read.
   if (unknown && verdict != kDamaged) verdict = kUnknown;
   out["verdict"] = verdict == kHealthy     ? "healthy"
@@ -180,6 +223,8 @@ int CmdHealth(const std::string& target, bool json) {
            actions.empty() ? "" : (actions + ")").c_str());
   }
   if (out.contains("leases")) printf("  direct maps: %" PRIu64 "\n", out["leases"].get<uint64_t>());
+  if (!patrol_line.empty()) printf("  media patrol: %s\n", patrol_line.c_str());
+  if (!journal_line.empty()) printf("  journal: %s\n", journal_line.c_str());
   for (const std::string& f : findings) printf("  - %s\n", f.c_str());
   return verdict;
 }

@@ -17,11 +17,12 @@ namespace {
 struct Args {
   bool json = false;         // --json, before the command or after it
   std::string file;          // bmap
-  std::string target;        // rmap, scrub, list, events, health
+  std::string target;        // rmap, scrub, list, events, health, verify-media
   std::string range;         // rmap
   std::string mount;         // shutdown, leases
   bool media_errors = false;  // list
   bool follow = false;        // events
+  std::string rate;           // verify-media
   udax::InjectErrorArgs inject;
 };
 
@@ -54,6 +55,15 @@ constexpr Command kCommands[] = {
        c->add_option("target", a->target, kAnyTarget)->required();
      },
      [](Args& a) { return udax::CmdScrub(a.target, a.json); }},
+    {"verify-media", "read every allocated block to find latent poison before a user does "
+                     "(exit 0 clean, 2 bad media found, 1 could not verify)",
+     kJson,
+     [](CLI::App* c, Args* a) {
+       c->add_option("target", a->target, kAnyTarget)->required();
+       c->add_option("--rate", a->rate,
+                     "MB/s to read at most (default: a mount's patrol_rate; unmounted: no limit)");
+     },
+     [](Args& a) { return udax::CmdVerifyMedia(a.target, a.rate, a.json); }},
     {"shutdown", "stop a mounted udaxfs: later operations fail with EIO, nothing is written",
      nullptr,
      [](CLI::App* c, Args* a) {
@@ -68,6 +78,8 @@ constexpr Command kCommands[] = {
        c->add_option("-B,--block", i.block, "first block (512 bytes) from the region start");
        c->add_option("-n,--count", i.count, "number of blocks (default 1)");
        c->add_flag("-d,--uninject", i.uninject, "remove the blocks from the bad list");
+       c->add_flag("-N,--no-notify", i.no_notify,
+                   "latent poison: announce nothing; a read (or verify-media) finds it");
        c->add_flag("-t,--status", i.status, "print the injected bad blocks");
      },
      [](Args& a) {

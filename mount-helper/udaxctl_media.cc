@@ -103,20 +103,31 @@ std::optional<Target> Resolve(const std::string& given, const char* cmd) {
 // IMAGE.badblocks) when we may; only looks when we may not. "" with no error for an
 // image without a superblock when `need` is false (it has no list: nothing is injected).
 // Prints the error and returns nullopt otherwise.
-std::optional<std::string> ListFileOf(const Target& t, const char* cmd, bool need) {
+std::optional<TargetState> ListFileOf(const Target& t, const char* cmd, bool need) {
   Result<TargetState> s = LocateTargetState(t.path, /*prepare=*/true);
   if (!s.ok() && (s.status().code() == EACCES || s.status().code() == EROFS)) {
     s = LocateTargetState(t.path, /*prepare=*/false);
   }
-  if (s.ok()) return s->badblocks;
-  if (!need && s.status().code() == ENODATA) return std::string();
+  if (s.ok()) return std::move(s).value();
+  if (!need && s.status().code() == ENODATA) return TargetState();
   fprintf(stderr, "udaxctl %s: %s\n", cmd, s.status().message().c_str());
   return std::nullopt;
 }
 
-void PrintStatusHuman(const std::string& name, const BadblockList& list) {
+Result<BadblockList> ReadListOrNone(const std::string& path) {
+  return path.empty() ? Result<BadblockList>(BadblockList()) : ReadBadblockListFile(path);
+}
+
+void PrintStatusHuman(const std::string& name, const BadblockList& list, const BadblockList& latent) {
+  if (!latent.empty()) {
+    printf("%s: %" PRIu64 " latent block%s (never announced; found by the read that meets them):\n",
+           name.c_str(), latent.sector_count(), latent.sector_count() == 1 ? "" : "s");
+    for (const BadblockRange& r : latent.ranges()) {
+      printf("  block %" PRIu64 " count %" PRIu64 " latent\n", r.sector, r.count);
+    }
+  }
   if (list.empty()) {
-    printf("%s: no bad blocks\n", name.c_str());
+    printf("%s: no %sbad blocks\n", name.c_str(), latent.empty() ? "" : "announced ");
     return;
   }
   printf("%s: %zu bad block range%s, %" PRIu64 " block%s of 512 bytes\n", name.c_str(),
@@ -148,6 +159,10 @@ int CmdInjectError(const InjectErrorArgs& a) {
     fprintf(stderr, "udaxctl %s: --status is invalid with -B, -n or --uninject\n", cmd);
     return 1;
   }
+  if (a.no_notify && (a.status || a.uninject)) {
+    fprintf(stderr, "udaxctl %s: --no-notify only injects (--uninject heals latent blocks too)\n", cmd);
+    return 1;
+  }
   if (!a.status && a.block.empty()) {
     fprintf(stderr, "udaxctl %s: -B BLOCK is required to %s an error\n", cmd,
             a.uninject ? "uninject" : "inject");
@@ -162,13 +177,14 @@ int CmdInjectError(const InjectErrorArgs& a) {
             cmd, t->path.c_str());
     return 1;
   }
-  const std::optional<std::string> list_path = ListFileOf(*t, cmd, /*need=*/!a.status);
-  if (!list_path) return 1;
+  const std::optional<TargetState> state = ListFileOf(*t, cmd, /*need=*/!a.status);
+  if (!state) return 1;
   if (a.status) {
-    Result<BadblockList> list =
-        list_path->empty() ? Result<BadblockList>(BadblockList()) : ReadBadblockListFile(*list_path);
-    if (!list.ok()) {
-      fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
+    Result<BadblockList> list = ReadListOrNone(state->badblocks);
+    Result<BadblockList> latent = ReadListOrNone(state->latent);
+    if (!list.ok() || !latent.ok()) {
+      fprintf(stderr, "udaxctl %s: %s\n", cmd,
+              (!list.ok() ? list.status() : latent.status()).message().c_str());
       return 1;
     }
     if (a.json) {
@@ -176,9 +192,14 @@ int CmdInjectError(const InjectErrorArgs& a) {
       for (const BadblockRange& r : list->ranges()) {
         bbs.push_back({{"block", r.sector}, {"count", r.count}});
       }
-      printf("%s\n", nlohmann::json{{"dev", a.target}, {"badblocks", bbs}}.dump(2).c_str());
+      nlohmann::json lat = nlohmann::json::array();
+      for (const BadblockRange& r : latent->ranges()) {
+        lat.push_back({{"block", r.sector}, {"count", r.count}});
+      }
+      printf("%s\n", nlohmann::json{{"dev", a.target}, {"badblocks", bbs}, {"latent", lat}}
+                         .dump(2).c_str());
     } else {
-      PrintStatusHuman(a.target, *list);
+      PrintStatusHuman(a.target, *list, *latent);
     }
     return 0;
   }
@@ -203,18 +224,32 @@ int CmdInjectError(const InjectErrorArgs& a) {
             cmd, *block, *block + *count - 1, a.target.c_str(), blocks);
     return 1;
   }
-  BadblockList after;
-  Status st = UpdateBadblockListFile(
-      *list_path,
-      [&](BadblockList* list) {
-        if (a.uninject) {
-          list->Remove(*block, *count);
-        } else {
-          list->Add(*block, *count);
-        }
-        return Status::Ok();
-      },
-      &after);
+  // --no-notify, as ndctl's: poison the platform does not announce. It goes in the
+  // latent list, which the daemon follows without telling anyone. Uninject heals both.
+  BadblockList after, latent_after;
+  auto edit = [&](BadblockList* list) {
+    if (a.uninject) {
+      list->Remove(*block, *count);
+    } else {
+      list->Add(*block, *count);
+    }
+    return Status::Ok();
+  };
+  Status st = Status::Ok();
+  if (a.uninject || !a.no_notify) st = UpdateBadblockListFile(state->badblocks, edit, &after);
+  if (st.ok() && (a.uninject || a.no_notify)) {
+    st = UpdateBadblockListFile(state->latent, edit, &latent_after);
+  }
+  if (st.ok() && a.no_notify) {
+    Result<BadblockList> list = ReadBadblockListFile(state->badblocks);
+    st = list.status();
+    if (list.ok()) after = std::move(list).value();
+  }
+  if (st.ok() && !a.uninject && !a.no_notify) {
+    Result<BadblockList> latent = ReadBadblockListFile(state->latent);
+    st = latent.status();
+    if (latent.ok()) latent_after = std::move(latent).value();
+  }
   if (!st.ok()) {
     fprintf(stderr, "udaxctl %s: %s\n", cmd, st.message().c_str());
     return 1;
@@ -230,11 +265,17 @@ int CmdInjectError(const InjectErrorArgs& a) {
                      {"size", static_cast<uint64_t>(t->st.st_size)},
                      {"badblock_count", after.sector_count()},
                      {"badblocks", bbs}};
+    nlohmann::json lat = nlohmann::json::array();
+    for (const BadblockRange& r : latent_after.ranges()) {
+      lat.push_back({{"offset", r.sector}, {"length", r.count}});
+    }
+    j["latent"] = std::move(lat);
     printf("%s\n", j.dump(2).c_str());
   } else {
-    printf("%s: %s %" PRIu64 " block%s at block %" PRIu64 "\n", a.target.c_str(),
-           a.uninject ? "uninjected" : "injected", *count, *count == 1 ? "" : "s", *block);
-    PrintStatusHuman(a.target, after);
+    printf("%s: %s %" PRIu64 " %sblock%s at block %" PRIu64 "\n", a.target.c_str(),
+           a.uninject ? "uninjected" : "injected", *count,
+           a.no_notify && !a.uninject ? "latent " : "", *count == 1 ? "" : "s", *block);
+    PrintStatusHuman(a.target, after, latent_after);
   }
   return 0;
 }
@@ -243,7 +284,7 @@ namespace {
 
 struct BadRange {
   BadblockRange r;
-  const char* source;  // "injected" (the list file) or "kernel"
+  const char* source;  // "injected" (the list file), "latent" (its unannounced list) or "kernel"
 };
 
 // Answers owner queries for one target, offline or through its mount; remembers paths.
@@ -313,15 +354,18 @@ std::optional<nlohmann::json> FetchMediaErrors(const std::string& given, const c
   std::string mode = S_ISCHR(t->st.st_mode) ? "devdax" : "emulated";
   uint64_t size = static_cast<uint64_t>(t->st.st_size);
   if (S_ISREG(t->st.st_mode)) {
-    const std::optional<std::string> list_path = ListFileOf(*t, cmd, /*need=*/false);
-    if (!list_path) return std::nullopt;
-    Result<BadblockList> list =
-        list_path->empty() ? Result<BadblockList>(BadblockList()) : ReadBadblockListFile(*list_path);
-    if (!list.ok()) {
-      fprintf(stderr, "udaxctl %s: %s\n", cmd, list.status().message().c_str());
+    const std::optional<TargetState> state = ListFileOf(*t, cmd, /*need=*/false);
+    if (!state) return std::nullopt;
+    Result<BadblockList> list = ReadListOrNone(state->badblocks);
+    Result<BadblockList> latent = ReadListOrNone(state->latent);
+    if (!list.ok() || !latent.ok()) {
+      fprintf(stderr, "udaxctl %s: %s\n", cmd,
+              (!list.ok() ? list.status() : latent.status()).message().c_str());
       return std::nullopt;
     }
     for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "injected"});
+    // Emulated poison nobody announced (inject-error --no-notify): still bad media.
+    for (const BadblockRange& r : latent->ranges()) ranges.push_back({r, "latent"});
   }
   // The kernel's own list, when the target is (or lives on) real pmem.
   // A kernel list we cannot read is reported, and what can be listed still is.

@@ -24,6 +24,7 @@ BadblockListWatcher::BadblockListWatcher(std::string list_path, OnChange on_chan
     : path_(std::move(list_path)),
       name_(BaseName(path_)),
       on_change_(std::move(on_change)),
+      announce_(options.announce),
       inotify_(std::move(inotify)),
       rescan_(std::move(rescan)),
       set_(queue, {MediaEventSource::kInjected, path_, options.region_size}),
@@ -49,7 +50,7 @@ Result<std::unique_ptr<BadblockListWatcher>> BadblockListWatcher::Start(
 }
 
 Status BadblockListWatcher::Reload(bool emit) {
-  return set_.Apply(ReadBadblockListFile(path_), on_change_, emit);
+  return set_.Apply(ReadBadblockListFile(path_), on_change_, emit && announce_);
 }
 
 void BadblockListWatcher::Run() {

@@ -34,6 +34,9 @@ class BadblockListWatcher {
     // Push the ranges already listed at Start as events (a mount must act on poison that
     // was injected while it was not running).
     bool emit_initial = true;
+    // Push events at all: false for the latent list (poison nobody announced), whose
+    // changes only reach on_change.
+    bool announce = true;
     // The region size: ranges starting past it are not reported.
     uint64_t region_size = UINT64_MAX;
   };
@@ -76,6 +79,7 @@ class BadblockListWatcher {
   const std::string path_;
   const std::string name_;  // the list file's name in its directory
   const OnChange on_change_;
+  const bool announce_;
   UniqueFd inotify_;
   StopSignal rescan_;
   BadblockSet set_;

@@ -45,6 +45,7 @@ MediaEvent MediaEventFromFault(const MediaFault& fault) {
   e.length = fault.length;
   e.si_code = fault.si_code;
   e.time = std::chrono::system_clock::now();
+  if (fault.origin != nullptr) e.detail = std::string("found by the ") + fault.origin;
   return e;
 }
 

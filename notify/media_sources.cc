@@ -19,6 +19,14 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
         BadblockListWatcher::Start(
             region->badblocks_path(),
             [region](const BadblockList& list) { region->SetEmulatedPoison(list); }, queue, wo));
+    // The latent list is followed too, so reads fail on it, but never announced: it is
+    // found by the read that consumes it, as poison the platform did not report.
+    wo.announce = false;
+    UDAX_ASSIGN_OR_RETURN(
+        s->latent_watcher_,
+        BadblockListWatcher::Start(
+            region->latent_path(),
+            [region](const BadblockList& list) { region->SetLatentPoison(list); }, queue, wo));
   }
 
   Result<KernelBadblocks> kb = LocateKernelBadblocks(region->path(), options.sysfs_root);
@@ -54,6 +62,7 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
 void MediaSources::Stop() {
   if (region_ == nullptr) return;
   if (watcher_) watcher_->Stop();
+  if (latent_watcher_) latent_watcher_->Stop();
   if (poller_) poller_->Stop();
   if (uevents_) uevents_->Stop();
   region_ = nullptr;

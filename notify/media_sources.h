@@ -10,7 +10,7 @@
 //     faults caught by ReadSafe and friends, real or emulated);
 //   * a regular file with state (Region::badblocks_path(), in the state directory): the
 //     list-file watcher (injected events; its callback keeps the Region's emulated
-//     poison current);
+//     poison current), and a second one for the latent list that announces nothing;
 //   * real pmem (devdax, or a file on a pmem disk): the kernel badblocks poller (badblocks
 //     events) and the uevent listener for the device and its nd parents (device-removed);
 //   * with options.early_kill: PR_MCE_KILL_EARLY and the BUS_MCEERR_AO receiver for the
@@ -64,6 +64,7 @@ class MediaSources {
   Region* region_ = nullptr;
   std::optional<KernelBadblocks> kernel_;
   std::unique_ptr<BadblockListWatcher> watcher_;
+  std::unique_ptr<BadblockListWatcher> latent_watcher_;  // never announces
   std::unique_ptr<BadblocksPoller> poller_;
   std::unique_ptr<UeventListener> uevents_;
   std::unique_ptr<SigbusAoReceiver> ao_;

@@ -303,7 +303,14 @@ class Filesystem {
     return journal_->stats();
   }
   Region* region() { return region_.get(); }
+  // For the media patrol (media_verify.h): whether data AU `au` holds something
+  // (allocated or quarantined), and how many AUs are free, without the metadata lock.
+  bool AuInUse(uint64_t au) const { return space_.AuAllocated(au); }
+  uint64_t FreeAuCount() const { return space_.free_aus(); }
   bool shut_down() const { return shutdown_; }
+  // Whether this mount found a committed transaction in the journal and applied it (the
+  // last unmount was not clean). For `udaxctl health`.
+  bool replayed_at_mount() const { return replayed_at_mount_; }
   // Enters the shut-down state: every later operation fails with EIO and nothing more is
   // written; what was acknowledged is on media, and the next mount replays the journal.
   void Shutdown(const std::string& why);
@@ -583,6 +590,7 @@ class Filesystem {
   Txn txn_ GUARDED_BY(mu_);  // the transaction being built
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> inodes_ GUARDED_BY(mu_);
   std::atomic<bool> shutdown_{false};  // read without mu_ on the data path
+  bool replayed_at_mount_ = false;     // set once in Mount, before sharing
   std::atomic<AtimeUpdate> atime_mode_{AtimeUpdate::kRelative};
   std::atomic<bool> atime_dirs_{true};
   std::string shutdown_reason_;

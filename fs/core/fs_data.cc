@@ -125,9 +125,10 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
       uint64_t run_aus;
       const uint64_t phys = MapAu(*inode, off / au, (n + inner + au - 1) / au, &run_aus);
       const uint64_t at = phys * au + inner;
-      // Not a hole, one run, nothing known bad: otherwise Read does it.
+      // Not a hole, one run, no poison (latent poison too: only ReadSafe emulates its
+      // fault): otherwise Read does it.
       if (phys != 0 && run_aus * au - inner >= n && at + n <= region_->size() &&
-          !region_->HasKnownBad(at, n)) {
+          !region_->HasEmulatedPoison(at, n)) {
         TouchAtime(inode);  // before the reply, as Read does
         // The rule of the in-place reply (filesystem.h): rw stays held, so no truncate
         // frees these bytes while the kernel copies them, and `send` takes no lock.

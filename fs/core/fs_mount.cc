@@ -7,6 +7,7 @@
 
 #include "fs/core/dir_ops.h"
 #include "fs/core/filesystem.h"
+#include "fs/format/badblock_list.h"
 
 namespace udax {
 
@@ -146,9 +147,10 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   };
 
   // Primary superblock, or the replica at the end of the filesystem if it is damaged.
+  // A primary that does not read (poison) is as bad as one whose checksum fails.
   DiskSuperblock sb;
-  UDAX_RETURN_IF_ERROR(region->ReadSafe(0, &sb, sizeof(sb)));
-  Status st = SuperblockVerify(sb, region->size());
+  Status st = region->ReadSafe(0, &sb, sizeof(sb));
+  if (st.ok()) st = SuperblockVerify(sb, region->size());
   bool restore_primary = false;
   if (!st.ok()) {
     Status primary = st;
@@ -176,7 +178,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
     UDAX_RETURN_IF_ERROR(damaged(pending.status().message()));
   } else if (!options.read_only) {
     UDAX_ASSIGN_OR_RETURN(bool replayed, fs->journal_->Replay());
-    (void)replayed;
+    fs->replayed_at_mount_ = replayed;
   } else if (*pending) {
     // A read-only mount cannot replay. The last transaction is always applied before the
     // next starts, so it matters only after a crash right after a commit: then say so.
@@ -241,7 +243,15 @@ Status Filesystem::StartWriting(bool restore_primary) {
 
   // Every check passed: from here on the mount writes.
   options_.read_only = false;
-  if (restore_primary) UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
+  if (restore_primary) {
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
+    // The rewrite clears the emulated poison under it, as the media handler's rewrites
+    // do (a device's poison is the kernel's to clear).
+    if (!region->badblocks_path().empty()) {
+      const uint64_t blocks = (sizeof(sb) + kBadblockSectorSize - 1) / kBadblockSectorSize;
+      UDAX_RETURN_IF_ERROR(region->ClearEmulatedPoison(0, blocks * kBadblockSectorSize));
+    }
+  }
   {
     // A label change cut between its two superblock writes (fs_attr.cc) leaves a sound
     // replica that differs from the primary in the label alone: the primary is newer.

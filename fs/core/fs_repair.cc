@@ -4,6 +4,7 @@
 #include <set>
 
 #include "fs/core/repair.h"
+#include "fs/format/badblock_list.h"
 
 namespace udax {
 namespace {
@@ -135,15 +136,29 @@ Result<FsckOutcome> Repairer::RunOn(std::unique_ptr<Region> region) {
 
 // --- the tolerant open -------------------------------------------------------------------
 
+namespace {
+
+// After a rewrite of [off, off+n): the emulated poison of the whole blocks under it is
+// gone, as the media handler's rewrites clear it (a device's is the kernel's to clear).
+Status ClearRewrittenPoison(Region* region, uint64_t off, uint64_t n) {
+  if (region->badblocks_path().empty()) return Status::Ok();
+  const uint64_t first = off / kBadblockSectorSize * kBadblockSectorSize;
+  const uint64_t end = (off + n + kBadblockSectorSize - 1) / kBadblockSectorSize * kBadblockSectorSize;
+  return region->ClearEmulatedPoison(first, end - first);
+}
+
+}  // namespace
+
 Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckReport* found) {
   const uint64_t size = region->size();
   DiskSuperblock primary, replica;
-  UDAX_RETURN_IF_ERROR(region->ReadSafe(0, &primary, sizeof(primary)));
-  const Status pst = SuperblockVerify(primary, size);
+  // A copy that does not read (poison) is as bad as one whose checksum fails.
+  Status pst = region->ReadSafe(0, &primary, sizeof(primary));
+  if (pst.ok()) pst = SuperblockVerify(primary, size);
   // Where the replica is: the primary says; without one, the end of the target.
   const uint64_t replica_off = pst.ok() ? primary.replica_off : size - kBlockSize;
-  UDAX_RETURN_IF_ERROR(region->ReadSafe(replica_off, &replica, sizeof(replica)));
-  Status rst = SuperblockVerify(replica, size);
+  Status rst = region->ReadSafe(replica_off, &replica, sizeof(replica));
+  if (rst.ok()) rst = SuperblockVerify(replica, size);
   if (rst.ok() && replica.replica_off != replica_off) {
     rst = Status::Corruption("superblock replica does not describe its own place");
   }
@@ -155,6 +170,7 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
     found->Add("superblock: " + pst.message());
     if (fix) {
       UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &replica, sizeof(replica), true));
+      UDAX_RETURN_IF_ERROR(ClearRewrittenPoison(region, 0, sizeof(replica)));
       Fixed("superblock: restored from the replica");
     }
     return replica;
@@ -168,6 +184,7 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
   }
   if (fix) {
     UDAX_RETURN_IF_ERROR(region->WriteSafe(replica_off, &primary, sizeof(primary), true));
+    UDAX_RETURN_IF_ERROR(ClearRewrittenPoison(region, replica_off, sizeof(primary)));
     Fixed("superblock replica: rewritten from the primary");
   }
   return primary;

@@ -100,6 +100,7 @@ Result<TargetState> LocateTargetState(int fd, const std::string& target, bool pr
     if (!key.ok()) return Status::Error(key.status().code(), target + ": " + key.status().message());
     s.key = key.value();
     s.badblocks = s.dir + "/" + s.key + ".badblocks";
+    s.latent = s.dir + "/" + s.key + ".latent";
     s.lock = s.badblocks + ".lock";
   } else {
     return Status::InvalidArgument(target + ": not an image file or a device");

@@ -21,7 +21,9 @@
 //     (not formatted yet) has no key and no state.
 //   * a device (devdax): its name, /dev/dax0.0 -> "dax0.0" (as before; its poison is
 //     the kernel's, only its event log lives here).
-// Files: KEY.badblocks, KEY.badblocks.lock, KEY.events (device: NAME.events only).
+// Files: KEY.badblocks, KEY.badblocks.lock, KEY.latent, KEY.latent.lock, KEY.events
+// (device: NAME.events only). KEY.latent lists poison injected with --no-notify: reads
+// fail on it as on the rest, but nothing announces it (badblock_list.h).
 //
 // Thread-safety: all functions may be called concurrently.
 #pragma once
@@ -57,6 +59,7 @@ struct TargetState {
   std::string key;        // ImageStateKey, or the device name
   std::string badblocks;  // DIR/KEY.badblocks; "" for a device (its poison is real)
   std::string lock;       // DIR/KEY.badblocks.lock; "" for a device
+  std::string latent;     // DIR/KEY.latent (latent poison, never announced); "" for a device
   std::string events;     // DIR/KEY.events
 };
 

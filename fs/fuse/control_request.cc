@@ -26,6 +26,13 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
     out.op = ControlOp::kSubscribe;
   } else if (op == "leases") {
     out.op = ControlOp::kLeases;
+  } else if (op == "status") {
+    out.op = ControlOp::kStatus;
+  } else if (op == "verify") {
+    out.op = ControlOp::kVerify;
+    if (req.contains("rate") && !Unsigned(req, "rate", &out.rate)) {
+      return Status::InvalidArgument("verify's rate must be an unsigned number of bytes per second");
+    }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
     if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");
@@ -60,6 +67,10 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       return {{"op", "leases"}};
     case ControlOp::kUnmap:
       return {{"op", "unmap"}, {"lease", req.lease}};
+    case ControlOp::kStatus:
+      return {{"op", "status"}};
+    case ControlOp::kVerify:
+      return {{"op", "verify"}, {"rate", req.rate}};
     case ControlOp::kMap:
       return {{"op", "map"}, {"offset", req.offset}, {"length", req.length},
               {"prot", req.writable ? "rw" : "r"}};

@@ -18,7 +18,7 @@
 
 namespace udax {
 
-enum class ControlOp : uint8_t { kHello, kSubscribe, kMap, kUnmap, kLeases };
+enum class ControlOp : uint8_t { kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus };
 
 struct ControlRequest {
   ControlOp op = ControlOp::kHello;
@@ -28,6 +28,8 @@ struct ControlRequest {
   bool writable = false;
   // kUnmap: the lease to drop.
   uint64_t lease = 0;
+  // kVerify: the pass's rate in bytes per second (0: the patrol's own).
+  uint64_t rate = 0;
   bool operator==(const ControlRequest&) const = default;
 };
 

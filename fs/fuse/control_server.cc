@@ -269,6 +269,25 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
         return {{"ok", false}, {"error", "no such lease of this process"}};
       }
       return {{"ok", true}};
+    case ControlOp::kVerify:
+    case ControlOp::kStatus:
+      if (c->peer.uid != 0) {
+        return {{"ok", false}, {"error", "permission denied: the media patrol answers root only"}};
+      }
+      if (info_.patrol == nullptr) return Fail(EOPNOTSUPP, "this mount runs no media patrol");
+      if (req->op == ControlOp::kVerify) return {{"ok", true}, {"pass", info_.patrol->Request(req->rate)}};
+      {
+        nlohmann::json out{{"ok", true}, {"patrol", info_.patrol->State()}};
+        if (info_.fs != nullptr) {
+          const JournalStats js = info_.fs->journal_stats();
+          out["journal"] = {{"commits", js.commits},
+                            {"log_bytes", js.log_bytes},
+                            {"applied_bytes", js.applied_bytes},
+                            {"slot_bytes", info_.fs->superblock().journal_len},
+                            {"replayed_at_mount", info_.fs->replayed_at_mount()}};
+        }
+        return out;
+      }
     case ControlOp::kLeases:
       if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: listing leases needs root"}};
     {

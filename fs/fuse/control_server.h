@@ -18,7 +18,8 @@
 //     descriptor (/proc/self/fd), never the daemon's own open file description.
 //   * A read-only map changes nothing (no holes filled).
 //   * subscribe (events name paths) needs read permission on the region; the hello names
-//     the target only to those; leases needs root.
+//     the target only to those; leases, verify (start a media patrol pass) and status
+//     (the patrol's progress and last pass, the journal's counters) need root.
 //   * Limits: a non-root uid keeps at most Limits::conns_per_user connections and all
 //     non-root users together Limits::conns_total; root always finds a slot (up to
 //     Limits::conns_root more), so a flood cannot lock the administrator out. A
@@ -43,6 +44,7 @@
 #include "fs/base/status.h"
 #include "fs/fuse/control_request.h"
 #include "fs/fuse/lease_table.h"
+#include "notify/media_patrol.h"
 #include "fs/base/unique_fd.h"
 #include "fs/base/stop_signal.h"
 
@@ -67,6 +69,7 @@ class ControlServer {
     dev_t mount_dev = 0;        // a map request's file must be on this mount
     Filesystem* fs = nullptr;   // for map requests (null: maps refused)
     LeaseTable* leases = nullptr;
+    MediaPatrol* patrol = nullptr;  // verify and patrol requests (null: refused)
     Limits limits;
   };
   // The socket path for a mount whose device number is `dev`.

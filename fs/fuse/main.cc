@@ -32,6 +32,8 @@ struct CmdLine {
   int noacl = 0;
   char* cache = nullptr;
   char* mce_policy = nullptr;
+  char* patrol = nullptr;       // hours between media patrol passes
+  int patrol_rate_mb = 64;      // MB/s a patrol pass reads at most
   int lease_timeout_ms = 100;
   int readahead_kb = 1024;
   int uring = 0;  // opt-in: -o uring (README, "FUSE over io_uring")
@@ -44,6 +46,8 @@ const fuse_opt kOptions[] = {
     UDAX_OPT("sync", sync, 1),
     UDAX_OPT("cache=%s", cache, 0),
     UDAX_OPT("mce_policy=%s", mce_policy, 0),
+    UDAX_OPT("patrol=%s", patrol, 0),
+    UDAX_OPT("patrol_rate=%d", patrol_rate_mb, 0),
     UDAX_OPT("lease_timeout=%d", lease_timeout_ms, 0),
     UDAX_OPT("readahead=%d", readahead_kb, 0),
     UDAX_OPT("acl", noacl, 0),
@@ -119,6 +123,10 @@ void Usage(const char* prog) {
       "                           processes with a FUSE mmap of a range whose media\n"
       "                           went bad: page cache dropped, next touch SIGBUS\n"
       "                           (notify, default), SIGKILL (kill), left alone (ignore)\n"
+      "    -o patrol=HOURS        read every allocated block every HOURS (a decimal)\n"
+      "                           to find latent poison before a user does: the media\n"
+      "                           patrol (default: only on udaxctl verify-media)\n"
+      "    -o patrol_rate=MB      MB/s a patrol pass reads at most (default 64)\n"
       "    -o lease_timeout=MS    how long a direct-map client may take to give a map\n"
       "                           back before it is killed (default 100)\n"
       "    -o uring|nouring       FUSE over io_uring when the kernel offers it (Linux\n"
@@ -147,6 +155,7 @@ int main(int argc, char* argv[]) {
       fuse_opt_free_args(args);
       free(cmd->cache);
       free(cmd->mce_policy);
+      free(cmd->patrol);
     }
   } cleanup{&args, &cmd};
   if (fuse_opt_parse(&args, &cmd, kOptions, OptProc) != 0) return 1;
@@ -189,6 +198,24 @@ int main(int argc, char* argv[]) {
             cmd.readahead_kb);
     return 1;
   }
+  udax::MediaPatrol::Options patrol;
+  if (cmd.patrol) {
+    char* end = nullptr;
+    errno = 0;
+    const double hours = strtod(cmd.patrol, &end);
+    if (errno != 0 || end == cmd.patrol || *end != '\0' || !(hours > 0) || hours > 24 * 366) {
+      fprintf(stderr, "udaxfs: bad option patrol=%s (expected hours, more than 0 and at most 8784)\n",
+              cmd.patrol);
+      return 1;
+    }
+    patrol.interval = std::chrono::seconds(std::max<int64_t>(1, static_cast<int64_t>(hours * 3600)));
+  }
+  if (cmd.patrol_rate_mb < 1 || cmd.patrol_rate_mb > 1000000) {
+    fprintf(stderr, "udaxfs: bad option patrol_rate=%d (expected 1 to 1000000 MB/s)\n",
+            cmd.patrol_rate_mb);
+    return 1;
+  }
+  patrol.rate_bytes_per_s = static_cast<uint64_t>(cmd.patrol_rate_mb) * 1000000;
   if (cmd.lease_timeout_ms < 1 || cmd.lease_timeout_ms > 60000) {
     fprintf(stderr, "udaxfs: bad option lease_timeout=%d (expected 1 to 60000 ms)\n",
             cmd.lease_timeout_ms);
@@ -262,7 +289,7 @@ int main(int argc, char* argv[]) {
         udax::Status ws = watch.Start(ctx.fs, mountpoint);
         if (!ws.ok()) syslog(LOG_WARNING, "atime policy fixed at relatime: %s", ws.ToString().c_str());
         udax::MediaWatch media(std::chrono::milliseconds(cmd.lease_timeout_ms));
-        media.Start(ctx.fs, se, cmd.target, mountpoint, policy);
+        media.Start(ctx.fs, se, cmd.target, mountpoint, policy, patrol);
         readahead.Start(mountpoint, static_cast<unsigned>(cmd.readahead_kb));
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);

@@ -11,7 +11,8 @@
 namespace udax {
 
 void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& target,
-                       const std::string& mountpoint, McePolicy policy) {
+                       const std::string& mountpoint, McePolicy policy,
+                       const MediaPatrol::Options& patrol) {
   fs_ = fs;
   // The state is found through the descriptor the region has open, never the path again
   // (the path may name another file by now).
@@ -69,8 +70,10 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     for (const auto& r : leases->Revoke(0, 0, UINT64_MAX).holders) out.push_back({r.pid, r.comm, r.action});
     return out;
   };
+  patrol_ = std::make_unique<MediaPatrol>(fs, patrol);
   if (ro.mount_dev) {
     ControlServer::Info info;
+    info.patrol = patrol_.get();
     info.region_kind = RegionKindName(fs->region()->kind());
     info.map_align = std::max<uint64_t>(fs->region()->alignment(), 4096);
     info.mount_dev = *ro.mount_dev;
@@ -102,6 +105,8 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
 void MediaWatch::Stop() {
   // The queue goes with us; the Region (still read at unmount) must stop pushing to it.
   // No request is in flight any more: the FUSE loop has ended.
+  // The patrol reads the region and reports its faults into the queue: it ends first.
+  if (patrol_) patrol_->Stop();
   if (fs_ != nullptr) {
     fs_->region()->set_fault_listener(nullptr);
     fs_->set_revoke_hook(nullptr);
@@ -114,6 +119,7 @@ void MediaWatch::Stop() {
   if (resolver_) resolver_->Stop();
   resolver_.reset();
   control_.reset();
+  patrol_.reset();
 }
 
 }  // namespace udax

@@ -23,6 +23,7 @@
 #include "fs/fuse/lease_table.h"
 #include "notify/event_log.h"
 #include "notify/event_queue.h"
+#include "notify/media_patrol.h"
 #include "notify/media_resolver.h"
 #include "notify/media_sources.h"
 
@@ -36,8 +37,11 @@ class MediaWatch {
   MediaWatch(const MediaWatch&) = delete;
   MediaWatch& operator=(const MediaWatch&) = delete;
 
+  // `patrol`: the media patrol's schedule and rate (media_patrol.h); it always answers
+  // root's requests (udaxctl verify-media).
   void Start(Filesystem* fs, fuse_session* se, const std::string& target,
-             const std::string& mountpoint, McePolicy policy);
+             const std::string& mountpoint, McePolicy policy,
+             const MediaPatrol::Options& patrol = {});
   // Stops the sources, drains what they queued, stops the resolver. Idempotent.
   void Stop();
 
@@ -48,6 +52,7 @@ class MediaWatch {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<MediaSources> sources_;
   std::unique_ptr<MediaResolver> resolver_;
+  std::unique_ptr<MediaPatrol> patrol_;     // stopped first: its faults feed the queue
   std::unique_ptr<ControlServer> control_;  // outlives the resolver, which publishes to it
 };
 

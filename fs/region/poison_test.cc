@@ -191,6 +191,51 @@ TEST_F(RegionPoisonTest, ClearTakesWholeBlocksOnlyAndUpdatesTheFile) {
   EXPECT_EQ(r->ClearEmulatedPoison(kSize, 1).code(), EINVAL);
 }
 
+TEST_F(RegionPoisonTest, LatentPoisonFailsReadsAndIsKnownOnlyOnceFound) {
+  Open();
+  const std::string latent = list_.substr(0, list_.size() - std::string(".badblocks").size()) + ".latent";
+  std::ofstream(latent) << "16 1\n40 2\n";  // bytes [8192, 8704) and [20480, 21504)
+  auto r = Open();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->latent_path(), latent);
+  // Nothing announced it: not known bad, but a read of it fails all the same.
+  EXPECT_FALSE(r->HasKnownBad(0, kSize));
+  EXPECT_TRUE(r->EmulatedPoison().empty());
+  EXPECT_EQ(r->LatentPoison(), (std::vector<RegionRange>{{8192, 512}, {20480, 1024}}));
+  std::vector<uint8_t> buf(4096);
+  MediaFault fault;
+  {
+    FaultOrigin origin("test");
+    EXPECT_EQ(r->ReadSafe(8000, buf.data(), 1000, &fault).code(), EIO);
+  }
+  EXPECT_EQ(fault.offset, 8192u);
+  EXPECT_EQ(fault.length, 512u);
+  EXPECT_STREQ(fault.origin, "test");
+  EXPECT_EQ(FaultOrigin::current(), nullptr);
+  // Found (the media handler marks it): known from then on, no longer latent.
+  r->MarkKnownBad({8192, 512});
+  r->MarkKnownBad({0, 4096});  // not latent: an image's list is the whole truth
+  EXPECT_EQ(r->KnownBadIn(0, kSize), (std::vector<RegionRange>{{8192, 512}}));
+  EXPECT_EQ(r->LatentPoison(), (std::vector<RegionRange>{{20480, 1024}}));
+  // The announced list changing does not forget what was found.
+  BadblockList announced;
+  announced.Add(100, 1);
+  r->SetEmulatedPoison(announced);
+  EXPECT_EQ(r->KnownBadIn(0, kSize), (std::vector<RegionRange>{{8192, 512}, {51200, 512}}));
+  // Clearing a found latent block (a rewrite) takes it out of the latent file too.
+  BadblockList cleared;
+  ASSERT_OK(r->ClearEmulatedPoison(8192, 512, &cleared));
+  EXPECT_EQ(cleared.ranges(), (std::vector<BadblockRange>{{16, 1}}));
+  auto file = ReadBadblockListFile(latent);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->ranges(), (std::vector<BadblockRange>{{40, 2}}));
+  ASSERT_OK(r->ReadSafe(8192, buf.data(), 512));
+  // Uninjected (the latent list emptied): healthy again.
+  r->SetLatentPoison(BadblockList());
+  EXPECT_TRUE(r->LatentPoison().empty());
+  ASSERT_OK(r->ReadSafe(20480, buf.data(), 1024));
+}
+
 TEST_F(RegionPoisonTest, ClearOnReadOnlyRegionIsRefused) {
   Open();
   WriteList("8 1\n");

@@ -14,6 +14,10 @@
 // fs/format/badblock_list.h; never a file beside the image, which others may plant) is
 // loaded at Open, and ReadSafe of a listed range fails exactly as a poisoned read of
 // real pmem does: EIO, and a MediaFault (BUS_MCEERR_AR) to *fault and the fault listener.
+// Its latent list (uuid-HEX.latent, `udaxctl inject-error --no-notify`, as ndctl's
+// --no-notify asks firmware not to tell the OS) fails reads the same way, but no watcher
+// announces it: like poison the platform never reported, it is found by the read that
+// consumes it (a user's, or the media patrol's), and from then on it is known bad.
 //
 // Thread-safety: all methods are safe to call concurrently; ranges are the caller's concern.
 #pragma once
@@ -26,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/base/mutex.h"
 #include "fs/base/status.h"
 #include "fs/region/poison_map.h"
 
@@ -45,6 +50,23 @@ struct MediaFault {
   uint64_t offset = 0;
   uint64_t length = 0;
   int si_code = 0;
+  // What the faulting thread was doing, when it said so (FaultOrigin): "media patrol".
+  const char* origin = nullptr;
+};
+
+// Names what this thread's region accesses are for, while it lives: a fault they catch
+// carries it (MediaFault::origin), so the event log can say who found the poison.
+class FaultOrigin {
+ public:
+  explicit FaultOrigin(const char* what) : outer_(current_) { current_ = what; }
+  ~FaultOrigin() { current_ = outer_; }
+  FaultOrigin(const FaultOrigin&) = delete;
+  FaultOrigin& operator=(const FaultOrigin&) = delete;
+  static const char* current() { return current_; }
+
+ private:
+  static inline thread_local const char* current_ = nullptr;
+  const char* const outer_;
 };
 
 struct RegionOptions {
@@ -119,20 +141,25 @@ class Region {
   }
 
   // --- known-bad media (every target) ---
-  // The bad byte ranges overlapping [off, off+n), clipped to it: the emulated poison of an
-  // image, or on a device what MarkKnownBad was told. One atomic load when nothing is bad.
+  // The bad byte ranges overlapping [off, off+n), clipped to it: the announced emulated
+  // poison of an image and the latent poison found since, or on a device what
+  // MarkKnownBad was told. One atomic load when nothing is bad.
   std::vector<RegionRange> KnownBadIn(uint64_t off, uint64_t n) const { return poison_.Overlaps(off, n); }
   bool HasKnownBad(uint64_t off, uint64_t n) const { return poison_.FirstOverlap(off, n).has_value(); }
   bool AnyKnownBad() const { return !poison_.empty(); }
+  // Whether a read of [off, off+n) would fault on emulated poison, known or latent: what
+  // a path that reads the mapping without ReadSafe (the in-place read reply) must ask.
+  bool HasEmulatedPoison(uint64_t off, uint64_t n) const {
+    return HasKnownBad(off, n) || latent_.FirstOverlap(off, n).has_value();
+  }
   // A device's bad range as the kernel (badblocks) or a caught machine check reported
   // it: later reads of it fail with EIO at once instead of consuming the poison again.
   // The kernel may clear the range later (ndctl clear-errors zeroes it), but its old
   // contents are gone, so it stays bad here until the daemon restarts. No effect on an
   // emulated image, whose list file is the whole truth (SetEmulatedPoison replaces the set;
   // on a file on fsdax it also drops what was marked, which the kernel then reports again).
-  void MarkKnownBad(RegionRange range) {
-    if (kind_ != RegionKind::kEmulated) poison_.Add(range);
-  }
+  // On an image, marking latent poison (found by a read) makes it known bad the same way.
+  void MarkKnownBad(RegionRange range);
 
   // --- emulated poison (regular-file targets; see the file comment) ---
   // The list file that emulates poison on this region: STATE_DIR/uuid-HEX.badblocks for
@@ -142,15 +169,22 @@ class Region {
   // Replaces the emulated poison with `list` (512-byte sectors from the region start;
   // sectors past the region end are ignored). For the list-file watcher's callback.
   void SetEmulatedPoison(const BadblockList& list);
+  // The latent list file of this region (STATE_DIR/uuid-HEX.latent), "" when it has none.
+  const std::string& latent_path() const { return latent_path_; }
+  // Replaces the latent poison with `list` (the latent list watcher's callback). Latent
+  // ranges found earlier stay known bad while the list still holds them.
+  void SetLatentPoison(const BadblockList& list);
+  // The latent poison no read has found yet.
+  std::vector<RegionRange> LatentPoison() const;
   // Rereads badblocks_path() and applies it. EINVAL (naming file and line) on a
   // malformed list, which leaves the poison in force unchanged; OK and nothing to do on
   // a device.
   Status ReloadEmulatedPoison();
-  // The poisoned byte ranges in force, sorted and merged.
+  // The known poisoned byte ranges (announced, or latent and found), sorted and merged.
   std::vector<RegionRange> EmulatedPoison() const { return poison_.ranges(); }
   // What a write that clears pmem poison does (ndctl clear-errors semantics): removes the
   // whole 512-byte blocks inside [off, off+n) from the emulated poison and from the list
-  // file. Partial blocks at either end stay poisoned. The daemon calls this with the
+  // files (announced and latent). Partial blocks at either end stay poisoned. The daemon calls this with the
   // filesystem mutex held, so the list's lock is waited for at most 200 ms
   // (kClearLockWait; EBUSY after that; see fs/format/badblock_list.h), never without bound. *cleared (if non-null) receives the
   // sectors that were poisoned and are now clear. Errors: EINVAL out of bounds, EROFS on a
@@ -159,7 +193,8 @@ class Region {
 
  protected:
   Region() = default;
-  void ReportFault(const MediaFault& fault) const {
+  void ReportFault(MediaFault& fault) const {
+    fault.origin = FaultOrigin::current();
     if (fault_listener_) fault_listener_(fault);
   }
   // Finds this image's state (fs/format/state_dir.h: created and legacy side files migrated
@@ -168,12 +203,12 @@ class Region {
   Status AttachEmulatedPoison();
   // Loads the emulated poison from `list_path` and remembers the path. EINVAL on a
   // malformed list.
-  Status LoadEmulatedPoison(const std::string& list_path);
+  Status LoadEmulatedPoison(const std::string& list_path, const std::string& latent_path);
   // OK when no emulated poison lies in [off, off+n). Otherwise fills *fault (if
   // non-null), reports the fault to the listener and returns EIO, as a real poisoned
   // read would. One atomic load when nothing is poisoned.
   Status CheckEmulatedPoison(const char* op, uint64_t off, uint64_t n, MediaFault* fault) const {
-    if (poison_.empty()) return Status::Ok();
+    if (poison_.empty() && latent_.empty()) return Status::Ok();
     return EmulatedPoisonFault(op, off, n, fault);
   }
   // OK when [off, off+n) lies inside the region (n == 0 at off == size() is fine);
@@ -194,8 +229,17 @@ class Region {
  private:
   Status EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n, MediaFault* fault) const;
 
+  // poison_ = announced_ + found_: what reads fail on and KnownBadIn tells. Recomputed
+  // under known_mu_ whenever either changes.
+  void RecomputeKnownLocked() REQUIRES(known_mu_);
+
   std::string badblocks_path_;
+  std::string latent_path_;
   PoisonMap poison_;
+  PoisonMap latent_;  // latent poison not found yet: reads fail on it too
+  Mutex known_mu_;
+  std::vector<RegionRange> announced_ GUARDED_BY(known_mu_);  // the list file's (image)
+  std::vector<RegionRange> found_ GUARDED_BY(known_mu_);  // latent, found (image), or marked (device)
   std::atomic<bool> prefault_unsupported_{false};  // the kernel said EINVAL once
 };
 

@@ -321,8 +321,8 @@ Status Pmem2Region::FaultStatus(const char* op, const CaughtSigbus& caught, Medi
   fault.offset = first - base;
   fault.length = last > first ? last - first : 0;
   fault.si_code = caught.si_code;
+  ReportFault(fault);  // fills in the origin
   if (out != nullptr) *out = fault;
-  ReportFault(fault);
   return Status::IoError(path_ + ": " + op + ": media fault (" + SigbusCodeName(caught.si_code) +
                          ") at region offset " + Hex(fault.offset) + ", " + Hex(fault.length) +
                          " bytes");

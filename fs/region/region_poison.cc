@@ -31,7 +31,57 @@ std::vector<RegionRange> ToRegionRanges(const BadblockList& list, uint64_t size)
 }  // namespace
 
 void Region::SetEmulatedPoison(const BadblockList& list) {
-  poison_.Set(ToRegionRanges(list, size_));
+  MutexLock l(&known_mu_);
+  announced_ = ToRegionRanges(list, size_);
+  RecomputeKnownLocked();
+}
+
+void Region::SetLatentPoison(const BadblockList& list) {
+  MutexLock l(&known_mu_);
+  latent_.Set(ToRegionRanges(list, size_));
+  // What was found stays known while the list still holds it; an uninjected range is
+  // healthy again.
+  std::vector<RegionRange> still;
+  for (const RegionRange& r : found_) {
+    for (const RegionRange& o : latent_.Overlaps(r.offset, r.length)) still.push_back(o);
+  }
+  found_ = std::move(still);
+  RecomputeKnownLocked();
+}
+
+std::vector<RegionRange> Region::LatentPoison() const {
+  std::vector<RegionRange> out;
+  for (const RegionRange& r : latent_.ranges()) {
+    uint64_t at = r.offset;
+    for (const RegionRange& k : poison_.Overlaps(r.offset, r.length)) {
+      if (k.offset > at) out.push_back({at, k.offset - at});
+      at = k.end();
+    }
+    if (at < r.end()) out.push_back({at, r.end() - at});
+  }
+  return out;
+}
+
+void Region::MarkKnownBad(RegionRange range) {
+  if (range.length == 0) return;
+  MutexLock l(&known_mu_);
+  if (kind_ != RegionKind::kEmulated) {
+    found_.push_back(range);
+  } else {
+    // An image's list file is the whole truth for what it announces; what is marked
+    // here can only be latent poison a read has just found.
+    const std::vector<RegionRange> hit = latent_.Overlaps(range.offset, range.length);
+    if (hit.empty()) return;
+    found_.insert(found_.end(), hit.begin(), hit.end());
+  }
+  RecomputeKnownLocked();
+  if (kind_ != RegionKind::kEmulated) found_ = poison_.ranges();  // kept merged
+}
+
+void Region::RecomputeKnownLocked() {
+  std::vector<RegionRange> all = announced_;
+  all.insert(all.end(), found_.begin(), found_.end());
+  poison_.Set(std::move(all));
 }
 
 Status Region::AttachEmulatedPoison() {
@@ -48,24 +98,29 @@ Status Region::AttachEmulatedPoison() {
     if (state.status().code() == ENODATA) return Status::Ok();
     return state.status();
   }
-  Status st = LoadEmulatedPoison(state->badblocks);
+  Status st = LoadEmulatedPoison(state->badblocks, state->latent);
   // The state directory is root's (0700): a user opening an image they may read cannot
   // see root's injected poison, and must not be refused the image for it.
   if (st.code() == EACCES) return Status::Ok();
   return st;
 }
 
-Status Region::LoadEmulatedPoison(const std::string& list_path) {
+Status Region::LoadEmulatedPoison(const std::string& list_path, const std::string& latent_path) {
   UDAX_ASSIGN_OR_RETURN(BadblockList list, ReadBadblockListFile(list_path));
+  UDAX_ASSIGN_OR_RETURN(BadblockList latent, ReadBadblockListFile(latent_path));
   badblocks_path_ = list_path;
+  latent_path_ = latent_path;
   SetEmulatedPoison(list);
+  SetLatentPoison(latent);
   return Status::Ok();
 }
 
 Status Region::ReloadEmulatedPoison() {
   if (badblocks_path_.empty()) return Status::Ok();
   UDAX_ASSIGN_OR_RETURN(BadblockList list, ReadBadblockListFile(badblocks_path_));
+  UDAX_ASSIGN_OR_RETURN(BadblockList latent, ReadBadblockListFile(latent_path_));
   SetEmulatedPoison(list);
+  SetLatentPoison(latent);
   return Status::Ok();
 }
 
@@ -90,6 +145,27 @@ Status Region::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* clear
         &after, kClearLockWait));
     // Everything the file holds now, including what others added meanwhile.
     SetEmulatedPoison(after);
+    // Latent poison under the rewrite is cleared the same way (it was found, or the
+    // rewrite would not be here).
+    BadblockList latent_before, latent_after;
+    const Status latent = UpdateBadblockListFile(
+        latent_path_,
+        [&](BadblockList* list) {
+          latent_before = *list;
+          // Nothing latent here (the common case): leave the file alone.
+          if (!list->Overlaps(first, last - first)) return Status::Error(EALREADY, "");
+          list->Remove(first, last - first);
+          return Status::Ok();
+        },
+        &latent_after, kClearLockWait);
+    if (!latent.ok() && latent.code() != EALREADY) return latent;
+    if (latent.ok()) {
+      SetLatentPoison(latent_after);
+      const BadblockList healed = latent_before.Minus(latent_after);
+      for (const BadblockRange& r : healed.ranges()) {
+        before.Add(r.sector, r.count);
+      }
+    }
   }
   if (cleared != nullptr) *cleared = before.Minus(after);
   return Status::Ok();
@@ -97,14 +173,15 @@ Status Region::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* clear
 
 Status Region::EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n,
                                    MediaFault* fault) const {
-  const std::optional<RegionRange> bad = poison_.FirstOverlap(off, n);
+  std::optional<RegionRange> bad = poison_.FirstOverlap(off, n);
+  if (!bad) bad = latent_.FirstOverlap(off, n);
   if (!bad) return Status::Ok();
   MediaFault f;
   f.offset = bad->offset;
   f.length = bad->length;
   f.si_code = BUS_MCEERR_AR;
+  ReportFault(f);  // fills in the origin
   if (fault != nullptr) *fault = f;
-  ReportFault(f);
   return Status::IoError(path_ + ": " + op + ": media fault (emulated poison, BUS_MCEERR_AR) at region offset " +
                          Hex(f.offset) + ", " + Hex(f.length) + " bytes");
 }

@@ -9,6 +9,12 @@
  *                            "region_size": ..., "mce_policy": ...}
  *   {"op": "subscribe"}  -> {"ok": true}, then one {"event": {...}} packet per media event,
  *                           the same object as a line of the event log (udaxctl events)
+ *   {"op": "verify", "rate": B} -> {"ok": true, "pass": N}: root asks the media patrol for
+ *                           a pass at B bytes/s (0 or absent: the mount's patrol_rate);
+ *                           N is the pass that answers it
+ *   {"op": "status"}     -> {"ok": true, "patrol": {"running", "pass", "progress", "last":
+ *                           {"id", "found": [{offset, length}], ...}, ...},
+ *                           "journal": {"commits", "replayed_at_mount", ...}} (root)
  * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
  * permission on the target (the image or device), as opening it would. */
 #ifndef UDAXFS_CONTROL_H_

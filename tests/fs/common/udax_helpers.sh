@@ -103,7 +103,7 @@ _udax_state_file() {
 # /var/lib/udaxfs otherwise outlives its image).
 _udax_forget_state() {
   local f
-  for f in badblocks badblocks.lock events; do rm -f "$(_udax_state_file "$1" "$f")"; done
+  for f in badblocks badblocks.lock latent latent.lock events; do rm -f "$(_udax_state_file "$1" "$f")"; done
 }
 
 # _yesno COND-COMMAND...: prints "yes" when the command succeeds, else "no".
