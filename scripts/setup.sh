@@ -18,6 +18,9 @@ PACKAGES=(
   libisal-dev nlohmann-json3-dev libcli11-dev
   # man pages (man/*.scd, rendered to roff at build time) and man(1) to check them
   scdoc man-db groff-base
+  # the Debian package (scripts/package.sh: CPack, dpkg-shlibdeps) and the check of the
+  # patrol's systemd units (systemd-analyze verify)
+  dpkg-dev systemd
   # unit tests and benchmarks
   libgtest-dev googletest libbenchmark-dev fio
   # mounted-filesystem test suite (tests/fs): python helpers, setpriv/findmnt, xxd ...

@@ -7,6 +7,9 @@
 #   3. tests/fs/check -b build              the mounted-filesystem suite, over /dev/fuse
 #   4. ctest -L lab-quick (build/)          the pmem lab: QEMU guests with real devdax/fsdax
 #                                           (scripts/lab; README "The pmem lab")
+#      tests/package/package_test.sh        the Debian package: scripts/package.sh, dpkg -i,
+#                                           an fstab line with mount -a, dpkg -r (skipped
+#                                           where a udaxfs package is installed already)
 #   5. scripts/build.sh --sanitize          -> build-asan/   + ctest (ASan + UBSan)
 #   6. tests/fs/check -b build-asan         the suite again on the sanitized daemon
 #                                           (all of it; see UDAX_ASAN_FS_EXCLUDE), over
@@ -23,6 +26,7 @@
 #                                           -L lab (the five scenarios, ~10 min), also
 #                                           -L 'pmem-extra|dax-suite' (the whole fs suite
 #                                           on devdax and fsdax, ~1 h each), or none
+#   UDAX_SKIP_PACKAGE=1                    skip the package test
 #   UDAX_SKIP_ASAN=1                       skip steps 5 and 6
 #   UDAX_SKIP_FUZZ=1                       skip step 7 (UDAX_FUZZ_SECONDS: per target)
 #   UDAX_ASAN_FS_EXCLUDE                   tests left out of step 6 (default: none)
@@ -102,6 +106,12 @@ if UDAX_BUILD_DIR=$normal scripts/build.sh; then
   if [[ -n $labels ]]; then
     step "pmem lab: ctest -L '$labels' ($normal)"
     (cd "$normal" && ctest --output-on-failure -L "$labels") || failed_steps+=("pmem lab")
+  fi
+  if [[ ${UDAX_SKIP_PACKAGE:-0} != 1 ]]; then
+    step "Debian package: build, dpkg -i, mount -a, dpkg -r ($normal)"
+    pkg_rc=0
+    tests/package/package_test.sh "$normal" || pkg_rc=$?
+    ((pkg_rc == 0 || pkg_rc == 77)) || failed_steps+=("package")
   fi
 else
   failed_steps+=("build $normal")
