@@ -1,7 +1,9 @@
 // media_patrol.cc -- the patrol thread: wait for a request or the schedule, run a pass.
 #include "notify/media_patrol.h"
 
+#include <sys/resource.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "fs/core/filesystem.h"
 
@@ -40,6 +42,9 @@ void MediaPatrol::Stop() {
 }
 
 void MediaPatrol::Run() {
+  // A background reader: the lowest priority, so that under load the mount's users come
+  // first and a pass only slows down (its rate is a ceiling, not a promise).
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
   using Clock = std::chrono::steady_clock;
   const bool scheduled = options_.interval.count() > 0;
   Clock::time_point due = Clock::now() + options_.interval;

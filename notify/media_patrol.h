@@ -6,6 +6,7 @@
 // request while a pass runs joins that pass. What each pass finds goes through the
 // Region's fault listener to the media resolver like any other fault, so the patrol
 // itself only reads and reports: its progress, and what its last completed pass found.
+// Its thread runs at nice 19: under load a pass slows down rather than the mount's users.
 //
 // Thread-safety: every method from any thread; the destructor (or Stop) ends a running
 // pass within one chunk and joins the thread.

@@ -24,8 +24,9 @@ double ThreadCpuSeconds() {
 class Pass {
  public:
   Pass(Filesystem* fs, const VerifyOptions& options, VerifyProgress* progress)
-      : fs_(fs), region_(fs->region()), options_(options), progress_(progress),
-        buf_(std::max<uint64_t>(options.chunk_bytes, 4096)),
+      : region_(fs->region()), options_(options), progress_(progress),
+        chunk_(std::max<uint64_t>(options.chunk_bytes, 4096)),
+        buf_(std::min<uint64_t>(chunk_, kCopyBytes)),
         start_(std::chrono::steady_clock::now()) {}
 
   bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
@@ -34,7 +35,7 @@ class Pass {
   void Range(uint64_t off, uint64_t len) {
     const uint64_t end = off + len;
     while (off < end && !Stopped()) {
-      const uint64_t n = std::min<uint64_t>(end - off, buf_.size());
+      const uint64_t n = std::min<uint64_t>(end - off, chunk_);
       Chunk(off, n);
       off += n;
       Pace();
@@ -61,8 +62,17 @@ class Pass {
     Read(at, end);
   }
 
-  // Reads [at, end) of healthy-looking media; a fault is recorded and stepped over.
+  // Reads [at, end) of healthy-looking media, a buffer at a time; a fault is recorded
+  // and stepped over.
   void Read(uint64_t at, uint64_t end) {
+    while (at < end) {
+      const uint64_t piece_end = std::min<uint64_t>(end, at + buf_.size());
+      Piece(at, piece_end);
+      at = piece_end;
+    }
+  }
+
+  void Piece(uint64_t at, uint64_t end) {
     while (at < end) {
       MediaFault fault;
       const Status st = region_->ReadSafe(at, buf_.data(), end - at, &fault);
@@ -117,10 +127,13 @@ class Pass {
     }
   }
 
-  Filesystem* const fs_;
   Region* const region_;
   const VerifyOptions options_;
   VerifyProgress* const progress_;
+  // The copy goes through a buffer that stays in the CPU's cache (the bytes are only
+  // read to be checked), so a pass does not evict what the mount's users are working on.
+  static constexpr uint64_t kCopyBytes = 64 << 10;
+  const uint64_t chunk_;
   std::vector<uint8_t> buf_;
   const std::chrono::steady_clock::time_point start_;
   uint64_t done_ = 0;

@@ -31,7 +31,7 @@ class Filesystem;
 
 struct VerifyOptions {
   uint64_t rate_bytes_per_s = 0;  // 0: as fast as the media reads
-  uint64_t chunk_bytes = 1 << 20;  // one ReadSafe (and one rate check) per chunk
+  uint64_t chunk_bytes = 1 << 20;  // one rate check per chunk (copied 64 KiB at a time)
   const std::atomic<bool>* stop = nullptr;  // set: the pass ends early
 };
 
