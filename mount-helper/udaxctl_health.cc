@@ -3,7 +3,8 @@
 // One screen from what the other commands know: serving or shut down (a mount answers
 // stat with EIO once shut down), the bad blocks and what owns them (list --media-errors),
 // what the daemon has done about media events (the event log), the direct maps clients
-// hold (leases), and from the daemon the media patrol's last pass and the journal. The verdict is fsck's exit code, as xfs_spaceman's health is
+// hold (leases), and from the daemon the media patrol's last pass, the last scrub and the
+// journal. The verdict is fsck's exit code, as xfs_spaceman's health is
 // read: 0 healthy; 1 something happened and was dealt with (metadata repaired, bad media
 // quarantined or moved); 4 damage left (file bytes that fail with EIO, metadata still
 // bad, a shut-down filesystem); 8 the state could not be told (damage found still says
@@ -32,6 +33,15 @@ constexpr int kUnknown = kFsckOperational;
 
 bool IsFileContent(const std::string& kind) {
   return kind == "file-data" || kind == "xattr" || kind == "symlink";
+}
+
+// Seconds since the epoch as "2026-12-06T04:59:33Z".
+std::string Utc(double seconds) {
+  char when[64] = "?";
+  const time_t t = static_cast<time_t>(seconds);
+  struct tm tm {};
+  if (gmtime_r(&t, &tm) != nullptr) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return when;
 }
 
 // A string field of an event log record, or `def`: the log is read, not trusted.
@@ -156,7 +166,7 @@ int CmdHealth(const std::string& target, bool json) {
   }
 
   // The media patrol's last pass and the journal, which only the daemon knows.
-  std::string patrol_line, journal_line;
+  std::string patrol_line, journal_line, scrub_line;
   if (serving) {
     std::optional<nlohmann::json> status = ControlCall(mount, {{"op", "status"}}, cmd);
     if (status && (*status)["patrol"].is_object()) {
@@ -173,11 +183,8 @@ int CmdHealth(const std::string& target, bool json) {
       if (p.contains("last") && p["last"].is_object()) {
         const nlohmann::json& l = p["last"];
         const size_t found = l.value("found", nlohmann::json::array()).size();
-        char when[64] = "?";
-        const time_t t = static_cast<time_t>(l.value("finished", 0.0));
-        struct tm tm {};
-        if (gmtime_r(&t, &tm) != nullptr) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        patrol_line += "; last pass " + std::to_string(l.value("id", uint64_t{0})) + " ended " + when +
+        patrol_line += "; last pass " + std::to_string(l.value("id", uint64_t{0})) + " ended " +
+                       Utc(l.value("finished", 0.0)) +
                        ", " + std::to_string(found) + " bad range(s) found" +
                        (l.value("stopped", false) ? " (stopped early)" : "") +
                        (l.contains("error") ? " (failed: " + l.value("error", "") + ")" : "");
@@ -186,6 +193,20 @@ int CmdHealth(const std::string& target, bool json) {
       }
     } else {
       not_known("media patrol: the daemon did not say");
+    }
+    if (status && (*status)["scrub"].is_object()) {
+      const nlohmann::json& sc = (*status)["scrub"];
+      out["scrub"] = sc;
+      const uint64_t problems = sc.value("problems", uint64_t{0});
+      scrub_line = "last ended " + Utc(sc.value("finished", 0.0)) + ": " +
+                   (sc.contains("error") ? "could not run (" + sc.value("error", "") + ")"
+                                         : std::to_string(problems) + " checksum failures in " +
+                                               std::to_string(sc.value("inodes", uint64_t{0})) + " inodes");
+      if (problems > 0) {
+        worse(kDamaged, "the last scrub found " + std::to_string(problems) + " checksum failures (udaxctl scrub)");
+      }
+    } else if (status) {
+      scrub_line = "none since mount";
     }
     if (status && (*status)["journal"].is_object()) {
       const nlohmann::json& j = (*status)["journal"];
@@ -224,6 +245,7 @@ int CmdHealth(const std::string& target, bool json) {
   }
   if (out.contains("leases")) printf("  direct maps: %" PRIu64 "\n", out["leases"].get<uint64_t>());
   if (!patrol_line.empty()) printf("  media patrol: %s\n", patrol_line.c_str());
+  if (!scrub_line.empty()) printf("  scrub: %s\n", scrub_line.c_str());
   if (!journal_line.empty()) printf("  journal: %s\n", journal_line.c_str());
   for (const std::string& f : findings) printf("  - %s\n", f.c_str());
   return verdict;

@@ -6,6 +6,7 @@
 // CLI11), and the command parsed is looked up in it; a command line naming none of them
 // gets CLI11's one-line error and exit 1, as every other usage error.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <string>
 
@@ -147,7 +148,15 @@ int main(int argc, char** argv) {
   // require_subcommand(1): a parse that got here named exactly one command of the table.
   const std::string chosen = app.get_subcommands().front()->get_name();
   for (const Command& c : kCommands) {
-    if (chosen == c.name) return c.run(args);
+    if (chosen != c.name) continue;
+    // A daemon (or a log) of another version may answer with a field of another type:
+    // nlohmann's accessors throw then. One line and exit 1, as any other failure.
+    try {
+      return c.run(args);
+    } catch (const nlohmann::json::exception& e) {
+      fprintf(stderr, "udaxctl %s: unexpected answer: %s\n", c.name, e.what());
+      return chosen == "health" ? 8 : 1;  // health's "could not tell"
+    }
   }
   return 1;
 }

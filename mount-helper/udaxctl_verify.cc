@@ -96,7 +96,11 @@ int Report(const std::string& where, nlohmann::json result, bool json, bool moun
 int VerifyMounted(const std::string& mount, uint64_t rate, bool json) {
   std::optional<nlohmann::json> started = ControlCall(mount, {{"op", "verify"}, {"rate", rate}}, kCmd);
   if (!started) return 1;
-  const uint64_t id = started->value("pass", uint64_t{0});
+  if (!started->contains("pass") || !(*started)["pass"].is_number_unsigned()) {
+    fprintf(stderr, "udaxctl %s: %s: malformed answer\n", kCmd, mount.c_str());
+    return 1;
+  }
+  const uint64_t id = (*started)["pass"].get<uint64_t>();
   const bool tty = isatty(STDERR_FILENO) && !json;
   for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -169,8 +173,8 @@ int CmdVerifyMedia(const std::string& where, const std::string& rate_mb, bool js
     char* end = nullptr;
     errno = 0;
     const double mb = strtod(rate_mb.c_str(), &end);
-    if (errno != 0 || end == rate_mb.c_str() || *end != '\0' || !(mb > 0) || mb > 1e6) {
-      fprintf(stderr, "udaxctl %s: bad --rate '%s' (MB/s, more than 0 and at most 1000000)\n",
+    if (errno != 0 || end == rate_mb.c_str() || *end != '\0' || !(mb >= 1) || mb > 1e6) {
+      fprintf(stderr, "udaxctl %s: bad --rate '%s' (MB/s, from 1 to 1000000)\n",
               kCmd, rate_mb.c_str());
       return 1;
     }

@@ -324,7 +324,25 @@ Result<CheckReport> Checker::CheckNamespaceLocked(Filesystem* fs, const DiskSupe
   return report;
 }
 
-Result<CheckReport> Checker::Scrub() { return Walk(&Checker::ScrubLocked); }
+Result<CheckReport> Checker::Scrub() {
+  Result<CheckReport> r = Walk(&Checker::ScrubLocked);
+  ScrubRecord record;
+  record.finished = std::chrono::system_clock::now();
+  if (r.ok()) {
+    record.inodes = r->inodes;
+    record.problems = r->problems;
+  } else {
+    record.error = r.status().message();
+  }
+  MutexLock lock(&record_mu_);
+  last_scrub_ = std::move(record);
+  return r;
+}
+
+std::optional<Checker::ScrubRecord> Checker::last_scrub() const {
+  MutexLock lock(&record_mu_);
+  return last_scrub_;
+}
 
 Result<CheckReport> Checker::ScrubLocked(Filesystem* fs, const DiskSuperblock& sb) {
   fs->mu_.AssertHeld();

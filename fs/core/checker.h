@@ -13,8 +13,10 @@
 // The order is written once, at Filesystem::mu_.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,7 +59,17 @@ class Checker {
   // Verifies the checksum of every metadata record in use (superblock and replica,
   // journal state, inodes, extent slots and blocks, directory buckets, reverse-map
   // records) without cross-checking them; reports each failure.
-  Result<CheckReport> Scrub() EXCLUDES(mu_);
+  Result<CheckReport> Scrub() EXCLUDES(mu_, record_mu_);
+
+  // The last Scrub since mount, for `udaxctl health`: when it ended and what it found
+  // (or why it could not run). Answered without waiting for a walk in progress.
+  struct ScrubRecord {
+    std::chrono::system_clock::time_point finished;
+    uint64_t inodes = 0;
+    uint64_t problems = 0;
+    std::string error;  // the scrub could not run
+  };
+  std::optional<ScrubRecord> last_scrub() const EXCLUDES(record_mu_);
 
   // fsck's progress line: the walks call it now and then. Empty: no progress is told.
   void set_progress(WalkProgress progress) EXCLUDES(mu_);
@@ -95,6 +107,8 @@ class Checker {
   Filesystem* const fs_;
   Mutex mu_;
   WalkProgress progress_ GUARDED_BY(mu_);
+  mutable Mutex record_mu_;  // a leaf
+  std::optional<ScrubRecord> last_scrub_ GUARDED_BY(record_mu_);
 };
 
 }  // namespace udax

@@ -298,6 +298,12 @@ class Filesystem {
   struct statvfs StatFs();
   uint64_t MaxFileSize() const;
   const DiskSuperblock& superblock() const { return sb_; }
+  // A copy taken under the metadata lock, for threads that run beside operations which
+  // rewrite the superblock (a label change): the media patrol, the control socket.
+  DiskSuperblock SuperblockSnapshot() {
+    MetaLock lock(this);
+    return sb_;
+  }
   JournalStats journal_stats() {
     MetaLock lock(this);
     return journal_->stats();

@@ -24,12 +24,16 @@ double ThreadCpuSeconds() {
 class Pass {
  public:
   Pass(Filesystem* fs, const VerifyOptions& options, VerifyProgress* progress)
-      : region_(fs->region()), options_(options), progress_(progress),
+      : fs_(fs), region_(fs->region()), options_(options), progress_(progress),
         chunk_(std::max<uint64_t>(options.chunk_bytes, 4096)),
         buf_(std::min<uint64_t>(chunk_, kCopyBytes)),
-        start_(std::chrono::steady_clock::now()) {}
+        start_(std::chrono::steady_clock::now()),
+        paced_from_(start_) {}
 
-  bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
+  // Asked to stop, or the filesystem shut down (a removed device: every read would fault).
+  bool Stopped() const {
+    return (options_.stop != nullptr && options_.stop->load()) || fs_->shut_down();
+  }
 
   // Reads [off, off+len), skipping known-bad ranges and stepping over every fault.
   void Range(uint64_t off, uint64_t len) {
@@ -114,19 +118,29 @@ class Pass {
   }
 
   // Sleeps until the bytes done so far fit the rate (in slices, so a stop is seen soon).
+  // The rate is a ceiling: a pass that fell behind (its thread was not scheduled, a
+  // fault took long) does not make up for it at full speed, it starts counting again.
   void Pace() {
     if (options_.rate_bytes_per_s == 0) return;
-    const auto due = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                  std::chrono::duration<double>(static_cast<double>(done_) /
-                                                                static_cast<double>(options_.rate_bytes_per_s)));
+    using Clock = std::chrono::steady_clock;
+    const auto due = paced_from_ + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(
+                                           static_cast<double>(done_ - paced_bytes_) /
+                                           static_cast<double>(options_.rate_bytes_per_s)));
+    const auto now = Clock::now();
+    if (now > due + std::chrono::milliseconds(100)) {
+      paced_from_ = now;
+      paced_bytes_ = done_;
+      return;
+    }
     while (!Stopped()) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= due) return;
-      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-          due - now, std::chrono::milliseconds(100)));
+      const auto t = Clock::now();
+      if (t >= due) return;
+      std::this_thread::sleep_for(std::min<Clock::duration>(due - t, std::chrono::milliseconds(100)));
     }
   }
 
+  Filesystem* const fs_;
   Region* const region_;
   const VerifyOptions options_;
   VerifyProgress* const progress_;
@@ -137,6 +151,8 @@ class Pass {
   std::vector<uint8_t> buf_;
   const std::chrono::steady_clock::time_point start_;
   uint64_t done_ = 0;
+  std::chrono::steady_clock::time_point paced_from_;  // the rate counts from here
+  uint64_t paced_bytes_ = 0;                           // ... and these bytes done then
   VerifyReport report_;
 };
 
@@ -146,7 +162,7 @@ Result<VerifyReport> VerifyMedia(Filesystem* fs, const VerifyOptions& options,
                                  VerifyProgress* progress) {
   if (fs->shut_down()) return Status::IoError("the filesystem is shut down");
   const double cpu_start = ThreadCpuSeconds();
-  const DiskSuperblock& sb = fs->superblock();
+  const DiskSuperblock sb = fs->SuperblockSnapshot();
   const uint64_t au = sb.au_size;
   const std::vector<StaticArea> areas = StaticAreas(sb);
   uint64_t total = 0;

@@ -33,6 +33,10 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
     if (req.contains("rate") && !Unsigned(req, "rate", &out.rate)) {
       return Status::InvalidArgument("verify's rate must be an unsigned number of bytes per second");
     }
+    // A pass slower than this would hold the patrol (and every later request) for days.
+    if (out.rate != 0 && out.rate < kMinVerifyRate) {
+      return Status::InvalidArgument("verify's rate must be 0 (the mount's own) or at least 1 MB/s");
+    }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
     if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");

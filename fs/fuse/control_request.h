@@ -20,6 +20,9 @@ namespace udax {
 
 enum class ControlOp : uint8_t { kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus };
 
+// The slowest verify pass a client may ask for: 1 MB/s (udaxctl's --rate 1).
+constexpr uint64_t kMinVerifyRate = 1000000;
+
 struct ControlRequest {
   ControlOp op = ControlOp::kHello;
   // kMap: file bytes [offset, offset+length), writable for prot "rw" (else "r").
@@ -28,7 +31,8 @@ struct ControlRequest {
   bool writable = false;
   // kUnmap: the lease to drop.
   uint64_t lease = 0;
-  // kVerify: the pass's rate in bytes per second (0: the patrol's own).
+  // kVerify: the pass's rate in bytes per second (0: the patrol's own; else at least
+  // kMinVerifyRate).
   uint64_t rate = 0;
   bool operator==(const ControlRequest&) const = default;
 };

@@ -283,8 +283,15 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
           out["journal"] = {{"commits", js.commits},
                             {"log_bytes", js.log_bytes},
                             {"applied_bytes", js.applied_bytes},
-                            {"slot_bytes", info_.fs->superblock().journal_len},
+                            {"slot_bytes", info_.fs->SuperblockSnapshot().journal_len},
                             {"replayed_at_mount", info_.fs->replayed_at_mount()}};
+          if (const auto scrub = info_.fs->checker().last_scrub()) {
+            out["scrub"] = {{"finished", std::chrono::duration<double>(
+                                             scrub->finished.time_since_epoch()).count()},
+                            {"inodes", scrub->inodes},
+                            {"problems", scrub->problems}};
+            if (!scrub->error.empty()) out["scrub"]["error"] = scrub->error;
+          }
         }
         return out;
       }

@@ -236,6 +236,23 @@ TEST_F(RegionPoisonTest, LatentPoisonFailsReadsAndIsKnownOnlyOnceFound) {
   ASSERT_OK(r->ReadSafe(20480, buf.data(), 1024));
 }
 
+TEST_F(RegionPoisonTest, AFaultNamesTheFirstBadRangeKnownOrLatent) {
+  Open();
+  const std::string latent = list_.substr(0, list_.size() - std::string(".badblocks").size()) + ".latent";
+  std::ofstream(latent) << "16 1\n";  // [8192, 8704), latent
+  WriteList("40 1\n");                // [20480, 20992), announced
+  auto r = Open();
+  std::vector<uint8_t> buf(32768);
+  MediaFault fault;
+  // A verify pass steps over what the fault names: the latent range comes first.
+  EXPECT_EQ(r->ReadSafe(0, buf.data(), buf.size(), &fault).code(), EIO);
+  EXPECT_EQ(fault.offset, 8192u);
+  EXPECT_EQ(r->ReadSafe(8704, buf.data(), 16384, &fault).code(), EIO);
+  EXPECT_EQ(fault.offset, 20480u);
+  EXPECT_TRUE(r->HasEmulatedPoison(8192, 1));
+  EXPECT_FALSE(r->HasKnownBad(8192, 1));
+}
+
 TEST_F(RegionPoisonTest, ClearOnReadOnlyRegionIsRefused) {
   Open();
   WriteList("8 1\n");

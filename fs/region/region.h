@@ -229,8 +229,8 @@ class Region {
  private:
   Status EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n, MediaFault* fault) const;
 
-  // poison_ = announced_ + found_: what reads fail on and KnownBadIn tells. Recomputed
-  // under known_mu_ whenever either changes.
+  // poison_ = announced_ + latent_found_ + marked_: what reads fail on and KnownBadIn
+  // tells. Recomputed under known_mu_ whenever one of them changes.
   void RecomputeKnownLocked() REQUIRES(known_mu_);
 
   std::string badblocks_path_;
@@ -238,8 +238,9 @@ class Region {
   PoisonMap poison_;
   PoisonMap latent_;  // latent poison not found yet: reads fail on it too
   Mutex known_mu_;
-  std::vector<RegionRange> announced_ GUARDED_BY(known_mu_);  // the list file's (image)
-  std::vector<RegionRange> found_ GUARDED_BY(known_mu_);  // latent, found (image), or marked (device)
+  std::vector<RegionRange> announced_ GUARDED_BY(known_mu_);     // the list file's
+  std::vector<RegionRange> latent_found_ GUARDED_BY(known_mu_);  // latent, found by a read
+  std::vector<RegionRange> marked_ GUARDED_BY(known_mu_);  // the kernel's, on a device or fsdax
   std::atomic<bool> prefault_unsupported_{false};  // the kernel said EINVAL once
 };
 

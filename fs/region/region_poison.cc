@@ -1,4 +1,5 @@
 // region_poison.cc -- emulated poison: an image's badblocks list (state directory), honoured by reads.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -33,6 +34,9 @@ std::vector<RegionRange> ToRegionRanges(const BadblockList& list, uint64_t size)
 void Region::SetEmulatedPoison(const BadblockList& list) {
   MutexLock l(&known_mu_);
   announced_ = ToRegionRanges(list, size_);
+  // On a file on fsdax the list is replaced whole, marks included: the kernel reports
+  // its own poison again (region.h, MarkKnownBad).
+  marked_.clear();
   RecomputeKnownLocked();
 }
 
@@ -42,10 +46,10 @@ void Region::SetLatentPoison(const BadblockList& list) {
   // What was found stays known while the list still holds it; an uninjected range is
   // healthy again.
   std::vector<RegionRange> still;
-  for (const RegionRange& r : found_) {
+  for (const RegionRange& r : latent_found_) {
     for (const RegionRange& o : latent_.Overlaps(r.offset, r.length)) still.push_back(o);
   }
-  found_ = std::move(still);
+  latent_found_ = std::move(still);
   RecomputeKnownLocked();
 }
 
@@ -65,22 +69,41 @@ std::vector<RegionRange> Region::LatentPoison() const {
 void Region::MarkKnownBad(RegionRange range) {
   if (range.length == 0) return;
   MutexLock l(&known_mu_);
-  if (kind_ != RegionKind::kEmulated) {
-    found_.push_back(range);
-  } else {
-    // An image's list file is the whole truth for what it announces; what is marked
-    // here can only be latent poison a read has just found.
-    const std::vector<RegionRange> hit = latent_.Overlaps(range.offset, range.length);
-    if (hit.empty()) return;
-    found_.insert(found_.end(), hit.begin(), hit.end());
-  }
+  // Latent poison a read has just found is known from now on (any target with a list).
+  const std::vector<RegionRange> hit = latent_.Overlaps(range.offset, range.length);
+  latent_found_.insert(latent_found_.end(), hit.begin(), hit.end());
+  // An image's list file is the whole truth for what it announces; a device (or a file
+  // on fsdax) remembers what the kernel or a machine check said.
+  if (kind_ != RegionKind::kEmulated) marked_.push_back(range);
+  if (hit.empty() && kind_ == RegionKind::kEmulated) return;
   RecomputeKnownLocked();
-  if (kind_ != RegionKind::kEmulated) found_ = poison_.ranges();  // kept merged
 }
 
+namespace {
+
+// Sorts and merges overlapping or touching ranges in place.
+void Merge(std::vector<RegionRange>* v) {
+  std::sort(v->begin(), v->end(), [](const RegionRange& a, const RegionRange& b) { return a.offset < b.offset; });
+  std::vector<RegionRange> out;
+  for (const RegionRange& r : *v) {
+    if (!out.empty() && r.offset <= out.back().end()) {
+      out.back().length = std::max(out.back().end(), r.end()) - out.back().offset;
+    } else {
+      out.push_back(r);
+    }
+  }
+  *v = std::move(out);
+}
+
+}  // namespace
+
 void Region::RecomputeKnownLocked() {
+  // Kept merged, so that repeated marks of one range do not pile up.
+  Merge(&latent_found_);
+  Merge(&marked_);
   std::vector<RegionRange> all = announced_;
-  all.insert(all.end(), found_.begin(), found_.end());
+  all.insert(all.end(), latent_found_.begin(), latent_found_.end());
+  all.insert(all.end(), marked_.begin(), marked_.end());
   poison_.Set(std::move(all));
 }
 
@@ -173,8 +196,11 @@ Status Region::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* clear
 
 Status Region::EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n,
                                    MediaFault* fault) const {
+  // The first bad range the access meets, known or latent: a verify pass steps over
+  // what the fault names, and must not step over latent poison before it.
   std::optional<RegionRange> bad = poison_.FirstOverlap(off, n);
-  if (!bad) bad = latent_.FirstOverlap(off, n);
+  const std::optional<RegionRange> latent = latent_.FirstOverlap(off, n);
+  if (!bad || (latent && std::max(latent->offset, off) < std::max(bad->offset, off))) bad = latent;
   if (!bad) return Status::Ok();
   MediaFault f;
   f.offset = bad->offset;
