@@ -20,6 +20,19 @@ prefix=${2:-/usr/local}
 [[ $build = /* ]] || build=$PWD/$build
 [[ $(id -u) -eq 0 ]] || { echo "install.sh: must run as root" >&2; exit 1; }
 [[ -x $build/bin/udaxfs ]] || { echo "install.sh: $build/bin/udaxfs not found (build first: scripts/build.sh)" >&2; exit 1; }
-cmake --install "$build" --prefix "$prefix" | grep -v -- '-- Up-to-date' || true
+cmake --install "$build" --prefix "$prefix" > >(grep -v -- '-- Up-to-date') ||
+  { echo "install.sh: cmake --install failed" >&2; exit 1; }
+# The helpers in /sbin look for the daemon beside themselves, in PATH and in
+# /usr/local/sbin, /usr/sbin, /sbin: for another prefix they become links to a copy
+# beside the daemon (which mount(8), running /sbin/mount.udaxfs, then finds).
+sbin=$(realpath -m "$prefix/sbin")
+case $sbin in
+  /usr/local/sbin|/usr/sbin|/sbin) ;;
+  *)
+    install -m 0755 "$build/bin/mount.udaxfs" "$sbin/mount.udaxfs"
+    for h in mount.udaxfs mount.fuse.udaxfs; do ln -sfn "$sbin/mount.udaxfs" "/sbin/$h"; done
+    echo "install.sh: /sbin/mount.udaxfs and /sbin/mount.fuse.udaxfs -> $sbin/mount.udaxfs"
+    ;;
+esac
 ldconfig 2>/dev/null || true  # libudax, for programs that link it
 echo "install.sh: done; mount with: mount -t udaxfs IMAGE DIR [-o OPTS]"

@@ -6,8 +6,9 @@
 # daemon, which serve, patrol (udaxfs_patrol) and unmount; `dpkg -r` removes every
 # file it installed, and `dpkg -P` purges it.
 #
-# It installs into the real system, so it runs as root, and only where no udaxfs
-# package is installed already (it would remove it): exit 77 (skipped) otherwise.
+# It installs into the real system, so it runs as root, and only where neither a udaxfs
+# package nor any file the package holds is there already (it would remove them): exit
+# 77 (skipped) otherwise.
 # Everything it mounts is unmounted and the package is purged, even when it fails.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -52,6 +53,14 @@ for f in /usr/sbin/udaxfs /usr/sbin/mkfs.udaxfs /usr/sbin/fsck.udaxfs /usr/sbin/
   printf '%s\n' "${files[@]}" | grep -qx "$f" || fail "the package lacks $f"
 done
 ok "${#files[@]} files, dependencies: $depends"
+# Files of another install (scripts/install.sh puts the helpers in /sbin) would be
+# overwritten by dpkg -i and deleted by dpkg -r: not on a machine that has them.
+for f in "${files[@]}"; do
+  if [[ -e $f || -L $f ]]; then
+    echo "package_test: $f exists already (another install): skipped"
+    exit 77
+  fi
+done
 
 echo "== dpkg -i"
 if ! dpkg -i "$deb" >"$work/dpkg.log" 2>&1; then
