@@ -7,7 +7,6 @@
 
 #include "fs/core/dir_ops.h"
 #include "fs/core/filesystem.h"
-#include "fs/format/badblock_list.h"
 
 namespace udax {
 
@@ -245,12 +244,8 @@ Status Filesystem::StartWriting(bool restore_primary) {
   options_.read_only = false;
   if (restore_primary) {
     UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
-    // The rewrite clears the emulated poison under it, as the media handler's rewrites
-    // do (a device's poison is the kernel's to clear).
-    if (!region->badblocks_path().empty()) {
-      const uint64_t blocks = (sizeof(sb) + kBadblockSectorSize - 1) / kBadblockSectorSize;
-      UDAX_RETURN_IF_ERROR(region->ClearEmulatedPoison(0, blocks * kBadblockSectorSize));
-    }
+    // The rewrite clears the emulated poison under it, as the media handler's do.
+    UDAX_RETURN_IF_ERROR(region->ClearRewrittenPoison(0, sizeof(sb)));
   }
   {
     // A label change cut between its two superblock writes (fs_attr.cc) leaves a sound

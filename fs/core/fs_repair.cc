@@ -4,7 +4,6 @@
 #include <set>
 
 #include "fs/core/repair.h"
-#include "fs/format/badblock_list.h"
 
 namespace udax {
 namespace {
@@ -136,18 +135,6 @@ Result<FsckOutcome> Repairer::RunOn(std::unique_ptr<Region> region) {
 
 // --- the tolerant open -------------------------------------------------------------------
 
-namespace {
-
-// After a rewrite of [off, off+n): the emulated poison of the whole blocks under it is
-// gone, as the media handler's rewrites clear it (a device's is the kernel's to clear).
-Status ClearRewrittenPoison(Region* region, uint64_t off, uint64_t n) {
-  if (region->badblocks_path().empty()) return Status::Ok();
-  const uint64_t first = off / kBadblockSectorSize * kBadblockSectorSize;
-  const uint64_t end = (off + n + kBadblockSectorSize - 1) / kBadblockSectorSize * kBadblockSectorSize;
-  return region->ClearEmulatedPoison(first, end - first);
-}
-
-}  // namespace
 
 Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckReport* found) {
   const uint64_t size = region->size();
@@ -170,7 +157,7 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
     found->Add("superblock: " + pst.message());
     if (fix) {
       UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &replica, sizeof(replica), true));
-      UDAX_RETURN_IF_ERROR(ClearRewrittenPoison(region, 0, sizeof(replica)));
+      UDAX_RETURN_IF_ERROR(region->ClearRewrittenPoison(0, sizeof(replica)));
       Fixed("superblock: restored from the replica");
     }
     return replica;
@@ -184,7 +171,7 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
   }
   if (fix) {
     UDAX_RETURN_IF_ERROR(region->WriteSafe(replica_off, &primary, sizeof(primary), true));
-    UDAX_RETURN_IF_ERROR(ClearRewrittenPoison(region, replica_off, sizeof(primary)));
+    UDAX_RETURN_IF_ERROR(region->ClearRewrittenPoison(replica_off, sizeof(primary)));
     Fixed("superblock replica: rewritten from the primary");
   }
   return primary;

@@ -230,10 +230,7 @@ Status Media::RewriteBlocks(uint64_t phys, uint64_t len,
   std::vector<uint8_t> bytes(e - s, 0);  // what is no structure's is padding: zeros
   fill(s, e - s, bytes.data());
   UDAX_RETURN_IF_ERROR(fs_->region_->WriteSafe(s, bytes.data(), bytes.size(), true));
-  if (!fs_->region_->badblocks_path().empty()) {
-    UDAX_RETURN_IF_ERROR(fs_->region_->ClearEmulatedPoison(s, e - s));
-  }
-  return Status::Ok();
+  return fs_->region_->ClearRewrittenPoison(s, e - s);
 }
 
 Status Media::RelocateBadAus(Inode* inode, uint64_t off, uint64_t n) {

@@ -190,6 +190,11 @@ class Region {
   // sectors that were poisoned and are now clear. Errors: EINVAL out of bounds, EROFS on a
   // read-only region, EOPNOTSUPP on a device, the list file's errors (then nothing changed).
   Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared = nullptr);
+  // After a rewrite of [off, off+n) (a repair from a healthy copy): the emulated poison of
+  // the 512-byte blocks under it is gone, the partial blocks at either end included, as
+  // ndctl clear-errors leaves them. OK and nothing to do on a target without a list (a
+  // device, whose poison is the kernel's to clear). ClearEmulatedPoison's errors.
+  Status ClearRewrittenPoison(uint64_t off, uint64_t n);
 
  protected:
   Region() = default;

@@ -194,6 +194,13 @@ Status Region::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* clear
   return Status::Ok();
 }
 
+Status Region::ClearRewrittenPoison(uint64_t off, uint64_t n) {
+  if (badblocks_path_.empty()) return Status::Ok();
+  const uint64_t first = off / kBadblockSectorSize * kBadblockSectorSize;
+  const uint64_t end = (off + n + kBadblockSectorSize - 1) / kBadblockSectorSize * kBadblockSectorSize;
+  return ClearEmulatedPoison(first, end - first);
+}
+
 Status Region::EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n,
                                    MediaFault* fault) const {
   // The first bad range the access meets, known or latent: a verify pass steps over
