@@ -1,7 +1,7 @@
 // udaxctl_verify.cc -- `udaxctl verify-media MOUNT|TARGET [--rate MB] [--json]`.
 //
 // On a mount the daemon's media patrol runs the pass (control socket ops "verify" and
-// "patrol"), so what it finds goes to the media resolver at once: metadata repaired from
+// "status"), so what it finds goes to the media resolver at once: metadata repaired from
 // its healthy copy, file ranges marked and logged (`udaxctl events`). We wait for the
 // pass, printing its progress on a terminal, and show what it found with the owners the
 // reverse map names now. On an unmounted target the pass runs here, read-only: it finds
@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -18,6 +19,7 @@
 
 #include "fs/core/media_verify.h"
 #include "mount-helper/udaxctl.h"
+#include "notify/media_patrol.h"
 #include "notify/owner_json.h"
 
 namespace udax {
@@ -146,18 +148,12 @@ int VerifyUnmounted(const std::string& target, uint64_t rate, bool json) {
     fprintf(stderr, "udaxctl %s: %s: %s\n", kCmd, target.c_str(), r.status().message().c_str());
     return 1;
   }
-  nlohmann::json found = nlohmann::json::array();
-  for (const RegionRange& b : r->found) found.push_back({{"offset", b.offset}, {"length", b.length}});
-  nlohmann::json result{{"target", target},
-                        {"rate", rate},
-                        {"seconds", r->seconds},
-                        {"cpu_seconds", r->cpu_seconds},
-                        {"bytes_read", r->bytes_read},
-                        {"bytes_known_bad", r->bytes_known_bad},
-                        {"stopped", r->stopped}};
+  nlohmann::json result = VerifyReportToJson(*r, SIZE_MAX);
+  result["target"] = target;
+  result["rate"] = rate;
   Filesystem* f = fs.get();
   result["found"] = FoundWithOwners(
-      found, [f](uint64_t off, uint64_t len) { return f->Owners(off, len); },
+      result["found"], [f](uint64_t off, uint64_t len) { return f->Owners(off, len); },
       [f](uint64_t ino) {
         Result<std::string> p = f->PathOf(ino);
         return p.ok() ? p.value() : std::string();

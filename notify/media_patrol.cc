@@ -93,27 +93,31 @@ void MediaPatrol::Run() {
   }
 }
 
+nlohmann::json VerifyReportToJson(const VerifyReport& report, size_t max_found) {
+  nlohmann::json found = nlohmann::json::array();
+  for (const RegionRange& r : report.found) {
+    if (found.size() == max_found) break;
+    found.push_back({{"offset", r.offset}, {"length", r.length}});
+  }
+  return {{"seconds", report.seconds},
+          {"cpu_seconds", report.cpu_seconds},
+          {"bytes_read", report.bytes_read},
+          {"bytes_known_bad", report.bytes_known_bad},
+          {"found", std::move(found)},
+          {"found_total", report.found.size()},
+          {"stopped", report.stopped}};
+}
+
 nlohmann::json PatrolPassToJson(const MediaPatrol::Pass& p) {
   // One control packet holds the answer (UDAX_CONTROL_MAX_PACKET): the first
   // kFoundShown ranges, and how many there are.
   constexpr size_t kFoundShown = 500;
-  nlohmann::json found = nlohmann::json::array();
-  for (const RegionRange& r : p.report.found) {
-    if (found.size() == kFoundShown) break;
-    found.push_back({{"offset", r.offset}, {"length", r.length}});
-  }
-  nlohmann::json j{{"id", p.id},
-                   {"requested", p.requested},
-                   {"rate", p.rate_bytes_per_s},
-                   {"started", Epoch(p.started)},
-                   {"finished", Epoch(p.finished)},
-                   {"seconds", p.report.seconds},
-                   {"cpu_seconds", p.report.cpu_seconds},
-                   {"bytes_read", p.report.bytes_read},
-                   {"bytes_known_bad", p.report.bytes_known_bad},
-                   {"found", std::move(found)},
-                   {"found_total", p.report.found.size()},
-                   {"stopped", p.report.stopped}};
+  nlohmann::json j = VerifyReportToJson(p.report, kFoundShown);
+  j["id"] = p.id;
+  j["requested"] = p.requested;
+  j["rate"] = p.rate_bytes_per_s;
+  j["started"] = Epoch(p.started);
+  j["finished"] = Epoch(p.finished);
   if (!p.error.empty()) j["error"] = p.error;
   return j;
 }

@@ -75,7 +75,12 @@ class MediaPatrol {
   std::thread thread_;                   // last: started once the rest is ready
 };
 
-// A pass as JSON (MediaPatrol::State's "last").
+// A verify pass's report as JSON, the same from the daemon and from udaxctl's own pass:
+// seconds, cpu_seconds, bytes_read, bytes_known_bad, stopped, found ([{offset, length}],
+// the first max_found) and found_total.
+nlohmann::json VerifyReportToJson(const VerifyReport& report, size_t max_found);
+// A pass as JSON (MediaPatrol::State's "last"): its report, and id, requested, rate,
+// started, finished, error.
 nlohmann::json PatrolPassToJson(const MediaPatrol::Pass& pass);
 
 }  // namespace udax
