@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   });
   std::string target, size_text, au_text = "auto", label;
   uint64_t bytes_per_inode = 8192;
-  bool force = false, quiet = false;
+  bool force = false, quiet = false, no_copies = false;
   app.add_option("target", target, "device or image file")->required();
   app.add_option("-s,--size", size_text,
                  "filesystem size (e.g. 1G); creates or resizes an image file");
@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
   app.add_option("-i,--bytes-per-inode", bytes_per_inode, "one inode per this many bytes")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 30));
   app.add_option("-L,--label", label, "volume label (up to 31 bytes)");
+  app.add_flag("--no-metadata-copies", no_copies,
+               "keep one copy of the inode table, directories, extent blocks, attributes "
+               "and symlink targets (default: two, so one bad block costs no metadata)");
   app.add_flag("-f,--force", force, "overwrite an existing udaxfs");
   app.add_flag("-q,--quiet", quiet, "print nothing on success");
   try {
@@ -75,6 +78,7 @@ int main(int argc, char** argv) {
   udax::MkfsParams params;
   params.bytes_per_inode = bytes_per_inode;
   params.label = label;
+  params.meta_copies = !no_copies;
   params.root_uid = getuid();
   params.root_gid = getgid();
   const uint64_t planned = size ? *size : static_cast<uint64_t>(st.st_size);
@@ -125,6 +129,15 @@ int main(int argc, char** argv) {
            sb->au_size == udax::kAuSize2M ? "2 MiB" : "4 KiB",
            static_cast<unsigned long long>(sb->inode_count - 2),
            static_cast<unsigned long long>(sb->journal_len >> 10));
+    if (udax::HasMetaCopies(*sb)) {
+      // What the copies cost: the second inode table now, one AU per metadata AU later,
+      // and the AU pairs kept back for metadata (1/32 of the pairs, at least 64).
+      printf("metadata copies: on: second inode table %llu KiB; each directory, extent-block, "
+             "attribute and symlink AU takes a second AU\n",
+             static_cast<unsigned long long>(sb->itable2_len >> 10));
+    } else {
+      printf("metadata copies: off\n");
+    }
   }
   return 0;
 }

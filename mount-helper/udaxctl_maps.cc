@@ -179,6 +179,7 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
   for (const OwnerRange& r : *owners) {
     printf("0x%llx+%llu: %s", static_cast<unsigned long long>(r.phys),
            static_cast<unsigned long long>(r.len), OwnerKindName(r.owner.kind));
+    if (r.owner.copy2) printf(" (second copy)");
     if (r.owner.ino) {
       printf(" ino %llu offset %llu", static_cast<unsigned long long>(r.owner.ino),
              static_cast<unsigned long long>(r.offset));

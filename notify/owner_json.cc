@@ -6,6 +6,7 @@ namespace udax {
 nlohmann::json OwnerRangeToJson(const OwnerRange& r, const std::string& path,
                                 WithGeneration generation) {
   nlohmann::json j{{"kind", OwnerKindName(r.owner.kind)}, {"phys", r.phys}, {"length", r.len}};
+  if (r.owner.copy2) j["copy"] = 2;  // the second copy of a metadata structure
   if (r.owner.ino != 0) {
     j["ino"] = r.owner.ino;
     if (generation == WithGeneration::kYes) j["generation"] = r.owner.generation;

@@ -28,6 +28,13 @@ const char* OwnerKindName(OwnerKind kind) {
   return "unknown";
 }
 
+std::string OwnerName(const Owner& o) {
+  std::string name = o.copy2 ? std::string("second copy of the ") : std::string();
+  name += OwnerKindName(o.kind);
+  if (o.ino != 0) name += " of inode " + std::to_string(o.ino);
+  return name;
+}
+
 bool OwnerKindIsMetadata(OwnerKind kind) {
   return kind != OwnerKind::kFree && kind != OwnerKind::kFileData &&
          kind != OwnerKind::kSymlink && kind != OwnerKind::kQuarantined;
@@ -38,6 +45,7 @@ DiskRmapRecord ReverseMap::Encode(uint64_t au, const Owner& owner) {
   r.ino = static_cast<uint32_t>(owner.ino);
   r.generation = static_cast<uint16_t>(owner.generation);
   r.kind = static_cast<uint8_t>(owner.kind);
+  r.flags = owner.copy2 ? kRmapCopy2 : 0;
   r.file_au = static_cast<uint32_t>(owner.file_au);
   r.crc = 0;
   r.crc = Crc32c(&r, sizeof(r), static_cast<uint32_t>(au));
@@ -48,7 +56,7 @@ Result<Owner> ReverseMap::Decode(uint64_t au, const DiskRmapRecord& rec) {
   DiskRmapRecord copy = rec;
   copy.crc = 0;
   if (Crc32c(&copy, sizeof(copy), static_cast<uint32_t>(au)) != rec.crc ||
-      rec.kind > kOwnerKindMax) {
+      rec.kind > kOwnerKindMax || (rec.flags & ~kRmapCopy2) != 0) {
     return Status::Corruption("reverse-map record of AU " + std::to_string(au) + " is damaged");
   }
   Owner o;
@@ -56,6 +64,7 @@ Result<Owner> ReverseMap::Decode(uint64_t au, const DiskRmapRecord& rec) {
   o.ino = rec.ino;
   o.generation = rec.generation;
   o.file_au = rec.file_au;
+  o.copy2 = (rec.flags & kRmapCopy2) != 0;
   return o;
 }
 
@@ -70,7 +79,7 @@ Status ReverseMap::WriteStatic(bool persist) const {
   const uint64_t au = sb_.au_size;
   for (const StaticArea& a : StaticAreas(sb_)) {
     std::vector<DiskRmapRecord> recs(a.len / au);
-    Owner o{a.kind, 0, 0, 0};
+    Owner o{a.kind, 0, 0, 0, a.copy2};
     for (uint64_t i = 0; i < recs.size(); ++i, ++o.file_au) recs[i] = Encode(a.off / au + i, o);
     UDAX_RETURN_IF_ERROR(region_->WriteSafe(RecordOffset(a.off / au), recs.data(),
                                             recs.size() * sizeof(DiskRmapRecord), persist));

@@ -30,7 +30,19 @@ struct Owner {
   uint64_t ino = 0;         // file, directory, symlink and extent-block owners
   uint32_t generation = 0;  // low 16 bits on media
   uint64_t file_au = 0;     // AU index within the owner (extent blocks: chain index)
+  bool copy2 = false;       // the second copy of a metadata structure (kRmapCopy2)
 };
+inline bool SameOwner(const Owner& a, const Owner& b) {
+  return a.kind == b.kind && a.ino == b.ino && a.file_au == b.file_au &&
+         (a.generation & 0xffff) == (b.generation & 0xffff) && a.copy2 == b.copy2;
+}
+// The owner of the other copy of a metadata AU that `o` owns.
+inline Owner OtherCopy(Owner o) {
+  o.copy2 = !o.copy2;
+  return o;
+}
+// "directory of inode 12", "second copy of the inode table": for messages.
+std::string OwnerName(const Owner& o);
 
 // The records of a run of AUs, ready to be written at `offset` (one transaction's worth).
 struct RmapRecords {
@@ -109,7 +121,7 @@ Result<std::vector<OwnerRange>> ReverseMap::Collect(uint64_t phys, uint64_t len,
     if (!out.empty()) {
       OwnerRange& last = out.back();
       if (last.owner.kind == owner.kind && last.owner.ino == owner.ino &&
-          last.phys + last.len == s && last.offset + last.len == offset) {
+          last.owner.copy2 == owner.copy2 && last.phys + last.len == s && last.offset + last.len == offset) {
         last.len += e - s;
         continue;
       }

@@ -81,8 +81,22 @@ Status Checker::DeriveOwners(uint64_t lo, uint64_t hi, std::vector<Owner>* out,
     }
     slot = o;
   };
+  // Metadata with a second copy claims the partner AU too.
+  auto claim_copies = [&](uint64_t a, const Owner& o) {
+    claim(a, o);
+    if (!fs->IsCopied(o.kind)) return;
+    const uint64_t partner = CopyAu(sb, a);
+    if (partner == 0) {
+      report.Add("AU " + std::to_string(a) + " (" + OwnerName(o) +
+                 ") has no partner AU for its second copy");
+      return;
+    }
+    claim(partner, OtherCopy(o));
+  };
   for (const StaticArea& a : StaticAreas(sb)) {
-    for (uint64_t i = 0; i < a.len / au; ++i) claim(a.off / au + i, Owner{a.kind, 0, 0, i});
+    for (uint64_t i = 0; i < a.len / au; ++i) {
+      claim(a.off / au + i, Owner{a.kind, 0, 0, i, a.copy2});
+    }
   }
 
   // Every in-use inode, read straight from media into a scratch in-core inode so the
@@ -97,8 +111,9 @@ Status Checker::DeriveOwners(uint64_t lo, uint64_t hi, std::vector<Owner>* out,
     if (cached != fs->inodes_.end() && !cached->second->freed) {
       inode = cached->second.get();
     } else {
-      UDAX_RETURN_IF_ERROR(fs->txn_.Read(*fs->region_, InodeOffset(sb, ino), &scratch.d, sizeof(DiskInode)));
-      Status st = InodeVerify(scratch.d, ino);
+      Status st = fs->ReadMetaObj(InodeOffset(sb, ino), &scratch.d,
+                                  [ino](const void* d) { return InodeVerify(*static_cast<const DiskInode*>(d), ino); });
+      if (st.code() == EIO) return st;
       if (!st.ok()) {
         report.Add(st.message());
         continue;
@@ -115,12 +130,12 @@ Status Checker::DeriveOwners(uint64_t lo, uint64_t hi, std::vector<Owner>* out,
     }
     uint64_t owned = 0;
     for (const auto& [k, e] : inode->extents.by_file) {
-      for (uint64_t i = 0; i < e.len; ++i) claim(e.phys_au + i, fs->DataOwner(*inode, k + i));
+      for (uint64_t i = 0; i < e.len; ++i) claim_copies(e.phys_au + i, fs->DataOwner(*inode, k + i));
       owned += e.len;
     }
     for (uint64_t i = 0; i < inode->extents.blocks.size(); ++i) {
-      claim(inode->extents.blocks[i],
-            Owner{OwnerKind::kExtentBlock, ino, inode->d.generation, i});
+      claim_copies(inode->extents.blocks[i],
+                   Owner{OwnerKind::kExtentBlock, ino, inode->d.generation, i});
       ++owned;
     }
     if (owned != inode->d.au_blocks) {
@@ -163,12 +178,10 @@ Result<CheckReport> Checker::CrossCheckMapsLocked(Filesystem* fs, const DiskSupe
       report.Add(got.status().message());
       continue;
     }
-    if (got->kind != want.kind || got->ino != want.ino || got->file_au != want.file_au ||
-        got->generation != (want.generation & 0xffff)) {
-      report.Add("AU " + std::to_string(a) + ": reverse map says " + OwnerKindName(got->kind) +
-                 " ino " + std::to_string(got->ino) + " at " + std::to_string(got->file_au) +
-                 ", forward maps say " + OwnerKindName(want.kind) + " ino " +
-                 std::to_string(want.ino) + " at " + std::to_string(want.file_au));
+    if (!SameOwner(*got, want)) {
+      report.Add("AU " + std::to_string(a) + ": reverse map says " + OwnerName(*got) +
+                 " at " + std::to_string(got->file_au) + ", forward maps say " +
+                 OwnerName(want) + " at " + std::to_string(want.file_au));
     }
   }
   return report;
@@ -191,10 +204,7 @@ Result<uint64_t> Checker::RebuildReverseMapLocked(Filesystem* fs, const DiskSupe
     if (expected[a].kind == OwnerKind::kFree) continue;
     auto got = fs->space_.ReadOwner(a);
     const Owner& want = expected[a];
-    if (got.ok() && got->kind == want.kind && got->ino == want.ino &&
-        got->file_au == want.file_au && got->generation == (want.generation & 0xffff)) {
-      continue;
-    }
+    if (got.ok() && SameOwner(*got, want)) continue;
     fs->StageOwner(Run{a, 1}, want);
     ++rewritten;
     if (fs->txn_.log_bytes() > fs->journal_->capacity() / 4) UDAX_RETURN_IF_ERROR(fs->Commit());
@@ -222,8 +232,11 @@ Result<CheckReport> Checker::CheckNamespaceLocked(Filesystem* fs, const DiskSupe
       break;
     }
     DiskInode d;
-    UDAX_RETURN_IF_ERROR(fs->txn_.Read(*fs->region_, InodeOffset(sb, cur), &d, sizeof(d)));
-    if (!fs->space_.InoAllocated(cur) || !InodeVerify(d, cur).ok()) {
+    Status st = fs->ReadMetaObj(InodeOffset(sb, cur), &d, [cur](const void* p) {
+      return InodeVerify(*static_cast<const DiskInode*>(p), cur);
+    });
+    if (st.code() == EIO) return st;
+    if (!fs->space_.InoAllocated(cur) || !st.ok()) {
       report.Add(who + " is free or damaged");
       break;
     }
@@ -292,8 +305,11 @@ Result<CheckReport> Checker::CheckNamespaceLocked(Filesystem* fs, const DiskSupe
     if (cached != fs->inodes_.end()) {
       d = cached->second->d;
     } else {
-      UDAX_RETURN_IF_ERROR(fs->txn_.Read(*fs->region_, InodeOffset(sb, ino), &d, sizeof(d)));
-      if (!InodeVerify(d, ino).ok()) continue;  // CrossCheckMaps reports it
+      Status st = fs->ReadMetaObj(InodeOffset(sb, ino), &d, [ino](const void* p) {
+        return InodeVerify(*static_cast<const DiskInode*>(p), ino);
+      });
+      if (st.code() == EIO) return st;
+      if (!st.ok()) continue;  // CrossCheckMaps reports it
     }
     ++report.inodes;
     const std::string who = "inode " + std::to_string(ino);
@@ -364,17 +380,23 @@ Result<CheckReport> Checker::ScrubLocked(Filesystem* fs, const DiskSuperblock& s
     if (!fs->space_.InoAllocated(ino)) continue;
     ++report.inodes;
     Inode scratch(ino);
-    UDAX_RETURN_IF_ERROR(fs->region_->ReadSafe(InodeOffset(sb, ino), &scratch.d, sizeof(DiskInode)));
-    Status st = InodeVerify(scratch.d, ino);
+    auto verify = [ino](const void* p) { return InodeVerify(*static_cast<const DiskInode*>(p), ino); };
+    if (HasMetaCopies(sb)) {
+      CompareCopies(fs, "inode " + std::to_string(ino), InodeOffset(sb, ino), sizeof(DiskInode),
+                    [&](const uint8_t* p) { return verify(p).ok(); }, &report);
+    }
+    // The reads below take the good copy where one is bad; the comparisons report it (and
+    // mend it), so the reads must not mend it first.
+    const bool mend = fs->mend_copies_;
+    fs->mend_copies_ = false;
+    Status st = fs->ReadMetaObj(InodeOffset(sb, ino), &scratch.d, verify);
+    if (st.ok()) st = fs->LoadExtents(&scratch);  // verifies every slot and extent-block header
+    fs->mend_copies_ = mend;
     if (!st.ok()) {
       report.Add(st.message());
       continue;
     }
-    st = fs->LoadExtents(&scratch);  // verifies every slot and extent-block header
-    if (!st.ok()) {
-      report.Add(st.message());
-      continue;
-    }
+    if (HasMetaCopies(sb)) CheckCopiesOf(fs, sb, &scratch, &report);
     if (S_ISDIR(scratch.d.mode)) {
       std::vector<DirListEntry> entries;
       st = dirs.List(&scratch, &entries);  // decodes (and so verifies) every bucket

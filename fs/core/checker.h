@@ -27,6 +27,7 @@
 namespace udax {
 
 class Filesystem;
+struct Inode;
 struct DiskSuperblock;
 
 // What a check found (fsck and the property tests read it).
@@ -103,6 +104,18 @@ class Checker {
   Result<uint64_t> RebuildReverseMapLocked(Filesystem* fs, const DiskSuperblock& sb) REQUIRES(mu_);
   Result<CheckReport> CheckNamespaceLocked(Filesystem* fs, const DiskSuperblock& sb) REQUIRES(mu_);
   Result<CheckReport> ScrubLocked(Filesystem* fs, const DiskSuperblock& sb) REQUIRES(mu_);
+  // --- metadata copies (check_copies.cc); REQUIRE the filesystem's metadata lock ---
+  // Whether one copy's bytes pass the record's checks.
+  using CopyCheck = std::function<bool(const uint8_t* bytes)>;
+  // Reads both copies of metadata bytes [off, off+n) (first-copy offset); when they
+  // differ, reports which copy is bad (does not read, or fails `valid`) and, where the
+  // filesystem mends copies, rewrites it from the good one.
+  void CompareCopies(Filesystem* fs, const std::string& what, uint64_t off, uint64_t n,
+                     const CopyCheck& valid, CheckReport* report);
+  // CompareCopies over every copied record of `inode` in use: its extent blocks and
+  // slots, directory blocks, symlink target and attribute blob.
+  void CheckCopiesOf(Filesystem* fs, const DiskSuperblock& sb, Inode* inode,
+                     CheckReport* report);
 
   Filesystem* const fs_;
   Mutex mu_;

@@ -9,7 +9,7 @@
 
 namespace udax {
 
-TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
+TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size, bool meta_copies) {
   (void)kTestStateDir;  // images keep their state in the test's scratch directory
   static std::atomic<int> counter{0};
   path_ = "/dev/shm/udax_core_test_" + std::to_string(getpid()) + "_" +
@@ -28,7 +28,8 @@ TestImage::TestImage(uint64_t size, uint64_t au, uint64_t journal_size) {
   MkfsParams params;
   params.au_size = au;
   params.journal_size = journal_size;
-  params.allow_tiny_journal = true;  // the fallocate tests drive multi-step shifts with it
+  params.allow_tiny_journal = true;
+  params.meta_copies = meta_copies;  // the fallocate tests drive multi-step shifts with it
   Status st = Filesystem::Format(region->get(), params);
   if (!st.ok()) fail(st);
 }

@@ -15,8 +15,10 @@ namespace udax {
 class TestImage {
  public:
   // journal_size 0 = mkfs's choice; tests of multi-transaction operations ask for less.
+  // meta_copies: mkfs's default (on); tests that count free AUs one by one, or craft
+  // metadata on media with one copy, ask for an image without.
   explicit TestImage(uint64_t size = 64ull << 20, uint64_t au = kAuSize4K,
-                     uint64_t journal_size = 0);
+                     uint64_t journal_size = 0, bool meta_copies = true);
   ~TestImage();
   const std::string& path() const { return path_; }
   std::unique_ptr<Filesystem> Mount(MountOptions options = {});

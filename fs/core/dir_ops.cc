@@ -45,8 +45,10 @@ Status DirOps::ReadBlock(Inode* dir, uint64_t logical, DirBlock* block) {
   fs_->mu_.AssertHeld();
   UDAX_ASSIGN_OR_RETURN(uint64_t off, BlockOffset(dir, logical, false));
   uint8_t buf[kBlockSize];
-  UDAX_RETURN_IF_ERROR(fs_->txn_.Read(*fs_->region_, off, buf, kBlockSize));
-  Status st = DirBlockDecode(buf, block);
+  Status st = fs_->ReadMeta(off, buf, kBlockSize, [&](const void* bytes) {
+    return DirBlockDecode(static_cast<const uint8_t*>(bytes), block);
+  });
+  if (st.code() == EIO) return st;
   if (!st.ok()) {
     return Status::Corruption("directory " + std::to_string(dir->ino) + " block " +
                               std::to_string(logical) + ": " + st.message());

@@ -313,6 +313,8 @@ class Filesystem {
   // (allocated or quarantined), and how many AUs are free, without the metadata lock.
   bool AuInUse(uint64_t au) const { return space_.AuAllocated(au); }
   uint64_t FreeAuCount() const { return space_.free_aus(); }
+  // Free AU pairs kept back for metadata copies (0 without copies).
+  uint64_t PooledMetaPairs() const { return space_.pooled_pairs(); }
   bool shut_down() const { return shutdown_; }
   // Whether this mount found a committed transaction in the journal and applied it (the
   // last unmount was not clean). For `udaxctl health`.
@@ -416,14 +418,19 @@ class Filesystem {
   // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).
   Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero) REQUIRES(mu_);
 
-  // Allocates reserved AUs in txn_: the bitmap and the reverse map together.
+  // Allocates reserved AUs in txn_: the bitmap and the reverse map together, and the
+  // partners of a copied metadata run (reserved with it by ReserveCopied).
   void StageAllocAus(const Run& run, const Owner& owner) REQUIRES(mu_);
   // Stages the reverse-map records naming `owner` for `run` in txn_.
   void StageOwner(const Run& run, const Owner& owner) REQUIRES(mu_);
   Owner DataOwner(const Inode& inode, uint64_t file_au) const;
 
-  // Frees AUs in txn_, except bad ones, which become quarantined (media.h).
-  void StageFreeAus(const Run& run) REQUIRES(mu_);
+  // Frees AUs in txn_, except bad ones, which become quarantined (media.h). `copied`:
+  // a metadata run whose partners (the second copy) go too.
+  void StageFreeAus(const Run& run, bool copied) REQUIRES(mu_);
+  // Whether metadata of this kind has a second copy on this image (dynamic kinds only;
+  // the inode table's copy is static).
+  bool IsCopied(OwnerKind kind) const;
   // Owners under mu_: the reverse map's answer, or the forward maps' when its records
   // cannot be read or verified (Checker::ForwardOwners). EINVAL outside the filesystem;
   // EIO when neither can say.
@@ -522,11 +529,16 @@ class Filesystem {
   // `ino`'s group), or returns false having changed nothing; TakeAus, the allocation of
   // every metadata path, takes from the hold first. What is left goes back when mu_ is
   // released (MetaLock), so a hold never outlives its critical section.
+  // On an image with metadata copies the hold is of AU pairs, and `copied` says whether
+  // the AUs taken are metadata (first copies, each with its partner) or file data.
   bool HoldAus(uint64_t n, uint64_t goal, uint64_t ino) REQUIRES(mu_);
-  Result<std::vector<Run>> TakeAus(uint64_t count, uint64_t goal, uint64_t ino) REQUIRES(mu_);
+  Result<std::vector<Run>> TakeAus(uint64_t count, uint64_t goal, uint64_t ino, bool copied)
+      REQUIRES(mu_);
   void ReturnHeldAus() REQUIRES(mu_);
   // Free AUs as this critical section sees them: Space's free count and its own hold.
-  uint64_t FreeAus() const REQUIRES(mu_) { return space_.free_aus() + held_count_; }
+  uint64_t FreeAus() const REQUIRES(mu_);
+  // AUs `n` metadata AUs take: twice as many with copies.
+  uint64_t MetaAusFor(uint64_t n) const { return HasMetaCopies(sb_) ? 2 * n : n; }
   // mu_ as every operation takes it: a MutexLock that also returns the critical section's
   // held AUs on release.
   class SCOPED_CAPABILITY MetaLock {
@@ -573,6 +585,29 @@ class Filesystem {
   // lock sees to it). Owning it is as good as holding mu_, and this tells the analysis so.
   // Never call it where another thread can reach the filesystem.
   void AssumeUnshared() const ASSERT_CAPABILITY(mu_) {}
+
+  // --- metadata copies (meta_copies.cc) ---
+  // Checks one record's bytes (its checksum): picks the good copy.
+  using MetaCheck = std::function<Status(const void* bytes)>;
+  // Reads metadata bytes [off, off+n) (first-copy offsets) as the transaction would leave
+  // them, from the first copy if it reads and `valid` (may be empty) accepts it, else
+  // from the second, which then mends the first (MendCopy). The first copy's error
+  // (with the second's) when neither serves, or when the bytes have no second copy.
+  Status ReadMeta(uint64_t off, void* dst, size_t n, const MetaCheck& valid) REQUIRES(mu_);
+  template <typename T>
+  Status ReadMetaObj(uint64_t off, T* obj, const MetaCheck& valid) REQUIRES(mu_) {
+    return ReadMeta(off, obj, sizeof(T), valid);
+  }
+  // Writes the media bytes of the good copy at `good` over the whole 512-byte blocks of
+  // the bad copy around [bad, bad+n) and clears their poison.
+  Status MendCopy(uint64_t good, uint64_t bad, uint64_t n) REQUIRES(mu_);
+  // Writes a new metadata AU's bytes (before the transaction that maps it) to both
+  // copies, durably.
+  Status WriteFreshMeta(uint64_t off, const void* data, size_t n);
+  std::atomic<uint64_t> copies_served_{0};  // reads served from a second copy
+  // Whether a read that finds a bad copy mends it: not during fsck's check without
+  // --repair, which must change nothing it was not asked to (set before sharing).
+  bool mend_copies_ GUARDED_BY(mu_) = true;
 
   // --- journal ---
   Status Commit() REQUIRES(mu_);  // commits txn_; shuts down on failure

@@ -202,7 +202,7 @@ TEST(Filesystem, NoSpaceLeavesEverythingIntact) {
     off += *n;
   }
   EXPECT_EQ(last.code(), ENOSPC);
-  EXPECT_LT(fs->StatFs().f_bfree, 3u);
+  EXPECT_LT(fs->StatFs().f_bavail, 3u);
   EXPECT_EQ(ReadAll(fs.get(), keep), "precious");
   EXPECT_EQ(Must(fs->GetAttr(e2.ino)).st_size, static_cast<off_t>(off));
   fs->Release(big);

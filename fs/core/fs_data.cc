@@ -226,17 +226,33 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   // Until 3 commits nobody sees the new AUs: readers and bmap wait on inode->rw, and the
   // reverse map and checks see reserved AUs as neither allocated nor free.
   std::vector<HoleFill> fills;
+  std::vector<Run> slot_blocks;  // the extent blocks the new extents may need
   uint64_t fits_end = end;
   UDAX_RETURN_IF_ERROR(CheckWritable());
   // Room for the holes and the extent blocks they may need, checked before any change.
   // Another writer may take the room between the check and the reservation: then this
   // write comes out short (or ENOSPC), as it would have a moment later.
-  if (hole_aus + ExtentBlocksNeeded(*inode, hole_aus) > space_.free_aus()) {
+  if (hole_aus + MetaAusFor(ExtentBlocksNeeded(*inode, hole_aus)) > space_.free_aus()) {
     fits_end = WritableEnd(*inode, off, end, hole_aus);
   } else {
     auto reserved = ReserveHoles(*inode, first_au, last_au);
     if (reserved.ok()) {
       fills = std::move(*reserved);
+      // The extent blocks too, before a byte is stored: the write may fail for want of
+      // them only while it has changed nothing (the bytes it stores over mapped AUs are
+      // in the file at once).
+      auto blocks = space_.ReserveCopied(ExtentBlocksNeeded(*inode, fills.size()), 0, inode->ino);
+      if (blocks.ok()) {
+        slot_blocks = std::move(*blocks);
+      } else {
+        // No room for the extent blocks (with copies: no free pair): the write stops
+        // after its first new run, which needs the fewest; with one run, ENOSPC.
+        const uint64_t first_run_end = (fills[0].file_au + fills[0].phys.len) * au;
+        for (const HoleFill& f : fills) space_.UnreserveAus({f.phys});
+        if (blocks.status().code() != ENOSPC) return blocks.status();
+        fits_end = fills.size() > 1 ? std::min(end, first_run_end) : off;
+        fills.clear();
+      }
     } else if (reserved.status().code() == ENOSPC) {
       fits_end = WritableEnd(*inode, off, end, hole_aus);
     } else {
@@ -248,11 +264,12 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   if (fits_end < end) return WriteLocked(inode, off, buf, fits_end - off, drop);
   Status st = FillAndPersist(inode, off, buf, n, fills);
   MetaLock lock(this);
-  if (st.ok()) st = CheckWritable();
-  // Other writers may have taken the room for extent blocks since step 1: hold it now.
-  if (st.ok() && !HoldAus(ExtentBlocksNeeded(*inode, fills.size()), 0, inode->ino)) {
-    st = Status::NoSpace("no space for the extent blocks of the new extents");
+  // The extent blocks reserved in step 1 become this critical section's hold.
+  for (const Run& r : slot_blocks) {
+    held_.push_back(r);
+    held_count_ += r.len;
   }
+  if (st.ok()) st = CheckWritable();
   if (!st.ok()) {
     for (const HoleFill& f : fills) space_.UnreserveAus({f.phys});
     return st;
@@ -285,7 +302,7 @@ uint64_t Filesystem::WritableEnd(const Inode& inode, uint64_t off, uint64_t end,
   const uint64_t au = sb_.au_size;
   const uint64_t first_au = off / au, last_au = (end - 1) / au;
   const uint64_t free = space_.free_aus();
-  const uint64_t margin = ExtentBlocksNeeded(inode, std::min(hole_aus, free));
+  const uint64_t margin = MetaAusFor(ExtentBlocksNeeded(inode, std::min(hole_aus, free)));
   uint64_t budget = free > margin ? free - margin : 0;
   uint64_t fits_end = off;
   for (uint64_t a = first_au; a <= last_au;) {

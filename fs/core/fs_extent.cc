@@ -42,10 +42,13 @@ Status Filesystem::LoadExtents(Inode* inode) {
       return Status::Corruption(who + "extent block outside the data area");
     }
     DiskExtentBlockHeader h;
-    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, au * sb_.au_size, &h, sizeof(h)));
-    if (!ExtentBlockValid(h, inode->ino) || h.index != i) {
-      return Status::Corruption(who + "bad extent block " + std::to_string(i));
-    }
+    Status st = ReadMetaObj(au * sb_.au_size, &h, [&](const void* bytes) {
+      const auto* hdr = static_cast<const DiskExtentBlockHeader*>(bytes);
+      return ExtentBlockValid(*hdr, inode->ino) && hdr->index == i
+                 ? Status::Ok()
+                 : Status::Corruption(who + "bad extent block " + std::to_string(i));
+    });
+    if (!st.ok()) return st.code() == EIO ? st : Status::Corruption(st.message());
     m.blocks.push_back(au);
     au = h.next;
   }
@@ -54,8 +57,13 @@ Status Filesystem::LoadExtents(Inode* inode) {
     if (s < kInlineExtents) {
       slots[s] = inode->d.extents[s];
     } else {
-      UDAX_RETURN_IF_ERROR(
-          txn_.Read(*region_, SlotBlockOffset(sb_, m, s), &slots[s], sizeof(DiskExtent)));
+      // A slot that fails its checksum in both copies is reported below.
+      Status st = ReadMetaObj(SlotBlockOffset(sb_, m, s), &slots[s], [&](const void* bytes) {
+        return ExtentValid(*static_cast<const DiskExtent*>(bytes), inode->ino)
+                   ? Status::Ok()
+                   : Status::Corruption(who + "bad extent slot " + std::to_string(s));
+      });
+      if (!st.ok() && st.code() != EUCLEAN) return st;
     }
   }
   uint64_t prev_end = 0;
@@ -119,7 +127,7 @@ Status Filesystem::GrowSlots(Inode* inode) {
   const uint64_t capacity = kInlineExtents + m.blocks.size() * ExtentsPerBlock(sb_);
   if (inode->d.ext_count < capacity) return Status::Ok();
   const uint64_t goal = m.blocks.empty() ? 0 : m.blocks.back() + 1;
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(1, goal, inode->ino));
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(1, goal, inode->ino, /*copied=*/true));
   StageAllocAus(runs[0], Owner{OwnerKind::kExtentBlock, inode->ino, inode->d.generation,
                                m.blocks.size()});
   const uint64_t au = runs[0].start;
@@ -133,7 +141,7 @@ Status Filesystem::GrowSlots(Inode* inode) {
     inode->d.ext_block = au;
   } else {
     DiskExtentBlockHeader prev;
-    UDAX_RETURN_IF_ERROR(txn_.Read(*region_, m.blocks.back() * sb_.au_size, &prev, sizeof(prev)));
+    UDAX_RETURN_IF_ERROR(ReadMetaObj(m.blocks.back() * sb_.au_size, &prev, nullptr));
     prev.next = au;
     ExtentBlockSeal(&prev);
     txn_.WriteObj(m.blocks.back() * sb_.au_size, prev);
@@ -150,14 +158,13 @@ Status Filesystem::ShrinkSlots(Inode* inode) {
          inode->d.ext_count <= kInlineExtents + (m.blocks.size() - 1) * per) {
     const uint64_t au = m.blocks.back();
     m.blocks.pop_back();
-    StageFreeAus(Run{au, 1});
+    StageFreeAus(Run{au, 1}, IsCopied(OwnerKind::kExtentBlock));
     inode->d.au_blocks--;
     if (m.blocks.empty()) {
       inode->d.ext_block = 0;
     } else {
       DiskExtentBlockHeader prev;
-      UDAX_RETURN_IF_ERROR(
-          txn_.Read(*region_, m.blocks.back() * sb_.au_size, &prev, sizeof(prev)));
+      UDAX_RETURN_IF_ERROR(ReadMetaObj(m.blocks.back() * sb_.au_size, &prev, nullptr));
       prev.next = 0;
       ExtentBlockSeal(&prev);
       txn_.WriteObj(m.blocks.back() * sb_.au_size, prev);
@@ -243,11 +250,21 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     const uint64_t prev = MapAu(*inode, from - 1, 1, &run);
     if (prev != 0) goal = prev + 1;
   }
-  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(count, goal, inode->ino));
+  // Directory buckets, attribute blobs and symlink targets are metadata: with copies,
+  // each AU comes with its partner.
+  const bool copied = IsCopied(DataOwner(*inode, from).kind);
+  UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(count, goal, inode->ino, copied));
+  auto unreserve = [&] {
+    if (copied) {
+      space_.UnreserveCopied(runs);
+    } else {
+      space_.UnreserveAus(runs);
+    }
+  };
   // Each run may become an extent, and new extents may need extent blocks: refuse before
   // any change rather than fail half way through the inserts.
   if (!HoldAus(ExtentBlocksNeeded(*inode, runs.size()), 0, inode->ino)) {
-    space_.UnreserveAus(runs);
+    unreserve();
     return Status::NoSpace("no space for the extent blocks of the new extents");
   }
   uint64_t file_au = from;
@@ -255,8 +272,11 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
     if (zero) {
       // Durable before the transaction that maps them, as a write's data is.
       Status st = region_->ZeroSafe(r.start * sb_.au_size, r.len * sb_.au_size, true);
+      for (const Run& p : copied ? space_.PartnerRuns(r) : std::vector<Run>{}) {
+        if (st.ok()) st = region_->ZeroSafe(p.start * sb_.au_size, p.len * sb_.au_size, true);
+      }
       if (!st.ok()) {
-        space_.UnreserveAus(runs);
+        unreserve();
         return st;
       }
     }
@@ -281,7 +301,7 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
     Extent e = it->second;
     if (k + e.len <= from) break;
     const uint64_t os = std::max(k, from), oe = std::min<uint64_t>(k + e.len, to);
-    StageFreeAus(Run{e.phys_au + (os - k), oe - os});
+    StageFreeAus(Run{e.phys_au + (os - k), oe - os}, IsCopied(DataOwner(*inode, os).kind));
     inode->d.au_blocks -= oe - os;
     if (os == k && oe == k + e.len) {  // whole extent: its slot goes
       UDAX_RETURN_IF_ERROR(DropExtentSlot(inode, k));
@@ -308,9 +328,17 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
   return Status::Ok();
 }
 
+bool Filesystem::IsCopied(OwnerKind kind) const {
+  return HasMetaCopies(sb_) &&
+         (kind == OwnerKind::kDirectory || kind == OwnerKind::kExtentBlock ||
+          kind == OwnerKind::kXattr || kind == OwnerKind::kSymlink);
+}
+
+// With copies the hold is of pairs (ReserveCopied): every AU a metadata path holds is for
+// metadata, which takes its partner too.
 bool Filesystem::HoldAus(uint64_t n, uint64_t goal, uint64_t ino) {
   if (held_count_ >= n) return true;
-  auto runs = space_.ReserveAus(n - held_count_, goal, ino);
+  auto runs = space_.ReserveCopied(n - held_count_, goal, ino);
   if (!runs.ok()) return false;
   for (const Run& r : *runs) {
     held_.push_back(r);
@@ -319,8 +347,10 @@ bool Filesystem::HoldAus(uint64_t n, uint64_t goal, uint64_t ino) {
   return true;
 }
 
-Result<std::vector<Run>> Filesystem::TakeAus(uint64_t count, uint64_t goal, uint64_t ino) {
-  if (count == 0 || held_count_ < count) return space_.ReserveAus(count, goal, ino);
+Result<std::vector<Run>> Filesystem::TakeAus(uint64_t count, uint64_t goal, uint64_t ino,
+                                             bool copied) {
+  if (!copied && HasMetaCopies(sb_)) return space_.ReserveAus(count, goal, ino);
+  if (count == 0 || held_count_ < count) return space_.ReserveCopied(count, goal, ino);
   std::vector<Run> out;
   while (count > 0) {
     Run& r = held_.back();
@@ -337,18 +367,32 @@ Result<std::vector<Run>> Filesystem::TakeAus(uint64_t count, uint64_t goal, uint
 
 void Filesystem::ReturnHeldAus() {
   if (held_.empty()) return;
-  space_.UnreserveAus(held_);
+  space_.UnreserveCopied(held_);
   held_.clear();
   held_count_ = 0;
 }
 
+uint64_t Filesystem::FreeAus() const {
+  return space_.free_aus() + held_count_ * (HasMetaCopies(sb_) ? 2 : 1);
+}
+
 void Filesystem::StageAllocAus(const Run& run, const Owner& owner) {
   space_.StageAllocAus(&txn_, run, owner);
+  // The partners of a metadata run: the second copy, allocated with the first.
+  if (IsCopied(owner.kind) && !owner.copy2) {
+    Owner copy = OtherCopy(owner);
+    for (uint64_t a = run.start; a < run.end(); ++a, ++copy.file_au) {
+      const uint64_t partner = CopyAu(sb_, a);
+      if (partner != 0) space_.StageAllocAus(&txn_, Run{partner, 1}, copy);
+    }
+  }
 }
 
 // A bad AU that leaves its file stays allocated, quarantined (G4; media.h).
-void Filesystem::StageFreeAus(const Run& run) {
+void Filesystem::StageFreeAus(const Run& run, bool copied) {
   space_.StageFreeAus(&txn_, run);  // quarantines what the region knows bad
+  if (!copied) return;
+  for (const Run& p : space_.PartnerRuns(run)) space_.StageFreeAus(&txn_, p);
 }
 
 void Filesystem::StageOwner(const Run& run, const Owner& owner) {

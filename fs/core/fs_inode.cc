@@ -66,8 +66,13 @@ Result<Inode*> Filesystem::Get(uint64_t ino) {
   }
   if (ino == 0 || ino >= sb_.inode_count) return Status::Error(ESTALE, "no such inode");
   auto inode = std::make_unique<Inode>(ino);
-  UDAX_RETURN_IF_ERROR(txn_.Read(*region_, InodeOffset(sb_, ino), &inode->d, sizeof(DiskInode)));
-  if (inode->d.magic == 0 && !space_.InoAllocated(ino)) {
+  // A free slot (magic 0, not allocated) is an answer, not damage: it takes the first copy.
+  const bool in_use = space_.InoAllocated(ino);
+  UDAX_RETURN_IF_ERROR(ReadMetaObj(InodeOffset(sb_, ino), &inode->d, [&](const void* bytes) {
+    const auto* d = static_cast<const DiskInode*>(bytes);
+    return d->magic == 0 && !in_use ? Status::Ok() : InodeVerify(*d, ino);
+  }));
+  if (inode->d.magic == 0 && !in_use) {
     return Status::Error(ESTALE, "inode " + std::to_string(ino) + " is not in use");
   }
   Status st = InodeVerify(inode->d, ino);
@@ -86,7 +91,7 @@ void Filesystem::StageInode(Inode* inode) {
 Result<Inode*> Filesystem::AllocInode(uint32_t mode, const Caller& caller, Inode* parent) {
   UDAX_ASSIGN_OR_RETURN(const uint64_t ino, space_.ReserveIno(parent ? parent->ino : 0));
   DiskInode old;
-  Status st = txn_.Read(*region_, InodeOffset(sb_, ino), &old, sizeof(old));
+  Status st = ReadMeta(InodeOffset(sb_, ino), &old, sizeof(old), nullptr);
   if (!st.ok()) {
     space_.UnreserveIno(ino);
     return st;

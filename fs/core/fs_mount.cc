@@ -27,6 +27,7 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
   UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.replica_off, kBlockSize, true));
   // Metadata areas start zeroed (journal, bitmaps, inode table, rmap area).
   UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.journal_off, sb.data_off - sb.journal_off, false));
+  if (HasMetaCopies(sb)) UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.itable2_off, sb.itable2_len, false));
 
   DiskJournalState state{};
   state.magic = kJournalStateMagic;
@@ -40,23 +41,31 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
     std::vector<uint64_t> bits(words, 0);
     auto set = [&](uint64_t b) { bits[b / 64] |= 1ull << (b % 64); };
     for (uint64_t b = 0; b < FirstDataAu(sb); ++b) set(b);
-    set(sb.au_count - 1);
+    for (uint64_t b = LastDataAu(sb); b < sb.au_count; ++b) set(b);
     for (uint64_t b = sb.au_count; b < words * 64; ++b) set(b);
     UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.abitmap_off, bits.data(), words * 8, false));
   }
-  // Root directory: inode 1 with one empty bucket in the first data AU.
+  // Root directory: inode 1 with one empty bucket in the first data AU (and its copy in
+  // that AU's partner).
+  const uint64_t root_au = FirstDataAu(sb);
+  const uint64_t root_copy = CopyAu(sb, root_au);
   {
-    const uint64_t root_au = FirstDataAu(sb);
-    uint64_t word;
-    UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.abitmap_off + root_au / 64 * 8, &word, 8));
-    word |= 1ull << (root_au % 64);
-    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.abitmap_off + root_au / 64 * 8, &word, 8, false));
+    for (uint64_t a : {root_au, root_copy}) {
+      if (a == 0) continue;
+      uint64_t word;
+      UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.abitmap_off + a / 64 * 8, &word, 8));
+      word |= 1ull << (a % 64);
+      UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.abitmap_off + a / 64 * 8, &word, 8, false));
+    }
     const uint64_t ibits = 0b11;  // inode 0 (never used) and the root
     UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.ibitmap_off, &ibits, sizeof(ibits), false));
 
     uint8_t block[kBlockSize];
     DirBlockEncode(DirBlock{}, block);
     UDAX_RETURN_IF_ERROR(region->WriteSafe(root_au * sb.au_size, block, kBlockSize, false));
+    if (root_copy != 0) {
+      UDAX_RETURN_IF_ERROR(region->WriteSafe(root_copy * sb.au_size, block, kBlockSize, false));
+    }
 
     DiskInode root;
     std::memset(&root, 0, sizeof(root));
@@ -81,19 +90,27 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
     InodeSeal(&root);
     UDAX_RETURN_IF_ERROR(
         region->WriteSafe(InodeOffset(sb, kRootIno), &root, sizeof(root), false));
+    if (HasMetaCopies(sb)) {
+      UDAX_RETURN_IF_ERROR(region->WriteSafe(CopyOffset(sb, InodeOffset(sb, kRootIno)), &root,
+                                             sizeof(root), false));
+    }
   }
   // Reverse map: the static areas and the root directory's bucket.
   ReverseMap rmap(region, sb);
   UDAX_RETURN_IF_ERROR(rmap.WriteStatic(false));
-  {
-    const uint64_t root_au = FirstDataAu(sb);
+  for (uint64_t a : {root_au, root_copy}) {
+    if (a == 0) continue;
     const DiskRmapRecord rec =
-        ReverseMap::Encode(root_au, Owner{OwnerKind::kDirectory, kRootIno, 1, 0});
-    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.rmap_off + root_au * sizeof(rec), &rec,
+        ReverseMap::Encode(a, Owner{OwnerKind::kDirectory, kRootIno, 1, 0, a == root_copy});
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.rmap_off + a * sizeof(rec), &rec,
                                            sizeof(rec), false));
   }
   UDAX_RETURN_IF_ERROR(region->Persist(sb.journal_off, sb.data_off - sb.journal_off));
-  UDAX_RETURN_IF_ERROR(region->Persist(FirstDataAu(sb) * sb.au_size, kBlockSize));
+  UDAX_RETURN_IF_ERROR(region->Persist(root_au * sb.au_size, kBlockSize));
+  if (HasMetaCopies(sb)) {
+    UDAX_RETURN_IF_ERROR(region->Persist(sb.itable2_off, sb.itable2_len));
+    UDAX_RETURN_IF_ERROR(region->Persist(root_copy * sb.au_size, kBlockSize));
+  }
   // Superblocks last: replica, then primary.
   SuperblockSeal(&sb);
   UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.replica_off, &sb, sizeof(sb), true));
@@ -281,11 +298,13 @@ std::vector<std::string> Filesystem::FixedMetadataDamage() const {
   std::vector<std::string> damage;
   if (!JournalStateValid(state_)) damage.push_back("journal state block is damaged");
   // The static areas' bits: a bitmap that frees them would hand metadata out as data.
-  for (uint64_t au = 0; au < FirstDataAu(sb_); ++au) {
-    if (!space_.AuAllocated(au)) {
+  bool static_free = false;
+  for (const StaticArea& area : StaticAreas(sb_)) {
+    for (uint64_t au = area.off / sb_.au_size; !static_free && au < (area.off + area.len) / sb_.au_size; ++au) {
+      if (space_.AuAllocated(au)) continue;
       damage.push_back("AU bitmap is damaged (static metadata AU " + std::to_string(au) +
                        " marked free)");
-      break;
+      static_free = true;
     }
   }
   if (!space_.AuAllocated(sb_.au_count - 1) || !space_.InoAllocated(0) ||
@@ -340,8 +359,10 @@ struct statvfs Filesystem::StatFs() {
   s.f_bsize = sb_.au_size;
   s.f_frsize = sb_.au_size;
   s.f_blocks = sb_.au_count;
-  s.f_bfree = FreeAus();
-  s.f_bavail = s.f_bfree;
+  // The AU pairs kept back for metadata copies are free, but not for file data (as
+  // ext4's reserved blocks: in f_bfree, not in f_bavail).
+  s.f_bavail = FreeAus();
+  s.f_bfree = s.f_bavail + 2 * space_.pooled_pairs();
   s.f_files = sb_.inode_count - 1;
   s.f_ffree = space_.free_inos();
   s.f_favail = space_.free_inos();

@@ -109,6 +109,7 @@ Result<FsckOutcome> Repairer::RunOn(std::unique_ptr<Region> region) {
   }
 
   out_.repaired = true;
+  UDAX_RETURN_IF_ERROR(RepairCopies());
   UDAX_RETURN_IF_ERROR(RepairMaps());
   UDAX_RETURN_IF_ERROR(RepairNamespace());
   UDAX_RETURN_IF_ERROR(fs->Unmount());
@@ -131,6 +132,22 @@ Result<FsckOutcome> Repairer::RunOn(std::unique_ptr<Region> region) {
   UDAX_RETURN_IF_ERROR(fs->Unmount());
   fs_ = nullptr;
   return std::move(out_);
+}
+
+// --- pass 1b: metadata copies ---------------------------------------------------------
+
+Status Repairer::RepairCopies() {
+  fs_->AssumeUnshared();
+  if (!HasMetaCopies(fs_->sb_)) return Status::Ok();
+  // The scrub compares both copies of every record in use and, allowed to mend, writes
+  // the good copy over the bad one: before the passes below read the first copies.
+  fs_->mend_copies_ = true;
+  auto scrub = fs_->checker().Scrub();
+  if (!scrub.ok()) return scrub.status();
+  for (const std::string& m : scrub->messages) {
+    if (m.find("rewritten from the other copy") != std::string::npos) Fixed(m);
+  }
+  return Status::Ok();
 }
 
 // --- the tolerant open -------------------------------------------------------------------
@@ -230,6 +247,8 @@ Result<std::unique_ptr<Filesystem>> Repairer::Open(std::unique_ptr<Region> regio
   std::unique_ptr<Filesystem> fs(new Filesystem());
   fs->AssumeUnshared();
   fs->options_.read_only = region->read_only();
+  // The check reports a bad copy of metadata; only the repair mends it (RepairCopies).
+  fs->mend_copies_ = false;
   fs->region_ = std::move(region);
   Region* r = fs->region_.get();
   UDAX_ASSIGN_OR_RETURN(fs->sb_, OpenSuperblock(r, fix, found));

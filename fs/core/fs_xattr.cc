@@ -87,10 +87,30 @@ Status Filesystem::LoadXattrs(Inode* inode) {
       const uint64_t phys = MapAu(*inode, kXattrFileAu + done / au, 1, &run);
       if (phys == 0) return Status::IoError(who + "blob not mapped");
       const uint64_t n = std::min<uint64_t>(au, len - done);
-      UDAX_RETURN_IF_ERROR(txn_.Read(*region_, phys * au, blob.data() + done, n));
+      UDAX_RETURN_IF_ERROR(ReadMeta(phys * au, blob.data() + done, n, nullptr));
       done += n;
     }
     Status st = XattrBlobDecode(blob.data(), blob.size(), inode->ino, &attrs);
+    if (!st.ok() && HasMetaCopies(sb_)) {
+      // The checksum covers the whole blob: try the whole second copy.
+      std::vector<uint8_t> second(len);
+      Status read = Status::Ok();
+      for (uint64_t done = 0; done < len && read.ok(); done += au) {
+        uint64_t run;
+        const uint64_t phys = MapAu(*inode, kXattrFileAu + done / au, 1, &run);
+        const uint64_t n = std::min<uint64_t>(au, len - done);
+        read = txn_.ReadFrom(*region_, CopyOffset(sb_, phys * au), phys * au, second.data() + done, n);
+      }
+      attrs.clear();
+      if (read.ok() && XattrBlobDecode(second.data(), len, inode->ino, &attrs).ok()) {
+        st = Status::Ok();
+        for (uint64_t done = 0; done < len && !options_.read_only && mend_copies_; done += au) {
+          uint64_t run;
+          const uint64_t phys = MapAu(*inode, kXattrFileAu + done / au, 1, &run);
+          (void)MendCopy(CopyOffset(sb_, phys * au), phys * au, std::min<uint64_t>(au, len - done));
+        }
+      }
+    }
     if (!st.ok()) return Status::IoError(st.message());
   }
   inode->xattrs = std::move(attrs);
@@ -115,7 +135,7 @@ Status Filesystem::MoveInlineTargetOut(Inode* inode) {
   uint64_t run;
   const uint64_t phys = MapAu(*inode, 0, 1, &run);
   // Durable before the transaction that maps the AU, like any data.
-  return region_->WriteSafe(phys * sb_.au_size, target.data(), target.size(), true);
+  return WriteFreshMeta(phys * sb_.au_size, target.data(), target.size());
 }
 
 Status Filesystem::StageXattrs(Inode* inode) {

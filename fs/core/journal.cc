@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "fs/format/crc32c.h"
+#include "fs/format/layout.h"
 
 namespace udax {
 namespace {
@@ -45,7 +46,12 @@ void Txn::Write(uint64_t off, const void* data, size_t n) {
 }
 
 Status Txn::Read(const Region& region, uint64_t off, void* dst, size_t n) const {
-  UDAX_RETURN_IF_ERROR(region.ReadSafe(off, dst, n));
+  return ReadFrom(region, off, off, dst, n);
+}
+
+Status Txn::ReadFrom(const Region& region, uint64_t media_off, uint64_t off, void* dst,
+                     size_t n) const {
+  UDAX_RETURN_IF_ERROR(region.ReadSafe(media_off, dst, n));
   const uint64_t end = off + n;
   auto it = staged_.upper_bound(off);
   if (it != staged_.begin()) --it;
@@ -103,13 +109,37 @@ Result<std::optional<std::vector<Journal::SlotRecord>>> Journal::LoadCommitted()
   return Records(std::move(records));
 }
 
+template <typename Fn>
+Status Journal::ForEachCopy(uint64_t off, uint64_t len, Fn fn) const {
+  if (!HasMetaCopies(sb_)) return Status::Ok();
+  const uint64_t au = sb_.au_size;
+  for (uint64_t at = off; at < off + len;) {
+    const uint64_t n = std::min(off + len, (at / au + 1) * au) - at;  // to the AU's end
+    const uint64_t copy = CopyOffset(sb_, at);
+    if (copy != 0) UDAX_RETURN_IF_ERROR(fn(at, copy, n));
+    at += n;
+  }
+  return Status::Ok();
+}
+
+Status Journal::Apply(uint64_t off, const uint8_t* data, uint64_t len) {
+  UDAX_RETURN_IF_ERROR(region_->WriteSafe(off, data, len, false));
+  UDAX_RETURN_IF_ERROR(region_->Flush(off, len));
+  stats_.applied_bytes += len;
+  // Metadata with a second copy (the inode table, paired data AUs): the same bytes go to
+  // the other copy too, so both copies commit together, and a replay rewrites both.
+  return ForEachCopy(off, len, [&](uint64_t at, uint64_t copy, uint64_t n) -> Status {
+    UDAX_RETURN_IF_ERROR(region_->WriteSafe(copy, data + (at - off), n, false));
+    UDAX_RETURN_IF_ERROR(region_->Flush(copy, n));
+    stats_.applied_bytes += n;
+    return Status::Ok();
+  });
+}
+
 Result<bool> Journal::Replay() {
   UDAX_ASSIGN_OR_RETURN(auto records, LoadCommitted());
   if (!records) return false;
-  for (const SlotRecord& r : *records) {
-    UDAX_RETURN_IF_ERROR(region_->WriteSafe(r.off, r.data, r.len, false));
-    UDAX_RETURN_IF_ERROR(region_->Flush(r.off, r.len));
-  }
+  for (const SlotRecord& r : *records) UDAX_RETURN_IF_ERROR(Apply(r.off, r.data, r.len));
   region_->Drain();
   return true;
 }
@@ -128,6 +158,13 @@ Result<bool> Journal::NeedsReplay() {
     media.resize(r.len);
     UDAX_RETURN_IF_ERROR(region_->ReadSafe(r.off, media.data(), r.len));
     if (std::memcmp(media.data(), r.data, r.len) != 0) return true;
+    bool copy_differs = false;
+    UDAX_RETURN_IF_ERROR(ForEachCopy(r.off, r.len, [&](uint64_t at, uint64_t copy, uint64_t n) {
+      UDAX_RETURN_IF_ERROR(region_->ReadSafe(copy, media.data(), n));
+      if (std::memcmp(media.data(), r.data + (at - r.off), n) != 0) copy_differs = true;
+      return Status::Ok();
+    }));
+    if (copy_differs) return true;
   }
   return false;
 }
@@ -165,15 +202,11 @@ Status Journal::Commit(const Txn& txn, CrashPoint crash) {
   UDAX_RETURN_IF_ERROR(region_->WriteSafe(slot_off_, &commit, sizeof(commit), true));
   seq_ = h.seq;
   if (crash == CrashPoint::kAfterCommitWord) return Status::Ok();
-  // 3. apply in place: flush each range, one drain.
-  for (const auto& [off, b] : txn.staged()) {
-    UDAX_RETURN_IF_ERROR(region_->WriteSafe(off, b.data(), b.size(), false));
-    UDAX_RETURN_IF_ERROR(region_->Flush(off, b.size()));
-  }
+  // 3. apply in place (both copies where there are two): flush each range, one drain.
+  for (const auto& [off, b] : txn.staged()) UDAX_RETURN_IF_ERROR(Apply(off, b.data(), b.size()));
   region_->Drain();
   stats_.commits++;
   stats_.log_bytes += total;
-  for (const auto& [off, b] : txn.staged()) stats_.applied_bytes += b.size();
   return Status::Ok();
 }
 

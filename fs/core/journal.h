@@ -6,6 +6,10 @@
 // last committed transaction, which is idempotent, so a crash anywhere leaves either the
 // whole operation or none of it.
 //
+// Metadata with two copies (kFeatureIncompatMetaCopies): a transaction stages the first
+// copy's bytes only; the journal logs them once and applies them to both copies, so the
+// copies change together and a replay rewrites both.
+//
 // Thread-safety: Txn is single-threaded. Journal::Commit and Replay REQUIRE that the caller
 // serializes them (the filesystem's metadata mutex).
 #pragma once
@@ -32,6 +36,10 @@ class Txn {
   // Reads [off, off+n) as the transaction would leave it: media bytes overlaid with staged
   // ones. EIO if the media read fails.
   Status Read(const Region& region, uint64_t off, void* dst, size_t n) const;
+  // The same with the media bytes taken from `media_off` (the other copy of metadata
+  // that has two): staged bytes are staged for the first copy's offsets.
+  Status ReadFrom(const Region& region, uint64_t media_off, uint64_t off, void* dst,
+                  size_t n) const;
 
   bool empty() const { return staged_.empty(); }
   size_t nrec() const { return staged_.size(); }
@@ -86,6 +94,11 @@ class Journal {
   // The slot's records if it holds a committed, intact transaction; nullopt if not.
   // Corruption if a committed transaction names bytes outside the metadata areas.
   Result<std::optional<std::vector<SlotRecord>>> LoadCommitted();
+  // Writes and flushes one record in place, and into the other copy of what has two.
+  Status Apply(uint64_t off, const uint8_t* data, uint64_t len);
+  // Calls fn(at, copy_off, n) for each piece of [off, off+len) that has a second copy.
+  template <typename Fn>
+  Status ForEachCopy(uint64_t off, uint64_t len, Fn fn) const;
 
   Region* region_;
   DiskSuperblock sb_;

@@ -94,10 +94,12 @@ class PropertyRun {
     last_ = op + " " + detail;
   }
   uint64_t Rand(uint64_t n) { return n == 0 ? 0 : rng_() % n; }
-  uint64_t FreeAus() { return fs_->StatFs().f_bfree; }
+  uint64_t FreeAus() { return fs_->StatFs().f_bavail; }
+  // Nearly full: few AUs, few inodes, or (with metadata copies) few free pairs kept back
+  // for metadata, which file data can leave scarce before the AUs run out.
   bool Low() {
     const struct statvfs s = fs_->StatFs();
-    return s.f_bfree < 256 || s.f_ffree < 8;
+    return s.f_bavail < 256 || s.f_ffree < 8 || fs_->PooledMetaPairs() < 16;
   }
 
   // --- picking ---
@@ -163,7 +165,7 @@ class PropertyRun {
       ADD_FAILURE() << Where() << ": " << st.ToString();
       return false;
     }
-    if (!any && !Low()) ADD_FAILURE() << Where() << ": ENOSPC with " << FreeAus() << " AUs free";
+    if (!any && !Low()) ADD_FAILURE() << Where() << ": ENOSPC with " << FreeAus() << " AUs free, pool " << fs_->PooledMetaPairs();
     ++counts_["enospc"];
     return true;
   }

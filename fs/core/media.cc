@@ -16,8 +16,12 @@
 //     rewritten in place and the poison cleared, as a write clears pmem poison;
 //   * the reverse map, which is derived data: the records of the bad blocks are written
 //     anew from the forward maps (Checker::ForwardOwners), poison cleared;
-//   * metadata with no copy (inode table, directories, extent blocks): a clean shutdown
-//     that names the structure (G6).
+//   * metadata with a second copy (the inode table, directory blocks, extent blocks,
+//     attribute blobs and symlink targets on an image made with copies): the bad blocks
+//     are rewritten from the other copy, poison cleared, whichever copy was hit;
+//   * metadata with no copy left (an image without copies, or both copies bad): a clean
+//     shutdown that names the structure (G6); an attribute blob or symlink target costs
+//     its owner only (EIO).
 // A quarantined AU stays allocated in the bitmap with reverse-map kind `quarantined`:
 // fsck counts it as in use and owned by nobody, and it survives every remount.
 #include <fcntl.h>
@@ -128,8 +132,31 @@ void Media::ActOnOwner(MediaOwner* m) {
                           : "free AU already taken by an allocation in progress";
     return;
   }
+  const bool copied = kind == OwnerKind::kInodeTable ? HasMetaCopies(sb) : fs_->IsCopied(kind);
+  if (copied && !fs_->shutdown_) {
+    Status st = RewriteFromCopy(r.phys, r.len);
+    if (st.ok()) {
+      m->action = MediaAction::kRepaired;
+      m->detail = std::string(r.owner.copy2 ? "second" : "first") +
+                  " copy rewritten from the other copy";
+      return;
+    }
+    if (st.code() == EROFS) {
+      // Reads take the good copy meanwhile: nothing is lost, nothing stops.
+      m->action = MediaAction::kNone;
+      m->detail = "reads take the other copy; a read-write mount rewrites this one";
+      return;
+    }
+    if (st.code() != EOPNOTSUPP) {
+      m->detail = "rewrite from the other copy failed (" + st.message() + ")";
+    } else {
+      m->detail = "the other copy is bad too";
+    }
+  }
   if (IsInodeContent(kind)) {
     m->action = MediaAction::kFileEio;
+    const std::string copies = m->detail.empty() ? "" : m->detail + ": ";
+    m->detail.clear();
     if (kind == OwnerKind::kFileData) {
       m->detail = "reads of file bytes [" + Hex(r.offset) + ", +" + Hex(r.len) +
                   ") fail with EIO until a write covers them";
@@ -138,6 +165,7 @@ void Media::ActOnOwner(MediaOwner* m) {
     } else {
       m->detail = "reading the symlink fails with EIO";
     }
+    m->detail = copies + m->detail;
     return;
   }
   // Metadata.
@@ -211,13 +239,33 @@ void Media::ActOnOwner(MediaOwner* m) {
     m->detail = how;
     return;
   }
-  std::string what = OwnerKindName(kind);
-  if (r.owner.ino != 0) what += " of inode " + std::to_string(r.owner.ino);
+  const std::string what = OwnerName(r.owner);
   m->action = MediaAction::kShutdown;
   m->detail = repaired.code() == EOPNOTSUPP
                   ? "no healthy copy of the " + what + ": shutting down"
                   : "repair of the " + what + " failed (" + repaired.message() + "): shutting down";
   fs_->ShutdownLocked("media error in the " + what + " at region offset " + where + ": " + m->detail);
+}
+
+Status Media::RewriteFromCopy(uint64_t phys, uint64_t len) {
+  fs_->mu_.AssertHeld();
+  const DiskSuperblock& sb = fs_->sb_;
+  const uint64_t s = phys / 512 * 512;
+  const uint64_t e = std::min<uint64_t>((phys + len + 511) / 512 * 512, sb.region_size);
+  std::vector<uint8_t> good(e - s);
+  // The other copy, a piece per AU (the pieces of one range may have partners apart).
+  for (uint64_t at = s; at < e;) {
+    const uint64_t n = std::min(e, (at / sb.au_size + 1) * sb.au_size) - at;
+    const uint64_t copy = CopyOffset(sb, at);
+    if (copy == 0) return Status::Error(EOPNOTSUPP, "no second copy");
+    if (!fs_->region_->ReadSafe(copy, good.data() + (at - s), n).ok()) {
+      return Status::Error(EOPNOTSUPP, "the other copy does not read");
+    }
+    at += n;
+  }
+  return RewriteBlocks(s, e - s, [&](uint64_t off, uint64_t n, uint8_t* dst) {
+    std::memcpy(dst, good.data() + (off - s), n);
+  });
 }
 
 Status Media::RewriteBlocks(uint64_t phys, uint64_t len,
@@ -278,7 +326,7 @@ Status Media::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint
     if (!fs->HoldAus(fs->ExtentBlocksNeeded(*inode, 2) + 1, old_phys + 1, inode->ino)) {
       return Status::NoSpace("no space to relocate a bad block");
     }
-    UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, fs->TakeAus(1, old_phys + 1, inode->ino));
+    UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, fs->TakeAus(1, old_phys + 1, inode->ino, false));
     new_phys = runs[0].start;
     // The healthy bytes the write does not cover move with the AU; the rest is the write's.
     std::vector<uint8_t> buf(au, 0);

@@ -86,6 +86,9 @@ class Media {
   // Rewrites the whole 512-byte blocks around [phys, phys+len) from `fill` (zeros where
   // it writes nothing) and clears their emulated poison. Under the metadata lock, with
   // no transaction open.
+  // Metadata with a second copy: rewrites the bad blocks of [phys, phys+len) from the
+  // other copy's bytes. EOPNOTSUPP when the other copy does not read either.
+  Status RewriteFromCopy(uint64_t phys, uint64_t len);
   Status RewriteBlocks(uint64_t phys, uint64_t len,
                        const std::function<void(uint64_t off, uint64_t n, uint8_t* dst)>& fill);
   // Moves file AU `file_au` (at `old_phys`) to a fresh AU, keeping the healthy bytes a

@@ -328,7 +328,7 @@ TEST(Media, ReverseMapHitOnAReadOnlyMountIsAnsweredFromTheForwardMaps) {
 }
 
 // Metadata with a healthy copy (or derived, as the reverse map) is rewritten and its
-// poison cleared; the rest shuts down.
+// poison cleared (the inode table: from its second copy, on an image with copies).
 struct MetaCase {
   const char* name;
   uint64_t DiskSuperblock::*off;  // nullptr: offset 0 (the primary superblock)
@@ -376,7 +376,8 @@ INSTANTIATE_TEST_SUITE_P(
                       MetaCase{"au_bitmap", &DiskSuperblock::abitmap_off, MediaAction::kRepaired},
                       MetaCase{"inode_bitmap", &DiskSuperblock::ibitmap_off, MediaAction::kRepaired},
                       MetaCase{"journal", &DiskSuperblock::journal_off, MediaAction::kRepaired},
-                      MetaCase{"inode_table", &DiskSuperblock::itable_off, MediaAction::kShutdown},
+                      MetaCase{"inode_table", &DiskSuperblock::itable_off, MediaAction::kRepaired},
+                      MetaCase{"inode_table2", &DiskSuperblock::itable2_off, MediaAction::kRepaired},
                       MetaCase{"rmap", &DiskSuperblock::rmap_off, MediaAction::kRepaired}),
     [](const ::testing::TestParamInfo<MetaCase>& info) { return std::string(info.param.name); });
 

@@ -169,7 +169,7 @@ Result<VerifyReport> VerifyMedia(Filesystem* fs, const VerifyOptions& options,
   for (const StaticArea& a : areas) total += a.len;
   const uint64_t first = FirstDataAu(sb);
   const uint64_t last = LastDataAu(sb);
-  const uint64_t free_aus = fs->FreeAuCount();
+  const uint64_t free_aus = fs->FreeAuCount() + 2 * fs->PooledMetaPairs();
   const uint64_t data_aus = last > first ? last - first : 0;
   total += (data_aus > free_aus ? data_aus - free_aus : 0) * au;
   if (progress != nullptr) {

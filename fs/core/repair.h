@@ -6,7 +6,8 @@
 // The repair runs in passes, each a series of journal transactions (so a crash during a
 // repair leaves a filesystem that the next fsck --repair finishes):
 //   1. superblock from its replica (or the replica from the primary), the journal replayed
-//      or a damaged transaction discarded, the journal state block rewritten;
+//      or a damaged transaction discarded, the journal state block rewritten; on an image
+//      with metadata copies, every bad copy rewritten from its good one;
 //   2. the maps: inodes salvaged or cleared, damaged extent slots and blocks dropped, data
 //      AUs a damaged inode lost restored from the reverse map where its records still name
 //      the inode, offset and generation, doubly claimed AUs given to the owner the reverse
@@ -87,6 +88,10 @@ class Repairer {
   // Commits when the transaction has grown to a quarter of the journal.
   Status CommitIfLarge();
 
+  // --- pass 1b: metadata copies (fs_repair.cc) ---
+  // Mends every bad copy from its good one (images with copies).
+  Status RepairCopies();
+
   // --- pass 2: the maps (repair_maps.cc) ---
   struct InodeScan;
   // Whether the attribute blob of a scanned inode reads and decodes through its kept extents.
@@ -102,6 +107,10 @@ class Repairer {
   Status WriteBitmaps(const std::vector<InodeScan>& inodes, const std::vector<Owner>& owner);
   Status WriteReverseMap(const std::vector<Owner>& owner);
   bool RmapSays(uint64_t au, const Owner& want) const;
+  // With metadata copies: gives the partner of metadata AU `au` (owned by `o`) to o's
+  // second copy, or says why it cannot; ReleasePartner undoes it.
+  void ClaimPartner(std::vector<Owner>* owner, uint64_t au, const Owner& o);
+  void ReleasePartner(std::vector<Owner>* owner, uint64_t au, const Owner& o);
 
   // --- pass 3: the namespace (repair_names.cc) ---
   Status RepairNamespace();

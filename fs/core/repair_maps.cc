@@ -61,11 +61,6 @@ bool IsDataKind(OwnerKind k) {
          k == OwnerKind::kXattr;
 }
 
-bool SameOwner(const Owner& a, const Owner& b) {
-  return a.kind == b.kind && a.ino == b.ino && a.file_au == b.file_au &&
-         a.generation == b.generation;
-}
-
 bool BitSet(const std::vector<uint64_t>& bits, uint64_t b) { return bits[b / 64] >> (b % 64) & 1; }
 
 std::string Num(uint64_t v) { return std::to_string(v); }
@@ -74,8 +69,26 @@ std::string Num(uint64_t v) { return std::to_string(v); }
 
 bool Repairer::RmapSays(uint64_t au, const Owner& want) const {
   auto got = fs_->space_.ReadOwner(au);
-  return got.ok() && got->kind == want.kind && got->ino == want.ino &&
-         got->file_au == want.file_au && got->generation == (want.generation & 0xffff);
+  return got.ok() && SameOwner(*got, want);
+}
+
+void Repairer::ClaimPartner(std::vector<Owner>* owner, uint64_t au, const Owner& o) {
+  if (o.copy2 || !fs_->IsCopied(o.kind)) return;
+  const uint64_t partner = CopyAu(fs_->sb_, au);
+  Owner& slot = (*owner)[partner];
+  if (partner != 0 && (slot.kind == OwnerKind::kFree || SameOwner(slot, OtherCopy(o)))) {
+    slot = OtherCopy(o);
+    return;
+  }
+  // Left as it is: the check after the repair reports it (a healthy image never has it).
+  Fixed("AU " + Num(au) + " (" + OwnerName(o) + "): its partner AU " + Num(partner) +
+        " for the second copy is held by " + OwnerName(slot) + ": left to it");
+}
+
+void Repairer::ReleasePartner(std::vector<Owner>* owner, uint64_t au, const Owner& o) {
+  if (o.copy2 || !fs_->IsCopied(o.kind)) return;
+  const uint64_t partner = CopyAu(fs_->sb_, au);
+  if (partner != 0 && SameOwner((*owner)[partner], OtherCopy(o))) (*owner)[partner] = Owner{};
 }
 
 Status Repairer::ScanInodes(std::vector<InodeScan>* inodes) {
@@ -182,6 +195,7 @@ Status Repairer::LoadSlots(InodeScan* s, std::vector<Owner>* owner) {
       break;
     }
     (*owner)[au] = Owner{OwnerKind::kExtentBlock, s->ino, d.generation, i};
+    ClaimPartner(owner, au, (*owner)[au]);
     s->blocks.push_back(au);
     au = h.next;
   }
@@ -236,13 +250,18 @@ Status Repairer::ClaimData(std::vector<InodeScan>* inodes, std::vector<Owner>* o
         Owner& have = (*owner)[p];
         if (have.kind == OwnerKind::kFree) {
           have = want;
+          ClaimPartner(owner, p, want);
           continue;
         }
         const bool take = IsDataKind(have.kind) && RmapSays(p, want) && !RmapSays(p, have);
         Fixed("AU " + Num(p) + " claimed by inode " + Num(have.ino) + " and inode " +
               Num(s.ino) + ": kept by inode " + Num(take ? s.ino : have.ino) +
               (take ? " (the reverse map names it)" : ""));
-        if (take) have = want;
+        if (take) {
+          ReleasePartner(owner, p, have);
+          have = want;
+          ClaimPartner(owner, p, want);
+        }
       }
     }
   }
@@ -281,7 +300,7 @@ Status Repairer::RestoreFromRmap(std::vector<InodeScan>* inodes, std::vector<Own
   for (uint64_t p = FirstDataAu(sb); p < LastDataAu(sb); ++p) {
     if ((*owner)[p].kind != OwnerKind::kFree || !BitSet(au_bits, p)) continue;
     auto rec = fs.space_.ReadOwner(p);
-    if (!rec.ok()) continue;
+    if (!rec.ok() || rec->copy2) continue;  // a second copy comes back with its first
     if (rec->kind == OwnerKind::kQuarantined) {  // bad media stays out of use
       (*owner)[p] = *rec;
       continue;
@@ -306,6 +325,7 @@ Status Repairer::RestoreFromRmap(std::vector<InodeScan>* inodes, std::vector<Own
       continue;
     }
     (*owner)[p] = want;
+    ClaimPartner(owner, p, want);
     mine.push_back(DiskExtent{rec->file_au, p, 1, 0, 0, 0});
   }
   for (auto& [ino, aus] : restored) {
@@ -340,14 +360,22 @@ Status Repairer::RewriteExtentMap(InodeScan* s, std::vector<Owner>* owner,
   const uint64_t n = s->kept.size();
   const uint64_t need = n > kInlineExtents ? (n - kInlineExtents + per - 1) / per : 0;
   while (s->blocks.size() > need) {
+    ReleasePartner(owner, s->blocks.back(), (*owner)[s->blocks.back()]);
     (*owner)[s->blocks.back()] = Owner{};
     s->blocks.pop_back();
   }
-  // New extent blocks go where nothing is, preferring AUs the bitmap already calls free.
+  // New extent blocks go where nothing is (nor at their partner, with copies), preferring
+  // AUs the bitmap already calls free.
+  const bool copies = fs.IsCopied(OwnerKind::kExtentBlock);
+  auto unused = [&](uint64_t p, int pass) {
+    return (*owner)[p].kind == OwnerKind::kFree && (pass > 0 || !BitSet(au_bits, p));
+  };
   for (int pass = 0; pass < 2 && s->blocks.size() < need; ++pass) {
     for (uint64_t p = FirstDataAu(sb); p < LastDataAu(sb) && s->blocks.size() < need; ++p) {
-      if ((*owner)[p].kind != OwnerKind::kFree || (pass == 0 && BitSet(au_bits, p))) continue;
+      if (!unused(p, pass)) continue;
+      if (copies && (CopyAu(sb, p) == 0 || !unused(CopyAu(sb, p), pass))) continue;
       (*owner)[p] = Owner{OwnerKind::kExtentBlock, s->ino, s->d.generation, s->blocks.size()};
+      ClaimPartner(owner, p, (*owner)[p]);
       s->blocks.push_back(p);
     }
   }
@@ -487,7 +515,7 @@ Status Repairer::RepairMaps() {
   std::vector<Owner> owner(sb.au_count);
   for (const StaticArea& a : StaticAreas(sb)) {
     for (uint64_t i = 0; i < a.len / sb.au_size; ++i) {
-      owner[a.off / sb.au_size + i] = Owner{a.kind, 0, 0, i};
+      owner[a.off / sb.au_size + i] = Owner{a.kind, 0, 0, i, a.copy2};
     }
   }
   for (InodeScan& s : inodes) UDAX_RETURN_IF_ERROR(LoadSlots(&s, &owner));

@@ -119,7 +119,19 @@ Status Repairer::SalvageDirectory(Inode* dir, std::vector<DirListEntry>* entries
     if (file_au >= kXattrFileAu) break;
     for (uint64_t off = e.phys_au * sb.au_size; off < (e.phys_au + e.len) * sb.au_size;
          off += kBlockSize) {
-      if (!fs.region_->ReadSafe(off, block, kBlockSize).ok()) continue;
+      // The block as it decodes from either copy, else the bytes of one that reads.
+      bool have = fs.region_->ReadSafe(off, block, kBlockSize).ok();
+      DirBlock decoded;
+      if ((!have || !DirBlockDecode(block, &decoded).ok()) && HasMetaCopies(sb) &&
+          CopyOffset(sb, off) != 0) {
+        uint8_t other[kBlockSize];
+        if (fs.region_->ReadSafe(CopyOffset(sb, off), other, kBlockSize).ok() &&
+            (!have || DirBlockDecode(other, &decoded).ok())) {
+          std::memcpy(block, other, kBlockSize);
+          have = true;
+        }
+      }
+      if (!have) continue;
       // Entries are packed after the header; where one is garbled, step a byte at a time
       // until the next entry whose hash matches its name.
       size_t p = sizeof(DiskDirBlockHeader);

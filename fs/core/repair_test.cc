@@ -552,8 +552,10 @@ TEST(Repair, RootWithoutLinks) {
   EXPECT_EQ(Must(fs->GetAttr(kRootIno)).st_nlink, 5u);  // ., .., d, e, lost+found
 }
 
+// With metadata copies the root's second copy brings it back (Copies tests); without,
+// it is recreated.
 TEST(Repair, DestroyedRootIsRecreatedAndItsTreeFound) {
-  TestImage img;
+  TestImage img(64ull << 20, kAuSize4K, 0, /*meta_copies=*/false);
   Tree t = Populate(&img);
   {
     Raw raw(img.path());
@@ -579,7 +581,7 @@ TEST(Repair, QuarantinedAusStayOutOfUse) {
   uint64_t bad;
   {
     Raw raw(img.path());
-    bad = raw.sb().au_count - 10;
+    bad = LastDataAu(raw.sb()) - 10;
     raw.FlipAuBit(bad);
     raw.Put(raw.RmapOffset(bad), ReverseMap::Encode(bad, Owner{OwnerKind::kQuarantined, 0, 0, 0}));
   }

@@ -10,6 +10,7 @@ namespace udax {
 
 Status Space::Load(Region* region, const DiskSuperblock& sb) {
   region_ = region;
+  sb_ = sb;
   au_size_ = sb.au_size;
   au_count_ = sb.au_count;
   rmap_ = ReverseMap(region, sb);
@@ -31,6 +32,16 @@ Status Space::Load(Region* region, const DiskSuperblock& sb) {
     groups_.push_back(std::move(g));
   }
   free_aus_.store(free);
+  {
+    MutexLock pool(&pool_mu_);
+    pair_pool_.clear();
+    pool_cursor_ = 0;
+  }
+  // 1/32 of the pairs (3% of the data area), at least 64 (an eighth of a small image's),
+  // at most 65536.
+  const uint64_t half = CopyHalf(sb);
+  pool_target_ = HasMetaCopies(sb) ? std::clamp<uint64_t>(half / 32, std::min<uint64_t>(64, half / 8), 65536) : 0;
+  RefillPairPool(UINT64_MAX);
   MutexLock lock(&mu_);
   // Inode 0 is never used and 1 is the root's: numbers from 2 are handed out.
   return inos_.Load(*region, sb.ibitmap_off, sb.inode_count, 2, sb.inode_count);
@@ -112,6 +123,181 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
   return out;
 }
 
+bool Space::ReserveExactAu(uint64_t au) {
+  if (au >= au_count_) return false;
+  Group& g = GroupOf(au);
+  return Update(g, [&](BitmapAllocator& alloc) {
+    return !alloc.IsAllocated(au - g.base) && alloc.ReserveExact(au - g.base);
+  });
+}
+
+std::vector<Run> Space::PartnerRuns(const Run& run) const {
+  std::vector<Run> out;
+  for (uint64_t a = run.start; a < run.end(); ++a) {
+    const uint64_t partner = CopyAu(sb_, a);
+    if (partner == 0) continue;  // no partner: never metadata (ReserveCopied skips it)
+    if (!out.empty() && out.back().end() == partner) {
+      out.back().len++;
+    } else {
+      out.push_back(Run{partner, 1});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uint64_t ino) {
+  if (!HasMetaCopies(sb_)) return ReserveAus(count, goal, ino);
+  if (count == 0) return std::vector<Run>{};
+  if (free_aus() < 2 * count) return Status::NoSpace("no free space for metadata and its copy");
+  std::vector<Run> out;
+  std::vector<Run> rejected;  // AUs reserved whose partner was busy: given back at the end
+  auto add = [&](uint64_t a) {
+    // One run while the partners stay contiguous too (a run never crosses the halves).
+    if (!out.empty() && out.back().end() == a && CopyAu(sb_, a - 1) + 1 == CopyAu(sb_, a)) {
+      out.back().len++;
+    } else {
+      out.push_back(Run{a, 1});
+    }
+  };
+  // Next fit from the goal: most AUs have a free partner while the device has room.
+  constexpr size_t kMaxRejected = 4096;
+  uint64_t want = count;
+  while (want > 0 && rejected.size() < kMaxRejected) {
+    auto one = ReserveAus(1, goal, ino);
+    if (!one.ok()) break;
+    const uint64_t a = (*one)[0].start;
+    goal = a + 1;
+    const uint64_t partner = CopyAu(sb_, a);
+    if (partner == 0 || !ReserveExactAu(partner)) {
+      rejected.push_back(Run{a, 1});
+      continue;
+    }
+    add(a);
+    --want;
+  }
+  UnreserveAus(rejected);
+  // Free space but few free pairs: the pairs kept back, then every pair once.
+  bool took_pooled = false;
+  while (want > 0) {
+    uint64_t a;
+    {
+      MutexLock pool(&pool_mu_);
+      if (pair_pool_.empty()) break;
+      a = pair_pool_.back();
+      pair_pool_.pop_back();
+    }
+    add(a);
+    --want;
+    took_pooled = true;
+  }
+  const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
+  for (uint64_t a = lo; want > 0 && a < lo + half; ++a) {
+    if (!ReserveExactAu(a)) continue;
+    if (!ReserveExactAu(a + half)) {
+      UnreserveAus({Run{a, 1}});
+      continue;
+    }
+    add(a);
+    --want;
+  }
+  if (took_pooled) RefillPairPool(4096);
+  if (want > 0) {
+    UnreserveCopied(out);
+    return Status::NoSpace("no free pair of AUs for metadata and its copy");
+  }
+  return out;
+}
+
+void Space::RefillPairPool(uint64_t max_scan) {
+  if (pool_target_ == 0) return;
+  const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
+  uint64_t cursor, need;
+  {
+    MutexLock pool(&pool_mu_);
+    if (pair_pool_.size() >= pool_target_) return;
+    need = pool_target_ - pair_pool_.size();
+    cursor = pool_cursor_;
+  }
+  std::vector<uint64_t> found;
+  for (uint64_t i = 0; i < std::min(max_scan, half) && found.size() < need; ++i) {
+    const uint64_t a = lo + (cursor + i) % half;
+    if (!ReserveExactAu(a)) continue;
+    if (!ReserveExactAu(a + half)) {
+      UnreserveAus({Run{a, 1}});
+      continue;
+    }
+    found.push_back(a);
+  }
+  MutexLock pool(&pool_mu_);
+  pool_cursor_ = (cursor + std::min(max_scan, half)) % half;
+  pair_pool_.insert(pair_pool_.end(), found.begin(), found.end());
+}
+
+void Space::OfferPairs(const Run& run) {
+  if (pool_target_ == 0) return;
+  uint64_t need;
+  {
+    MutexLock pool(&pool_mu_);
+    if (pair_pool_.size() >= pool_target_) return;
+    need = pool_target_ - pair_pool_.size();
+  }
+  const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
+  std::vector<uint64_t> found;
+  for (uint64_t a = run.start; a < run.end() && found.size() < need; ++a) {
+    if (CopyAu(sb_, a) == 0) continue;
+    const uint64_t lower = a < lo + half ? a : a - half;
+    if (!ReserveExactAu(lower)) continue;
+    if (!ReserveExactAu(lower + half)) {
+      UnreserveAus({Run{lower, 1}});
+      continue;
+    }
+    found.push_back(lower);
+  }
+  MutexLock pool(&pool_mu_);
+  pair_pool_.insert(pair_pool_.end(), found.begin(), found.end());
+}
+
+bool Space::TakeFromPool(uint64_t au) {
+  if (pool_target_ == 0 || CopyAu(sb_, au) == 0) return false;
+  const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
+  const uint64_t lower = au < lo + half ? au : au - half;
+  {
+    MutexLock pool(&pool_mu_);
+    auto it = std::find(pair_pool_.begin(), pair_pool_.end(), lower);
+    if (it == pair_pool_.end()) return false;
+    pair_pool_.erase(it);
+  }
+  UnreserveAus({Run{CopyAu(sb_, au), 1}});  // the other AU of the pair goes back
+  return true;
+}
+
+uint64_t Space::pooled_pairs() const {
+  MutexLock pool(&pool_mu_);
+  return pair_pool_.size();
+}
+
+void Space::UnreserveCopied(const std::vector<Run>& runs) {
+  if (!HasMetaCopies(sb_)) {
+    UnreserveAus(runs);
+    return;
+  }
+  const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
+  for (const Run& r : runs) {
+    for (uint64_t a = r.start; a < r.end(); ++a) {
+      // Pairs given back refill the pool first (by their lower AU), as they are.
+      {
+        MutexLock pool(&pool_mu_);
+        if (pair_pool_.size() < pool_target_) {
+          pair_pool_.push_back(a < lo + half ? a : a - half);
+          continue;
+        }
+      }
+      UnreserveAus({Run{a, 1}});
+      UnreserveAus({Run{CopyAu(sb_, a), 1}});
+    }
+  }
+}
+
 void Space::UnreserveAus(const std::vector<Run>& runs) {
   for (const Run& run : runs) {
     ForEachPiece(run, [&](Group& g, const Run& piece) {
@@ -144,6 +330,7 @@ void Space::StageFreeAus(Txn* txn, const Run& run) {
   };
   if (!region_->HasKnownBad(run.start * au_size_, run.len * au_size_)) {
     free_run(run);
+    OfferPairs(run);
     return;
   }
   // Bad AUs leave their owner but stay allocated, owned by `quarantined` (G4).
@@ -163,7 +350,7 @@ uint64_t Space::StageQuarantineFree(Txn* txn, const Run& run) {
     const bool reserved = Update(g, [&](BitmapAllocator& alloc) {
       return !alloc.IsAllocated(a - g.base) && alloc.ReserveExact(a - g.base);
     });
-    if (!reserved) continue;
+    if (!reserved && !TakeFromPool(a)) continue;
     StageAllocAus(txn, Run{a, 1}, Owner{OwnerKind::kQuarantined, 0, 0, 0});
     ++taken;
   }

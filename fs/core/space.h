@@ -48,6 +48,15 @@ class Space {
   // owner, whose group is used when there is no goal. ENOSPC when there are not enough.
   Result<std::vector<Run>> ReserveAus(uint64_t count, uint64_t goal, uint64_t ino);
   void UnreserveAus(const std::vector<Run>& runs);
+  // For metadata on an image with copies: reserves `count` AUs each together with its
+  // partner (CopyAu), and returns the first copies, in runs whose partners are runs too.
+  // Without copies, ReserveAus. ENOSPC when not enough pairs are free.
+  Result<std::vector<Run>> ReserveCopied(uint64_t count, uint64_t goal, uint64_t ino);
+  // Gives back runs ReserveCopied returned, partners included.
+  void UnreserveCopied(const std::vector<Run>& runs);
+  // The partners of a run of metadata AUs: one run, or two where `run` crosses from one
+  // half of the paired range to the other (extents merge across it). Empty without copies.
+  std::vector<Run> PartnerRuns(const Run& run) const;
   // Allocates reserved AUs in `txn`: the bitmap and the reverse map together.
   void StageAllocAus(Txn* txn, const Run& run, const Owner& owner);
   // Frees AUs in `txn`, except the ones the region knows bad: those stay allocated and
@@ -60,8 +69,11 @@ class Space {
   // Stages the reverse-map records naming `owner` for `run` (no bitmap change).
   void StageOwner(Txn* txn, const Run& run, const Owner& owner) const;
   bool AuAllocated(uint64_t au) const;
-  // Free AUs, neither allocated nor reserved (a snapshot: other threads move it).
+  // Free AUs, neither allocated nor reserved (a snapshot: other threads move it). The
+  // pairs kept back for metadata are not free.
   uint64_t free_aus() const { return free_aus_.load(std::memory_order_relaxed); }
+  // Pairs kept back for metadata now (health, tests).
+  uint64_t pooled_pairs() const EXCLUDES(pool_mu_);
   size_t group_count() const { return groups_.size(); }
 
   // --- inode numbers ---
@@ -109,7 +121,19 @@ class Space {
   template <typename Op>
   auto Update(Group& g, Op op) const;
 
+  // Reserves exactly AU `au` if it is free.
+  bool ReserveExactAu(uint64_t au);
+  // Tops the pair pool up to its target, looking at no more than `max_scan` pairs.
+  void RefillPairPool(uint64_t max_scan) EXCLUDES(pool_mu_);
+  // After a free: the pairs of `run` both of whose AUs are free now go to the pool, while
+  // it is short.
+  void OfferPairs(const Run& run) EXCLUDES(pool_mu_);
+  // Takes `au` out of the pool (it stays reserved, for the caller; its partner goes
+  // back): a pooled AU found bad. False if it was not pooled.
+  bool TakeFromPool(uint64_t au) EXCLUDES(pool_mu_);
+
   Region* region_ = nullptr;  // set by Load, then constant
+  DiskSuperblock sb_{};       // set by Load, then constant
   uint64_t au_size_ = 0;
   uint64_t au_count_ = 0;
   uint64_t group_aus_ = 1;    // AUs per group, a multiple of 64
@@ -118,6 +142,16 @@ class Space {
   ReverseMap rmap_;           // set by Load; stateless between calls
   mutable Mutex mu_;
   BitmapAllocator inos_ GUARDED_BY(mu_);
+  // Free pairs kept back for metadata (with copies): file data takes AUs one by one,
+  // without regard to pairs, and could leave free space where no AU has a free partner,
+  // so that no directory could grow while file data still fits. Up to pool_target_ pairs
+  // stay reserved (not free to file data, as ext4 keeps blocks back), each by its first
+  // copy; ReserveCopied takes from them when it finds no free pair, and refills them
+  // from pairs that frees make. A leaf lock, never held with a group's.
+  mutable Mutex pool_mu_;
+  std::vector<uint64_t> pair_pool_ GUARDED_BY(pool_mu_);
+  uint64_t pool_cursor_ GUARDED_BY(pool_mu_) = 0;  // where the next refill looks
+  uint64_t pool_target_ = 0;  // set by Load, then constant
 };
 
 }  // namespace udax

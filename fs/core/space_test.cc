@@ -31,7 +31,7 @@ class SpaceTest : public ::testing::Test {
 TEST_F(SpaceTest, CutsTheBitmapIntoGroupsOfWholeWords) {
   EXPECT_EQ(space_.group_count(), Space::kMaxGroups);
   EXPECT_EQ(GroupAus() % 64, 0u);
-  EXPECT_EQ(space_.free_aus(), fs_->StatFs().f_bfree);
+  EXPECT_EQ(space_.free_aus(), fs_->StatFs().f_bavail);
   // A small filesystem is one group.
   TestImage small(128ull << 20, kAuSize2M);  // 64 AUs
   auto fs = small.Mount();

@@ -324,11 +324,30 @@ TEST_P(XattrTest, DamagedBlobIsEioAndScrubNamesIt) {
     EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
     ASSERT_OK(fs->Unmount());
   }
-  FILE* img = fopen(img_.path().c_str(), "r+b");
-  ASSERT_NE(img, nullptr);
-  fseek(img, static_cast<long>(blob_off + 20), SEEK_SET);
-  fputc('X', img);
-  fclose(img);
+  auto damage = [&](uint64_t off) {
+    FILE* img = fopen(img_.path().c_str(), "r+b");
+    ASSERT_NE(img, nullptr);
+    fseek(img, static_cast<long>(off + 20), SEEK_SET);
+    fputc('X', img);
+    fclose(img);
+  };
+  uint64_t copy_off;
+  {
+    auto fs = img_.Mount();
+    copy_off = CopyOffset(fs->superblock(), blob_off);
+    ASSERT_NE(copy_off, 0u);  // the image has metadata copies
+  }
+  // One copy damaged: reads take the other, which mends the first.
+  damage(blob_off);
+  {
+    auto fs = img_.Mount();
+    EXPECT_EQ(Must(fs->GetXattr(f, "user.x")), "precious");
+    EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
+    ASSERT_OK(fs->Unmount());
+  }
+  // Both: the attributes of that file fail, and only they.
+  damage(blob_off);
+  damage(copy_off);
   auto fs = img_.Mount();
   EXPECT_EQ(fs->GetXattr(f, "user.x").status().code(), EIO);
   CheckReport r = Must(fs->checker().Scrub());

@@ -12,7 +12,18 @@
 //   AU bitmap       1 bit per allocation unit of the whole region (metadata AUs set)
 //   rmap area       DiskRmapRecord[au_count], reserved for the reverse map
 //   data AUs        file data, directory buckets, extent blocks
+//   inode table 2   second copy of the inode table (feature kFeatureIncompatMetaCopies)
 //   last AU         superblock replica in its last 4 KiB
+//
+// Metadata copies (kFeatureIncompatMetaCopies, mkfs's default): every metadata structure
+// that has no other way back gets a second copy, placed far from the first:
+//   * the inode table: inode table 2, at the other end of the region;
+//   * every AU of a directory, extent block, attribute blob or symlink target: the AU
+//     CopyAu() names, half the paired data range away (see layout.h). The pair is
+//     allocated and freed together; the copy's reverse-map record names the same owner
+//     with kRmapCopy2 set.
+// Both copies change in the same journal transaction: the journal logs a record once and
+// applies it to both places (replay too). Each record's checksum picks the good copy.
 #pragma once
 
 #include <bit>
@@ -34,7 +45,11 @@ inline constexpr uint32_t kMaxSymlinkLen = 4095;
 // Feature flags: a tool that meets an incompat bit it does not know refuses the image;
 // ro_compat lets it mount read-only; compat bits are informational.
 inline constexpr uint32_t kFeatureIncompatLinearHashDirs = 1u << 0;
-inline constexpr uint32_t kFeatureIncompatSupported = kFeatureIncompatLinearHashDirs;
+// Second copies of the inode table and of every dynamic metadata AU (see above). Incompat:
+// a tool that did not know it would change one copy and not the other.
+inline constexpr uint32_t kFeatureIncompatMetaCopies = 1u << 1;
+inline constexpr uint32_t kFeatureIncompatSupported =
+    kFeatureIncompatLinearHashDirs | kFeatureIncompatMetaCopies;
 inline constexpr uint32_t kFeatureRoCompatSupported = 0;
 
 inline constexpr char kSuperMagic[8] = {'U', 'D', 'A', 'X', 'F', 'S', '0', '1'};
@@ -67,7 +82,9 @@ struct DiskSuperblock {
   uint64_t mkfs_time_sec;
   uint8_t uuid[16];
   char label[32];
-  uint8_t reserved[3876];
+  uint64_t itable2_off;     // the inode table's second copy (0 without kFeatureIncompatMetaCopies)
+  uint64_t itable2_len;
+  uint8_t reserved[3860];
   uint32_t crc;             // CRC32C of the whole block with crc = 0
 };
 static_assert(sizeof(DiskSuperblock) == kBlockSize);
@@ -254,11 +271,12 @@ inline constexpr uint8_t kOwnerKindMax = 13;
 // 0.39% of a 4 KiB-AU region (the budget is 0.5%). A record is meaningful only while the
 // AU bitmap says the AU is allocated: freeing an AU clears its bit and leaves the record,
 // which the next allocation overwrites (so a free costs no reverse-map write).
+inline constexpr uint8_t kRmapCopy2 = 1u << 0;  // the second copy of a metadata structure
 struct DiskRmapRecord {
   uint32_t ino;
   uint16_t generation;  // low 16 bits of the owner's generation
   uint8_t kind;
-  uint8_t flags;
+  uint8_t flags;        // kRmapCopy2
   uint32_t file_au;     // file offset / AU size (files stop at 2^32 AUs: 16 TiB at 4 KiB)
   uint32_t crc;         // CRC32C of the record with crc = 0, seeded with the AU number
 };

@@ -80,9 +80,20 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   off += sb.rmap_len;
   sb.data_off = off;
   sb.replica_off = sb.region_size - kBlockSize;
+  uint64_t data_end = (sb.au_count - 1) * au;  // the replica's AU
+  if (p.meta_copies) {
+    // The second inode table at the far end, just before the replica's AU.
+    sb.feature_incompat |= kFeatureIncompatMetaCopies;
+    sb.itable2_len = sb.itable_len;
+    if (sb.itable2_len + off >= data_end) {
+      return Status::InvalidArgument("region too small for its metadata at this geometry");
+    }
+    sb.itable2_off = data_end - sb.itable2_len;
+    data_end = sb.itable2_off;
+  }
   // Keep at least 1/4 of the region (and 16 AUs) for data.
-  const uint64_t data_aus = sb.au_count - 1 - off / au;
-  if (off >= sb.region_size - au || data_aus < 16 || data_aus * 4 < sb.au_count) {
+  const uint64_t data_aus = off < data_end ? (data_end - off) / au : 0;
+  if (data_aus < 16 || data_aus * 4 < sb.au_count) {
     return Status::InvalidArgument("region too small for its metadata at this geometry");
   }
   std::memset(sb.label, 0, sizeof(sb.label));
@@ -92,15 +103,17 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
 
 std::vector<StaticArea> StaticAreas(const DiskSuperblock& sb) {
   const uint64_t au = sb.au_size;
-  return {
+  std::vector<StaticArea> areas = {
       {0, au, OwnerKind::kSuperblock},
       {sb.journal_off, sb.journal_len, OwnerKind::kJournal},
       {sb.ibitmap_off, sb.ibitmap_len, OwnerKind::kInodeBitmap},
       {sb.itable_off, sb.itable_len, OwnerKind::kInodeTable},
       {sb.abitmap_off, sb.abitmap_len, OwnerKind::kAuBitmap},
       {sb.rmap_off, sb.rmap_len, OwnerKind::kRmap},
-      {(sb.au_count - 1) * au, au, OwnerKind::kReplica},
   };
+  if (HasMetaCopies(sb)) areas.push_back({sb.itable2_off, sb.itable2_len, OwnerKind::kInodeTable, true});
+  areas.push_back({(sb.au_count - 1) * au, au, OwnerKind::kReplica});
+  return areas;
 }
 
 void SuperblockSeal(DiskSuperblock* sb) {
@@ -159,6 +172,17 @@ Status SuperblockVerify(const DiskSuperblock& sb, uint64_t device_size) {
   if (sb.data_off != prev_end || sb.data_off >= sb.region_size - au ||
       sb.replica_off != sb.region_size - kBlockSize || sb.inode_count < 2) {
     return Status::Corruption("superblock: bad data area geometry");
+  }
+  if (HasMetaCopies(sb)) {
+    // The second inode table: as large as the first, ending at the replica's AU, with at
+    // least two data AUs (one pair) before it.
+    if (sb.itable2_len != sb.itable_len || sb.itable2_off % au ||
+        sb.itable2_off != (sb.au_count - 1) * au - sb.itable2_len ||
+        sb.itable2_off < sb.data_off + 2 * au || sb.itable2_len > sb.region_size) {
+      return Status::Corruption("superblock: bad geometry of the second inode table");
+    }
+  } else if (sb.itable2_off != 0 || sb.itable2_len != 0) {
+    return Status::Corruption("superblock: a second inode table without the feature");
   }
   return Status::Ok();
 }

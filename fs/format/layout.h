@@ -20,6 +20,10 @@ struct MkfsParams {
   // paths (fallocate shifts) with few AUs. Such an image may shut down on a large
   // namespace operation whose transaction does not fit; mkfs never sets this.
   bool allow_tiny_journal = false;
+  // Second copies of the inode table and of every dynamic metadata AU
+  // (kFeatureIncompatMetaCopies). Costs the inode table's size again, plus one AU per
+  // directory, extent-block, attribute or symlink AU.
+  bool meta_copies = true;
   std::string label;
   uint32_t root_uid = 0;          // owner of the root directory
   uint32_t root_gid = 0;
@@ -54,18 +58,65 @@ inline uint64_t AuOffset(const DiskSuperblock& sb, uint64_t au) { return au * sb
 inline uint64_t ExtentsPerBlock(const DiskSuperblock& sb) {
   return (sb.au_size - sizeof(DiskExtentBlockHeader)) / sizeof(DiskExtent);
 }
-// AUs [0, FirstDataAu) and the last AU hold static metadata.
+inline bool HasMetaCopies(const DiskSuperblock& sb) {
+  return (sb.feature_incompat & kFeatureIncompatMetaCopies) != 0;
+}
+// AUs [0, FirstDataAu), [LastDataAu, au_count) hold static metadata (the second inode
+// table, when there is one, and the superblock replica's AU).
 inline uint64_t FirstDataAu(const DiskSuperblock& sb) { return sb.data_off / sb.au_size; }
-inline uint64_t LastDataAu(const DiskSuperblock& sb) { return sb.au_count - 1; }  // exclusive
+inline uint64_t LastDataAu(const DiskSuperblock& sb) {  // exclusive
+  return HasMetaCopies(sb) ? sb.itable2_off / sb.au_size : sb.au_count - 1;
+}
+
+// Metadata copies. The data AUs [FirstDataAu, FirstDataAu + 2 * half) pair up, each AU of
+// the lower half with the AU `half` above it, so the two copies of a metadata AU are half
+// the data area apart (far apart on the media, in different allocation groups) and the
+// place of the second copy needs no pointer that could itself be lost. With an odd number
+// of data AUs the last one has no partner and holds file data only.
+inline uint64_t CopyHalf(const DiskSuperblock& sb) {
+  return HasMetaCopies(sb) ? (LastDataAu(sb) - FirstDataAu(sb)) / 2 : 0;
+}
+// The partner of data AU `au`: where the other copy of a metadata AU lives. 0 when the
+// image has no copies or `au` has no partner.
+inline uint64_t CopyAu(const DiskSuperblock& sb, uint64_t au) {
+  const uint64_t lo = FirstDataAu(sb), half = CopyHalf(sb);
+  if (half == 0 || au < lo || au >= lo + 2 * half) return 0;
+  return au < lo + half ? au + half : au - half;
+}
+// The region offset of the other copy of metadata byte `off`: in the other inode table,
+// or in the partner AU of a data AU (only metadata AUs have their partner in use). 0 when
+// there is none.
+inline uint64_t CopyOffset(const DiskSuperblock& sb, uint64_t off) {
+  if (!HasMetaCopies(sb)) return 0;
+  if (off >= sb.itable_off && off - sb.itable_off < sb.itable_len) {
+    return sb.itable2_off + (off - sb.itable_off);
+  }
+  if (off >= sb.itable2_off && off - sb.itable2_off < sb.itable2_len) {
+    return sb.itable_off + (off - sb.itable2_off);
+  }
+  const uint64_t partner = CopyAu(sb, off / sb.au_size);
+  return partner == 0 ? 0 : partner * sb.au_size + off % sb.au_size;
+}
+// Whether [off, off+n) lies where metadata has a second copy: the inode table or the
+// paired data AUs (one AU at most: a metadata record never spans two AUs).
+inline bool InCopiedArea(const DiskSuperblock& sb, uint64_t off, uint64_t n) {
+  if (!HasMetaCopies(sb) || n == 0) return false;
+  if (off >= sb.itable_off && off - sb.itable_off < sb.itable_len) {
+    return off + n <= sb.itable_off + sb.itable_len;
+  }
+  const uint64_t au = off / sb.au_size;
+  return CopyAu(sb, au) != 0 && (off + n - 1) / sb.au_size == au;
+}
 
 // An area of static metadata (placed at mkfs) and the owner kind the reverse map gives it.
 struct StaticArea {
   uint64_t off;
   uint64_t len;
   OwnerKind kind;
+  bool copy2 = false;  // the second copy of its kind (inode table 2)
 };
 // Every static area, AU-aligned: superblock AU, journal, bitmaps, inode table, reverse
-// map, and the replica's AU at the end.
+// map, the second inode table if any, and the replica's AU at the end.
 std::vector<StaticArea> StaticAreas(const DiskSuperblock& sb);
 
 // A decoded directory entry.

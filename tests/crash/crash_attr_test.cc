@@ -494,7 +494,9 @@ TEST(Crash, EveryPersistPointNearlyFull) {
     nospc += r.nospc;
     EXPECT_EQ(r.failures, 0u) << r.first_failure;
   }
-  EXPECT_GT(cuts, 400u);
+  // Fewer cuts than on a roomier image: with metadata copies, metadata takes AU pairs and
+  // more of the operations meet ENOSPC.
+  EXPECT_GT(cuts, 200u);
   EXPECT_GT(nospc, 20u);  // the workload really ran out of space
 }
 

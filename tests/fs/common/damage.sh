@@ -9,13 +9,20 @@ _img_u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
 _img_u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
 
 # _sb IMG FIELD: a superblock field by name.
+# _last_data_au IMAGE: the first AU past the data area (the second inode table's, or the
+# replica's on an image without metadata copies).
+_last_data_au() {
+  local t2
+  t2=$(_sb "$1" itable2_off)
+  if ((t2 != 0)); then echo $((t2 / $(_sb "$1" au_size))); else echo $(($(_sb "$1" au_count) - 1)); fi
+}
 _sb() {
   local off
   case $2 in
     au_size) _img_u32 "$1" 32; return ;;
     au_count) off=40 ;; journal_off) off=48 ;; ibitmap_off) off=64 ;; itable_off) off=80 ;;
     inode_count) off=96 ;; abitmap_off) off=112 ;; rmap_off) off=128 ;; data_off) off=144 ;;
-    replica_off) off=152 ;;
+    replica_off) off=152 ;; itable2_off) off=216 ;;
     *) echo "_sb: unknown field $2" >&2; return 1 ;;
   esac
   _img_u64 "$1" "$off"
