@@ -208,6 +208,14 @@ int CmdHealth(const std::string& target, bool json) {
     } else if (status) {
       scrub_line = "none since mount";
     }
+    // Inodes whose own metadata lost both copies: they fail with EIO, the rest serves.
+    if (status && (*status)["sick"].is_array()) {
+      out["sick"] = (*status)["sick"];
+      for (const nlohmann::json& s : (*status)["sick"]) {
+        worse(kDamaged, "sick inode " + std::to_string(s.value("ino", uint64_t{0})) + ": " +
+                            s.value("why", std::string("?")) + "; its operations fail with EIO (fsck.udaxfs --repair)");
+      }
+    }
     if (status && (*status)["journal"].is_object()) {
       const nlohmann::json& j = (*status)["journal"];
       out["journal"] = j;

@@ -139,6 +139,51 @@ TEST(Copies, PoisonInEitherCopyIsRepairedOnline) {
   EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
 }
 
+// Both copies of one directory block bad (two independent hits): only that directory
+// fails; everything else serves, health lists it, and fsck names what was lost.
+TEST(Copies, BothCopiesOfADirectoryBlockBadCostOnlyThatDirectory) {
+  TestImage img;
+  Tree t;
+  uint64_t other_file;
+  {
+    auto fs = img.Mount();
+    t = Populate(fs.get());
+    const uint64_t other = Must(fs->Mkdir(kRootIno, "other", 0755, kRoot)).ino;
+    other_file = Must(fs->Mknod(other, "f", S_IFREG | 0644, 0, kRoot)).ino;
+    ASSERT_OK(fs->Unmount());
+  }
+  auto fs = img.Mount();
+  const uint64_t block = FirstCopyOf(fs.get(), OwnerKind::kDirectory, t.dir);
+  const uint64_t copy = CopyOffset(fs->superblock(), block);
+  Poison(fs.get(), {{block, 512}, {copy, 512}});
+  for (uint64_t hit : {block, copy}) {
+    auto owners = Must(fs->media().HandleError(hit, 512));
+    ASSERT_EQ(owners.size(), 1u);
+    EXPECT_EQ(owners[0].action, MediaAction::kSick) << owners[0].detail;
+  }
+  EXPECT_FALSE(fs->shut_down());
+  EXPECT_EQ(fs->ListDir(t.dir).status().code(), EIO);
+  auto sick = fs->SickInodes();
+  ASSERT_EQ(sick.size(), 1u);
+  EXPECT_EQ(sick[0].first, t.dir);
+  // The rest serves.
+  const uint64_t other = Must(fs->Lookup(kRootIno, "other")).ino;
+  EXPECT_EQ(Must(fs->Lookup(other, "f")).ino, other_file);
+  EXPECT_EQ(Must(fs->ReadLink(t.sym)), std::string(500, 's'));
+  Must(fs->Mknod(kRootIno, "after", S_IFREG | 0644, 0, kRoot));
+  ASSERT_OK(fs->Unmount());
+  fs.reset();
+  FsckOptions check;
+  check.read_only = true;
+  FsckOutcome found = Must(Repairer::Run(img.path(), check));
+  EXPECT_EQ(found.ExitCode(), kFsckUncorrected);
+  bool named = false;
+  for (const std::string& m : found.found.messages) {
+    named = named || m.find("directory " + std::to_string(t.dir)) != std::string::npos;
+  }
+  EXPECT_TRUE(named) << (found.found.messages.empty() ? "" : found.found.messages[0]);
+}
+
 // A first copy that reads but fails its checksum: reads take the second and mend the first.
 TEST(Copies, AChecksumFailureIsServedFromTheOtherCopyAndMended) {
   TestImage img;

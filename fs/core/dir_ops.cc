@@ -48,7 +48,10 @@ Status DirOps::ReadBlock(Inode* dir, uint64_t logical, DirBlock* block) {
   Status st = fs_->ReadMeta(off, buf, kBlockSize, [&](const void* bytes) {
     return DirBlockDecode(static_cast<const uint8_t*>(bytes), block);
   });
-  if (st.code() == EIO) return st;
+  if (st.code() == EIO) {
+    return Status::IoError("directory " + std::to_string(dir->ino) + " block " +
+                           std::to_string(logical) + " does not read: " + st.message());
+  }
   if (!st.ok()) {
     return Status::Corruption("directory " + std::to_string(dir->ino) + " block " +
                               std::to_string(logical) + ": " + st.message());

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -313,6 +314,8 @@ class Filesystem {
   // (allocated or quarantined), and how many AUs are free, without the metadata lock.
   bool AuInUse(uint64_t au) const { return space_.AuAllocated(au); }
   uint64_t FreeAuCount() const { return space_.free_aus(); }
+  // Inodes marked sick (both copies of their metadata bad) and why: `udaxctl health`.
+  std::vector<std::pair<uint64_t, std::string>> SickInodes() EXCLUDES(mu_);
   // Free AU pairs kept back for metadata copies (0 without copies).
   uint64_t PooledMetaPairs() const { return space_.pooled_pairs(); }
   bool shut_down() const { return shutdown_; }
@@ -605,6 +608,10 @@ class Filesystem {
   // copies, durably.
   Status WriteFreshMeta(uint64_t off, const void* data, size_t n);
   std::atomic<uint64_t> copies_served_{0};  // reads served from a second copy
+  // Inodes whose own metadata lost both copies (Media): Get refuses them with EIO, and
+  // `udaxctl health` lists them. Until unmount: the next mount finds the bad blocks again.
+  void MarkSickLocked(uint64_t ino, std::string why) REQUIRES(mu_);
+  std::map<uint64_t, std::string> sick_ GUARDED_BY(mu_);
   // Whether a read that finds a bad copy mends it: not during fsck's check without
   // --repair, which must change nothing it was not asked to (set before sharing).
   bool mend_copies_ GUARDED_BY(mu_) = true;

@@ -59,6 +59,9 @@ Status Filesystem::Commit() {
 
 Result<Inode*> Filesystem::Get(uint64_t ino) {
   if (shutdown_) return Status::IoError("filesystem is shut down: " + shutdown_reason_);
+  if (auto sick = sick_.find(ino); sick != sick_.end()) {
+    return Status::IoError("inode " + std::to_string(ino) + " is sick: " + sick->second);
+  }
   auto it = inodes_.find(ino);
   if (it != inodes_.end()) {
     if (it->second->freed) return Status::Error(ESTALE, "stale inode");
@@ -89,12 +92,18 @@ void Filesystem::StageInode(Inode* inode) {
 }
 
 Result<Inode*> Filesystem::AllocInode(uint32_t mode, const Caller& caller, Inode* parent) {
-  UDAX_ASSIGN_OR_RETURN(const uint64_t ino, space_.ReserveIno(parent ? parent->ino : 0));
+  // A free slot whose record reads in neither copy (bad media) stays reserved, so that
+  // no later allocation tries it again, and the next number is tried.
+  uint64_t ino = 0;
   DiskInode old;
-  Status st = ReadMeta(InodeOffset(sb_, ino), &old, sizeof(old), nullptr);
-  if (!st.ok()) {
-    space_.UnreserveIno(ino);
-    return st;
+  for (int attempt = 0;; ++attempt) {
+    UDAX_ASSIGN_OR_RETURN(ino, space_.ReserveIno(parent ? parent->ino : 0));
+    Status st = ReadMeta(InodeOffset(sb_, ino), &old, sizeof(old), nullptr);
+    if (st.ok()) break;
+    if (st.code() != EIO || attempt == 8) {
+      space_.UnreserveIno(ino);
+      return st;
+    }
   }
   space_.StageAllocIno(&txn_, ino);
   auto inode = std::make_unique<Inode>(ino);

@@ -52,6 +52,7 @@ const char* MediaActionName(MediaAction action) {
     case MediaAction::kQuarantined: return "quarantined";
     case MediaAction::kRepaired: return "repaired";
     case MediaAction::kShutdown: return "shutdown";
+    case MediaAction::kSick: return "sick";
   }
   return "?";
 }
@@ -167,6 +168,38 @@ void Media::ActOnOwner(MediaOwner* m) {
     }
     m->detail = copies + m->detail;
     return;
+  }
+  // Both copies of an inode's own metadata bad (copies exist, the other one did not
+  // read): only that inode loses out. Marked sick, its operations fail with EIO, the
+  // rest of the filesystem keeps serving (issue 17, item 3).
+  if (copied && !fs_->shutdown_ && m->detail == "the other copy is bad too") {
+    std::vector<uint64_t> inos;
+    if (kind == OwnerKind::kInodeTable) {
+      // The inodes whose records the bad bytes hold, in whichever table was hit.
+      const uint64_t table = r.owner.copy2 ? sb.itable2_off : sb.itable_off;
+      const uint64_t first = (r.phys - table) / sizeof(DiskInode);
+      const uint64_t end = (r.phys + r.len - table + sizeof(DiskInode) - 1) / sizeof(DiskInode);
+      for (uint64_t ino = first; ino < end && ino < sb.inode_count; ++ino) {
+        if (ino != 0 && fs_->space_.InoAllocated(ino)) inos.push_back(ino);
+      }
+    } else if (r.owner.ino != 0) {
+      inos.push_back(r.owner.ino);
+    }
+    if (std::find(inos.begin(), inos.end(), kRootIno) == inos.end()) {
+      std::string names;
+      for (uint64_t ino : inos) {
+        fs_->MarkSickLocked(ino, "both copies of its " + std::string(OwnerKindName(kind)) +
+                                     " at region offset " + where + " are bad");
+        names += (names.empty() ? "" : ", ") + std::to_string(ino);
+      }
+      m->action = MediaAction::kSick;
+      m->detail = inos.empty() ? "both copies bad; no inode in use holds these bytes"
+                               : "both copies bad: inode " + names +
+                                     " marked sick (its operations fail with EIO); the rest "
+                                     "keeps serving";
+      return;
+    }
+    // The root's own metadata: nothing would be reachable; shut down below.
   }
   // Metadata.
   if (fs_->shutdown_) {

@@ -35,6 +35,7 @@ enum class MediaAction : uint8_t {
   kQuarantined,  // a free AU taken out of use for good (or one already quarantined)
   kRepaired,     // metadata rewritten from a healthy copy, poison cleared
   kShutdown,     // metadata with no healthy copy: the filesystem shut down (G6)
+  kSick,         // both copies of an inode's metadata bad: that inode fails with EIO
 };
 const char* MediaActionName(MediaAction action);  // "eio", "quarantined", ...
 

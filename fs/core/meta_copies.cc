@@ -56,6 +56,17 @@ Status Filesystem::MendCopy(uint64_t good, uint64_t bad, uint64_t n) {
   return region_->ClearRewrittenPoison(lo, bytes.size());
 }
 
+void Filesystem::MarkSickLocked(uint64_t ino, std::string why) {
+  sick_.emplace(ino, std::move(why));
+  auto it = inodes_.find(ino);
+  if (it != inodes_.end()) it->second->dirty = false;  // nothing more is written for it
+}
+
+std::vector<std::pair<uint64_t, std::string>> Filesystem::SickInodes() {
+  MetaLock lock(this);
+  return {sick_.begin(), sick_.end()};
+}
+
 Status Filesystem::WriteFreshMeta(uint64_t off, const void* data, size_t n) {
   UDAX_RETURN_IF_ERROR(region_->WriteSafe(off, data, n, true));
   if (!InCopiedArea(sb_, off, n)) return Status::Ok();

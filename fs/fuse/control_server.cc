@@ -285,6 +285,11 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
                             {"applied_bytes", js.applied_bytes},
                             {"slot_bytes", info_.fs->SuperblockSnapshot().journal_len},
                             {"replayed_at_mount", info_.fs->replayed_at_mount()}};
+          nlohmann::json sick = nlohmann::json::array();
+          for (const auto& [ino, why] : info_.fs->SickInodes()) {
+            sick.push_back({{"ino", ino}, {"why", why}});
+          }
+          out["sick"] = sick;
           if (const auto scrub = info_.fs->checker().last_scrub()) {
             out["scrub"] = {{"finished", std::chrono::duration<double>(
                                              scrub->finished.time_since_epoch()).count()},
