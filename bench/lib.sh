@@ -8,8 +8,9 @@
 #
 # One filesystem is mounted at a time, on $DATA/mnt. State: FS (its name), DAEMON (pid).
 
-# udaxfs-direct: -o cache=none; udaxfs-uring: -o uring (FUSE over io_uring, Linux 6.14+)
-FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs udaxfs-direct udaxfs-uring)
+# udaxfs-direct: -o cache=none; udaxfs-uring: -o uring (FUSE over io_uring, Linux 6.14+);
+# udaxfs-nocopies: an image made with mkfs --no-metadata-copies (what the copies cost)
+FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs udaxfs-direct udaxfs-uring udaxfs-nocopies)
 FS=''
 DAEMON=''
 MNT=''
@@ -43,7 +44,7 @@ is_fuse() { [[ $1 != tmpfs ]]; }
 _start_daemon() {
   local dlog=$LOGDIR/$FS.daemon.log
   case $FS in
-    udaxfs)
+    udaxfs|udaxfs-nocopies)
       # shellcheck disable=SC2086
       "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
       ;;
@@ -82,12 +83,14 @@ fs_setup() {
   MNT=$DATA/mnt
   mkdir -p "$MNT"
   case $FS in
-    udaxfs|udaxfs-direct|udaxfs-uring)
+    udaxfs|udaxfs-direct|udaxfs-uring|udaxfs-nocopies)
       # The region is allocated up front (fallocate), as memory is: the first write to an
       # AU must not pay for tmpfs allocating the page.
       fallocate -l "$REGION_BYTES" "$DATA/udaxfs.img" || die "fallocate $DATA/udaxfs.img"
       # shellcheck disable=SC2086  # UDAX_MKFS_OPTS is a list of options
-      "$BIN/mkfs.udaxfs" -q -f ${UDAX_MKFS_OPTS:-} "$DATA/udaxfs.img" >>"$LOGDIR/udaxfs.mkfs.log" 2>&1 ||
+      local copies=()
+      [[ $FS == udaxfs-nocopies ]] && copies=(--no-metadata-copies)
+      "$BIN/mkfs.udaxfs" -q -f "${copies[@]}" ${UDAX_MKFS_OPTS:-} "$DATA/udaxfs.img" >>"$LOGDIR/udaxfs.mkfs.log" 2>&1 ||
         die "mkfs.udaxfs failed (log: $LOGDIR/udaxfs.mkfs.log)"
       _start_daemon
       ;;

@@ -20,7 +20,7 @@ import sys
 FS_ORDER = ["udaxfs", "tmpfs", "passthrough_ll", "fuse2fs"]
 # Columns shown only when measured: udaxfs -o cache=none, and udaxfs -o uring (FUSE over
 # io_uring, which run.sh measures whenever the kernel has it).
-EXTRA_FS = ["udaxfs-direct", "udaxfs-uring"]
+EXTRA_FS = ["udaxfs-direct", "udaxfs-uring", "udaxfs-nocopies"]
 PEER = "passthrough_ll"
 
 # Goals of issue 9: (label, test, reference, minimum ratio udaxfs/reference).
@@ -34,6 +34,16 @@ GOALS = [
     ("stat >= 1.5 x passthrough_ll", "stat-1t", PEER, 1.5),
     ("delete >= 1.5 x passthrough_ll", "delete-1t", PEER, 1.5),
 ]
+# What metadata copies cost (issue 17): udaxfs (an image made with copies, mkfs's default)
+# against udaxfs-nocopies (mkfs --no-metadata-copies), measured in the same run: within
+# 15% of each other, both ways.
+COPY_GOALS = [
+    ("create with copies within 15% of without", "create-1t"),
+    ("stat with copies within 15% of without", "stat-1t"),
+    ("delete with copies within 15% of without", "delete-1t"),
+    ("append (seq 1 MiB write) with copies within 15%", "seqwrite-psync-1j"),
+]
+COPY_TOLERANCE = 0.15
 # The mmap goals: fio's mmap engine through the direct-map shim (the "shim" rows, udaxfs
 # under LD_PRELOAD=libudax-preload.so) against tmpfs's mmap job; FUSE mmap shown beside.
 MMAP_GOALS = [
@@ -178,6 +188,13 @@ def build(manifest):
             goal["others"] = {fs: v for fs, v in others}
             goal["note"] = "; ".join(f"{fs} {'n/a' if v is None else f'{v:.2f}'}" for fs, v in others)
         goals.append(goal)
+    if "udaxfs-nocopies" in columns:
+        for label, test in COPY_GOALS:
+            r = ratio(rows[test]["udaxfs"], rows[test]["udaxfs-nocopies"])
+            ok = r is not None and 1 - COPY_TOLERANCE <= r <= 1 / (1 - COPY_TOLERANCE)
+            goals.append({"goal": label, "test": test, "ratio": r, "target": 1 - COPY_TOLERANCE,
+                          "status": "n/a" if r is None else ("PASS" if ok else "MISS"),
+                          "note": "udaxfs / udaxfs-nocopies"})
     for label, test, fuse_test in MMAP_GOALS:
         # tmpfs's own mmap job is the reference (its shim row is the same job again).
         r = ratio(rows[test]["udaxfs"], rows[fuse_test]["tmpfs"])
@@ -309,7 +326,7 @@ def chart(doc, path):
               ("ops/s", "metadata (ops/s)")]
     colors = {"udaxfs": "#1f77b4", "tmpfs": "#7f7f7f", "passthrough_ll": "#ff7f0e",
               "fuse2fs": "#2ca02c", "raw": "#d62728", "udaxfs-direct": "#9467bd",
-              "udaxfs-uring": "#8c564b"}
+              "udaxfs-uring": "#8c564b", "udaxfs-nocopies": "#17becf"}
     fig, axes = plt.subplots(3, 1, figsize=(13, 13))
     for ax, (unit, title) in zip(axes, groups):
         rows = [r for r in doc["table"] if r["unit"] == unit]

@@ -20,7 +20,8 @@
 #   --rss-files LIST    file counts for the daemon-memory report (default 1000,1000000; none: skip)
 #   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs, and udaxfs-uring
 #                       when the kernel has FUSE over io_uring; none: only raw and RSS;
-#                       udaxfs-direct adds udaxfs -o cache=none as a column of its own)
+#                       udaxfs-direct adds udaxfs -o cache=none as a column of its own,
+#                       udaxfs-nocopies an image without metadata copies: what they cost)
 #   --out DIR           where <timestamp>.{json,txt,png} go (default bench/results)
 #   --work DIR          build directory for passthrough_ll and raw fio logs (default /var/tmp/udaxfs-bench)
 #   --no-install        skip apt-get;  --no-build: skip scripts/build.sh

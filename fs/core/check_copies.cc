@@ -20,23 +20,26 @@ void Checker::CompareCopies(Filesystem* fs, const std::string& what, uint64_t of
   const bool good1 = read1 && (!valid || valid(first.data()));
   const bool good2 = read2 && (!valid || valid(second.data()));
   const bool mend = fs->mend_copies_ && !fs->options_.read_only;
-  auto mended = [&](uint64_t good, uint64_t bad) {
+  auto mended = [&](uint64_t good, uint64_t bad, bool bad_reads) {
     fs->mu_.AssertHeld();  // a lambda is analysed on its own
     if (!mend) return std::string();
-    Status st = fs->MendCopy(good, bad, n);
+    // A copy that reads but fails its check gets exactly the record back, not its
+    // neighbours (their own copies may be the bad ones); one that does not read, whole
+    // 512-byte blocks, to clear its poison.
+    Status st = fs->MendCopy(good, bad, n, /*whole_blocks=*/!bad_reads);
     return st.ok() ? std::string(": rewritten from the other copy")
                    : ": could not be rewritten (" + st.message() + ")";
   };
   if (good1 && !good2) {
     report->Add("second copy of " + what + (read2 ? " is damaged" : " does not read") +
-                mended(off, copy));
+                mended(off, copy, read2));
   } else if (good2 && !good1) {
     report->Add("first copy of " + what + (read1 ? " is damaged" : " does not read") +
-                mended(copy, off));
+                mended(copy, off, read1));
   } else if (good1 && good2) {
     // Both pass their checks and differ: a record without a checksum (a symlink target)
     // or a torn repair. The first copy is the one every read takes.
-    report->Add("the two copies of " + what + " differ" + mended(off, copy));
+    report->Add("the two copies of " + what + " differ" + mended(off, copy, true));
   } else {
     report->Add("both copies of " + what + " are damaged");
   }

@@ -314,6 +314,8 @@ class Filesystem {
   // (allocated or quarantined), and how many AUs are free, without the metadata lock.
   bool AuInUse(uint64_t au) const { return space_.AuAllocated(au); }
   uint64_t FreeAuCount() const { return space_.free_aus(); }
+  // Checks one metadata record's bytes (its checksum): picks the good copy (ReadMeta).
+  using MetaCheck = std::function<Status(const void* bytes)>;
   // Inodes marked sick (both copies of their metadata bad) and why: `udaxctl health`.
   std::vector<std::pair<uint64_t, std::string>> SickInodes() EXCLUDES(mu_);
   // Free AU pairs kept back for metadata copies (0 without copies).
@@ -590,8 +592,6 @@ class Filesystem {
   void AssumeUnshared() const ASSERT_CAPABILITY(mu_) {}
 
   // --- metadata copies (meta_copies.cc) ---
-  // Checks one record's bytes (its checksum): picks the good copy.
-  using MetaCheck = std::function<Status(const void* bytes)>;
   // Reads metadata bytes [off, off+n) (first-copy offsets) as the transaction would leave
   // them, from the first copy if it reads and `valid` (may be empty) accepts it, else
   // from the second, which then mends the first (MendCopy). The first copy's error
@@ -601,9 +601,13 @@ class Filesystem {
   Status ReadMetaObj(uint64_t off, T* obj, const MetaCheck& valid) REQUIRES(mu_) {
     return ReadMeta(off, obj, sizeof(T), valid);
   }
-  // Writes the media bytes of the good copy at `good` over the whole 512-byte blocks of
-  // the bad copy around [bad, bad+n) and clears their poison.
-  Status MendCopy(uint64_t good, uint64_t bad, uint64_t n) REQUIRES(mu_);
+  // Writes the media bytes of the good copy at `good` over the bad copy's [bad, bad+n):
+  // with `whole_blocks` (a copy that does not read), over the whole 512-byte blocks
+  // around it, and clears their poison. EOPNOTSUPP unless the two are a pair of copies.
+  Status MendCopy(uint64_t good, uint64_t bad, uint64_t n, bool whole_blocks) REQUIRES(mu_);
+  // Whether metadata byte `off` and its CopyOffset really are two copies of one record:
+  // the inode tables, or a data AU whose partner the reverse map names as its copy.
+  bool IsPairedCopy(uint64_t off) const;
   // Writes a new metadata AU's bytes (before the transaction that maps it) to both
   // copies, durably.
   Status WriteFreshMeta(uint64_t off, const void* data, size_t n);

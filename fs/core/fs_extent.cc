@@ -18,6 +18,19 @@ uint64_t SlotBlockOffset(const DiskSuperblock& sb, const ExtentMap& m, uint32_t 
          (i % per) * sizeof(DiskExtent);
 }
 
+// Checks an extent-block header read through ReadMeta: the copy that passes is taken (a
+// header is changed and resealed, so a bad first copy must not be taken for good).
+Filesystem::MetaCheck BlockHeaderCheck(const Inode& inode, uint64_t index) {
+  const uint64_t ino = inode.ino;
+  return [ino, index](const void* bytes) {
+    const auto* h = static_cast<const DiskExtentBlockHeader*>(bytes);
+    return ExtentBlockValid(*h, ino) && h->index == index
+               ? Status::Ok()
+               : Status::Corruption("inode " + std::to_string(ino) + ": bad extent block " +
+                                    std::to_string(index));
+  };
+}
+
 }  // namespace
 
 Status Filesystem::LoadExtents(Inode* inode) {
@@ -141,7 +154,7 @@ Status Filesystem::GrowSlots(Inode* inode) {
     inode->d.ext_block = au;
   } else {
     DiskExtentBlockHeader prev;
-    UDAX_RETURN_IF_ERROR(ReadMetaObj(m.blocks.back() * sb_.au_size, &prev, nullptr));
+    UDAX_RETURN_IF_ERROR(ReadMetaObj(m.blocks.back() * sb_.au_size, &prev, BlockHeaderCheck(*inode, m.blocks.size() - 1)));
     prev.next = au;
     ExtentBlockSeal(&prev);
     txn_.WriteObj(m.blocks.back() * sb_.au_size, prev);
@@ -164,7 +177,7 @@ Status Filesystem::ShrinkSlots(Inode* inode) {
       inode->d.ext_block = 0;
     } else {
       DiskExtentBlockHeader prev;
-      UDAX_RETURN_IF_ERROR(ReadMetaObj(m.blocks.back() * sb_.au_size, &prev, nullptr));
+      UDAX_RETURN_IF_ERROR(ReadMetaObj(m.blocks.back() * sb_.au_size, &prev, BlockHeaderCheck(*inode, m.blocks.size() - 1)));
       prev.next = 0;
       ExtentBlockSeal(&prev);
       txn_.WriteObj(m.blocks.back() * sb_.au_size, prev);

@@ -107,7 +107,8 @@ Status Filesystem::LoadXattrs(Inode* inode) {
         for (uint64_t done = 0; done < len && !options_.read_only && mend_copies_; done += au) {
           uint64_t run;
           const uint64_t phys = MapAu(*inode, kXattrFileAu + done / au, 1, &run);
-          (void)MendCopy(CopyOffset(sb_, phys * au), phys * au, std::min<uint64_t>(au, len - done));
+          (void)MendCopy(CopyOffset(sb_, phys * au), phys * au, std::min<uint64_t>(au, len - done),
+                         /*whole_blocks=*/true);
         }
       }
     }

@@ -19,9 +19,11 @@
 //   * metadata with a second copy (the inode table, directory blocks, extent blocks,
 //     attribute blobs and symlink targets on an image made with copies): the bad blocks
 //     are rewritten from the other copy, poison cleared, whichever copy was hit;
-//   * metadata with no copy left (an image without copies, or both copies bad): a clean
-//     shutdown that names the structure (G6); an attribute blob or symlink target costs
-//     its owner only (EIO).
+//   * both copies bad (two hits): the inodes whose own metadata it was are marked sick
+//     (their operations fail with EIO) and the rest keeps serving; an attribute blob or
+//     symlink target costs its owner only (EIO);
+//   * metadata with no copy (an image without copies, or the root directory's own
+//     metadata with both copies bad): a clean shutdown that names the structure (G6).
 // A quarantined AU stays allocated in the bitmap with reverse-map kind `quarantined`:
 // fsck counts it as in use and owned by nobody, and it survives every remount.
 #include <fcntl.h>
@@ -285,6 +287,7 @@ Status Media::RewriteFromCopy(uint64_t phys, uint64_t len) {
   const DiskSuperblock& sb = fs_->sb_;
   const uint64_t s = phys / 512 * 512;
   const uint64_t e = std::min<uint64_t>((phys + len + 511) / 512 * 512, sb.region_size);
+  if (!fs_->IsPairedCopy(s)) return Status::Error(EOPNOTSUPP, "no second copy (the pair is broken)");
   std::vector<uint8_t> good(e - s);
   // The other copy, a piece per AU (the pieces of one range may have partners apart).
   for (uint64_t at = s; at < e;) {

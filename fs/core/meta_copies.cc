@@ -18,7 +18,7 @@ Status Filesystem::ReadMeta(uint64_t off, void* dst, size_t n, const MetaCheck& 
   Status first = txn_.Read(*region_, off, dst, n);
   if (first.ok() && valid) first = valid(dst);
   if (first.ok()) return first;
-  if (!InCopiedArea(sb_, off, n)) return first;
+  if (!InCopiedArea(sb_, off, n) || !IsPairedCopy(off)) return first;
   const uint64_t copy = CopyOffset(sb_, off);
   Status second = txn_.ReadFrom(*region_, copy, off, dst, n);
   if (second.ok() && valid) second = valid(dst);
@@ -27,17 +27,38 @@ Status Filesystem::ReadMeta(uint64_t off, void* dst, size_t n, const MetaCheck& 
   }
   if (!options_.read_only && mend_copies_ && !shutdown_) {
     // Best effort: a mend that fails leaves the bad copy for the media handler or fsck.
-    (void)MendCopy(copy, off, n);
+    // A first copy that read (only its checksum failed) gets exactly the record back,
+    // not its neighbours: their own copies may be the bad ones.
+    (void)MendCopy(copy, off, n, /*whole_blocks=*/first.code() == EIO);
   }
   copies_served_.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
 }
 
-Status Filesystem::MendCopy(uint64_t good, uint64_t bad, uint64_t n) {
+bool Filesystem::IsPairedCopy(uint64_t off) const {
+  if (!HasMetaCopies(sb_)) return false;
+  if ((off >= sb_.itable_off && off - sb_.itable_off < sb_.itable_len) ||
+      (off >= sb_.itable2_off && off - sb_.itable2_off < sb_.itable2_len)) {
+    return true;  // the inode tables are static: always each other's copy
+  }
+  // A data AU and its partner: both in use, the reverse map naming one owner, once as
+  // the second copy. A damaged image could pair metadata with another file's data; a
+  // copy is never read from, nor written over, such a partner.
+  const uint64_t au = off / sb_.au_size, partner = CopyAu(sb_, au);
+  if (partner == 0 || !space_.AuAllocated(au) || !space_.AuAllocated(partner)) return false;
+  auto mine = space_.ReadOwner(au);
+  auto other = space_.ReadOwner(partner);
+  return mine.ok() && other.ok() && mine->kind != OwnerKind::kQuarantined &&
+         SameOwner(OtherCopy(*mine), *other);
+}
+
+Status Filesystem::MendCopy(uint64_t good, uint64_t bad, uint64_t n, bool whole_blocks) {
   if (options_.read_only) return Status::Error(EROFS, "read-only mount");
-  // Whole 512-byte blocks (poison is cleared per block), inside the AU or table of `bad`.
+  if (!IsPairedCopy(bad)) return Status::Error(EOPNOTSUPP, "not a pair of copies");
+  // Whole 512-byte blocks where poison is cleared (per block), inside the AU or table.
   const uint64_t au = sb_.au_size;
-  uint64_t lo = bad / 512 * 512, hi = (bad + n + 511) / 512 * 512;
+  uint64_t lo = whole_blocks ? bad / 512 * 512 : bad;
+  uint64_t hi = whole_blocks ? (bad + n + 511) / 512 * 512 : bad + n;
   uint64_t area_lo = bad / au * au, area_hi = area_lo + au;
   for (auto [o, len] : {std::pair{sb_.itable_off, sb_.itable_len}, std::pair{sb_.itable2_off, sb_.itable2_len}}) {
     if (len != 0 && bad >= o && bad < o + len) {
@@ -53,7 +74,7 @@ Status Filesystem::MendCopy(uint64_t good, uint64_t bad, uint64_t n) {
   // both copies when it commits).
   UDAX_RETURN_IF_ERROR(region_->ReadSafe(from, bytes.data(), bytes.size()));
   UDAX_RETURN_IF_ERROR(region_->WriteSafe(lo, bytes.data(), bytes.size(), true));
-  return region_->ClearRewrittenPoison(lo, bytes.size());
+  return whole_blocks ? region_->ClearRewrittenPoison(lo, bytes.size()) : Status::Ok();
 }
 
 void Filesystem::MarkSickLocked(uint64_t ino, std::string why) {

@@ -109,7 +109,8 @@ class Repairer {
   bool RmapSays(uint64_t au, const Owner& want) const;
   // With metadata copies: gives the partner of metadata AU `au` (owned by `o`) to o's
   // second copy, or says why it cannot; ReleasePartner undoes it.
-  void ClaimPartner(std::vector<Owner>* owner, uint64_t au, const Owner& o);
+  // False (the caller drops the metadata AU) when another owner keeps the partner.
+  bool ClaimPartner(std::vector<Owner>* owner, uint64_t au, const Owner& o);
   void ReleasePartner(std::vector<Owner>* owner, uint64_t au, const Owner& o);
 
   // --- pass 3: the namespace (repair_names.cc) ---

@@ -72,17 +72,31 @@ bool Repairer::RmapSays(uint64_t au, const Owner& want) const {
   return got.ok() && SameOwner(*got, want);
 }
 
-void Repairer::ClaimPartner(std::vector<Owner>* owner, uint64_t au, const Owner& o) {
-  if (o.copy2 || !fs_->IsCopied(o.kind)) return;
+bool Repairer::ClaimPartner(std::vector<Owner>* owner, uint64_t au, const Owner& o) {
+  if (o.copy2 || !fs_->IsCopied(o.kind)) return true;
   const uint64_t partner = CopyAu(fs_->sb_, au);
-  Owner& slot = (*owner)[partner];
-  if (partner != 0 && (slot.kind == OwnerKind::kFree || SameOwner(slot, OtherCopy(o)))) {
-    slot = OtherCopy(o);
-    return;
+  if (partner == 0) {
+    Fixed("AU " + Num(au) + " (" + OwnerName(o) + ") has no partner AU for its second copy: dropped");
+    return false;
   }
-  // Left as it is: the check after the repair reports it (a healthy image never has it).
+  Owner& slot = (*owner)[partner];
+  if (slot.kind == OwnerKind::kFree || SameOwner(slot, OtherCopy(o))) {
+    slot = OtherCopy(o);
+    return true;
+  }
+  // Claimed by another file's data too: the reverse map decides, as for any doubly
+  // claimed AU. Never is a metadata AU kept with a partner that holds something else:
+  // every change to it would be written over that partner.
+  if (IsDataKind(slot.kind) && !slot.copy2 && RmapSays(partner, OtherCopy(o)) &&
+      !RmapSays(partner, slot)) {
+    Fixed("AU " + Num(partner) + " claimed by inode " + Num(slot.ino) + " and as the second copy of " +
+          OwnerName(o) + ": kept as the copy (the reverse map names it)");
+    slot = OtherCopy(o);
+    return true;
+  }
   Fixed("AU " + Num(au) + " (" + OwnerName(o) + "): its partner AU " + Num(partner) +
-        " for the second copy is held by " + OwnerName(slot) + ": left to it");
+        " is held by " + OwnerName(slot) + ": the metadata AU dropped");
+  return false;
 }
 
 void Repairer::ReleasePartner(std::vector<Owner>* owner, uint64_t au, const Owner& o) {
@@ -195,7 +209,12 @@ Status Repairer::LoadSlots(InodeScan* s, std::vector<Owner>* owner) {
       break;
     }
     (*owner)[au] = Owner{OwnerKind::kExtentBlock, s->ino, d.generation, i};
-    ClaimPartner(owner, au, (*owner)[au]);
+    if (!ClaimPartner(owner, au, (*owner)[au])) {
+      (*owner)[au] = Owner{};
+      s->damaged = true;
+      Fixed(who + ": extent block " + Num(i) + " has no second copy: the extents in it and after it dropped");
+      break;
+    }
     s->blocks.push_back(au);
     au = h.next;
   }
@@ -250,7 +269,7 @@ Status Repairer::ClaimData(std::vector<InodeScan>* inodes, std::vector<Owner>* o
         Owner& have = (*owner)[p];
         if (have.kind == OwnerKind::kFree) {
           have = want;
-          ClaimPartner(owner, p, want);
+          if (!ClaimPartner(owner, p, want)) have = Owner{};  // cut from the inode below
           continue;
         }
         const bool take = IsDataKind(have.kind) && RmapSays(p, want) && !RmapSays(p, have);
@@ -258,9 +277,22 @@ Status Repairer::ClaimData(std::vector<InodeScan>* inodes, std::vector<Owner>* o
               Num(s.ino) + ": kept by inode " + Num(take ? s.ino : have.ino) +
               (take ? " (the reverse map names it)" : ""));
         if (take) {
-          ReleasePartner(owner, p, have);
+          if (have.copy2) {
+            // A second copy lost its AU: its first copy goes too (it cannot stay paired
+            // with this file's data), and its inode is repaired without it below.
+            const uint64_t first = CopyAu(fs.sb_, p);
+            if (first != 0 && SameOwner((*owner)[first], OtherCopy(have))) (*owner)[first] = Owner{};
+            for (InodeScan& other : *inodes) {
+              if (other.ino != have.ino) continue;
+              other.damaged = true;
+              auto b = std::find(other.blocks.begin(), other.blocks.end(), first);
+              if (have.kind == OwnerKind::kExtentBlock && b != other.blocks.end()) other.blocks.erase(b, other.blocks.end());
+            }
+          } else {
+            ReleasePartner(owner, p, have);
+          }
           have = want;
-          ClaimPartner(owner, p, want);
+          if (!ClaimPartner(owner, p, want)) have = Owner{};
         }
       }
     }
@@ -325,7 +357,10 @@ Status Repairer::RestoreFromRmap(std::vector<InodeScan>* inodes, std::vector<Own
       continue;
     }
     (*owner)[p] = want;
-    ClaimPartner(owner, p, want);
+    if (!ClaimPartner(owner, p, want)) {
+      (*owner)[p] = Owner{};
+      continue;
+    }
     mine.push_back(DiskExtent{rec->file_au, p, 1, 0, 0, 0});
   }
   for (auto& [ino, aus] : restored) {

@@ -148,9 +148,7 @@ std::vector<Run> Space::PartnerRuns(const Run& run) const {
 Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uint64_t ino) {
   if (!HasMetaCopies(sb_)) return ReserveAus(count, goal, ino);
   if (count == 0) return std::vector<Run>{};
-  if (free_aus() < 2 * count) return Status::NoSpace("no free space for metadata and its copy");
   std::vector<Run> out;
-  std::vector<Run> rejected;  // AUs reserved whose partner was busy: given back at the end
   auto add = [&](uint64_t a) {
     // One run while the partners stay contiguous too (a run never crosses the halves).
     if (!out.empty() && out.back().end() == a && CopyAu(sb_, a - 1) + 1 == CopyAu(sb_, a)) {
@@ -159,10 +157,22 @@ Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uin
       out.push_back(Run{a, 1});
     }
   };
-  // Next fit from the goal: most AUs have a free partner while the device has room.
-  constexpr size_t kMaxRejected = 4096;
   uint64_t want = count;
-  while (want > 0 && rejected.size() < kMaxRejected) {
+  // 1. The pool: pairs reserved ahead, taken in O(1) (a namespace operation holds a few
+  // pairs and gives most of them back: they go back to the pool).
+  bool low;
+  {
+    MutexLock pool(&pool_mu_);
+    for (; want > 0 && !pair_pool_.empty(); --want) {
+      add(pair_pool_.back());
+      pair_pool_.pop_back();
+    }
+    low = pair_pool_.size() < pool_target_ / 2;
+  }
+  // 2. Next fit from the goal: most AUs have a free partner while the device has room.
+  constexpr size_t kMaxRejected = 4096;
+  std::vector<Run> rejected;  // AUs reserved whose partner was busy: given back below
+  while (want > 0 && free_aus() >= 2 * want && rejected.size() < kMaxRejected) {
     auto one = ReserveAus(1, goal, ino);
     if (!one.ok()) break;
     const uint64_t a = (*one)[0].start;
@@ -176,22 +186,9 @@ Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uin
     --want;
   }
   UnreserveAus(rejected);
-  // Free space but few free pairs: the pairs kept back, then every pair once.
-  bool took_pooled = false;
-  while (want > 0) {
-    uint64_t a;
-    {
-      MutexLock pool(&pool_mu_);
-      if (pair_pool_.empty()) break;
-      a = pair_pool_.back();
-      pair_pool_.pop_back();
-    }
-    add(a);
-    --want;
-    took_pooled = true;
-  }
+  // 3. Free space but few free pairs: every pair once.
   const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
-  for (uint64_t a = lo; want > 0 && a < lo + half; ++a) {
+  for (uint64_t a = lo; want > 0 && a < lo + half && free_aus() >= 2; ++a) {
     if (!ReserveExactAu(a)) continue;
     if (!ReserveExactAu(a + half)) {
       UnreserveAus({Run{a, 1}});
@@ -200,11 +197,11 @@ Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uin
     add(a);
     --want;
   }
-  if (took_pooled) RefillPairPool(4096);
   if (want > 0) {
     UnreserveCopied(out);
     return Status::NoSpace("no free pair of AUs for metadata and its copy");
   }
+  if (low) RefillPairPool(4096);
   return out;
 }
 

@@ -142,12 +142,13 @@ class Space {
   ReverseMap rmap_;           // set by Load; stateless between calls
   mutable Mutex mu_;
   BitmapAllocator inos_ GUARDED_BY(mu_);
-  // Free pairs kept back for metadata (with copies): file data takes AUs one by one,
+  // Pairs reserved ahead for metadata (with copies), the first place ReserveCopied
+  // takes from, and where UnreserveCopied gives back to. File data takes AUs one by one,
   // without regard to pairs, and could leave free space where no AU has a free partner,
   // so that no directory could grow while file data still fits. Up to pool_target_ pairs
   // stay reserved (not free to file data, as ext4 keeps blocks back), each by its first
-  // copy; ReserveCopied takes from them when it finds no free pair, and refills them
-  // from pairs that frees make. A leaf lock, never held with a group's.
+  // copy; refilled from free pairs when under half full, and from pairs that frees
+  // make. A leaf lock, never held with a group's.
   mutable Mutex pool_mu_;
   std::vector<uint64_t> pair_pool_ GUARDED_BY(pool_mu_);
   uint64_t pool_cursor_ GUARDED_BY(pool_mu_) = 0;  // where the next refill looks
