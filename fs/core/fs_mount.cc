@@ -359,10 +359,13 @@ struct statvfs Filesystem::StatFs() {
   s.f_bsize = sb_.au_size;
   s.f_frsize = sb_.au_size;
   s.f_blocks = sb_.au_count;
-  // The AU pairs kept back for metadata copies are free, but not for file data (as
-  // ext4's reserved blocks: in f_bfree, not in f_bavail).
-  s.f_bavail = FreeAus();
-  s.f_bfree = s.f_bavail + 2 * space_.pooled_pairs();
+  // The AU pairs kept back for metadata copies are free, but not for file data, as
+  // ext4's reserved blocks: in f_bfree, not in f_bavail. What is kept back counts at the
+  // pool's target, not its level of the moment (metadata takes from the pool and gives
+  // back to it), so that f_bavail moves with what is stored, not with the pool.
+  s.f_bfree = FreeAus() + 2 * space_.pooled_pairs();
+  const uint64_t kept = 2 * space_.pool_target();
+  s.f_bavail = std::min<uint64_t>(FreeAus(), s.f_bfree > kept ? s.f_bfree - kept : 0);
   s.f_files = sb_.inode_count - 1;
   s.f_ffree = space_.free_inos();
   s.f_favail = space_.free_inos();

@@ -72,8 +72,9 @@ class Space {
   // Free AUs, neither allocated nor reserved (a snapshot: other threads move it). The
   // pairs kept back for metadata are not free.
   uint64_t free_aus() const { return free_aus_.load(std::memory_order_relaxed); }
-  // Pairs kept back for metadata now (health, tests).
+  // Pairs kept back for metadata now (health, tests), and how many the pool aims at.
   uint64_t pooled_pairs() const EXCLUDES(pool_mu_);
+  uint64_t pool_target() const { return pool_target_; }
   size_t group_count() const { return groups_.size(); }
 
   // --- inode numbers ---
