@@ -81,12 +81,19 @@ void Checker::CheckCopiesOf(Filesystem* fs, const DiskSuperblock& sb, Inode* ino
     return phys == 0 ? 0 : phys * au + byte % au;
   };
   if (S_ISDIR(inode->d.mode)) {
+    // The blocks in use that the map holds (a damaged count must not make the walk, or a
+    // list of blocks, as large as the counts say: the walk of the entries reports those).
     std::vector<uint64_t> logical;
-    for (uint64_t b = 0; b < inode->d.dir_buckets; ++b) logical.push_back(b);
-    for (uint64_t k = 0; k < inode->d.dir_ovf_next; ++k) logical.push_back(kDirOvfBase + k);
+    for (const auto& [file_au, e] : m.by_file) {
+      if (file_au >= kXattrFileAu) break;
+      for (uint64_t b = file_au * au / kBlockSize; b < (file_au + e.len) * au / kBlockSize; ++b) {
+        if (b < inode->d.dir_buckets || (b >= kDirOvfBase && b - kDirOvfBase < inode->d.dir_ovf_next)) {
+          logical.push_back(b);
+        }
+      }
+    }
     for (uint64_t l : logical) {
       const uint64_t at = offset_of(l * kBlockSize);
-      if (at == 0) continue;  // the walk of the entries reports a missing block
       CompareCopies(fs, "directory block " + std::to_string(l) + " of " + who, at, kBlockSize,
                     [](const uint8_t* p) {
                       DirBlock block;
