@@ -26,7 +26,7 @@
 #include "fs/format/badblock_list.h"
 #include "fs/format/state_dir.h"
 #include "notify/owner_json.h"
-#include "notify/sysfs_badblocks.h"
+#include "notify/kernel_badblocks.h"
 
 namespace udax {
 namespace {

@@ -5,7 +5,9 @@
 // its healthy copy, file ranges marked and logged (`udaxctl events`). We wait for the
 // pass, printing its progress on a terminal, and show what it found with the owners the
 // reverse map names now. On an unmounted target the pass runs here, read-only: it finds
-// and names, and repairs nothing (a mount, or fsck.udaxfs, does).
+// and names, and repairs nothing (a mount, or fsck.udaxfs, does). On real pmem either one
+// first has the platform scrub the media where the bus can (Address Range Scrub through
+// libndctl), and reports the kernel's badblocks list beside what the reads found.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,7 +37,10 @@ nlohmann::json FoundWithOwners(const nlohmann::json& found,
   for (const auto& f : found) {
     const uint64_t off = f.value("offset", uint64_t{0});
     const uint64_t len = f.value("length", uint64_t{0});
-    nlohmann::json o{{"offset", off}, {"length", len}, {"owners", nlohmann::json::array()}};
+    nlohmann::json o{{"offset", off},
+                     {"length", len},
+                     {"source", f.value("source", "read")},
+                     {"owners", nlohmann::json::array()}};
     Result<std::vector<OwnerRange>> owners = owners_of(off, len);
     if (owners.ok()) {
       for (const OwnerRange& r : *owners) {
@@ -59,6 +64,7 @@ int Report(const std::string& where, nlohmann::json result, bool json, bool moun
   for (const auto& f : found) {
     printf("%s: bad media at [%#" PRIx64 ", +%#" PRIx64 ")", where.c_str(),
            f.value("offset", uint64_t{0}), f.value("length", uint64_t{0}));
+    if (f.value("source", "") == "kernel") printf(" (in the kernel's list)");
     if (f.contains("owners_error")) {
       printf(": owners unknown (%s)\n", f.value("owners_error", "").c_str());
       continue;
@@ -78,6 +84,21 @@ int Report(const std::string& where, nlohmann::json result, bool json, bool moun
   const uint64_t total = result.value("found_total", uint64_t{found.size()});
   if (total > found.size()) {
     printf("%s: %" PRIu64 " bad ranges found, the first %zu shown\n", where.c_str(), total, found.size());
+  }
+  if (result.contains("kernel") && result["kernel"].is_object()) {
+    const nlohmann::json& k = result["kernel"];
+    if (k.value("scrubbed", false)) {
+      printf("%s: Address Range Scrub on %s: %.1f s; the kernel lists %" PRIu64 " bad range(s)\n",
+             where.c_str(), k.value("bus", "").c_str(), k.value("scrub_seconds", 0.0),
+             k.value("badblocks", uint64_t{0}));
+    } else {
+      printf("%s: no Address Range Scrub (%s); the kernel lists %" PRIu64 " bad range(s)\n",
+             where.c_str(), k.value("scrub_error", "").c_str(), k.value("badblocks", uint64_t{0}));
+    }
+    if (k.contains("list_error")) {
+      printf("%s: the kernel's badblocks did not read: %s\n", where.c_str(),
+             k.value("list_error", "").c_str());
+    }
   }
   const uint64_t known = result.value("bytes_known_bad", uint64_t{0});
   printf("%s: %zu bad range%s found; %.1f MiB read in %.2f s (%.1f MiB/s, %.2f s CPU)%s%s\n",
@@ -149,6 +170,13 @@ int VerifyUnmounted(const std::string& target, uint64_t rate, bool json) {
     return 1;
   }
   nlohmann::json result = VerifyReportToJson(*r, SIZE_MAX);
+  // Real pmem: the platform's scrub and the kernel's list (an image has neither).
+  Result<KernelBadblocks> kb = LocateKernelBadblocks(target);
+  if (kb.ok()) {
+    AddKernelFound(ScrubAndReadKernelBadblocks(*kb, std::chrono::minutes(30)), SIZE_MAX, &result);
+  } else if (kb.status().code() != EOPNOTSUPP) {
+    fprintf(stderr, "udaxctl %s: %s\n", kCmd, kb.status().message().c_str());
+  }
   result["target"] = target;
   result["rate"] = rate;
   Filesystem* f = fs.get();

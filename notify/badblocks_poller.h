@@ -23,7 +23,7 @@
 #include "notify/event_queue.h"
 #include "fs/base/source_thread.h"
 #include "fs/base/stop_signal.h"
-#include "notify/sysfs_badblocks.h"
+#include "notify/kernel_badblocks.h"
 
 namespace udax {
 

@@ -5,6 +5,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "fs/core/filesystem.h"
 
 namespace udax {
@@ -68,6 +70,15 @@ void MediaPatrol::Run() {
     running_ = pass;
     l.unlock();
 
+    if (options_.kernel_scrub) {
+      scrubbing_ = true;
+      pass.kernel = options_.kernel_scrub(&stop_);
+      scrubbing_ = false;
+      if (!pass.kernel->scrub_error.empty()) {
+        syslog(LOG_INFO, "%s: media patrol pass %llu: no scrub: %s", fs_->region()->path().c_str(),
+               static_cast<unsigned long long>(pass.id), pass.kernel->scrub_error.c_str());
+      }
+    }
     VerifyOptions vo;
     vo.rate_bytes_per_s = pass.rate_bytes_per_s;
     vo.stop = &stop_;
@@ -97,7 +108,7 @@ nlohmann::json VerifyReportToJson(const VerifyReport& report, size_t max_found) 
   nlohmann::json found = nlohmann::json::array();
   for (const RegionRange& r : report.found) {
     if (found.size() == max_found) break;
-    found.push_back({{"offset", r.offset}, {"length", r.length}});
+    found.push_back({{"offset", r.offset}, {"length", r.length}, {"source", "read"}});
   }
   return {{"seconds", report.seconds},
           {"cpu_seconds", report.cpu_seconds},
@@ -108,11 +119,44 @@ nlohmann::json VerifyReportToJson(const VerifyReport& report, size_t max_found) 
           {"stopped", report.stopped}};
 }
 
+void AddKernelFound(const KernelScrubReport& kernel, size_t max_found, nlohmann::json* report) {
+  nlohmann::json& j = *report;
+  nlohmann::json k{{"bus", kernel.bus}, {"scrubbed", kernel.scrubbed},
+                   {"badblocks", kernel.list.ranges().size()}};
+  if (kernel.scrubbed) k["scrub_seconds"] = kernel.outcome.seconds;
+  if (!kernel.scrub_error.empty()) k["scrub_error"] = kernel.scrub_error;
+  if (!kernel.list_error.empty()) k["list_error"] = kernel.list_error;
+  j["kernel"] = std::move(k);
+  nlohmann::json found = j.value("found", nlohmann::json::array());
+  uint64_t total = j.value("found_total", uint64_t{found.size()});
+  auto read_found = [&](uint64_t off, uint64_t len) {
+    for (const auto& f : found) {
+      const uint64_t fo = f.value("offset", uint64_t{0}), fl = f.value("length", uint64_t{0});
+      if (fo < off + len && off < fo + fl) return true;
+    }
+    return false;
+  };
+  std::vector<nlohmann::json> added;
+  for (const BadblockRange& r : kernel.list.ranges()) {
+    if (read_found(r.byte_offset(), r.byte_length())) continue;
+    ++total;
+    if (found.size() + added.size() >= max_found) continue;
+    added.push_back({{"offset", r.byte_offset()}, {"length", r.byte_length()}, {"source", "kernel"}});
+  }
+  for (auto& a : added) found.push_back(std::move(a));
+  std::stable_sort(found.begin(), found.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    return a.value("offset", uint64_t{0}) < b.value("offset", uint64_t{0});
+  });
+  j["found"] = std::move(found);
+  j["found_total"] = total;
+}
+
 nlohmann::json PatrolPassToJson(const MediaPatrol::Pass& p) {
   // One control packet holds the answer (UDAX_CONTROL_MAX_PACKET): the first
   // kFoundShown ranges, and how many there are.
   constexpr size_t kFoundShown = 500;
   nlohmann::json j = VerifyReportToJson(p.report, kFoundShown);
+  if (p.kernel) AddKernelFound(*p.kernel, kFoundShown, &j);
   j["id"] = p.id;
   j["requested"] = p.requested;
   j["rate"] = p.rate_bytes_per_s;
@@ -133,6 +177,7 @@ nlohmann::json MediaPatrol::State() const {
     j["progress"] = {{"bytes_total", progress_.bytes_total.load()},
                      {"bytes_done", progress_.bytes_done.load()},
                      {"found", progress_.found.load()},
+                     {"scrubbing", scrubbing_.load()},
                      {"started", Epoch(running_->started)}};
   }
   if (last_) j["last"] = PatrolPassToJson(*last_);

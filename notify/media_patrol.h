@@ -7,6 +7,11 @@
 // Region's fault listener to the media resolver like any other fault, so the patrol
 // itself only reads and reports: its progress, and what its last completed pass found.
 // Its thread runs at nice 19: under load a pass slows down rather than the mount's users.
+// On real pmem whose bus scrubs (an NFIT bus), a pass first has the platform scrub the
+// media (Address Range Scrub, kernel_badblocks.h): reads find only poison that faults,
+// and a devdax read of a bad block may not fault at all. What the scrub adds to the
+// kernel's list reaches the resolver through the badblocks poller, like any new entry,
+// and the pass reports the whole list beside what its reads found.
 //
 // Thread-safety: every method from any thread; the destructor (or Stop) ends a running
 // pass within one chunk and joins the thread.
@@ -16,12 +21,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
 #include "fs/core/media_verify.h"
+#include "notify/kernel_badblocks.h"
 
 namespace udax {
 
@@ -32,6 +39,9 @@ class MediaPatrol {
   struct Options {
     std::chrono::seconds interval{0};  // between scheduled passes; 0: only on request
     uint64_t rate_bytes_per_s = 64ull << 20;  // scheduled passes, and requests naming none
+    // Set on real pmem: a scrub and the kernel's list after it, before each pass reads
+    // (`stop` ends a long scrub's wait at Stop).
+    std::function<KernelScrubReport(const std::atomic<bool>* stop)> kernel_scrub;
   };
   struct Pass {
     uint64_t id = 0;
@@ -40,6 +50,7 @@ class MediaPatrol {
     std::chrono::system_clock::time_point started, finished;
     std::string error;  // the pass could not run (shut down)
     VerifyReport report;
+    std::optional<KernelScrubReport> kernel;  // with Options::kernel_scrub
   };
 
   MediaPatrol(Filesystem* fs, const Options& options);
@@ -54,7 +65,8 @@ class MediaPatrol {
   // "pass": id of the running or last pass, "interval_s", "rate", "progress":
   // {"bytes_total", "bytes_done", "found"} while running, "last": the last finished
   // pass (id, requested, started, finished, seconds, cpu_seconds, bytes_read,
-  // bytes_known_bad, found: [{offset, length}], stopped, error)}.
+  // bytes_known_bad, found: [{offset, length, source}], stopped, error, kernel)}; while
+  // the scrub runs, progress has "scrubbing": true.
   nlohmann::json State() const;
   void Stop();
 
@@ -64,6 +76,7 @@ class MediaPatrol {
   Filesystem* const fs_;
   const Options options_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> scrubbing_{false};
   VerifyProgress progress_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -77,8 +90,12 @@ class MediaPatrol {
 
 // A verify pass's report as JSON, the same from the daemon and from udaxctl's own pass:
 // seconds, cpu_seconds, bytes_read, bytes_known_bad, stopped, found ([{offset, length}],
-// the first max_found) and found_total.
+// the first max_found; source "read") and found_total.
 nlohmann::json VerifyReportToJson(const VerifyReport& report, size_t max_found);
+// Adds what the kernel knows to such a report: "kernel" {bus, scrubbed, scrub_seconds,
+// scrub_error, list_error, badblocks (count)} and, in "found" (kept in region order),
+// each listed range no read found, with source "kernel" (at most max_found in all).
+void AddKernelFound(const KernelScrubReport& kernel, size_t max_found, nlohmann::json* report);
 // A pass as JSON (MediaPatrol::State's "last"): its report, and id, requested, rate,
 // started, finished, error.
 nlohmann::json PatrolPassToJson(const MediaPatrol::Pass& pass);

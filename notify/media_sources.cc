@@ -29,7 +29,7 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
             [region](const BadblockList& list) { region->SetLatentPoison(list); }, queue, wo));
   }
 
-  Result<KernelBadblocks> kb = LocateKernelBadblocks(region->path(), options.sysfs_root);
+  Result<KernelBadblocks> kb = LocateKernelBadblocks(region->path());
   if (kb.ok()) {
     s->kernel_ = kb.value();
     auto poller = BadblocksPoller::StartFor(kb.value(), queue, {});

@@ -57,6 +57,10 @@ class MediaSources {
   const std::vector<std::string>& skipped() const { return skipped_; }
   // The kernel's view of the target, when it is real pmem.
   const KernelBadblocks* kernel() const { return kernel_ ? &*kernel_ : nullptr; }
+  // Has the kernel badblocks poller reread its list now (after a scrub), if there is one.
+  void RescanKernelBadblocks() {
+    if (poller_) poller_->Rescan();
+  }
 
  private:
   MediaSources() = default;

@@ -70,7 +70,19 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     for (const auto& r : leases->Revoke(0, 0, UINT64_MAX).holders) out.push_back({r.pid, r.comm, r.action});
     return out;
   };
-  patrol_ = std::make_unique<MediaPatrol>(fs, patrol);
+  MediaPatrol::Options patrol_options = patrol;
+  MediaSources* sources_ptr = sources_.get();
+  if (sources_ptr != nullptr && sources_ptr->kernel() != nullptr) {
+    // Real pmem: each pass starts with an Address Range Scrub where the bus runs one, and
+    // the poller (stopped after the patrol) hands what it adds to the resolver.
+    const KernelBadblocks kernel = *sources_ptr->kernel();
+    patrol_options.kernel_scrub = [kernel, sources_ptr](const std::atomic<bool>* stop) {
+      KernelScrubReport r = ScrubAndReadKernelBadblocks(kernel, std::chrono::minutes(30), stop);
+      sources_ptr->RescanKernelBadblocks();
+      return r;
+    };
+  }
+  patrol_ = std::make_unique<MediaPatrol>(fs, patrol_options);
   if (ro.mount_dev) {
     ControlServer::Info info;
     info.patrol = patrol_.get();
