@@ -12,6 +12,7 @@
 #                          reads of NAME and of every other file; checks the daemon lives
 #                          and the others are intact; with an event log, checks it names
 #                          NAME and that NAME reads EIO
+# media_region_size        the size of TARGET in bytes (the range udaxctl rmap may ask)
 # media_teardown MNT       unmount (checked clean) and fsck -n (logged)
 
 declare -A MEDIA_SUM=()
@@ -133,13 +134,21 @@ media_observe() {
     if [[ $name == "("* ]]; then
       # Metadata: repaired from its copy or a clean shutdown (G6), never a file's EIO.
       lab_check "the event log names a metadata owner" \
-        grep -qE '"kind": ?"(superblock|replica|journal|inode-table|au-bitmap|inode-bitmap|rmap)"' "$LAB_OUT/events.json"
+        grep -qE '"kind": ?"(superblock|replica|journal|inode-table|au-bitmap|inode-bitmap|rmap|directory|extent-block)"' "$LAB_OUT/events.json"
       lab_info "actions logged: $(grep -oE '"action": ?"[a-z,-]+"' "$LAB_OUT/events.json" | sort -u | tr '\n' ' ')"
     else
       lab_check "the event log names $name" grep -q "$name" "$LAB_OUT/events.json"
       r=$(media_read "$MNT/$name" "$name")
       lab_check "$name reads EIO" test "$r" = "error: Input/output error"
     fi
+  fi
+}
+
+media_region_size() {
+  if [[ -c $TARGET ]]; then
+    cat "/sys/bus/dax/devices/$(basename "$TARGET")/size"
+  else
+    stat -c %s "$TARGET"
   fi
 }
 

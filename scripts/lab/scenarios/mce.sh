@@ -8,6 +8,8 @@
 #   SRAO  status 0xBD000000000000C0 mcgstatus 0x5  on a page of file data (client: early kill)
 #   SRAR  status 0xBD80000000000134 mcgstatus 0x7  on a page of file data (the client consumes)
 #   SRAO  on the first page of the region: metadata (superblock, journal)
+#   SRAO  on a directory block (metadata with a second copy, issue 17): repaired online
+#         from the copy; the directory lists the same names, nothing shuts down
 # For each: the injected event, what the client and the daemon received, the kernel's
 # account, the nvdimm's badblocks, the owners (udaxctl rmap), reads after. Asserts: the
 # client got the expected code, the daemon survives, other files intact, clean unmount.
@@ -61,6 +63,39 @@ lab_step "SRAO on the region's first page (metadata)"
 inject SRAO "${SRAO[@]}" 0 early
 media_observe "(metadata)" "SRAO on metadata"
 lab_check "a metadata operation still works (mkdir)" mkdir "$MNT/after-metadata-mce"
+
+lab_step "SRAO on a directory block (first copy; the second lives in the partner AU)"
+DIR_NAMES=$LAB_OUT/dir-mce.names
+mkdir "$MNT/dir-mce"
+for ((i = 0; i < 40; i++)); do echo "$i" >"$MNT/dir-mce/entry-$i"; done
+sync "$MNT/dir-mce"
+ls "$MNT/dir-mce" >"$DIR_NAMES"
+size=$(media_region_size)
+"$UDAXCTL" rmap --json "$MNT" "0+$size" >"$LAB_OUT/rmap.json"
+DIR_PHYS=$(python3 -c '
+import json, sys
+for o in json.load(open(sys.argv[1])):
+    if o["kind"] == "directory" and o.get("path") == sys.argv[2] and "copy" not in o:
+        print(o["phys"]); break
+else:
+    sys.exit("no first copy of " + sys.argv[2] + " in the reverse map")' "$LAB_OUT/rmap.json" "$MNT/dir-mce")
+lab_info "/dir-mce's first copy is at region offset $DIR_PHYS ($(printf '%#x' "$DIR_PHYS"))"
+"$UDAXCTL" rmap "$MNT" "$DIR_PHYS" 2>&1 | sed 's/^/   owners (udaxctl rmap): /'
+inject SRAO "${SRAO[@]}" "$DIR_PHYS" early
+media_observe "(directory)" "SRAO on a directory block"
+if [[ -f $LAB_OUT/events.json ]]; then
+  lab_check "the event log says the directory block was repaired" python3 -c '
+import json, sys
+text = open(sys.argv[1]).read()
+events = json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
+sys.exit(0 if any(o.get("kind") == "directory" and o.get("action") == "repaired"
+                  for e in events for o in e.get("owners", [])) else 1)' "$LAB_OUT/events.json"
+fi
+echo 3 >/proc/sys/vm/drop_caches
+lab_check "/dir-mce lists the same 40 names" diff <(ls "$MNT/dir-mce") "$DIR_NAMES"
+lab_check "an entry of /dir-mce reads back" grep -qx 17 "$MNT/dir-mce/entry-17"
+lab_check "/dir-mce takes a new entry" touch "$MNT/dir-mce/after-mce"
+"$UDAXCTL" health "$MNT" 2>&1 | sed 's/^/   udaxctl health: /' || true
 
 lab_step "the kernel's badblocks after the machine checks"
 if [[ $LAB_FLAVOUR == nvdimm ]]; then
