@@ -18,7 +18,7 @@ namespace {
 struct Args {
   bool json = false;         // --json, before the command or after it
   std::string file;          // bmap
-  std::string target;        // rmap, scrub, list, events, health, verify-media
+  std::string target;        // rmap, scrub, list, events, health, verify-media, upgrade
   std::string range;         // rmap
   std::string mount;         // shutdown, leases
   bool media_errors = false;  // list
@@ -115,6 +115,13 @@ constexpr Command kCommands[] = {
        c->add_option("target", a->target, "a udaxfs mount point, an image or a device")->required();
      },
      [](Args& a) { return udax::CmdHealth(a.target, a.json); }},
+    {"upgrade", "turn metadata copies on in an unmounted image made without them "
+                "(exit 0 done, 1 could not, 4 check failed after)",
+     kJson,
+     [](CLI::App* c, Args* a) {
+       c->add_option("target", a->target, "an unmounted udaxfs image or device")->required();
+     },
+     [](Args& a) { return udax::CmdUpgrade(a.target, a.json); }},
     {"leases", "list the direct maps clients hold (pid, file, range)", kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("mount", a->mount, "a udaxfs mount point")->required();

@@ -50,36 +50,10 @@ void Corrupt(Filesystem* fs, uint64_t off) {
   ASSERT_OK(fs->region()->WriteSafe(off, &byte, 1, true));
 }
 
-// A tree with one of every copied kind: a directory of 300 names (several buckets), a
-// fragmented file (extent blocks), an attribute blob and a long symlink.
-struct Tree {
-  uint64_t dir = 0, frag = 0, sym = 0;
-  std::string frag_data;
-};
-
-Tree Populate(Filesystem* fs) {
-  Tree t;
-  t.dir = Must(fs->Mkdir(kRootIno, "d", 0755, kRoot)).ino;
-  for (int i = 0; i < 300; ++i) {
-    Must(fs->Mknod(t.dir, "entry-with-a-long-name-" + std::to_string(i), S_IFREG | 0644, 0, kRoot));
-  }
-  auto [e, f] = Must(fs->Create(kRootIno, "frag", 0644, O_RDWR, kRoot));
-  t.frag = e.ino;
-  // Every other AU: one extent each, more than the inode holds inline.
-  for (int i = 0; i < 40; ++i) {
-    const std::string chunk(100, static_cast<char>('A' + i % 26));
-    EXPECT_EQ(Must(fs->Write(f, i * 2 * kAu, chunk.data(), chunk.size())), chunk.size());
-  }
-  fs->Release(f);
-  EXPECT_OK(fs->SetXattr(t.frag, "user.big", std::string(6000, 'x'), 0, kRoot));
-  t.sym = Must(fs->Symlink(kRootIno, "sym", std::string(500, 's'), kRoot)).ino;
-  return t;
-}
-
 TEST(Copies, EveryCopiedRecordHasItsSecondCopyInItsPartner) {
   TestImage img;
   auto fs = img.Mount();
-  const Tree t = Populate(fs.get());
+  const CopiedKindsTree t = PopulateCopiedKinds(fs.get());
   const DiskSuperblock& sb = fs->superblock();
   ASSERT_TRUE(HasMetaCopies(sb));
   for (auto [kind, ino] : {std::pair{OwnerKind::kDirectory, t.dir},
@@ -115,7 +89,7 @@ TEST(Copies, EveryCopiedRecordHasItsSecondCopyInItsPartner) {
 TEST(Copies, PoisonInEitherCopyIsRepairedOnline) {
   TestImage img;
   auto fs = img.Mount();
-  const Tree t = Populate(fs.get());
+  const CopiedKindsTree t = PopulateCopiedKinds(fs.get());
   const DiskSuperblock& sb = fs->superblock();
   const uint64_t dir_block = FirstCopyOf(fs.get(), OwnerKind::kDirectory, t.dir);
   const uint64_t ext_block = FirstCopyOf(fs.get(), OwnerKind::kExtentBlock, t.frag);
@@ -143,11 +117,11 @@ TEST(Copies, PoisonInEitherCopyIsRepairedOnline) {
 // fails; everything else serves, health lists it, and fsck names what was lost.
 TEST(Copies, BothCopiesOfADirectoryBlockBadCostOnlyThatDirectory) {
   TestImage img;
-  Tree t;
+  CopiedKindsTree t;
   uint64_t other_file;
   {
     auto fs = img.Mount();
-    t = Populate(fs.get());
+    t = PopulateCopiedKinds(fs.get());
     const uint64_t other = Must(fs->Mkdir(kRootIno, "other", 0755, kRoot)).ino;
     other_file = Must(fs->Mknod(other, "f", S_IFREG | 0644, 0, kRoot)).ino;
     ASSERT_OK(fs->Unmount());
@@ -190,7 +164,7 @@ TEST(Copies, AChecksumFailureIsServedFromTheOtherCopyAndMended) {
   uint64_t dir, dir_block;
   {
     auto fs = img.Mount();
-    const Tree t = Populate(fs.get());
+    const CopiedKindsTree t = PopulateCopiedKinds(fs.get());
     dir = t.dir;
     dir_block = FirstCopyOf(fs.get(), OwnerKind::kDirectory, dir);
     ASSERT_OK(fs->Unmount());
@@ -215,7 +189,7 @@ TEST(Copies, FsckFindsABadCopyAndRepairMendsIt) {
   uint64_t ext_block;
   {
     auto fs = img.Mount();
-    const Tree t = Populate(fs.get());
+    const CopiedKindsTree t = PopulateCopiedKinds(fs.get());
     ext_block = FirstCopyOf(fs.get(), OwnerKind::kExtentBlock, t.frag);
     ASSERT_OK(fs->Unmount());
   }
@@ -247,7 +221,7 @@ TEST(Copies, ACrashInTheMiddleOfAMendLosesNothing) {
   uint64_t dir, dir_block;
   {
     auto fs = img.Mount();
-    const Tree t = Populate(fs.get());
+    const CopiedKindsTree t = PopulateCopiedKinds(fs.get());
     dir = t.dir;
     dir_block = FirstCopyOf(fs.get(), OwnerKind::kDirectory, dir);
     ASSERT_OK(fs->Unmount());
@@ -308,7 +282,7 @@ TEST(Copies, AnImageWithoutCopiesWorksAsBefore) {
   TestImage img(64ull << 20, kAuSize4K, 0, /*meta_copies=*/false);
   auto fs = img.Mount();
   ASSERT_FALSE(HasMetaCopies(fs->superblock()));
-  const Tree t = Populate(fs.get());
+  const CopiedKindsTree t = PopulateCopiedKinds(fs.get());
   const uint64_t dir_block = FirstCopyOf(fs.get(), OwnerKind::kDirectory, t.dir);
   ASSERT_NE(dir_block, 0u);
   EXPECT_EQ(CopyOffset(fs->superblock(), dir_block), 0u);

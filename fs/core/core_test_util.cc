@@ -1,6 +1,7 @@
-// core_test_util.cc -- the TestImage fixture.
+// core_test_util.cc -- the TestImage fixture and the populated trees.
 #include "fs/core/core_test_util.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -44,6 +45,27 @@ std::unique_ptr<Filesystem> TestImage::Mount(MountOptions options) {
   EXPECT_TRUE(fs.ok()) << fs.status().ToString();
   if (!fs.ok()) return nullptr;
   return std::move(fs).value();
+}
+
+CopiedKindsTree PopulateCopiedKinds(Filesystem* fs) {
+  const Caller root{0, 0};
+  const uint64_t au = fs->superblock().au_size;
+  CopiedKindsTree t;
+  t.dir = Must(fs->Mkdir(kRootIno, "d", 0755, root)).ino;
+  for (int i = 0; i < 300; ++i) {
+    Must(fs->Mknod(t.dir, "entry-with-a-long-name-" + std::to_string(i), S_IFREG | 0644, 0, root));
+  }
+  auto [e, f] = Must(fs->Create(kRootIno, "frag", 0644, O_RDWR, root));
+  t.frag = e.ino;
+  // Every other AU: one extent each, more than the inode holds inline.
+  for (int i = 0; i < 40; ++i) {
+    const std::string chunk(100, static_cast<char>('A' + i % 26));
+    EXPECT_EQ(Must(fs->Write(f, i * 2 * au, chunk.data(), chunk.size())), chunk.size());
+  }
+  fs->Release(f);
+  EXPECT_OK(fs->SetXattr(t.frag, "user.big", std::string(6000, 'x'), 0, root));
+  t.sym = Must(fs->Symlink(kRootIno, "sym", std::string(500, 's'), root)).ino;
+  return t;
 }
 
 }  // namespace udax

@@ -27,4 +27,12 @@ class TestImage {
   std::string path_;
 };
 
+// A tree with one of every metadata kind that has copies: a directory "d" of 300 names
+// (several buckets), a fragmented file "frag" (40 extents, so extent blocks) with a
+// 6000-byte attribute blob "user.big", and a 500-byte symlink "sym" (out of line).
+struct CopiedKindsTree {
+  uint64_t dir = 0, frag = 0, sym = 0;
+};
+CopiedKindsTree PopulateCopiedKinds(Filesystem* fs);
+
 }  // namespace udax

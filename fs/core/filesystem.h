@@ -332,6 +332,7 @@ class Filesystem {
   Filesystem() = default;
   friend class DirOps;
   friend class Repairer;  // fsck --repair (fs_repair.cc)
+  friend class UpgradeRun;  // upgrade.h: metadata copies turned on in place
   friend class Media;     // media.h: the media part
   friend class Checker;   // checker.h: the check part
 

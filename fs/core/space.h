@@ -48,6 +48,9 @@ class Space {
   // owner, whose group is used when there is no goal. ENOSPC when there are not enough.
   Result<std::vector<Run>> ReserveAus(uint64_t count, uint64_t goal, uint64_t ino);
   void UnreserveAus(const std::vector<Run>& runs);
+  // Reserves exactly AU `au` if it is free (and not reserved): repairs and the upgrade,
+  // which choose their AUs themselves.
+  bool ReserveExactAu(uint64_t au);
   // For metadata on an image with copies: reserves `count` AUs each together with its
   // partner (CopyAu), and returns the first copies, in runs whose partners are runs too.
   // Without copies, ReserveAus. ENOSPC when not enough pairs are free.
@@ -122,8 +125,6 @@ class Space {
   template <typename Op>
   auto Update(Group& g, Op op) const;
 
-  // Reserves exactly AU `au` if it is free.
-  bool ReserveExactAu(uint64_t au);
   // Tops the pair pool up to its target, looking at no more than `max_scan` pairs.
   void RefillPairPool(uint64_t max_scan) EXCLUDES(pool_mu_);
   // After a free: the pairs of `run` both of whose AUs are free now go to the pool, while

@@ -80,25 +80,36 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   off += sb.rmap_len;
   sb.data_off = off;
   sb.replica_off = sb.region_size - kBlockSize;
-  uint64_t data_end = (sb.au_count - 1) * au;  // the replica's AU
   if (p.meta_copies) {
-    // The second inode table at the far end, just before the replica's AU.
-    sb.feature_incompat |= kFeatureIncompatMetaCopies;
-    sb.itable2_len = sb.itable_len;
-    if (sb.itable2_len + off >= data_end) {
-      return Status::InvalidArgument("region too small for its metadata at this geometry");
-    }
-    sb.itable2_off = data_end - sb.itable2_len;
-    data_end = sb.itable2_off;
-  }
-  // Keep at least 1/4 of the region (and 16 AUs) for data.
-  const uint64_t data_aus = off < data_end ? (data_end - off) / au : 0;
-  if (data_aus < 16 || data_aus * 4 < sb.au_count) {
-    return Status::InvalidArgument("region too small for its metadata at this geometry");
+    UDAX_RETURN_IF_ERROR(PlaceSecondInodeTable(&sb));
+  } else {
+    UDAX_RETURN_IF_ERROR(CheckDataRoom(sb));
   }
   std::memset(sb.label, 0, sizeof(sb.label));
   std::memcpy(sb.label, p.label.data(), std::min(p.label.size(), sizeof(sb.label) - 1));
   return sb;
+}
+
+Status CheckDataRoom(const DiskSuperblock& sb) {
+  // Keep at least 1/4 of the region (and 16 AUs) for data.
+  const uint64_t first = FirstDataAu(sb), last = LastDataAu(sb);
+  const uint64_t data_aus = first < last ? last - first : 0;
+  if (data_aus < 16 || data_aus * 4 < sb.au_count) {
+    return Status::InvalidArgument("region too small for its metadata at this geometry");
+  }
+  return Status::Ok();
+}
+
+Status PlaceSecondInodeTable(DiskSuperblock* sb) {
+  // The second inode table at the far end, just before the replica's AU.
+  const uint64_t data_end = (sb->au_count - 1) * sb->au_size;
+  if (sb->itable_len + sb->data_off >= data_end) {
+    return Status::InvalidArgument("region too small for its metadata at this geometry");
+  }
+  sb->feature_incompat |= kFeatureIncompatMetaCopies;
+  sb->itable2_len = sb->itable_len;
+  sb->itable2_off = data_end - sb->itable2_len;
+  return CheckDataRoom(*sb);
 }
 
 std::vector<StaticArea> StaticAreas(const DiskSuperblock& sb) {

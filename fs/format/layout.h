@@ -32,6 +32,12 @@ struct MkfsParams {
 // Computes a superblock (not yet sealed) for the parameters. EINVAL with a message when
 // the region is too small, the AU is not a supported size, or parameters conflict.
 Result<DiskSuperblock> ComputeGeometry(const MkfsParams& params);
+// Turns metadata copies on in a geometry: the feature bit, and the second inode table at
+// the far end, just before the replica's AU (mkfs, and the upgrade of an image made
+// without copies). EINVAL when the data area would be left too small (CheckDataRoom).
+Status PlaceSecondInodeTable(DiskSuperblock* sb);
+// At least 1/4 of the region (and 16 AUs) is left for data.
+Status CheckDataRoom(const DiskSuperblock& sb);
 
 // Seals (computes the CRC) and verifies records. Verify returns EUCLEAN (Corruption) with
 // a message naming the record and what is wrong.

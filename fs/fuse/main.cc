@@ -270,6 +270,15 @@ int main(int argc, char* argv[]) {
   }
   ctx.fs = fs.value().get();
   ctx.session = se;
+  if (!udax::HasMetaCopies(ctx.fs->superblock())) {
+    // An image from before metadata copies (or made without them) keeps mounting; the
+    // explicit command that adds them is named where an administrator looks.
+    syslog(LOG_NOTICE,
+           "%s: no metadata copies (made before them, or with mkfs.udaxfs "
+           "--no-metadata-copies): a bad block in a directory or extent block costs its inode; "
+           "`udaxctl upgrade %s` on the unmounted target adds them",
+           cmd.target, cmd.target);
+  }
   int rc = 1;
   udax::ReadaheadSetter readahead;  // joined after the unmount below
   if (fuse_set_signal_handlers(se) == 0) {

@@ -61,28 +61,6 @@ bool Between(const Tree& actual, const Tree& before, const Op& op) {
   return true;
 }
 
-// The first difference between two trees, for failure messages.
-std::string FirstDifference(const Tree& a, const Tree& b) {
-  auto describe = [](const std::pair<char, std::string>& v) {
-    return std::string(1, v.first) + ":" + std::to_string(v.second.size()) + " bytes";
-  };
-  for (const auto& [p, v] : a) {
-    auto it = b.find(p);
-    if (it == b.end()) return p + " only in the image";
-    if (it->second != v) {
-      size_t i = 0;
-      while (i < v.second.size() && i < it->second.second.size() && v.second[i] == it->second.second[i]) ++i;
-      size_t j = i;
-      while (j < v.second.size() && j < it->second.second.size() && v.second[j] != it->second.second[j]) ++j;
-      return p + " differs (" + describe(v) + " vs " + describe(it->second) + ", first at byte " +
-             std::to_string(i) + ", for " + std::to_string(j - i) + ")";
-    }
-  }
-  for (const auto& [p, v] : b) {
-    if (!a.count(p)) return p + " missing from the image";
-  }
-  return "none";
-}
 
 Status CopyFile(const std::string& from, const std::string& to) {
   std::ifstream in(from, std::ios::binary);
@@ -131,6 +109,28 @@ bool DryRun(const std::string& path, const std::vector<Op>& ops, std::vector<Mod
 }
 
 }  // namespace
+
+std::string FirstDifference(const Tree& a, const Tree& b) {
+  auto describe = [](const std::pair<char, std::string>& v) {
+    return std::string(1, v.first) + ":" + std::to_string(v.second.size()) + " bytes";
+  };
+  for (const auto& [p, v] : a) {
+    auto it = b.find(p);
+    if (it == b.end()) return p + " only in the image";
+    if (it->second != v) {
+      size_t i = 0;
+      while (i < v.second.size() && i < it->second.second.size() && v.second[i] == it->second.second[i]) ++i;
+      size_t j = i;
+      while (j < v.second.size() && j < it->second.second.size() && v.second[j] != it->second.second[j]) ++j;
+      return p + " differs (" + describe(v) + " vs " + describe(it->second) + ", first at byte " +
+             std::to_string(i) + ", for " + std::to_string(j - i) + ")";
+    }
+  }
+  for (const auto& [p, v] : b) {
+    if (!a.count(p)) return p + " missing from the image";
+  }
+  return "none";
+}
 
 bool LongRun() {
   const char* v = getenv("UDAX_CRASH_LONG");

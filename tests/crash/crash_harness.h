@@ -51,6 +51,8 @@ struct Model {
 using Tree = std::map<std::string, std::pair<char, std::string>>;
 
 Tree Flatten(const Model& m);
+// The first difference between two trees, for failure messages.
+std::string FirstDifference(const Tree& a, const Tree& b);
 // Reads the whole tree of a mounted filesystem (attributes too).
 Status ReadTree(Filesystem* fs, uint64_t dir, const std::string& prefix, Tree* out);
 
