@@ -78,8 +78,8 @@ std::optional<nlohmann::json> FetchLeases(const std::string& mount, const char* 
 // state could not be told (not root, a log or list that does not read).
 int CmdHealth(const std::string& target, bool json);
 // `udaxctl upgrade TARGET`: metadata copies turned on in an unmounted image made without
-// them. 0 upgraded (or had them), 1 could not (the image unchanged), 4 upgraded but the
-// check after it found problems.
+// them. 0 upgraded (or had them), 1 could not (the files unchanged, some maybe moved), 4
+// upgraded but the check after it found problems.
 int CmdUpgrade(const std::string& target, bool json);
 
 }  // namespace udax

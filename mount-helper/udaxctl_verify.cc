@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "fs/core/media_verify.h"
@@ -160,6 +161,15 @@ int VerifyMounted(const std::string& mount, uint64_t rate, bool json) {
 }
 
 int VerifyUnmounted(const std::string& target, uint64_t rate, bool json) {
+  // Real pmem: the platform's scrub and the kernel's list first (an image has neither),
+  // before the target is opened, so that a long scrub keeps no mount waiting.
+  std::optional<KernelScrubReport> kernel;
+  Result<KernelBadblocks> kb = LocateKernelBadblocks(target);
+  if (kb.ok()) {
+    kernel = ScrubAndReadKernelBadblocks(*kb, std::chrono::minutes(30));
+  } else if (kb.status().code() != EOPNOTSUPP) {
+    fprintf(stderr, "udaxctl %s: %s\n", kCmd, kb.status().message().c_str());
+  }
   auto fs = OpenTargetReadOnly(target, kCmd);
   if (!fs) return 1;
   VerifyOptions vo;
@@ -170,13 +180,7 @@ int VerifyUnmounted(const std::string& target, uint64_t rate, bool json) {
     return 1;
   }
   nlohmann::json result = VerifyReportToJson(*r, SIZE_MAX);
-  // Real pmem: the platform's scrub and the kernel's list (an image has neither).
-  Result<KernelBadblocks> kb = LocateKernelBadblocks(target);
-  if (kb.ok()) {
-    AddKernelFound(ScrubAndReadKernelBadblocks(*kb, std::chrono::minutes(30)), SIZE_MAX, &result);
-  } else if (kb.status().code() != EOPNOTSUPP) {
-    fprintf(stderr, "udaxctl %s: %s\n", kCmd, kb.status().message().c_str());
-  }
+  if (kernel) AddKernelFound(*kernel, SIZE_MAX, &result);
   result["target"] = target;
   result["rate"] = rate;
   Filesystem* f = fs.get();

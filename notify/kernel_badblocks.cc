@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <charconv>
 #include <filesystem>
 #include <memory>
@@ -121,7 +122,7 @@ std::optional<KernelBadblocks> FindDevdax(ndctl_ctx* ctx, dev_t rdev) {
           kb.file_base = ndctl_region_get_resource(region);
           kb.target_start = daxctl_dev_get_resource(dev);
           kb.target_size = daxctl_dev_get_size(dev);
-          return kb;
+          return kb;  // the physical starts are checked by the caller
         }
       }
     }
@@ -185,6 +186,16 @@ Result<KernelBadblocks> LocateKernelBadblocks(const std::string& target) {
   if (S_ISCHR(st.st_mode)) {
     std::optional<KernelBadblocks> kb = FindDevdax(ctx.get(), st.st_rdev);
     if (!kb) return NotNd(target, "not a dax device on an nd region");
+    // The kernel shows physical addresses to root only: libndctl then says ULLONG_MAX
+    // (the region) or 0 (the dax device, from /proc/iomem). The list itself stays
+    // readable, but without both starts its sectors cannot be placed in the device, and
+    // a wrong place would blame healthy blocks.
+    if (kb->file_base == ULLONG_MAX || kb->target_start == 0 || kb->target_start == ULLONG_MAX ||
+        kb->target_start < kb->file_base) {
+      return Status::Error(EACCES, target + ": the physical start of " + kb->region +
+                                       " or of the device is not readable (needs root): "
+                                       "the kernel's badblocks cannot be placed");
+    }
     kb->target = target;
     kb->devpath = DevpathOf(SysfsDeviceDir("char", st.st_rdev));
     return *kb;
@@ -305,6 +316,9 @@ Result<ScrubOutcome> ScrubKernelBadblocks(const KernelBadblocks& where,
   const auto t0 = std::chrono::steady_clock::now();
   UDAX_RETURN_IF_ERROR(WithNamespaceOf(where, [&](ndctl_bus* bus, ndctl_region*,
                                                   ndctl_namespace*) -> Status {
+    if (stop != nullptr && stop->load()) {
+      return Status::Error(ECANCELED, where.target + ": no scrub started (stopping)");
+    }
     out.scrubs_before = ndctl_bus_get_scrub_count(bus);
     // EBUSY: a scrub is already running (the kernel's own at load, another tool's); its
     // end serves as well.
@@ -313,8 +327,9 @@ Result<ScrubOutcome> ScrubKernelBadblocks(const KernelBadblocks& where,
       return Status::Error(-rc, where.target + ": ndctl_bus_start_scrub on " + where.bus +
                                     (rc == -EACCES || rc == -EPERM ? " (needs root)" : ""));
     }
-    // A second at a time, so that a stop (an unmount) never waits for a whole scrub,
-    // which takes minutes on a large device.
+    // A second or two at a time (libndctl polls once more after its timeout), so that a
+    // stop (an unmount) never waits for a whole scrub, which takes minutes on a large
+    // device.
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       const int wrc = ndctl_bus_poll_scrub_completion(bus, 1, 1);
@@ -342,6 +357,7 @@ KernelScrubReport ScrubAndReadKernelBadblocks(const KernelBadblocks& where,
                                               const std::atomic<bool>* stop) {
   KernelScrubReport r;
   r.bus = where.bus + " (" + where.bus_provider + ")";
+  r.can_scrub = where.can_scrub;
   Result<ScrubOutcome> scrub = ScrubKernelBadblocks(where, timeout, stop);
   if (scrub.ok()) {
     r.scrubbed = true;

@@ -57,8 +57,8 @@ struct KernelBadblocks {
 // Finds the nd region or pmem disk of a devdax device, a pmem disk (or partition), or the
 // pmem disk under a regular file. Errors: ENOENT no target; EOPNOTSUPP when the target is
 // not on an nd (pmem) device -- an emulated image, a dax device from kmem/hmem, a file on
-// a non-pmem disk -- so its bad blocks are not the kernel's to report; EIO when libndctl
-// cannot start.
+// a non-pmem disk -- so its bad blocks are not the kernel's to report; EACCES for a devdax
+// device when the physical addresses are hidden (not root); errors of libndctl.
 Result<KernelBadblocks> LocateKernelBadblocks(const std::string& target);
 
 // The kernel's sectors (relative to file_base) as target-relative sectors: shifted by
@@ -89,6 +89,7 @@ Result<ScrubOutcome> ScrubKernelBadblocks(const KernelBadblocks& where,
 // all the same: errors found before still count); `list_error` why the list did not read.
 struct KernelScrubReport {
   std::string bus;            // "ndbus0 (nfit_test.0)"
+  bool can_scrub = false;     // the bus has ARS at all
   bool scrubbed = false;      // a scrub ran to its end
   ScrubOutcome outcome;
   std::string scrub_error;

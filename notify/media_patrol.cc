@@ -74,7 +74,7 @@ void MediaPatrol::Run() {
       scrubbing_ = true;
       pass.kernel = options_.kernel_scrub(&stop_);
       scrubbing_ = false;
-      if (!pass.kernel->scrub_error.empty()) {
+      if (pass.kernel->can_scrub && !pass.kernel->scrub_error.empty()) {
         syslog(LOG_INFO, "%s: media patrol pass %llu: no scrub: %s", fs_->region()->path().c_str(),
                static_cast<unsigned long long>(pass.id), pass.kernel->scrub_error.c_str());
       }

@@ -64,7 +64,7 @@ class UpgradeRun {
   const uint64_t au_;
   std::set<uint64_t> needed_;
   std::set<uint64_t> reserved_;  // ours in the Space's DRAM bitmap
-  uint64_t pair_cursor_ = 0, data_cursor_ = 0;
+  uint64_t pair_cursor_ = 0, data_cursor_ = 0, broken_cursor_ = 0;
 };
 
 bool UpgradeRun::Reserve(uint64_t au) {
@@ -96,9 +96,21 @@ Result<uint64_t> UpgradeRun::FreePair() {
   return Status::NoSpace("no free pair of AUs left for a metadata copy");
 }
 
-// A free AU for file data: in the new data area, and needed by nothing.
+// A free AU for file data: in the new data area, and needed by nothing. First one whose
+// partner is in use already (its pair is broken anyway), so that free pairs stay for
+// metadata; then any.
 Result<uint64_t> UpgradeRun::FreeDataAu() {
   const uint64_t lo = FirstDataAu(new_), hi = LastDataAu(new_);
+  for (; lo + broken_cursor_ < hi; ++broken_cursor_) {
+    const uint64_t a = lo + broken_cursor_;
+    const uint64_t p = udax::CopyAu(new_, a);
+    if (reserved_.count(a) || fs_->space_.AuAllocated(a)) continue;
+    if (p != 0 && !fs_->space_.AuAllocated(p)) continue;  // a free pair: keep it
+    if (Reserve(a)) {
+      ++broken_cursor_;
+      return a;
+    }
+  }
   for (; lo + data_cursor_ < hi; ++data_cursor_) {
     const uint64_t a = lo + data_cursor_;
     if (reserved_.count(a) || fs_->space_.AuAllocated(a)) continue;
@@ -133,7 +145,7 @@ Status UpgradeRun::MakePlan(const std::vector<Owner>& owners, Plan* plan) {
       continue;
     }
     const Owner& po = owners[p];
-    if (po.kind == OwnerKind::kFree) {
+    if (po.kind == OwnerKind::kFree && !fs_->region_->HasKnownBad(p * au_, au_)) {
       needed_.insert(p);
     } else if (IsCopiedKind(po.kind)) {
       // Each other's partners: the upper one moves, the lower one keeps its place and
@@ -225,9 +237,13 @@ Status UpgradeRun::MoveExtentBlock(const Owner& owner, uint64_t from, uint64_t t
 }
 
 Status UpgradeRun::Move(const Owner& owner, uint64_t from, uint64_t to) {
+  fs_->mu_.AssertHeld();
   Status st = owner.kind == OwnerKind::kExtentBlock ? MoveExtentBlock(owner, from, to)
                                                     : MoveMapped(owner, from, to);
   if (!st.ok()) return st;
+  // Extent blocks held for the splits and not needed go back now: held, an AU looks free
+  // to the next plan, which might count on it.
+  fs_->ReturnHeldAus();
   reserved_.erase(to);  // allocated now
   // What left an AU the end state needs keeps it for that.
   if (Needed(from)) Reserve(from);
@@ -282,12 +298,7 @@ Status UpgradeRun::Execute(UpgradeReport* report, std::vector<uint64_t>* metadat
     for (uint64_t a : needed_) {
       if (!fs->space_.AuAllocated(a)) Reserve(a);
     }
-    pair_cursor_ = data_cursor_ = 0;
-    for (uint64_t a : plan.move_data) {
-      UDAX_ASSIGN_OR_RETURN(uint64_t to, FreeDataAu());
-      UDAX_RETURN_IF_ERROR(Move(owners[a], a, to));
-      ++report->moved_data_aus;
-    }
+    pair_cursor_ = data_cursor_ = broken_cursor_ = 0;
     for (uint64_t a : plan.move_meta) {
       Result<uint64_t> to = FreePair();
       if (to.ok()) {
@@ -306,6 +317,12 @@ Status UpgradeRun::Execute(UpgradeReport* report, std::vector<uint64_t>* metadat
       UDAX_ASSIGN_OR_RETURN(uint64_t data_to, FreeDataAu());
       needed_.insert(p);
       UDAX_RETURN_IF_ERROR(Move(owners[p], p, data_to));
+      ++report->moved_data_aus;
+    }
+    // File data after the metadata: it may go anywhere, the metadata needs pairs.
+    for (uint64_t a : plan.move_data) {
+      UDAX_ASSIGN_OR_RETURN(uint64_t to, FreeDataAu());
+      UDAX_RETURN_IF_ERROR(Move(owners[a], a, to));
       ++report->moved_data_aus;
     }
   }

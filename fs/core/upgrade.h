@@ -53,7 +53,8 @@ class Upgrader {
   // by another tool); EUCLEAN it does not check clean (fsck.udaxfs --repair first; the
   // message says what is wrong); ENOSPC the free space cannot hold the copies; EINVAL the
   // region is too small for a second inode table; EIO a block that must move does not
-  // read. The image is left valid in every case.
+  // read. The image is left valid in every case, without copies unless the call succeeded
+  // (the moves made before an error stay: same files, other places).
   static Result<UpgradeReport> Run(const std::string& target);
   // The same on a region the caller opened (tests).
   static Result<UpgradeReport> RunOnRegion(std::unique_ptr<Region> region);
