@@ -98,57 +98,64 @@ void NameBusAndRegion(ndctl_region* region, KernelBadblocks* kb) {
                   ndctl_bus_is_cmd_supported(bus, ND_CMD_ARS_STATUS);
 }
 
-// The devdax device `rdev`: its region, physical start and size.
-std::optional<KernelBadblocks> FindDevdax(ndctl_ctx* ctx, dev_t rdev) {
+// The first `fn(region, namespace)` that finds something, over every namespace of every
+// region of every bus.
+template <typename Fn>
+std::optional<KernelBadblocks> FindNamespace(ndctl_ctx* ctx, Fn fn) {
   ndctl_bus* bus;
   ndctl_region* region;
   ndctl_namespace* ndns;
   ndctl_bus_foreach(ctx, bus) {
     ndctl_region_foreach(bus, region) {
       ndctl_namespace_foreach(region, ndns) {
-        ndctl_dax* dax = ndctl_namespace_get_dax(ndns);
-        daxctl_region* dregion = dax != nullptr ? ndctl_dax_get_daxctl_region(dax) : nullptr;
-        if (dregion == nullptr) continue;
-        daxctl_dev* dev;
-        daxctl_dev_foreach(dregion, dev) {
-          if (static_cast<unsigned>(daxctl_dev_get_major(dev)) != major(rdev) ||
-              static_cast<unsigned>(daxctl_dev_get_minor(dev)) != minor(rdev)) {
-            continue;
-          }
-          KernelBadblocks kb;
-          kb.kind = KernelBadblocksKind::kDevdax;
-          NameBusAndRegion(region, &kb);
-          kb.badblocks_file = "/sys/bus/nd/devices/" + kb.region + "/badblocks";
-          kb.file_base = ndctl_region_get_resource(region);
-          kb.target_start = daxctl_dev_get_resource(dev);
-          kb.target_size = daxctl_dev_get_size(dev);
-          return kb;  // the physical starts are checked by the caller
-        }
+        std::optional<KernelBadblocks> kb = fn(region, ndns);
+        if (kb) return kb;
       }
     }
   }
   return std::nullopt;
 }
 
+// The devdax device `rdev`: its region, physical start and size.
+std::optional<KernelBadblocks> FindDevdax(ndctl_ctx* ctx, dev_t rdev) {
+  return FindNamespace(ctx, [rdev](ndctl_region* region,
+                                   ndctl_namespace* ndns) -> std::optional<KernelBadblocks> {
+    ndctl_dax* dax = ndctl_namespace_get_dax(ndns);
+    daxctl_region* dregion = dax != nullptr ? ndctl_dax_get_daxctl_region(dax) : nullptr;
+    if (dregion == nullptr) return std::nullopt;
+    daxctl_dev* dev;
+    daxctl_dev_foreach(dregion, dev) {
+      if (static_cast<unsigned>(daxctl_dev_get_major(dev)) != major(rdev) ||
+          static_cast<unsigned>(daxctl_dev_get_minor(dev)) != minor(rdev)) {
+        continue;
+      }
+      KernelBadblocks kb;
+      kb.kind = KernelBadblocksKind::kDevdax;
+      NameBusAndRegion(region, &kb);
+      kb.badblocks_file = "/sys/bus/nd/devices/" + kb.region + "/badblocks";
+      kb.file_base = ndctl_region_get_resource(region);
+      kb.target_start = daxctl_dev_get_resource(dev);
+      kb.target_size = daxctl_dev_get_size(dev);
+      return kb;  // the physical starts are checked by the caller
+    }
+    return std::nullopt;
+  });
+}
+
 // The namespace whose block device is `disk` ("pmem0").
 std::optional<KernelBadblocks> FindPmemDisk(ndctl_ctx* ctx, const std::string& disk) {
-  ndctl_bus* bus;
-  ndctl_region* region;
-  ndctl_namespace* ndns;
-  ndctl_bus_foreach(ctx, bus) {
-    ndctl_region_foreach(bus, region) {
-      ndctl_namespace_foreach(region, ndns) {
-        if (ndctl_namespace_get_dax(ndns) != nullptr || NamespaceBlockDevice(ndns) != disk) continue;
-        KernelBadblocks kb;
-        kb.kind = KernelBadblocksKind::kPmemDisk;
-        NameBusAndRegion(region, &kb);
-        kb.block_device = disk;
-        kb.badblocks_file = "/sys/block/" + disk + "/badblocks";
-        return kb;
-      }
+  return FindNamespace(ctx, [&disk](ndctl_region* region,
+                                    ndctl_namespace* ndns) -> std::optional<KernelBadblocks> {
+    if (ndctl_namespace_get_dax(ndns) != nullptr || NamespaceBlockDevice(ndns) != disk) {
+      return std::nullopt;
     }
-  }
-  return std::nullopt;
+    KernelBadblocks kb;
+    kb.kind = KernelBadblocksKind::kPmemDisk;
+    NameBusAndRegion(region, &kb);
+    kb.block_device = disk;
+    kb.badblocks_file = "/sys/block/" + disk + "/badblocks";
+    return kb;
+  });
 }
 
 // Runs `fn` on the libndctl namespace that `where` was located on, or fails naming it.

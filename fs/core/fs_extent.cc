@@ -342,9 +342,7 @@ Status Filesystem::RemoveExtents(Inode* inode, uint64_t from, uint64_t to) {
 }
 
 bool Filesystem::IsCopied(OwnerKind kind) const {
-  return HasMetaCopies(sb_) &&
-         (kind == OwnerKind::kDirectory || kind == OwnerKind::kExtentBlock ||
-          kind == OwnerKind::kXattr || kind == OwnerKind::kSymlink);
+  return HasMetaCopies(sb_) && IsCopiedKind(kind);
 }
 
 // With copies the hold is of pairs (ReserveCopied): every AU a metadata path holds is for

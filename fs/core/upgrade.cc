@@ -11,11 +11,6 @@
 namespace udax {
 namespace {
 
-bool IsCopiedKind(OwnerKind k) {
-  return k == OwnerKind::kDirectory || k == OwnerKind::kExtentBlock || k == OwnerKind::kXattr ||
-         k == OwnerKind::kSymlink;
-}
-
 constexpr uint64_t kMaxRounds = 16;
 constexpr uint64_t kAusPerCommit = 256;  // step 2: records a transaction stages
 
@@ -41,7 +36,6 @@ class UpgradeRun {
   struct Plan {
     std::vector<uint64_t> move_meta;   // metadata AUs to move to a free pair
     std::vector<uint64_t> move_data;   // file data AUs to move anywhere allowed
-    std::vector<uint64_t> metadata;    // every metadata AU (staying or not)
   };
 
   Status Execute(UpgradeReport* report, std::vector<uint64_t>* metadata_aus);
@@ -138,7 +132,6 @@ Status UpgradeRun::MakePlan(const std::vector<Owner>& owners, Plan* plan) {
   }
   for (uint64_t a = first; a < last; ++a) {
     if (!IsCopiedKind(owners[a].kind)) continue;
-    plan->metadata.push_back(a);
     const uint64_t p = udax::CopyAu(new_, a);
     if (p == 0) {  // the odd last data AU: it has no partner
       plan->move_meta.push_back(a);

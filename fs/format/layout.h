@@ -82,6 +82,12 @@ inline uint64_t LastDataAu(const DiskSuperblock& sb) {  // exclusive
 inline uint64_t CopyHalf(const DiskSuperblock& sb) {
   return HasMetaCopies(sb) ? (LastDataAu(sb) - FirstDataAu(sb)) / 2 : 0;
 }
+// The metadata whose AUs have their second copy in the partner AU (the inode table has
+// its own second table).
+inline bool IsCopiedKind(OwnerKind kind) {
+  return kind == OwnerKind::kDirectory || kind == OwnerKind::kExtentBlock ||
+         kind == OwnerKind::kXattr || kind == OwnerKind::kSymlink;
+}
 // The partner of data AU `au`: where the other copy of a metadata AU lives. 0 when the
 // image has no copies or `au` has no partner.
 inline uint64_t CopyAu(const DiskSuperblock& sb, uint64_t au) {
