@@ -184,12 +184,14 @@ t_start=$(date +%s)
 # name rw bs  (each with engines psync and mmap, numjobs 1 and 2; and on udaxfs and tmpfs
 # "shim": fio's mmap engine under LD_PRELOAD=libudax-preload.so, which turns udaxfs's
 # shared maps into direct maps of the region; on tmpfs it passes every call through, so
-# the tmpfs figure of a shim row is its mmap job again, measured beside udaxfs's)
+# the tmpfs figure of a shim row is its mmap job again, measured beside udaxfs's;
+# "pshim": fio's psync engine under the same shim, whose read(2) family is served from
+# read views of the region (issue 21); on tmpfs, tmpfs's psync job again)
 JOBS=("seqread read 1M" "seqwrite write 1M" "randread randread 4k" "randwrite randwrite 4k")
 NUMJOBS=(1 2)
 engines_of() {
   case $1 in
-    udaxfs|tmpfs) echo psync mmap shim ;;
+    udaxfs|tmpfs) echo psync mmap shim pshim ;;
     *) echo psync mmap ;;
   esac
 }
@@ -204,6 +206,7 @@ run_fio() {
   local out=$RAW/$FS.$test.r$PASS_NO.json
   local pre=()
   if [[ $eng == shim ]]; then eng=mmap pre=(env "LD_PRELOAD=$SHIM"); fi
+  if [[ $eng == pshim ]]; then eng=psync pre=(env "LD_PRELOAD=$SHIM"); fi
   local args=(--name="$name" --directory="$MNT" --ioengine="$eng" --rw="$rw" --bs="$bs"
     --size="$SIZE_BYTES" --numjobs="$nj" --group_reporting
     --fallocate=none --invalidate=1 --output-format=json --output="$out")

@@ -1,14 +1,40 @@
-// preload.cc -- libudax-preload.so: direct maps for unmodified programs.
+// preload.cc -- libudax-preload.so: direct maps and direct reads for unmodified programs.
 //
 //   LD_PRELOAD=/usr/local/lib/libudax-preload.so fio --ioengine=mmap ...
 //
 // A shared mmap(2) of a file on a udaxfs mount (one whose daemon has a control socket)
 // becomes a direct map (udax_map), so loads and stores reach the region without FUSE;
 // munmap(2) of such a map gives the lease back and msync(2) persists through libudax.
-// Everything else -- private maps, anonymous memory, files elsewhere, a map the daemon
-// refuses (no permission on the image: the program gets an ordinary FUSE mmap) -- goes
-// to the kernel unchanged. The library's own mappings use raw system calls, so the shim
-// never recurses into itself.
+//
+// Reads (issue 21): a descriptor opened readable on such a file through open(2) and
+// friends is recorded, and its read, pread, readv and preadv are served from a read view
+// (client/read_view.h) -- a copy out of the region, guarded against SIGBUS -- instead of
+// a FUSE round trip. The daemon revokes the view before anything it shows changes, so a
+// read sees every write that returned before it, from any process and either path; a
+// read racing with a revoke is done again through the kernel. Bad media gives EIO for
+// that range. Writes still go through FUSE.
+//
+// Descriptor numbers: a read costs no system call, so the table of tracked descriptors
+// must not outlive them. Every C-library call that closes or replaces a descriptor is
+// wrapped (close, close_range, closefrom, dup2, dup3, fclose of an fdopen'd stream), every
+// open through the shim forgets a stale entry of the number it returns, and every 1024th
+// read of a descriptor compares it with the shim's private duplicate (kcmp). What is left
+// is a descriptor closed by a raw system call (not the C library) whose number a call the
+// shim does not see (socket, pipe, ...) reuses: its reads go to the kernel once the check
+// sees it, and until then to the old file -- one the program itself opened for reading.
+//
+// Everything else -- private maps, anonymous memory, files elsewhere, a map or view the
+// daemon refuses (no permission on the image: the program gets an ordinary FUSE mmap or
+// read) -- goes to the kernel unchanged. UDAX_PRELOAD_READS=0 turns the read path off.
+// The library's own mappings and reads use raw system calls, so the shim never recurses.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -16,8 +42,18 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
+#include "client/read_view.h"
+#include "client/safe_copy.h"
 #include "include/udaxfs/control.h"
 #include "include/udaxfs/udax.h"
 
@@ -49,6 +85,369 @@ void* MaybeDirect(void* addr, size_t len, int prot, int flags, int fd, off_t off
   return SysMmap(addr, len, prot, flags, fd, off);
 }
 
+// --- reads ---------------------------------------------------------------------------
+
+using udax_client::ReadView;
+
+// A readable descriptor of a udaxfs file, opened through the shim. Descriptors made from
+// it by dup share it (they share the file position too).
+struct TrackedFile {
+  TrackedFile() = default;
+  TrackedFile(const TrackedFile&) = delete;
+  TrackedFile& operator=(const TrackedFile&) = delete;
+  ~TrackedFile() {
+    // Our duplicate, unless the number was closed behind our back and reused (the file
+    // there is not ours then).
+    struct stat st;
+    if (shadow >= 0 && fstat(shadow, &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
+      syscall(SYS_close, shadow);
+    }
+  }
+
+  int shadow = -1;  // our duplicate: the same open file description
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::atomic<uint32_t> reads{0};  // for the periodic check of the descriptor
+  std::mutex position_mu;  // read(2): the file position is read, then moved
+  std::mutex mu;
+  std::shared_ptr<ReadView> view;  // GUARDED_BY(mu)
+  bool refused = false;            // GUARDED_BY(mu): the daemon will not give a view
+  uint32_t cool_down = 0;          // GUARDED_BY(mu): reads to leave to the kernel first
+  uint32_t reads_on_view = 0;      // GUARDED_BY(mu)
+};
+
+struct Table {
+  // The process the table describes. A vfork child shares our memory (not our
+  // descriptors) until it execs: what it closes, dups or opens must not change the table.
+  pid_t owner = getpid();
+  std::shared_mutex mu;
+  std::unordered_map<int, std::shared_ptr<TrackedFile>> files;  // GUARDED_BY(mu)
+};
+
+// Made at first use: other libraries' constructors (which run before ours) already open
+// and close files. Never destroyed: they may also do so at exit.
+std::atomic<Table*> table_ptr{nullptr};
+Table* T() {
+  Table* t = table_ptr.load(std::memory_order_acquire);
+  if (t != nullptr) return t;
+  auto* made = new Table();
+  if (table_ptr.compare_exchange_strong(t, made)) return made;
+  delete made;
+  return t;
+}
+std::atomic<bool> reads_on{true};
+
+// Whether this process may change the table (not a vfork child of its owner).
+bool TableIsOurs() { return T()->owner == getpid(); }
+
+bool ReadsEnabled() {
+  static const bool env_on = [] {
+    const char* v = getenv("UDAX_PRELOAD_READS");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return env_on && reads_on.load(std::memory_order_relaxed);
+}
+
+// The child of a fork has one thread: the table's locks may have been held by others.
+// It starts with a new table holding the same descriptors (the old one is left behind,
+// never destroyed, and its views are the parent's).
+void TableAfterForkChild() {
+  Table* old = T();
+  auto* fresh = new Table();
+  std::unordered_map<TrackedFile*, std::shared_ptr<TrackedFile>> moved;
+  for (auto& [fd, f] : old->files) {
+    auto& copy = moved[f.get()];
+    if (!copy) {
+      copy = std::make_shared<TrackedFile>();
+      copy->shadow = f->shadow;
+      copy->dev = f->dev;
+      copy->ino = f->ino;
+      f->shadow = -1;  // now the copy's
+    }
+    fresh->files[fd] = copy;
+  }
+  table_ptr.store(fresh);  // owner: this process (the constructor's getpid)
+}
+
+void Untrack(int fd) {
+  if (!TableIsOurs()) return;
+  std::shared_ptr<TrackedFile> gone;  // released after the lock
+  std::unique_lock<std::shared_mutex> lock(T()->mu);
+  auto it = T()->files.find(fd);
+  if (it == T()->files.end()) return;
+  gone = std::move(it->second);
+  T()->files.erase(it);
+}
+
+void TrackShared(int from, int to) {
+  if (!TableIsOurs()) return;
+  std::shared_ptr<TrackedFile> replaced;  // released after the lock (it may end a view)
+  std::unique_lock<std::shared_mutex> lock(T()->mu);
+  auto it = T()->files.find(from);
+  if (it == T()->files.end()) return;
+  std::shared_ptr<TrackedFile>& slot = T()->files[to];
+  replaced = std::move(slot);
+  slot = it->second;
+}
+
+// The program closed a number that is one of our duplicates (a close-all loop): the
+// files checked against it are no longer checkable.
+void ShadowClosed(int fd) {
+  if (!TableIsOurs()) return;
+  {
+    std::shared_lock<std::shared_mutex> lock(T()->mu);
+    bool found = false;
+    for (const auto& [n, f] : T()->files) found = found || f->shadow == fd;
+    if (!found) return;
+  }
+  std::vector<std::shared_ptr<TrackedFile>> gone;  // released after the lock
+  std::unique_lock<std::shared_mutex> lock(T()->mu);
+  for (auto it = T()->files.begin(); it != T()->files.end();) {
+    if (it->second->shadow == fd) {
+      it->second->shadow = -1;
+      gone.push_back(std::move(it->second));
+      it = T()->files.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// After a successful open: records fd if it is a readable udaxfs file.
+void MaybeTrack(int fd, int flags) {
+  if (fd < 0 || !ReadsEnabled() || (flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY) return;
+  if (!TableIsOurs()) return;
+  struct stat st;
+  // FUSE mounts have anonymous device numbers (major 0): other files cost one fstat.
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || major(st.st_dev) != 0) return;
+  if (!OnUdaxfs(fd)) return;
+  const int saved = errno;
+  auto f = std::make_shared<TrackedFile>();
+  // High, out of the way of programs that expect the lowest free numbers (close(1) and
+  // open: the new file is stdout), below the limit.
+  struct rlimit lim {};
+  long low = 0;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    low = static_cast<long>(std::min<rlim_t>(lim.rlim_cur / 2, 4096));
+  }
+  f->shadow = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, low));
+  f->dev = st.st_dev;
+  f->ino = st.st_ino;
+  errno = saved;
+  if (f->shadow < 0) return;  // out of descriptors: the kernel serves it
+  // kcmp is how each read checks its descriptor; without it (no CONFIG_KCMP, a seccomp
+  // filter) the shim serves no reads at all.
+  const pid_t pid = getpid();
+  if (syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, f->shadow) != 0) {
+    reads_on.store(false);
+    errno = saved;
+    return;
+  }
+  std::shared_ptr<TrackedFile> replaced;  // released after the lock (it may end a view)
+  std::unique_lock<std::shared_mutex> lock(T()->mu);
+  std::shared_ptr<TrackedFile>& slot = T()->files[fd];
+  replaced = std::move(slot);
+  slot = std::move(f);
+}
+
+// A call handed out descriptor `fd`: an entry under that number is stale (the number was
+// closed behind the shim's back).
+void Reused(int fd) {
+  if (fd < 0) return;
+  {
+    std::shared_lock<std::shared_mutex> lock(T()->mu);
+    if (T()->files.find(fd) == T()->files.end()) return;
+  }
+  Untrack(fd);
+}
+
+// The tracked file behind fd, if fd still is it.
+std::shared_ptr<TrackedFile> Tracked(int fd) {
+  std::shared_ptr<TrackedFile> f;
+  {
+    std::shared_lock<std::shared_mutex> lock(T()->mu);
+    if (T()->files.empty()) return nullptr;
+    auto it = T()->files.find(fd);
+    if (it == T()->files.end()) return nullptr;
+    f = it->second;
+  }
+  constexpr uint32_t kCheckEvery = 1024;
+  if (f->reads.fetch_add(1, std::memory_order_relaxed) % kCheckEvery == kCheckEvery - 1) {
+    const pid_t pid = getpid();
+    if (syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, f->shadow) != 0) {
+      Untrack(fd);  // closed and reused (or gone) without us
+      return nullptr;
+    }
+  }
+  return f;
+}
+
+// File bytes [off, off+n) of `f` from its view: the count, -errno, or kUseKernel.
+ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
+  // A view revoked under the copy is asked for again (the daemon answers once the change
+  // is done), a few times, before the read goes to the kernel.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::shared_ptr<ReadView> view;
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      if (!f.view || !udax_client::ViewUsable(*f.view)) {
+        // A view revoked after a few reads (someone appends as we read): let the kernel
+        // serve a while rather than ask for a view per read.
+        if (attempt == 0 && f.view && f.reads_on_view < 16) f.cool_down = 64;
+        f.view.reset();
+        if (f.refused) return udax_client::kUseKernel;
+        if (f.cool_down > 0) {
+          --f.cool_down;
+          return udax_client::kUseKernel;
+        }
+        // Not in a vfork child (the view would be its lease, in our memory); and the
+        // duplicate must still be the program's file (a number closed behind our back).
+        const pid_t pid = getpid();
+        if (!TableIsOurs() || f.shadow < 0 ||
+            syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, f.shadow) != 0) {
+          return udax_client::kUseKernel;
+        }
+        const int saved = errno;
+        int err = 0;
+        f.view = udax_client::OpenReadView(f.shadow, &err);
+        errno = saved;
+        f.reads_on_view = 0;
+        if (!f.view) {
+          // No permission, not ours, no guard: for good. Anything else may pass.
+          if (err == -EACCES || err == -EXDEV || err == -EPERM || err == -ENOTSUP ||
+              err == -EOPNOTSUPP || err == -EINVAL || err == -EBADF) {
+            f.refused = true;
+          } else if (err != -EAGAIN) {
+            f.cool_down = 256;
+          }
+          return udax_client::kUseKernel;
+        }
+      }
+      ++f.reads_on_view;
+      view = f.view;
+    }
+    const ssize_t r = udax_client::ReadFromView(*view, buf, n, off);
+    if (r != udax_client::kUseKernel) return r;
+  }
+  return udax_client::kUseKernel;
+}
+
+ssize_t SysRead(int fd, void* buf, size_t n) { return syscall(SYS_read, fd, buf, n); }
+ssize_t SysPread(int fd, void* buf, size_t n, off_t off) { return syscall(SYS_pread64, fd, buf, n, off); }
+ssize_t SysReadv(int fd, const iovec* iov, int cnt) { return syscall(SYS_readv, fd, iov, cnt); }
+ssize_t SysPreadv(int fd, const iovec* iov, int cnt, off_t off) {
+  // The kernel takes the offset as two longs (low, high).
+  return syscall(SYS_preadv, fd, iov, cnt, static_cast<unsigned long>(off), 0UL);
+}
+
+ssize_t Result(ssize_t r) {
+  if (r >= 0) return r;
+  errno = static_cast<int>(-r);
+  return -1;
+}
+
+// Vector bytes from offset `off` of `f`: the count, -errno or kUseKernel (only when
+// nothing was copied: a later failure makes the read short).
+ssize_t ServeVector(int fd, TrackedFile& f, const iovec* iov, int cnt, uint64_t off) {
+  if (cnt < 0 || cnt > IOV_MAX) return -EINVAL;
+  ssize_t total = 0;
+  for (int i = 0; i < cnt; ++i) {
+    if (iov[i].iov_len == 0) continue;
+    const ssize_t r = ServeRead(fd, f, iov[i].iov_base, iov[i].iov_len, off + total);
+    if (r < 0) return total > 0 ? total : r;
+    total += r;
+    if (static_cast<size_t>(r) < iov[i].iov_len) break;
+  }
+  return total;
+}
+
+ssize_t ReadAt(int fd, void* buf, size_t n, off_t off) {
+  std::shared_ptr<TrackedFile> f = off >= 0 ? Tracked(fd) : nullptr;
+  if (!f) return SysPread(fd, buf, n, off);
+  const ssize_t r = ServeRead(fd, *f, buf, n, static_cast<uint64_t>(off));
+  return r == udax_client::kUseKernel ? SysPread(fd, buf, n, off) : Result(r);
+}
+
+ssize_t ReadVectorAt(int fd, const iovec* iov, int cnt, off_t off) {
+  std::shared_ptr<TrackedFile> f = off >= 0 ? Tracked(fd) : nullptr;
+  if (!f) return SysPreadv(fd, iov, cnt, off);
+  const ssize_t r = ServeVector(fd, *f, iov, cnt, static_cast<uint64_t>(off));
+  return r == udax_client::kUseKernel ? SysPreadv(fd, iov, cnt, off) : Result(r);
+}
+
+// read(2) and readv(2): at the file position, which moves by what was read. The position
+// is the kernel's (shared with dups and children), read and set around the copy.
+template <typename Serve, typename Kernel>
+ssize_t ReadAtPosition(int fd, Serve serve, Kernel kernel) {
+  std::shared_ptr<TrackedFile> f = Tracked(fd);
+  if (!f) return kernel();
+  std::lock_guard<std::mutex> lock(f->position_mu);
+  // Through our duplicate (the same open file description): `fd` may be closed and
+  // reused by another thread meanwhile, the duplicate not. The read and the move are two
+  // steps: a write(2) on the same description racing with them is not ordered with this
+  // read, as it would be in the kernel (its f_pos lock).
+  const int desc = f->shadow;
+  const off_t pos = static_cast<off_t>(syscall(SYS_lseek, desc, 0, SEEK_CUR));
+  if (pos < 0) return kernel();
+  const ssize_t r = serve(*f, static_cast<uint64_t>(pos));
+  if (r == udax_client::kUseKernel) return kernel();
+  if (r > 0) syscall(SYS_lseek, desc, pos + r, SEEK_SET);
+  return Result(r);
+}
+
+int OpenFlags(int flags, va_list ap, mode_t* mode) {
+  *mode = 0;
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) *mode = va_arg(ap, mode_t);
+  return flags;
+}
+
+int OpenAt(int dirfd, const char* path, int flags, mode_t mode) {
+  const int fd = static_cast<int>(syscall(SYS_openat, dirfd, path, flags, mode));
+  if (fd >= 0) {
+    Reused(fd);
+    MaybeTrack(fd, flags);
+  }
+  return fd;
+}
+
+// Forgets the tracked descriptors in [first, last], and our duplicates there (their
+// numbers are closed too: never close them again later).
+void UntrackRange(unsigned first, unsigned last) {
+  if (!TableIsOurs()) return;
+  std::vector<std::shared_ptr<TrackedFile>> gone;  // released after the lock
+  std::unique_lock<std::shared_mutex> lock(T()->mu);
+  for (auto it = T()->files.begin(); it != T()->files.end();) {
+    TrackedFile& f = *it->second;
+    if (f.shadow >= 0 && static_cast<unsigned>(f.shadow) >= first && static_cast<unsigned>(f.shadow) <= last) {
+      f.shadow = -1;
+    }
+    if (static_cast<unsigned>(it->first) >= first && static_cast<unsigned>(it->first) <= last) {
+      gone.push_back(std::move(it->second));
+      it = T()->files.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+using SignalFn = sighandler_t (*)(int, sighandler_t);
+using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
+
+// fork(): the table's lock is held across it, so the child copies a consistent table.
+// (libudax's own handlers, registered later, run their prepare first: its lock, then
+// ours. Nothing takes ours and then libudax's: entries are never released under it.)
+void TableBeforeFork() { T()->mu.lock(); }
+void TableAfterForkParent() { T()->mu.unlock(); }
+void TableAfterForkChildLocked() {
+  Table* old = T();
+  TableAfterForkChild();
+  old->mu.unlock();  // the old table is left behind, unlocked
+}
+
+__attribute__((constructor)) void InitShim() {
+  pthread_atfork(TableBeforeFork, TableAfterForkParent, TableAfterForkChildLocked);
+}
+
 }  // namespace
 
 extern "C" {
@@ -73,6 +472,122 @@ int msync(void* addr, size_t len, int flags) {
     return -1;
   }
   return static_cast<int>(syscall(SYS_msync, addr, len, flags));
+}
+
+// --- reads (see the top of this file) ---
+
+#define UDAX_OPEN_BODY(dirfd)               \
+  va_list ap;                               \
+  va_start(ap, flags);                      \
+  mode_t mode;                              \
+  OpenFlags(flags, ap, &mode);              \
+  va_end(ap);                               \
+  return OpenAt(dirfd, path, flags, mode);
+
+int open(const char* path, int flags, ...) { UDAX_OPEN_BODY(AT_FDCWD) }
+int open64(const char* path, int flags, ...) { UDAX_OPEN_BODY(AT_FDCWD) }
+int openat(int dirfd, const char* path, int flags, ...) { UDAX_OPEN_BODY(dirfd) }
+int openat64(int dirfd, const char* path, int flags, ...) { UDAX_OPEN_BODY(dirfd) }
+// What _FORTIFY_SOURCE builds call when the flags are not a constant.
+int __open_2(const char* path, int flags) { return OpenAt(AT_FDCWD, path, flags, 0); }
+int __open64_2(const char* path, int flags) { return OpenAt(AT_FDCWD, path, flags, 0); }
+int __openat_2(int dirfd, const char* path, int flags) { return OpenAt(dirfd, path, flags, 0); }
+int __openat64_2(int dirfd, const char* path, int flags) { return OpenAt(dirfd, path, flags, 0); }
+
+ssize_t read(int fd, void* buf, size_t n) {
+  return ReadAtPosition(
+      fd, [&](TrackedFile& f, uint64_t pos) { return ServeRead(fd, f, buf, n, pos); },
+      [&] { return SysRead(fd, buf, n); });
+}
+ssize_t readv(int fd, const struct iovec* iov, int cnt) {
+  return ReadAtPosition(
+      fd, [&](TrackedFile& f, uint64_t pos) { return ServeVector(fd, f, iov, cnt, pos); },
+      [&] { return SysReadv(fd, iov, cnt); });
+}
+ssize_t pread(int fd, void* buf, size_t n, off_t off) { return ReadAt(fd, buf, n, off); }
+ssize_t pread64(int fd, void* buf, size_t n, off_t off) { return ReadAt(fd, buf, n, off); }
+ssize_t preadv(int fd, const struct iovec* iov, int cnt, off_t off) { return ReadVectorAt(fd, iov, cnt, off); }
+ssize_t preadv64(int fd, const struct iovec* iov, int cnt, off_t off) { return ReadVectorAt(fd, iov, cnt, off); }
+
+int close(int fd) {
+  Untrack(fd);
+  ShadowClosed(fd);
+  return static_cast<int>(syscall(SYS_close, fd));
+}
+
+int close_range(unsigned int first, unsigned int last, int flags) {
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) UntrackRange(first, last);
+  return static_cast<int>(syscall(SYS_close_range, first, last, flags));
+}
+
+void closefrom(int lowfd) {
+  if (lowfd < 0) lowfd = 0;
+  UntrackRange(static_cast<unsigned>(lowfd), ~0U);
+  if (syscall(SYS_close_range, static_cast<unsigned>(lowfd), ~0U, 0) == 0) return;
+  // No close_range (before Linux 5.9): one by one, as the C library does.
+  for (long fd = lowfd, max = sysconf(_SC_OPEN_MAX); fd < max; ++fd) syscall(SYS_close, fd);
+}
+
+// A stream made by fdopen(3) of a tracked descriptor closes it inside the C library.
+int fclose(FILE* stream) {
+  using FcloseFn = int (*)(FILE*);
+  static FcloseFn real = reinterpret_cast<FcloseFn>(dlsym(RTLD_NEXT, "fclose"));
+  if (stream != nullptr) Untrack(fileno(stream));
+  return real(stream);
+}
+
+int dup(int fd) {
+  const int to = static_cast<int>(syscall(SYS_dup, fd));
+  if (to >= 0) {
+    Reused(to);
+    TrackShared(fd, to);
+  }
+  return to;
+}
+int dup2(int fd, int to) {
+  if (fd == to) return static_cast<int>(syscall(SYS_fcntl, fd, F_GETFD)) < 0 ? -1 : to;
+  const int r = static_cast<int>(syscall(SYS_dup2, fd, to));
+  if (r >= 0) {
+    Untrack(to);
+    TrackShared(fd, to);
+  }
+  return r;
+}
+int dup3(int fd, int to, int flags) {
+  const int r = static_cast<int>(syscall(SYS_dup3, fd, to, flags));
+  if (r >= 0) {
+    Untrack(to);
+    TrackShared(fd, to);
+  }
+  return r;
+}
+
+// SIGBUS is shared with the read guard once it is installed: the program's action is
+// kept and called for every SIGBUS that is not a guarded copy's.
+int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  if (sig == SIGBUS && udax_client::SigbusGuardInstalled()) {
+    return udax_client::SetProgramSigbusAction(act, old);
+  }
+  static SigactionFn real = reinterpret_cast<SigactionFn>(dlsym(RTLD_NEXT, "sigaction"));
+  if (real == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real(sig, act, old);
+}
+
+sighandler_t signal(int sig, sighandler_t handler) {
+  if (sig == SIGBUS && udax_client::SigbusGuardInstalled()) {
+    struct sigaction act {}, old{};
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;  // BSD semantics, as glibc's signal()
+    udax_client::SetProgramSigbusAction(&act, &old);
+    // sa_handler and sa_sigaction share their storage: this is what signal() returns too.
+    return old.sa_handler;
+  }
+  static SignalFn real = reinterpret_cast<SignalFn>(dlsym(RTLD_NEXT, "signal"));
+  if (real == nullptr) return SIG_ERR;
+  return real(sig, handler);
 }
 
 }  // extern "C"

@@ -6,9 +6,13 @@
 // while another thread waits for a map reply.
 #include "include/udaxfs/udax.h"
 
+#include "client/read_view.h"
+#include "client/safe_copy.h"
+
 #include <fcntl.h>
 #include <libpmem.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -19,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -66,6 +71,10 @@ struct State {
   std::mutex mu;
   std::map<dev_t, std::shared_ptr<Connection>> conns;
   std::map<uintptr_t, DirectMap> maps;  // by base address
+  std::map<int, std::weak_ptr<udax_client::ReadView>> views;  // by lease socket
+  // Lease sockets given back by other threads: only the listener closes them, so that a
+  // number it polls is never closed and reused under it.
+  std::vector<int> dead_socks;
   int wake = -1;                        // eventfd: the poll set changed
   int sigbus_fd = -1;                   // empty memfd: maps of it fault with SIGBUS
   bool listener = false;
@@ -78,6 +87,10 @@ State& S() {
   return *s;
 }
 
+// Bumped in a child after fork: views made before it are the parent's (their memory is
+// MADV_DONTFORK, so absent here).
+std::atomic<uint64_t> fork_generation{0};
+
 bool SendJson(int fd, const nlohmann::json& j, int pass_fd = -1) {
   const std::string out = j.dump();
   std::vector<int> fds;
@@ -87,9 +100,9 @@ bool SendJson(int fd, const nlohmann::json& j, int pass_fd = -1) {
 
 // One packet and the descriptors that came with it (closed when `fds` is null, or when the
 // packet is not a whole JSON message).
-bool RecvJson(int fd, nlohmann::json* out, std::vector<int>* fds) {
+bool RecvJson(int fd, nlohmann::json* out, std::vector<int>* fds, int flags = 0) {
   udax::ReceivedPacket packet;
-  const ssize_t n = udax::RecvPacket(fd, 0, &packet);
+  const ssize_t n = udax::RecvPacket(fd, flags, &packet);
   const bool ok = n > 0 && !packet.truncated;
   if (ok) *out = nlohmann::json::parse(packet.data, nullptr, false);
   const bool parsed = ok && !out->is_discarded();
@@ -122,15 +135,55 @@ void RaiseMce(void* addr) {
   syscall(SYS_rt_tgsigqueueinfo, getpid(), static_cast<pid_t>(syscall(SYS_gettid)), SIGBUS, &si);
 }
 
+// Takes a read view's stretch away: pages that fault replace it (the copy in flight, if
+// any, fails and the read goes through FUSE). `revoked` is set first, so a reader that
+// faults on the new pages sees it.
+void RevokeView(udax_client::ReadView* v) {
+  if (v->revoked.exchange(true)) return;
+  if (v->mapped > 0 &&
+      SysMmap(v->base, v->mapped, PROT_READ, MAP_SHARED | MAP_FIXED, S().sigbus_fd, 0) != MAP_FAILED) {
+    madvise(v->base, v->mapped, MADV_DONTFORK);
+  }
+}
+
+// A packet (or a hang-up: !got) on socket `fd` if it is a read view's; false if not.
+bool HandleViewMessage(int fd, bool got, const nlohmann::json& msg) {
+  State& s = S();
+  std::shared_ptr<udax_client::ReadView> v;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = s.views.find(fd);
+    if (it == s.views.end()) return false;
+    v = it->second.lock();
+    if (!v || !got || msg.contains("revoke")) s.views.erase(it);  // no more packets wanted
+  }
+  if (!v) return true;  // its owner is giving it back (the destructor closes the socket)
+  if (!got) {
+    RevokeView(v.get());  // the daemon is gone
+  } else if (msg.contains("revoke")) {
+    RevokeView(v.get());  // no acknowledgement: the generation word already says it
+  } else if (msg.contains("bad") && msg["bad"].is_object()) {
+    const uint64_t off = msg["bad"].value("offset", uint64_t{0});
+    const uint64_t len = msg["bad"].value("length", uint64_t{0});
+    std::lock_guard<std::mutex> lock(v->bad_mu);
+    v->bad.emplace_back(off, off + len);
+    v->has_bad.store(true, std::memory_order_release);
+  }
+  return true;  // `v` is released outside s.mu: its destructor takes it
+}
+
 void Listen() {
   State& s = S();
   while (true) {
     std::vector<pollfd> fds = {{s.wake, POLLIN, 0}};
     {
       std::lock_guard<std::mutex> lock(s.mu);
+      for (int fd : s.dead_socks) close(fd);
+      s.dead_socks.clear();
       for (const auto& [a, m] : s.maps) {
         if (m.sock >= 0) fds.push_back({m.sock, POLLIN, 0});
       }
+      for (const auto& [sock, v] : s.views) fds.push_back({sock, POLLIN, 0});
     }
     if (!udax::PollRetrying(fds, -1).ok()) continue;
     if (fds[0].revents) {
@@ -138,9 +191,11 @@ void Listen() {
       (void)!read(s.wake, &v, sizeof(v));
     }
     for (size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents == 0) continue;
+      if (fds[i].revents == 0 || (fds[i].revents & POLLNVAL)) continue;
       nlohmann::json msg;
-      const bool got = (fds[i].revents & POLLIN) && RecvJson(fds[i].fd, &msg, nullptr);
+      // Never blocks: poll may report a hang-up that comes with no packet.
+      const bool got = (fds[i].revents & POLLIN) && RecvJson(fds[i].fd, &msg, nullptr, MSG_DONTWAIT);
+      if (HandleViewMessage(fds[i].fd, got, msg)) continue;
       std::lock_guard<std::mutex> lock(s.mu);
       DirectMap* m = nullptr;
       for (auto& [a, x] : s.maps) {
@@ -170,10 +225,36 @@ void Listen() {
   }
 }
 
+// fork(): the child has one thread, none of our maps (MADV_DONTFORK) and copies of our
+// sockets, which must not be used by two processes: it starts afresh.
+void BeforeFork() { S().mu.lock(); }
+void AfterForkParent() { S().mu.unlock(); }
+void AfterForkChild() {
+  State& s = S();
+  for (auto& [a, m] : s.maps) {
+    if (m.sock >= 0) close(m.sock);
+  }
+  s.maps.clear();
+  for (auto& [sock, v] : s.views) close(sock);
+  s.views.clear();
+  s.conns.clear();
+  if (s.wake >= 0) close(s.wake);
+  if (s.sigbus_fd >= 0) close(s.sigbus_fd);
+  s.wake = s.sigbus_fd = -1;
+  s.listener = false;
+  fork_generation.fetch_add(1);
+  s.mu.unlock();
+}
+
 // REQUIRES S().mu.
 int StartListenerLocked() {
   State& s = S();
   if (s.listener) return 0;
+  static bool at_fork = false;
+  if (!at_fork) {
+    pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild);
+    at_fork = true;
+  }
   s.wake = eventfd(0, EFD_CLOEXEC);
   s.sigbus_fd = static_cast<int>(syscall(SYS_memfd_create, "udax-revoked", MFD_CLOEXEC));
   if (s.wake < 0 || s.sigbus_fd < 0) return -errno;
@@ -223,6 +304,42 @@ void Disconnect(dev_t dev, const std::shared_ptr<Connection>& conn) {
   if (it != s.conns.end() && it->second == conn) s.conns.erase(it);
 }
 
+// Sends a lease request (map or view) with the file's descriptor and takes the reply: 0
+// with the region's descriptor and the lease socket in *fds, or -errno.
+int RequestLease(dev_t dev, int fd, const nlohmann::json& request, size_t want_fds,
+                 nlohmann::json* reply, std::vector<int>* fds, std::shared_ptr<Connection>* conn) {
+  // A connection the daemon closed as idle fails the first request: once more on a new one.
+  for (int attempt = 0;; ++attempt) {
+    int err = 0;
+    *conn = Connect(dev, &err);
+    if (!*conn) return err;
+    std::lock_guard<std::mutex> lock((*conn)->mu);
+    if (SendJson((*conn)->fd, request, fd) && RecvJson((*conn)->fd, reply, fds)) break;
+    for (int f : *fds) close(f);
+    fds->clear();
+    Disconnect(dev, *conn);
+    if (attempt == 1) return -ENOTCONN;
+  }
+  if (!reply->value("ok", false) || fds->size() != want_fds) {
+    for (int f : *fds) close(f);
+    fds->clear();
+    const int e = reply->value("errno", EIO);
+    return -(e > 0 ? e : EIO);
+  }
+  return 0;
+}
+
+// A stretch of `len` bytes of address space aligned to `align`, of zero pages (what a
+// view's holes read), or nullptr.
+uint8_t* ReserveAligned(size_t len, uint64_t align, int prot) {
+  void* raw = SysMmap(nullptr, len + align, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + align - 1) / align * align);
+  if (base > raw) SysMunmap(raw, base - static_cast<uint8_t*>(raw));
+  SysMunmap(base + len, static_cast<uint8_t*>(raw) + len + align - (base + len));
+  return base;
+}
+
 }  // namespace
 
 extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** addr) {
@@ -240,28 +357,11 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   nlohmann::json reply;
   std::vector<int> fds;
   std::shared_ptr<Connection> conn;
-  // A connection the daemon closed as idle fails the first request: once more on a new one.
-  for (int attempt = 0;; ++attempt) {
-    int err = 0;
-    conn = Connect(st.st_dev, &err);
-    if (!conn) return err;
-    std::lock_guard<std::mutex> lock(conn->mu);
-    if (SendJson(conn->fd, {{"op", "map"}, {"offset", static_cast<uint64_t>(offset)},
-                            {"length", static_cast<uint64_t>(length)}, {"prot", writable ? "rw" : "r"}},
-                 fd) &&
-        RecvJson(conn->fd, &reply, &fds)) {
-      break;
-    }
-    for (int f : fds) close(f);
-    fds.clear();
-    Disconnect(st.st_dev, conn);
-    if (attempt == 1) return -ENOTCONN;
-  }
-  if (!reply.value("ok", false) || fds.size() != 2) {
-    for (int f : fds) close(f);
-    const int e = reply.value("errno", EIO);
-    return -(e > 0 ? e : EIO);
-  }
+  const int err = RequestLease(st.st_dev, fd,
+                               {{"op", "map"}, {"offset", static_cast<uint64_t>(offset)},
+                                {"length", static_cast<uint64_t>(length)}, {"prot", writable ? "rw" : "r"}},
+                               2, &reply, &fds, &conn);
+  if (err != 0) return err;
   const int region = fds[0], lease_sock = fds[1];
   const uint64_t align = std::max<uint64_t>(reply.value("map_align", uint64_t{4096}), 4096);
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -276,15 +376,12 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   }
   const size_t len = (length + unit - 1) / unit * unit;
   // A contiguous stretch of address space, aligned so devdax can use huge pages.
-  void* raw = SysMmap(nullptr, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) {
+  uint8_t* base = ReserveAligned(len, align, PROT_NONE);
+  if (base == nullptr) {
     close(region);
     close(lease_sock);
     return -ENOMEM;
   }
-  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + align - 1) / align * align);
-  if (base > raw) SysMunmap(raw, base - static_cast<uint8_t*>(raw));
-  SysMunmap(base + len, static_cast<uint8_t*>(raw) + len + align - (base + len));
   const int mprot = PROT_READ | (writable ? PROT_WRITE : 0);
   int rc = 0;
   for (const auto& e : reply["extents"]) {
@@ -329,7 +426,7 @@ extern "C" int udax_unmap(void* addr) {
     if (it == s.maps.end()) return -EINVAL;
     m = it->second;
     s.maps.erase(it);
-    if (m.sock >= 0) close(m.sock);  // the listener drops it at its next wake
+    if (m.sock >= 0) s.dead_socks.push_back(m.sock);  // the listener closes it at its next wake
   }
   Wake();
   SysMunmap(m.base, m.length);
@@ -445,3 +542,161 @@ extern "C" void udax_unsubscribe(udax_subscription* sub) {
   close(sub->sock);
   delete sub;
 }
+
+namespace udax_client {
+
+ReadView::~ReadView() {
+  if (fork_generation != ::fork_generation.load()) return;  // a parent's: nothing is ours
+  if (mapped > 0) SysMunmap(base, mapped);
+  if (words != nullptr) SysMunmap(const_cast<uint64_t*>(words), UDAX_VIEW_PAGE_SIZE);
+  if (sock >= 0) {
+    {
+      std::lock_guard<std::mutex> lock(S().mu);
+      S().views.erase(sock);
+      S().dead_socks.push_back(sock);  // the daemon reaps the lease at the hang-up
+    }
+    Wake();
+  }
+}
+
+bool ViewUsable(const ReadView& view) {
+  return !view.revoked.load(std::memory_order_relaxed) &&
+         view.fork_generation == ::fork_generation.load(std::memory_order_relaxed) &&
+         __atomic_load_n(view.words + UDAX_VIEW_GEN_OFFSET / 8, __ATOMIC_ACQUIRE) == view.gen;
+}
+
+std::shared_ptr<ReadView> OpenReadView(int fd, int* err) {
+  // The largest file a view shows: address space is finite (128 TiB), files need not be.
+  constexpr uint64_t kMaxViewBytes = uint64_t{1} << 40;
+  // How much of a view is made present at once (MADV_POPULATE_READ), instead of a page
+  // fault per 4 KiB on first reads.
+  constexpr uint64_t kPopulateBytes = uint64_t{1} << 30;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    *err = -errno;
+    return nullptr;
+  }
+  if (!InstallSigbusGuard()) {
+    *err = -ENOTSUP;  // a read could not survive a fault: no view
+    return nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> lock(S().mu);
+    if (int e = StartListenerLocked(); e != 0) {
+      *err = e;
+      return nullptr;
+    }
+  }
+  nlohmann::json reply;
+  std::vector<int> fds;
+  std::shared_ptr<Connection> conn;
+  *err = RequestLease(st.st_dev, fd, {{"op", "view"}}, 3, &reply, &fds, &conn);
+  if (*err != 0) return nullptr;
+  const int region = fds[0], page_fd = fds[2];
+  auto v = std::make_shared<ReadView>();
+  v->sock = fds[1];
+  v->lease = reply.value("lease", uint64_t{0});
+  v->size = reply.value("size", uint64_t{0});
+  v->gen = reply.value("gen", uint64_t{0});
+  v->fork_generation = ::fork_generation.load();
+  void* words = SysMmap(nullptr, UDAX_VIEW_PAGE_SIZE, PROT_READ, MAP_SHARED, page_fd, 0);
+  close(page_fd);
+  int rc = 0;
+  if (words == MAP_FAILED) {
+    rc = -errno;
+  } else {
+    v->words = static_cast<const uint64_t*>(words);
+    madvise(words, UDAX_VIEW_PAGE_SIZE, MADV_DONTFORK);
+  }
+  const uint64_t align = std::max<uint64_t>(reply.value("map_align", uint64_t{4096}), 4096);
+  const bool devdax = reply.value("region_kind", "") == "devdax";
+  const uint64_t unit = devdax ? align : static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t mapped = (v->size + unit - 1) / unit * unit;
+  if (rc == 0 && mapped > kMaxViewBytes) rc = -EFBIG;
+  if (rc == 0 && mapped > 0) {
+    v->base = ReserveAligned(mapped, align, PROT_READ);
+    if (v->base == nullptr) rc = -ENOMEM;
+    if (rc == 0) v->mapped = mapped;
+    for (const auto& e : reply["extents"]) {
+      if (rc != 0) break;
+      const uint64_t fo = e.value("file_offset", uint64_t{0}), ph = e.value("phys", uint64_t{0});
+      const uint64_t el = e.value("length", uint64_t{0});
+      if (fo % unit != 0 || fo >= mapped) continue;
+      const uint64_t n = std::min<uint64_t>((el + unit - 1) / unit * unit, mapped - fo);
+      if (SysMmap(v->base + fo, n, PROT_READ, MAP_SHARED | MAP_FIXED, region, ph) == MAP_FAILED) {
+        rc = -errno;
+      }
+    }
+    if (rc == 0) {
+      madvise(v->base, v->mapped, MADV_DONTFORK);
+#ifdef MADV_POPULATE_READ
+      // Best effort (EFAULT on poison, EINVAL before Linux 5.14): faults do the rest.
+      madvise(v->base, std::min(v->mapped, static_cast<size_t>(kPopulateBytes)), MADV_POPULATE_READ);
+#endif
+    }
+  }
+  close(region);
+  for (const auto& b : reply["bad"]) {
+    const uint64_t off = b.value("offset", uint64_t{0});
+    v->bad.emplace_back(off, off + b.value("length", uint64_t{0}));
+  }
+  v->has_bad.store(!v->bad.empty());
+  if (rc != 0) {
+    *err = rc;
+    return nullptr;  // the destructor unmaps and hangs up: the daemon drops the lease
+  }
+  {
+    std::lock_guard<std::mutex> lock(S().mu);
+    S().views[v->sock] = v;
+  }
+  Wake();
+  return v;
+}
+
+ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
+  if (!ViewUsable(view)) return kUseKernel;
+  if (off >= view.size || n == 0) return 0;
+  n = static_cast<size_t>(std::min<uint64_t>(n, view.size - off));
+  if (view.has_bad.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(view.bad_mu);
+    for (const auto& [s, e] : view.bad) {
+      if (s >= off + n || e <= off) continue;
+      if (s <= off) return -EIO;
+      n = static_cast<size_t>(s - off);  // up to the bad range: a short read
+    }
+  }
+  const uint64_t* seq = view.words + UDAX_VIEW_SEQ_OFFSET / 8;
+  const uint64_t* gen = view.words + UDAX_VIEW_GEN_OFFSET / 8;
+  // A seqlock read (fs/core/view_page.h): an in-place write that overlapped the copy makes
+  // it go again; a change of what the view shows makes it void.
+  for (int tries = 0; tries < 1000; ++tries) {
+    const uint64_t before = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+    if (before & 1) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    CopyResult c = SafeCopy(buf, view.base + off, n);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(gen, __ATOMIC_RELAXED) != view.gen) return kUseKernel;
+    if (!c.faulted) {
+      if (__atomic_load_n(seq, __ATOMIC_RELAXED) != before) continue;
+      return static_cast<ssize_t>(n);
+    }
+    if (view.revoked.load() || (c.si_code != BUS_MCEERR_AR && c.si_code != BUS_MCEERR_AO)) {
+      return kUseKernel;  // revoked under the copy (or the region is gone)
+    }
+    // Poison: its page is bad from now on, in this view; the bytes before it are good.
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const uint64_t bad_start = (off + c.fault_offset) / page * page;
+    {
+      std::lock_guard<std::mutex> lock(view.bad_mu);
+      view.bad.emplace_back(bad_start, bad_start + page);
+      view.has_bad.store(true, std::memory_order_release);
+    }
+    if (bad_start <= off) return -EIO;
+    return ReadFromView(view, buf, static_cast<size_t>(bad_start - off), off);
+  }
+  return kUseKernel;  // writes kept overlapping: FUSE takes the file's lock
+}
+
+}  // namespace udax_client

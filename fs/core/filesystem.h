@@ -279,7 +279,14 @@ class Filesystem {
   // is ino 0 (every file) at shutdown, which ends the filesystem anyway. A lease pins
   // its inode open (fs/fuse/lease_table.h), so an inode is never freed under one. Set
   // once, before serving.
-  using RevokeHook = std::function<Status(uint64_t ino, uint64_t from, uint64_t to)>;
+  //
+  // Read views (a whole-file read-only lease the preload shim serves read(2) from) also
+  // depend on what is NOT mapped -- holes read as zeros, the size bounds them -- so they
+  // are revoked as well when a write, fallocate or truncate allocates or changes the size
+  // (`views_only`: the leases of ordinary maps stay, nothing they map changes). The core
+  // voids them first through the file's ViewPage (view_page.h), so the hook need not
+  // wait for their holders.
+  using RevokeHook = std::function<Status(uint64_t ino, uint64_t from, uint64_t to, bool views_only)>;
   void set_revoke_hook(RevokeHook hook) { revoke_hook_ = std::move(hook); }
   // Returns the extents of file bytes [off, off+len) (inside the size rounded up to the
   // AU) for a direct map. With `allocate` (a writable map) holes become zeroed blocks
@@ -287,6 +294,18 @@ class Filesystem {
   // EINVAL outside the file.
   Result<std::vector<BmapExtent>> PrepareDirectMap(Inode* inode, uint64_t off, uint64_t len,
                                                    bool allocate);
+  // What a read view of the whole file needs, read under the file's rw lock: its size, the
+  // extents of the allocated bytes below it (holes are absent and read as zeros), and the
+  // file ranges a read fails on (bad media). E2BIG past `max_extents` (the shim then reads
+  // through FUSE). Changes nothing.
+  struct ReadView {
+    uint64_t size = 0;
+    uint64_t gen = 0;     // the view page's generation the view is good for
+    int page_fd = -1;     // the view page (the inode's; the caller sends a copy)
+    std::vector<BmapExtent> extents;
+    std::vector<BmapExtent> bad;  // file_offset, length (phys_offset: where on the region)
+  };
+  Result<ReadView> PrepareReadView(Inode* inode, size_t max_extents);
 
   // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
   void SetAtimePolicy(AtimePolicy policy);
@@ -650,8 +669,19 @@ class Filesystem {
   RevokeHook revoke_hook_;  // set before serving
   // REQUIRES inode->rw exclusive for `ino` (or mu_ for ino 0 at shutdown), and NOT mu_
   // otherwise: see set_revoke_hook.
-  Status Revoke(uint64_t ino, uint64_t from, uint64_t to) {
-    return revoke_hook_ ? revoke_hook_(ino, from, to) : Status::Ok();
+  // Read views of the file go void at once (its view page's generation moves), then every
+  // lease is told.
+  Status Revoke(Inode* inode, uint64_t from, uint64_t to) {
+    if (inode->view_page) inode->view_page->Invalidate();
+    return revoke_hook_ ? revoke_hook_(inode->ino, from, to, false) : Status::Ok();
+  }
+  // Every lease of every file (shutdown; REQUIRES mu_, see above).
+  Status RevokeAll() { return revoke_hook_ ? revoke_hook_(0, 0, UINT64_MAX, false) : Status::Ok(); }
+  // The read views of `inode` alone, before an allocation or a size change (same locking).
+  Status RevokeViews(Inode* inode) {
+    if (!inode->view_page) return Status::Ok();  // no view was ever granted
+    inode->view_page->Invalidate();
+    return revoke_hook_ ? revoke_hook_(inode->ino, 0, UINT64_MAX, true) : Status::Ok();
   }
 };
 

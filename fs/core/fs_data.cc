@@ -186,6 +186,9 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
     a += run;
   }
   const bool has_hole = hole_aus > 0;
+  // Read views know the holes (zeros) and the size: they go before either changes, with
+  // rw held so that no new view sees the file half-changed.
+  if (has_hole || end > old_size) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
   if (!has_hole && end <= old_size) {
     // Overwrite in place: no metadata but the times, which persist lazily (at fsync,
     // release or unmount), as DAX filesystems do. A privilege drop has no transaction of
@@ -199,13 +202,17 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
         UDAX_RETURN_IF_ERROR(Commit());
       }
     }
-    for (size_t done = 0; done < n;) {
-      const uint64_t pos = off + done;
-      uint64_t run;
-      const uint64_t phys = MapAu(*inode, pos / au, (n - done + pos % au + au - 1) / au, &run);
-      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
-      UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, sync));
-      done += chunk;
+    {
+      // Read views copy without the file's lock: they retry a copy that overlapped this.
+      ViewWriteScope in_place(inode->view_page.get());
+      for (size_t done = 0; done < n;) {
+        const uint64_t pos = off + done;
+        uint64_t run;
+        const uint64_t phys = MapAu(*inode, pos / au, (n - done + pos % au + au - 1) / au, &run);
+        const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
+        UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, sync));
+        done += chunk;
+      }
     }
     if (!sync) region_->Drain();
     MetaLock lock(this);
@@ -434,7 +441,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
   // only. Nothing past the old end is mapped, so growing revokes nothing.
   const uint64_t au = sb_.au_size, new_size = static_cast<uint64_t>(in.attr.st_size);
   if (in.size && new_size <= MaxFileSize()) {
-    UDAX_RETURN_IF_ERROR(Revoke(ino, (new_size + au - 1) / au * au, UINT64_MAX));
+    UDAX_RETURN_IF_ERROR(Revoke(inode, (new_size + au - 1) / au * au, UINT64_MAX));
   }
   return SetAttrPinned(inode, in);
 }
@@ -571,6 +578,38 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
     a += run;
   }
   return out;
+}
+
+Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t max_extents) {
+  if (shutdown_) return Status::IoError("filesystem is shut down");
+  const uint64_t au = sb_.au_size;
+  ReaderLock rw(&inode->rw);
+  if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
+  MetaLock lock(this);
+  if (!inode->view_page) {
+    auto page = ViewPage::Create();
+    if (!page.ok()) return page.status();
+    inode->view_page = std::move(*page);
+  }
+  ReadView view;
+  view.gen = inode->view_page->gen();
+  view.page_fd = inode->view_page->fd();
+  view.size = inode->d.size;
+  const uint64_t aus = (view.size + au - 1) / au;
+  for (const auto& [file_au, e] : inode->extents.by_file) {
+    if (file_au >= aus) break;
+    const uint64_t len = std::min<uint64_t>(e.len, aus - file_au);
+    if (view.extents.size() == max_extents) {
+      return Status::Error(E2BIG, "the file has more extents than a read view carries");
+    }
+    view.extents.push_back({file_au * au, e.phys_au * au, len * au});
+    if (region_->AnyKnownBad() || region_->kind() == RegionKind::kEmulated) {
+      for (const RegionRange& r : region_->EmulatedPoisonIn(e.phys_au * au, len * au)) {
+        view.bad.push_back({file_au * au + (r.offset - e.phys_au * au), r.offset, r.length});
+      }
+    }
+  }
+  return view;
 }
 
 }  // namespace udax

@@ -127,9 +127,12 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len,
   // Blocks freed (punch, zero) or moved to other offsets (collapse, insert): direct maps
   // of them go first, before mu_, so that a slow client stalls this file only.
   if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
-    UDAX_RETURN_IF_ERROR(Revoke(inode->ino, off, UINT64_MAX));
+    UDAX_RETURN_IF_ERROR(Revoke(inode, off, UINT64_MAX));
   } else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-    UDAX_RETURN_IF_ERROR(Revoke(inode->ino, off, off + len));
+    UDAX_RETURN_IF_ERROR(Revoke(inode, off, off + len));
+  } else {
+    // Allocation (and maybe a new size): only read views depend on that.
+    UDAX_RETURN_IF_ERROR(RevokeViews(inode));
   }
   MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
@@ -513,7 +516,7 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
 Status Filesystem::CopyHole(Inode* out, uint64_t pos, uint64_t n, PrivDrop* drop) {
   // The punch frees blocks: direct maps of them go first (they were never asked back
   // here, so a client kept a map of blocks another file could be given).
-  UDAX_RETURN_IF_ERROR(Revoke(out->ino, pos, pos + n));
+  UDAX_RETURN_IF_ERROR(Revoke(out, pos, pos + n));
   MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
   UDAX_RETURN_IF_ERROR(StagePrivDrop(out, drop));

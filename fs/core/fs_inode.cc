@@ -33,7 +33,7 @@ void Filesystem::Shutdown(const std::string& why) {
 void Filesystem::ShutdownLocked(const std::string& why) {
   if (!shutdown_) {
     // Nothing may be written after this, clients' stores included: take every map back.
-    (void)Revoke(0, 0, UINT64_MAX);
+    (void)RevokeAll();
     shutdown_reason_ = why;
     shutdown_ = true;
     const char* path = region_ ? region_->path().c_str() : "?";

@@ -9,10 +9,12 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "fs/base/mutex.h"
+#include "fs/core/view_page.h"
 #include "fs/format/disk_format.h"
 #include "fs/format/xattr_blob.h"
 
@@ -47,6 +49,9 @@ struct Inode {
   // An O_DIRECT write bypassed the kernel's page cache since an opener last dropped it
   // (the FUSE layer's cache policy, fs/fuse/fuse_ops.cc).
   std::atomic<bool> direct_written{false};
+  // The words this file's read views check (view_page.h): made by the first view, under
+  // rw shared and mu_; used under rw exclusive.
+  std::unique_ptr<ViewPage> view_page;
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced

@@ -354,7 +354,7 @@ Status Media::RelocateAu(Inode* inode, uint64_t file_au, uint64_t old_phys, uint
   Filesystem* const fs = fs_;
   const uint64_t au = fs->sb_.au_size;
   // Maps of the old block go first, before mu_: a slow client stalls this file only.
-  UDAX_RETURN_IF_ERROR(fs->Revoke(inode->ino, file_au * au, (file_au + 1) * au));
+  UDAX_RETURN_IF_ERROR(fs->Revoke(inode, file_au * au, (file_au + 1) * au));
   uint64_t new_phys = 0;
   {
     Filesystem::MetaLock lock(fs);

@@ -37,6 +37,8 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
     if (out.rate != 0 && out.rate < kMinVerifyRate) {
       return Status::InvalidArgument("verify's rate must be 0 (the mount's own) or at least 1 MB/s");
     }
+  } else if (op == "view") {
+    out.op = ControlOp::kView;  // the file is the descriptor that comes with it
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
     if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");
@@ -73,6 +75,8 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       return {{"op", "unmap"}, {"lease", req.lease}};
     case ControlOp::kStatus:
       return {{"op", "status"}};
+    case ControlOp::kView:
+      return {{"op", "view"}};
     case ControlOp::kVerify:
       return {{"op", "verify"}, {"rate", req.rate}};
     case ControlOp::kMap:

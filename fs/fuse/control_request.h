@@ -18,7 +18,7 @@
 
 namespace udax {
 
-enum class ControlOp : uint8_t { kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus };
+enum class ControlOp : uint8_t { kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus, kView };
 
 // The slowest verify pass a client may ask for: 1 MB/s (udaxctl's --rate 1).
 constexpr uint64_t kMinVerifyRate = 1000000;

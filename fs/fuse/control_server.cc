@@ -264,6 +264,8 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
       return {{"ok", true}};
     case ControlOp::kMap:
       return Map(c, *req, fds, out_fds);
+    case ControlOp::kView:
+      return View(c, fds, out_fds);
     case ControlOp::kUnmap:
       if (info_.leases == nullptr || !info_.leases->Remove(req->lease, c->peer.pid)) {
         return {{"ok", false}, {"error", "no such lease of this process"}};
@@ -314,56 +316,98 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
   return {{"ok", false}, {"error", "unknown op"}};
 }
 
-nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
-                                  std::vector<UniqueFd>* out_fds) {
+// What a granted lease sends back with its reply (the region's descriptor and the
+// client's end of the lease socket), or the failure reply.
+struct ControlServer::NewLease {
+  uint64_t id = 0;
+  Inode* pin = nullptr;
+  UniqueFd region;
+  UniqueFd client_end;
+  nlohmann::json failure;  // set when there is no lease
+};
+
+ControlServer::NewLease ControlServer::StartLease(Client* c, std::vector<UniqueFd>* fds,
+                                                  uint64_t offset, uint64_t length,
+                                                  bool writable, bool view) {
+  NewLease out;
   if (info_.fs == nullptr || info_.leases == nullptr || info_.region_fd < 0) {
-    return Fail(EOPNOTSUPP, "direct maps are off");
+    out.failure = Fail(EOPNOTSUPP, "direct maps are off");
+    return out;
   }
-  if (fds->size() != 1) return Fail(EINVAL, "map needs the file's descriptor (SCM_RIGHTS)");
-  const bool writable = req.writable;
-  if (req.offset % info_.map_align != 0) {
-    return Fail(EINVAL, "offset must be a multiple of " + std::to_string(info_.map_align));
+  if (fds->size() != 1) {
+    out.failure = Fail(EINVAL, "the request needs the file's descriptor (SCM_RIGHTS)");
+    return out;
   }
   // A devdax device maps whole units of its alignment, so libudax rounds a map out to
   // them: that only shows this file's bytes when an allocation unit is at least as large.
   if (info_.region_kind == "devdax" && info_.au_size < info_.map_align) {
-    return Fail(EINVAL, "the allocation units (" + std::to_string(info_.au_size) +
-                            " bytes) are smaller than the device's alignment (" +
-                            std::to_string(info_.map_align) + "): no direct maps here");
+    out.failure = Fail(EINVAL, "the allocation units (" + std::to_string(info_.au_size) +
+                                   " bytes) are smaller than the device's alignment (" +
+                                   std::to_string(info_.map_align) + "): no direct maps here");
+    return out;
   }
   // The peer shows it may use the file in this mode by the descriptor it opened (O_PATH
   // opens grant nothing), and it may use the raw region as the mode bits of the region
   // the daemon holds open say (root may always).
   const int fd = (*fds)[0].get();
   struct stat st;
-  if (fstat(fd, &st) != 0) return Fail(errno, std::string("fstat: ") + strerror(errno));
-  if (st.st_dev != info_.mount_dev) return Fail(EXDEV, "the file is not on this udaxfs mount");
-  if (!S_ISREG(st.st_mode)) return Fail(EINVAL, "not a regular file");
-  const int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || (flags & O_PATH)) return Fail(EBADF, "an O_PATH descriptor grants no access");
-  const int acc = flags & O_ACCMODE;
-  if (writable && acc != O_RDWR) return Fail(EACCES, "a writable map needs a descriptor open O_RDWR");
-  if (acc == O_WRONLY) return Fail(EACCES, "the descriptor is write-only");
-  if (!MayUseRegion(c->peer, writable)) {
-    return Fail(EACCES, std::string("permission denied: a direct map needs ") +
-                            (writable ? "write" : "read") +
-                            " permission on the region; use an ordinary mmap");
+  if (fstat(fd, &st) != 0) {
+    out.failure = Fail(errno, std::string("fstat: ") + strerror(errno));
+    return out;
   }
-  if (!c->pidfd) return Fail(EPERM, "the daemon cannot track this process (no pidfd)");
+  if (st.st_dev != info_.mount_dev) {
+    out.failure = Fail(EXDEV, "the file is not on this udaxfs mount");
+    return out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    out.failure = Fail(EINVAL, "not a regular file");
+    return out;
+  }
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || (flags & O_PATH)) {
+    out.failure = Fail(EBADF, "an O_PATH descriptor grants no access");
+    return out;
+  }
+  const int acc = flags & O_ACCMODE;
+  if (writable && acc != O_RDWR) {
+    out.failure = Fail(EACCES, "a writable map needs a descriptor open O_RDWR");
+    return out;
+  }
+  if (acc == O_WRONLY) {
+    out.failure = Fail(EACCES, "the descriptor is write-only");
+    return out;
+  }
+  if (!MayUseRegion(c->peer, writable)) {
+    out.failure = Fail(EACCES, std::string("permission denied: a direct map needs ") +
+                                   (writable ? "write" : "read") +
+                                   " permission on the region; use an ordinary mmap");
+    return out;
+  }
+  if (!c->pidfd) {
+    out.failure = Fail(EPERM, "the daemon cannot track this process (no pidfd)");
+    return out;
+  }
   // A fresh open file description of the region the daemon holds (never our own, whose
   // lock the client could drop), reached through the descriptor: no path lookup.
   const std::string self = "/proc/self/fd/" + std::to_string(info_.region_fd);
   UniqueFd region(open(self.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-  if (region.get() < 0) return Fail(errno, std::string("reopening the region: ") + strerror(errno));
+  if (region.get() < 0) {
+    out.failure = Fail(errno, std::string("reopening the region: ") + strerror(errno));
+    return out;
+  }
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    return Fail(errno, std::string("socketpair: ") + strerror(errno));
+    out.failure = Fail(errno, std::string("socketpair: ") + strerror(errno));
+    return out;
   }
   UniqueFd daemon_end(pair[0]), client_end(pair[1]);
   // The lease holds the file open, like the client's descriptor did: the inode cannot be
   // freed under the map.
   auto pin = info_.fs->Open(st.st_ino, writable ? O_RDWR : O_RDONLY);
-  if (!pin.ok()) return Fail(pin.status().code(), pin.status().message());
+  if (!pin.ok()) {
+    out.failure = Fail(pin.status().code(), pin.status().message());
+    return out;
+  }
   auto lease = std::make_unique<Lease>();
   lease->sock = std::move(daemon_end);
   lease->pid = c->peer.pid;
@@ -374,9 +418,10 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
     std::getline(comm, lease->comm);
   }
   lease->ino = st.st_ino;
-  lease->offset = req.offset;
-  lease->length = req.length;
+  lease->offset = offset;
+  lease->length = length;
   lease->writable = writable;
+  lease->view = view;
   lease->pin = pin.value();
   // In the table before the extents are looked up: a truncate from now on cancels it (or,
   // once granted, revokes it), so the extents we send cannot be freed behind its back.
@@ -384,24 +429,96 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
   Result<uint64_t> id = info_.leases->Add(std::move(lease), &refused);
   if (!id.ok()) {
     info_.fs->Release(refused->pin);
-    return Fail(id.status().code(), id.status().message());
+    out.failure = Fail(id.status().code(), id.status().message());
+    return out;
   }
-  auto extents = info_.fs->PrepareDirectMap(pin.value(), req.offset, req.length, writable);
-  if (!extents.ok()) {
-    info_.leases->Remove(*id, c->peer.pid);
-    return Fail(extents.status().code(), extents.status().message());
-  }
-  if (!info_.leases->Grant(*id, extents.value())) {
-    return Fail(EAGAIN, "the file changed while the map was prepared: try again");
-  }
+  out.id = *id;
+  out.pin = pin.value();
+  out.region = std::move(region);
+  out.client_end = std::move(client_end);
+  return out;
+}
+
+namespace {
+
+nlohmann::json ExtentsJson(const std::vector<BmapExtent>& extents) {
   nlohmann::json ext = nlohmann::json::array();
-  for (const BmapExtent& e : extents.value()) {
+  for (const BmapExtent& e : extents) {
     ext.push_back({{"file_offset", e.file_offset}, {"phys", e.phys_offset}, {"length", e.length}});
   }
-  out_fds->push_back(std::move(region));
-  out_fds->push_back(std::move(client_end));
-  return {{"ok", true}, {"lease", *id}, {"extents", ext}, {"region_kind", info_.region_kind},
-          {"map_align", info_.map_align}};
+  return ext;
+}
+
+}  // namespace
+
+nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
+                                  std::vector<UniqueFd>* out_fds) {
+  if (req.offset % info_.map_align != 0) {
+    return Fail(EINVAL, "offset must be a multiple of " + std::to_string(info_.map_align));
+  }
+  NewLease lease = StartLease(c, fds, req.offset, req.length, req.writable, /*view=*/false);
+  if (lease.pin == nullptr) return lease.failure;
+  auto extents = info_.fs->PrepareDirectMap(lease.pin, req.offset, req.length, req.writable);
+  if (!extents.ok()) {
+    info_.leases->Remove(lease.id, c->peer.pid);
+    return Fail(extents.status().code(), extents.status().message());
+  }
+  if (!info_.leases->Grant(lease.id, extents.value())) {
+    return Fail(EAGAIN, "the file changed while the map was prepared: try again");
+  }
+  out_fds->push_back(std::move(lease.region));
+  out_fds->push_back(std::move(lease.client_end));
+  return {{"ok", true}, {"lease", lease.id}, {"extents", ExtentsJson(extents.value())},
+          {"region_kind", info_.region_kind}, {"map_align", info_.map_align}};
+}
+
+nlohmann::json ControlServer::View(Client* c, std::vector<UniqueFd>* fds,
+                                   std::vector<UniqueFd>* out_fds) {
+  // The reply is one packet: about 70 bytes an extent, well inside it at this count. A
+  // file more fragmented than that is read through FUSE.
+  constexpr size_t kMaxViewExtents = 512;
+  // Views copy whole pages out of the region: allocation units must be whole pages, or a
+  // page would show a neighbour's bytes.
+  if (info_.au_size % static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) != 0) {
+    return Fail(EINVAL, "allocation units smaller than a page: no read views here");
+  }
+  NewLease lease = StartLease(c, fds, 0, UINT64_MAX, /*writable=*/false, /*view=*/true);
+  if (lease.pin == nullptr) return lease.failure;
+  auto view = info_.fs->PrepareReadView(lease.pin, kMaxViewExtents);
+  if (!view.ok()) {
+    info_.leases->Remove(lease.id, c->peer.pid);
+    return Fail(view.status().code(), view.status().message());
+  }
+  if (view->bad.size() > kMaxViewExtents) {
+    info_.leases->Remove(lease.id, c->peer.pid);
+    return Fail(E2BIG, "the file has too many bad ranges for a read view");
+  }
+  // The holder gets the view page read-only (a fresh open file description): it must not
+  // be able to move the words other holders trust.
+  const std::string page_path = "/proc/self/fd/" + std::to_string(view->page_fd);
+  UniqueFd page(open(page_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (page.get() < 0) {
+    const int err = errno;
+    info_.leases->Remove(lease.id, c->peer.pid);
+    return Fail(err, std::string("reopening the view page: ") + strerror(err));
+  }
+  nlohmann::json bad = nlohmann::json::array();
+  for (const BmapExtent& b : view->bad) bad.push_back({{"offset", b.file_offset}, {"length", b.length}});
+  nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"size", view->size}, {"gen", view->gen},
+                          {"extents", ExtentsJson(view->extents)}, {"bad", std::move(bad)},
+                          {"region_kind", info_.region_kind}, {"map_align", info_.map_align}};
+  // One packet holds the reply (UDAX_CONTROL_MAX_PACKET), with room for the envelope.
+  if (reply.dump().size() > UDAX_CONTROL_MAX_PACKET - 1024) {
+    info_.leases->Remove(lease.id, c->peer.pid);
+    return Fail(E2BIG, "the file's extents do not fit one reply: read it through FUSE");
+  }
+  if (!info_.leases->Grant(lease.id, view->extents)) {
+    return Fail(EAGAIN, "the file changed while the view was prepared: try again");
+  }
+  out_fds->push_back(std::move(lease.region));
+  out_fds->push_back(std::move(lease.client_end));
+  out_fds->push_back(std::move(page));
+  return reply;
 }
 
 void ControlServer::Publish(const nlohmann::json& event) {

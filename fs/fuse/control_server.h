@@ -123,6 +123,12 @@ class ControlServer {
   // `out_fds` those to send with the reply.
   nlohmann::json Reply(Client* c, const std::string& packet, std::vector<UniqueFd>* fds,
                        std::vector<UniqueFd>* out_fds);
+  // The checks and set-up a map and a read view share: the descriptor, the caller's
+  // rights, a fresh region descriptor, the lease socket, the pin, the table entry.
+  struct NewLease;
+  NewLease StartLease(Client* c, std::vector<UniqueFd>* fds, uint64_t offset, uint64_t length,
+                      bool writable, bool view);
+  nlohmann::json View(Client* c, std::vector<UniqueFd>* fds, std::vector<UniqueFd>* out_fds);
   nlohmann::json Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                      std::vector<UniqueFd>* out_fds);
   // Whether `peer` may read (write) the region, by fstat of our descriptor of it.

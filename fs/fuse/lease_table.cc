@@ -18,6 +18,7 @@ using Clock = std::chrono::steady_clock;
 
 bool Overlaps(const Lease& l, uint64_t ino, uint64_t from, uint64_t to) {
   if (ino == 0) return true;
+  if (l.view) return l.ino == ino;  // a view depends on the whole file
   return l.ino == ino && l.offset < to && from < l.offset + l.length;
 }
 
@@ -201,12 +202,13 @@ size_t LeaseTable::CountFor(uid_t uid) const {
   return n;
 }
 
-LeaseTable::RevokeResult LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_t to) {
+LeaseTable::RevokeResult LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_t to,
+                                            bool views_only) {
   std::vector<std::unique_ptr<Lease>> taken;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = leases_.begin(); it != leases_.end();) {
-      if (!Overlaps(**it, ino, from, to)) {
+      if (!Overlaps(**it, ino, from, to) || (views_only && !(*it)->view)) {
         ++it;
       } else if (!(*it)->granted) {
         (*it)->cancelled = true;  // the client never saw its extents: nothing to wait for
@@ -220,9 +222,19 @@ LeaseTable::RevokeResult LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_
   RevokeResult result;
   if (taken.empty()) return result;
   // All revokes first, then one wait for all of them: clients answer in parallel, and a
-  // slow one costs the deadline once, not once per lease.
-  for (auto& l : taken) SendJson(l->sock.get(), {{"revoke", l->id}});
-  std::vector<std::unique_ptr<Lease>> waiting = std::move(taken);
+  // slow one costs the deadline once, not once per lease. Read views are not waited for:
+  // their generation word moved before this call (fs/core/view_page.h), so a copy from
+  // one is discarded whether or not its holder has heard; the message only lets it unmap.
+  std::vector<std::unique_ptr<Lease>> waiting;
+  for (auto& l : taken) {
+    SendJson(l->sock.get(), {{"revoke", l->id}});
+    if (l->view) {
+      result.holders.push_back({l->pid, l->comm, "revoked (read view)", false});
+      Retire(std::move(l));
+    } else {
+      waiting.push_back(std::move(l));
+    }
+  }
   const auto ack_end = Clock::now() + ack_deadline_;
   while (!waiting.empty()) {
     std::vector<pollfd> fds;
@@ -267,7 +279,12 @@ std::vector<LeaseTable::MceResult> LeaseTable::MediaError(uint64_t ino, uint64_t
   for (auto& l : leases_) {
     if (!l->granted || !Overlaps(*l, ino, off, off + len)) continue;
     MceResult r{l->pid, l->comm, "", false};
-    if (policy == "kill") {
+    if (l->view) {
+      // Not the application's memory: its reads of the range fail, as through FUSE.
+      const bool sent = SendJson(l->sock.get(), {{"bad", {{"lease", l->id}, {"offset", off}, {"length", len}}}});
+      r.action = sent ? "told (read view: its reads of the range fail with EIO)"
+                      : "not told (read view not reading)";
+    } else if (policy == "kill") {
       r.killed = Kill(*l);
       r.action = r.killed ? "killed (direct map)" : std::string("kill failed: ") + strerror(errno);
     } else if (policy == "notify") {
@@ -298,6 +315,7 @@ nlohmann::json LeaseTable::List() const {
                    {"offset", l->offset},
                    {"length", l->length},
                    {"prot", l->writable ? "rw" : "r"},
+                   {"kind", l->view ? "view" : "map"},
                    {"extents", std::move(extents)}});
   }
   return out;

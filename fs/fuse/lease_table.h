@@ -60,6 +60,13 @@ struct Lease {
   uint64_t offset = 0;
   uint64_t length = 0;
   bool writable = false;
+  // A read view (the preload shim's read(2) path): the whole file, read-only, holes and
+  // size included, so it is revoked by allocations and size changes too (views_only
+  // revokes). Its revoke is sent and not waited for (never a kill): the file's view page
+  // (fs/core/view_page.h) already voids the holder's copies. Bad media under it is sent
+  // as {"bad": ...} whatever the mce_policy: the shim's reads of that range then fail
+  // with EIO, as FUSE reads do.
+  bool view = false;
   std::vector<BmapExtent> extents;
   bool granted = false;    // the extents went to the client
   bool cancelled = false;  // revoked before it was granted: the map request fails
@@ -111,11 +118,13 @@ class LeaseTable {
     std::vector<HolderAction> holders;
     Status status;  // EBUSY: a holder outlived its SIGKILL; the blocks must stay
   };
-  // Takes back every lease overlapping file bytes [from, to) of `ino` (ino 0: all).
-  RevokeResult Revoke(uint64_t ino, uint64_t from, uint64_t to);
+  // Takes back every lease overlapping file bytes [from, to) of `ino` (ino 0: all); with
+  // `views_only`, only the read views of `ino` (they cover the whole file).
+  RevokeResult Revoke(uint64_t ino, uint64_t from, uint64_t to, bool views_only = false);
   using MceResult = HolderAction;
   // A memory error in file bytes [off, off+len) of `ino`: per policy ("notify", "kill",
-  // "ignore") tell or kill every holder whose lease covers it.
+  // "ignore") tell or kill every holder whose lease covers it; read views are told the
+  // bad range whatever the policy.
   std::vector<MceResult> MediaError(uint64_t ino, uint64_t off, uint64_t len,
                                     const std::string& policy);
 

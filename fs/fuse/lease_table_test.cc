@@ -137,6 +137,71 @@ TEST(LeaseTable, ARevokeOnlyTakesOverlappingLeases) {
   EXPECT_TRUE(t.Revoke(8, 0, UINT64_MAX).holders.empty());  // another inode
 }
 
+TEST(LeaseTable, ReadViewsCoverTheWholeFileAndAloneAnswerViewsOnlyRevokes) {
+  LeaseTable t(milliseconds(50));
+  UniqueFd map_client, view_client;
+  AddGranted(&t, MakeLease(1000, 0, 4096, &map_client));
+  auto view = MakeLease(1000, 0, UINT64_MAX, &view_client);
+  view->view = true;
+  AddGranted(&t, std::move(view));
+  map_client.Reset();   // hung up: each revoke that takes a lease finds it given back
+  view_client.Reset();
+  // An allocation: only the view goes, the map's blocks stay where they are.
+  LeaseTable::RevokeResult r = t.Revoke(7, 0, UINT64_MAX, /*views_only=*/true);
+  EXPECT_EQ(r.holders.size(), 1u);
+  EXPECT_EQ(t.size(), 1u);
+  auto listed = t.List();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["kind"], "map");
+  // A view answers any range of its file, however far from its other leases.
+  UniqueFd c2;
+  auto v2 = MakeLease(1000, 0, UINT64_MAX, &c2);
+  v2->view = true;
+  AddGranted(&t, std::move(v2));
+  c2.Reset();
+  EXPECT_EQ(t.Revoke(7, 1ULL << 40, (1ULL << 40) + 4096).holders.size(), 1u);
+  EXPECT_EQ(t.size(), 1u);  // the map of [0, 4096) stays
+}
+
+TEST(LeaseTable, AViewRevokeIsNotWaitedForAndNeverKills) {
+  LeaseTable t(milliseconds(200));
+  Holder holder;  // never answers
+  UniqueFd c;
+  auto view = MakeLease(1000, 0, UINT64_MAX, &c, holder.pidfd);
+  view->view = true;
+  AddGranted(&t, std::move(view));
+  const auto start = Clock::now();
+  LeaseTable::RevokeResult r = t.Revoke(7, 0, 4096);
+  EXPECT_LT(std::chrono::duration_cast<milliseconds>(Clock::now() - start).count(), 150);
+  ASSERT_EQ(r.holders.size(), 1u);
+  EXPECT_FALSE(r.holders[0].killed);
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_TRUE(holder.Alive());
+  EXPECT_EQ(t.size(), 0u);
+  char buf[256];
+  const ssize_t n = recv(c.get(), buf, sizeof(buf), MSG_DONTWAIT);  // told all the same
+  ASSERT_GT(n, 0);
+  EXPECT_NE(std::string(buf, n).find("revoke"), std::string::npos);
+}
+
+TEST(LeaseTable, BadMediaUnderAViewIsToldWhateverThePolicy) {
+  LeaseTable t(milliseconds(50));
+  UniqueFd c;
+  auto view = MakeLease(1000, 0, UINT64_MAX, &c);
+  view->view = true;
+  AddGranted(&t, std::move(view));
+  for (const char* policy : {"kill", "notify", "ignore"}) {
+    auto out = t.MediaError(7, 8192, 4096, policy);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_FALSE(out[0].killed);
+    EXPECT_NE(out[0].action.find("read view"), std::string::npos) << out[0].action;
+    char buf[256];
+    const ssize_t n = recv(c.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    ASSERT_GT(n, 0);
+    EXPECT_NE(std::string(buf, n).find("\"bad\""), std::string::npos);
+  }
+}
+
 TEST(LeaseTable, ALeaseRevokedBeforeItIsGrantedIsCancelledWithoutAWait) {
   LeaseTable t(milliseconds(5000));
   UniqueFd c;

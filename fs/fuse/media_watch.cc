@@ -48,8 +48,8 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   ro.mount_dev = MountDevice("/proc/self/mountinfo", mountpoint);
   // Direct maps: the core asks for them back before it frees or moves their blocks.
   LeaseTable* leases = &leases_;
-  fs->set_revoke_hook([leases](uint64_t ino, uint64_t from, uint64_t to) {
-    LeaseTable::RevokeResult r = leases->Revoke(ino, from, to);
+  fs->set_revoke_hook([leases](uint64_t ino, uint64_t from, uint64_t to, bool views_only) {
+    LeaseTable::RevokeResult r = leases->Revoke(ino, from, to, views_only);
     for (const auto& h : r.holders) {
       if (h.killed) {
         syslog(LOG_WARNING, "pid %d (%s) did not give back a direct map in time: %s", h.pid,

@@ -22,6 +22,7 @@
 // Thread-safety: all methods are safe to call concurrently; ranges are the caller's concern.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -151,6 +152,17 @@ class Region {
   // a path that reads the mapping without ReadSafe (the in-place read reply) must ask.
   bool HasEmulatedPoison(uint64_t off, uint64_t n) const {
     return HasKnownBad(off, n) || latent_.FirstOverlap(off, n).has_value();
+  }
+  // The ranges of [off, off+n) a read would fail on, known or latent (a shim's read view
+  // must fail on them as the daemon's reads do). Clipped to [off, off+n), may overlap.
+  std::vector<RegionRange> EmulatedPoisonIn(uint64_t off, uint64_t n) const {
+    std::vector<RegionRange> out = poison_.Overlaps(off, n);
+    for (const RegionRange& r : latent_.Overlaps(off, n)) out.push_back(r);
+    for (RegionRange& r : out) {
+      const uint64_t s = std::max(r.offset, off), e = std::min(r.end(), off + n);
+      r = {s, e - s};
+    }
+    return out;
   }
   // A device's bad range as the kernel (badblocks) or a caught machine check reported
   // it: later reads of it fail with EIO at once instead of consuming the poison again.

@@ -15,6 +15,20 @@
  *   {"op": "status"}     -> {"ok": true, "patrol": {"running", "pass", "progress", "last":
  *                           {"id", "found": [{offset, length}], ...}, ...},
  *                           "journal": {"commits", "replayed_at_mount", ...}} (root)
+ *   {"op": "view"} + the file's descriptor (SCM_RIGHTS) -> {"ok": true, "lease": ID,
+ *                           "size": S, "extents": [{file_offset, phys, length}],
+ *                           "bad": [{offset, length}], "region_kind", "map_align"} and the
+ *                           region's descriptor and the lease socket: a read-only lease of
+ *                           the whole file for the preload shim's read(2) (holes are not in
+ *                           "extents" and read as zeros; "bad" ranges fail with EIO). It is
+ *                           revoked by any allocation or size change as well, and told
+ *                           {"bad": {offset, length}} for new bad media.
+ *   A view reply also carries "gen" and a third descriptor: a memfd page the holder maps
+ *   read-only, with two 64-bit words. At UDAX_VIEW_GEN_OFFSET, a generation that moves
+ *   before anything the view shows changes: a copy is good only if the word still holds
+ *   the reply's "gen" after it. At UDAX_VIEW_SEQ_OFFSET, a count that is odd while the
+ *   daemon stores into the file in place: a copy is good only if it was even and
+ *   unchanged around it (a seqlock). Revokes of views are not waited for.
  * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
  * permission on the target (the image or device), as opening it would. */
 #ifndef UDAXFS_CONTROL_H_
@@ -23,5 +37,8 @@
 #define UDAX_CONTROL_DIR "/run/udaxfs"
 #define UDAX_CONTROL_VERSION 1
 #define UDAX_CONTROL_MAX_PACKET 65536
+#define UDAX_VIEW_PAGE_SIZE 4096
+#define UDAX_VIEW_SEQ_OFFSET 0
+#define UDAX_VIEW_GEN_OFFSET 64 /* its own cache line */
 
 #endif /* UDAXFS_CONTROL_H_ */
