@@ -23,6 +23,7 @@ struct Guard {
   volatile sig_atomic_t active = 0;
   uintptr_t addr = 0;
   int code = 0;
+  int lsb = 0;
 };
 __attribute__((tls_model("initial-exec"))) thread_local Guard tls_guard;
 
@@ -77,6 +78,7 @@ void OnSigbus(int sig, siginfo_t* si, void* ctx) {
   if (g.active && Synchronous(si) && a < g.hi && a + unit > g.lo) {
     g.active = 0;
     g.addr = a < g.lo ? g.lo : a;
+    g.lsb = unit > 1 ? si->si_addr_lsb : 0;
     g.code = si->si_code;
     siglongjmp(g.env, 1);
   }
@@ -124,6 +126,7 @@ CopyResult SafeCopy(void* dst, const void* src, size_t n) {
     r.faulted = true;
     r.fault_offset = g.addr - g.lo;
     r.si_code = g.code;
+    r.addr_lsb = g.lsb;
     return r;
   }
   g.active = 1;

@@ -25,6 +25,7 @@ struct CopyResult {
   bool faulted = false;
   size_t fault_offset = 0;  // from the source start: the byte whose load faulted
   int si_code = 0;          // BUS_MCEERR_AR (poison), BUS_ADRERR (a revoked map), ...
+  int addr_lsb = 0;         // poison: the bad unit is 1 << addr_lsb bytes (a page, 2 MiB)
 };
 
 // Installs the handler once, taking the disposition in place as the program's. False when

@@ -43,12 +43,12 @@ void ProgramHandler(int, siginfo_t* si, void*) {
   siglongjmp(program_env, 1);
 }
 
-class SafeCopyTest : public ::testing::Test {
+class ClientSafeCopyTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(InstallSigbusGuard()); }
 };
 
-TEST_F(SafeCopyTest, CopiesWhatDoesNotFault) {
+TEST_F(ClientSafeCopyTest, CopiesWhatDoesNotFault) {
   ShortMap m;
   std::vector<char> out(kPage);
   CopyResult r = SafeCopy(out.data(), m.base, kPage);
@@ -56,7 +56,7 @@ TEST_F(SafeCopyTest, CopiesWhatDoesNotFault) {
   EXPECT_EQ(std::string(out.begin(), out.end()), std::string(kPage, 'x'));
 }
 
-TEST_F(SafeCopyTest, AFaultingSourceIsAValue) {
+TEST_F(ClientSafeCopyTest, AFaultingSourceIsAValue) {
   ShortMap m;
   std::vector<char> out(3 * kPage);
   for (int i = 0; i < 3; ++i) {  // and again: the guard is re-armed (SIGBUS unblocked)
@@ -71,7 +71,7 @@ TEST_F(SafeCopyTest, AFaultingSourceIsAValue) {
   EXPECT_EQ(r.fault_offset, 0u);
 }
 
-TEST_F(SafeCopyTest, OtherFaultsGoToTheProgramsAction) {
+TEST_F(ClientSafeCopyTest, OtherFaultsGoToTheProgramsAction) {
   ShortMap m;
   struct sigaction act {}, old{};
   act.sa_sigaction = ProgramHandler;
@@ -96,7 +96,7 @@ TEST_F(SafeCopyTest, OtherFaultsGoToTheProgramsAction) {
   SetProgramSigbusAction(&old, nullptr);
 }
 
-TEST_F(SafeCopyTest, ThreadsFaultIndependently) {
+TEST_F(ClientSafeCopyTest, ThreadsFaultIndependently) {
   ShortMap m;
   std::vector<std::thread> threads;
   std::vector<int> faults(4, 0), clean(4, 0);

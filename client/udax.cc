@@ -237,6 +237,8 @@ void AfterForkChild() {
   s.maps.clear();
   for (auto& [sock, v] : s.views) close(sock);
   s.views.clear();
+  for (int fd : s.dead_socks) close(fd);
+  s.dead_socks.clear();
   s.conns.clear();
   if (s.wake >= 0) close(s.wake);
   if (s.sigbus_fd >= 0) close(s.sigbus_fd);
@@ -685,12 +687,14 @@ ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
     if (view.revoked.load() || (c.si_code != BUS_MCEERR_AR && c.si_code != BUS_MCEERR_AO)) {
       return kUseKernel;  // revoked under the copy (or the region is gone)
     }
-    // Poison: its page is bad from now on, in this view; the bytes before it are good.
-    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    const uint64_t bad_start = (off + c.fault_offset) / page * page;
+    // Poison: its unit (the kernel's si_addr_lsb: a page, or 2 MiB on devdax) is bad from
+    // now on, in this view; the bytes before it are good.
+    uint64_t unit = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (c.addr_lsb > 0 && c.addr_lsb < 40) unit = std::max<uint64_t>(unit, uint64_t{1} << c.addr_lsb);
+    const uint64_t bad_start = (off + c.fault_offset) / unit * unit;
     {
       std::lock_guard<std::mutex> lock(view.bad_mu);
-      view.bad.emplace_back(bad_start, bad_start + page);
+      view.bad.emplace_back(bad_start, bad_start + unit);
       view.has_bad.store(true, std::memory_order_release);
     }
     if (bad_start <= off) return -EIO;

@@ -306,6 +306,9 @@ class Filesystem {
     std::vector<BmapExtent> bad;  // file_offset, length (phys_offset: where on the region)
   };
   Result<ReadView> PrepareReadView(Inode* inode, size_t max_extents);
+  // Each successful PrepareReadView is ended by one call, when that view's lease ends:
+  // the last one voids and drops the file's view page.
+  void EndReadView(Inode* inode);
 
   // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
   void SetAtimePolicy(AtimePolicy policy);

@@ -213,8 +213,10 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
         UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, sync));
         done += chunk;
       }
+      // Inside the scope: non-temporal stores are ordered before the even count by this
+      // fence, not by the count's own atomic add.
+      if (!sync) region_->Drain();
     }
-    if (!sync) region_->Drain();
     MetaLock lock(this);
     NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
     inode->d.ctime_sec = inode->d.mtime_sec;
@@ -586,14 +588,7 @@ Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t ma
   ReaderLock rw(&inode->rw);
   if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
   MetaLock lock(this);
-  if (!inode->view_page) {
-    auto page = ViewPage::Create();
-    if (!page.ok()) return page.status();
-    inode->view_page = std::move(*page);
-  }
   ReadView view;
-  view.gen = inode->view_page->gen();
-  view.page_fd = inode->view_page->fd();
   view.size = inode->d.size;
   const uint64_t aus = (view.size + au - 1) / au;
   for (const auto& [file_au, e] : inode->extents.by_file) {
@@ -609,7 +604,22 @@ Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t ma
       }
     }
   }
+  if (!inode->view_page) {
+    auto page = ViewPage::Create();
+    if (!page.ok()) return page.status();
+    inode->view_page = std::move(*page);
+  }
+  view.gen = inode->view_page->gen();
+  view.page_fd = inode->view_page->fd();
+  ++inode->view_holders;  // from here on the view counts: EndReadView, whatever follows
   return view;
+}
+
+void Filesystem::EndReadView(Inode* inode) {
+  WriterLock rw(&inode->rw);  // no write is inside a ViewWriteScope of the page
+  MetaLock lock(this);
+  if (inode->view_holders == 0 || --inode->view_holders > 0) return;
+  inode->view_page.reset();  // its destructor moves the generation one last time
 }
 
 }  // namespace udax

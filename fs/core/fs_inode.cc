@@ -33,6 +33,10 @@ void Filesystem::Shutdown(const std::string& why) {
 void Filesystem::ShutdownLocked(const std::string& why) {
   if (!shutdown_) {
     // Nothing may be written after this, clients' stores included: take every map back.
+    // Read views are void at once (their holders are told, not waited for).
+    for (auto& [ino, inode] : inodes_) {
+      if (inode->view_page) inode->view_page->Invalidate();
+    }
     (void)RevokeAll();
     shutdown_reason_ = why;
     shutdown_ = true;

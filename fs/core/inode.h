@@ -50,8 +50,11 @@ struct Inode {
   // (the FUSE layer's cache policy, fs/fuse/fuse_ops.cc).
   std::atomic<bool> direct_written{false};
   // The words this file's read views check (view_page.h): made by the first view, under
-  // rw shared and mu_; used under rw exclusive.
+  // rw shared and mu_; used under rw exclusive; dropped (after a last Invalidate) when
+  // the last view ends (Filesystem::EndReadView), so a file costs the daemon a memfd
+  // only while views of it live.
   std::unique_ptr<ViewPage> view_page;
+  uint32_t view_holders = 0;  // views granted and not ended (under mu_)
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced

@@ -135,5 +135,38 @@ TEST(ReadView, EveryChangeAViewShowsMovesTheGenerationFirst) {
   fs->Release(f);
 }
 
+TEST(ReadView, NoHolderCanWriteThePageAndTheLastViewDropsIt) {
+  TestImage img;
+  auto fs = img.Mount();
+  auto [e, f] = Must(fs->Create(kRootIno, "f", 0644, O_RDWR, kRoot));
+  Must(fs->Write(f, 0, "data", 4));
+  auto v1 = Must(fs->PrepareReadView(f, 64));
+  auto v2 = Must(fs->PrepareReadView(f, 64));
+  EXPECT_EQ(v1.page_fd, v2.page_fd);
+  // A holder that reopens the memfd read-write (as /proc lets it) still cannot write it.
+  const std::string self = "/proc/self/fd/" + std::to_string(v1.page_fd);
+  const int rw = open(self.c_str(), O_RDWR);
+  ASSERT_GE(rw, 0);
+  EXPECT_EQ(mmap(nullptr, UDAX_VIEW_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0), MAP_FAILED);
+  EXPECT_EQ(errno, EPERM);
+  const uint64_t zero = 0;
+  EXPECT_EQ(pwrite(rw, &zero, sizeof(zero), UDAX_VIEW_GEN_OFFSET), -1);
+  EXPECT_EQ(ftruncate(rw, 0), -1);
+  // The holders' mapping outlives the daemon's page: the last view's end voids it.
+  PageReader page(v1.page_fd);
+  const uint64_t gen = page.gen();
+  fs->EndReadView(f);
+  EXPECT_EQ(page.gen(), gen);  // one view still lives
+  fs->EndReadView(f);
+  EXPECT_GT(page.gen(), gen);
+  close(rw);
+  // A new view gets a new page.
+  auto v3 = Must(fs->PrepareReadView(f, 64));
+  PageReader fresh(v3.page_fd);
+  EXPECT_EQ(fresh.gen(), v3.gen);
+  fs->EndReadView(f);
+  fs->Release(f);
+}
+
 }  // namespace
 }  // namespace udax

@@ -122,7 +122,10 @@ void ControlServer::Stop() {
 
 void ControlServer::ReleaseUnpinned() {
   if (info_.leases == nullptr || info_.fs == nullptr) return;
-  for (Inode* pin : info_.leases->TakeUnpinned()) info_.fs->Release(pin);
+  std::vector<Inode*> views_ended;
+  std::vector<Inode*> pins = info_.leases->TakeUnpinned(&views_ended);
+  for (Inode* view : views_ended) info_.fs->EndReadView(view);  // before its pin goes
+  for (Inode* pin : pins) info_.fs->Release(pin);
 }
 
 int ControlServer::ExpireIdleLocked() {
@@ -479,8 +482,9 @@ nlohmann::json ControlServer::View(Client* c, std::vector<UniqueFd>* fds,
   constexpr size_t kMaxViewExtents = 512;
   // Views copy whole pages out of the region: allocation units must be whole pages, or a
   // page would show a neighbour's bytes.
-  if (info_.au_size % static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) != 0) {
-    return Fail(EINVAL, "allocation units smaller than a page: no read views here");
+  if (info_.au_size % static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) != 0 ||
+      (info_.region_kind == "devdax" && info_.au_size % info_.map_align != 0)) {
+    return Fail(EINVAL, "allocation units are not whole pages (or device units): no read views here");
   }
   NewLease lease = StartLease(c, fds, 0, UINT64_MAX, /*writable=*/false, /*view=*/true);
   if (lease.pin == nullptr) return lease.failure;
@@ -489,18 +493,21 @@ nlohmann::json ControlServer::View(Client* c, std::vector<UniqueFd>* fds,
     info_.leases->Remove(lease.id, c->peer.pid);
     return Fail(view.status().code(), view.status().message());
   }
-  if (view->bad.size() > kMaxViewExtents) {
+  // From here each failure ends the view the filesystem counted (the pin is still ours:
+  // a dropped lease's pin is released by this thread, later).
+  auto refuse = [&](int err, const std::string& why) {
+    info_.fs->EndReadView(lease.pin);
     info_.leases->Remove(lease.id, c->peer.pid);
-    return Fail(E2BIG, "the file has too many bad ranges for a read view");
-  }
+    return Fail(err, why);
+  };
+  if (view->bad.size() > kMaxViewExtents) return refuse(E2BIG, "the file has too many bad ranges for a read view");
   // The holder gets the view page read-only (a fresh open file description): it must not
   // be able to move the words other holders trust.
   const std::string page_path = "/proc/self/fd/" + std::to_string(view->page_fd);
   UniqueFd page(open(page_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (page.get() < 0) {
     const int err = errno;
-    info_.leases->Remove(lease.id, c->peer.pid);
-    return Fail(err, std::string("reopening the view page: ") + strerror(err));
+    return refuse(err, std::string("reopening the view page: ") + strerror(err));
   }
   nlohmann::json bad = nlohmann::json::array();
   for (const BmapExtent& b : view->bad) bad.push_back({{"offset", b.file_offset}, {"length", b.length}});
@@ -509,10 +516,10 @@ nlohmann::json ControlServer::View(Client* c, std::vector<UniqueFd>* fds,
                           {"region_kind", info_.region_kind}, {"map_align", info_.map_align}};
   // One packet holds the reply (UDAX_CONTROL_MAX_PACKET), with room for the envelope.
   if (reply.dump().size() > UDAX_CONTROL_MAX_PACKET - 1024) {
-    info_.leases->Remove(lease.id, c->peer.pid);
-    return Fail(E2BIG, "the file's extents do not fit one reply: read it through FUSE");
+    return refuse(E2BIG, "the file's extents do not fit one reply: read it through FUSE");
   }
-  if (!info_.leases->Grant(lease.id, view->extents)) {
+  if (!info_.leases->Grant(lease.id, view->extents, /*holds_view=*/true)) {
+    info_.fs->EndReadView(lease.pin);  // the lease is gone, its pin not yet released
     return Fail(EAGAIN, "the file changed while the view was prepared: try again");
   }
   out_fds->push_back(std::move(lease.region));

@@ -117,6 +117,7 @@ void LeaseTable::ForgetLocked(const Lease& l) {
 
 void LeaseTable::RetireLocked(std::unique_ptr<Lease> lease) {
   if (lease->pin == nullptr) return;
+  if (lease->holds_view) views_ended_.push_back(lease->pin);
   unpinned_.push_back(lease->pin);
   if (unpinned_signal_) unpinned_signal_->Notify();
 }
@@ -127,13 +128,15 @@ void LeaseTable::Retire(std::unique_ptr<Lease> lease) {
   RetireLocked(std::move(lease));
 }
 
-std::vector<Inode*> LeaseTable::TakeUnpinned() {
+std::vector<Inode*> LeaseTable::TakeUnpinned(std::vector<Inode*>* views_ended) {
   std::lock_guard<std::mutex> lock(mu_);
   if (unpinned_signal_) unpinned_signal_->Drain();
+  std::vector<Inode*> ended = std::exchange(views_ended_, {});
+  if (views_ended != nullptr) *views_ended = std::move(ended);
   return std::exchange(unpinned_, {});
 }
 
-bool LeaseTable::Grant(uint64_t id, std::vector<BmapExtent> extents) {
+bool LeaseTable::Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_view) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find_if(leases_.begin(), leases_.end(), [&](const auto& l) { return l->id == id; });
   if (it == leases_.end()) return false;
@@ -146,6 +149,7 @@ bool LeaseTable::Grant(uint64_t id, std::vector<BmapExtent> extents) {
   }
   (*it)->extents = std::move(extents);
   (*it)->granted = true;
+  (*it)->holds_view = holds_view;
   return true;
 }
 

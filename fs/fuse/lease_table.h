@@ -67,6 +67,7 @@ struct Lease {
   // as {"bad": ...} whatever the mce_policy: the shim's reads of that range then fail
   // with EIO, as FUSE reads do.
   bool view = false;
+  bool holds_view = false;  // a granted view: its end is Filesystem::EndReadView's too
   std::vector<BmapExtent> extents;
   bool granted = false;    // the extents went to the client
   bool cancelled = false;  // revoked before it was granted: the map request fails
@@ -97,7 +98,9 @@ class LeaseTable {
   Result<uint64_t> Add(std::unique_ptr<Lease> lease, std::unique_ptr<Lease>* refused);
   // The extents went out to the client: records them (for listings). False when a revoke
   // cancelled the lease first; it is dropped then (its pin handed back).
-  bool Grant(uint64_t id, std::vector<BmapExtent> extents);
+  // `holds_view`: the lease is a view the filesystem counted (PrepareReadView); its end
+  // is then also handed back through TakeUnpinned's `views_ended`.
+  bool Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_view = false);
   // The client dropped it (udax_unmap), or its map request failed. False if `pid` does
   // not hold lease `id`.
   bool Remove(uint64_t id, pid_t pid);
@@ -130,7 +133,9 @@ class LeaseTable {
 
   // The pins of leases that ended since the last call; the caller releases them
   // (Filesystem::Release). unpinned_fd() is readable while there are some.
-  std::vector<Inode*> TakeUnpinned();
+  // `views_ended` (if given) receives the pins of granted read views among them, each to
+  // be ended (Filesystem::EndReadView) before the pin is released.
+  std::vector<Inode*> TakeUnpinned(std::vector<Inode*>* views_ended = nullptr);
   int unpinned_fd() const { return unpinned_signal_ ? unpinned_signal_->fd() : -1; }
 
   nlohmann::json List() const;
@@ -153,6 +158,7 @@ class LeaseTable {
   std::map<uid_t, size_t> per_uid_;              // GUARDED_BY(mu_): non-root only
   size_t nonroot_ = 0;                           // GUARDED_BY(mu_)
   std::vector<Inode*> unpinned_;                 // GUARDED_BY(mu_)
+  std::vector<Inode*> views_ended_;              // GUARDED_BY(mu_)
 };
 
 }  // namespace udax

@@ -13,6 +13,10 @@
 //       into early kill (BUS_MCEERR_AO as soon as the kernel finds poison in the page);
 //       "touch" reads the page between rounds (a client using its mapping).
 //   lab_poke touch TARGET OFFSET               one read through a mapping
+//   lab_poke preads FILE GO_FILE OFFSET...     a pread(2) reader (run it under the preload
+//       shim: its reads come from a read view): reads 4 KiB at each OFFSET of FILE, prints
+//       "ready", waits until GO_FILE exists, reads them again. Each read prints one line,
+//       "pread OFFSET: ok HASH" or "pread OFFSET: EIO" (any errno by name).
 // Every SIGBUS is printed as one line:
 //   sigbus si_code=4 (BUS_MCEERR_AR) addr_lsb=21 addr=map+0x1000
 // Exit status: 0 when the action completed (whatever the signal), 1 on a usage or system
@@ -151,8 +155,38 @@ __attribute__((noinline)) void Spin(double seconds, const char* touch) {
 int Usage() {
   std::fprintf(stderr,
                "usage: lab_poke pfn|madvise|touch TARGET OFFSET\n"
-               "       lab_poke spin TARGET OFFSET SECONDS [early] [touch]\n");
+               "       lab_poke spin TARGET OFFSET SECONDS [early] [touch]\n"
+               "       lab_poke preads FILE GO_FILE OFFSET...\n");
   return 1;
+}
+
+// One 4 KiB pread per offset, reported; the bytes as an FNV-1a hash (compared across runs).
+void ReadEach(int fd, char** offsets, int count) {
+  static char buf[4096];
+  for (int i = 0; i < count; ++i) {
+    const off_t off = static_cast<off_t>(std::strtoull(offsets[i], nullptr, 0));
+    const ssize_t n = pread(fd, buf, sizeof(buf), off);
+    if (n < 0) {
+      std::printf("pread %s: %s\n", offsets[i], errno == EIO ? "EIO" : std::strerror(errno));
+      continue;
+    }
+    uint64_t h = 1469598103934665603ULL;
+    for (ssize_t j = 0; j < n; ++j) h = (h ^ static_cast<unsigned char>(buf[j])) * 1099511628211ULL;
+    std::printf("pread %s: ok %zd bytes %016" PRIx64 "\n", offsets[i], n, h);
+  }
+}
+
+int Preads(int argc, char** argv) {
+  if (argc < 5) return Usage();
+  const int fd = open(argv[2], O_RDONLY);
+  if (fd < 0) Die("open");
+  ReadEach(fd, argv + 4, argc - 4);
+  std::printf("ready\n");
+  struct stat st;
+  for (int i = 0; i < 6000 && stat(argv[3], &st) != 0; ++i) usleep(10000);
+  ReadEach(fd, argv + 4, argc - 4);
+  close(fd);
+  return 0;
 }
 
 }  // namespace
@@ -161,6 +195,22 @@ int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);
   if (argc < 4) return Usage();
   const std::string cmd = argv[1];
+  if (cmd == "preads") {
+    // The shim turns faults under its copies into EIO: a SIGBUS here is a failure (and a
+    // synchronous one would repeat forever on return).
+    struct sigaction report{};
+    report.sa_sigaction = [](int, siginfo_t* info, void*) {
+      char line[96];
+      const int n = std::snprintf(line, sizeof(line), "SIGBUS reached the program: si_code=%d\n",
+                                  info->si_code);
+      (void)!write(1, line, static_cast<size_t>(n));
+      _exit(3);
+    };
+    report.sa_flags = SA_SIGINFO;
+    sigemptyset(&report.sa_mask);
+    if (sigaction(SIGBUS, &report, nullptr) != 0) Die("sigaction");
+    return Preads(argc, argv);
+  }
   const char* target = argv[2];
   const uint64_t offset = std::strtoull(argv[3], nullptr, 0);
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # poison.sh -- (guest) software-injected poison under a mounted udaxfs.
+# (c), between (a) and (b): a pread(2) reader under the preload shim, whose reads come
+# from a read view of the file, gets EIO for the page poisoned under it and survives.
 #
 #   poison.sh devdax|fsdax
 # On a page holding a file's data: (a) madvise(MADV_HWPOISON) through a direct mapping of
@@ -27,6 +29,32 @@ lab_step "(a) madvise(MADV_HWPOISON) on the page holding victim's first byte"
 media_owner victim
 "$POKE" madvise "$TARGET" "$PHYS" | sed 's/^/   poisoner: /'
 media_observe victim "madvise"
+
+lab_step "(c) a reader under the preload shim (read views, issue 21) when its page is poisoned"
+# Its reads come from a read view (the region mapped into the reader): the poisoned page
+# must give it EIO -- a machine check under the shim's copy, or the range the daemon
+# learnt -- and never a SIGBUS; a page of another allocation unit reads as before.
+SHIM=$LAB_BUILD/client/libudax-preload.so
+head -c 4194304 /dev/urandom >"$MNT/shimread"
+sync "$MNT/shimread"
+media_owner shimread
+rm -f /tmp/shim-go
+LD_PRELOAD=$SHIM "$POKE" preads "$MNT/shimread" /tmp/shim-go 0 3145728 >"$LAB_OUT/shim-reader.log" 2>&1 &
+reader=$!
+for ((i = 0; i < 100; i++)); do grep -q '^ready' "$LAB_OUT/shim-reader.log" && break; sleep 0.1; done
+"$UDAXCTL" leases "$MNT" | sed 's/^/   leases: /'
+"$POKE" madvise "$TARGET" "$PHYS" | sed 's/^/   poisoner: /'
+touch /tmp/shim-go
+reader_status=0
+wait "$reader" || reader_status=$?
+sed 's/^/   reader: /' "$LAB_OUT/shim-reader.log"
+lab_check "the preloaded reader held a read view" grep -q '^ready' "$LAB_OUT/shim-reader.log"
+lab_check "the preloaded reader survived (exit $reader_status)" test "$reader_status" -eq 0
+lab_check "the poisoned page reads EIO through the shim" \
+  test "$(grep -c '^pread 0: EIO' "$LAB_OUT/shim-reader.log")" -eq 1
+lab_check "another allocation unit of the file reads the same bytes after" \
+  test "$(grep '^pread 3145728: ok' "$LAB_OUT/shim-reader.log" | sort -u | wc -l)" -eq 1 -a \
+  "$(grep -c '^pread 3145728: ok' "$LAB_OUT/shim-reader.log")" -eq 2
 
 lab_step "(b) debugfs hwpoison/corrupt-pfn on the page holding victim2's first byte"
 [[ -w /sys/kernel/debug/hwpoison/corrupt-pfn ]] || lab_skip "no debugfs hwpoison (hwpoison_inject)"
