@@ -213,6 +213,12 @@ void ShadowClosed(int fd) {
   }
 }
 
+// Whether descriptor `fd` is still the open file our duplicate `shadow` is (kcmp).
+bool SameOpenFile(int fd, int shadow) {
+  const pid_t pid = getpid();
+  return shadow >= 0 && syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, shadow) == 0;
+}
+
 // After a successful open: records fd if it is a readable udaxfs file.
 void MaybeTrack(int fd, int flags) {
   if (fd < 0 || !ReadsEnabled() || (flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY) return;
@@ -237,8 +243,7 @@ void MaybeTrack(int fd, int flags) {
   if (f->shadow < 0) return;  // out of descriptors: the kernel serves it
   // kcmp is how each read checks its descriptor; without it (no CONFIG_KCMP, a seccomp
   // filter) the shim serves no reads at all.
-  const pid_t pid = getpid();
-  if (syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, f->shadow) != 0) {
+  if (!SameOpenFile(fd, f->shadow)) {
     reads_on.store(false);
     errno = saved;
     return;
@@ -273,8 +278,7 @@ std::shared_ptr<TrackedFile> Tracked(int fd) {
   }
   constexpr uint32_t kCheckEvery = 1024;
   if (f->reads.fetch_add(1, std::memory_order_relaxed) % kCheckEvery == kCheckEvery - 1) {
-    const pid_t pid = getpid();
-    if (syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, f->shadow) != 0) {
+    if (!SameOpenFile(fd, f->shadow)) {
       Untrack(fd);  // closed and reused (or gone) without us
       return nullptr;
     }
@@ -302,9 +306,7 @@ ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
         }
         // Not in a vfork child (the view would be its lease, in our memory); and the
         // duplicate must still be the program's file (a number closed behind our back).
-        const pid_t pid = getpid();
-        if (!TableIsOurs() || f.shadow < 0 ||
-            syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd, f.shadow) != 0) {
+        if (!TableIsOurs() || !SameOpenFile(fd, f.shadow)) {
           return udax_client::kUseKernel;
         }
         const int saved = errno;
