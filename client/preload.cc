@@ -108,13 +108,28 @@ struct TrackedFile {
   dev_t dev = 0;
   ino_t ino = 0;
   std::atomic<uint32_t> reads{0};  // for the periodic check of the descriptor
-  std::mutex position_mu;  // read(2): the file position is read, then moved
+  // The open file's status flags (O_APPEND, O_DSYNC; F_SETFL changes them), and whether
+  // it was opened O_RDWR (writes may be served: a write-only one is not tracked).
+  std::atomic<int> flags{0};
+  bool writable = false;
+  std::mutex position_mu;  // read(2), write(2): the file position is read, then moved
   std::mutex mu;
-  std::shared_ptr<ReadView> view;  // GUARDED_BY(mu)
+  std::shared_ptr<ReadView> view;  // GUARDED_BY(mu): writable once a write asked for one
   bool refused = false;            // GUARDED_BY(mu): the daemon will not give a view
+  bool write_refused = false;      // GUARDED_BY(mu): ... nor a writable one
+  bool wants_write = false;        // GUARDED_BY(mu): ask for writable views from now on
   uint32_t cool_down = 0;          // GUARDED_BY(mu): reads to leave to the kernel first
+  uint32_t write_cool_down = 0;    // GUARDED_BY(mu): writes to leave to the kernel first
   uint32_t reads_on_view = 0;      // GUARDED_BY(mu)
+  uint32_t writes_on_view = 0;     // GUARDED_BY(mu)
+  uint64_t known_size = 0;         // GUARDED_BY(mu): the size the last view showed
 };
+
+// Refusals that will not change for this descriptor.
+bool RefusedForGood(int err) {
+  return err == -EACCES || err == -EXDEV || err == -EPERM || err == -ENOTSUP || err == -EOPNOTSUPP ||
+         err == -EINVAL || err == -EBADF || err == -EROFS;
+}
 
 struct Table {
   // The process the table describes. A vfork child shares our memory (not our
@@ -146,6 +161,14 @@ bool ReadsEnabled() {
     return v == nullptr || std::strcmp(v, "0") != 0;
   }();
   return env_on && reads_on.load(std::memory_order_relaxed);
+}
+
+bool WritesEnabled() {
+  static const bool env_on = [] {
+    const char* v = getenv("UDAX_PRELOAD_WRITES");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return env_on;
 }
 
 // The child of a fork has one thread: the table's locks may have been held by others.
@@ -239,6 +262,8 @@ void MaybeTrack(int fd, int flags) {
   f->shadow = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, low));
   f->dev = st.st_dev;
   f->ino = st.st_ino;
+  f->flags.store(flags);
+  f->writable = (flags & O_ACCMODE) == O_RDWR && WritesEnabled();
   errno = saved;
   if (f->shadow < 0) return;  // out of descriptors: the kernel serves it
   // kcmp is how each read checks its descriptor; without it (no CONFIG_KCMP, a seccomp
@@ -311,19 +336,26 @@ ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
         }
         const int saved = errno;
         int err = 0;
-        f.view = udax_client::OpenReadView(f.shadow, &err);
+        // A descriptor that writes through the shim keeps a writable view, which serves
+        // its reads too (one lease, not two that revoke each other).
+        if (f.wants_write && !f.write_refused) {
+          f.view = udax_client::OpenView(f.shadow, true, &err);
+          if (!f.view && RefusedForGood(err)) f.write_refused = true;
+        }
+        if (!f.view && (!f.wants_write || f.write_refused)) f.view = udax_client::OpenView(f.shadow, false, &err);
         errno = saved;
         f.reads_on_view = 0;
+        f.writes_on_view = 0;
         if (!f.view) {
           // No permission, not ours, no guard: for good. Anything else may pass.
-          if (err == -EACCES || err == -EXDEV || err == -EPERM || err == -ENOTSUP ||
-              err == -EOPNOTSUPP || err == -EINVAL || err == -EBADF) {
+          if (RefusedForGood(err)) {
             f.refused = true;
           } else if (err != -EAGAIN) {
             f.cool_down = 256;
           }
           return udax_client::kUseKernel;
         }
+        f.known_size = f.view->size;
       }
       ++f.reads_on_view;
       view = f.view;
@@ -332,6 +364,68 @@ ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
     if (r != udax_client::kUseKernel) return r;
   }
   return udax_client::kUseKernel;
+}
+
+// Stores buf into file bytes [off, off+n) of `f` through a writable view: n, or
+// kUseKernel (a hole, past the end, bad media, no view: FUSE does it).
+ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t off) {
+  const bool durable = f.flags.load(std::memory_order_relaxed) & O_DSYNC;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::shared_ptr<ReadView> view;
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      if (!f.writable || f.write_refused) return udax_client::kUseKernel;
+      if (f.view && f.view->writable && !f.view->revoked.load(std::memory_order_relaxed)) {
+        view = f.view;
+      } else {
+        // An allocating write (past the end we last saw) goes to FUSE without asking for
+        // a view it could not use; so do a few writes after a view that served few
+        // (someone keeps changing the file).
+        if (attempt == 0 && f.view && f.view->writable && f.writes_on_view < 16) f.write_cool_down = 64;
+        if (f.write_cool_down > 0) {
+          --f.write_cool_down;
+          return udax_client::kUseKernel;
+        }
+        if (off + n > f.known_size && f.view) return udax_client::kUseKernel;
+        if (!TableIsOurs() || !SameOpenFile(fd, f.shadow)) return udax_client::kUseKernel;
+        const int saved = errno;
+        int err = 0;
+        f.view.reset();
+        f.wants_write = true;
+        f.view = udax_client::OpenView(f.shadow, true, &err);
+        errno = saved;
+        f.reads_on_view = 0;
+        f.writes_on_view = 0;
+        if (!f.view) {
+          if (RefusedForGood(err)) {
+            f.write_refused = true;  // reads ask for read views again
+          } else if (err != -EAGAIN) {
+            f.write_cool_down = 256;
+          }
+          return udax_client::kUseKernel;
+        }
+        f.known_size = f.view->size;
+        view = f.view;
+      }
+      ++f.writes_on_view;
+    }
+    const ssize_t r = udax_client::WriteToView(*view, buf, n, off, durable);
+    if (r != udax_client::kUseKernel || !view->revoked.load()) return r;
+  }
+  return udax_client::kUseKernel;
+}
+
+// Makes what `f`'s writable view stored durable, before fsync(2) asks the daemon for the
+// rest (its times; an image's msync).
+void PersistTracked(int fd) {
+  std::shared_ptr<TrackedFile> f = Tracked(fd);
+  if (!f) return;
+  std::shared_ptr<ReadView> view;
+  {
+    std::lock_guard<std::mutex> lock(f->mu);
+    view = f->view;
+  }
+  if (view) udax_client::PersistView(*view);  // a revoked one was flushed by its revoke
 }
 
 ssize_t SysRead(int fd, void* buf, size_t n) { return syscall(SYS_read, fd, buf, n); }
@@ -395,6 +489,95 @@ ssize_t ReadAtPosition(int fd, Serve serve, Kernel kernel) {
   if (r == udax_client::kUseKernel) return kernel();
   if (r > 0) syscall(SYS_lseek, desc, pos + r, SEEK_SET);
   return Result(r);
+}
+
+ssize_t SysWrite(int fd, const void* buf, size_t n) { return syscall(SYS_write, fd, buf, n); }
+ssize_t SysPwrite(int fd, const void* buf, size_t n, off_t off) {
+  return syscall(SYS_pwrite64, fd, buf, n, off);
+}
+ssize_t SysWritev(int fd, const iovec* iov, int cnt) { return syscall(SYS_writev, fd, iov, cnt); }
+ssize_t SysPwritev(int fd, const iovec* iov, int cnt, off_t off) {
+  return syscall(SYS_pwritev, fd, iov, cnt, static_cast<unsigned long>(off), 0UL);
+}
+
+// Vector bytes to offset `off` of `f`: the count, or kUseKernel when not one could be
+// stored (a later one that cannot be makes the write short: POSIX allows it, and the
+// caller writes the rest again, through FUSE).
+ssize_t ServeVectorWrite(int fd, TrackedFile& f, const iovec* iov, int cnt, uint64_t off) {
+  if (cnt < 0 || cnt > IOV_MAX) return -EINVAL;
+  ssize_t total = 0;
+  for (int i = 0; i < cnt; ++i) {
+    if (iov[i].iov_len == 0) continue;
+    const ssize_t r = ServeWrite(fd, f, iov[i].iov_base, iov[i].iov_len, off + total);
+    if (r < 0) return total > 0 ? total : r;
+    total += r;
+  }
+  return total;
+}
+
+// A write the shim may serve: a tracked, read-write descriptor without O_APPEND (whose
+// end only the kernel knows).
+std::shared_ptr<TrackedFile> TrackedForWrite(int fd) {
+  std::shared_ptr<TrackedFile> f = Tracked(fd);
+  if (!f || !f->writable || (f->flags.load(std::memory_order_relaxed) & O_APPEND)) return nullptr;
+  return f;
+}
+
+ssize_t WriteAt(int fd, const void* buf, size_t n, off_t off) {
+  std::shared_ptr<TrackedFile> f = off >= 0 ? TrackedForWrite(fd) : nullptr;
+  if (!f) return SysPwrite(fd, buf, n, off);
+  const ssize_t r = ServeWrite(fd, *f, buf, n, static_cast<uint64_t>(off));
+  return r == udax_client::kUseKernel ? SysPwrite(fd, buf, n, off) : Result(r);
+}
+
+ssize_t WriteVectorAt(int fd, const iovec* iov, int cnt, off_t off) {
+  std::shared_ptr<TrackedFile> f = off >= 0 ? TrackedForWrite(fd) : nullptr;
+  if (!f) return SysPwritev(fd, iov, cnt, off);
+  const ssize_t r = ServeVectorWrite(fd, *f, iov, cnt, static_cast<uint64_t>(off));
+  return r == udax_client::kUseKernel ? SysPwritev(fd, iov, cnt, off) : Result(r);
+}
+
+// write(2) and writev(2) at the file position, as ReadAtPosition.
+template <typename Serve, typename Kernel>
+ssize_t WriteAtPosition(int fd, Serve serve, Kernel kernel) {
+  std::shared_ptr<TrackedFile> f = TrackedForWrite(fd);
+  if (!f) return kernel();
+  std::lock_guard<std::mutex> lock(f->position_mu);
+  const int desc = f->shadow;
+  const off_t pos = static_cast<off_t>(syscall(SYS_lseek, desc, 0, SEEK_CUR));
+  if (pos < 0) return kernel();
+  const ssize_t r = serve(*f, static_cast<uint64_t>(pos));
+  if (r == udax_client::kUseKernel) return kernel();
+  if (r > 0) syscall(SYS_lseek, desc, pos + r, SEEK_SET);
+  return Result(r);
+}
+
+// fcntl: F_SETFL changes what the shim serves (O_APPEND), F_DUPFD makes a descriptor of
+// the same open file.
+int Fcntl(int fd, int cmd, void* arg) {
+  // The C library's own (its F_GETOWN, locks as cancellation points, ...).
+  using FcntlFn = int (*)(int, int, ...);
+  static FcntlFn real = [] {
+    void* f = dlsym(RTLD_NEXT, "fcntl64");
+    return reinterpret_cast<FcntlFn>(f != nullptr ? f : dlsym(RTLD_NEXT, "fcntl"));
+  }();
+  if (real == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  const int r = real(fd, cmd, arg);
+  if (r < 0) return r;
+  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+    Reused(r);
+    TrackShared(fd, r);
+  } else if (cmd == F_SETFL) {
+    std::shared_ptr<TrackedFile> f = Tracked(fd);
+    if (f) {
+      const int now = static_cast<int>(syscall(SYS_fcntl, fd, F_GETFL));
+      if (now >= 0) f->flags.store(now);
+    }
+  }
+  return r;
 }
 
 int OpenFlags(int flags, va_list ap, mode_t* mode) {
@@ -510,6 +693,46 @@ ssize_t pread(int fd, void* buf, size_t n, off_t off) { return ReadAt(fd, buf, n
 ssize_t pread64(int fd, void* buf, size_t n, off_t off) { return ReadAt(fd, buf, n, off); }
 ssize_t preadv(int fd, const struct iovec* iov, int cnt, off_t off) { return ReadVectorAt(fd, iov, cnt, off); }
 ssize_t preadv64(int fd, const struct iovec* iov, int cnt, off_t off) { return ReadVectorAt(fd, iov, cnt, off); }
+
+ssize_t write(int fd, const void* buf, size_t n) {
+  return WriteAtPosition(
+      fd, [&](TrackedFile& f, uint64_t pos) { return ServeWrite(fd, f, buf, n, pos); },
+      [&] { return SysWrite(fd, buf, n); });
+}
+ssize_t writev(int fd, const struct iovec* iov, int cnt) {
+  return WriteAtPosition(
+      fd, [&](TrackedFile& f, uint64_t pos) { return ServeVectorWrite(fd, f, iov, cnt, pos); },
+      [&] { return SysWritev(fd, iov, cnt); });
+}
+ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return WriteAt(fd, buf, n, off); }
+ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) { return WriteAt(fd, buf, n, off); }
+ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) { return WriteVectorAt(fd, iov, cnt, off); }
+ssize_t pwritev64(int fd, const struct iovec* iov, int cnt, off_t off) { return WriteVectorAt(fd, iov, cnt, off); }
+
+// The stores are flushed here; the daemon then persists the times (and msyncs an image).
+int fsync(int fd) {
+  PersistTracked(fd);
+  return static_cast<int>(syscall(SYS_fsync, fd));
+}
+int fdatasync(int fd) {
+  PersistTracked(fd);
+  return static_cast<int>(syscall(SYS_fdatasync, fd));
+}
+
+int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);  // an int or a pointer: the C library reads it so too
+  va_end(ap);
+  return Fcntl(fd, cmd, arg);
+}
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return Fcntl(fd, cmd, arg);
+}
 
 int close(int fd) {
   Untrack(fd);

@@ -102,7 +102,10 @@ bool InstallSigbusGuard() {
 
 bool SigbusGuardInstalled() { return installed.load(std::memory_order_relaxed); }
 
-CopyResult SafeCopy(void* dst, const void* src, size_t n) {
+namespace {
+
+// memcpy(dst, src, n) with SIGBUS on [guarded, guarded+n) turned into a value.
+CopyResult GuardedCopy(void* dst, const void* src, size_t n, const void* guarded) {
   CopyResult r;
   Guard& g = tls_guard;
   if (g.active) {
@@ -114,7 +117,7 @@ CopyResult SafeCopy(void* dst, const void* src, size_t n) {
     r.si_code = 0;
     return r;
   }
-  g.lo = reinterpret_cast<uintptr_t>(src);
+  g.lo = reinterpret_cast<uintptr_t>(guarded);
   g.hi = g.lo + n;
   // No saved mask (that would cost a system call per copy): the fault path unblocks the
   // SIGBUS the handler ran with instead.
@@ -136,6 +139,11 @@ CopyResult SafeCopy(void* dst, const void* src, size_t n) {
   g.active = 0;
   return r;
 }
+
+}  // namespace
+
+CopyResult SafeCopy(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, src); }
+CopyResult SafeStore(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, dst); }
 
 int SetProgramSigbusAction(const struct sigaction* act, struct sigaction* old) {
   std::lock_guard<std::mutex> lock(program_mu);

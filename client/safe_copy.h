@@ -23,7 +23,7 @@ namespace udax_client {
 
 struct CopyResult {
   bool faulted = false;
-  size_t fault_offset = 0;  // from the source start: the byte whose load faulted
+  size_t fault_offset = 0;  // from the guarded start: the byte whose access faulted
   int si_code = 0;          // BUS_MCEERR_AR (poison), BUS_ADRERR (a revoked map), ...
   int addr_lsb = 0;         // poison: the bad unit is 1 << addr_lsb bytes (a page, 2 MiB)
 };
@@ -38,6 +38,11 @@ bool SigbusGuardInstalled();
 // Inside a signal handler that interrupted a guarded copy of the same thread, copies
 // nothing and reports a fault with si_code 0 (use another path).
 CopyResult SafeCopy(void* dst, const void* src, size_t n);
+
+// The same guard on the destination instead: a store into a writable view (the shim's
+// write(2)) that faults -- poisoned, or a view already taken away -- is abandoned and
+// reported, fault_offset counting from dst. A fault on the source is the program's.
+CopyResult SafeStore(void* dst, const void* src, size_t n);
 
 // The program's sigaction(SIGBUS, act, old) once the guard is installed: records `act`
 // as what non-guard SIGBUS signals get and returns the previous one in `old`. Returns 0.

@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -135,11 +136,31 @@ void RaiseMce(void* addr) {
   syscall(SYS_rt_tgsigqueueinfo, getpid(), static_cast<pid_t>(syscall(SYS_gettid)), SIGBUS, &si);
 }
 
-// Takes a read view's stretch away: pages that fault replace it (the copy in flight, if
-// any, fails and the read goes through FUSE). `revoked` is set first, so a reader that
-// faults on the new pages sees it.
+// Flushes what a writable view stored on devdax (an image's page cache is the daemon's
+// to msync). REQUIRES the mapping to stay: an inflight count, or the listener's revoke.
+void FlushDirty(udax_client::ReadView* v) {
+  uint64_t lo, hi;
+  {
+    std::lock_guard<std::mutex> lock(v->dirty_mu);
+    lo = v->dirty_lo;
+    hi = v->dirty_hi;
+    v->dirty_lo = UINT64_MAX;
+    v->dirty_hi = 0;
+  }
+  if (lo < hi) pmem_persist(v->base + lo, hi - lo);
+}
+
+// Takes a view's stretch away: pages that fault replace it (the copy in flight, if any,
+// fails and the read goes through FUSE). `revoked` is set first, so a reader that faults
+// on the new pages sees it. A writable view's stores in flight finish first, and what it
+// stored is made durable: the daemon waits for our acknowledgement before it changes the
+// blocks.
 void RevokeView(udax_client::ReadView* v) {
   if (v->revoked.exchange(true)) return;
+  if (v->writable) {
+    while (v->inflight.load() != 0) sched_yield();  // a store is a memcpy: short
+    if (v->devdax) FlushDirty(v);
+  }
   if (v->mapped > 0 &&
       SysMmap(v->base, v->mapped, PROT_READ, MAP_SHARED | MAP_FIXED, S().sigbus_fd, 0) != MAP_FAILED) {
     madvise(v->base, v->mapped, MADV_DONTFORK);
@@ -161,7 +182,10 @@ bool HandleViewMessage(int fd, bool got, const nlohmann::json& msg) {
   if (!got) {
     RevokeView(v.get());  // the daemon is gone
   } else if (msg.contains("revoke")) {
-    RevokeView(v.get());  // no acknowledgement: the generation word already says it
+    RevokeView(v.get());
+    // A read view's generation word already said it; a writable view's stores have
+    // stopped, which the daemon waits to hear.
+    if (v->writable) SendJson(fd, {{"ack", v->lease}});
   } else if (msg.contains("bad") && msg["bad"].is_object()) {
     const uint64_t off = msg["bad"].value("offset", uint64_t{0});
     const uint64_t len = msg["bad"].value("length", uint64_t{0});
@@ -549,8 +573,10 @@ namespace udax_client {
 
 ReadView::~ReadView() {
   if (fork_generation != ::fork_generation.load()) return;  // a parent's: nothing is ours
+  if (writable && devdax && !revoked.load()) FlushDirty(this);  // ours alone now: no store in flight
   if (mapped > 0) SysMunmap(base, mapped);
   if (words != nullptr) SysMunmap(const_cast<uint64_t*>(words), UDAX_VIEW_PAGE_SIZE);
+  if (write_words != nullptr) SysMunmap(write_words, UDAX_VIEW_PAGE_SIZE);
   if (sock >= 0) {
     {
       std::lock_guard<std::mutex> lock(S().mu);
@@ -567,7 +593,7 @@ bool ViewUsable(const ReadView& view) {
          __atomic_load_n(view.words + UDAX_VIEW_GEN_OFFSET / 8, __ATOMIC_ACQUIRE) == view.gen;
 }
 
-std::shared_ptr<ReadView> OpenReadView(int fd, int* err) {
+std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err) {
   // The largest file a view shows: address space is finite (128 TiB), files need not be.
   constexpr uint64_t kMaxViewBytes = uint64_t{1} << 40;
   // How much of a view is made present at once (MADV_POPULATE_READ), instead of a page
@@ -592,26 +618,39 @@ std::shared_ptr<ReadView> OpenReadView(int fd, int* err) {
   nlohmann::json reply;
   std::vector<int> fds;
   std::shared_ptr<Connection> conn;
-  *err = RequestLease(st.st_dev, fd, {{"op", "view"}}, 3, &reply, &fds, &conn);
+  nlohmann::json request = {{"op", "view"}};
+  if (writable) request["prot"] = "rw";
+  *err = RequestLease(st.st_dev, fd, request, 4, &reply, &fds, &conn);
   if (*err != 0) return nullptr;
-  const int region = fds[0], page_fd = fds[2];
+  const int region = fds[0], page_fd = fds[2], write_page_fd = fds[3];
   auto v = std::make_shared<ReadView>();
   v->sock = fds[1];
   v->lease = reply.value("lease", uint64_t{0});
   v->size = reply.value("size", uint64_t{0});
   v->gen = reply.value("gen", uint64_t{0});
+  v->writable = writable;
+  v->sync = reply.value("sync", false);
   v->fork_generation = ::fork_generation.load();
+  const int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   void* words = SysMmap(nullptr, UDAX_VIEW_PAGE_SIZE, PROT_READ, MAP_SHARED, page_fd, 0);
+  void* write_words = SysMmap(nullptr, UDAX_VIEW_PAGE_SIZE, prot, MAP_SHARED, write_page_fd, 0);
   close(page_fd);
+  close(write_page_fd);
   int rc = 0;
-  if (words == MAP_FAILED) {
-    rc = -errno;
-  } else {
+  if (words == MAP_FAILED || write_words == MAP_FAILED) {
+    rc = -ENOMEM;
+  }
+  if (words != MAP_FAILED) {
     v->words = static_cast<const uint64_t*>(words);
     madvise(words, UDAX_VIEW_PAGE_SIZE, MADV_DONTFORK);
   }
+  if (write_words != MAP_FAILED) {
+    v->write_words = static_cast<uint64_t*>(write_words);
+    madvise(write_words, UDAX_VIEW_PAGE_SIZE, MADV_DONTFORK);
+  }
   const uint64_t align = std::max<uint64_t>(reply.value("map_align", uint64_t{4096}), 4096);
   const bool devdax = reply.value("region_kind", "") == "devdax";
+  v->devdax = devdax;
   const uint64_t unit = devdax ? align : static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const uint64_t mapped = (v->size + unit - 1) / unit * unit;
   if (rc == 0 && mapped > kMaxViewBytes) rc = -EFBIG;
@@ -625,9 +664,10 @@ std::shared_ptr<ReadView> OpenReadView(int fd, int* err) {
       const uint64_t el = e.value("length", uint64_t{0});
       if (fo % unit != 0 || fo >= mapped) continue;
       const uint64_t n = std::min<uint64_t>((el + unit - 1) / unit * unit, mapped - fo);
-      if (SysMmap(v->base + fo, n, PROT_READ, MAP_SHARED | MAP_FIXED, region, ph) == MAP_FAILED) {
+      if (SysMmap(v->base + fo, n, prot, MAP_SHARED | MAP_FIXED, region, ph) == MAP_FAILED) {
         rc = -errno;
       }
+      v->allocated.emplace_back(fo, fo + std::min<uint64_t>(el, mapped - fo));
     }
     if (rc == 0) {
       madvise(v->base, v->mapped, MADV_DONTFORK);
@@ -667,21 +707,22 @@ ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
       n = static_cast<size_t>(s - off);  // up to the bad range: a short read
     }
   }
-  const uint64_t* seq = view.words + UDAX_VIEW_SEQ_OFFSET / 8;
+  const uint64_t* begin = view.write_words + UDAX_WRITE_PAGE_BEGIN_OFFSET / 8;
+  const uint64_t* end = view.write_words + UDAX_WRITE_PAGE_END_OFFSET / 8;
   const uint64_t* gen = view.words + UDAX_VIEW_GEN_OFFSET / 8;
-  // A seqlock read (fs/core/view_page.h): an in-place write that overlapped the copy makes
-  // it go again; a change of what the view shows makes it void.
+  // A seqlock read (fs/core/view_page.h): an in-place store that overlapped the copy
+  // makes it go again; a change of what the view shows makes it void.
   for (int tries = 0; tries < 1000; ++tries) {
-    const uint64_t before = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
-    if (before & 1) {
-      __builtin_ia32_pause();
+    const uint64_t before = __atomic_load_n(begin, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(end, __ATOMIC_ACQUIRE) != before) {
+      __builtin_ia32_pause();  // a store is in flight
       continue;
     }
     CopyResult c = SafeCopy(buf, view.base + off, n);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (__atomic_load_n(gen, __ATOMIC_RELAXED) != view.gen) return kUseKernel;
     if (!c.faulted) {
-      if (__atomic_load_n(seq, __ATOMIC_RELAXED) != before) continue;
+      if (__atomic_load_n(begin, __ATOMIC_RELAXED) != before) continue;
       return static_cast<ssize_t>(n);
     }
     if (view.revoked.load() || (c.si_code != BUS_MCEERR_AR && c.si_code != BUS_MCEERR_AO)) {
@@ -701,6 +742,94 @@ ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
     return ReadFromView(view, buf, static_cast<size_t>(bad_start - off), off);
   }
   return kUseKernel;  // writes kept overlapping: FUSE takes the file's lock
+}
+
+namespace {
+
+// Whether file bytes [off, end) are all allocated in the view (no hole to fill).
+bool AllAllocated(const ReadView& view, uint64_t off, uint64_t end) {
+  auto it = std::upper_bound(view.allocated.begin(), view.allocated.end(), std::make_pair(off, UINT64_MAX));
+  if (it == view.allocated.begin()) return false;
+  --it;
+  // Extents are sorted and do not overlap; adjacent ones continue the run.
+  while (it != view.allocated.end() && it->first <= off) {
+    if (it->second >= end) return true;
+    off = std::max(off, it->second);
+    ++it;
+  }
+  return false;
+}
+
+// Makes [off, off+n) of the view durable now (O_DSYNC, -o sync).
+void PersistRange(ReadView& view, uint64_t off, size_t n) {
+  if (view.devdax) {
+    pmem_persist(view.base + off, n);
+    return;
+  }
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t a = off / page * page;
+  syscall(SYS_msync, view.base + a, off + n - a, MS_SYNC);
+}
+
+}  // namespace
+
+ssize_t WriteToView(ReadView& view, const void* buf, size_t n, uint64_t off, bool durable) {
+  if (!view.writable || n == 0 || off > view.size || n > view.size - off) return kUseKernel;
+  if (!AllAllocated(view, off, off + n)) return kUseKernel;  // a hole: FUSE allocates
+  if (view.has_bad.load(std::memory_order_acquire)) {
+    // A write over bad media moves it (whole units) or fails: the daemon's to decide.
+    std::lock_guard<std::mutex> lock(view.bad_mu);
+    for (const auto& [s, e] : view.bad) {
+      if (s < off + n && e > off) return kUseKernel;
+    }
+  }
+  // The revoke's drain and this check pair up (both sequentially consistent): either the
+  // listener sees us in flight and waits, or we see `revoked` and store nothing.
+  view.inflight.fetch_add(1);
+  if (view.revoked.load() || view.fork_generation != ::fork_generation.load(std::memory_order_relaxed)) {
+    view.inflight.fetch_sub(1);
+    return kUseKernel;
+  }
+  uint64_t* words = view.write_words;
+  __atomic_fetch_add(words + UDAX_WRITE_PAGE_BEGIN_OFFSET / 8, 1, __ATOMIC_SEQ_CST);
+  CopyResult c = SafeStore(view.base + off, buf, n);
+  __atomic_fetch_add(words + UDAX_WRITE_PAGE_END_OFFSET / 8, 1, __ATOMIC_RELEASE);
+  __atomic_fetch_add(words + UDAX_WRITE_PAGE_WRITES_OFFSET / 8, 1, __ATOMIC_RELAXED);
+  ssize_t result = static_cast<ssize_t>(n);
+  if (c.faulted) {
+    // Poison under the store (a revoked view cannot fault: its revoke waits for us). The
+    // bytes before it are in; FUSE writes the whole range again and moves or refuses the
+    // bad unit.
+    if (c.si_code == BUS_MCEERR_AR || c.si_code == BUS_MCEERR_AO) {
+      uint64_t unit = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+      if (c.addr_lsb > 0 && c.addr_lsb < 40) unit = std::max<uint64_t>(unit, uint64_t{1} << c.addr_lsb);
+      const uint64_t bad_start = (off + c.fault_offset) / unit * unit;
+      std::lock_guard<std::mutex> lock(view.bad_mu);
+      view.bad.emplace_back(bad_start, bad_start + unit);
+      view.has_bad.store(true, std::memory_order_release);
+    }
+    result = kUseKernel;
+  } else if (durable || view.sync) {
+    PersistRange(view, off, n);
+  } else if (view.devdax) {
+    std::lock_guard<std::mutex> lock(view.dirty_mu);
+    view.dirty_lo = std::min<uint64_t>(view.dirty_lo, off);
+    view.dirty_hi = std::max<uint64_t>(view.dirty_hi, off + n);
+  }
+  view.inflight.fetch_sub(1);
+  return result;
+}
+
+int PersistView(ReadView& view) {
+  if (!view.writable || !view.devdax) return 0;  // an image's page cache: the daemon's fsync
+  view.inflight.fetch_add(1);
+  if (view.revoked.load()) {
+    view.inflight.fetch_sub(1);
+    return static_cast<int>(kUseKernel);  // the revoke flushed it
+  }
+  FlushDirty(&view);
+  view.inflight.fetch_sub(1);
+  return 0;
 }
 
 }  // namespace udax_client

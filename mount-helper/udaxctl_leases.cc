@@ -37,11 +37,12 @@ int CmdLeases(const std::string& mount, bool json) {
   if (total > leases.size()) printf("%s: %llu direct maps, the first %zu shown\n", mount.c_str(),
                                     static_cast<unsigned long long>(total), leases.size());
   for (const auto& l : leases) {
-    if (l.value("kind", "map") == "view") {  // the preload shim's read(2) path: the whole file
-      printf("lease %llu pid %d (%s) %s ino %llu read view (whole file)\n",
+    if (l.value("kind", "map") == "view") {  // the preload shim's read(2)/write(2) path
+      printf("lease %llu pid %d (%s) %s ino %llu %s view (whole file)\n",
              (unsigned long long)l.value("lease", uint64_t{0}), l.value("pid", 0),
              l.value("comm", "").c_str(), l.value("path", "?").c_str(),
-             (unsigned long long)l.value("ino", uint64_t{0}));
+             (unsigned long long)l.value("ino", uint64_t{0}),
+             l.value("prot", "r") == "rw" ? "write" : "read");
       continue;
     }
     printf("lease %llu pid %d (%s) %s ino %llu [%#llx, +%#llx) %s\n",

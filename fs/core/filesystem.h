@@ -294,21 +294,37 @@ class Filesystem {
   // EINVAL outside the file.
   Result<std::vector<BmapExtent>> PrepareDirectMap(Inode* inode, uint64_t off, uint64_t len,
                                                    bool allocate);
-  // What a read view of the whole file needs, read under the file's rw lock: its size, the
+  // What a view of the whole file needs, read under the file's rw lock: its size, the
   // extents of the allocated bytes below it (holes are absent and read as zeros), and the
   // file ranges a read fails on (bad media). E2BIG past `max_extents` (the shim then reads
-  // through FUSE). Changes nothing.
+  // through FUSE). Changes nothing on media.
+  // `writable`: the holder will also store overwrites into those extents (the shim's
+  // write(2)); refused (EPERM) for a set-user/group-ID file (a write must drop the bits)
+  // and an immutable or append-only one, EROFS on a read-only mount. While such views
+  // live, FUSE reads of the file check the write page (a store is never half seen), its
+  // attributes are not cached by the kernel (has_view_writers), and the writes they count
+  // stamp mtime/ctime at the next GetAttr, Fsync or view end.
   struct ReadView {
     uint64_t size = 0;
-    uint64_t gen = 0;     // the view page's generation the view is good for
-    int page_fd = -1;     // the view page (the inode's; the caller sends a copy)
+    uint64_t gen = 0;        // the view page's generation the view is good for
+    int page_fd = -1;        // the view page (the inode's; the caller sends a copy)
+    int write_page_fd = -1;  // the write page (the inode's; the caller sends a copy)
+    bool sync = false;       // every write must be durable when it returns (-o sync, chattr +S)
     std::vector<BmapExtent> extents;
     std::vector<BmapExtent> bad;  // file_offset, length (phys_offset: where on the region)
   };
-  Result<ReadView> PrepareReadView(Inode* inode, size_t max_extents);
-  // Each successful PrepareReadView is ended by one call, when that view's lease ends:
-  // the last one voids and drops the file's view page.
-  void EndReadView(Inode* inode);
+  Result<ReadView> PrepareReadView(Inode* inode, size_t max_extents, bool writable = false);
+  // Each successful PrepareReadView is ended by one call (with the same `writable`), when
+  // that view's lease ends: the last one voids and drops the file's view page.
+  void EndReadView(Inode* inode, bool writable = false);
+  // Whether writable views or maps of inode `ino` live (its attributes must not be
+  // cached).
+  bool HasViewWriters(uint64_t ino);
+  // A writable direct map of the file was granted / ended: from the first to the last,
+  // every GetAttr stamps mtime (stores through it are not counted), and the end stamps it
+  // once more.
+  void StartMapWriter(Inode* inode);
+  void EndMapWriter(Inode* inode);
 
   // The atime policy in force (changes with kernel remounts; see fs_atime.cc).
   void SetAtimePolicy(AtimePolicy policy);
@@ -473,6 +489,12 @@ class Filesystem {
   // --- access times (fs_atime.cc) ---
   void TouchAtime(Inode* inode);
   void TouchAtimeLocked(Inode* inode) REQUIRES(mu_);
+  // Writable views stored into the file since we last looked: mtime and ctime become now
+  // (lazily persisted, as a FUSE overwrite's).
+  void StampViewWrites(Inode* inode) REQUIRES(mu_);
+  Result<ReadView> PrepareViewLocked(Inode* inode, size_t max_extents, bool writable);
+  static constexpr size_t kContended = SIZE_MAX;
+  Result<size_t> ReadLocked(Inode* inode, uint64_t off, size_t n, char* buf, bool check_writers);
   bool AtimeDueLocked(const Inode& inode, const timespec& now) const REQUIRES(mu_);
   // --- data (fs_data.cc) ---
   // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).

@@ -59,6 +59,9 @@ Status Filesystem::SetFlags(uint64_t ino, uint32_t flags, const Caller& caller) 
   }
   // The data path reads the flags under rw alone (append-only writes, sync writes).
   WriterLock rw(&inode->rw);
+  // Writable views were granted under the old flags (not immutable or append-only, their
+  // sync or not): they end, and are asked for again under the new ones.
+  if (inode->view_writers.load() > 0) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
   MetaLock lock(this);
   struct Unpin {
     Inode* i;

@@ -80,28 +80,54 @@ void Filesystem::Release(Inode* inode) {
 
 Result<size_t> Filesystem::Read(Inode* inode, uint64_t off, size_t n, char* buf) {
   if (shutdown_) return Status::IoError("filesystem is shut down");
-  ReaderLock rw(&inode->rw);
+  {
+    ReaderLock rw(&inode->rw);
+    // Writable views store into the file without its lock: a copy that overlapped one of
+    // their stores is done again (the write page's seqlock). A file written so hard that
+    // copies keep losing is read once more with the views revoked (below).
+    Result<size_t> r = ReadLocked(inode, off, n, buf, /*check_writers=*/true);
+    if (!r.ok() || r.value() != kContended) {
+      if (r.ok()) TouchAtime(inode);
+      return r;
+    }
+  }
+  WriterLock rw(&inode->rw);
+  UDAX_RETURN_IF_ERROR(RevokeViews(inode));  // their holders stop storing before this returns
+  Result<size_t> r = ReadLocked(inode, off, n, buf, /*check_writers=*/false);
+  if (r.ok()) TouchAtime(inode);
+  return r;
+}
+
+// Read's copy, REQUIRES inode->rw. With `check_writers`, kContended when stores of
+// writable views kept overlapping it.
+Result<size_t> Filesystem::ReadLocked(Inode* inode, uint64_t off, size_t n, char* buf,
+                                      bool check_writers) {
   const uint64_t size = inode->d.size;
   if (off >= size || n == 0) return size_t{0};
   n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
   const uint64_t au = sb_.au_size;
-  size_t done = 0;
-  while (done < n) {
-    const uint64_t pos = off + done;
-    const uint64_t inner = pos % au;
-    uint64_t run_aus;
-    const uint64_t phys = MapAu(*inode, pos / au, (n - done + inner + au - 1) / au, &run_aus);
-    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run_aus * au - inner));
-    if (phys == 0) {
-      std::memset(buf + done, 0, chunk);  // a hole
-    } else {
-      Status st = region_->ReadSafe(phys * au + inner, buf + done, chunk);
-      if (!st.ok()) return st;
+  constexpr int kCopyTries = 64;
+  ViewPage* writers = check_writers && inode->view_writers.load() > 0 ? inode->view_page.get() : nullptr;
+  for (int tries = 1;; ++tries) {
+    const uint64_t begin = writers != nullptr ? writers->ReadBegin() : 0;
+    size_t done = 0;
+    while (done < n) {
+      const uint64_t pos = off + done;
+      const uint64_t inner = pos % au;
+      uint64_t run_aus;
+      const uint64_t phys = MapAu(*inode, pos / au, (n - done + inner + au - 1) / au, &run_aus);
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run_aus * au - inner));
+      if (phys == 0) {
+        std::memset(buf + done, 0, chunk);  // a hole
+      } else {
+        Status st = region_->ReadSafe(phys * au + inner, buf + done, chunk);
+        if (!st.ok()) return st;
+      }
+      done += chunk;
     }
-    done += chunk;
+    if (writers == nullptr || !writers->ReadRetry(begin)) return n;
+    if (tries == kCopyTries) return kContended;
   }
-  TouchAtime(inode);
-  return n;
 }
 
 Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
@@ -120,7 +146,10 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
     ReaderLock rw(&inode->rw);
     const uint64_t size = inode->d.size;
     const uint64_t au = sb_.au_size, inner = off % au;
-    if (off < size && n > 0) {
+    // A writable view may store under the reply, which cannot be taken back: Read copies
+    // (the count changes only under rw exclusive).
+    const bool writers = inode->view_writers.load() > 0;
+    if (off < size && n > 0 && !writers) {
       n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
       uint64_t run_aus;
       const uint64_t phys = MapAu(*inode, off / au, (n + inner + au - 1) / au, &run_aus);
@@ -437,8 +466,12 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
   } unpin{this, inode};
   // A privilege drop may remove the capability attribute, which changes the extent map:
   // that needs the rw lock as a truncate does.
-  if (!in.size && in.drop == nullptr) return SetAttrPinned(inode, in);
+  // A mode that makes the file set-user/group-ID ends writable views (PrepareReadView
+  // refuses them on such a file): their stores could not drop the bits.
+  const bool end_writers = in.mode && (in.attr.st_mode & (S_ISUID | S_ISGID)) && inode->view_writers.load() > 0;
+  if (!in.size && in.drop == nullptr && !end_writers) return SetAttrPinned(inode, in);
   WriterLock rw(&inode->rw);
+  if (end_writers) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
   // Direct maps past the new end go before mu_ is taken: a slow client stalls this file
   // only. Nothing past the old end is mapped, so growing revokes nothing.
   const uint64_t au = sb_.au_size, new_size = static_cast<uint64_t>(in.attr.st_size);
@@ -525,6 +558,7 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
     }
   }
   MetaLock lock(this);
+  StampViewWrites(inode);  // the writable views' stores are on media now: their mtime too
   if (inode->dirty && !options_.read_only) {
     StageInode(inode);
     return Commit();
@@ -582,13 +616,36 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
   return out;
 }
 
-Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t max_extents) {
+Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t max_extents,
+                                                         bool writable) {
   if (shutdown_) return Status::IoError("filesystem is shut down");
-  const uint64_t au = sb_.au_size;
+  // A writable view changes view_writers, which FUSE reads test under rw shared.
+  if (writable) {
+    WriterLock rw(&inode->rw);
+    return PrepareViewLocked(inode, max_extents, true);
+  }
   ReaderLock rw(&inode->rw);
+  return PrepareViewLocked(inode, max_extents, false);
+}
+
+// PrepareReadView's work. REQUIRES inode->rw (exclusive when `writable`).
+Result<Filesystem::ReadView> Filesystem::PrepareViewLocked(Inode* inode, size_t max_extents,
+                                                           bool writable) {
+  const uint64_t au = sb_.au_size;
   if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
   MetaLock lock(this);
+  if (writable) {
+    UDAX_RETURN_IF_ERROR(CheckWritable());
+    UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
+    // A write by anyone but the owner drops these bits, in the write's transaction: the
+    // FUSE path does that, stores in the holder's process cannot.
+    const uint32_t mode = inode->d.mode;
+    if ((mode & S_ISUID) || ((mode & S_ISGID) && (mode & S_IXGRP))) {
+      return Status::Error(EPERM, "set-user/group-ID file: writes go through FUSE");
+    }
+  }
   ReadView view;
+  view.sync = options_.sync || (inode->d.attr_flags & kAttrSync);
   view.size = inode->d.size;
   const uint64_t aus = (view.size + au - 1) / au;
   for (const auto& [file_au, e] : inode->extents.by_file) {
@@ -611,15 +668,49 @@ Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t ma
   }
   view.gen = inode->view_page->gen();
   view.page_fd = inode->view_page->fd();
+  view.write_page_fd = inode->view_page->write_fd();
   ++inode->view_holders;  // from here on the view counts: EndReadView, whatever follows
+  if (writable) inode->view_writers.fetch_add(1);
   return view;
 }
 
-void Filesystem::EndReadView(Inode* inode) {
+void Filesystem::EndReadView(Inode* inode, bool writable) {
   WriterLock rw(&inode->rw);  // no write is inside a ViewWriteScope of the page
   MetaLock lock(this);
-  if (inode->view_holders == 0 || --inode->view_holders > 0) return;
+  if (inode->view_holders == 0) return;
+  if (writable && inode->view_writers.load() > 0) {
+    StampViewWrites(inode);  // its last stores, before the count that says so goes
+    inode->view_writers.fetch_sub(1);
+  }
+  if (--inode->view_holders > 0) return;
   inode->view_page.reset();  // its destructor moves the generation one last time
+}
+
+void Filesystem::StampViewWrites(Inode* inode) {
+  const bool counted = inode->view_page != nullptr && inode->view_page->TakeWrites();
+  if (!counted && inode->map_writers.load() == 0) return;
+  NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
+  inode->d.ctime_sec = inode->d.mtime_sec;
+  inode->d.ctime_nsec = inode->d.mtime_nsec;
+  inode->dirty = true;
+}
+
+bool Filesystem::HasViewWriters(uint64_t ino) {
+  MetaLock lock(this);
+  auto it = inodes_.find(ino);
+  return it != inodes_.end() && (it->second->view_writers.load() > 0 || it->second->map_writers.load() > 0);
+}
+
+void Filesystem::StartMapWriter(Inode* inode) {
+  MetaLock lock(this);
+  inode->map_writers.fetch_add(1);
+}
+
+void Filesystem::EndMapWriter(Inode* inode) {
+  MetaLock lock(this);
+  if (inode->map_writers.load() == 0) return;
+  StampViewWrites(inode);  // its last stores (the count still says there were some)
+  inode->map_writers.fetch_sub(1);
 }
 
 }  // namespace udax

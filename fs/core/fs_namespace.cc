@@ -112,6 +112,7 @@ void Filesystem::Forget(uint64_t ino, uint64_t nlookup) {
 Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
   MetaLock lock(this);
   UDAX_GET(inode, ino);
+  StampViewWrites(inode);  // stores through writable views count as writes (mtime)
   struct stat st;
   FillStat(*inode, &st);
   return st;

@@ -55,6 +55,12 @@ struct Inode {
   // only while views of it live.
   std::unique_ptr<ViewPage> view_page;
   uint32_t view_holders = 0;  // views granted and not ended (under mu_)
+  // Of those, the writable ones. Changed with rw exclusive and mu_ both held; read under
+  // either, or alone as a hint. While it is not 0, view_page exists and stays.
+  std::atomic<uint32_t> view_writers{0};
+  // Writable direct maps (libudax): their stores are not counted, so while they live
+  // every GetAttr stamps mtime, and the kernel caches no attributes (under mu_).
+  std::atomic<uint32_t> map_writers{0};
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced

@@ -30,7 +30,9 @@ struct PageReader {
     return __atomic_load_n(reinterpret_cast<const uint64_t*>(page + off), __ATOMIC_ACQUIRE);
   }
   uint64_t gen() const { return Word(UDAX_VIEW_GEN_OFFSET); }
-  uint64_t seq() const { return Word(UDAX_VIEW_SEQ_OFFSET); }
+  // On the write page:
+  uint64_t begin() const { return Word(UDAX_WRITE_PAGE_BEGIN_OFFSET); }
+  uint64_t end() const { return Word(UDAX_WRITE_PAGE_END_OFFSET); }
   const char* page;
 };
 
@@ -58,7 +60,10 @@ TEST(ReadView, ShowsTheAllocatedExtentsTheSizeAndTheGeneration) {
   ASSERT_GE(view.page_fd, 0);
   PageReader page(view.page_fd);
   EXPECT_EQ(page.gen(), view.gen);
-  EXPECT_EQ(page.seq() % 2, 0u);
+  ASSERT_GE(view.write_page_fd, 0);
+  PageReader writes(view.write_page_fd);
+  EXPECT_EQ(writes.begin(), writes.end());  // no store in flight
+  EXPECT_FALSE(view.sync);
   // Too fragmented for the caller's limit: E2BIG, nothing changed.
   EXPECT_EQ(fs->PrepareReadView(f, 1).status().code(), E2BIG);
   fs->Release(f);
@@ -82,11 +87,13 @@ TEST(ReadView, EveryChangeAViewShowsMovesTheGenerationFirst) {
   PageReader page(view.page_fd);
   uint64_t gen = page.gen();
 
-  // An overwrite: the generation stays, the sequence moves by two (odd while storing).
-  const uint64_t seq = page.seq();
+  // An overwrite: the generation stays, the write page's counts move by one each.
+  PageReader writes(view.write_page_fd);
+  const uint64_t begin = writes.begin();
   Must(fs->Write(f, 10, "xyz", 3));
   EXPECT_EQ(page.gen(), gen);
-  EXPECT_EQ(page.seq(), seq + 2);
+  EXPECT_EQ(writes.begin(), begin + 1);
+  EXPECT_EQ(writes.end(), begin + 1);
   EXPECT_TRUE(calls.empty());
 
   struct Step {
@@ -165,6 +172,70 @@ TEST(ReadView, NoHolderCanWriteThePageAndTheLastViewDropsIt) {
   PageReader fresh(v3.page_fd);
   EXPECT_EQ(fresh.gen(), v3.gen);
   fs->EndReadView(f);
+  fs->Release(f);
+}
+
+TEST(ReadView, AWritableViewIsCountedStampsItsWritesAndEndsWithTheFilesRules) {
+  TestImage img;
+  auto fs = img.Mount();
+  std::vector<HookCall> calls;
+  fs->set_revoke_hook([&](uint64_t ino, uint64_t from, uint64_t to, bool views_only) {
+    calls.push_back({ino, from, to, views_only});
+    return Status::Ok();
+  });
+  auto [e, f] = Must(fs->Create(kRootIno, "f", 0644, O_RDWR, kRoot));
+  Must(fs->Write(f, 0, "data", 4));
+  EXPECT_FALSE(fs->HasViewWriters(f->ino));
+  auto view = Must(fs->PrepareReadView(f, 64, /*writable=*/true));
+  EXPECT_TRUE(fs->HasViewWriters(f->ino));
+  // The write page: the holder's to write (mode 0600: only what the daemon hands out).
+  struct stat st;
+  ASSERT_EQ(fstat(view.write_page_fd, &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(ftruncate(view.write_page_fd, 0), -1);  // sealed against resizing
+  auto* words = static_cast<uint64_t*>(
+      mmap(nullptr, UDAX_VIEW_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, view.write_page_fd, 0));
+  ASSERT_NE(words, MAP_FAILED);
+  // A store counted by the holder stamps mtime at the next stat, once.
+  const struct stat before = Must(fs->GetAttr(f->ino));
+  usleep(2000);
+  __atomic_fetch_add(words + UDAX_WRITE_PAGE_WRITES_OFFSET / 8, 1, __ATOMIC_RELEASE);
+  const struct stat after = Must(fs->GetAttr(f->ino));
+  EXPECT_GT(after.st_mtim.tv_sec * 1000000000L + after.st_mtim.tv_nsec,
+            before.st_mtim.tv_sec * 1000000000L + before.st_mtim.tv_nsec);
+  EXPECT_EQ(after.st_ctim.tv_nsec, after.st_mtim.tv_nsec);
+  usleep(2000);
+  const struct stat again = Must(fs->GetAttr(f->ino));
+  EXPECT_EQ(again.st_mtim.tv_nsec, after.st_mtim.tv_nsec);  // nothing stored since
+  // Making the file set-user-ID ends writable views (their stores could not drop it), and
+  // a new one is refused; so is one of an immutable file.
+  calls.clear();
+  SetAttrIn in;
+  in.mode = true;
+  in.attr.st_mode = S_IFREG | 04755;
+  Must(fs->SetAttr(f->ino, in));
+  ASSERT_FALSE(calls.empty());
+  EXPECT_TRUE(calls.back().views_only);
+  EXPECT_EQ(fs->PrepareReadView(f, 64, true).status().code(), EPERM);
+  EXPECT_OK(fs->PrepareReadView(f, 64, false).status());  // reading is fine
+  fs->EndReadView(f, false);
+  in.attr.st_mode = S_IFREG | 0644;
+  Must(fs->SetAttr(f->ino, in));
+  ASSERT_OK(fs->SetFlags(f->ino, kAttrImmutable, kRoot));
+  EXPECT_EQ(fs->PrepareReadView(f, 64, true).status().code(), EPERM);
+  ASSERT_OK(fs->SetFlags(f->ino, 0, kRoot));
+  // The view's end stamps its last stores and uncounts it.
+  __atomic_fetch_add(words + UDAX_WRITE_PAGE_WRITES_OFFSET / 8, 1, __ATOMIC_RELEASE);
+  const struct stat last = Must(fs->GetAttr(f->ino));
+  usleep(2000);
+  __atomic_fetch_add(words + UDAX_WRITE_PAGE_WRITES_OFFSET / 8, 1, __ATOMIC_RELEASE);
+  fs->EndReadView(f, true);
+  EXPECT_FALSE(fs->HasViewWriters(f->ino));
+  munmap(words, UDAX_VIEW_PAGE_SIZE);
+  const struct stat ended = Must(fs->GetAttr(f->ino));
+  EXPECT_GT(ended.st_mtim.tv_sec * 1000000000L + ended.st_mtim.tv_nsec,
+            last.st_mtim.tv_sec * 1000000000L + last.st_mtim.tv_nsec);
+  fs->set_revoke_hook(nullptr);
   fs->Release(f);
 }
 

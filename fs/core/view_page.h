@@ -1,20 +1,26 @@
-// view_page.h -- the two words a file's read views check (issue 21).
+// view_page.h -- the words a file's views check (issue 21).
 //
 // A read view (fs/fuse/lease_table.h) lets a client copy file bytes straight out of the
-// region, without the file's lock. What keeps such a copy honest is this page, one per
-// file that has had a view, shared read-only with every view holder (a memfd the daemon
-// sends with the view; layout in include/udaxfs/control.h):
-//  - `gen` moves before anything a view shows changes -- blocks freed or moved, an
-//    allocation, the size -- so a copy that ends after the change started is thrown
-//    away (the client checks it after the copy). No acknowledgement is waited for: a
-//    stopped reader stalls nobody and is never killed for it;
-//  - `seq` is odd while the daemon stores into the file's blocks in place (an overwrite),
-//    so a copy that overlapped one is done again: a read never sees half a write, as
-//    FUSE reads (which take the file's lock) never do.
-// The usual seqlock fences pair the daemon's stores with the client's loads.
+// region, without the file's lock, and a writable view lets it store overwrites the same
+// way. What keeps such copies honest is two memfd pages per file that has had a view
+// (layout in include/udaxfs/control.h):
+//  - the view page, shared read-only with every holder and sealed: `gen` moves before
+//    anything a view shows changes -- blocks freed or moved, an allocation, the size --
+//    so a copy that ends after the change started is thrown away (the client checks it
+//    after the copy). Read views are not waited for: a stopped reader stalls nobody;
+//  - the write page: `begin` and `end` count in-place stores into the file's blocks,
+//    the daemon's overwrites and writable views' alike (+1 before, +1 after), so a copy
+//    that overlapped one is done again: a read never sees half a write, as FUSE reads
+//    (which take the file's lock) never do. Writable views hold it read-write (they may
+//    write the whole region anyway: that needs write permission on it), read views
+//    read-only; its mode is 0600, so nobody reopens it wider through /proc. `writes`
+//    counts writable views' stores, so the daemon can stamp mtime without a round trip
+//    per write (TakeWrites). The daemon trusts none of these words: it only adds to them.
+// The usual seqlock fences pair the writers' stores with the readers' loads.
 //
-// Thread-safety: Invalidate and Begin/EndWrite are called with the file's rw lock held
-// exclusive (the changes they bracket need it), so they never race with each other.
+// Thread-safety: Invalidate is called with the file's rw lock held exclusive; Begin/
+// EndWrite with it exclusive too (FUSE overwrites), but they are atomic adds that
+// clients make concurrently anyway; TakeWrites under mu_.
 #pragma once
 
 #include <atomic>
@@ -33,7 +39,8 @@ class ViewPage {
   ViewPage(const ViewPage&) = delete;
   ViewPage& operator=(const ViewPage&) = delete;
 
-  int fd() const { return fd_.get(); }  // what a view holder maps (read-only)
+  int fd() const { return fd_.get(); }              // the view page (holders: read-only)
+  int write_fd() const { return write_fd_.get(); }  // the write page
   uint64_t gen() const { return gen_->load(std::memory_order_acquire); }
   // Views granted before this call are void from now on.
   void Invalidate() {
@@ -42,17 +49,43 @@ class ViewPage {
   }
   // Around stores into the file's blocks in place.
   void BeginWrite() {
-    seq_->fetch_add(1, std::memory_order_relaxed);
+    begin_->fetch_add(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
-  void EndWrite() { seq_->fetch_add(1, std::memory_order_release); }
+  void EndWrite() { end_->fetch_add(1, std::memory_order_release); }
+  // A reader's side of the write page's seqlock, for the daemon's own copies: ReadBegin
+  // waits (a bounded spin) for no store to be in flight and returns the count to pass to
+  // ReadRetry after the copy, which says whether a store began since (copy again).
+  uint64_t ReadBegin() const {
+    for (int spins = 0;; ++spins) {
+      const uint64_t b = begin_->load(std::memory_order_acquire);
+      if (end_->load(std::memory_order_acquire) == b || spins == 100000) return b;
+      __builtin_ia32_pause();
+    }
+  }
+  bool ReadRetry(uint64_t begin) const {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return begin_->load(std::memory_order_relaxed) != begin;
+  }
+  // Whether writable views stored since the last call (their count moved).
+  bool TakeWrites() {
+    const uint64_t now = writes_->load(std::memory_order_acquire);
+    if (now == writes_seen_) return false;
+    writes_seen_ = now;
+    return true;
+  }
 
  private:
-  ViewPage(UniqueFd fd, void* page);
+  ViewPage(UniqueFd fd, void* page, UniqueFd write_fd, void* write_page);
   UniqueFd fd_;
   void* page_;
-  std::atomic<uint64_t>* seq_;
   std::atomic<uint64_t>* gen_;
+  UniqueFd write_fd_;
+  void* write_page_;
+  std::atomic<uint64_t>* begin_;
+  std::atomic<uint64_t>* end_;
+  std::atomic<uint64_t>* writes_;
+  uint64_t writes_seen_ = 0;
 };
 
 // Begin/EndWrite around a scope, when the file has a page.

@@ -39,6 +39,13 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
     }
   } else if (op == "view") {
     out.op = ControlOp::kView;  // the file is the descriptor that comes with it
+    auto prot = req.find("prot");
+    if (prot != req.end()) {
+      if (!prot->is_string() || (*prot != "r" && *prot != "rw")) {
+        return Status::InvalidArgument("view's prot must be \"r\" or \"rw\"");
+      }
+      out.writable = *prot == "rw";
+    }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
     if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");
@@ -76,7 +83,7 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
     case ControlOp::kStatus:
       return {{"op", "status"}};
     case ControlOp::kView:
-      return {{"op", "view"}};
+      return req.writable ? nlohmann::json{{"op", "view"}, {"prot", "rw"}} : nlohmann::json{{"op", "view"}};
     case ControlOp::kVerify:
       return {{"op", "verify"}, {"rate", req.rate}};
     case ControlOp::kMap:

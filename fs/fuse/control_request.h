@@ -26,6 +26,7 @@ constexpr uint64_t kMinVerifyRate = 1000000;
 struct ControlRequest {
   ControlOp op = ControlOp::kHello;
   // kMap: file bytes [offset, offset+length), writable for prot "rw" (else "r").
+  // kView: writable for prot "rw" (the whole file).
   uint64_t offset = 0;
   uint64_t length = 0;
   bool writable = false;

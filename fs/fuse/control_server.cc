@@ -122,9 +122,15 @@ void ControlServer::Stop() {
 
 void ControlServer::ReleaseUnpinned() {
   if (info_.leases == nullptr || info_.fs == nullptr) return;
-  std::vector<Inode*> views_ended;
+  std::vector<LeaseTable::EndedView> views_ended;
   std::vector<Inode*> pins = info_.leases->TakeUnpinned(&views_ended);
-  for (Inode* view : views_ended) info_.fs->EndReadView(view);  // before its pin goes
+  for (const auto& v : views_ended) {  // before its pin goes
+    if (v.map) {
+      info_.fs->EndMapWriter(v.pin);
+    } else {
+      info_.fs->EndReadView(v.pin, v.writable);
+    }
+  }
   for (Inode* pin : pins) info_.fs->Release(pin);
 }
 
@@ -268,7 +274,7 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
     case ControlOp::kMap:
       return Map(c, *req, fds, out_fds);
     case ControlOp::kView:
-      return View(c, fds, out_fds);
+      return View(c, *req, fds, out_fds);
     case ControlOp::kUnmap:
       if (info_.leases == nullptr || !info_.leases->Remove(req->lease, c->peer.pid)) {
         return {{"ok", false}, {"error", "no such lease of this process"}};
@@ -466,16 +472,21 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
     info_.leases->Remove(lease.id, c->peer.pid);
     return Fail(extents.status().code(), extents.status().message());
   }
-  if (!info_.leases->Grant(lease.id, extents.value())) {
+  // Stores through a writable map change the file behind the kernel's back: counted
+  // before the client can store, so stat and FUSE reads see them (HasViewWriters).
+  if (req.writable) info_.fs->StartMapWriter(lease.pin);
+  if (!info_.leases->Grant(lease.id, extents.value(), /*holds_view=*/false, req.writable)) {
+    if (req.writable) info_.fs->EndMapWriter(lease.pin);  // the lease is gone, its pin not yet released
     return Fail(EAGAIN, "the file changed while the map was prepared: try again");
   }
+  if (req.writable && info_.invalidate_attributes) info_.invalidate_attributes(lease.pin->ino);
   out_fds->push_back(std::move(lease.region));
   out_fds->push_back(std::move(lease.client_end));
   return {{"ok", true}, {"lease", lease.id}, {"extents", ExtentsJson(extents.value())},
           {"region_kind", info_.region_kind}, {"map_align", info_.map_align}};
 }
 
-nlohmann::json ControlServer::View(Client* c, std::vector<UniqueFd>* fds,
+nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                                    std::vector<UniqueFd>* out_fds) {
   // The reply is one packet: about 70 bytes an extent, well inside it at this count. A
   // file more fragmented than that is read through FUSE.
@@ -486,9 +497,9 @@ nlohmann::json ControlServer::View(Client* c, std::vector<UniqueFd>* fds,
       (info_.region_kind == "devdax" && info_.au_size % info_.map_align != 0)) {
     return Fail(EINVAL, "allocation units are not whole pages (or device units): no read views here");
   }
-  NewLease lease = StartLease(c, fds, 0, UINT64_MAX, /*writable=*/false, /*view=*/true);
+  NewLease lease = StartLease(c, fds, 0, UINT64_MAX, req.writable, /*view=*/true);
   if (lease.pin == nullptr) return lease.failure;
-  auto view = info_.fs->PrepareReadView(lease.pin, kMaxViewExtents);
+  auto view = info_.fs->PrepareReadView(lease.pin, kMaxViewExtents, req.writable);
   if (!view.ok()) {
     info_.leases->Remove(lease.id, c->peer.pid);
     return Fail(view.status().code(), view.status().message());
@@ -496,35 +507,47 @@ nlohmann::json ControlServer::View(Client* c, std::vector<UniqueFd>* fds,
   // From here each failure ends the view the filesystem counted (the pin is still ours:
   // a dropped lease's pin is released by this thread, later).
   auto refuse = [&](int err, const std::string& why) {
-    info_.fs->EndReadView(lease.pin);
+    info_.fs->EndReadView(lease.pin, req.writable);
     info_.leases->Remove(lease.id, c->peer.pid);
     return Fail(err, why);
   };
   if (view->bad.size() > kMaxViewExtents) return refuse(E2BIG, "the file has too many bad ranges for a read view");
   // The holder gets the view page read-only (a fresh open file description): it must not
-  // be able to move the words other holders trust.
-  const std::string page_path = "/proc/self/fd/" + std::to_string(view->page_fd);
-  UniqueFd page(open(page_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (page.get() < 0) {
+  // be able to move the words other holders trust. The write page read-write only for a
+  // writable view (its mode keeps anyone else from reopening it so).
+  auto reopen = [](int fd, int flags) {
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    return UniqueFd(open(path.c_str(), flags | O_CLOEXEC));
+  };
+  UniqueFd page = reopen(view->page_fd, O_RDONLY);
+  UniqueFd write_page = reopen(view->write_page_fd, req.writable ? O_RDWR : O_RDONLY);
+  if (page.get() < 0 || write_page.get() < 0) {
     const int err = errno;
-    return refuse(err, std::string("reopening the view page: ") + strerror(err));
+    return refuse(err, std::string("reopening the view's pages: ") + strerror(err));
   }
   nlohmann::json bad = nlohmann::json::array();
   for (const BmapExtent& b : view->bad) bad.push_back({{"offset", b.file_offset}, {"length", b.length}});
   nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"size", view->size}, {"gen", view->gen},
                           {"extents", ExtentsJson(view->extents)}, {"bad", std::move(bad)},
-                          {"region_kind", info_.region_kind}, {"map_align", info_.map_align}};
+                          {"region_kind", info_.region_kind}, {"map_align", info_.map_align},
+                          {"prot", req.writable ? "rw" : "r"}, {"sync", view->sync}};
   // One packet holds the reply (UDAX_CONTROL_MAX_PACKET), with room for the envelope.
   if (reply.dump().size() > UDAX_CONTROL_MAX_PACKET - 1024) {
     return refuse(E2BIG, "the file's extents do not fit one reply: read it through FUSE");
   }
   if (!info_.leases->Grant(lease.id, view->extents, /*holds_view=*/true)) {
-    info_.fs->EndReadView(lease.pin);  // the lease is gone, its pin not yet released
+    info_.fs->EndReadView(lease.pin, req.writable);  // the lease is gone, its pin not yet released
     return Fail(EAGAIN, "the file changed while the view was prepared: try again");
   }
+  // The kernel may hold the file's attributes (and, through them, its pages) for the
+  // attribute timeout: from now on stores change the file behind its back, so it asks
+  // again at the next stat or read (FUSE_CAP_AUTO_INVAL_DATA then drops stale pages when
+  // the mtime moved; fuse_ops.cc gives such a file's attributes no timeout).
+  if (req.writable && info_.invalidate_attributes) info_.invalidate_attributes(lease.pin->ino);
   out_fds->push_back(std::move(lease.region));
   out_fds->push_back(std::move(lease.client_end));
   out_fds->push_back(std::move(page));
+  out_fds->push_back(std::move(write_page));
   return reply;
 }
 

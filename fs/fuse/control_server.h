@@ -33,6 +33,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -70,6 +71,8 @@ class ControlServer {
     Filesystem* fs = nullptr;   // for map requests (null: maps refused)
     LeaseTable* leases = nullptr;
     MediaPatrol* patrol = nullptr;  // verify and patrol requests (null: refused)
+    // Drops the kernel's cached attributes of an inode (a writable view was granted).
+    std::function<void(uint64_t ino)> invalidate_attributes;
     Limits limits;
   };
   // The socket path for a mount whose device number is `dev`.
@@ -128,7 +131,8 @@ class ControlServer {
   struct NewLease;
   NewLease StartLease(Client* c, std::vector<UniqueFd>* fds, uint64_t offset, uint64_t length,
                       bool writable, bool view);
-  nlohmann::json View(Client* c, std::vector<UniqueFd>* fds, std::vector<UniqueFd>* out_fds);
+  nlohmann::json View(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
+                      std::vector<UniqueFd>* out_fds);
   nlohmann::json Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                      std::vector<UniqueFd>* out_fds);
   // Whether `peer` may read (write) the region, by fstat of our descriptor of it.

@@ -22,12 +22,20 @@
 namespace udax {
 namespace {
 
+// How long the kernel may keep an inode's attributes: not at all while writable views
+// store into it behind the kernel's back (their mtime moves at our next GetAttr, and
+// FUSE_CAP_AUTO_INVAL_DATA then drops the pages the kernel cached).
+double AttrTimeout(fuse_req_t req, uint64_t ino) {
+  const double t = Ctx(req).config.timeout();
+  return t > 0 && Fs(req).HasViewWriters(ino) ? 0.0 : t;
+}
+
 fuse_entry_param EntryParam(fuse_req_t req, const EntryOut& e) {
   fuse_entry_param p{};
   p.ino = e.ino;
   p.generation = e.generation;
   p.attr = e.attr;
-  p.attr_timeout = Ctx(req).config.timeout();
+  p.attr_timeout = AttrTimeout(req, e.ino);
   p.entry_timeout = Ctx(req).config.timeout();
   return p;
 }
@@ -110,7 +118,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Guard(req, [&] {
     auto st = Fs(req).GetAttr(ino);
     if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
-    fuse_reply_attr(req, &st.value(), Ctx(req).config.timeout());
+    fuse_reply_attr(req, &st.value(), AttrTimeout(req, ino));
   });
 }
 
@@ -137,7 +145,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     if (drop) in.drop = &*drop;
     auto st = Fs(req).SetAttr(ino, in);
     if (!st.ok()) return (void)fuse_reply_err(req, st.status().code());
-    fuse_reply_attr(req, &st.value(), Ctx(req).config.timeout());
+    fuse_reply_attr(req, &st.value(), AttrTimeout(req, ino));
   });
 }
 

@@ -117,7 +117,8 @@ void LeaseTable::ForgetLocked(const Lease& l) {
 
 void LeaseTable::RetireLocked(std::unique_ptr<Lease> lease) {
   if (lease->pin == nullptr) return;
-  if (lease->holds_view) views_ended_.push_back(lease->pin);
+  if (lease->holds_view) views_ended_.push_back({lease->pin, lease->writable, false});
+  if (lease->holds_writer) views_ended_.push_back({lease->pin, true, true});
   unpinned_.push_back(lease->pin);
   if (unpinned_signal_) unpinned_signal_->Notify();
 }
@@ -128,15 +129,16 @@ void LeaseTable::Retire(std::unique_ptr<Lease> lease) {
   RetireLocked(std::move(lease));
 }
 
-std::vector<Inode*> LeaseTable::TakeUnpinned(std::vector<Inode*>* views_ended) {
+std::vector<Inode*> LeaseTable::TakeUnpinned(std::vector<EndedView>* views_ended) {
   std::lock_guard<std::mutex> lock(mu_);
   if (unpinned_signal_) unpinned_signal_->Drain();
-  std::vector<Inode*> ended = std::exchange(views_ended_, {});
+  std::vector<EndedView> ended = std::exchange(views_ended_, {});
   if (views_ended != nullptr) *views_ended = std::move(ended);
   return std::exchange(unpinned_, {});
 }
 
-bool LeaseTable::Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_view) {
+bool LeaseTable::Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_view,
+                       bool holds_writer) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find_if(leases_.begin(), leases_.end(), [&](const auto& l) { return l->id == id; });
   if (it == leases_.end()) return false;
@@ -150,6 +152,7 @@ bool LeaseTable::Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_
   (*it)->extents = std::move(extents);
   (*it)->granted = true;
   (*it)->holds_view = holds_view;
+  (*it)->holds_writer = holds_writer;
   return true;
 }
 
@@ -229,10 +232,11 @@ LeaseTable::RevokeResult LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_
   // slow one costs the deadline once, not once per lease. Read views are not waited for:
   // their generation word moved before this call (fs/core/view_page.h), so a copy from
   // one is discarded whether or not its holder has heard; the message only lets it unmap.
+  // Writable views are: their stores must have stopped.
   std::vector<std::unique_ptr<Lease>> waiting;
   for (auto& l : taken) {
     SendJson(l->sock.get(), {{"revoke", l->id}});
-    if (l->view) {
+    if (l->view && !l->writable) {
       result.holders.push_back({l->pid, l->comm, "revoked (read view)", false});
       Retire(std::move(l));
     } else {
@@ -286,8 +290,9 @@ std::vector<LeaseTable::MceResult> LeaseTable::MediaError(uint64_t ino, uint64_t
     if (l->view) {
       // Not the application's memory: its reads of the range fail, as through FUSE.
       const bool sent = SendJson(l->sock.get(), {{"bad", {{"lease", l->id}, {"offset", off}, {"length", len}}}});
-      r.action = sent ? "told (read view: its reads of the range fail with EIO)"
-                      : "not told (read view not reading)";
+      r.action = !sent         ? "not told (view not reading)"
+                 : l->writable ? "told (write view: its reads of the range fail with EIO, its writes go through FUSE)"
+                               : "told (read view: its reads of the range fail with EIO)";
     } else if (policy == "kill") {
       r.killed = Kill(*l);
       r.action = r.killed ? "killed (direct map)" : std::string("kill failed: ") + strerror(errno);

@@ -65,9 +65,11 @@ struct Lease {
   // revokes). Its revoke is sent and not waited for (never a kill): the file's view page
   // (fs/core/view_page.h) already voids the holder's copies. Bad media under it is sent
   // as {"bad": ...} whatever the mce_policy: the shim's reads of that range then fail
-  // with EIO, as FUSE reads do.
+  // with EIO, as FUSE reads do. A writable view (`writable` too: the shim stores
+  // overwrites through it) is revoked as a map is, waiting for its acknowledgement.
   bool view = false;
   bool holds_view = false;  // a granted view: its end is Filesystem::EndReadView's too
+  bool holds_writer = false;  // a granted writable map: its end is EndMapWriter's too
   std::vector<BmapExtent> extents;
   bool granted = false;    // the extents went to the client
   bool cancelled = false;  // revoked before it was granted: the map request fails
@@ -100,7 +102,10 @@ class LeaseTable {
   // cancelled the lease first; it is dropped then (its pin handed back).
   // `holds_view`: the lease is a view the filesystem counted (PrepareReadView); its end
   // is then also handed back through TakeUnpinned's `views_ended`.
-  bool Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_view = false);
+  // `holds_writer`: a writable map the filesystem counted (StartMapWriter), handed back
+  // the same way.
+  bool Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_view = false,
+             bool holds_writer = false);
   // The client dropped it (udax_unmap), or its map request failed. False if `pid` does
   // not hold lease `id`.
   bool Remove(uint64_t id, pid_t pid);
@@ -133,9 +138,14 @@ class LeaseTable {
 
   // The pins of leases that ended since the last call; the caller releases them
   // (Filesystem::Release). unpinned_fd() is readable while there are some.
-  // `views_ended` (if given) receives the pins of granted read views among them, each to
-  // be ended (Filesystem::EndReadView) before the pin is released.
-  std::vector<Inode*> TakeUnpinned(std::vector<Inode*>* views_ended = nullptr);
+  // `views_ended` (if given) receives the pins of granted views among them, each to be
+  // ended (Filesystem::EndReadView, writable or not) before the pin is released.
+  struct EndedView {
+    Inode* pin = nullptr;
+    bool writable = false;
+    bool map = false;  // a writable map (Filesystem::EndMapWriter), not a view
+  };
+  std::vector<Inode*> TakeUnpinned(std::vector<EndedView>* views_ended = nullptr);
   int unpinned_fd() const { return unpinned_signal_ ? unpinned_signal_->fd() : -1; }
 
   nlohmann::json List() const;
@@ -158,7 +168,7 @@ class LeaseTable {
   std::map<uid_t, size_t> per_uid_;              // GUARDED_BY(mu_): non-root only
   size_t nonroot_ = 0;                           // GUARDED_BY(mu_)
   std::vector<Inode*> unpinned_;                 // GUARDED_BY(mu_)
-  std::vector<Inode*> views_ended_;              // GUARDED_BY(mu_)
+  std::vector<EndedView> views_ended_;           // GUARDED_BY(mu_)
 };
 
 }  // namespace udax

@@ -96,6 +96,9 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.au_size = fs->superblock().au_size;
     info.region_size = fs->superblock().region_size;
     info.mce_policy = McePolicyName(policy);
+    info.invalidate_attributes = [se](uint64_t ino) {
+      if (se != nullptr) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);  // attributes only
+    };
     auto server = ControlServer::Start(ControlServer::SocketPath(*ro.mount_dev), info);
     if (server.ok()) {
       control_ = std::move(server).value();

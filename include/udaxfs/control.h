@@ -23,12 +23,25 @@
  *                           "extents" and read as zeros; "bad" ranges fail with EIO). It is
  *                           revoked by any allocation or size change as well, and told
  *                           {"bad": {offset, length}} for new bad media.
- *   A view reply also carries "gen" and a third descriptor: a memfd page the holder maps
- *   read-only, with two 64-bit words. At UDAX_VIEW_GEN_OFFSET, a generation that moves
- *   before anything the view shows changes: a copy is good only if the word still holds
- *   the reply's "gen" after it. At UDAX_VIEW_SEQ_OFFSET, a count that is odd while the
- *   daemon stores into the file in place: a copy is good only if it was even and
- *   unchanged around it (a seqlock). Revokes of views are not waited for.
+ *   {"op": "view", "prot": "rw"} + a descriptor open O_RDWR -> the same reply, for a
+ *                           writable view: its extents are mapped read-write and the preload
+ *                           shim stores overwrites into them (write(2) without FUSE). It
+ *                           needs write permission on the region, and is refused for a
+ *                           set-user/group-ID, immutable or append-only file. Its revoke is
+ *                           waited for ({"ack": ID}, as a map's): stores must stop first.
+ *   A view reply also carries "gen" and two more descriptors:
+ *   - the view page, a memfd the holder maps read-only (sealed: nobody else can write it).
+ *     At UDAX_VIEW_GEN_OFFSET, a generation that moves before anything the view shows
+ *     changes (blocks freed or moved, an allocation, the size): a copy is good only if the
+ *     word still holds the reply's "gen" after it. Revokes of read views are not waited for;
+ *   - the write page, a memfd every holder maps (read-only for a read view, read-write for
+ *     a writable one; mode 0600, so only what the daemon hands out reaches it). Its words
+ *     bracket in-place stores into the file, by the daemon and by writable views alike:
+ *     a writer adds 1 to UDAX_WRITE_PAGE_BEGIN_OFFSET before it stores and 1 to
+ *     UDAX_WRITE_PAGE_END_OFFSET after; a copy is good only if the two were equal before
+ *     it and BEGIN did not move across it (a seqlock several writers may share). A writable
+ *     view adds 1 to UDAX_WRITE_PAGE_WRITES_OFFSET per write: the daemon stamps the file's
+ *     mtime and ctime when it sees the count move (stat, fsync, the view's end).
  * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
  * permission on the target (the image or device), as opening it would. */
 #ifndef UDAXFS_CONTROL_H_
@@ -38,7 +51,9 @@
 #define UDAX_CONTROL_VERSION 1
 #define UDAX_CONTROL_MAX_PACKET 65536
 #define UDAX_VIEW_PAGE_SIZE 4096
-#define UDAX_VIEW_SEQ_OFFSET 0
 #define UDAX_VIEW_GEN_OFFSET 64 /* its own cache line */
+#define UDAX_WRITE_PAGE_BEGIN_OFFSET 0
+#define UDAX_WRITE_PAGE_END_OFFSET 8
+#define UDAX_WRITE_PAGE_WRITES_OFFSET 64 /* its own cache line */
 
 #endif /* UDAXFS_CONTROL_H_ */
