@@ -6,6 +6,7 @@
 // transaction with the allocation, the extents and the new size, so a crash can never
 // expose a block whose contents were not written by this file.
 #include <fcntl.h>
+#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -109,7 +110,12 @@ Result<size_t> Filesystem::ReadLocked(Inode* inode, uint64_t off, size_t n, char
   constexpr int kCopyTries = 64;
   ViewPage* writers = check_writers && inode->view_writers.load() > 0 ? inode->view_page.get() : nullptr;
   for (int tries = 1;; ++tries) {
-    const uint64_t begin = writers != nullptr ? writers->ReadBegin() : 0;
+    uint64_t begin = 0;
+    if (writers != nullptr && !writers->ReadBegin(&begin)) {
+      if (tries == kCopyTries) return kContended;
+      sched_yield();  // let the writer finish its store
+      continue;
+    }
     size_t done = 0;
     while (done < n) {
       const uint64_t pos = off + done;

@@ -54,14 +54,16 @@ class ViewPage {
   }
   void EndWrite() { end_->fetch_add(1, std::memory_order_release); }
   // A reader's side of the write page's seqlock, for the daemon's own copies: ReadBegin
-  // waits (a bounded spin) for no store to be in flight and returns the count to pass to
-  // ReadRetry after the copy, which says whether a store began since (copy again).
-  uint64_t ReadBegin() const {
-    for (int spins = 0;; ++spins) {
-      const uint64_t b = begin_->load(std::memory_order_acquire);
-      if (end_->load(std::memory_order_acquire) == b || spins == 100000) return b;
+  // waits (a bounded spin) for no store to be in flight and sets the count to pass to
+  // ReadRetry after the copy, which says whether a store began since (copy again). False
+  // when a store stayed in flight (a writer preempted inside its store): no copy now.
+  bool ReadBegin(uint64_t* begin) const {
+    for (int spins = 0; spins < 1000; ++spins) {
+      *begin = begin_->load(std::memory_order_acquire);
+      if (end_->load(std::memory_order_acquire) == *begin) return true;
       __builtin_ia32_pause();
     }
+    return false;
   }
   bool ReadRetry(uint64_t begin) const {
     std::atomic_thread_fence(std::memory_order_acquire);
