@@ -32,6 +32,14 @@ TEST(MountOptions, EveryXfstestsOptionIsAccepted) {
   EXPECT_EQ(req.daemon_options, std::vector<std::string>{"cache=none"});
 }
 
+TEST(MountOptions, WritebackCacheGoesToTheDaemon) {
+  const MountRequest req = Parse("rw,writeback_cache,noatime");
+  EXPECT_TRUE(req.unknown.empty());
+  EXPECT_TRUE(req.bad.empty());
+  EXPECT_EQ(req.daemon_options, std::vector<std::string>{"writeback_cache"});
+  EXPECT_EQ(Parse("nowriteback_cache").daemon_options, std::vector<std::string>{"nowriteback_cache"});
+}
+
 TEST(MountOptions, NorecoveryIsWhatReadOnlyDoes) {
   const MountRequest req = Parse("ro,norecovery");
   EXPECT_TRUE(req.unknown.empty());

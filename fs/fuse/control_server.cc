@@ -343,6 +343,11 @@ ControlServer::NewLease ControlServer::StartLease(Client* c, std::vector<UniqueF
     out.failure = Fail(EOPNOTSUPP, "direct maps are off");
     return out;
   }
+  if (!info_.direct_access) {
+    out.failure = Fail(EOPNOTSUPP, "mounted with writeback_cache: the kernel's dirty pages hold the "
+                                   "newest bytes, so no direct maps or views (use mmap and read)");
+    return out;
+  }
   if (fds->size() != 1) {
     out.failure = Fail(EINVAL, "the request needs the file's descriptor (SCM_RIGHTS)");
     return out;

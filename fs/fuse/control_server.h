@@ -71,6 +71,7 @@ class ControlServer {
     Filesystem* fs = nullptr;   // for map requests (null: maps refused)
     LeaseTable* leases = nullptr;
     MediaPatrol* patrol = nullptr;  // verify and patrol requests (null: refused)
+    bool direct_access = true;  // false: maps and views refused (-o writeback_cache)
     // Drops the kernel's cached attributes of an inode (a writable view was granted).
     std::function<void(uint64_t ino)> invalidate_attributes;
     Limits limits;

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/xattr.h>
+#include <syslog.h>
 
 #include <cstring>
 #include <memory>
@@ -67,7 +68,15 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->max_write = 1u << 20;
   conn->max_read = 0;
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // The write-back cache only when asked for (-o writeback_cache): a write then returns
+  // once it is in the page cache, and reaches the region at write-back, fsync or
+  // unmount -- not the default promise that a returned write is on media.
+  if (ctx->config.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  } else {
+    if (ctx->config.writeback_cache) syslog(LOG_WARNING, "the kernel offers no write-back cache: writes go through");
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  }
   // No asynchronous direct I/O: for an async O_DIRECT write the kernel drops the page
   // cache only before sending it, never after it completes (generic_file_direct_write
   // returns -EIOCBQUEUED and skips the post-write invalidation; FUSE has no completion

@@ -11,6 +11,9 @@ namespace udax {
 struct FuseConfig {
   bool cache_auto = true;  // kernel page cache and attribute caching; false = direct I/O
   bool posix_acl = true;   // FUSE_CAP_POSIX_ACL: the kernel enforces the ACLs we store
+  // FUSE_CAP_WRITEBACK_CACHE (opt-in): buffered writes stay in the kernel's page cache
+  // until write-back or fsync, and the kernel keeps size and times meanwhile.
+  bool writeback_cache = false;
   double timeout() const { return cache_auto ? 1.0 : 0.0; }
 };
 

@@ -37,6 +37,7 @@ struct CmdLine {
   int lease_timeout_ms = 100;
   int readahead_kb = 1024;
   int uring = 0;  // opt-in: -o uring (README, "FUSE over io_uring")
+  int writeback_cache = 0;  // opt-in: -o writeback_cache (README, "Mount options")
 };
 
 enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
@@ -54,6 +55,8 @@ const fuse_opt kOptions[] = {
     UDAX_OPT("noacl", noacl, 1),
     UDAX_OPT("uring", uring, 1),
     UDAX_OPT("nouring", uring, 0),
+    UDAX_OPT("writeback_cache", writeback_cache, 1),
+    UDAX_OPT("nowriteback_cache", writeback_cache, 0),
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -129,6 +132,9 @@ void Usage(const char* prog) {
       "    -o patrol_rate=MB      MB/s a patrol pass reads at most (default 64)\n"
       "    -o lease_timeout=MS    how long a direct-map client may take to give a map\n"
       "                           back before it is killed (default 100)\n"
+      "    -o writeback_cache     the kernel's write-back cache (opt-in, needs\n"
+      "                           cache=auto): writes reach media at write-back,\n"
+      "                           fsync or unmount; no direct maps or views\n"
       "    -o uring|nouring       FUSE over io_uring when the kernel offers it (Linux\n"
       "                           6.14+ with fuse.enable_uring=1): a request queue per\n"
       "                           CPU, served on that CPU (uring), or /dev/fuse\n"
@@ -183,6 +189,11 @@ int main(int argc, char* argv[]) {
       return 1;
     }
   }
+  if (cmd.writeback_cache && !ctx.config.cache_auto) {
+    fprintf(stderr, "udaxfs: writeback_cache needs the page cache: it cannot go with cache=none\n");
+    return 1;
+  }
+  ctx.config.writeback_cache = cmd.writeback_cache;
   udax::McePolicy policy = udax::McePolicy::kNotify;
   if (cmd.mce_policy) {
     auto p = udax::McePolicyFromName(cmd.mce_policy);
@@ -298,7 +309,9 @@ int main(int argc, char* argv[]) {
         udax::Status ws = watch.Start(ctx.fs, mountpoint);
         if (!ws.ok()) syslog(LOG_WARNING, "atime policy fixed at relatime: %s", ws.ToString().c_str());
         udax::MediaWatch media(std::chrono::milliseconds(cmd.lease_timeout_ms));
-        media.Start(ctx.fs, se, cmd.target, mountpoint, policy, patrol);
+        // Under a write-back cache the kernel's dirty pages are the newest bytes: no
+        // direct maps or views, which would read (and write) around them.
+        media.Start(ctx.fs, se, cmd.target, mountpoint, policy, patrol, !cmd.writeback_cache);
         readahead.Start(mountpoint, static_cast<unsigned>(cmd.readahead_kb));
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);

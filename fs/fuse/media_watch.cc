@@ -12,7 +12,7 @@ namespace udax {
 
 void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& target,
                        const std::string& mountpoint, McePolicy policy,
-                       const MediaPatrol::Options& patrol) {
+                       const MediaPatrol::Options& patrol, bool direct_access) {
   fs_ = fs;
   // The state is found through the descriptor the region has open, never the path again
   // (the path may name another file by now).
@@ -96,6 +96,7 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.au_size = fs->superblock().au_size;
     info.region_size = fs->superblock().region_size;
     info.mce_policy = McePolicyName(policy);
+    info.direct_access = direct_access;
     info.invalidate_attributes = [se](uint64_t ino) {
       if (se != nullptr) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);  // attributes only
     };

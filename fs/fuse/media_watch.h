@@ -38,10 +38,11 @@ class MediaWatch {
   MediaWatch& operator=(const MediaWatch&) = delete;
 
   // `patrol`: the media patrol's schedule and rate (media_patrol.h); it always answers
-  // root's requests (udaxctl verify-media).
+  // root's requests (udaxctl verify-media). `direct_access`: whether the control socket
+  // grants direct maps and views (not under a write-back cache).
   void Start(Filesystem* fs, fuse_session* se, const std::string& target,
              const std::string& mountpoint, McePolicy policy,
-             const MediaPatrol::Options& patrol = {});
+             const MediaPatrol::Options& patrol = {}, bool direct_access = true);
   // Stops the sources, drains what they queued, stops the resolver. Idempotent.
   void Stop();
 
