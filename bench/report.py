@@ -56,7 +56,8 @@ MMAP_GOALS = [
 PSHIM_GOALS = [
     (f"{what} via shim >= 1.0 x tmpfs ({nj}j)", f"{test}-pshim-{nj}j", f"{test}-psync-{nj}j")
     for test, what in (("randread", "random 4 KiB read"), ("randwrite", "random 4 KiB write"),
-                       ("seqread", "seq 1 MiB read"), ("seqwrite", "seq 1 MiB write"))
+                       ("seqread", "seq 1 MiB read"), ("seqwrite", "seq 1 MiB write"),
+                       ("randrewrite", "random 4 KiB overwrite"), ("seqrewrite", "seq 1 MiB overwrite"))
     for nj in (1, 2)
 ]
 RSS_GROWTH_LIMIT_KIB = 64 * 1024
@@ -66,6 +67,10 @@ def test_order():
     tests = []
     for name in ("seqread", "seqwrite", "randread", "randwrite"):
         for eng in ("psync", "mmap", "shim", "pshim"):
+            for nj in (1, 2):
+                tests.append(f"{name}-{eng}-{nj}j")
+    for name in ("seqrewrite", "randrewrite"):
+        for eng in ("psync", "pshim"):
             for nj in (1, 2):
                 tests.append(f"{name}-{eng}-{nj}j")
     for th in (1, 2):

@@ -187,7 +187,11 @@ t_start=$(date +%s)
 # the tmpfs figure of a shim row is its mmap job again, measured beside udaxfs's;
 # "pshim": fio's psync engine under the same shim, whose read(2) family is served from
 # read views of the region (issue 21); on tmpfs, tmpfs's psync job again)
-JOBS=("seqread read 1M" "seqwrite write 1M" "randread randread 4k" "randwrite randwrite 4k")
+# "...rewrite": the same writes over the laid-out read files, which are all allocated
+# (overwrites: what the shim stores through writable views), psync and pshim only; the
+# plain write jobs write fresh files, which allocate as they go.
+JOBS=("seqread read 1M" "seqwrite write 1M" "randread randread 4k" "randwrite randwrite 4k"
+  "seqrewrite write 1M" "randrewrite randwrite 4k")
 NUMJOBS=(1 2)
 engines_of() {
   case $1 in
@@ -256,7 +260,11 @@ data_jobs() {
     for eng in $(engines_of "$FS"); do
       for nj in "${NUMJOBS[@]}"; do
         test=$name-$eng-${nj}j
-        if [[ $rw == *read ]]; then
+        if [[ $name == *rewrite ]]; then
+          [[ $eng == psync || $eng == pshim ]] || continue
+          [[ -e $MNT/r.$((nj - 1)).0 ]] || { record fail "$FS" "$test" "no read file"; continue; }
+          run_fio "$test" r "$rw" "$bs" "$eng" "$nj"
+        elif [[ $rw == *read ]]; then
           [[ -e $MNT/r.$((nj - 1)).0 ]] || { record fail "$FS" "$test" "no read file"; continue; }
           drop_read_cache
           run_fio "$test" r "$rw" "$bs" "$eng" "$nj"
