@@ -210,7 +210,7 @@ run_fio() {
   local out=$RAW/$FS.$test.r$PASS_NO.json
   local pre=()
   if [[ $eng == shim ]]; then eng=mmap pre=(env "LD_PRELOAD=$SHIM"); fi
-  if [[ $eng == pshim ]]; then eng=psync pre=(env "LD_PRELOAD=$SHIM"); fi
+  if [[ $eng == pshim ]]; then eng=psync pre=(env "LD_PRELOAD=$SHIM" UDAX_PRELOAD_WRITES=1); fi
   local args=(--name="$name" --directory="$MNT" --ioengine="$eng" --rw="$rw" --bs="$bs"
     --size="$SIZE_BYTES" --numjobs="$nj" --group_reporting
     --fallocate=none --invalidate=1 --output-format=json --output="$out")

@@ -163,10 +163,13 @@ bool ReadsEnabled() {
   return env_on && reads_on.load(std::memory_order_relaxed);
 }
 
+// Writes are opt-in (UDAX_PRELOAD_WRITES=1) for now: a writable view's revoke waits for
+// the holder, so a stopped holder is killed by another process's truncate or append
+// (README, "Writes through the shim").
 bool WritesEnabled() {
   static const bool env_on = [] {
     const char* v = getenv("UDAX_PRELOAD_WRITES");
-    return v == nullptr || std::strcmp(v, "0") != 0;
+    return v != nullptr && std::strcmp(v, "1") == 0;
   }();
   return env_on;
 }
@@ -366,6 +369,9 @@ ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
   return udax_client::kUseKernel;
 }
 
+ssize_t SysPwrite(int fd, const void* buf, size_t n, off_t off);
+ssize_t SysPwritev(int fd, const iovec* iov, int cnt, off_t off);
+
 // Stores buf into file bytes [off, off+n) of `f` through a writable view: n, or
 // kUseKernel (a hole, past the end, bad media, no view: FUSE does it).
 ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t off) {
@@ -410,6 +416,11 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
       ++f.writes_on_view;
     }
     const ssize_t r = udax_client::WriteToView(*view, buf, n, off, durable);
+    if (r >= 0 && static_cast<size_t>(r) < n) {
+      // A revoke between two chunks: the rest through the kernel.
+      const ssize_t k = SysPwrite(fd, static_cast<const char*>(buf) + r, n - r, static_cast<off_t>(off + r));
+      return k > 0 ? r + k : r;
+    }
     if (r != udax_client::kUseKernel || !view->revoked.load()) return r;
   }
   return udax_client::kUseKernel;
@@ -509,6 +520,11 @@ ssize_t ServeVectorWrite(int fd, TrackedFile& f, const iovec* iov, int cnt, uint
   for (int i = 0; i < cnt; ++i) {
     if (iov[i].iov_len == 0) continue;
     const ssize_t r = ServeWrite(fd, f, iov[i].iov_base, iov[i].iov_len, off + total);
+    if (r == udax_client::kUseKernel && total > 0) {
+      // The rest through the kernel (a regular file's write is not short).
+      const ssize_t k = SysPwritev(fd, iov + i, cnt - i, static_cast<off_t>(off + total));
+      return k > 0 ? total + k : total;
+    }
     if (r < 0) return total > 0 ? total : r;
     total += r;
   }

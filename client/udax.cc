@@ -760,15 +760,11 @@ bool AllAllocated(const ReadView& view, uint64_t off, uint64_t end) {
   return false;
 }
 
-// Makes [off, off+n) of the view durable now (O_DSYNC, -o sync).
-void PersistRange(ReadView& view, uint64_t off, size_t n) {
-  if (view.devdax) {
-    pmem_persist(view.base + off, n);
-    return;
-  }
+// Makes [off, off+n) of an image's view durable now (O_DSYNC, -o sync): 0 or -errno.
+int PersistRange(ReadView& view, uint64_t off, size_t n) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const uint64_t a = off / page * page;
-  syscall(SYS_msync, view.base + a, off + n - a, MS_SYNC);
+  return syscall(SYS_msync, view.base + a, off + n - a, MS_SYNC) == 0 ? 0 : -EIO;
 }
 
 }  // namespace
@@ -783,41 +779,64 @@ ssize_t WriteToView(ReadView& view, const void* buf, size_t n, uint64_t off, boo
       if (s < off + n && e > off) return kUseKernel;
     }
   }
-  // The revoke's drain and this check pair up (both sequentially consistent): either the
-  // listener sees us in flight and waits, or we see `revoked` and store nothing.
-  view.inflight.fetch_add(1);
-  if (view.revoked.load() || view.fork_generation != ::fork_generation.load(std::memory_order_relaxed)) {
-    view.inflight.fetch_sub(1);
-    return kUseKernel;
-  }
-  uint64_t* words = view.write_words;
-  __atomic_fetch_add(words + UDAX_WRITE_PAGE_BEGIN_OFFSET / 8, 1, __ATOMIC_SEQ_CST);
-  CopyResult c = SafeStore(view.base + off, buf, n);
-  __atomic_fetch_add(words + UDAX_WRITE_PAGE_END_OFFSET / 8, 1, __ATOMIC_RELEASE);
-  __atomic_fetch_add(words + UDAX_WRITE_PAGE_WRITES_OFFSET / 8, 1, __ATOMIC_RELAXED);
-  ssize_t result = static_cast<ssize_t>(n);
-  if (c.faulted) {
-    // Poison under the store (a revoked view cannot fault: its revoke waits for us). The
-    // bytes before it are in; FUSE writes the whole range again and moves or refuses the
-    // bad unit.
-    if (c.si_code == BUS_MCEERR_AR || c.si_code == BUS_MCEERR_AO) {
-      uint64_t unit = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-      if (c.addr_lsb > 0 && c.addr_lsb < 40) unit = std::max<uint64_t>(unit, uint64_t{1} << c.addr_lsb);
-      const uint64_t bad_start = (off + c.fault_offset) / unit * unit;
-      std::lock_guard<std::mutex> lock(view.bad_mu);
-      view.bad.emplace_back(bad_start, bad_start + unit);
-      view.has_bad.store(true, std::memory_order_release);
+  // In chunks, each its own bracketed store, so that no store stays open long: a revoke
+  // waits for the one in flight (and kills a holder that takes longer than the daemon's
+  // deadline). The source of a chunk is touched before the store opens: faulting it in
+  // may need a FUSE read of this very file (a private map of it), which must not find
+  // our store open.
+  constexpr size_t kChunk = size_t{1} << 20;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const auto* src = static_cast<const unsigned char*>(buf);
+  size_t done = 0;
+  while (done < n) {
+    const size_t len = std::min(kChunk, n - done);
+    for (size_t p = 0; p < len; p += page) (void)*static_cast<const volatile unsigned char*>(src + done + p);
+    (void)*static_cast<const volatile unsigned char*>(src + done + len - 1);
+    // The revoke's drain and this check pair up (both sequentially consistent): either
+    // the listener sees us in flight and waits, or we see `revoked` and store nothing.
+    view.inflight.fetch_add(1);
+    if (view.revoked.load() || view.fork_generation != ::fork_generation.load(std::memory_order_relaxed)) {
+      view.inflight.fetch_sub(1);
+      return done > 0 ? static_cast<ssize_t>(done) : kUseKernel;
     }
-    result = kUseKernel;
-  } else if (durable || view.sync) {
-    PersistRange(view, off, n);
-  } else if (view.devdax) {
-    std::lock_guard<std::mutex> lock(view.dirty_mu);
-    view.dirty_lo = std::min<uint64_t>(view.dirty_lo, off);
-    view.dirty_hi = std::max<uint64_t>(view.dirty_hi, off + n);
+    uint64_t* words = view.write_words;
+    __atomic_fetch_add(words + UDAX_WRITE_PAGE_BEGIN_OFFSET / 8, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    CopyResult c = SafeStore(view.base + off + done, src + done, len);
+    __builtin_ia32_sfence();  // a large memcpy may use non-temporal stores: before END
+    __atomic_fetch_add(words + UDAX_WRITE_PAGE_END_OFFSET / 8, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_add(words + UDAX_WRITE_PAGE_WRITES_OFFSET / 8, 1, __ATOMIC_RELAXED);
+    if (c.faulted) {
+      // Poison under the store (a revoked view cannot fault: its revoke waits for us).
+      // The bytes before it are in; FUSE writes the range again and moves or refuses
+      // the bad unit.
+      if (c.si_code == BUS_MCEERR_AR || c.si_code == BUS_MCEERR_AO) {
+        uint64_t unit = static_cast<uint64_t>(page);
+        if (c.addr_lsb > 0 && c.addr_lsb < 40) unit = std::max<uint64_t>(unit, uint64_t{1} << c.addr_lsb);
+        const uint64_t bad_start = (off + done + c.fault_offset) / unit * unit;
+        std::lock_guard<std::mutex> lock(view.bad_mu);
+        view.bad.emplace_back(bad_start, bad_start + unit);
+        view.has_bad.store(true, std::memory_order_release);
+      }
+      view.inflight.fetch_sub(1);
+      return done > 0 ? static_cast<ssize_t>(done) : kUseKernel;
+    }
+    const bool flush_now = durable || view.sync;
+    if (!flush_now && view.devdax) {
+      std::lock_guard<std::mutex> lock(view.dirty_mu);
+      view.dirty_lo = std::min<uint64_t>(view.dirty_lo, off + done);
+      view.dirty_hi = std::max<uint64_t>(view.dirty_hi, off + done + len);
+    }
+    // Both flushes go through our mapping, so inflight is still held; the bracket is
+    // closed already, so readers do not wait for them.
+    int persisted = 0;
+    if (flush_now && view.devdax) pmem_persist(view.base + off + done, len);
+    if (flush_now && !view.devdax) persisted = PersistRange(view, off + done, len);
+    view.inflight.fetch_sub(1);
+    if (persisted != 0) return done > 0 ? static_cast<ssize_t>(done) : persisted;
+    done += len;
   }
-  view.inflight.fetch_sub(1);
-  return result;
+  return static_cast<ssize_t>(n);
 }
 
 int PersistView(ReadView& view) {

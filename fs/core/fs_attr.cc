@@ -61,7 +61,14 @@ Status Filesystem::SetFlags(uint64_t ino, uint32_t flags, const Caller& caller) 
   WriterLock rw(&inode->rw);
   // Writable views were granted under the old flags (not immutable or append-only, their
   // sync or not): they end, and are asked for again under the new ones.
-  if (inode->view_writers.load() > 0) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
+  if (inode->view_writers.load() > 0) {
+    Status st = RevokeViews(inode);
+    if (!st.ok()) {
+      MetaLock lock(this);
+      inode->nopen--;  // the pin taken above (Unpin below is not armed yet)
+      return st;
+    }
+  }
   MetaLock lock(this);
   struct Unpin {
     Inode* i;

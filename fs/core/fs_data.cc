@@ -474,10 +474,11 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrIn& in) {
   // that needs the rw lock as a truncate does.
   // A mode that makes the file set-user/group-ID ends writable views (PrepareReadView
   // refuses them on such a file): their stores could not drop the bits.
-  const bool end_writers = in.mode && (in.attr.st_mode & (S_ISUID | S_ISGID)) && inode->view_writers.load() > 0;
+  // (Decided under rw: a writable view granted after a check without it would survive.)
+  const bool end_writers = in.mode && (in.attr.st_mode & (S_ISUID | S_ISGID));
   if (!in.size && in.drop == nullptr && !end_writers) return SetAttrPinned(inode, in);
   WriterLock rw(&inode->rw);
-  if (end_writers) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
+  if (end_writers && inode->view_writers.load() > 0) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
   // Direct maps past the new end go before mu_ is taken: a slow client stalls this file
   // only. Nothing past the old end is mapped, so growing revokes nothing.
   const uint64_t au = sb_.au_size, new_size = static_cast<uint64_t>(in.attr.st_size);
@@ -686,7 +687,7 @@ void Filesystem::EndReadView(Inode* inode, bool writable) {
   if (inode->view_holders == 0) return;
   if (writable && inode->view_writers.load() > 0) {
     StampViewWrites(inode);  // its last stores, before the count that says so goes
-    inode->view_writers.fetch_sub(1);
+    if (inode->view_writers.fetch_sub(1) == 1 && inode->view_page) inode->view_page->CloseAbandonedStores();
   }
   if (--inode->view_holders > 0) return;
   inode->view_page.reset();  // its destructor moves the generation one last time

@@ -69,6 +69,10 @@ class ViewPage {
     std::atomic_thread_fence(std::memory_order_acquire);
     return begin_->load(std::memory_order_relaxed) != begin;
   }
+  // The last writable view ended (REQUIRES rw exclusive, so no daemon store is open): a
+  // holder that died inside a store left `begin` ahead of `end`, which would make every
+  // copy of the file wait and lose from now on. Closes it.
+  void CloseAbandonedStores() { end_->store(begin_->load(std::memory_order_acquire), std::memory_order_release); }
   // Whether writable views stored since the last call (their count moved).
   bool TakeWrites() {
     const uint64_t now = writes_->load(std::memory_order_acquire);
