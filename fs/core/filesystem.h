@@ -495,6 +495,8 @@ class Filesystem {
   Result<ReadView> PrepareViewLocked(Inode* inode, size_t max_extents, bool writable);
   static constexpr size_t kContended = SIZE_MAX;
   Result<size_t> ReadLocked(Inode* inode, uint64_t off, size_t n, char* buf, bool check_writers);
+  Result<size_t> CopyFileRangeOnce(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out, size_t len,
+                                   PrivDrop* drop, bool revoke_in);
   bool AtimeDueLocked(const Inode& inode, const timespec& now) const REQUIRES(mu_);
   // --- data (fs_data.cc) ---
   // Write with inode->rw already held exclusive (copy_file_range holds two inodes' locks).

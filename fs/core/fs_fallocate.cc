@@ -83,30 +83,42 @@ class CopyLocks {
  public:
   // The analysis cannot follow locks taken in an order decided at run time; the two
   // inodes' rw locks are not named in annotations, so nothing relies on it here.
-  CopyLocks(Inode* in, Inode* out) NO_THREAD_SAFETY_ANALYSIS : in_(in), out_(out) {
+  // The source's lock is shared unless `exclusive_in` (to revoke its writable views).
+  CopyLocks(Inode* in, Inode* out, bool exclusive_in) NO_THREAD_SAFETY_ANALYSIS
+      : in_(in), out_(out), exclusive_in_(exclusive_in) {
     if (in == out) {
       out->rw.Lock();
       in_ = nullptr;
       return;
     }
     if (in->ino < out->ino) {
-      in->rw.LockShared();
+      LockIn();
       out->rw.Lock();
     } else {
       out->rw.Lock();
-      in->rw.LockShared();
+      LockIn();
     }
   }
   ~CopyLocks() NO_THREAD_SAFETY_ANALYSIS {
-    if (in_ != nullptr) in_->rw.UnlockShared();
+    if (in_ != nullptr && exclusive_in_) in_->rw.Unlock();
+    if (in_ != nullptr && !exclusive_in_) in_->rw.UnlockShared();
     out_->rw.Unlock();
   }
   CopyLocks(const CopyLocks&) = delete;
   CopyLocks& operator=(const CopyLocks&) = delete;
 
  private:
-  Inode* in_;   // held shared; null when the copy is within one file
+  void LockIn() NO_THREAD_SAFETY_ANALYSIS {
+    if (exclusive_in_) {
+      in_->rw.Lock();
+    } else {
+      in_->rw.LockShared();
+    }
+  }
+
+  Inode* in_;   // null when the copy is within one file
   Inode* out_;  // held exclusive
+  bool exclusive_in_;
 };
 
 }  // namespace
@@ -465,6 +477,18 @@ Result<uint64_t> Filesystem::SeekDataHole(Inode* inode, uint64_t off, int whence
 
 Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out,
                                          size_t len, PrivDrop* drop) {
+  // The source is read as Read reads: a piece that overlapped a store of one of its
+  // writable views is read again, and a source stored into so hard that its pieces keep
+  // losing is copied once more with those views revoked (its lock exclusive for that).
+  Result<size_t> r = CopyFileRangeOnce(in, off_in, out, off_out, len, drop, /*revoke_in=*/false);
+  if (!r.ok() || r.value() != kContended) return r;
+  return CopyFileRangeOnce(in, off_in, out, off_out, len, drop, /*revoke_in=*/true);
+}
+
+// CopyFileRange's work: the count, or kContended when nothing was copied yet and the
+// source's writable views kept storing over the piece being read.
+Result<size_t> Filesystem::CopyFileRangeOnce(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out,
+                                             size_t len, PrivDrop* drop, bool revoke_in) {
   UDAX_RETURN_IF_ERROR(CheckWritable());
   if (S_ISDIR(in->d.mode) || S_ISDIR(out->d.mode)) {
     return Status::Error(EISDIR, "copy_file_range on a directory");
@@ -476,7 +500,8 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
   if (off_in + len < off_in || off_out + len < off_out) {  // as Linux: only a true wrap
     return Status::Error(EOVERFLOW, "copy_file_range range wraps");
   }
-  CopyLocks locks(in, out);
+  CopyLocks locks(in, out, revoke_in);
+  if (revoke_in && in->view_writers.load() > 0) UDAX_RETURN_IF_ERROR(RevokeViews(in));
   UDAX_RETURN_IF_ERROR(CheckWriteFlags(*out, off_out));
   // As generic_copy_file_checks: shorten to the end of the input, then to the size limit.
   const uint64_t size_in = in->d.size;
@@ -504,11 +529,15 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
     }
     const size_t piece = std::min<size_t>(chunk, kCopyChunk);
     if (buf.size() < piece) buf.resize(piece);
-    UDAX_RETURN_IF_ERROR(region_->ReadSafe(phys * au + pos % au, buf.data(), piece));
-    auto wrote = WriteLocked(out, off_out + done, buf.data(), piece, drop);
+    // (A writable view is granted under the source's lock held exclusive, so none
+    // appears while this runs; those there may store.)
+    auto got = ReadLocked(in, pos, piece, buf.data(), /*check_writers=*/true);
+    if (!got.ok()) return done > 0 ? Result<size_t>(done) : got;
+    if (*got == kContended) return done > 0 ? done : kContended;
+    auto wrote = WriteLocked(out, off_out + done, buf.data(), *got, drop);
     if (!wrote.ok()) return done > 0 ? Result<size_t>(done) : wrote;
     done += *wrote;
-    if (*wrote < piece) break;  // out of space: a short copy
+    if (*wrote < piece) break;  // out of space (or the source's end): a short copy
   }
   return done;
 }
