@@ -33,7 +33,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/resource.h>
 #include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -255,14 +254,7 @@ void MaybeTrack(int fd, int flags) {
   if (!OnUdaxfs(fd)) return;
   const int saved = errno;
   auto f = std::make_shared<TrackedFile>();
-  // High, out of the way of programs that expect the lowest free numbers (close(1) and
-  // open: the new file is stdout), below the limit.
-  struct rlimit lim {};
-  long low = 0;
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
-    low = static_cast<long>(std::min<rlim_t>(lim.rlim_cur / 2, 4096));
-  }
-  f->shadow = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, low));
+  f->shadow = udax_client::DupOutOfTheWay(fd);
   f->dev = st.st_dev;
   f->ino = st.st_ino;
   f->flags.store(flags);
@@ -753,17 +745,22 @@ int fcntl64(int fd, int cmd, ...) {
 int close(int fd) {
   Untrack(fd);
   ShadowClosed(fd);
+  if (fd >= 0) udax_client::DescriptorsClosing(fd, fd);
   return static_cast<int>(syscall(SYS_close, fd));
 }
 
 int close_range(unsigned int first, unsigned int last, int flags) {
-  if (!(flags & CLOSE_RANGE_CLOEXEC)) UntrackRange(first, last);
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+    UntrackRange(first, last);
+    udax_client::DescriptorsClosing(first, last);
+  }
   return static_cast<int>(syscall(SYS_close_range, first, last, flags));
 }
 
 void closefrom(int lowfd) {
   if (lowfd < 0) lowfd = 0;
   UntrackRange(static_cast<unsigned>(lowfd), ~0U);
+  udax_client::DescriptorsClosing(static_cast<unsigned>(lowfd), ~0U);
   if (syscall(SYS_close_range, static_cast<unsigned>(lowfd), ~0U, 0) == 0) return;
   // No close_range (before Linux 5.9): one by one, as the C library does.
   for (long fd = lowfd, max = sysconf(_SC_OPEN_MAX); fd < max; ++fd) syscall(SYS_close, fd);
@@ -787,6 +784,7 @@ int dup(int fd) {
 }
 int dup2(int fd, int to) {
   if (fd == to) return static_cast<int>(syscall(SYS_fcntl, fd, F_GETFD)) < 0 ? -1 : to;
+  if (to >= 0 && syscall(SYS_fcntl, fd, F_GETFD) >= 0) udax_client::DescriptorsClosing(to, to);
   const int r = static_cast<int>(syscall(SYS_dup2, fd, to));
   if (r >= 0) {
     Untrack(to);
@@ -795,6 +793,7 @@ int dup2(int fd, int to) {
   return r;
 }
 int dup3(int fd, int to, int flags) {
+  if (fd != to && to >= 0 && syscall(SYS_fcntl, fd, F_GETFD) >= 0) udax_client::DescriptorsClosing(to, to);
   const int r = static_cast<int>(syscall(SYS_dup3, fd, to, flags));
   if (r >= 0) {
     Untrack(to);

@@ -46,6 +46,13 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
       }
       out.writable = *prot == "rw";
     }
+    auto extents = req.find("extents");
+    if (extents != req.end()) {
+      if (!extents->is_string() || *extents != "compact") {
+        return Status::InvalidArgument("view's extents must be \"compact\" (or absent)");
+      }
+      out.compact_extents = true;
+    }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
     if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");
@@ -82,8 +89,12 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       return {{"op", "unmap"}, {"lease", req.lease}};
     case ControlOp::kStatus:
       return {{"op", "status"}};
-    case ControlOp::kView:
-      return req.writable ? nlohmann::json{{"op", "view"}, {"prot", "rw"}} : nlohmann::json{{"op", "view"}};
+    case ControlOp::kView: {
+      nlohmann::json j = {{"op", "view"}};
+      if (req.writable) j["prot"] = "rw";
+      if (req.compact_extents) j["extents"] = "compact";
+      return j;
+    }
     case ControlOp::kVerify:
       return {{"op", "verify"}, {"rate", req.rate}};
     case ControlOp::kMap:

@@ -26,10 +26,12 @@ constexpr uint64_t kMinVerifyRate = 1000000;
 struct ControlRequest {
   ControlOp op = ControlOp::kHello;
   // kMap: file bytes [offset, offset+length), writable for prot "rw" (else "r").
-  // kView: writable for prot "rw" (the whole file).
+  // kView: writable for prot "rw" (the whole file); compact_extents for "extents":
+  // "compact" (the reply's "extent_table").
   uint64_t offset = 0;
   uint64_t length = 0;
   bool writable = false;
+  bool compact_extents = false;
   // kUnmap: the lease to drop.
   uint64_t lease = 0;
   // kVerify: the pass's rate in bytes per second (0: the patrol's own; else at least

@@ -493,9 +493,9 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
 
 nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                                    std::vector<UniqueFd>* out_fds) {
-  // The reply is one packet: about 70 bytes an extent, well inside it at this count. A
-  // file more fragmented than that is read through FUSE.
-  constexpr size_t kMaxViewExtents = 512;
+  // The reply is one packet: about 70 bytes an extent (35 in the compact table), well
+  // inside it at this count. A file more fragmented than that is read through FUSE.
+  const size_t kMaxViewExtents = req.compact_extents ? 1536 : 512;
   // Views copy whole pages out of the region: allocation units must be whole pages, or a
   // page would show a neighbour's bytes.
   if (info_.au_size % static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) != 0 ||
@@ -533,9 +533,16 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
   nlohmann::json bad = nlohmann::json::array();
   for (const BmapExtent& b : view->bad) bad.push_back({{"offset", b.file_offset}, {"length", b.length}});
   nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"size", view->size}, {"gen", view->gen},
-                          {"extents", ExtentsJson(view->extents)}, {"bad", std::move(bad)},
+                          {"bad", std::move(bad)},
                           {"region_kind", info_.region_kind}, {"map_align", info_.map_align},
                           {"prot", req.writable ? "rw" : "r"}, {"sync", view->sync}};
+  if (req.compact_extents) {
+    nlohmann::json table = nlohmann::json::array();
+    for (const BmapExtent& e : view->extents) table.push_back({e.file_offset, e.phys_offset, e.length});
+    reply["extent_table"] = std::move(table);
+  } else {
+    reply["extents"] = ExtentsJson(view->extents);
+  }
   // One packet holds the reply (UDAX_CONTROL_MAX_PACKET), with room for the envelope.
   if (reply.dump().size() > UDAX_CONTROL_MAX_PACKET - 1024) {
     return refuse(E2BIG, "the file's extents do not fit one reply: read it through FUSE");

@@ -29,6 +29,10 @@
  *                           needs write permission on the region, and is refused for a
  *                           set-user/group-ID, immutable or append-only file. Its revoke is
  *                           waited for ({"ack": ID}, as a map's): stores must stop first.
+ *   With "extents": "compact" in a view request the reply has "extent_table":
+ *                           [[file_offset, phys, length], ...] instead of "extents": half the
+ *                           bytes, so three times the extents fit the one reply packet (1536,
+ *                           against 512).
  *   A view reply also carries "gen" and two more descriptors:
  *   - the view page, a memfd the holder maps read-only (sealed: nobody else can write it).
  *     At UDAX_VIEW_GEN_OFFSET, a generation that moves before anything the view shows
