@@ -46,6 +46,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -745,22 +746,21 @@ int fcntl64(int fd, int cmd, ...) {
 int close(int fd) {
   Untrack(fd);
   ShadowClosed(fd);
-  if (fd >= 0) udax_client::DescriptorsClosing(fd, fd);
+  udax_client::ClosingDescriptors closing(static_cast<unsigned>(fd), static_cast<unsigned>(fd));
   return static_cast<int>(syscall(SYS_close, fd));
 }
 
 int close_range(unsigned int first, unsigned int last, int flags) {
-  if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-    UntrackRange(first, last);
-    udax_client::DescriptorsClosing(first, last);
-  }
+  if (flags & CLOSE_RANGE_CLOEXEC) return static_cast<int>(syscall(SYS_close_range, first, last, flags));
+  UntrackRange(first, last);
+  udax_client::ClosingDescriptors closing(first, last);
   return static_cast<int>(syscall(SYS_close_range, first, last, flags));
 }
 
 void closefrom(int lowfd) {
   if (lowfd < 0) lowfd = 0;
   UntrackRange(static_cast<unsigned>(lowfd), ~0U);
-  udax_client::DescriptorsClosing(static_cast<unsigned>(lowfd), ~0U);
+  udax_client::ClosingDescriptors closing(static_cast<unsigned>(lowfd), ~0U);
   if (syscall(SYS_close_range, static_cast<unsigned>(lowfd), ~0U, 0) == 0) return;
   // No close_range (before Linux 5.9): one by one, as the C library does.
   for (long fd = lowfd, max = sysconf(_SC_OPEN_MAX); fd < max; ++fd) syscall(SYS_close, fd);
@@ -784,8 +784,10 @@ int dup(int fd) {
 }
 int dup2(int fd, int to) {
   if (fd == to) return static_cast<int>(syscall(SYS_fcntl, fd, F_GETFD)) < 0 ? -1 : to;
-  if (to >= 0 && syscall(SYS_fcntl, fd, F_GETFD) >= 0) udax_client::DescriptorsClosing(to, to);
+  std::optional<udax_client::ClosingDescriptors> closing;
+  if (to >= 0 && syscall(SYS_fcntl, fd, F_GETFD) >= 0) closing.emplace(static_cast<unsigned>(to), static_cast<unsigned>(to));
   const int r = static_cast<int>(syscall(SYS_dup2, fd, to));
+  closing.reset();
   if (r >= 0) {
     Untrack(to);
     TrackShared(fd, to);
@@ -793,8 +795,12 @@ int dup2(int fd, int to) {
   return r;
 }
 int dup3(int fd, int to, int flags) {
-  if (fd != to && to >= 0 && syscall(SYS_fcntl, fd, F_GETFD) >= 0) udax_client::DescriptorsClosing(to, to);
+  std::optional<udax_client::ClosingDescriptors> closing;
+  if (fd != to && to >= 0 && syscall(SYS_fcntl, fd, F_GETFD) >= 0) {
+    closing.emplace(static_cast<unsigned>(to), static_cast<unsigned>(to));
+  }
   const int r = static_cast<int>(syscall(SYS_dup3, fd, to, flags));
+  closing.reset();
   if (r >= 0) {
     Untrack(to);
     TrackShared(fd, to);

@@ -48,10 +48,11 @@ namespace udax_client {
 // The region's descriptor on a file-backed region, at a high number, shared by this
 // process's views of one mount with the same access (read-only, read-write): one
 // descriptor, not one per view, against the program's own limit. A program that closes
-// or replaces that number through the shim (DescriptorsClosing) takes it from the views
+// or replaces that number through the shim (ClosingDescriptors) takes it from the views
 // first, which then copy from the map alone, and the next view gets a new one; a number
 // closed by a raw system call is caught at the next check (every 1024th use compares it
-// with the region's device and inode).
+// with the region's device and inode). A revoke lets go of it: a revoked view holds no
+// reference to the region, as its map holds none.
 struct RegionDescriptor {
   RegionDescriptor() = default;
   RegionDescriptor(const RegionDescriptor&) = delete;
@@ -88,8 +89,9 @@ struct ReadView : std::enable_shared_from_this<ReadView> {
     uint64_t file_offset, phys, length;  // file [file_offset, +length) is region [phys, ...)
   };
   std::vector<Extent> extents;  // what is mapped, sorted by file_offset, not overlapping
-  // File-backed regions only (null on devdax): the region, for the chunks not yet warm.
-  std::shared_ptr<RegionDescriptor> region;
+  // File-backed regions only (null on devdax, and once revoked): the region, for the
+  // chunks not yet warm.
+  std::atomic<std::shared_ptr<RegionDescriptor>> region;
   // Chunk k is file bytes [k << kChunkShift, +1 << kChunkShift).
   static constexpr unsigned kChunkShift = 21;
   struct Chunk {
@@ -124,10 +126,20 @@ bool ViewUsable(const ReadView& view);
 // 4096), out of the way of programs that expect the lowest free ones; -1 on failure.
 int DupOutOfTheWay(int fd);
 
-// The shim is about to close or replace descriptors [first, last]: views whose region
-// descriptor is among them stop using it (after the copies through it in flight), and
-// never close it themselves.
-void DescriptorsClosing(unsigned first, unsigned last);
+// Held across a system call of the shim's that closes or replaces descriptors [first,
+// last] (close, close_range, closefrom, dup2, dup3): views whose region descriptor is
+// among them stop using it first (after the copies through it in flight) and never close
+// it themselves, and no view takes a new one until the call is done.
+class ClosingDescriptors {
+ public:
+  ClosingDescriptors(unsigned first, unsigned last);
+  ~ClosingDescriptors();
+  ClosingDescriptors(const ClosingDescriptors&) = delete;
+  ClosingDescriptors& operator=(const ClosingDescriptors&) = delete;
+
+ private:
+  enum class Held { kNothing, kCount, kLock } held_ = Held::kNothing;
+};
 
 // What a read of the view gives.
 constexpr ssize_t kUseKernel = -100000;  // the view went away under the copy: read via FUSE

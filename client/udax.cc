@@ -109,8 +109,12 @@ struct RegionDescriptors {
 };
 // Never destroyed (closes at exit come here); a child of fork gets a new one.
 std::atomic<RegionDescriptors*> region_descriptors{new RegionDescriptors()};
-// How many there are (region_descriptors->all.size()), read without the lock.
+// How many there are (region_descriptors->all.size()), or are being made, read without
+// the lock; and how many ClosingDescriptors went on without it, seeing none. The two
+// pair up: a close either sees a descriptor being made and takes the lock, or the one
+// making it waits for that close to end before it picks a number.
 std::atomic<size_t> region_descriptor_count{0};
+std::atomic<size_t> unlocked_closes{0};
 
 bool SendJson(int fd, const nlohmann::json& j, int pass_fd = -1) {
   const std::string out = j.dump();
@@ -185,6 +189,9 @@ void RevokeView(udax_client::ReadView* v) {
       SysMmap(v->base, v->mapped, PROT_READ, MAP_SHARED | MAP_FIXED, S().sigbus_fd, 0) != MAP_FAILED) {
     madvise(v->base, v->mapped, MADV_DONTFORK);
   }
+  // Nor the descriptor: a revoked view keeps no reference to the region (an unmount, a
+  // removed namespace). Copies in flight hold their own.
+  v->region.store(nullptr);
 }
 
 // A packet (or a hang-up: !got) on socket `fd` if it is a read view's; false if not.
@@ -271,8 +278,15 @@ void Listen() {
 
 // fork(): the child has one thread, none of our maps (MADV_DONTFORK) and copies of our
 // sockets, which must not be used by two processes: it starts afresh.
-void BeforeFork() { S().mu.lock(); }
-void AfterForkParent() { S().mu.unlock(); }
+// The region descriptors' lock after State::mu (the listener closes under State::mu).
+void BeforeFork() {
+  S().mu.lock();
+  region_descriptors.load()->mu.lock();
+}
+void AfterForkParent() {
+  region_descriptors.load()->mu.unlock();
+  S().mu.unlock();
+}
 void AfterForkChild() {
   State& s = S();
   for (auto& [a, m] : s.maps) {
@@ -291,8 +305,9 @@ void AfterForkChild() {
   for (udax_client::RegionDescriptor* d : region_descriptors.load()->all) {
     syscall(SYS_close, d->fd.exchange(-1));  // the child's copy; its views are the parent's
   }
-  region_descriptors.store(new RegionDescriptors());  // the old one's lock may have been held
+  region_descriptors.store(new RegionDescriptors());  // the old one is left behind, locked
   region_descriptor_count.store(0);
+  unlocked_closes.store(0);  // the threads of those are the parent's
   s.owner = getpid();
   udax_client::WarmerAfterForkChild();
   fork_generation.fetch_add(1);
@@ -599,12 +614,16 @@ extern "C" void udax_unsubscribe(udax_subscription* sub) {
 namespace udax_client {
 
 RegionDescriptor::~RegionDescriptor() {
-  // Under the lock DescriptorsClosing takes: a number the program closes now is either
-  // taken from us there, or closed here before the program's close goes on.
+  // Under the lock ClosingDescriptors takes: a number the program closes now is either
+  // taken from us there, or closed here before the program's close goes on. One a raw
+  // system call closed and something reopened is not ours to close.
   RegionDescriptors& r = *region_descriptors.load();
   std::lock_guard<std::mutex> lock(r.mu);
   region_descriptor_count.fetch_sub(r.all.erase(this));
-  if (const int n = fd.exchange(-1); n >= 0) syscall(SYS_close, n);
+  struct stat st;
+  if (const int n = fd.exchange(-1); n >= 0 && fstat(n, &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
+    syscall(SYS_close, n);
+  }
 }
 
 ReadView::~ReadView() {
@@ -657,12 +676,18 @@ int DupOutOfTheWay(int fd) {
   return static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, low));
 }
 
-void DescriptorsClosing(unsigned first, unsigned last) {
-  if (region_descriptor_count.load(std::memory_order_relaxed) == 0) return;  // the usual case
+ClosingDescriptors::ClosingDescriptors(unsigned first, unsigned last) {
   // A vfork child closes its own copies of the numbers, and must not touch our state.
   if (getpid() != S().owner) return;
+  unlocked_closes.fetch_add(1);
+  if (region_descriptor_count.load() == 0) {  // the usual case: no lock
+    held_ = Held::kCount;
+    return;
+  }
+  unlocked_closes.fetch_sub(1);
   RegionDescriptors& r = *region_descriptors.load();
-  std::lock_guard<std::mutex> lock(r.mu);
+  r.mu.lock();  // until the call is done: no descriptor is made meanwhile
+  held_ = Held::kLock;
   for (RegionDescriptor* d : r.all) {
     const int fd = d->fd.load();
     if (fd < 0 || static_cast<unsigned>(fd) < first || static_cast<unsigned>(fd) > last) continue;
@@ -673,7 +698,18 @@ void DescriptorsClosing(unsigned first, unsigned last) {
   }
 }
 
+ClosingDescriptors::~ClosingDescriptors() {
+  if (held_ == Held::kCount) unlocked_closes.fetch_sub(1);
+  if (held_ == Held::kLock) region_descriptors.load()->mu.unlock();
+}
+
 namespace {
+
+// Whether this process has a file size limit (RLIMIT_FSIZE), which pwrite obeys.
+bool FileSizeLimited() {
+  struct rlimit lim {};
+  return getrlimit(RLIMIT_FSIZE, &lim) != 0 || lim.rlim_cur != RLIM_INFINITY;
+}
 
 // The region descriptor for views of mount `mount` with this access, sharing the one
 // there is; `region` is the descriptor a grant brought. Null when it is not a regular
@@ -687,14 +723,20 @@ std::shared_ptr<RegionDescriptor> ShareRegion(dev_t mount, bool writable, int re
   std::weak_ptr<RegionDescriptor>& slot = r.by_mount[{mount, writable}];
   old = slot.lock();
   if (old && !old->lost.load() && old->dev == st.st_dev && old->ino == st.st_ino) return old;
+  // Counted before the number is picked, and no close that did not see the count is
+  // still going: a number a close is taking away cannot be ours (ClosingDescriptors).
+  region_descriptor_count.fetch_add(1);
+  while (unlocked_closes.load() != 0) sched_yield();
   const int high = DupOutOfTheWay(region);
-  if (high < 0) return nullptr;
+  if (high < 0) {
+    region_descriptor_count.fetch_sub(1);
+    return nullptr;
+  }
   auto d = std::make_shared<RegionDescriptor>();
   d->fd.store(high);
   d->dev = st.st_dev;
   d->ino = st.st_ino;
   r.all.insert(d.get());
-  region_descriptor_count.fetch_add(1);
   slot = d;
   return d;
 }
@@ -802,8 +844,13 @@ std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err) {
     }
     std::sort(v->extents.begin(), v->extents.end(),
               [](const ReadView::Extent& a, const ReadView::Extent& b) { return a.file_offset < b.file_offset; });
-    if (rc == 0 && CopyPathFromEnv() != CopyPath::kMap) v->region = ShareRegion(st.st_dev, writable, region);
-    if (v->region) {
+    // (A write through the descriptor is checked against the file size limit, which a
+    // store never is: under one, writes stay stores rather than risk SIGXFSZ.)
+    if (rc == 0 && CopyPathFromEnv() != CopyPath::kMap && !(writable && FileSizeLimited())) {
+      v->region.store(ShareRegion(st.st_dev, writable, region));
+    }
+    const bool has_region = v->region.load() != nullptr;
+    if (has_region) {
       v->warm_on_reuse = CopyPathFromEnv() == CopyPath::kAuto;
       v->chunk_count = static_cast<size_t>((mapped + (uint64_t{1} << ReadView::kChunkShift) - 1) >> ReadView::kChunkShift);
       v->chunks = std::make_unique<ReadView::Chunk[]>(v->chunk_count);
@@ -812,13 +859,13 @@ std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err) {
       madvise(v->base, v->mapped, MADV_DONTFORK);
 #ifdef MADV_POPULATE_READ
       // Best effort (EFAULT on poison, EINVAL before Linux 5.14): faults do the rest.
-      if (!v->region) {
+      if (!has_region) {
         madvise(v->base, std::min(v->mapped, static_cast<size_t>(kPopulateBytes)), MADV_POPULATE_READ);
       }
 #endif
     }
   }
-  if (!v->region || v->chunk_count == 0) v->all_warm.store(true);
+  if (v->region.load() == nullptr || v->chunk_count == 0) v->all_warm.store(true);
   close(region);
   for (const auto& b : reply["bad"]) {
     const uint64_t off = b.value("offset", uint64_t{0});
@@ -849,12 +896,12 @@ bool InMap(const ReadView& v, uint64_t off, size_t n) {
 }
 
 // A use of a view's region descriptor: fd is -1 when the view has none (any more), and
-// the copy is then from the map. While it lives, DescriptorsClosing waits.
+// the copy is then from the map. While it lives, ClosingDescriptors waits.
 class RegionUse {
  public:
-  explicit RegionUse(const ReadView& v) : d_(v.region.get()) {
+  explicit RegionUse(const ReadView& v) : d_(v.region.load()) {
     if (d_ == nullptr) return;
-    d_->users.fetch_add(1);  // pairs with DescriptorsClosing's store of `lost`
+    d_->users.fetch_add(1);  // pairs with ClosingDescriptors's store of `lost`
     ++region_uses_here;
     if (d_->lost.load()) return;
     fd_ = d_->fd.load();
@@ -880,7 +927,7 @@ class RegionUse {
   int fd() const { return fd_; }
 
  private:
-  RegionDescriptor* d_;  // the view holds it
+  std::shared_ptr<RegionDescriptor> d_;  // kept open while in use, even past a revoke
   int fd_ = -1;
 };
 
@@ -928,8 +975,8 @@ int ForEachPiece(const ReadView& v, uint64_t off, size_t n, Fn&& fn) {
 
 // Moves file bytes [off, off+n) between `mem` and the region's descriptor: a pread
 // into mem (holes read as zeros) or, `store`, a pwrite from it (all of it allocated: the
-// caller checked). 0, -EFAULT (mem is not the caller's), or -EIO (poison, maybe: a read
-// then copies from the map, whose guard finds the bad unit). errno is left as it was.
+// caller checked). 0, or -EIO (poison, maybe: a read then copies from the map, whose
+// guard finds the bad unit). errno is left as it was.
 int CopyRegion(const ReadView& v, int fd, bool store, uint8_t* mem, uint64_t off, size_t n) {
   const int saved = errno;
   const int r = ForEachPiece(v, off, n, [&](uint64_t from, uint64_t phys, uint64_t len) {
@@ -941,8 +988,7 @@ int CopyRegion(const ReadView& v, int fd, bool store, uint8_t* mem, uint64_t off
     while (len > 0) {
       const ssize_t moved = syscall(store ? SYS_pwrite64 : SYS_pread64, fd, mem + from, len, phys);
       if (moved < 0 && errno == EINTR) continue;
-      if (moved < 0 && errno == EFAULT) return -EFAULT;
-      if (moved <= 0) return -EIO;
+      if (moved <= 0) return -EIO;  // EFAULT too: a DAX read that hit poison before a byte
       from += moved, phys += moved, len -= moved;
     }
     return 0;
@@ -984,7 +1030,6 @@ ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
     } else {
       RegionUse region(view);
       const int e = region.fd() < 0 ? -EIO : CopyRegion(view, region.fd(), false, static_cast<uint8_t*>(buf), off, n);
-      if (e == -EFAULT) return -EFAULT;
       if (e != 0) c = SafeCopy(buf, view.base + off, n);
       if (e == 0) NoteCold(view, off, n);
     }

@@ -482,7 +482,9 @@ Result<size_t> Filesystem::CopyFileRange(Inode* in, uint64_t off_in, Inode* out,
   // losing is copied once more with those views revoked (its lock exclusive for that).
   Result<size_t> r = CopyFileRangeOnce(in, off_in, out, off_out, len, drop, /*revoke_in=*/false);
   if (!r.ok() || r.value() != kContended) return r;
-  return CopyFileRangeOnce(in, off_in, out, off_out, len, drop, /*revoke_in=*/true);
+  r = CopyFileRangeOnce(in, off_in, out, off_out, len, drop, /*revoke_in=*/true);
+  if (r.ok() && r.value() == kContended) return Status::Error(EAGAIN, "copy_file_range source kept changing");
+  return r;
 }
 
 // CopyFileRange's work: the count, or kContended when nothing was copied yet and the
@@ -531,7 +533,9 @@ Result<size_t> Filesystem::CopyFileRangeOnce(Inode* in, uint64_t off_in, Inode* 
     if (buf.size() < piece) buf.resize(piece);
     // (A writable view is granted under the source's lock held exclusive, so none
     // appears while this runs; those there may store.)
-    auto got = ReadLocked(in, pos, piece, buf.data(), /*check_writers=*/true);
+    // With the views revoked nothing stores any more; a holder that died inside a store
+    // leaves the bracket open until its view's end, which must not stop this copy.
+    auto got = ReadLocked(in, pos, piece, buf.data(), /*check_writers=*/!revoke_in);
     if (!got.ok()) return done > 0 ? Result<size_t>(done) : got;
     if (*got == kContended) return done > 0 ? done : kContended;
     auto wrote = WriteLocked(out, off_out + done, buf.data(), *got, drop);
