@@ -28,6 +28,19 @@ std::string ImageOfMountPoint(const std::string& dir);
 // mounted (udaxctl_media.cc).
 std::string MountPointOf(const std::string& target);
 
+// One device of a filesystem, as udaxctl names places: (device, offset on it).
+struct DeviceSpan {
+  uint64_t start = 0;   // in the filesystem's linear space
+  uint64_t length = 0;
+  std::string path;
+};
+// The devices of the mount holding `path` (UDAX_IOC_DEVICES); empty when it does not say.
+std::vector<DeviceSpan> DevicesViaIoctl(const std::string& path);
+// The devices of an open filesystem.
+std::vector<DeviceSpan> DevicesOf(Filesystem* fs);
+// The device holding linear byte `phys` (devices.size() when none does).
+size_t DeviceAt(const std::vector<DeviceSpan>& devices, uint64_t phys);
+
 int CmdBmap(const std::string& file, bool json);
 int CmdRmap(const std::string& where, const std::string& range, bool json);
 // Exit 0 clean, 2 checksum failures found, 1 could not scrub.

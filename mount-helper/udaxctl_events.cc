@@ -23,6 +23,7 @@
 #include "notify/event_log.h"
 #include "fs/base/safe_file.h"
 #include "fs/format/state_dir.h"
+#include "fs/region/region_span.h"
 
 namespace udax {
 namespace {
@@ -69,20 +70,28 @@ Result<UniqueFd> OpenLog(const std::string& path) {
 std::optional<std::pair<TargetState, UniqueFd>> OpenEventLog(const std::string& target,
                                                              const char* cmd) {
   struct stat st;
-  const bool stat_ok = stat(target.c_str(), &st) == 0;
+  const bool is_list = IsDeviceList(target);
+  const bool stat_ok = is_list || stat(target.c_str(), &st) == 0;
   // EIO: a shut-down mount, whose log is what one wants to read now.
   if (!stat_ok && errno != EIO) {
     fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, target.c_str(), strerror(errno));
     return std::nullopt;
   }
   std::string source = target;
-  if (!stat_ok || S_ISDIR(st.st_mode)) {
+  if (!is_list && (!stat_ok || S_ISDIR(st.st_mode))) {
     source = ImageOfMountPoint(target);
     if (source.empty()) {
       fprintf(stderr, "udaxctl %s: %s: not a udaxfs mount point\n", cmd, target.c_str());
       return std::nullopt;
     }
   }
+  // Several devices: the log is device 0's.
+  Result<std::string> first = FirstDevicePath(source);
+  if (!first.ok()) {
+    fprintf(stderr, "udaxctl %s: %s\n", cmd, first.status().message().c_str());
+    return std::nullopt;
+  }
+  source = *first;
   // Migrates an old IMAGE.events when we may (root); only looks otherwise.
   Result<TargetState> state = LocateTargetState(source, /*prepare=*/true);
   if (!state.ok() && (state.status().code() == EACCES || state.status().code() == EROFS)) {

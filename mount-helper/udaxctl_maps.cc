@@ -78,6 +78,37 @@ std::string PathViaIoctl(const std::string& dir, uint64_t ino) {
   return path + (q->path[1] ? q->path : "");
 }
 
+std::vector<DeviceSpan> DevicesViaIoctl(const std::string& path) {
+  const UniqueFd fd(open(path.c_str(), O_RDONLY | O_NONBLOCK));
+  if (!fd.valid()) return {};
+  auto q = std::make_unique<udax_ioc_devices>();
+  if (ioctl(fd.get(), UDAX_IOC_DEVICES, q.get()) != 0) return {};
+  std::vector<DeviceSpan> out;
+  for (uint32_t d = 0; d < q->count && d < UDAX_DEVICES_MAX; ++d) {
+    q->dev[d].path[sizeof(q->dev[d].path) - 1] = 0;
+    out.push_back({q->dev[d].start, q->dev[d].length, q->dev[d].path});
+  }
+  return out;
+}
+
+std::vector<DeviceSpan> DevicesOf(Filesystem* fs) {
+  const DiskSuperblock sb = fs->SuperblockSnapshot();
+  std::vector<DeviceSpan> out;
+  for (uint32_t d = 0; d < DeviceCount(sb); ++d) {
+    const uint64_t start = IsMultiDevice(sb) ? sb.devices[d].start : 0;
+    const uint64_t length = IsMultiDevice(sb) ? sb.devices[d].length : sb.region_size;
+    out.push_back({start, length, fs->region()->device(d)->path()});
+  }
+  return out;
+}
+
+size_t DeviceAt(const std::vector<DeviceSpan>& devices, uint64_t phys) {
+  for (size_t d = 0; d < devices.size(); ++d) {
+    if (phys >= devices[d].start && phys - devices[d].start < devices[d].length) return d;
+  }
+  return devices.size();
+}
+
 std::unique_ptr<Filesystem> OpenTargetReadOnly(const std::string& target, const char* cmd) {
   MountOptions ro;
   ro.read_only = true;
@@ -97,22 +128,40 @@ int CmdBmap(const std::string& file, bool json) {
     fprintf(stderr, "udaxctl bmap: %s\n", extents.status().message().c_str());
     return 1;
   }
+  // Several devices: each extent also as (device, offset on it).
+  const std::vector<DeviceSpan> devices = DevicesViaIoctl(file);
+  const bool multi = devices.size() > 1;
   if (json) {
     nlohmann::json j = nlohmann::json::array();
     for (const BmapExtent& e : *extents) {
-      j.push_back({{"file_offset", e.file_offset}, {"phys_offset", e.phys_offset},
-                   {"length", e.length}});
+      nlohmann::json x = {{"file_offset", e.file_offset}, {"phys_offset", e.phys_offset},
+                          {"length", e.length}};
+      const size_t d = DeviceAt(devices, e.phys_offset);
+      if (multi && d < devices.size()) {
+        x["device"] = d;
+        x["device_offset"] = e.phys_offset - devices[d].start;
+      }
+      j.push_back(x);
     }
     printf("%s\n", nlohmann::json{{"file", file}, {"au_size", au}, {"extents", j}}.dump(2).c_str());
     return 0;
   }
   printf("%s:\n", file.c_str());
-  printf(" EXT: %-24s %-24s %s\n", "FILE-OFFSET", "PHYS-OFFSET", "LENGTH");
+  if (multi) {
+    printf(" EXT: %-24s %-24s %-4s %-24s %s\n", "FILE-OFFSET", "PHYS-OFFSET", "DEV", "DEV-OFFSET",
+           "LENGTH");
+  } else {
+    printf(" EXT: %-24s %-24s %s\n", "FILE-OFFSET", "PHYS-OFFSET", "LENGTH");
+  }
   int n = 0;
   for (const BmapExtent& e : *extents) {
-    printf(" %3d: 0x%-22llx 0x%-22llx %llu\n", n++, static_cast<unsigned long long>(e.file_offset),
-           static_cast<unsigned long long>(e.phys_offset),
-           static_cast<unsigned long long>(e.length));
+    printf(" %3d: 0x%-22llx 0x%-22llx ", n++, static_cast<unsigned long long>(e.file_offset),
+           static_cast<unsigned long long>(e.phys_offset));
+    const size_t d = DeviceAt(devices, e.phys_offset);
+    if (multi && d < devices.size()) {
+      printf("%-4zu 0x%-22llx ", d, static_cast<unsigned long long>(e.phys_offset - devices[d].start));
+    }
+    printf("%llu\n", static_cast<unsigned long long>(e.length));
   }
   return 0;
 }
@@ -130,26 +179,52 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
     }
     return ParseSize(t);
   };
-  auto phys = parse(range.substr(0, plus));
+  // DEV:OFF names an offset on one device of a multi-device filesystem.
+  const size_t colon = range.find(':');
+  std::optional<uint64_t> device;
+  if (colon != std::string::npos && colon < plus) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long d = strtoull(range.c_str(), &end, 10);
+    if (errno || end != range.c_str() + colon || colon == 0) {
+      fprintf(stderr, "udaxctl rmap: bad device in '%s' (expected DEV:OFF[+LEN])\n", range.c_str());
+      return 1;
+    }
+    device = d;
+  }
+  const size_t phys_at = device ? colon + 1 : 0;
+  auto phys = parse(range.substr(phys_at, plus == std::string::npos ? std::string::npos : plus - phys_at));
   auto len = plus == std::string::npos ? std::optional<uint64_t>(1) : parse(range.substr(plus + 1));
   if (!phys || !len || *len == 0) {
-    fprintf(stderr, "udaxctl rmap: bad range '%s' (expected PHYS[+LEN])\n", range.c_str());
+    fprintf(stderr, "udaxctl rmap: bad range '%s' (expected [DEV:]PHYS[+LEN])\n", range.c_str());
     return 1;
   }
   struct stat st;
-  if (stat(where.c_str(), &st) != 0) {
+  if (stat(where.c_str(), &st) != 0 && where.find(',') == std::string::npos) {
     fprintf(stderr, "udaxctl rmap: %s: %s\n", where.c_str(), strerror(errno));
     return 1;
   }
   Result<std::vector<OwnerRange>> owners = std::vector<OwnerRange>{};
   std::unique_ptr<Filesystem> fs;
-  if (S_ISDIR(st.st_mode)) {
-    owners = RmapViaIoctl(where, *phys, *len);
+  std::vector<DeviceSpan> devices;
+  const bool mounted = where.find(',') == std::string::npos && S_ISDIR(st.st_mode);
+  if (mounted) {
+    devices = DevicesViaIoctl(where);
   } else {
     fs = OpenTargetReadOnly(where, "rmap");
     if (!fs) return 1;
-    owners = fs->Owners(*phys, *len);
+    devices = DevicesOf(fs.get());
   }
+  if (device) {
+    if (*device >= devices.size() || *phys >= devices[*device].length ||
+        *len > devices[*device].length - *phys) {
+      fprintf(stderr, "udaxctl rmap: %s: no such range on device %llu (%zu device(s))\n",
+              range.c_str(), static_cast<unsigned long long>(*device), devices.size());
+      return 1;
+    }
+    *phys += devices[*device].start;
+  }
+  owners = mounted ? RmapViaIoctl(where, *phys, *len) : fs->Owners(*phys, *len);
   if (!owners.ok()) {
     fprintf(stderr, "udaxctl rmap: %s\n", owners.status().message().c_str());
     return 1;
@@ -167,18 +242,30 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
     }
     return paths[o.ino] = p;
   };
+  const bool multi = devices.size() > 1;
   if (json) {
     nlohmann::json j = nlohmann::json::array();
     for (const OwnerRange& r : *owners) {
       const std::string path = r.owner.ino ? path_of(r.owner) : std::string();
-      j.push_back(OwnerRangeToJson(r, path, WithGeneration::kYes));
+      nlohmann::json x = OwnerRangeToJson(r, path, WithGeneration::kYes);
+      const size_t d = DeviceAt(devices, r.phys);
+      if (multi && d < devices.size()) {
+        x["device"] = d;
+        x["device_offset"] = r.phys - devices[d].start;
+      }
+      j.push_back(x);
     }
     printf("%s\n", j.dump(2).c_str());
     return 0;
   }
   for (const OwnerRange& r : *owners) {
-    printf("0x%llx+%llu: %s", static_cast<unsigned long long>(r.phys),
-           static_cast<unsigned long long>(r.len), OwnerKindName(r.owner.kind));
+    printf("0x%llx+%llu", static_cast<unsigned long long>(r.phys),
+           static_cast<unsigned long long>(r.len));
+    const size_t d = DeviceAt(devices, r.phys);
+    if (multi && d < devices.size()) {
+      printf(" (device %zu 0x%llx)", d, static_cast<unsigned long long>(r.phys - devices[d].start));
+    }
+    printf(": %s", OwnerKindName(r.owner.kind));
     if (r.owner.copy2) printf(" (second copy)");
     if (r.owner.ino) {
       printf(" ino %llu offset %llu", static_cast<unsigned long long>(r.owner.ino),

@@ -8,6 +8,7 @@
 // -- the list file's, and the kernel's for real pmem -- with the owners the reverse map
 // names for each: offline on an unmounted target, through the daemon's ioctls on a mount.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,6 +22,7 @@
 #include <optional>
 
 #include "fs/core/filesystem.h"
+#include "fs/region/region_span.h"
 #include "mount-helper/mount_table.h"
 #include "mount-helper/udaxctl.h"
 #include "fs/format/badblock_list.h"
@@ -56,11 +58,19 @@ bool IsFuse(const MountEntry& e) { return e.fstype.rfind("fuse", 0) == 0; }
 }  // namespace
 
 std::string MountPointOf(const std::string& target) {
-  const std::string c = Canonical(target);
+  // A device list ("a,b,c") is mounted when its first device is (a device is in one
+  // filesystem at a time: each is locked by the daemon that has it).
+  const std::vector<std::string> list = SplitDeviceList(target);
+  const std::string c = Canonical(list.size() > 1 && access(target.c_str(), F_OK) != 0 ? list[0] : target);
   if (c.empty()) return "";
   for (const MountEntry& e : ReadMountInfo()) {
-    if (IsFuse(e) && !e.source.empty() && e.source[0] == '/' && Canonical(e.source) == c) {
-      return e.mount_point;
+    if (!IsFuse(e) || e.source.empty() || e.source[0] != '/') continue;
+    if (Canonical(e.source) == c) return e.mount_point;
+    // One device of a multi-device filesystem, named by itself or in a list.
+    if (access(e.source.c_str(), F_OK) != 0) {
+      for (const std::string& d : SplitDeviceList(e.source)) {
+        if (Canonical(d) == c) return e.mount_point;
+      }
     }
   }
   return "";
@@ -71,21 +81,38 @@ namespace {
 // What a command works on: the image (or device) and, when mounted, the mount point.
 struct Target {
   std::string given;
-  std::string path;   // the image or device
+  std::string path;   // the image or device (or the device list of a multi-device one)
   std::string mount;  // "" when not mounted
-  struct stat st {};
+  struct stat st {};  // of path (of the first device, for a list)
+  bool list = false;  // path names several devices: the whole filesystem
 };
 
 // Resolves TARGET (an image, a device, or a udaxfs mount point). Prints the error.
 std::optional<Target> Resolve(const std::string& given, const char* cmd) {
   Target t;
   t.given = given;
+  // "a,b,c": the devices of one filesystem (when no file has that name).
+  auto as_list = [&](const std::string& path) {
+    const std::vector<std::string> devices = SplitDeviceList(path);
+    if (devices.size() < 2 || access(path.c_str(), F_OK) == 0) return false;
+    t.list = true;
+    return stat(devices[0].c_str(), &t.st) == 0;
+  };
+  if (as_list(given)) {
+    t.path = given;
+    t.mount = MountPointOf(given);
+    return t;
+  }
   if (stat(given.c_str(), &t.st) != 0) {
     fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, given.c_str(), strerror(errno));
     return std::nullopt;
   }
   if (S_ISDIR(t.st.st_mode)) {
     t.path = ImageOfMountPoint(given);
+    if (!t.path.empty() && as_list(t.path)) {
+      t.mount = given;
+      return t;
+    }
     if (t.path.empty() || stat(t.path.c_str(), &t.st) != 0) {
       fprintf(stderr, "udaxctl %s: %s: not a udaxfs mount point (give the image)\n", cmd,
               given.c_str());
@@ -103,10 +130,10 @@ std::optional<Target> Resolve(const std::string& given, const char* cmd) {
 // IMAGE.badblocks) when we may; only looks when we may not. "" with no error for an
 // image without a superblock when `need` is false (it has no list: nothing is injected).
 // Prints the error and returns nullopt otherwise.
-std::optional<TargetState> ListFileOf(const Target& t, const char* cmd, bool need) {
-  Result<TargetState> s = LocateTargetState(t.path, /*prepare=*/true);
+std::optional<TargetState> ListFileOf(const std::string& path, const char* cmd, bool need) {
+  Result<TargetState> s = LocateTargetState(path, /*prepare=*/true);
   if (!s.ok() && (s.status().code() == EACCES || s.status().code() == EROFS)) {
-    s = LocateTargetState(t.path, /*prepare=*/false);
+    s = LocateTargetState(path, /*prepare=*/false);
   }
   if (s.ok()) return std::move(s).value();
   if (!need && s.status().code() == ENODATA) return TargetState();
@@ -170,6 +197,11 @@ int CmdInjectError(const InjectErrorArgs& a) {
   }
   std::optional<Target> t = Resolve(a.target, cmd);
   if (!t) return 1;
+  if (t->list) {
+    fprintf(stderr, "udaxctl %s: %s: several devices: name the one image to poison\n", cmd,
+            a.target.c_str());
+    return 1;
+  }
   if (!S_ISREG(t->st.st_mode)) {
     fprintf(stderr,
             "udaxctl %s: %s: not an image file; the bad blocks of a device are real: use "
@@ -177,7 +209,7 @@ int CmdInjectError(const InjectErrorArgs& a) {
             cmd, t->path.c_str());
     return 1;
   }
-  const std::optional<TargetState> state = ListFileOf(*t, cmd, /*need=*/!a.status);
+  const std::optional<TargetState> state = ListFileOf(t->path, cmd, /*need=*/!a.status);
   if (!state) return 1;
   if (a.status) {
     Result<BadblockList> list = ReadListOrNone(state->badblocks);
@@ -317,6 +349,12 @@ class OwnerLookup {
   }
   // "" when owners can be asked for; else why not.
   const std::string& error() const { return error_; }
+  // The devices of the filesystem, in order (one, starting at 0, on a single region);
+  // empty when neither the mount nor the target says.
+  std::vector<DeviceSpan> Devices() const {
+    if (!t_.mount.empty()) return DevicesViaIoctl(t_.mount);
+    return fs_ ? DevicesOf(fs_.get()) : std::vector<DeviceSpan>{};
+  }
 
   Result<std::vector<OwnerRange>> Owners(uint64_t phys, uint64_t len) {
     if (!t_.mount.empty()) return RmapViaIoctl(t_.mount, phys, len);
@@ -345,16 +383,18 @@ class OwnerLookup {
 
 }  // namespace
 
-std::optional<nlohmann::json> FetchMediaErrors(const std::string& given, const char* cmd,
-                                               bool* partial) {
-  *partial = false;
-  std::optional<Target> t = Resolve(given, cmd);
-  if (!t) return std::nullopt;
+namespace {
+
+// The bad ranges of one device (an image's list files, the kernel's badblocks), in its
+// own 512-byte sectors, sorted. *mode and *size describe it as ndctl would.
+std::optional<std::vector<BadRange>> DeviceBadRanges(const std::string& path, const struct stat& st,
+                                                     const char* cmd, bool* partial,
+                                                     std::string* mode, uint64_t* size) {
   std::vector<BadRange> ranges;
-  std::string mode = S_ISCHR(t->st.st_mode) ? "devdax" : "emulated";
-  uint64_t size = static_cast<uint64_t>(t->st.st_size);
-  if (S_ISREG(t->st.st_mode)) {
-    const std::optional<TargetState> state = ListFileOf(*t, cmd, /*need=*/false);
+  *mode = S_ISCHR(st.st_mode) ? "devdax" : "emulated";
+  *size = static_cast<uint64_t>(st.st_size);
+  if (S_ISREG(st.st_mode)) {
+    const std::optional<TargetState> state = ListFileOf(path, cmd, /*need=*/false);
     if (!state) return std::nullopt;
     Result<BadblockList> list = ReadListOrNone(state->badblocks);
     Result<BadblockList> latent = ReadListOrNone(state->latent);
@@ -369,10 +409,10 @@ std::optional<nlohmann::json> FetchMediaErrors(const std::string& given, const c
   }
   // The kernel's own list, when the target is (or lives on) real pmem.
   // A kernel list we cannot read is reported, and what can be listed still is.
-  Result<KernelBadblocks> kb = LocateKernelBadblocks(t->path);
+  Result<KernelBadblocks> kb = LocateKernelBadblocks(path);
   if (kb.ok()) {
-    if (kb->kind != KernelBadblocksKind::kDevdax) mode = "fsdax";
-    if (S_ISCHR(t->st.st_mode) || S_ISBLK(t->st.st_mode)) size = kb->target_size;
+    if (kb->kind != KernelBadblocksKind::kDevdax) *mode = "fsdax";
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) *size = kb->target_size;
     Result<BadblockList> list = ReadKernelBadblocks(*kb);
     if (list.ok()) {
       for (const BadblockRange& r : list->ranges()) ranges.push_back({r, "kernel"});
@@ -386,37 +426,90 @@ std::optional<nlohmann::json> FetchMediaErrors(const std::string& given, const c
   }
   std::sort(ranges.begin(), ranges.end(),
             [](const BadRange& a, const BadRange& b) { return a.r.sector < b.r.sector; });
-  uint64_t count = 0;
-  for (const BadRange& b : ranges) count += b.r.count;
+  return ranges;
+}
 
+}  // namespace
+
+std::optional<nlohmann::json> FetchMediaErrors(const std::string& given, const char* cmd,
+                                               bool* partial) {
+  *partial = false;
+  std::optional<Target> t = Resolve(given, cmd);
+  if (!t) return std::nullopt;
   OwnerLookup owners(*t);
-  if (!ranges.empty() && !owners.error().empty()) {
-    fprintf(stderr, "udaxctl %s: owners unknown: %s\n", cmd, owners.error().c_str());
+  // Which devices, and where each starts in the filesystem: the target itself at 0, or
+  // on a multi-device filesystem all of its devices (a list, or its mount) or the one
+  // device named.
+  struct Dev {
+    size_t index;
+    DeviceSpan span;
+  };
+  std::vector<Dev> chosen;
+  const std::vector<DeviceSpan> devices = owners.Devices();
+  const bool multi = devices.size() > 1;
+  if (!multi) {
+    chosen.push_back({0, DeviceSpan{0, 0, t->path}});
+  } else {
+    const std::string me = t->list ? std::string() : Canonical(t->path);
+    for (size_t d = 0; d < devices.size(); ++d) {
+      if (t->list || Canonical(devices[d].path) == me) chosen.push_back({d, devices[d]});
+    }
   }
+  if (chosen.empty() && t->list) {
+    // Neither mounted nor openable (owners says why): each device's list alone.
+    for (const std::string& p : SplitDeviceList(t->path)) chosen.push_back({0, DeviceSpan{0, 0, p}});
+  }
+  std::string mode;
+  uint64_t size = 0, count = 0;
   nlohmann::json jbbs = nlohmann::json::array();
-  for (const BadRange& b : ranges) {
-    nlohmann::json jb{{"offset", b.r.sector}, {"length", b.r.count}, {"source", b.source}};
-    Result<std::vector<OwnerRange>> o = owners.Owners(b.r.byte_offset(), b.r.byte_length());
-    if (!o.ok()) {
-      if (owners.error().empty()) {
-        fprintf(stderr, "udaxctl %s: owners of block %" PRIu64 ": %s\n", cmd, b.r.sector,
-                o.status().message().c_str());
-        *partial = true;
+  bool said = false;
+  for (const Dev& dev : chosen) {
+    struct stat st;
+    if (stat(dev.span.path.c_str(), &st) != 0) {
+      fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, dev.span.path.c_str(), strerror(errno));
+      return std::nullopt;
+    }
+    std::string dev_mode;
+    uint64_t dev_size = 0;
+    auto ranges = DeviceBadRanges(dev.span.path, st, cmd, partial, &dev_mode, &dev_size);
+    if (!ranges) return std::nullopt;
+    mode = mode.empty() || mode == dev_mode ? dev_mode : "mixed";
+    size += multi ? dev.span.length : dev_size;
+    if (!ranges->empty() && !owners.error().empty() && !said) {
+      fprintf(stderr, "udaxctl %s: owners unknown: %s\n", cmd, owners.error().c_str());
+      said = true;
+    }
+    for (const BadRange& b : *ranges) {
+      count += b.r.count;
+      nlohmann::json jb{{"offset", b.r.sector}, {"length", b.r.count}, {"source", b.source}};
+      if (multi) {
+        jb["device"] = dev.index;
+        jb["device_path"] = dev.span.path;
       }
-      jb["owners_error"] = o.status().message();
+      Result<std::vector<OwnerRange>> o =
+          owners.Owners(dev.span.start + b.r.byte_offset(), b.r.byte_length());
+      if (!o.ok()) {
+        if (owners.error().empty()) {
+          fprintf(stderr, "udaxctl %s: owners of block %" PRIu64 ": %s\n", cmd, b.r.sector,
+                  o.status().message().c_str());
+          *partial = true;
+        }
+        jb["owners_error"] = o.status().message();
+        jbbs.push_back(jb);
+        continue;
+      }
+      nlohmann::json jo = nlohmann::json::array();
+      for (const OwnerRange& r : *o) {
+        const std::string path = r.owner.ino ? owners.PathOf(r.owner.ino) : std::string();
+        jo.push_back(OwnerRangeToJson(r, path, WithGeneration::kYes));
+      }
+      jb["owners"] = jo;
       jbbs.push_back(jb);
-      continue;
     }
-    nlohmann::json jo = nlohmann::json::array();
-    for (const OwnerRange& r : *o) {
-      const std::string path = r.owner.ino ? owners.PathOf(r.owner.ino) : std::string();
-      jo.push_back(OwnerRangeToJson(r, path, WithGeneration::kYes));
-    }
-    jb["owners"] = jo;
-    jbbs.push_back(jb);
   }
   // ndctl list --media-errors: a namespace with its bad blocks in 512-byte sectors; each
-  // bad block here also names its source and owners.
+  // bad block here also names its source and owners (and, on several devices, which
+  // device the sectors count on).
   return nlohmann::json{{"dev", given},
                         {"mode", mode},
                         {"size", size},
@@ -439,8 +532,13 @@ int CmdListMediaErrors(const std::string& given, bool json) {
          count == 1 ? "" : "s");
   for (const nlohmann::json& b : bbs) {
     const uint64_t sector = b["offset"].get<uint64_t>(), n = b["length"].get<uint64_t>();
-    printf("  block %" PRIu64 " count %" PRIu64 " [%#" PRIx64 ", +%#" PRIx64 ") %s\n", sector, n,
+    printf("  block %" PRIu64 " count %" PRIu64 " [%#" PRIx64 ", +%#" PRIx64 ") %s", sector, n,
            sector * 512, n * 512, b["source"].get<std::string>().c_str());
+    if (b.contains("device")) {
+      printf(" on device %" PRIu64 " (%s)", b["device"].get<uint64_t>(),
+             b["device_path"].get<std::string>().c_str());
+    }
+    printf("\n");
     if (!b.contains("owners")) continue;
     for (const nlohmann::json& o : b["owners"]) {
       printf("    %s", o["kind"].get<std::string>().c_str());

@@ -26,6 +26,7 @@ Status BadblockSet::Apply(Result<BadblockList> read, const OnChange& on_change, 
     e.source = spec_.source;
     e.offset = r.byte_offset();
     e.length = std::min(r.byte_length(), spec_.region_size - e.offset);
+    e.offset += spec_.base;
     e.time = now;
     e.detail = spec_.detail;
     queue_->Push(std::move(e));

@@ -31,6 +31,9 @@ class BadblockSet {
     std::string detail;  // the file the list came from
     // Ranges starting at or past it are not reported, and the rest are clipped to it.
     uint64_t region_size = UINT64_MAX;
+    // Added to every offset: the list is one device's, and the events speak in the
+    // offsets of the region over all of them (the device's start there).
+    uint64_t base = 0;
   };
 
   BadblockSet(EventQueue* queue, EventSpec spec) : queue_(queue), spec_(std::move(spec)) {}

@@ -27,7 +27,7 @@ BadblockListWatcher::BadblockListWatcher(std::string list_path, OnChange on_chan
       announce_(options.announce),
       inotify_(std::move(inotify)),
       rescan_(std::move(rescan)),
-      set_(queue, {MediaEventSource::kInjected, path_, options.region_size}),
+      set_(queue, {MediaEventSource::kInjected, path_, options.region_size, options.base}),
       thread_(std::move(thread)) {}
 
 Result<std::unique_ptr<BadblockListWatcher>> BadblockListWatcher::Start(

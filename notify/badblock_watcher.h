@@ -39,6 +39,8 @@ class BadblockListWatcher {
     bool announce = true;
     // The region size: ranges starting past it are not reported.
     uint64_t region_size = UINT64_MAX;
+    // The list's device starts here in the region (a multi-device filesystem).
+    uint64_t base = 0;
   };
 
   // Reads the list (calls on_change, emits the initial events) and starts the thread.

@@ -17,7 +17,7 @@ BadblocksPoller::BadblocksPoller(std::string poll_file, UniqueFd file, Reader re
       reader_(std::move(reader)),
       options_(std::move(options)),
       rescan_(std::move(rescan)),
-      set_(queue, {MediaEventSource::kBadblocks, poll_file_}),
+      set_(queue, {MediaEventSource::kBadblocks, poll_file_, UINT64_MAX, options_.base}),
       thread_(std::move(thread)) {}
 
 Result<std::unique_ptr<BadblocksPoller>> BadblocksPoller::Start(const std::string& poll_file,

@@ -36,6 +36,8 @@ class BadblocksPoller {
     bool emit_initial = true;
     // Called with the whole list after every successful read.
     std::function<void(const BadblockList&)> on_change;
+    // The device starts here in the region (a multi-device filesystem).
+    uint64_t base = 0;
   };
 
   // Opens `poll_file` (the sysfs attribute; "" to rely on Rescan alone), reads the list

@@ -11,44 +11,10 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
   s->region_ = region;
   region->set_fault_listener([queue](const MediaFault& f) { queue->Push(MediaEventFromFault(f)); });
 
-  if (!region->badblocks_path().empty()) {
-    BadblockListWatcher::Options wo;
-    wo.region_size = region->size();
-    UDAX_ASSIGN_OR_RETURN(
-        s->watcher_,
-        BadblockListWatcher::Start(
-            region->badblocks_path(),
-            [region](const BadblockList& list) { region->SetEmulatedPoison(list); }, queue, wo));
-    // The latent list is followed too, so reads fail on it, but never announced: it is
-    // found by the read that consumes it, as poison the platform did not report.
-    wo.announce = false;
-    UDAX_ASSIGN_OR_RETURN(
-        s->latent_watcher_,
-        BadblockListWatcher::Start(
-            region->latent_path(),
-            [region](const BadblockList& list) { region->SetLatentPoison(list); }, queue, wo));
-  }
-
-  Result<KernelBadblocks> kb = LocateKernelBadblocks(region->path());
-  if (kb.ok()) {
-    s->kernel_ = kb.value();
-    auto poller = BadblocksPoller::StartFor(kb.value(), queue, {});
-    if (poller.ok()) {
-      s->poller_ = std::move(poller).value();
-    } else {
-      s->skipped_.push_back("kernel badblocks: " + poller.status().message());
-    }
-    UeventListener::Options uo;
-    uo.region_size = region->size();
-    uo.sysfs_root = options.sysfs_root;
-    auto uevents = UeventListener::Start({kb->devpath}, queue, uo);
-    if (uevents.ok()) {
-      s->uevents_ = std::move(uevents).value();
-    } else {
-      s->skipped_.push_back("uevents: " + uevents.status().message());
-    }
-  } else if (kb.status().code() != EOPNOTSUPP) {
-    s->skipped_.push_back("kernel badblocks: " + kb.status().message());
+  // Per device (one on most filesystems): its list files or its kernel badblocks, with
+  // events moved to where the device starts in the region.
+  for (size_t d = 0; d < region->device_count(); ++d) {
+    UDAX_RETURN_IF_ERROR(s->StartDevice(region->device(d), region->device_start(d), queue, options));
   }
 
   if (options.early_kill) {
@@ -59,12 +25,61 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
   return s;
 }
 
+Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queue,
+                                 const Options& options) {
+  if (!device->badblocks_path().empty()) {
+    BadblockListWatcher::Options wo;
+    wo.region_size = device->size();
+    wo.base = base;
+    UDAX_ASSIGN_OR_RETURN(
+        auto watcher,
+        BadblockListWatcher::Start(
+            device->badblocks_path(),
+            [device](const BadblockList& list) { device->SetEmulatedPoison(list); }, queue, wo));
+    watchers_.push_back(std::move(watcher));
+    // The latent list is followed too, so reads fail on it, but never announced: it is
+    // found by the read that consumes it, as poison the platform did not report.
+    wo.announce = false;
+    UDAX_ASSIGN_OR_RETURN(
+        auto latent,
+        BadblockListWatcher::Start(
+            device->latent_path(),
+            [device](const BadblockList& list) { device->SetLatentPoison(list); }, queue, wo));
+    watchers_.push_back(std::move(latent));
+  }
+
+  Result<KernelBadblocks> kb = LocateKernelBadblocks(device->path());
+  if (kb.ok()) {
+    if (!kernel_) kernel_ = kb.value();  // the patrol's scrub: the first device's bus
+    BadblocksPoller::Options po;
+    po.base = base;
+    auto poller = BadblocksPoller::StartFor(kb.value(), queue, po);
+    if (poller.ok()) {
+      pollers_.push_back(std::move(poller).value());
+    } else {
+      skipped_.push_back("kernel badblocks: " + poller.status().message());
+    }
+    UeventListener::Options uo;
+    uo.region_size = device->size();
+    uo.base = base;
+    uo.sysfs_root = options.sysfs_root;
+    auto uevents = UeventListener::Start({kb->devpath}, queue, uo);
+    if (uevents.ok()) {
+      uevents_.push_back(std::move(uevents).value());
+    } else {
+      skipped_.push_back("uevents: " + uevents.status().message());
+    }
+  } else if (kb.status().code() != EOPNOTSUPP) {
+    skipped_.push_back("kernel badblocks: " + kb.status().message());
+  }
+  return Status::Ok();
+}
+
 void MediaSources::Stop() {
   if (region_ == nullptr) return;
-  if (watcher_) watcher_->Stop();
-  if (latent_watcher_) latent_watcher_->Stop();
-  if (poller_) poller_->Stop();
-  if (uevents_) uevents_->Stop();
+  for (auto& w : watchers_) w->Stop();
+  for (auto& p : pollers_) p->Stop();
+  for (auto& u : uevents_) u->Stop();
   region_ = nullptr;
 }
 

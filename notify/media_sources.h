@@ -8,6 +8,8 @@
 // Start wires, according to the target:
 //   * always: the Region's fault listener -> sigbus-ar/sigbus-ao events (synchronous
 //     faults caught by ReadSafe and friends, real or emulated);
+// (per device of the Region: a multi-device filesystem's devices each have their own,
+// their events moved to the device's start in the Region)
 //   * a regular file with state (Region::badblocks_path(), in the state directory): the
 //     list-file watcher (injected events; its callback keeps the Region's emulated
 //     poison current), and a second one for the latent list that announces nothing;
@@ -59,7 +61,7 @@ class MediaSources {
   const KernelBadblocks* kernel() const { return kernel_ ? &*kernel_ : nullptr; }
   // Has the kernel badblocks poller reread its list now (after a scrub), if there is one.
   void RescanKernelBadblocks() {
-    if (poller_) poller_->Rescan();
+    for (auto& p : pollers_) p->Rescan();
   }
 
  private:
@@ -67,10 +69,15 @@ class MediaSources {
 
   Region* region_ = nullptr;
   std::optional<KernelBadblocks> kernel_;
-  std::unique_ptr<BadblockListWatcher> watcher_;
-  std::unique_ptr<BadblockListWatcher> latent_watcher_;  // never announces
-  std::unique_ptr<BadblocksPoller> poller_;
-  std::unique_ptr<UeventListener> uevents_;
+  // The sources of one device of the region (Region::device), whose offsets start at
+  // `base` in the region.
+  Status StartDevice(Region* device, uint64_t base, EventQueue* queue, const Options& options);
+
+  // Per device: its list file and latent list (an image), or its kernel poller and uevent
+  // listener (real pmem).
+  std::vector<std::unique_ptr<BadblockListWatcher>> watchers_;
+  std::vector<std::unique_ptr<BadblocksPoller>> pollers_;
+  std::vector<std::unique_ptr<UeventListener>> uevents_;
   std::unique_ptr<SigbusAoReceiver> ao_;
   std::vector<std::string> skipped_;
 };

@@ -66,7 +66,7 @@ Result<std::unique_ptr<UeventListener>> UeventListener::StartOnSocket(
 void UeventListener::PushRemoved(const std::string& why) {
   MediaEvent e;
   e.source = MediaEventSource::kDeviceRemoved;
-  e.offset = 0;
+  e.offset = options_.base;
   e.length = options_.region_size;
   e.time = std::chrono::system_clock::now();
   e.detail = why;

@@ -30,6 +30,7 @@ class UeventListener {
  public:
   struct Options {
     uint64_t region_size = UINT64_MAX;  // the length of the device-removed events
+    uint64_t base = 0;                  // their offset: the device's start in the region
     std::string sysfs_root = "/sys";    // where watched devpaths are checked after ENOBUFS
     // Sees every kernel uevent parsed (for the event log and tests), matching or not.
     std::function<void(const Uevent&)> observer;

@@ -128,6 +128,11 @@ Status Filesystem::SetLabel(std::string_view label) {
   SuperblockSeal(&sb);
   Status st = region_->WriteSafe(0, &sb, sizeof(sb), true);
   if (st.ok()) st = region_->WriteSafe(sb.replica_off, &sb, sizeof(sb), true);
+  // The other devices' copies (a multi-device filesystem): what fsck compares them with.
+  for (uint32_t d = 1; st.ok() && d < sb.device_count; ++d) {
+    const DiskSuperblock copy = DeviceCopy(sb, d);
+    st = region_->WriteSafe(sb.devices[d].start, &copy, sizeof(copy), true);
+  }
   if (!st.ok()) {
     ShutdownLocked("superblock write failed: " + st.message());
     return Status::IoError(st.message());

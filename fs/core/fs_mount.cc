@@ -16,15 +16,26 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
     params.region_size = region->size();
   }
   UDAX_ASSIGN_OR_RETURN(DiskSuperblock sb, ComputeGeometry(params));
+  if (sb.region_size > region->size()) {
+    return Status::InvalidArgument(region->path() + ": the devices span fewer bytes than the geometry");
+  }
   if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != sizeof(sb.uuid) ||
       getrandom(&sb.hash_seed, sizeof(sb.hash_seed), 0) != sizeof(sb.hash_seed)) {
     return Status::FromErrno("getrandom");
+  }
+  for (uint32_t d = 0; d < sb.device_count; ++d) {
+    if (getrandom(sb.devices[d].uuid, sizeof(sb.devices[d].uuid), 0) != sizeof(sb.devices[d].uuid)) {
+      return Status::FromErrno("getrandom");
+    }
   }
   sb.mkfs_time_sec = static_cast<uint64_t>(time(nullptr));
 
   // Invalidate any old superblock first, so a crash mid-mkfs leaves no mountable mix.
   UDAX_RETURN_IF_ERROR(region->ZeroSafe(0, kBlockSize, true));
   UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.replica_off, kBlockSize, true));
+  for (uint32_t d = 1; d < sb.device_count; ++d) {
+    UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.devices[d].start, kBlockSize, true));
+  }
   // Metadata areas start zeroed (journal, bitmaps, inode table, rmap area).
   UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.journal_off, sb.data_off - sb.journal_off, false));
   if (HasMetaCopies(sb)) UDAX_RETURN_IF_ERROR(region->ZeroSafe(sb.itable2_off, sb.itable2_len, false));
@@ -43,11 +54,19 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
     for (uint64_t b = 0; b < FirstDataAu(sb); ++b) set(b);
     for (uint64_t b = LastDataAu(sb); b < sb.au_count; ++b) set(b);
     for (uint64_t b = sb.au_count; b < words * 64; ++b) set(b);
+    for (uint32_t d = 1; d < sb.device_count; ++d) set(DeviceFirstAu(sb, d));
     UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.abitmap_off, bits.data(), words * 8, false));
   }
-  // Root directory: inode 1 with one empty bucket in the first data AU (and its copy in
-  // that AU's partner).
-  const uint64_t root_au = FirstDataAu(sb);
+  // Root directory: inode 1 with one empty bucket in the first data AU that has a
+  // partner (the first data AU on one device; on several, the first whose partner lies
+  // on another device), and its copy in that partner.
+  uint64_t root_au = FirstDataAu(sb);
+  if (IsMultiDevice(sb)) {
+    while (root_au < LastDataAu(sb) && CopyAu(sb, root_au) == 0) ++root_au;
+    if (root_au == LastDataAu(sb)) {
+      return Status::InvalidArgument("no pair of AUs on two devices for the root directory");
+    }
+  }
   const uint64_t root_copy = CopyAu(sb, root_au);
   {
     for (uint64_t a : {root_au, root_copy}) {
@@ -111,9 +130,13 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
     UDAX_RETURN_IF_ERROR(region->Persist(sb.itable2_off, sb.itable2_len));
     UDAX_RETURN_IF_ERROR(region->Persist(root_copy * sb.au_size, kBlockSize));
   }
-  // Superblocks last: replica, then primary.
+  // Superblocks last: replica, the other devices' copies, then primary.
   SuperblockSeal(&sb);
   UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.replica_off, &sb, sizeof(sb), true));
+  for (uint32_t d = 1; d < sb.device_count; ++d) {
+    const DiskSuperblock copy = DeviceCopy(sb, d);
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.devices[d].start, &copy, sizeof(copy), true));
+  }
   UDAX_RETURN_IF_ERROR(region->WriteSafe(0, &sb, sizeof(sb), true));
   return Status::Ok();
 }
@@ -166,6 +189,10 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   // A primary that does not read (poison) is as bad as one whose checksum fails.
   DiskSuperblock sb;
   Status st = region->ReadSafe(0, &sb, sizeof(sb));
+  if (st.ok()) {
+    Status lone = RefuseLoneDevice(sb, region->size(), region->device_count());
+    if (!lone.ok()) return Status::InvalidArgument(target + ": " + lone.message());
+  }
   if (st.ok()) st = SuperblockVerify(sb, region->size());
   bool restore_primary = false;
   if (!st.ok()) {
@@ -183,6 +210,17 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
             target.c_str(), primary.message().c_str());
     sb = replica;
     restore_primary = !options.read_only;
+  }
+  // The devices as mapped (SpanRegion found them by their own copies) must be the ones
+  // the superblock describes.
+  bool same_devices = region->device_count() == DeviceCount(sb);
+  for (uint32_t d = 0; same_devices && d < DeviceCount(sb); ++d) {
+    same_devices = !IsMultiDevice(sb) || region->device_start(d) == sb.devices[d].start;
+  }
+  if (!same_devices) {
+    return Status::InvalidArgument(target + ": the superblock describes " +
+                                   std::to_string(DeviceCount(sb)) + " device(s), not the " +
+                                   std::to_string(region->device_count()) + " named");
   }
   fs->sb_ = sb;
 

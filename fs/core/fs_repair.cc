@@ -158,6 +158,10 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
   DiskSuperblock primary, replica;
   // A copy that does not read (poison) is as bad as one whose checksum fails.
   Status pst = region->ReadSafe(0, &primary, sizeof(primary));
+  if (pst.ok()) {
+    Status lone = RefuseLoneDevice(primary, size, region->device_count());
+    if (!lone.ok()) return Status::InvalidArgument(region->path() + ": " + lone.message());
+  }
   if (pst.ok()) pst = SuperblockVerify(primary, size);
   // Where the replica is: the primary says; without one, the end of the target.
   const uint64_t replica_off = pst.ok() ? primary.replica_off : size - kBlockSize;
@@ -178,6 +182,21 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
       Fixed("superblock: restored from the replica");
     }
     return replica;
+  }
+  // The copies that begin the other devices of a multi-device filesystem.
+  for (uint32_t d = 1; d < DeviceCount(primary); ++d) {
+    const DiskSuperblock want = DeviceCopy(primary, d);
+    DiskSuperblock have;
+    const uint64_t at = primary.devices[d].start;
+    Status cst = region->ReadSafe(at, &have, sizeof(have));
+    if (cst.ok() && std::memcmp(&have, &want, sizeof(want)) == 0) continue;
+    found->Add("superblock copy on device " + std::to_string(d) + ": " +
+               (cst.ok() ? "differs from the primary" : cst.message()));
+    if (fix) {
+      UDAX_RETURN_IF_ERROR(region->WriteSafe(at, &want, sizeof(want), true));
+      UDAX_RETURN_IF_ERROR(region->ClearRewrittenPoison(at, sizeof(want)));
+      Fixed("superblock copy on device " + std::to_string(d) + ": rewritten from the primary");
+    }
   }
   if (!rst.ok()) {
     found->Add("superblock replica: " + rst.message());

@@ -2,6 +2,7 @@
 #include "fs/core/space.h"
 
 #include <algorithm>
+#include <array>
 
 #include "fs/base/byte_overlap.h"
 #include "fs/format/layout.h"
@@ -14,23 +15,33 @@ Status Space::Load(Region* region, const DiskSuperblock& sb) {
   au_size_ = sb.au_size;
   au_count_ = sb.au_count;
   rmap_ = ReverseMap(region, sb);
-  // Groups of whole bitmap words, so two groups never stage the same word.
+  // Groups of whole bitmap words, so two groups never stage the same word, and never
+  // across two devices (each device's share is whole words: DeviceUnit), so that a
+  // file's home device is a set of groups.
   const uint64_t per = (sb.au_count + kMaxGroups - 1) / kMaxGroups;
   group_aus_ = std::max<uint64_t>(kMinGroupAus, (per + 63) / 64 * 64);
   groups_.clear();
+  device_groups_.clear();
   uint64_t free = 0;
   const uint64_t lo = FirstDataAu(sb), hi = LastDataAu(sb);
-  for (uint64_t base = 0; base < sb.au_count; base += group_aus_) {
-    auto g = std::make_unique<Group>();
-    g->base = base;
-    const uint64_t n = std::min(group_aus_, sb.au_count - base);
-    const uint64_t g_lo = std::clamp(lo, base, base + n) - base;
-    const uint64_t g_hi = std::clamp(hi, base, base + n) - base;
-    MutexLock lock(&g->mu);
-    UDAX_RETURN_IF_ERROR(g->alloc.Load(*region, sb.abitmap_off + base / 8, n, g_lo, g_hi));
-    free += g->alloc.free_count();
-    groups_.push_back(std::move(g));
+  for (uint32_t d = 0; d < DeviceCount(sb); ++d) {
+    const uint64_t dev_end = DeviceEndAu(sb, d);
+    device_groups_.push_back(groups_.size());
+    for (uint64_t base = DeviceFirstAu(sb, d); base < dev_end; base += group_aus_) {
+      auto g = std::make_unique<Group>();
+      g->base = base;
+      const uint64_t n = std::min(group_aus_, dev_end - base);
+      g->end = base + n;
+      const uint64_t g_lo = std::clamp(lo, base, base + n) - base;
+      const uint64_t g_hi = std::clamp(hi, base, base + n) - base;
+      MutexLock lock(&g->mu);
+      UDAX_RETURN_IF_ERROR(g->alloc.Load(*region, sb.abitmap_off + base / 8, n, g_lo, g_hi));
+      free += g->alloc.free_count();
+      groups_.push_back(std::move(g));
+    }
   }
+  device_groups_.push_back(groups_.size());
+  if (groups_.size() > kMaxOrder) return Status::Corruption("too many allocation groups");
   free_aus_.store(free);
   {
     MutexLock pool(&pool_mu_);
@@ -51,7 +62,7 @@ template <typename Fn>
 void Space::ForEachPiece(const Run& run, Fn fn) const {
   for (uint64_t a = run.start; a < run.end();) {
     Group& g = GroupOf(a);
-    const uint64_t end = std::min(run.end(), g.base + group_aus_);
+    const uint64_t end = std::min(run.end(), g.end);
     fn(g, Run{a - g.base, end - a});
     a = end;
   }
@@ -68,17 +79,54 @@ auto Space::Update(Group& g, Op op) const {
   return result;
 }
 
+size_t Space::GroupIndex(uint64_t au) const {
+  if (device_groups_.size() <= 2) return au / group_aus_;  // one device: uniform groups
+  size_t lo = 0, hi = groups_.size();
+  while (hi - lo > 1) {
+    const size_t mid = (lo + hi) / 2;
+    if (groups_[mid]->base <= au) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+size_t Space::GroupOrder(uint64_t goal, bool has_goal, uint64_t ino,
+                         std::array<uint32_t, kMaxOrder>* order) const {
+  const size_t n = groups_.size();
+  const size_t devices = device_groups_.size() - 1;
+  // The device the AUs should come from: the goal's (the file already lives there), or
+  // the owner's home, round robin over the devices by inode number.
+  const size_t dev = has_goal ? DeviceOfAu(sb_, goal) : ino % devices;
+  const size_t gs = device_groups_[dev], ge = device_groups_[dev + 1];
+  const size_t first = has_goal ? GroupIndex(goal) : gs + (ino / devices) % (ge - gs);
+  size_t k = 0;
+  for (size_t i = 0; i < ge - gs; ++i) (*order)[k++] = static_cast<uint32_t>(gs + (first - gs + i) % (ge - gs));
+  // Then the other devices', when the home one is short.
+  for (size_t i = 1; i < devices; ++i) {
+    const size_t other = (dev + i) % devices;
+    for (size_t g = device_groups_[other]; g < device_groups_[other + 1]; ++g) {
+      (*order)[k++] = static_cast<uint32_t>(g);
+    }
+  }
+  (void)n;
+  return k;
+}
+
 Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64_t ino) {
   if (count == 0) return std::vector<Run>{};
   if (free_aus() < count) return Status::NoSpace("no free space");
-  const size_t n = groups_.size();
   const bool has_goal = goal != 0 && goal < au_count_;
-  const size_t first = has_goal ? goal / group_aus_ : ino % n;
+  std::array<uint32_t, kMaxOrder> order;
+  const size_t n = GroupOrder(goal, has_goal, ino, &order);
+  const size_t first = order[0];
   // No goal: the group's next-fit cursor (any goal outside the group's bits).
   constexpr uint64_t kCursor = UINT64_MAX;
   auto reserve = [&](size_t i, uint64_t want, uint64_t g_goal, bool partial_ok,
                      bool wrap) -> std::vector<Run> {
-    Group& g = *groups_[(first + i) % n];
+    Group& g = *groups_[order[i % n]];
     auto runs = Update(g, [&](BitmapAllocator& alloc) -> Result<std::vector<Run>> {
       if (!partial_ok && alloc.free_count() < want) return Status::NoSpace("group full");
       return alloc.Reserve(want, g_goal, partial_ok, wrap);
@@ -189,7 +237,7 @@ Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uin
   // 3. Free space but few free pairs: every pair once.
   const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
   for (uint64_t a = lo; want > 0 && a < lo + half && free_aus() >= 2; ++a) {
-    if (!ReserveExactAu(a)) continue;
+    if (CopyAu(sb_, a) == 0 || !ReserveExactAu(a)) continue;
     if (!ReserveExactAu(a + half)) {
       UnreserveAus({Run{a, 1}});
       continue;
@@ -218,7 +266,7 @@ void Space::RefillPairPool(uint64_t max_scan) {
   std::vector<uint64_t> found;
   for (uint64_t i = 0; i < std::min(max_scan, half) && found.size() < need; ++i) {
     const uint64_t a = lo + (cursor + i) % half;
-    if (!ReserveExactAu(a)) continue;
+    if (CopyAu(sb_, a) == 0 || !ReserveExactAu(a)) continue;
     if (!ReserveExactAu(a + half)) {
       UnreserveAus({Run{a, 1}});
       continue;

@@ -9,6 +9,13 @@
 // stay contiguous) or, without one, to its owner's group (inode number modulo the group
 // count, deterministic); it spills into the other groups only when that one is short.
 //
+// Placement on several devices (a multi-device filesystem): no group crosses a device.
+// A file's data stays on one device: its goal's, or for its first AUs its home device,
+// round robin by inode number (ino % devices). Only when that device is full does a
+// reservation spill onto the others. Metadata pairs (ReserveCopied) take only AUs whose
+// partner lies on another device (CopyAu is 0 otherwise), so losing a device loses no
+// metadata AU's both copies.
+//
 // Locking: each group's lock guards that group's DRAM mirror and reservations; mu_
 // guards the inode bitmap. All are leaf locks, taken only inside Space's methods, one at
 // a time, and those methods call nothing outside Space that locks; so a Space lock is
@@ -21,6 +28,7 @@
 // metadata mutex), so the forward map, the bitmap and the reverse map commit together.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -106,18 +114,27 @@ class Space {
   // outside Space takes it.
   Mutex* order_mutex() RETURN_CAPABILITY(mu_) { return &mu_; }
 
-  // At most this many allocation groups, each of at least kMinGroupAus AUs.
+  // About this many allocation groups, each of at least kMinGroupAus AUs (one more per
+  // device at most, where a device's share ends inside a group's stride).
   static constexpr size_t kMaxGroups = 16;
+  static constexpr size_t kMaxOrder = kMaxGroups + kMaxDevices;
   static constexpr uint64_t kMinGroupAus = 1024;
 
  private:
   // AUs [base, base + alloc.nbits()) of the AU bitmap; bit b of `alloc` is AU base + b.
   struct Group {
     uint64_t base = 0;
+    uint64_t end = 0;  // exclusive: base + alloc.nbits()
     mutable Mutex mu;
     BitmapAllocator alloc GUARDED_BY(mu);
   };
-  Group& GroupOf(uint64_t au) const { return *groups_[au / group_aus_]; }
+  Group& GroupOf(uint64_t au) const { return *groups_[GroupIndex(au)]; }
+  size_t GroupIndex(uint64_t au) const;
+  // The groups a reservation tries, in order, into *order; returns how many. First the
+  // goal's group (or the owner's, on its home device), then the rest of that device's,
+  // then the other devices' (see ReserveAus).
+  size_t GroupOrder(uint64_t goal, bool has_goal, uint64_t ino,
+                    std::array<uint32_t, kMaxOrder>* order) const;
   // Calls fn(group, piece relative to the group's base) for each group `run` touches.
   template <typename Fn>
   void ForEachPiece(const Run& run, Fn fn) const;
@@ -139,7 +156,10 @@ class Space {
   uint64_t au_size_ = 0;
   uint64_t au_count_ = 0;
   uint64_t group_aus_ = 1;    // AUs per group, a multiple of 64
-  std::vector<std::unique_ptr<Group>> groups_;  // set by Load, then constant
+  std::vector<std::unique_ptr<Group>> groups_;  // set by Load, then constant; ascending
+  // Device d's groups are groups_[device_groups_[d], device_groups_[d+1]) (one device on
+  // a single region). Set by Load, then constant.
+  std::vector<size_t> device_groups_;
   mutable std::atomic<uint64_t> free_aus_{0};   // the sum of the groups' free counts
   ReverseMap rmap_;           // set by Load; stateless between calls
   mutable Mutex mu_;

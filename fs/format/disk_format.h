@@ -48,11 +48,30 @@ inline constexpr uint32_t kFeatureIncompatLinearHashDirs = 1u << 0;
 // Second copies of the inode table and of every dynamic metadata AU (see above). Incompat:
 // a tool that did not know it would change one copy and not the other.
 inline constexpr uint32_t kFeatureIncompatMetaCopies = 1u << 1;
+// Several devices in one filesystem (see DiskSuperblock::devices). Incompat: a tool that
+// did not know it would take one device for the whole filesystem.
+inline constexpr uint32_t kFeatureIncompatMultiDevice = 1u << 2;
 inline constexpr uint32_t kFeatureIncompatSupported =
-    kFeatureIncompatLinearHashDirs | kFeatureIncompatMetaCopies;
+    kFeatureIncompatLinearHashDirs | kFeatureIncompatMetaCopies | kFeatureIncompatMultiDevice;
 inline constexpr uint32_t kFeatureRoCompatSupported = 0;
 
 inline constexpr char kSuperMagic[8] = {'U', 'D', 'A', 'X', 'F', 'S', '0', '1'};
+
+// Multi-device filesystems (kFeatureIncompatMultiDevice). The devices are concatenated,
+// in table order, into one linear byte space that every other structure (extents, the AU
+// bitmap, the reverse map, the journal's record offsets) addresses as it addresses a
+// single region. Each device's share starts at a multiple of DeviceUnit() and holds that
+// many bytes, whole. Device 0 begins with the filesystem's superblock as always; every
+// other device begins with a copy of it (this_device naming the device), in an AU the
+// reverse map gives to kSuperblock. So each device says which filesystem it belongs to
+// and where it goes, by UUID, whatever its path or the order it is named in at mount.
+inline constexpr uint32_t kMaxDevices = 16;
+struct DiskDeviceEntry {
+  uint8_t uuid[16];  // the device's own identity (random at mkfs)
+  uint64_t start;    // byte offset of its first byte in the linear space
+  uint64_t length;   // bytes of it the filesystem uses
+};
+static_assert(sizeof(DiskDeviceEntry) == 32);
 
 struct DiskSuperblock {
   char magic[8];
@@ -84,7 +103,12 @@ struct DiskSuperblock {
   char label[32];
   uint64_t itable2_off;     // the inode table's second copy (0 without kFeatureIncompatMetaCopies)
   uint64_t itable2_len;
-  uint8_t reserved[3860];
+  // Multi-device only (0 otherwise): how many devices, which one this copy sits on, and
+  // the table of all of them in linear order.
+  uint32_t device_count;
+  uint32_t this_device;
+  DiskDeviceEntry devices[kMaxDevices];
+  uint8_t reserved[3340];
   uint32_t crc;             // CRC32C of the whole block with crc = 0
 };
 static_assert(sizeof(DiskSuperblock) == kBlockSize);

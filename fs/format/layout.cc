@@ -28,8 +28,34 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   }
   const uint64_t au = p.au_size;
   const uint64_t min_size = p.au_size == kAuSize2M ? 64 * kAuSize2M : kMinRegionSize;
-  if (p.region_size < min_size) {
-    return Status::InvalidArgument("region of " + std::to_string(p.region_size) +
+  // Several devices: each contributes whole units, and the filesystem spans their sum.
+  const bool multi = p.device_sizes.size() > 1;
+  std::vector<uint64_t> lengths;
+  uint64_t region_size = p.region_size;
+  if (multi) {
+    if (p.device_sizes.size() > kMaxDevices) {
+      return Status::InvalidArgument("at most " + std::to_string(kMaxDevices) + " devices");
+    }
+    if (!p.meta_copies) {
+      return Status::InvalidArgument(
+          "several devices need metadata copies (on another device is what lets one go)");
+    }
+    const uint64_t unit = DeviceUnit(au);
+    region_size = 0;
+    for (size_t i = 0; i < p.device_sizes.size(); ++i) {
+      const uint64_t len = p.device_sizes[i] / unit * unit;
+      if (len < 2 * unit) {
+        return Status::InvalidArgument("device " + std::to_string(i) + " of " +
+                                       std::to_string(p.device_sizes[i]) +
+                                       " bytes is smaller than the minimum of " +
+                                       std::to_string(2 * unit));
+      }
+      lengths.push_back(len);
+      region_size += len;
+    }
+  }
+  if (region_size < min_size) {
+    return Status::InvalidArgument("region of " + std::to_string(region_size) +
                                    " bytes is smaller than the minimum of " +
                                    std::to_string(min_size));
   }
@@ -40,7 +66,7 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   sb.feature_incompat = kFeatureIncompatLinearHashDirs;
   sb.au_size = static_cast<uint32_t>(au);
   sb.block_size = kBlockSize;
-  sb.au_count = p.region_size / au;
+  sb.au_count = region_size / au;
   sb.region_size = sb.au_count * au;
   sb.inode_size = sizeof(DiskInode);
 
@@ -87,7 +113,95 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
   }
   std::memset(sb.label, 0, sizeof(sb.label));
   std::memcpy(sb.label, p.label.data(), std::min(p.label.size(), sizeof(sb.label) - 1));
+  if (multi) {
+    sb.feature_incompat |= kFeatureIncompatMultiDevice;
+    sb.device_count = static_cast<uint32_t>(lengths.size());
+    uint64_t start = 0;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      sb.devices[i].start = start;
+      sb.devices[i].length = lengths[i];
+      start += lengths[i];
+    }
+    // The fixed metadata at the front stays on device 0, the second inode table and the
+    // replica on the last: each table's copies then live on different devices.
+    if (sb.data_off + au > lengths.front()) {
+      return Status::InvalidArgument("device 0 is too small to hold the filesystem's metadata");
+    }
+    if (sb.itable2_off < sb.devices[sb.device_count - 1].start) {
+      return Status::InvalidArgument("the last device is too small to hold the second inode table");
+    }
+  }
   return sb;
+}
+
+Status DeviceSuperblockVerify(const DiskSuperblock& sb, uint64_t device_size) {
+  UDAX_RETURN_IF_ERROR(SuperblockVerify(sb, sb.region_size));
+  if (!IsMultiDevice(sb)) return Status::InvalidArgument("not a multi-device superblock");
+  const DiskDeviceEntry& me = sb.devices[sb.this_device];
+  if (me.length > device_size) {
+    return Status::Corruption("device " + std::to_string(sb.this_device) + " spans " +
+                              std::to_string(me.length) + " bytes but the target has only " +
+                              std::to_string(device_size) + " (truncated image?)");
+  }
+  return Status::Ok();
+}
+
+Status RefuseLoneDevice(const DiskSuperblock& sb, uint64_t target_size, size_t devices_open) {
+  if (devices_open != 1 || !IsMultiDevice(sb) || !DeviceSuperblockVerify(sb, target_size).ok()) {
+    return Status::Ok();
+  }
+  return Status::InvalidArgument("device " + std::to_string(sb.this_device) + " of " +
+                                 std::to_string(sb.device_count) +
+                                 " of a multi-device udaxfs: name all of its devices, "
+                                 "comma-separated (A,B,...)");
+}
+
+DiskSuperblock DeviceCopy(const DiskSuperblock& sb, uint32_t d) {
+  DiskSuperblock copy = sb;
+  copy.this_device = d;
+  SuperblockSeal(&copy);
+  return copy;
+}
+
+Status DeviceTableVerify(const DiskSuperblock& sb) {
+  if (!IsMultiDevice(sb)) {
+    if (sb.device_count != 0 || sb.this_device != 0) {
+      return Status::Corruption("superblock: a device table without the multi-device feature");
+    }
+    return Status::Ok();
+  }
+  if (sb.device_count < 2 || sb.device_count > kMaxDevices || sb.this_device >= sb.device_count) {
+    return Status::Corruption("superblock: bad device count or index");
+  }
+  if (!HasMetaCopies(sb)) return Status::Corruption("superblock: several devices without copies");
+  const uint64_t unit = DeviceUnit(sb.au_size);
+  uint64_t start = 0;
+  for (uint32_t i = 0; i < sb.device_count; ++i) {
+    const DiskDeviceEntry& d = sb.devices[i];
+    if (d.start != start || d.length < 2 * unit || d.length % unit != 0 ||
+        d.length > sb.region_size - start) {
+      return Status::Corruption("superblock: bad share of device " + std::to_string(i));
+    }
+    for (uint32_t j = 0; j < i; ++j) {
+      if (std::memcmp(d.uuid, sb.devices[j].uuid, sizeof(d.uuid)) == 0) {
+        return Status::Corruption("superblock: devices " + std::to_string(j) + " and " +
+                                  std::to_string(i) + " have one UUID");
+      }
+    }
+    start += d.length;
+  }
+  if (start != sb.region_size) return Status::Corruption("superblock: devices do not add up");
+  for (uint32_t i = sb.device_count; i < kMaxDevices; ++i) {
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&sb.devices[i]);
+    for (size_t k = 0; k < sizeof(DiskDeviceEntry); ++k) {
+      if (b[k] != 0) return Status::Corruption("superblock: entries past the device count");
+    }
+  }
+  if (sb.data_off + sb.au_size > sb.devices[0].length ||
+      sb.itable2_off < sb.devices[sb.device_count - 1].start) {
+    return Status::Corruption("superblock: fixed metadata crosses a device boundary");
+  }
+  return Status::Ok();
 }
 
 Status CheckDataRoom(const DiskSuperblock& sb) {
@@ -123,6 +237,11 @@ std::vector<StaticArea> StaticAreas(const DiskSuperblock& sb) {
       {sb.rmap_off, sb.rmap_len, OwnerKind::kRmap},
   };
   if (HasMetaCopies(sb)) areas.push_back({sb.itable2_off, sb.itable2_len, OwnerKind::kInodeTable, true});
+  // The copies of the superblock that begin the other devices (AU-relative index: the
+  // device's number).
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    areas.push_back({sb.devices[d].start, au, OwnerKind::kSuperblock});
+  }
   areas.push_back({(sb.au_count - 1) * au, au, OwnerKind::kReplica});
   return areas;
 }
@@ -195,7 +314,7 @@ Status SuperblockVerify(const DiskSuperblock& sb, uint64_t device_size) {
   } else if (sb.itable2_off != 0 || sb.itable2_len != 0) {
     return Status::Corruption("superblock: a second inode table without the feature");
   }
-  return Status::Ok();
+  return DeviceTableVerify(sb);
 }
 
 void InodeSeal(DiskInode* inode) {

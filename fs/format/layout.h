@@ -1,6 +1,7 @@
 // layout.h -- geometry (where each area lives) and the verifiers of every on-media record.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@ struct MkfsParams {
   // directory, extent-block, attribute or symlink AU.
   bool meta_copies = true;
   std::string label;
+  // Two or more: the bytes of each device of a multi-device filesystem, in linear order
+  // (region_size is then their usable sum). Empty or one: a single region.
+  std::vector<uint64_t> device_sizes;
   uint32_t root_uid = 0;          // owner of the root directory
   uint32_t root_gid = 0;
 };
@@ -38,6 +42,49 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& params);
 Status PlaceSecondInodeTable(DiskSuperblock* sb);
 // At least 1/4 of the region (and 16 AUs) is left for data.
 Status CheckDataRoom(const DiskSuperblock& sb);
+
+// --- multi-device geometry (kFeatureIncompatMultiDevice; disk_format.h) ---
+// Every device's share of the linear space starts at a multiple of this and is a whole
+// number of it: 2 MiB (devdax mapping alignment), and whole 64-AU words of the AU bitmap
+// so that no allocation group straddles two devices.
+inline uint64_t DeviceUnit(uint64_t au_size) { return std::max<uint64_t>(2u << 20, 64 * au_size); }
+inline bool IsMultiDevice(const DiskSuperblock& sb) {
+  return (sb.feature_incompat & kFeatureIncompatMultiDevice) != 0;
+}
+inline uint32_t DeviceCount(const DiskSuperblock& sb) { return IsMultiDevice(sb) ? sb.device_count : 1; }
+// The device holding linear byte `off` (0 on a single region, and past the end).
+inline uint32_t DeviceOfOffset(const DiskSuperblock& sb, uint64_t off) {
+  if (!IsMultiDevice(sb)) return 0;
+  for (uint32_t i = sb.device_count; i-- > 1;) {
+    if (off >= sb.devices[i].start) return i;
+  }
+  return 0;
+}
+inline uint32_t DeviceOfAu(const DiskSuperblock& sb, uint64_t au) {
+  return DeviceOfOffset(sb, au * sb.au_size);
+}
+// The AUs [first, end) of device `d` (the whole region on a single one).
+inline uint64_t DeviceFirstAu(const DiskSuperblock& sb, uint32_t d) {
+  return IsMultiDevice(sb) ? sb.devices[d].start / sb.au_size : 0;
+}
+inline uint64_t DeviceEndAu(const DiskSuperblock& sb, uint32_t d) {
+  return IsMultiDevice(sb) ? (sb.devices[d].start + sb.devices[d].length) / sb.au_size
+                           : sb.au_count;
+}
+// The structure of a multi-device superblock alone (count, contiguous aligned shares
+// that add up to region_size, this_device in range, distinct UUIDs): EUCLEAN naming what
+// is wrong. OK on a single-region superblock whose device fields are all zero.
+Status DeviceTableVerify(const DiskSuperblock& sb);
+// SuperblockVerify for the copy that begins one device of a multi-device filesystem,
+// read from that device alone (`device_size` bytes): the whole filesystem's geometry, and
+// the device's own share fits it. EINVAL for a single-device superblock.
+Status DeviceSuperblockVerify(const DiskSuperblock& sb, uint64_t device_size);
+// EINVAL "device i of N of a multi-device udaxfs: name all of its devices" when `sb`,
+// read from the start of a target opened alone (`devices_open` == 1), is one device's
+// copy: mounting or checking it alone would take a part for the whole. OK otherwise.
+Status RefuseLoneDevice(const DiskSuperblock& sb, uint64_t target_size, size_t devices_open);
+// The copy of `sb` that begins device d (1 .. device_count-1): this_device = d, sealed.
+DiskSuperblock DeviceCopy(const DiskSuperblock& sb, uint32_t d);
 
 // Seals (computes the CRC) and verifies records. Verify returns EUCLEAN (Corruption) with
 // a message naming the record and what is wrong.
@@ -90,10 +137,14 @@ inline bool IsCopiedKind(OwnerKind kind) {
 }
 // The partner of data AU `au`: where the other copy of a metadata AU lives. 0 when the
 // image has no copies or `au` has no partner.
+// On a multi-device filesystem a pair whose two AUs lie on one device has no partner
+// either: a copy must survive the loss of its primary's device.
 inline uint64_t CopyAu(const DiskSuperblock& sb, uint64_t au) {
   const uint64_t lo = FirstDataAu(sb), half = CopyHalf(sb);
   if (half == 0 || au < lo || au >= lo + 2 * half) return 0;
-  return au < lo + half ? au + half : au - half;
+  const uint64_t partner = au < lo + half ? au + half : au - half;
+  if (IsMultiDevice(sb) && DeviceOfAu(sb, au) == DeviceOfAu(sb, partner)) return 0;
+  return partner;
 }
 // The region offset of the other copy of metadata byte `off`: in the other inode table,
 // or in the partner AU of a data AU (only metadata AUs have their partner in use). 0 when

@@ -25,10 +25,13 @@ bool ReadSuperblockAt(int fd, uint64_t off, DiskSuperblock* sb) {
   return pread(fd, sb, sizeof(*sb), static_cast<off_t>(off)) == static_cast<ssize_t>(sizeof(*sb));
 }
 
+// A device of a multi-device filesystem is keyed by its own UUID: each has its own
+// poison, in its own offsets, as each real device has its own badblocks.
 std::string UuidKey(const DiskSuperblock& sb) {
   std::string key = "uuid-";
   char hex[3];
-  for (uint8_t b : sb.uuid) {
+  const bool member = IsMultiDevice(sb) && sb.this_device < kMaxDevices;
+  for (uint8_t b : member ? sb.devices[sb.this_device].uuid : sb.uuid) {
     std::snprintf(hex, sizeof(hex), "%02x", b);
     key += hex;
   }
@@ -73,14 +76,16 @@ Result<std::string> ImageStateKey(int fd, uint64_t size) {
   DiskSuperblock primary;
   const bool have_primary = ReadSuperblockAt(fd, 0, &primary) && HasMagic(primary);
   if (have_primary && SuperblockVerify(primary, size).ok()) return UuidKey(primary);
+  if (have_primary && DeviceSuperblockVerify(primary, size).ok()) return UuidKey(primary);
   // The replica sits in the last 4 KiB of the region, which is the file rounded down to
   // the allocation unit (4 KiB or 2 MiB).
   for (uint64_t au : {kAuSize4K, kAuSize2M}) {
     const uint64_t region = size / au * au;
     if (region < kMinRegionSize) continue;
     DiskSuperblock replica;
+    // A multi-device replica names device 0, not the last device it sits on.
     if (ReadSuperblockAt(fd, region - kBlockSize, &replica) && HasMagic(replica) &&
-        SuperblockVerify(replica, size).ok()) {
+        !IsMultiDevice(replica) && SuperblockVerify(replica, size).ok()) {
       return UuidKey(replica);
     }
   }

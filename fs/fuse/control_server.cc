@@ -79,8 +79,41 @@ bool ControlServer::MayAccess(const struct stat& st, const Peer& peer, bool writ
 
 bool ControlServer::MayUseRegion(const Peer& peer, bool write) const {
   struct stat st;
-  if (info_.region_fd < 0 || fstat(info_.region_fd, &st) != 0) return false;
+  if (info_.region_fd < 0) {
+    if (info_.devices.empty()) return false;
+    for (const Info::Device& d : info_.devices) {
+      if (fstat(d.fd, &st) != 0 || !MayAccess(st, peer, write)) return false;
+    }
+    return true;
+  }
+  if (fstat(info_.region_fd, &st) != 0) return false;
   return MayAccess(st, peer, write);
+}
+
+Result<ControlServer::MapTarget> ControlServer::DeviceOf(std::vector<BmapExtent>* extents) const {
+  if (info_.region_fd >= 0) return MapTarget{info_.region_fd, info_.region_kind, info_.map_align};
+  size_t which = 0;
+  bool found = false;
+  for (const BmapExtent& e : *extents) {
+    size_t d = 0;
+    while (d < info_.devices.size() &&
+           !(e.phys_offset >= info_.devices[d].start &&
+             e.phys_offset + e.length <= info_.devices[d].start + info_.devices[d].length)) {
+      ++d;
+    }
+    if (d == info_.devices.size() || (found && d != which)) {
+      return Status::Error(EXDEV, "the file lies on more than one device: read it through FUSE");
+    }
+    which = d;
+    found = true;
+  }
+  const Info::Device& dev = info_.devices[which];
+  if (dev.kind == "devdax" && info_.au_size % dev.map_align != 0) {
+    return Status::InvalidArgument("allocation units are smaller than the device's alignment (" +
+                                   std::to_string(dev.map_align) + "): no direct maps there");
+  }
+  for (BmapExtent& e : *extents) e.phys_offset -= dev.start;
+  return MapTarget{dev.fd, dev.kind, dev.map_align};
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& path, Info info) {
@@ -330,7 +363,6 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
 struct ControlServer::NewLease {
   uint64_t id = 0;
   Inode* pin = nullptr;
-  UniqueFd region;
   UniqueFd client_end;
   nlohmann::json failure;  // set when there is no lease
 };
@@ -339,7 +371,8 @@ ControlServer::NewLease ControlServer::StartLease(Client* c, std::vector<UniqueF
                                                   uint64_t offset, uint64_t length,
                                                   bool writable, bool view) {
   NewLease out;
-  if (info_.fs == nullptr || info_.leases == nullptr || info_.region_fd < 0) {
+  if (info_.fs == nullptr || info_.leases == nullptr ||
+      (info_.region_fd < 0 && info_.devices.empty())) {
     out.failure = Fail(EOPNOTSUPP, "direct maps are off");
     return out;
   }
@@ -401,14 +434,6 @@ ControlServer::NewLease ControlServer::StartLease(Client* c, std::vector<UniqueF
     out.failure = Fail(EPERM, "the daemon cannot track this process (no pidfd)");
     return out;
   }
-  // A fresh open file description of the region the daemon holds (never our own, whose
-  // lock the client could drop), reached through the descriptor: no path lookup.
-  const std::string self = "/proc/self/fd/" + std::to_string(info_.region_fd);
-  UniqueFd region(open(self.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-  if (region.get() < 0) {
-    out.failure = Fail(errno, std::string("reopening the region: ") + strerror(errno));
-    return out;
-  }
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
     out.failure = Fail(errno, std::string("socketpair: ") + strerror(errno));
@@ -448,12 +473,20 @@ ControlServer::NewLease ControlServer::StartLease(Client* c, std::vector<UniqueF
   }
   out.id = *id;
   out.pin = pin.value();
-  out.region = std::move(region);
   out.client_end = std::move(client_end);
   return out;
 }
 
 namespace {
+
+// A fresh open file description of a region (or device) the daemon holds (never our own,
+// whose lock the client could drop), reached through the descriptor: no path lookup.
+Result<UniqueFd> Reopen(int fd, bool writable) {
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  UniqueFd region(open(self.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+  if (region.get() < 0) return Status::Error(errno, std::string("reopening the region: ") + strerror(errno));
+  return region;
+}
 
 nlohmann::json ExtentsJson(const std::vector<BmapExtent>& extents) {
   nlohmann::json ext = nlohmann::json::array();
@@ -479,16 +512,25 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
   }
   // Stores through a writable map change the file behind the kernel's back: counted
   // before the client can store, so stat and FUSE reads see them (HasViewWriters).
+  // The lease keeps the region's offsets (revokes and media errors name those); the
+  // client gets its device's.
+  std::vector<BmapExtent> sent = extents.value();
+  Result<MapTarget> device = DeviceOf(&sent);
+  Result<UniqueFd> region = device.ok() ? Reopen(device->fd, req.writable) : Result<UniqueFd>(device.status());
+  if (!region.ok()) {
+    info_.leases->Remove(lease.id, c->peer.pid);
+    return Fail(region.status().code(), region.status().message());
+  }
   if (req.writable) info_.fs->StartMapWriter(lease.pin);
   if (!info_.leases->Grant(lease.id, extents.value(), /*holds_view=*/false, req.writable)) {
     if (req.writable) info_.fs->EndMapWriter(lease.pin);  // the lease is gone, its pin not yet released
     return Fail(EAGAIN, "the file changed while the map was prepared: try again");
   }
   if (req.writable && info_.invalidate_attributes) info_.invalidate_attributes(lease.pin->ino);
-  out_fds->push_back(std::move(lease.region));
+  out_fds->push_back(std::move(region).value());
   out_fds->push_back(std::move(lease.client_end));
-  return {{"ok", true}, {"lease", lease.id}, {"extents", ExtentsJson(extents.value())},
-          {"region_kind", info_.region_kind}, {"map_align", info_.map_align}};
+  return {{"ok", true}, {"lease", lease.id}, {"extents", ExtentsJson(sent)},
+          {"region_kind", device->kind}, {"map_align", device->map_align}};
 }
 
 nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
@@ -517,6 +559,10 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
     return Fail(err, why);
   };
   if (view->bad.size() > kMaxViewExtents) return refuse(E2BIG, "the file has too many bad ranges for a read view");
+  std::vector<BmapExtent> sent = view->extents;  // the lease keeps the region's offsets
+  Result<MapTarget> device = DeviceOf(&sent);
+  Result<UniqueFd> region = device.ok() ? Reopen(device->fd, req.writable) : Result<UniqueFd>(device.status());
+  if (!region.ok()) return refuse(region.status().code(), region.status().message());
   // The holder gets the view page read-only (a fresh open file description): it must not
   // be able to move the words other holders trust. The write page read-write only for a
   // writable view (its mode keeps anyone else from reopening it so).
@@ -534,14 +580,14 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
   for (const BmapExtent& b : view->bad) bad.push_back({{"offset", b.file_offset}, {"length", b.length}});
   nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"size", view->size}, {"gen", view->gen},
                           {"bad", std::move(bad)},
-                          {"region_kind", info_.region_kind}, {"map_align", info_.map_align},
+                          {"region_kind", device->kind}, {"map_align", device->map_align},
                           {"prot", req.writable ? "rw" : "r"}, {"sync", view->sync}};
   if (req.compact_extents) {
     nlohmann::json table = nlohmann::json::array();
-    for (const BmapExtent& e : view->extents) table.push_back({e.file_offset, e.phys_offset, e.length});
+    for (const BmapExtent& e : sent) table.push_back({e.file_offset, e.phys_offset, e.length});
     reply["extent_table"] = std::move(table);
   } else {
-    reply["extents"] = ExtentsJson(view->extents);
+    reply["extents"] = ExtentsJson(sent);
   }
   // One packet holds the reply (UDAX_CONTROL_MAX_PACKET), with room for the envelope.
   if (reply.dump().size() > UDAX_CONTROL_MAX_PACKET - 1024) {
@@ -556,7 +602,7 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
   // again at the next stat or read (FUSE_CAP_AUTO_INVAL_DATA then drops stale pages when
   // the mtime moved; fuse_ops.cc gives such a file's attributes no timeout).
   if (req.writable && info_.invalidate_attributes) info_.invalidate_attributes(lease.pin->ino);
-  out_fds->push_back(std::move(lease.region));
+  out_fds->push_back(std::move(region).value());
   out_fds->push_back(std::move(lease.client_end));
   out_fds->push_back(std::move(page));
   out_fds->push_back(std::move(write_page));

@@ -62,6 +62,17 @@ class ControlServer {
   struct Info {
     std::string target;  // the image or device, as mounted (told only to who may read it)
     int region_fd = -1;  // the daemon's descriptor of it: authorization and client opens
+    // A multi-device filesystem (region_fd -1): each device's descriptor and where it
+    // starts in the region. A direct map or view is of one device: its file's extents
+    // must all lie there, and the client gets that device and offsets on it.
+    struct Device {
+      int fd = -1;
+      uint64_t start = 0;
+      uint64_t length = 0;
+      std::string kind;        // as region_kind, for this device
+      uint64_t map_align = 4096;
+    };
+    std::vector<Device> devices;
     uint64_t au_size = 0;
     uint64_t region_size = 0;
     std::string mce_policy;
@@ -136,8 +147,18 @@ class ControlServer {
                       std::vector<UniqueFd>* out_fds);
   nlohmann::json Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                      std::vector<UniqueFd>* out_fds);
-  // Whether `peer` may read (write) the region, by fstat of our descriptor of it.
+  // Whether `peer` may read (write) the region, by fstat of our descriptor of it (of
+  // every device's, on several).
   bool MayUseRegion(const Peer& peer, bool write) const;
+  // What clients map `extents` through: the region, or on several devices the one device
+  // they all lie on (their phys_offset then made relative to it). EXDEV when they lie on
+  // more than one.
+  struct MapTarget {
+    int fd = -1;
+    std::string kind;
+    uint64_t map_align = 4096;
+  };
+  Result<MapTarget> DeviceOf(std::vector<BmapExtent>* extents) const;
   // Releases the pins of leases that ended (Filesystem::Release).
   void ReleaseUnpinned();
 

@@ -452,6 +452,27 @@ void IoctlRmap(fuse_req_t req, const void* in_buf, size_t in_size) {
   fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
 }
 
+void IoctlDevices(fuse_req_t req) {
+  auto out = std::make_unique<udax_ioc_devices>();
+  std::memset(out.get(), 0, sizeof(*out));
+  Filesystem& fs = Fs(req);
+  const DiskSuperblock sb = fs.SuperblockSnapshot();
+  out->count = DeviceCount(sb);
+  for (uint32_t d = 0; d < out->count && d < UDAX_DEVICES_MAX; ++d) {
+    udax_device_info& info = out->dev[d];
+    if (IsMultiDevice(sb)) {
+      info.start = sb.devices[d].start;
+      info.length = sb.devices[d].length;
+      std::memcpy(info.uuid, sb.devices[d].uuid, sizeof(info.uuid));
+    } else {
+      info.length = sb.region_size;
+      std::memcpy(info.uuid, sb.uuid, sizeof(info.uuid));
+    }
+    snprintf(info.path, sizeof(info.path), "%s", fs.region()->device(d)->path().c_str());
+  }
+  fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
+}
+
 void IoctlPath(fuse_req_t req, const void* in_buf, size_t in_size) {
   if (fuse_req_ctx(req)->uid != 0) return (void)fuse_reply_err(req, EPERM);
   auto out = std::make_unique<udax_ioc_path>();
@@ -504,6 +525,8 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
         return IoctlPath(req, in_buf, in_size);
       case UDAX_IOC_SCRUB:
         return IoctlScrub(req);
+      case UDAX_IOC_DEVICES:
+        return IoctlDevices(req);
       case UDAX_IOC_GOINGDOWN:
         return IoctlGoingDown(req, ino);
       case UDAX_IOC_FALLOCATE:

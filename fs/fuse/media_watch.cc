@@ -16,7 +16,9 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   fs_ = fs;
   // The state is found through the descriptor the region has open, never the path again
   // (the path may name another file by now).
-  auto state = LocateTargetState(fs->region()->fd(), target, /*prepare=*/true);
+  // A multi-device filesystem keeps its log with device 0's state.
+  Region* first = fs->region()->device(0);
+  auto state = LocateTargetState(first->fd(), first->path(), /*prepare=*/true);
   auto log = state.ok() ? EventLog::Open(state->events)
                         : Result<std::unique_ptr<EventLog>>(state.status());
   if (log.ok()) {
@@ -93,6 +95,13 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.leases = leases;
     info.target = target;
     info.region_fd = fs->region()->fd();  // opened once, at mount: maps are authorized on it
+    if (fs->region()->device_count() > 1) {
+      for (size_t d = 0; d < fs->region()->device_count(); ++d) {
+        Region* dev = fs->region()->device(d);
+        info.devices.push_back({dev->fd(), fs->region()->device_start(d), dev->size(),
+                                RegionKindName(dev->kind()), std::max<uint64_t>(dev->alignment(), 4096)});
+      }
+    }
     info.au_size = fs->superblock().au_size;
     info.region_size = fs->superblock().region_size;
     info.mce_policy = McePolicyName(policy);

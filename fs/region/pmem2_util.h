@@ -23,9 +23,15 @@ struct Pmem2MapDeleter {
   void operator()(pmem2_map* map) const { pmem2_map_delete(&map); }
 };
 
+// Deleting a reservation unmaps it; every map placed in it must be deleted first.
+struct Pmem2ReservationDeleter {
+  void operator()(pmem2_vm_reservation* rsv) const { pmem2_vm_reservation_delete(&rsv); }
+};
+
 using Pmem2ConfigPtr = std::unique_ptr<pmem2_config, Pmem2ConfigDeleter>;
 using Pmem2SourcePtr = std::unique_ptr<pmem2_source, Pmem2SourceDeleter>;
 using Pmem2MapPtr = std::unique_ptr<pmem2_map, Pmem2MapDeleter>;
+using Pmem2ReservationPtr = std::unique_ptr<pmem2_vm_reservation, Pmem2ReservationDeleter>;
 
 // The errno a libpmem2 return value stands for: libpmem2 returns either -errno or one of
 // its own PMEM2_E_* codes. (libpmem2 1.12 declares pmem2_err_to_errno in its header but

@@ -145,17 +145,19 @@ class Region {
   // The bad byte ranges overlapping [off, off+n), clipped to it: the announced emulated
   // poison of an image and the latent poison found since, or on a device what
   // MarkKnownBad was told. One atomic load when nothing is bad.
-  std::vector<RegionRange> KnownBadIn(uint64_t off, uint64_t n) const { return poison_.Overlaps(off, n); }
-  bool HasKnownBad(uint64_t off, uint64_t n) const { return poison_.FirstOverlap(off, n).has_value(); }
-  bool AnyKnownBad() const { return !poison_.empty(); }
+  // (Virtual, as every call below that names a range: a SpanRegion answers from the
+  // devices the range lies on.)
+  virtual std::vector<RegionRange> KnownBadIn(uint64_t off, uint64_t n) const { return poison_.Overlaps(off, n); }
+  virtual bool HasKnownBad(uint64_t off, uint64_t n) const { return poison_.FirstOverlap(off, n).has_value(); }
+  virtual bool AnyKnownBad() const { return !poison_.empty(); }
   // Whether a read of [off, off+n) would fault on emulated poison, known or latent: what
   // a path that reads the mapping without ReadSafe (the in-place read reply) must ask.
-  bool HasEmulatedPoison(uint64_t off, uint64_t n) const {
+  virtual bool HasEmulatedPoison(uint64_t off, uint64_t n) const {
     return HasKnownBad(off, n) || latent_.FirstOverlap(off, n).has_value();
   }
   // The ranges of [off, off+n) a read would fail on, known or latent (a shim's read view
   // must fail on them as the daemon's reads do). Clipped to [off, off+n), may overlap.
-  std::vector<RegionRange> EmulatedPoisonIn(uint64_t off, uint64_t n) const {
+  virtual std::vector<RegionRange> EmulatedPoisonIn(uint64_t off, uint64_t n) const {
     std::vector<RegionRange> out = poison_.Overlaps(off, n);
     for (const RegionRange& r : latent_.Overlaps(off, n)) out.push_back(r);
     for (RegionRange& r : out) {
@@ -171,9 +173,26 @@ class Region {
   // emulated image, whose list file is the whole truth (SetEmulatedPoison replaces the set;
   // on a file on fsdax it also drops what was marked, which the kernel then reports again).
   // On an image, marking latent poison (found by a read) makes it known bad the same way.
-  void MarkKnownBad(RegionRange range);
+  virtual void MarkKnownBad(RegionRange range);
+
+  // --- the devices under the region ---
+  // A region over several devices (SpanRegion, a multi-device filesystem) is their
+  // concatenation; every other region is one device, itself. Per-device things (a list
+  // file to watch, the kernel's badblocks, a path to name) are asked of device(i), whose
+  // offsets start at device_start(i) of this region.
+  virtual size_t device_count() const { return 1; }
+  virtual Region* device(size_t i) {
+    (void)i;
+    return this;
+  }
+  virtual uint64_t device_start(size_t i) const {
+    (void)i;
+    return 0;
+  }
 
   // --- emulated poison (regular-file targets; see the file comment) ---
+  // (badblocks_path, latent_path and the Set* calls are one device's: on a SpanRegion
+  // they are empty and do nothing; ask device(i).)
   // The list file that emulates poison on this region: STATE_DIR/uuid-HEX.badblocks for
   // a formatted image, "" for a device (whose poison is real and reported by the kernel)
   // or an image without state (unformatted, or a state directory we may not read).
@@ -187,13 +206,13 @@ class Region {
   // ranges found earlier stay known bad while the list still holds them.
   void SetLatentPoison(const BadblockList& list);
   // The latent poison no read has found yet.
-  std::vector<RegionRange> LatentPoison() const;
+  virtual std::vector<RegionRange> LatentPoison() const;
   // Rereads badblocks_path() and applies it. EINVAL (naming file and line) on a
   // malformed list, which leaves the poison in force unchanged; OK and nothing to do on
   // a device.
-  Status ReloadEmulatedPoison();
+  virtual Status ReloadEmulatedPoison();
   // The known poisoned byte ranges (announced, or latent and found), sorted and merged.
-  std::vector<RegionRange> EmulatedPoison() const { return poison_.ranges(); }
+  virtual std::vector<RegionRange> EmulatedPoison() const { return poison_.ranges(); }
   // What a write that clears pmem poison does (ndctl clear-errors semantics): removes the
   // whole 512-byte blocks inside [off, off+n) from the emulated poison and from the list
   // files (announced and latent). Partial blocks at either end stay poisoned. The daemon calls this with the
@@ -201,12 +220,12 @@ class Region {
   // (kClearLockWait; EBUSY after that; see fs/format/badblock_list.h), never without bound. *cleared (if non-null) receives the
   // sectors that were poisoned and are now clear. Errors: EINVAL out of bounds, EROFS on a
   // read-only region, EOPNOTSUPP on a device, the list file's errors (then nothing changed).
-  Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared = nullptr);
+  virtual Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared = nullptr);
   // After a rewrite of [off, off+n) (a repair from a healthy copy): the emulated poison of
   // the 512-byte blocks under it is gone, the partial blocks at either end included, as
   // ndctl clear-errors leaves them. OK and nothing to do on a target without a list (a
   // device, whose poison is the kernel's to clear). ClearEmulatedPoison's errors.
-  Status ClearRewrittenPoison(uint64_t off, uint64_t n);
+  virtual Status ClearRewrittenPoison(uint64_t off, uint64_t n);
 
  protected:
   Region() = default;

@@ -16,6 +16,7 @@
 
 #include "fs/base/hex.h"
 #include "fs/format/badblock_list.h"
+#include "fs/region/region_span.h"
 
 namespace udax {
 namespace {
@@ -77,11 +78,18 @@ Status LockTarget(int fd, const std::string& path) {
   return Status::FromErrno(path + ": flock");
 }
 
-Result<Pmem2MapPtr> MapFinest(const pmem2_source* source, bool read_only, const std::string& path) {
+Result<Pmem2MapPtr> MapFinest(const pmem2_source* source, bool read_only, const std::string& path,
+                              const Pmem2Placement* placement) {
   pmem2_config* raw_cfg = nullptr;
   int ret = pmem2_config_new(&raw_cfg);
   if (ret != 0) return Pmem2Status(ret, path, "pmem2_config_new");
   Pmem2ConfigPtr cfg(raw_cfg);
+  if (placement != nullptr) {
+    ret = pmem2_config_set_length(cfg.get(), placement->length);
+    if (ret != 0) return Pmem2Status(ret, path, "pmem2_config_set_length");
+    ret = pmem2_config_set_vm_reservation(cfg.get(), placement->reservation, placement->offset);
+    if (ret != 0) return Pmem2Status(ret, path, "pmem2_config_set_vm_reservation");
+  }
   if (read_only) {
     ret = pmem2_config_set_protection(cfg.get(), PMEM2_PROT_READ);
     if (ret != 0) return Pmem2Status(ret, path, "pmem2_config_set_protection");
@@ -102,11 +110,23 @@ Result<Pmem2MapPtr> MapFinest(const pmem2_source* source, bool read_only, const 
 
 Result<std::unique_ptr<Region>> Region::Open(const std::string& path,
                                              const RegionOptions& options) {
+  // "A,B,C" names the devices of one filesystem, unless a target has that very name.
+  struct stat st;
+  if (path.find(',') != std::string::npos && stat(path.c_str(), &st) != 0) {
+    return SpanRegion::Open(SplitDeviceList(path), options);
+  }
   return Pmem2Region::Open(path, options);
 }
 
 Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
                                                   const RegionOptions& options) {
+  UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Pmem2Region> region, OpenPlaced(path, options, nullptr));
+  return std::unique_ptr<Region>(std::move(region));
+}
+
+Result<std::unique_ptr<Pmem2Region>> Pmem2Region::OpenPlaced(const std::string& path,
+                                                             const RegionOptions& options,
+                                                             const Pmem2Placement* placement) {
   // Install the handler before anything can touch the mapping, not on the first copy.
   InstallSigbusHandler();
 
@@ -138,8 +158,17 @@ Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
 
   // Locked once the target is known to be mappable (so a busy /dev/null still reads as
   // the wrong kind of file), and before anything is mapped.
+  if (placement != nullptr) {
+    if (placement->length > size) {
+      return Status::InvalidArgument(path + ": " + std::to_string(size) +
+                                     " bytes, shorter than the " +
+                                     std::to_string(placement->length) + " the filesystem uses");
+    }
+    size = placement->length;
+  }
   if (options.lock) UDAX_RETURN_IF_ERROR(LockTarget(fd.get(), path));
-  UDAX_ASSIGN_OR_RETURN(Pmem2MapPtr map, MapFinest(source.get(), options.read_only, path));
+  UDAX_ASSIGN_OR_RETURN(Pmem2MapPtr map,
+                        MapFinest(source.get(), options.read_only, path, placement));
 
   std::unique_ptr<Pmem2Region> region(new Pmem2Region());
   region->granularity_ = pmem2_map_get_store_granularity(map.get());
@@ -173,7 +202,7 @@ Result<std::unique_ptr<Region>> Pmem2Region::Open(const std::string& path,
   // A plain file may carry emulated poison (its list in the state directory); a device's
   // poison is real.
   if (!is_device && options.emulate_poison) UDAX_RETURN_IF_ERROR(region->AttachEmulatedPoison());
-  return std::unique_ptr<Region>(std::move(region));
+  return region;
 }
 
 Status Pmem2Region::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {

@@ -18,11 +18,24 @@
 
 namespace udax {
 
+// Where a device of a SpanRegion goes: `length` bytes from its start, mapped at `offset`
+// of the span's address-space reservation.
+struct Pmem2Placement {
+  pmem2_vm_reservation* reservation = nullptr;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 class Pmem2Region final : public Region {
  public:
   // See Region::Open for the contract.
   static Result<std::unique_ptr<Region>> Open(const std::string& path,
                                               const RegionOptions& options);
+  // The same, for one device of a SpanRegion: mapped where `placement` says, and only
+  // its first placement.length bytes (EINVAL if the target is shorter).
+  static Result<std::unique_ptr<Pmem2Region>> OpenPlaced(const std::string& path,
+                                                         const RegionOptions& options,
+                                                         const Pmem2Placement* placement);
   ~Pmem2Region() override = default;
 
   Status ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const override;

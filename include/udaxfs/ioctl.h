@@ -86,4 +86,22 @@ struct udax_ioc_fallocate {
  * a transaction the read-only mount did not apply (unmount and mount read-write). */
 #define UDAX_IOC_MAKE_WRITABLE _IO(UDAX_IOC_MAGIC, 6)
 
+/* The devices of the filesystem, in the order of its linear space: a physical offset P
+ * (bmap's phys_offset, rmap's phys) lies on the device whose [start, start+length) holds
+ * it, at device offset P - start. One device, starting at 0, on a single-region
+ * filesystem. On any file or directory of the mount. */
+#define UDAX_DEVICES_MAX 16
+struct udax_device_info {
+  uint64_t start;  /* bytes: where the device begins in the filesystem's linear space */
+  uint64_t length; /* bytes of it the filesystem uses */
+  uint8_t uuid[16]; /* the device's own UUID (the filesystem's, on a single region) */
+  char path[256];  /* the target it was opened as, NUL-terminated (cut if longer) */
+};
+struct udax_ioc_devices {
+  uint32_t count; /* out */
+  uint32_t pad;
+  struct udax_device_info dev[UDAX_DEVICES_MAX];
+};
+#define UDAX_IOC_DEVICES _IOR(UDAX_IOC_MAGIC, 7, struct udax_ioc_devices)
+
 #endif /* UDAXFS_IOCTL_H_ */

@@ -1,0 +1,287 @@
+// multi_device_test.cc -- a filesystem over several emulated devices: mkfs, mount in any
+// order, placement (a file's data on one device, metadata copies on another), fsck, and
+// the refusals (a lone device, a missing one, a stranger).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fs/base/status_testing.h"
+#include "fs/core/core_test_util.h"
+#include "fs/core/filesystem.h"
+#include "fs/format/badblock_list.h"
+#include "fs/format/state_dir.h"
+#include "fs/format/state_dir_testing.h"
+#include "fs/region/region_span.h"
+
+namespace udax {
+namespace {
+
+// N images in /dev/shm, formatted as one filesystem in the order of paths().
+class Devices {
+ public:
+  explicit Devices(std::vector<uint64_t> sizes) {
+    (void)kTestStateDir;
+    static std::atomic<int> counter{0};
+    const int n = counter++;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      paths_.push_back("/dev/shm/udax_md_test_" + std::to_string(getpid()) + "_" +
+                       std::to_string(n) + "_" + std::to_string(i) + ".img");
+      const int fd = open(paths_.back().c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+      EXPECT_GE(fd, 0);
+      EXPECT_EQ(ftruncate(fd, static_cast<off_t>(sizes[i])), 0);
+      close(fd);
+    }
+    MkfsParams params;
+    params.device_sizes = sizes;
+    sb_ = Must(ComputeGeometry(params));
+    std::vector<uint64_t> lengths;
+    for (uint32_t d = 0; d < sb_.device_count; ++d) lengths.push_back(sb_.devices[d].length);
+    auto span = Must(SpanRegion::Create(paths_, lengths, RegionOptions{}));
+    EXPECT_OK(Filesystem::Format(span.get(), params));
+  }
+  ~Devices() {
+    for (const std::string& p : paths_) unlink(p.c_str());
+  }
+  const std::vector<std::string>& paths() const { return paths_; }
+  std::string List(std::vector<size_t> order = {}) const {
+    if (order.empty()) {
+      for (size_t i = 0; i < paths_.size(); ++i) order.push_back(i);
+    }
+    std::string s;
+    for (size_t i : order) s += (s.empty() ? "" : ",") + paths_[i];
+    return s;
+  }
+  const DiskSuperblock& geometry() const { return sb_; }
+
+ private:
+  std::vector<std::string> paths_;
+  DiskSuperblock sb_{};
+};
+
+std::vector<char> Bytes(size_t n, int seed) {
+  std::vector<char> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<char>(seed * 131 + i * 7 + (i >> 9));
+  return v;
+}
+
+uint64_t WriteFile(Filesystem* fs, const std::string& name, const std::vector<char>& data) {
+  auto [entry, inode] = Must(fs->Create(kRootIno, name, S_IFREG | 0644, O_RDWR, Caller()));
+  EXPECT_EQ(Must(fs->Write(inode, 0, data.data(), data.size())), data.size());
+  fs->Release(inode);
+  return entry.ino;
+}
+
+std::vector<char> ReadFile(Filesystem* fs, const std::string& name, size_t n) {
+  const uint64_t ino = Must(fs->Lookup(kRootIno, name)).ino;
+  Inode* inode = Must(fs->Open(ino, O_RDONLY));
+  std::vector<char> out(n);
+  EXPECT_EQ(Must(fs->Read(inode, 0, n, out.data())), n);
+  fs->Release(inode);
+  return out;
+}
+
+TEST(MultiDevice, MountsInAnyOrderAndReadsBack) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  {
+    auto fs = Must(Filesystem::Mount(devs.List({2, 0, 1}), MountOptions{}));
+    EXPECT_EQ(fs->region()->device_count(), 3u);
+    for (int i = 0; i < 6; ++i) WriteFile(fs.get(), "f" + std::to_string(i), Bytes(3 << 20, i));
+    EXPECT_OK(fs->Unmount());
+  }
+  auto fs = Must(Filesystem::Mount(devs.List({1, 2, 0}), MountOptions{}));
+  // Whatever the order named, device d is the one the table says.
+  for (size_t d = 0; d < 3; ++d) EXPECT_EQ(fs->region()->device(d)->path(), devs.paths()[d]);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 3 << 20), Bytes(3 << 20, i)) << i;
+  }
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+  EXPECT_EQ(Must(fs->checker().CheckNamespace()).problems, 0u);
+  EXPECT_OK(fs->Unmount());
+}
+
+TEST(MultiDevice, AFilesDataStaysOnItsHomeDevice) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+  const DiskSuperblock sb = fs->SuperblockSnapshot();
+  std::set<uint32_t> used;
+  for (int i = 0; i < 9; ++i) {
+    const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+    // Grown later, in pieces: still the same device.
+    Inode* inode = Must(fs->Open(ino, O_RDWR));
+    const std::vector<char> more = Bytes(256 << 10, i + 50);
+    EXPECT_EQ(Must(fs->Write(inode, 4 << 20, more.data(), more.size())), more.size());
+    fs->Release(inode);
+    std::set<uint32_t> devices;
+    for (const BmapExtent& e : Must(fs->Bmap(ino))) {
+      devices.insert(DeviceOfOffset(sb, e.phys_offset));
+      EXPECT_EQ(DeviceOfOffset(sb, e.phys_offset), DeviceOfOffset(sb, e.phys_offset + e.length - 1));
+    }
+    ASSERT_EQ(devices.size(), 1u) << "inode " << ino;
+    EXPECT_EQ(*devices.begin(), ino % 3) << "inode " << ino;  // round robin by inode
+    used.insert(*devices.begin());
+  }
+  EXPECT_EQ(used.size(), 3u);
+  EXPECT_OK(fs->Unmount());
+}
+
+TEST(MultiDevice, AFullHomeDeviceSpillsOntoAnother) {
+  Devices devs({32ull << 20, 64ull << 20});
+  auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+  const DiskSuperblock sb = fs->SuperblockSnapshot();
+  // 40 MiB into one file: more than any 32 MiB device holds, less than the whole.
+  const uint64_t ino = WriteFile(fs.get(), "big", Bytes(40 << 20, 3));
+  std::set<uint32_t> devices;
+  for (const BmapExtent& e : Must(fs->Bmap(ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
+  EXPECT_EQ(devices.size(), 2u);
+  EXPECT_EQ(ReadFile(fs.get(), "big", 40 << 20), Bytes(40 << 20, 3));
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+  EXPECT_OK(fs->Unmount());
+}
+
+TEST(MultiDevice, EveryMetadataCopyIsOnAnotherDevice) {
+  Devices devs({64ull << 20, 64ull << 20});
+  auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+  PopulateCopiedKinds(fs.get());
+  const DiskSuperblock sb = fs->SuperblockSnapshot();
+  int firsts = 0, seconds = 0;
+  for (const OwnerRange& r : Must(fs->Owners(0, sb.region_size))) {
+    if (!IsCopiedKind(r.owner.kind)) continue;
+    for (uint64_t off = r.phys; off < r.phys + r.len; off += sb.au_size) {
+      const uint64_t au = off / sb.au_size;
+      const uint64_t partner = CopyAu(sb, au);
+      ASSERT_NE(partner, 0u) << OwnerName(r.owner);
+      EXPECT_NE(DeviceOfAu(sb, au), DeviceOfAu(sb, partner)) << OwnerName(r.owner);
+      (r.owner.copy2 ? seconds : firsts)++;
+    }
+  }
+  EXPECT_GT(firsts, 3);
+  EXPECT_EQ(firsts, seconds);
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+  EXPECT_OK(fs->Unmount());
+}
+
+TEST(MultiDevice, EachDeviceKnowsItself) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  for (size_t d = 0; d < 3; ++d) {
+    const int fd = open(devs.paths()[d].c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    DiskSuperblock sb;
+    ASSERT_EQ(pread(fd, &sb, sizeof(sb), 0), static_cast<ssize_t>(sizeof(sb)));
+    close(fd);
+    EXPECT_OK(DeviceSuperblockVerify(sb, 64ull << 20));
+    EXPECT_EQ(sb.this_device, d);
+    // Each device has its own state key: its own UUID, not the filesystem's.
+    auto state = Must(LocateTargetState(devs.paths()[d], false));
+    EXPECT_NE(state.key.find("uuid-"), std::string::npos);
+    for (size_t e = 0; e < d; ++e) {
+      EXPECT_NE(state.key, Must(LocateTargetState(devs.paths()[e], false)).key);
+    }
+  }
+}
+
+TEST(MultiDevice, Refusals) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  Devices other({64ull << 20, 64ull << 20});
+  auto code_and_text = [](const std::string& list, const char* text) {
+    auto fs = Filesystem::Mount(list, MountOptions{});
+    ASSERT_FALSE(fs.ok()) << list;
+    EXPECT_EQ(fs.status().code(), EINVAL) << fs.status().ToString();
+    EXPECT_NE(fs.status().message().find(text), std::string::npos) << fs.status().ToString();
+  };
+  code_and_text(devs.paths()[1], "name all of its devices");
+  code_and_text(devs.List({0, 1}), "missing device 2");
+  code_and_text(devs.paths()[0] + "," + devs.paths()[1] + "," + devs.paths()[1], "both are device 1");
+  code_and_text(devs.List({0, 1}) + "," + other.paths()[1], "another udaxfs");
+  // And nothing was written: the filesystem mounts and checks clean.
+  auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+  EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+  EXPECT_OK(fs->Unmount());
+}
+
+TEST(MultiDevice, ABadFirstBlockIsTakenForTheMissingDevice) {
+  Devices devs({64ull << 20, 64ull << 20});
+  // Device 0's primary superblock torn: the mount takes the replica on device 1.
+  const int fd = open(devs.paths()[0].c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const char junk[64] = {1, 2, 3};
+  ASSERT_EQ(pwrite(fd, junk, sizeof(junk), 100), static_cast<ssize_t>(sizeof(junk)));
+  close(fd);
+  auto fs = Must(Filesystem::Mount(devs.List({1, 0}), MountOptions{}));
+  EXPECT_EQ(fs->region()->device(0)->path(), devs.paths()[0]);
+  EXPECT_OK(fs->Unmount());
+  // A stranger in its place is refused, and left as it was.
+  const std::string stranger = devs.paths()[0] + ".stranger";
+  const int sfd = open(stranger.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(sfd, 0);
+  ASSERT_EQ(ftruncate(sfd, 64 << 20), 0);
+  close(sfd);
+  auto refused = Filesystem::Mount(devs.paths()[1] + "," + stranger, MountOptions{});
+  EXPECT_EQ(refused.status().code(), EINVAL) << refused.status().ToString();
+  // Not one byte written (the probe's read may have given tmpfs a zero page).
+  const int rfd = open(stranger.c_str(), O_RDONLY);
+  ASSERT_GE(rfd, 0);
+  std::vector<char> head(1 << 20);
+  ASSERT_EQ(pread(rfd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  close(rfd);
+  EXPECT_TRUE(std::all_of(head.begin(), head.end(), [](char c) { return c == 0; }));
+  unlink(stranger.c_str());
+}
+
+TEST(MultiDevice, PoisonOnOneDeviceFailsOnlyItsBytes) {
+  Devices devs({64ull << 20, 64ull << 20});
+  uint64_t ino_on_1 = 0;
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    for (int i = 0; i < 4; ++i) {
+      const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+      if (ino % 2 == 1) ino_on_1 = ino;
+    }
+    EXPECT_OK(fs->Unmount());
+  }
+  ASSERT_NE(ino_on_1, 0u);
+  // Find where the file lies on device 1, then poison that block in device 1's own list.
+  uint64_t phys = 0;
+  const DiskSuperblock& g = devs.geometry();
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    phys = Must(fs->Bmap(ino_on_1))[0].phys_offset;
+    EXPECT_OK(fs->Unmount());
+  }
+  ASSERT_EQ(DeviceOfOffset(g, phys), 1u);
+  const uint64_t dev_off = phys - g.devices[1].start;
+  auto state = Must(LocateTargetState(devs.paths()[1], true));
+  ASSERT_OK(UpdateBadblockListFile(state.badblocks, [&](BadblockList* list) {
+    list->Add(dev_off / 512 + 8, 1);  // 4 KiB into the file
+    return Status::Ok();
+  }));
+  auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+  // The span reports it where it lies in the filesystem.
+  const std::vector<RegionRange> bad = fs->region()->EmulatedPoison();
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].offset, phys + 4096);
+  EXPECT_TRUE(fs->region()->HasKnownBad(phys, 8192));
+  EXPECT_FALSE(fs->region()->HasKnownBad(g.devices[0].start + dev_off, 8192));
+  MediaFault fault;
+  std::vector<char> buf(4096);
+  EXPECT_EQ(fs->region()->ReadSafe(phys + 4096, buf.data(), buf.size(), &fault).code(), EIO);
+  EXPECT_EQ(fault.offset, phys + 4096);
+  // Every file on device 0 reads back.
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t ino = Must(fs->Lookup(kRootIno, "f" + std::to_string(i))).ino;
+    if (ino == ino_on_1) continue;
+    if (ino % 2 == 0) {
+      EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
+    }
+  }
+  EXPECT_OK(fs->Unmount());
+}
+
+}  // namespace
+}  // namespace udax

@@ -1,0 +1,409 @@
+// region_span.cc -- SpanRegion: finding a filesystem's devices, mapping them end to end,
+// and splitting each access among them.
+#include "fs/region/region_span.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "fs/base/hex.h"
+#include "fs/format/badblock_list.h"
+#include "fs/format/layout.h"
+#include "fs/region/region_pmem2.h"
+
+namespace udax {
+namespace {
+
+std::string UuidText(const uint8_t* uuid) {
+  std::string out;
+  char hex[3];
+  for (int i = 0; i < 16; ++i) {
+    std::snprintf(hex, sizeof(hex), "%02x", uuid[i]);
+    out += hex;
+  }
+  return out;
+}
+
+// What a target's first block says it is.
+struct Probe {
+  std::string path;
+  bool known = false;  // a sound multi-device superblock copy
+  DiskSuperblock sb{};
+  std::string why;     // why not, for the message
+  // Not sound, but not a stranger either: the block does not read (poison), or it holds
+  // the magic and a filesystem UUID (a torn or damaged copy; the UUID is checked against
+  // the others'). Only such a target may stand in for the one device nobody claims.
+  bool unreadable = false;
+  bool damaged_copy = false;
+};
+
+Result<Probe> ProbeDevice(const std::string& path) {
+  RegionOptions po;
+  po.read_only = true;
+  po.lock = false;            // the real open locks; a probe only reads one block
+  po.emulate_poison = false;  // nor does it need the state directory
+  UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> r, Pmem2Region::Open(path, po));
+  Probe p;
+  p.path = path;
+  Status st = r->ReadSafe(0, &p.sb, sizeof(p.sb), nullptr);
+  p.unreadable = !st.ok();
+  p.damaged_copy = st.ok() && std::memcmp(p.sb.magic, kSuperMagic, sizeof(kSuperMagic)) == 0;
+  if (st.ok() && SuperblockVerify(p.sb, r->size()).ok() && !IsMultiDevice(p.sb)) {
+    p.why = "a udaxfs of its own, not a device of a multi-device one";
+    return p;
+  }
+  if (st.ok()) st = DeviceSuperblockVerify(p.sb, r->size());
+  p.known = st.ok();
+  if (!st.ok()) p.why = st.message();
+  return p;
+}
+
+bool SameTable(const DiskSuperblock& a, const DiskSuperblock& b) {
+  return a.region_size == b.region_size && a.au_size == b.au_size &&
+         a.device_count == b.device_count &&
+         std::memcmp(a.devices, b.devices, sizeof(a.devices)) == 0;
+}
+
+}  // namespace
+
+std::vector<std::string> SplitDeviceList(const std::string& list) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= list.size()) {
+    size_t comma = list.find(',', at);
+    if (comma == std::string::npos) comma = list.size();
+    if (comma > at) out.push_back(list.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+bool IsDeviceList(const std::string& target) {
+  struct stat st;
+  return target.find(',') != std::string::npos && SplitDeviceList(target).size() > 1 &&
+         stat(target.c_str(), &st) != 0;
+}
+
+Result<std::string> FirstDevicePath(const std::string& target) {
+  if (!IsDeviceList(target)) return target;
+  for (const std::string& path : SplitDeviceList(target)) {
+    Result<Probe> p = ProbeDevice(path);
+    if (p.ok() && p->known && p->sb.this_device == 0) return path;
+  }
+  return Status::InvalidArgument(target + ": device 0 of the filesystem is not among them");
+}
+
+Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>& paths,
+                                                 const RegionOptions& options) {
+  if (paths.size() < 2) return Status::InvalidArgument("a device list names at least two targets");
+  if (paths.size() > kMaxDevices) {
+    return Status::InvalidArgument("a filesystem spans at most " + std::to_string(kMaxDevices) +
+                                   " devices");
+  }
+  std::vector<Probe> probes;
+  for (const std::string& path : paths) {
+    UDAX_ASSIGN_OR_RETURN(Probe p, ProbeDevice(path));
+    probes.push_back(std::move(p));
+  }
+  const Probe* ref = nullptr;
+  for (const Probe& p : probes) {
+    if (p.known) {
+      ref = &p;
+      break;
+    }
+  }
+  if (ref == nullptr) {
+    return Status::InvalidArgument(probes[0].path + ": not a device of a multi-device udaxfs (" +
+                                   probes[0].why + ")");
+  }
+  const DiskSuperblock& sb = ref->sb;
+  std::vector<int> slot(sb.device_count, -1);  // device -> index into probes
+  std::vector<size_t> unknown;
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const Probe& p = probes[i];
+    if (!p.known) {
+      unknown.push_back(i);
+      continue;
+    }
+    if (std::memcmp(p.sb.uuid, sb.uuid, sizeof(sb.uuid)) != 0) {
+      return Status::InvalidArgument(p.path + ": a device of another udaxfs (uuid " +
+                                     UuidText(p.sb.uuid) + ", not " + UuidText(sb.uuid) + ")");
+    }
+    if (!SameTable(p.sb, sb)) {
+      return Status::InvalidArgument(p.path + " and " + ref->path +
+                                     ": their device tables disagree; run fsck.udaxfs");
+    }
+    int& s = slot[p.sb.this_device];
+    if (s >= 0) {
+      return Status::InvalidArgument(probes[s].path + " and " + p.path + ": both are device " +
+                                     std::to_string(p.sb.this_device) + " (named twice, or a copy)");
+    }
+    s = static_cast<int>(i);
+  }
+  std::vector<uint32_t> missing;
+  for (uint32_t d = 0; d < sb.device_count; ++d) {
+    if (slot[d] < 0) missing.push_back(d);
+  }
+  // One damaged first block of this filesystem (or one that does not read) takes the one
+  // place left: the mount checks it as it checks a single device's primary superblock
+  // (and takes the replica if it is bad). Anything else unnamed is a stranger, never
+  // written to.
+  if (unknown.size() == 1 && missing.size() == 1 &&
+      (probes[unknown[0]].unreadable ||
+       (probes[unknown[0]].damaged_copy &&
+        std::memcmp(probes[unknown[0]].sb.uuid, sb.uuid, sizeof(sb.uuid)) == 0))) {
+    slot[missing[0]] = static_cast<int>(unknown[0]);
+    unknown.clear();
+    missing.clear();
+  }
+  if (!unknown.empty()) {
+    const Probe& p = probes[unknown[0]];
+    return Status::InvalidArgument(p.path + ": not a device of this filesystem (" + p.why + ")");
+  }
+  if (!missing.empty()) {
+    std::string which;
+    for (uint32_t d : missing) {
+      which += (which.empty() ? "" : ", ") + std::to_string(d) + " (uuid " +
+               UuidText(sb.devices[d].uuid) + ")";
+    }
+    return Status::InvalidArgument("the filesystem spans " + std::to_string(sb.device_count) +
+                                   " devices; missing device " + which);
+  }
+  std::vector<std::string> ordered;
+  std::vector<uint64_t> lengths;
+  for (uint32_t d = 0; d < sb.device_count; ++d) {
+    ordered.push_back(probes[slot[d]].path);
+    lengths.push_back(sb.devices[d].length);
+  }
+  probes.clear();
+  return Create(ordered, lengths, options);
+}
+
+Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string>& paths,
+                                                   const std::vector<uint64_t>& lengths,
+                                                   const RegionOptions& options) {
+  if (paths.size() != lengths.size() || paths.size() < 2) {
+    return Status::InvalidArgument("a span needs two or more devices, each with a length");
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    // Every device starts on a 2 MiB boundary of the reservation: devdax maps need it.
+    if (lengths[i] == 0 || lengths[i] % (2u << 20) != 0) {
+      return Status::InvalidArgument(paths[i] + ": a device's share must be whole 2 MiB units");
+    }
+    total += lengths[i];
+  }
+  std::unique_ptr<SpanRegion> span(new SpanRegion());
+  pmem2_vm_reservation* raw = nullptr;
+  int ret = pmem2_vm_reservation_new(&raw, nullptr, total);
+  if (ret != 0) return Pmem2Status(ret, paths[0], "pmem2_vm_reservation_new");
+  span->reservation_.reset(raw);
+  RegionOptions mo = options;
+  mo.create_size = 0;
+  uint64_t start = 0;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    Pmem2Placement place{raw, start, lengths[i]};
+    UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Pmem2Region> d,
+                          Pmem2Region::OpenPlaced(paths[i], mo, &place));
+    SpanRegion* self = span.get();
+    d->set_fault_listener([self, start](const MediaFault& f) {
+      MediaFault moved = f;
+      moved.offset += start;
+      self->ReportFault(moved);
+    });
+    span->devices_.push_back(std::move(d));
+    span->starts_.push_back(start);
+    start += lengths[i];
+  }
+  // One kind for the callers that ask: page-granular if any device is (they then persist
+  // through Persist, which each device does its own way).
+  span->kind_ = span->devices_[0]->kind();
+  bool all_volatile = true;
+  for (const auto& d : span->devices_) {
+    if (d->kind() != span->kind_ && d->kind() == RegionKind::kEmulated) span->kind_ = d->kind();
+    all_volatile = all_volatile && d->volatile_backing();
+    span->alignment_ = std::max(span->alignment_, d->alignment());
+  }
+  span->volatile_backing_ = all_volatile;
+  std::string joined;
+  for (const std::string& p : paths) joined += (joined.empty() ? "" : ",") + p;
+  span->path_ = joined;
+  span->size_ = total;
+  span->read_only_ = options.read_only;
+  span->fd_ = -1;  // no one descriptor: each device has its own
+  span->base_ = static_cast<uint8_t*>(pmem2_vm_reservation_get_address(raw));
+  return std::unique_ptr<Region>(std::move(span));
+}
+
+SpanRegion::~SpanRegion() {
+  devices_.clear();  // every map before the reservation they sit in
+}
+
+Region* SpanRegion::device(size_t i) { return devices_[i].get(); }
+
+template <typename Fn>
+Status SpanRegion::ForEachDevice(const char* op, uint64_t off, uint64_t n, Fn fn) const {
+  UDAX_RETURN_IF_ERROR(CheckRange(op, off, n));
+  // The last device that starts at or before off.
+  size_t d = std::upper_bound(starts_.begin(), starts_.end(), off) - starts_.begin() - 1;
+  uint64_t done = 0;
+  while (done < n) {
+    const uint64_t at = off + done;
+    while (d + 1 < starts_.size() && starts_[d + 1] <= at) ++d;
+    const uint64_t dev_end = d + 1 < starts_.size() ? starts_[d + 1] : size_;
+    const uint64_t len = std::min<uint64_t>(n - done, dev_end - at);
+    UDAX_RETURN_IF_ERROR(fn(d, at - starts_[d], len, done));
+    done += len;
+  }
+  return Status::Ok();
+}
+
+std::vector<RegionRange> SpanRegion::Shifted(size_t d, std::vector<RegionRange> ranges) const {
+  for (RegionRange& r : ranges) r.offset += starts_[d];
+  return ranges;
+}
+
+Status SpanRegion::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {
+  return ForEachDevice("read", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t done) {
+    Status st = devices_[d]->ReadSafe(at, static_cast<uint8_t*>(dst) + done, len, fault);
+    if (!st.ok() && fault != nullptr) fault->offset += starts_[d];
+    return st;
+  });
+}
+
+Status SpanRegion::WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
+                             MediaFault* fault) {
+  return ForEachDevice("write", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t done) {
+    Status st = devices_[d]->WriteSafe(at, static_cast<const uint8_t*>(src) + done, len, persist, fault);
+    if (!st.ok() && fault != nullptr) fault->offset += starts_[d];
+    return st;
+  });
+}
+
+Status SpanRegion::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) {
+  return ForEachDevice("zero", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    Status st = devices_[d]->ZeroSafe(at, len, persist, fault);
+    if (!st.ok() && fault != nullptr) fault->offset += starts_[d];
+    return st;
+  });
+}
+
+Status SpanRegion::Persist(uint64_t off, size_t n) {
+  return ForEachDevice("persist", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    return devices_[d]->Persist(at, len);
+  });
+}
+
+Status SpanRegion::Flush(uint64_t off, size_t n) {
+  return ForEachDevice("flush", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    return devices_[d]->Flush(at, len);
+  });
+}
+
+void SpanRegion::Drain() {
+  for (const auto& d : devices_) d->Drain();
+}
+
+std::vector<RegionRange> SpanRegion::KnownBadIn(uint64_t off, uint64_t n) const {
+  std::vector<RegionRange> out;
+  (void)ForEachDevice("known bad", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    for (const RegionRange& r : Shifted(d, devices_[d]->KnownBadIn(at, len))) out.push_back(r);
+    return Status::Ok();
+  });
+  return out;
+}
+
+bool SpanRegion::HasKnownBad(uint64_t off, uint64_t n) const {
+  bool any = false;
+  (void)ForEachDevice("known bad", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    any = any || devices_[d]->HasKnownBad(at, len);
+    return Status::Ok();
+  });
+  return any;
+}
+
+bool SpanRegion::AnyKnownBad() const {
+  for (const auto& d : devices_) {
+    if (d->AnyKnownBad()) return true;
+  }
+  return false;
+}
+
+bool SpanRegion::HasEmulatedPoison(uint64_t off, uint64_t n) const {
+  bool any = false;
+  (void)ForEachDevice("poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    any = any || devices_[d]->HasEmulatedPoison(at, len);
+    return Status::Ok();
+  });
+  return any;
+}
+
+std::vector<RegionRange> SpanRegion::EmulatedPoisonIn(uint64_t off, uint64_t n) const {
+  std::vector<RegionRange> out;
+  (void)ForEachDevice("poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    for (const RegionRange& r : Shifted(d, devices_[d]->EmulatedPoisonIn(at, len))) out.push_back(r);
+    return Status::Ok();
+  });
+  return out;
+}
+
+void SpanRegion::MarkKnownBad(RegionRange range) {
+  (void)ForEachDevice("mark bad", range.offset, range.length,
+                      [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+                        devices_[d]->MarkKnownBad({at, len});
+                        return Status::Ok();
+                      });
+}
+
+std::vector<RegionRange> SpanRegion::LatentPoison() const {
+  std::vector<RegionRange> out;
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    for (const RegionRange& r : Shifted(d, devices_[d]->LatentPoison())) out.push_back(r);
+  }
+  return out;
+}
+
+Status SpanRegion::ReloadEmulatedPoison() {
+  for (const auto& d : devices_) UDAX_RETURN_IF_ERROR(d->ReloadEmulatedPoison());
+  return Status::Ok();
+}
+
+std::vector<RegionRange> SpanRegion::EmulatedPoison() const {
+  std::vector<RegionRange> out;
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    for (const RegionRange& r : Shifted(d, devices_[d]->EmulatedPoison())) out.push_back(r);
+  }
+  return out;
+}
+
+Status SpanRegion::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared) {
+  BadblockList all;
+  bool any_list = false;
+  Status st = ForEachDevice("clear poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    BadblockList mine;
+    Status s = devices_[d]->ClearEmulatedPoison(at, len, &mine);
+    // A device with no list to clear (devdax next to images) is the kernel's business.
+    if (s.code() == EOPNOTSUPP) return Status::Ok();
+    any_list = true;
+    UDAX_RETURN_IF_ERROR(s);
+    for (const BadblockRange& r : mine.ranges()) {
+      all.Add(r.sector + starts_[d] / kBadblockSectorSize, r.count);
+    }
+    return Status::Ok();
+  });
+  if (cleared != nullptr) *cleared = all;
+  if (st.ok() && !any_list && n > 0) {
+    return Status::Error(EOPNOTSUPP, path_ + ": poison on a device is cleared by the kernel, "
+                                             "not through the region");
+  }
+  return st;
+}
+
+Status SpanRegion::ClearRewrittenPoison(uint64_t off, uint64_t n) {
+  return ForEachDevice("clear poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    return devices_[d]->ClearRewrittenPoison(at, len);
+  });
+}
+
+}  // namespace udax

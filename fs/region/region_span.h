@@ -1,0 +1,97 @@
+// region_span.h -- one Region over several devices: a multi-device filesystem's space.
+//
+// The devices are mapped one after another into a single address-space reservation
+// (libpmem2's pmem2_vm_reservation), in the order the filesystem's device table gives
+// them, so base() + off reaches linear byte `off` whichever device holds it, and the code
+// above sees one region (disk_format.h, "Multi-device filesystems"). Each device is a
+// Pmem2Region of its own, with its own persistence primitives (an emulated image next to
+// a devdax device msyncs while the device flushes cache lines), its own lock and its own
+// poison (an image's list file is keyed by the device's UUID). A SpanRegion forwards each
+// access piece by piece to the devices it touches and moves their offsets and faults into
+// its own: a machine check on device 2 is reported at device 2's start + its offset.
+//
+// Opening: the targets may be named in any order, by any path. Each one's first block
+// says which filesystem and which device it is; the set must be exactly the table's, every
+// device once. One target whose superblock cannot be read (poison, a torn write) is taken
+// for the one device nobody else claims, so a bad primary superblock on device 0 leaves
+// the mount to the replica as it does on one device.
+//
+// Thread-safety: as Region.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/region/pmem2_util.h"
+#include "fs/region/region.h"
+
+namespace udax {
+
+class Pmem2Region;
+
+// "a,b,c" -> {"a", "b", "c"}; empty names are dropped.
+std::vector<std::string> SplitDeviceList(const std::string& list);
+// Whether `target` names several devices: a comma-separated list, and no file has that name.
+bool IsDeviceList(const std::string& target);
+// Which of a device list's targets is device 0 (read from each one's first block, without
+// locking: a mounted filesystem answers too). A multi-device filesystem keeps its event
+// log with device 0's state. The target itself when it is not a list.
+Result<std::string> FirstDevicePath(const std::string& target);
+
+class SpanRegion final : public Region {
+ public:
+  // Opens the devices of a formatted multi-device filesystem, in whatever order `paths`
+  // names them. EINVAL naming the target and the reason when a target is not one of
+  // them, belongs to another filesystem, is named twice, or a device is missing.
+  static Result<std::unique_ptr<Region>> Open(const std::vector<std::string>& paths,
+                                              const RegionOptions& options);
+  // Maps `paths` in this order, device i taking lengths[i] bytes from its start (mkfs,
+  // before there is a device table to read). EINVAL when a target is shorter.
+  static Result<std::unique_ptr<Region>> Create(const std::vector<std::string>& paths,
+                                                const std::vector<uint64_t>& lengths,
+                                                const RegionOptions& options);
+  ~SpanRegion() override;
+
+  Status ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const override;
+  Status WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
+                   MediaFault* fault) override;
+  Status ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) override;
+  Status Persist(uint64_t off, size_t n) override;
+  Status Flush(uint64_t off, size_t n) override;
+  void Drain() override;
+
+  std::vector<RegionRange> KnownBadIn(uint64_t off, uint64_t n) const override;
+  bool HasKnownBad(uint64_t off, uint64_t n) const override;
+  bool AnyKnownBad() const override;
+  bool HasEmulatedPoison(uint64_t off, uint64_t n) const override;
+  std::vector<RegionRange> EmulatedPoisonIn(uint64_t off, uint64_t n) const override;
+  void MarkKnownBad(RegionRange range) override;
+  std::vector<RegionRange> LatentPoison() const override;
+  Status ReloadEmulatedPoison() override;
+  std::vector<RegionRange> EmulatedPoison() const override;
+  Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared) override;
+  Status ClearRewrittenPoison(uint64_t off, uint64_t n) override;
+
+  size_t device_count() const override { return devices_.size(); }
+  Region* device(size_t i) override;
+  uint64_t device_start(size_t i) const override { return starts_[i]; }
+
+ private:
+  SpanRegion() = default;
+
+  // Calls fn(device index, device-relative offset, length, offset into the caller's
+  // buffer) for each device [off, off+n) touches, in order; stops at the first error.
+  // CheckRange first.
+  template <typename Fn>
+  Status ForEachDevice(const char* op, uint64_t off, uint64_t n, Fn fn) const;
+  // A device's ranges moved into linear offsets.
+  std::vector<RegionRange> Shifted(size_t d, std::vector<RegionRange> ranges) const;
+
+  // Released in reverse: the devices' maps must go before the reservation they live in.
+  Pmem2ReservationPtr reservation_;
+  std::vector<std::unique_ptr<Pmem2Region>> devices_;
+  std::vector<uint64_t> starts_;  // linear offset of each device, ascending
+};
+
+}  // namespace udax
