@@ -75,6 +75,7 @@ void PrintHuman(const std::string& target, const udax::FsckOutcome& out, bool qu
     }
   };
   list("", out.found);
+  for (const std::string& d : out.degraded) printf("%s: degraded: %s\n", t, d.c_str());
   if (verbose) {
     for (const std::string& n : out.notes) printf("%s: note: %s\n", t, n.c_str());
   }
@@ -83,11 +84,12 @@ void PrintHuman(const std::string& target, const udax::FsckOutcome& out, bool qu
     list("left: ", out.remaining);
   }
   const udax::CheckReport& end = out.repaired ? out.remaining : out.found;
-  const char* verdict = !out.repaired ? (out.found.problems ? "PROBLEMS FOUND" : "clean")
+  const char* verdict = !out.degraded.empty() && !end.problems ? "DEGRADED"
+                        : !out.repaired ? (out.found.problems ? "PROBLEMS FOUND" : "clean")
                         : end.problems ? "PROBLEMS LEFT AFTER REPAIR"
                         : out.found.problems || !out.fixed.empty() ? "REPAIRED, now clean"
                                                                     : "clean";
-  if (!quiet || out.found.problems) {
+  if (!quiet || out.found.problems || !out.degraded.empty()) {
     printf("%s: %s, %llu inodes, %llu allocation units in use\n", t, verdict,
            static_cast<unsigned long long>(end.inodes),
            static_cast<unsigned long long>(end.allocated_aus));
@@ -157,6 +159,7 @@ int main(int argc, char** argv) {
     j["allocated_aus"] = o.found.allocated_aus;
     j["messages"] = o.found.messages;
     j["notes"] = o.notes;
+    j["degraded"] = o.degraded;
     j["rmap_records_rebuilt"] = rebuilt;
     j["repaired"] = o.repaired;
     if (o.repaired) {

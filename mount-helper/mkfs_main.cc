@@ -22,10 +22,10 @@ int Fail(const std::string& target, const std::string& msg) {
   return kExitFailed;
 }
 
-// Checks one target and creates or resizes it when it is an image and -s was given.
-// Returns 0, or the exit code after saying why on stderr.
+// Checks one target (changes nothing), and with `create` creates or resizes it when it
+// is an image and -s was given. Returns 0, or the exit code after saying why on stderr.
 int PrepareTarget(const std::string& target, const std::optional<uint64_t>& size, bool force,
-                  bool* is_file) {
+                  bool* is_file, bool create = true) {
   struct stat st;
   const bool exists = stat(target.c_str(), &st) == 0;
   if (!exists && errno != ENOENT) return Fail(target, std::strerror(errno));
@@ -46,7 +46,7 @@ int PrepareTarget(const std::string& target, const std::optional<uint64_t>& size
       }
     }
   }
-  if (*is_file && size && (!exists || static_cast<uint64_t>(st.st_size) != *size)) {
+  if (create && *is_file && size && (!exists || static_cast<uint64_t>(st.st_size) != *size)) {
     int fd = open(target.c_str(), O_RDWR | O_CREAT, 0600);
     if (fd < 0) return Fail(target, std::strerror(errno));
     const int rc = ftruncate(fd, static_cast<off_t>(*size));
@@ -101,6 +101,11 @@ int FormatSeveral(const std::vector<std::string>& targets, const std::optional<u
     planned.device_sizes.assign(targets.size(), *size);
     auto geometry = udax::ComputeGeometry(planned);
     if (!geometry.ok()) return Fail(targets[0], geometry.status().message());
+  }
+  // Every target checked before any is created or resized.
+  for (const std::string& t : targets) {
+    bool is_file = true;
+    if (int rc = PrepareTarget(t, size, force, &is_file, /*create=*/false); rc != 0) return rc;
   }
   bool any_device = false;
   std::vector<uint64_t> sizes;

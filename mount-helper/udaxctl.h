@@ -47,6 +47,9 @@ int CmdRmap(const std::string& where, const std::string& range, bool json);
 int CmdScrub(const std::string& where, bool json);
 // Puts a mounted udaxfs in the shut-down state (XFS_IOC_GOINGDOWN).
 int CmdShutdown(const std::string& mount);
+// `remove-device MOUNT DEV`: device DEV of a multi-device filesystem goes; the filesystem
+// serves on, degraded (udaxctl_devices.cc). Root only.
+int CmdRemoveDevice(const std::string& mount, uint64_t device, bool json);
 
 // `inject-error`, shaped like ndctl inject-error on an emulated image (udaxctl_media.cc).
 struct InjectErrorArgs {

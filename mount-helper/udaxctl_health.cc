@@ -208,6 +208,18 @@ int CmdHealth(const std::string& target, bool json) {
     } else if (status) {
       scrub_line = "none since mount";
     }
+    // A multi-device filesystem serving without a device it lost.
+    if (status && (*status)["devices"].is_array()) {
+      out["devices"] = (*status)["devices"];
+      for (const nlohmann::json& d : (*status)["devices"]) {
+        if (!d.value("lost", false)) continue;
+        out["state"] = "serving, degraded";
+        worse(kDamaged, "device " + std::to_string(d.value("device", uint64_t{0})) + " (" +
+                            d.value("path", std::string()) +
+                            ") is gone: its files' bytes there fail with EIO, metadata is served "
+                            "from the other copies (fsck.udaxfs counts them)");
+      }
+    }
     // Inodes whose own metadata lost both copies: they fail with EIO, the rest serves.
     if (status && (*status)["sick"].is_array()) {
       out["sick"] = (*status)["sick"];

@@ -24,6 +24,7 @@ struct Args {
   bool media_errors = false;  // list
   bool follow = false;        // events
   std::string rate;           // verify-media
+  uint64_t device = 0;        // remove-device
   udax::InjectErrorArgs inject;
 };
 
@@ -71,6 +72,15 @@ constexpr Command kCommands[] = {
        c->add_option("mount", a->mount, "a udaxfs mount point")->required();
      },
      [](Args& a) { return udax::CmdShutdown(a.mount); }},
+    {"remove-device", "take one device out of a mounted multi-device filesystem, which serves on "
+                      "without it (degraded): its files' bytes there fail with EIO, metadata is "
+                      "served from the other copy",
+     kJson,
+     [](CLI::App* c, Args* a) {
+       c->add_option("mount", a->mount, "a udaxfs mount point")->required();
+       c->add_option("device", a->device, "the device's number (udaxctl bmap, rmap name it)")->required();
+     },
+     [](Args& a) { return udax::CmdRemoveDevice(a.mount, a.device, a.json); }},
     {"inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image", kJson,
      [](CLI::App* c, Args* a) {
        udax::InjectErrorArgs& i = a->inject;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs/core/filesystem.h"
+#include "fs/region/region_span.h"
 #include "fs/base/unique_fd.h"
 #include "include/udaxfs/ioctl.h"
 #include "mount-helper/size_parse.h"
@@ -200,14 +201,15 @@ int CmdRmap(const std::string& where, const std::string& range, bool json) {
     return 1;
   }
   struct stat st;
-  if (stat(where.c_str(), &st) != 0 && where.find(',') == std::string::npos) {
+  const bool is_list = IsDeviceList(where);
+  if (!is_list && stat(where.c_str(), &st) != 0) {
     fprintf(stderr, "udaxctl rmap: %s: %s\n", where.c_str(), strerror(errno));
     return 1;
   }
   Result<std::vector<OwnerRange>> owners = std::vector<OwnerRange>{};
   std::unique_ptr<Filesystem> fs;
   std::vector<DeviceSpan> devices;
-  const bool mounted = where.find(',') == std::string::npos && S_ISDIR(st.st_mode);
+  const bool mounted = !is_list && S_ISDIR(st.st_mode);
   if (mounted) {
     devices = DevicesViaIoctl(where);
   } else {

@@ -100,6 +100,12 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
   record.si_code = event.si_code;
   record.detail = event.detail;
 
+  if (event.source == MediaEventSource::kDeviceRemoved && LoseOneDevice(event, &record)) {
+    record.resolve_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - start).count();
+    Finish(&record);
+    return record;
+  }
   if (event.source == MediaEventSource::kDeviceRemoved) {
     if (hooks_.device_removed) record.processes = hooks_.device_removed(event);
     fs_->Shutdown("device removed (" + event.detail + "): every mapping revoked, nothing more is written");
@@ -144,6 +150,63 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
   if (record.action.empty()) record.action = "none";
   Finish(&record);
   return record;
+}
+
+bool MediaResolver::LoseOneDevice(const MediaEvent& event, EventRecord* record) {
+  const DiskSuperblock sb = fs_->SuperblockSnapshot();
+  if (!IsMultiDevice(sb)) return false;
+  const uint32_t d = DeviceOfOffset(sb, event.offset);
+  // The whole of one device other than device 0 (whose loss is a shutdown).
+  if (d == 0 || event.offset != sb.devices[d].start || event.length != sb.devices[d].length) {
+    return false;
+  }
+  auto owners = fs_->LoseDevice(d);
+  if (!owners.ok() && owners.status().code() == EALREADY) {
+    record->action = "repeat";
+    return true;
+  }
+  if (!owners.ok()) return false;  // then the shutdown, as on one device
+  std::set<std::string> actions;
+  for (const OwnerRange& r : *owners) {
+    if (r.owner.kind == OwnerKind::kFree) continue;
+    MediaOwner m;
+    m.range = r;
+    if (r.owner.ino != 0) {
+      auto path = fs_->PathOf(r.owner.ino);
+      if (path.ok()) m.path = path.value();
+    }
+    if (r.owner.kind == OwnerKind::kFileData) {
+      m.action = MediaAction::kFileEio;
+      m.detail = "its device is gone: reads fail with EIO until a write covers them";
+      // Maps of the range point into the device: taken back, and the kernel's pages
+      // dropped, before anyone reads a byte of it again.
+      if (hooks_.revoke) {
+        for (ProcessAction& a : hooks_.revoke(r.owner.ino, r.offset, r.len)) {
+          record->processes.push_back(std::move(a));
+        }
+      }
+      if (hooks_.invalidate) hooks_.invalidate(r.owner.ino, r.offset, r.len);
+    } else if (r.owner.kind == OwnerKind::kQuarantined || r.owner.kind == OwnerKind::kSuperblock ||
+               r.owner.kind == OwnerKind::kReplica) {
+      m.action = MediaAction::kNone;
+      m.detail = r.owner.kind == OwnerKind::kQuarantined ? "quarantined already"
+                                                         : "a copy of the superblock: the primary serves";
+    } else {
+      // Directories, extent blocks, attributes, symlinks and the second inode table: each
+      // has its other copy on another device.
+      m.action = MediaAction::kOtherCopy;
+      m.detail = "one copy gone with its device: the other serves";
+    }
+    actions.insert(MediaActionName(m.action));
+    record->owners.push_back(std::move(m));
+  }
+  record->action = "degraded";
+  for (const std::string& a : actions) {
+    if (a != "none") record->action += "," + a;
+  }
+  record->detail = (event.detail.empty() ? std::string() : event.detail + ": ") + "device " +
+                   std::to_string(d) + " lost; the filesystem serves, degraded";
+  return true;
 }
 
 void MediaResolver::ActOnMappers(const MediaOwner& owner, EventRecord* record) {

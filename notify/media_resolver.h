@@ -54,6 +54,9 @@ class MediaResolver {
     std::function<std::vector<ProcessAction>(uint64_t ino, uint64_t off, uint64_t len,
                                              McePolicy policy)>
         lease_media_error;
+    // One device of several is gone: take back the direct maps of file bytes
+    // [off, off+len) of `ino` (they map the device); returns what was done to whom.
+    std::function<std::vector<ProcessAction>(uint64_t ino, uint64_t off, uint64_t len)> revoke;
     // Called after each event is logged (tests, benchmarks).
     std::function<void(const EventRecord&)> logged;
   };
@@ -90,6 +93,11 @@ class MediaResolver {
   // True (counting it) when the event is a fault inside a range already acted on.
   bool IsRepeat(const MediaEvent& event);
   void RememberHandled(uint64_t offset, uint64_t length);
+  // A device-removed event naming one whole device of several (not device 0): the
+  // filesystem loses that device and goes on (Filesystem::LoseDevice); its file data's
+  // maps are revoked and cached pages dropped. False when the event is not that (or
+  // the loss was refused): the caller shuts down, as on one device.
+  bool LoseOneDevice(const MediaEvent& event, EventRecord* record);
   void ActOnMappers(const MediaOwner& owner, EventRecord* record);
 
   Filesystem* const fs_;

@@ -263,6 +263,23 @@ class Filesystem {
   // The forward question: a file's extents in file order.
   Result<std::vector<BmapExtent>> Bmap(uint64_t ino);
 
+  // --- devices (a multi-device filesystem; fs_devices.cc) ---
+  // Device `d` is gone (pulled, failed, `udaxctl remove-device`): the filesystem goes on,
+  // degraded. Reads of its bytes fail with EIO, writes to it are dropped, nothing is
+  // allocated there again (Region::LoseDevice, Space::RetireDevice); file data there
+  // fails with EIO until a write covers it (it then moves to another device), metadata
+  // is served from its other copy. Returns every owner of what the device held (from
+  // the reverse map, which lives on device 0), for the caller to revoke leases, drop
+  // cached pages and log. EINVAL: one device, no such device, or device 0 (the journal,
+  // bitmaps and reverse map have no copy elsewhere: losing it is a shutdown); EALREADY
+  // when it is lost already.
+  Result<std::vector<OwnerRange>> LoseDevice(uint32_t d);
+  // The devices lost (since mount, or before it: the superblock says), ascending.
+  std::vector<uint32_t> LostDevices() const;
+  // One line per lost device: "device 1 (uuid ...) is gone: N files lose B bytes there;
+  // M metadata AUs have one copy left" (from the reverse map). Empty when none is lost.
+  Result<std::vector<std::string>> DegradedSummary();
+
   // --- checks: the check part (checker.h) ---
   Checker& checker() { return checker_; }
 

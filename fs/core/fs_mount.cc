@@ -62,7 +62,13 @@ Status Filesystem::Format(Region* region, const MkfsParams& params_in) {
   // on another device), and its copy in that partner.
   uint64_t root_au = FirstDataAu(sb);
   if (IsMultiDevice(sb)) {
-    while (root_au < LastDataAu(sb) && CopyAu(sb, root_au) == 0) ++root_au;
+    // Neither AU of the pair may be a device's superblock copy (the first AU of each
+    // device but the first), which pairs with an AU of device 0 when device 0 is large.
+    auto usable = [&](uint64_t a) {
+      const uint64_t p = CopyAu(sb, a);
+      return p != 0 && !IsDeviceSuperblockAu(sb, a) && !IsDeviceSuperblockAu(sb, p);
+    };
+    while (root_au < LastDataAu(sb) && !usable(root_au)) ++root_au;
     if (root_au == LastDataAu(sb)) {
       return Status::InvalidArgument("no pair of AUs on two devices for the root directory");
     }
@@ -223,6 +229,14 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
                                    std::to_string(region->device_count()) + " named");
   }
   fs->sb_ = sb;
+  // Devices lost earlier stay lost (their copies are stale), named or not, before the
+  // journal replay writes anything.
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (!DeviceLost(sb, d)) continue;
+    UDAX_RETURN_IF_ERROR(region->LoseDevice(d));
+    fprintf(stderr, "udaxfs: %s: degraded: device %u was lost; its file data fails with EIO, "
+            "metadata is served from the other copies\n", target.c_str(), d);
+  }
 
   fs->journal_ = std::make_unique<Journal>(region, sb);
   // A committed transaction must be sane before any of it is applied.
@@ -244,6 +258,9 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   MetaLock lock(fs.get());
   UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
   UDAX_RETURN_IF_ERROR(fs->space_.Load(region, sb));
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (region->device_lost(d)) fs->space_.RetireDevice(d);
+  }
   for (const std::string& what : fs->FixedMetadataDamage()) {
     UDAX_RETURN_IF_ERROR(damaged(what));
   }
@@ -316,6 +333,19 @@ Status Filesystem::StartWriting(bool restore_primary) {
         UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.replica_off, &sb, sizeof(sb), true));
       }
     }
+  }
+  // The other devices' superblock copies follow the primary (a label change cut before
+  // it reached them; fsck says the same).
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (region->device_lost(d)) continue;
+    const DiskSuperblock want = DeviceCopy(sb, d);
+    DiskSuperblock have;
+    if (region->ReadSafe(sb.devices[d].start, &have, sizeof(have)).ok() &&
+        std::memcmp(&have, &want, sizeof(want)) == 0) {
+      continue;
+    }
+    UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.devices[d].start, &want, sizeof(want), true));
+    UDAX_RETURN_IF_ERROR(region->ClearRewrittenPoison(sb.devices[d].start, sizeof(want)));
   }
   state_.mount_count++;
   JournalStateSeal(&state_);

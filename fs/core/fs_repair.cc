@@ -21,6 +21,7 @@ void MergeInto(CheckReport* into, std::set<std::string>* seen, const CheckReport
 }  // namespace
 
 int FsckOutcome::ExitCode() const {
+  if (!degraded.empty()) return kFsckUncorrected;
   if (!repaired) return found.problems ? kFsckUncorrected : kFsckClean;
   if (remaining.problems) return kFsckUncorrected;
   return found.problems || !fixed.empty() ? kFsckFixed : kFsckClean;
@@ -100,6 +101,7 @@ Result<FsckOutcome> Repairer::RunOn(std::unique_ptr<Region> region) {
   out_.found.inodes = checked.inodes;
   out_.found.allocated_aus = checked.allocated_aus;
   out_.remaining = out_.found;
+  UDAX_ASSIGN_OR_RETURN(out_.degraded, fs->DegradedSummary());
   const bool orphans = fs->state_.orphan_head != 0;
   if (!fix || (out_.found.problems == 0 && !orphans && out_.fixed.empty())) {
     // A clean unmount retires the journal slot: not while it holds a damaged
@@ -185,6 +187,7 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
   }
   // The copies that begin the other devices of a multi-device filesystem.
   for (uint32_t d = 1; d < DeviceCount(primary); ++d) {
+    if (DeviceLost(primary, d)) continue;  // stale by design until a resync
     const DiskSuperblock want = DeviceCopy(primary, d);
     DiskSuperblock have;
     const uint64_t at = primary.devices[d].start;
@@ -272,9 +275,16 @@ Result<std::unique_ptr<Filesystem>> Repairer::Open(std::unique_ptr<Region> regio
   Region* r = fs->region_.get();
   UDAX_ASSIGN_OR_RETURN(fs->sb_, OpenSuperblock(r, fix, found));
   const DiskSuperblock& sb = fs->sb_;
+  // Lost devices stay lost (their copies are stale), as at mount.
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (DeviceLost(sb, d)) UDAX_RETURN_IF_ERROR(r->LoseDevice(d));
+  }
   fs->journal_ = std::make_unique<Journal>(r, sb);
   UDAX_RETURN_IF_ERROR(OpenJournal(fs.get(), fix, found));
   UDAX_RETURN_IF_ERROR(fs->space_.Load(r, sb));
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (r->device_lost(d)) fs->space_.RetireDevice(d);
+  }
   return fs;
 }
 

@@ -55,6 +55,7 @@ const char* MediaActionName(MediaAction action) {
     case MediaAction::kRepaired: return "repaired";
     case MediaAction::kShutdown: return "shutdown";
     case MediaAction::kSick: return "sick";
+    case MediaAction::kOtherCopy: return "other-copy";
   }
   return "?";
 }

@@ -36,6 +36,7 @@ enum class MediaAction : uint8_t {
   kRepaired,     // metadata rewritten from a healthy copy, poison cleared
   kShutdown,     // metadata with no healthy copy: the filesystem shut down (G6)
   kSick,         // both copies of an inode's metadata bad: that inode fails with EIO
+  kOtherCopy,    // one copy of metadata lost with its device: the other serves
 };
 const char* MediaActionName(MediaAction action);  // "eio", "quarantined", ...
 

@@ -106,6 +106,27 @@ TEST(MultiDevice, MountsInAnyOrderAndReadsBack) {
   EXPECT_OK(fs->Unmount());
 }
 
+TEST(MultiDevice, UnequalDevicesKeepTheirSuperblockCopies) {
+  // A large device 0 pairs its first data AUs with the other devices' first AUs, which
+  // hold their superblock copies: the root's copy must go elsewhere (a review found it
+  // there, and the filesystem unmountable after a few writes).
+  for (auto sizes : {std::vector<uint64_t>{192ull << 20, 64ull << 20},
+                     std::vector<uint64_t>{256ull << 20, 64ull << 20, 64ull << 20}}) {
+    Devices devs(sizes);
+    {
+      auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+      EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+      for (int i = 0; i < 3; ++i) WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+      EXPECT_OK(fs->Unmount());
+    }
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+    EXPECT_EQ(Must(fs->checker().CheckNamespace()).problems, 0u);
+    EXPECT_EQ(ReadFile(fs.get(), "f2", 1 << 20), Bytes(1 << 20, 2));
+    EXPECT_OK(fs->Unmount());
+  }
+}
+
 TEST(MultiDevice, AFilesDataStaysOnItsHomeDevice) {
   Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
   auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
@@ -184,6 +205,74 @@ TEST(MultiDevice, EachDeviceKnowsItself) {
       EXPECT_NE(state.key, Must(LocateTargetState(devs.paths()[e], false)).key);
     }
   }
+}
+
+TEST(MultiDevice, LosingADeviceCostsOnlyWhatLivedOnIt) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  std::vector<uint64_t> inos;
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    for (int i = 0; i < 6; ++i) inos.push_back(WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i)));
+    // A directory big enough for several buckets, with copies on two devices.
+    auto dir = Must(fs->Mkdir(kRootIno, "d", S_IFDIR | 0755, Caller()));
+    for (int i = 0; i < 300; ++i) {
+      auto [e, in] = Must(fs->Create(dir.ino, "n" + std::to_string(i), S_IFREG | 0644, O_RDWR, Caller()));
+      fs->Release(in);
+    }
+    // Device 1 goes while mounted: its owners come back, the rest serves on.
+    EXPECT_EQ(fs->LoseDevice(0).status().code(), EINVAL);
+    const std::vector<OwnerRange> lost = Must(fs->LoseDevice(1));
+    EXPECT_EQ(fs->LoseDevice(1).status().code(), EALREADY);
+    std::set<uint64_t> lost_files;
+    for (const OwnerRange& r : lost) {
+      if (r.owner.kind == OwnerKind::kFileData) lost_files.insert(r.owner.ino);
+    }
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_EQ(lost_files.count(inos[i]), inos[i] % 3 == 1 ? 1u : 0u) << inos[i];
+      Inode* inode = Must(fs->Open(inos[i], O_RDONLY));
+      std::vector<char> buf(1 << 20);
+      auto got = fs->Read(inode, 0, buf.size(), buf.data());
+      if (inos[i] % 3 == 1) {
+        EXPECT_EQ(got.status().code(), EIO) << inos[i];
+      } else {
+        EXPECT_EQ(buf, Bytes(1 << 20, i)) << inos[i];
+      }
+      fs->Release(inode);
+    }
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{1});
+    // Creates and writes go on, nowhere near device 1.
+    for (int i = 0; i < 6; ++i) {
+      const uint64_t ino = WriteFile(fs.get(), "g" + std::to_string(i), Bytes(512 << 10, 40 + i));
+      for (const BmapExtent& e : Must(fs->Bmap(ino))) {
+        EXPECT_NE(DeviceOfOffset(devs.geometry(), e.phys_offset), 1u);
+      }
+    }
+    // A whole-block write over a lost file's bytes moves them to a live device.
+    {
+      const uint64_t victim = inos[2] % 3 == 1 ? inos[2] : inos[5];
+      Inode* inode = Must(fs->Open(victim, O_RDWR));
+      const std::vector<char> fresh = Bytes(1 << 20, 77);
+      EXPECT_EQ(Must(fs->Write(inode, 0, fresh.data(), fresh.size())), fresh.size());
+      std::vector<char> buf(1 << 20);
+      EXPECT_EQ(Must(fs->Read(inode, 0, buf.size(), buf.data())), buf.size());
+      EXPECT_EQ(buf, fresh);
+      fs->Release(inode);
+    }
+    const uint64_t dino = Must(fs->Lookup(kRootIno, "d")).ino;
+    for (int i = 0; i < 300; i += 37) EXPECT_OK(fs->Lookup(dino, "n" + std::to_string(i)).status());
+    EXPECT_OK(fs->Unmount());
+  }
+  // Named again, device 1 stays lost (its copies are stale); unnamed, the mount goes on.
+  for (const std::string& list : {devs.List({2, 1, 0}), devs.List({0, 2})}) {
+    auto fs = Must(Filesystem::Mount(list, MountOptions{}));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{1}) << list;
+    EXPECT_EQ(ReadFile(fs.get(), "g3", 512 << 10), Bytes(512 << 10, 43));
+    const uint64_t dino = Must(fs->Lookup(kRootIno, "d")).ino;
+    EXPECT_OK(fs->Lookup(dino, "n299").status());
+    EXPECT_OK(fs->Unmount());
+  }
+  // Without device 0, no.
+  EXPECT_FALSE(Filesystem::Mount(devs.List({1, 2}), MountOptions{}).ok());
 }
 
 TEST(MultiDevice, Refusals) {

@@ -55,6 +55,10 @@ struct FsckOutcome {
   CheckReport remaining;           // problems a fresh check finds at the end
   std::vector<std::string> notes;  // not problems: journal replayed, orphans freed...
   bool repaired = false;           // a repair ran (so `remaining` is a second check)
+  // A multi-device filesystem that lost devices: one line per lost device, with what it
+  // costs (Filesystem::DegradedSummary). Not a problem a repair fixes, but the filesystem
+  // is not whole: exit 4 when nothing worse is found.
+  std::vector<std::string> degraded;
   int ExitCode() const;
 };
 

@@ -32,6 +32,7 @@ Status Space::Load(Region* region, const DiskSuperblock& sb) {
       g->base = base;
       const uint64_t n = std::min(group_aus_, dev_end - base);
       g->end = base + n;
+      g->device = d;
       const uint64_t g_lo = std::clamp(lo, base, base + n) - base;
       const uint64_t g_hi = std::clamp(hi, base, base + n) - base;
       MutexLock lock(&g->mu);
@@ -42,6 +43,7 @@ Status Space::Load(Region* region, const DiskSuperblock& sb) {
   }
   device_groups_.push_back(groups_.size());
   if (groups_.size() > kMaxOrder) return Status::Corruption("too many allocation groups");
+  for (auto& r : retired_) r.store(false);
   free_aus_.store(free);
   {
     MutexLock pool(&pool_mu_);
@@ -74,8 +76,9 @@ auto Space::Update(Group& g, Op op) const {
   const uint64_t before = g.alloc.free_count();
   auto result = op(g.alloc);
   const uint64_t after = g.alloc.free_count();
-  // Unsigned wrap-around adds the (possibly negative) difference.
-  free_aus_.fetch_add(after - before, std::memory_order_relaxed);
+  // Unsigned wrap-around adds the (possibly negative) difference. A retired group's AUs
+  // left free_aus_ when it retired.
+  if (!g.retired.load(std::memory_order_relaxed)) free_aus_.fetch_add(after - before, std::memory_order_relaxed);
   return result;
 }
 
@@ -103,10 +106,13 @@ size_t Space::GroupOrder(uint64_t goal, bool has_goal, uint64_t ino,
   const size_t gs = device_groups_[dev], ge = device_groups_[dev + 1];
   const size_t first = has_goal ? GroupIndex(goal) : gs + (ino / devices) % (ge - gs);
   size_t k = 0;
-  for (size_t i = 0; i < ge - gs; ++i) (*order)[k++] = static_cast<uint32_t>(gs + (first - gs + i) % (ge - gs));
-  // Then the other devices', when the home one is short.
+  if (!DeviceRetired(static_cast<uint32_t>(dev))) {
+    for (size_t i = 0; i < ge - gs; ++i) (*order)[k++] = static_cast<uint32_t>(gs + (first - gs + i) % (ge - gs));
+  }
+  // Then the other devices', when the home one is short (or gone).
   for (size_t i = 1; i < devices; ++i) {
     const size_t other = (dev + i) % devices;
+    if (DeviceRetired(static_cast<uint32_t>(other))) continue;
     for (size_t g = device_groups_[other]; g < device_groups_[other + 1]; ++g) {
       (*order)[k++] = static_cast<uint32_t>(g);
     }
@@ -118,10 +124,13 @@ size_t Space::GroupOrder(uint64_t goal, bool has_goal, uint64_t ino,
 Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64_t ino) {
   if (count == 0) return std::vector<Run>{};
   if (free_aus() < count) return Status::NoSpace("no free space");
-  const bool has_goal = goal != 0 && goal < au_count_;
+  bool has_goal = goal != 0 && goal < au_count_;
   std::array<uint32_t, kMaxOrder> order;
   const size_t n = GroupOrder(goal, has_goal, ino, &order);
+  if (n == 0) return Status::NoSpace("no device to allocate on");
   const size_t first = order[0];
+  // A goal on a device that is gone is no goal.
+  if (has_goal && GroupIndex(goal) != first) has_goal = false;
   // No goal: the group's next-fit cursor (any goal outside the group's bits).
   constexpr uint64_t kCursor = UINT64_MAX;
   auto reserve = [&](size_t i, uint64_t want, uint64_t g_goal, bool partial_ok,
@@ -174,6 +183,7 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
 bool Space::ReserveExactAu(uint64_t au) {
   if (au >= au_count_) return false;
   Group& g = GroupOf(au);
+  if (g.retired.load(std::memory_order_acquire)) return false;
   return Update(g, [&](BitmapAllocator& alloc) {
     return !alloc.IsAllocated(au - g.base) && alloc.ReserveExact(au - g.base);
   });
@@ -406,6 +416,33 @@ void Space::StageOwner(Txn* txn, const Run& run, const Owner& owner) const {
   if (run.len == 0) return;
   const RmapRecords recs = rmap_.Records(run.start, run.len, owner);
   txn->Write(recs.offset, recs.records.data(), recs.bytes());
+}
+
+void Space::RetireDevice(uint32_t d) {
+  if (d + 1 >= device_groups_.size() || retired_[d].exchange(true)) return;
+  for (size_t i = device_groups_[d]; i < device_groups_[d + 1]; ++i) {
+    Group& g = *groups_[i];
+    MutexLock lock(&g.mu);
+    g.retired.store(true, std::memory_order_release);
+    free_aus_.fetch_sub(g.alloc.free_count(), std::memory_order_relaxed);
+  }
+  // Pooled pairs with an AU there: out of the pool; the AU on a live device goes back.
+  std::vector<Run> back;
+  {
+    MutexLock pool(&pool_mu_);
+    std::vector<uint64_t> kept;
+    for (uint64_t a : pair_pool_) {
+      const uint64_t p = CopyAu(sb_, a);
+      const bool a_gone = DeviceOfAu(sb_, a) == d, p_gone = DeviceOfAu(sb_, p) == d;
+      if (!a_gone && !p_gone) {
+        kept.push_back(a);
+        continue;
+      }
+      back.push_back(Run{a_gone ? p : a, 1});
+    }
+    pair_pool_ = std::move(kept);
+  }
+  UnreserveAus(back);
 }
 
 bool Space::AuAllocated(uint64_t au) const {

@@ -80,6 +80,15 @@ class Space {
   // Stages the reverse-map records naming `owner` for `run` (no bitmap change).
   void StageOwner(Txn* txn, const Run& run, const Owner& owner) const;
   bool AuAllocated(uint64_t au) const;
+  // A device of a multi-device filesystem is gone (Filesystem::LoseDevice): nothing is
+  // reserved on it from now on -- its groups leave every reservation order, its free AUs
+  // leave free_aus(), and pairs with an AU on it leave the pool and are never made
+  // again. Nothing is written: its bitmap bits stay as they are on media, for the device
+  // to come back to. Not undone while mounted. REQUIRES: d names a device.
+  void RetireDevice(uint32_t d) EXCLUDES(pool_mu_);
+  bool DeviceRetired(uint32_t d) const {
+    return d < kMaxDevices && retired_[d].load(std::memory_order_acquire);
+  }
   // Free AUs, neither allocated nor reserved (a snapshot: other threads move it). The
   // pairs kept back for metadata are not free.
   uint64_t free_aus() const { return free_aus_.load(std::memory_order_relaxed); }
@@ -125,6 +134,8 @@ class Space {
   struct Group {
     uint64_t base = 0;
     uint64_t end = 0;  // exclusive: base + alloc.nbits()
+    uint32_t device = 0;
+    std::atomic<bool> retired{false};  // on a device that is gone: never reserved from
     mutable Mutex mu;
     BitmapAllocator alloc GUARDED_BY(mu);
   };
@@ -160,6 +171,7 @@ class Space {
   // Device d's groups are groups_[device_groups_[d], device_groups_[d+1]) (one device on
   // a single region). Set by Load, then constant.
   std::vector<size_t> device_groups_;
+  std::array<std::atomic<bool>, kMaxDevices> retired_{};  // RetireDevice; never cleared
   mutable std::atomic<uint64_t> free_aus_{0};   // the sum of the groups' free counts
   ReverseMap rmap_;           // set by Load; stateless between calls
   mutable Mutex mu_;

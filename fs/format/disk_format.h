@@ -108,7 +108,12 @@ struct DiskSuperblock {
   uint32_t device_count;
   uint32_t this_device;
   DiskDeviceEntry devices[kMaxDevices];
-  uint8_t reserved[3340];
+  // Bit d: device d was lost (pulled, failed, removed) while mounted, and what it holds
+  // is stale: its metadata copies missed every change since, its file data fails with
+  // EIO. A mount treats it as gone whether or not it is named; only a resync (add or
+  // replace, to come) clears the bit. Never bit 0.
+  uint32_t lost_devices;
+  uint8_t reserved[3336];
   uint32_t crc;             // CRC32C of the whole block with crc = 0
 };
 static_assert(sizeof(DiskSuperblock) == kBlockSize);

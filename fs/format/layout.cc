@@ -127,7 +127,8 @@ Result<DiskSuperblock> ComputeGeometry(const MkfsParams& p) {
     if (sb.data_off + au > lengths.front()) {
       return Status::InvalidArgument("device 0 is too small to hold the filesystem's metadata");
     }
-    if (sb.itable2_off < sb.devices[sb.device_count - 1].start) {
+    // Past the last device's own first AU, which holds its superblock copy.
+    if (sb.itable2_off < sb.devices[sb.device_count - 1].start + au) {
       return Status::InvalidArgument("the last device is too small to hold the second inode table");
     }
   }
@@ -165,7 +166,7 @@ DiskSuperblock DeviceCopy(const DiskSuperblock& sb, uint32_t d) {
 
 Status DeviceTableVerify(const DiskSuperblock& sb) {
   if (!IsMultiDevice(sb)) {
-    if (sb.device_count != 0 || sb.this_device != 0) {
+    if (sb.device_count != 0 || sb.this_device != 0 || sb.lost_devices != 0) {
       return Status::Corruption("superblock: a device table without the multi-device feature");
     }
     return Status::Ok();
@@ -191,6 +192,9 @@ Status DeviceTableVerify(const DiskSuperblock& sb) {
     start += d.length;
   }
   if (start != sb.region_size) return Status::Corruption("superblock: devices do not add up");
+  if ((sb.lost_devices & 1u) != 0 || (sb.lost_devices >> sb.device_count) != 0) {
+    return Status::Corruption("superblock: bad set of lost devices");
+  }
   for (uint32_t i = sb.device_count; i < kMaxDevices; ++i) {
     const uint8_t* b = reinterpret_cast<const uint8_t*>(&sb.devices[i]);
     for (size_t k = 0; k < sizeof(DiskDeviceEntry); ++k) {
@@ -198,7 +202,7 @@ Status DeviceTableVerify(const DiskSuperblock& sb) {
     }
   }
   if (sb.data_off + sb.au_size > sb.devices[0].length ||
-      sb.itable2_off < sb.devices[sb.device_count - 1].start) {
+      sb.itable2_off < sb.devices[sb.device_count - 1].start + sb.au_size) {
     return Status::Corruption("superblock: fixed metadata crosses a device boundary");
   }
   return Status::Ok();

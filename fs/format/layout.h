@@ -52,6 +52,9 @@ inline bool IsMultiDevice(const DiskSuperblock& sb) {
   return (sb.feature_incompat & kFeatureIncompatMultiDevice) != 0;
 }
 inline uint32_t DeviceCount(const DiskSuperblock& sb) { return IsMultiDevice(sb) ? sb.device_count : 1; }
+inline bool DeviceLost(const DiskSuperblock& sb, uint32_t d) {
+  return IsMultiDevice(sb) && d < 32 && ((sb.lost_devices >> d) & 1u) != 0;
+}
 // The device holding linear byte `off` (0 on a single region, and past the end).
 inline uint32_t DeviceOfOffset(const DiskSuperblock& sb, uint64_t off) {
   if (!IsMultiDevice(sb)) return 0;
@@ -83,6 +86,11 @@ Status DeviceSuperblockVerify(const DiskSuperblock& sb, uint64_t device_size);
 // read from the start of a target opened alone (`devices_open` == 1), is one device's
 // copy: mounting or checking it alone would take a part for the whole. OK otherwise.
 Status RefuseLoneDevice(const DiskSuperblock& sb, uint64_t target_size, size_t devices_open);
+// Whether `au` is the first AU of a device other than device 0: its superblock copy.
+inline bool IsDeviceSuperblockAu(const DiskSuperblock& sb, uint64_t au) {
+  const uint32_t d = DeviceOfAu(sb, au);
+  return d != 0 && au == DeviceFirstAu(sb, d);
+}
 // The copy of `sb` that begins device d (1 .. device_count-1): this_device = d, sealed.
 DiskSuperblock DeviceCopy(const DiskSuperblock& sb, uint32_t d);
 

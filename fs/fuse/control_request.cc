@@ -53,6 +53,11 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
       }
       out.compact_extents = true;
     }
+  } else if (op == "remove-device") {
+    out.op = ControlOp::kRemoveDevice;
+    if (!Unsigned(req, "device", &out.device) || out.device >= 64) {
+      return Status::InvalidArgument("remove-device needs a device number");
+    }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
     if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");
@@ -89,6 +94,8 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       return {{"op", "unmap"}, {"lease", req.lease}};
     case ControlOp::kStatus:
       return {{"op", "status"}};
+    case ControlOp::kRemoveDevice:
+      return {{"op", "remove-device"}, {"device", req.device}};
     case ControlOp::kView: {
       nlohmann::json j = {{"op", "view"}};
       if (req.writable) j["prot"] = "rw";

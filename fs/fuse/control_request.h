@@ -18,7 +18,9 @@
 
 namespace udax {
 
-enum class ControlOp : uint8_t { kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus, kView };
+enum class ControlOp : uint8_t {
+  kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus, kView, kRemoveDevice
+};
 
 // The slowest verify pass a client may ask for: 1 MB/s (udaxctl's --rate 1).
 constexpr uint64_t kMinVerifyRate = 1000000;
@@ -37,6 +39,8 @@ struct ControlRequest {
   // kVerify: the pass's rate in bytes per second (0: the patrol's own; else at least
   // kMinVerifyRate).
   uint64_t rate = 0;
+  // kRemoveDevice: which device of a multi-device filesystem.
+  uint64_t device = 0;
   bool operator==(const ControlRequest&) const = default;
 };
 

@@ -334,6 +334,16 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
             sick.push_back({{"ino", ino}, {"why", why}});
           }
           out["sick"] = sick;
+          // Several devices: which are gone (the filesystem serves, degraded).
+          if (info_.fs->region()->device_count() > 1) {
+            nlohmann::json devices = nlohmann::json::array();
+            for (size_t d = 0; d < info_.fs->region()->device_count(); ++d) {
+              devices.push_back({{"device", d},
+                                 {"path", info_.fs->region()->device(d)->path()},
+                                 {"lost", info_.fs->region()->device_lost(d)}});
+            }
+            out["devices"] = devices;
+          }
           if (const auto scrub = info_.fs->checker().last_scrub()) {
             out["scrub"] = {{"finished", std::chrono::duration<double>(
                                              scrub->finished.time_since_epoch()).count()},
@@ -344,6 +354,13 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
         }
         return out;
       }
+    case ControlOp::kRemoveDevice: {
+      if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: removing a device needs root"}};
+      if (!info_.remove_device) return Fail(EOPNOTSUPP, "this mount cannot lose a device");
+      Status st = info_.remove_device(static_cast<uint32_t>(req->device));
+      if (!st.ok()) return Fail(st.code(), st.message());
+      return {{"ok", true}};
+    }
     case ControlOp::kLeases:
       if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: listing leases needs root"}};
     {

@@ -73,6 +73,9 @@ class ControlServer {
       uint64_t map_align = 4096;
     };
     std::vector<Device> devices;
+    // `udaxctl remove-device`: hands the loss of one device to the media machinery (as a
+    // device-removed event for its whole range). Null: refused.
+    std::function<Status(uint32_t device)> remove_device;
     uint64_t au_size = 0;
     uint64_t region_size = 0;
     std::string mce_policy;

@@ -468,7 +468,11 @@ void IoctlDevices(fuse_req_t req) {
       info.length = sb.region_size;
       std::memcpy(info.uuid, sb.uuid, sizeof(info.uuid));
     }
-    snprintf(info.path, sizeof(info.path), "%s", fs.region()->device(d)->path().c_str());
+    // Where the filesystem lives is root's to know (as UDAX_IOC_PATH, and the control
+    // socket's "target" for who may read the region).
+    if (fuse_req_ctx(req)->uid == 0) {
+      snprintf(info.path, sizeof(info.path), "%s", fs.region()->device(d)->path().c_str());
+    }
   }
   fuse_reply_ioctl(req, 0, out.get(), sizeof(*out));
 }

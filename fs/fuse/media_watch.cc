@@ -67,6 +67,11 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     }
     return out;
   };
+  hooks.revoke = [leases](uint64_t ino, uint64_t off, uint64_t len) {
+    std::vector<ProcessAction> out;
+    for (const auto& r : leases->Revoke(ino, off, off + len).holders) out.push_back({r.pid, r.comm, r.action});
+    return out;
+  };
   hooks.device_removed = [leases](const MediaEvent&) {
     std::vector<ProcessAction> out;
     for (const auto& r : leases->Revoke(0, 0, UINT64_MAX).holders) out.push_back({r.pid, r.comm, r.action});
@@ -106,6 +111,28 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.region_size = fs->superblock().region_size;
     info.mce_policy = McePolicyName(policy);
     info.direct_access = direct_access;
+    info.remove_device = [this, fs](uint32_t d) -> Status {
+      const DiskSuperblock sb = fs->SuperblockSnapshot();
+      if (!IsMultiDevice(sb)) return Status::InvalidArgument("one device: use udaxctl shutdown");
+      if (d >= sb.device_count) {
+        return Status::InvalidArgument("no device " + std::to_string(d) + " (the filesystem has " +
+                                       std::to_string(sb.device_count) + ")");
+      }
+      if (d == 0) {
+        return Status::InvalidArgument(
+            "device 0 holds the journal, the bitmaps and the reverse map: it cannot go while "
+            "the filesystem serves (udaxctl shutdown stops it)");
+      }
+      if (fs->region()->device_lost(d)) return Status::Error(EALREADY, "device " + std::to_string(d) + " is gone already");
+      MediaEvent e;
+      e.source = MediaEventSource::kDeviceRemoved;
+      e.offset = sb.devices[d].start;
+      e.length = sb.devices[d].length;
+      e.time = std::chrono::system_clock::now();
+      e.detail = "udaxctl remove-device";
+      if (!queue_.Push(std::move(e))) return Status::IoError("the media queue is closed");
+      return Status::Ok();
+    };
     info.invalidate_attributes = [se](uint64_t ino) {
       if (se != nullptr) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);  // attributes only
     };

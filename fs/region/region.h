@@ -189,6 +189,20 @@ class Region {
     (void)i;
     return 0;
   }
+  // Device i is gone (pulled, failed, removed on request): from now on reads of its bytes
+  // fail with EIO at once -- no fault is reported, nothing touches its mapping, whose
+  // pages may be gone with it -- writes to it are dropped (a copy there is lost anyway;
+  // the other copy is what counts), and all of it is known bad. EOPNOTSUPP on a region
+  // that is one device (losing it is a shutdown, G7); EINVAL for device 0, whose fixed
+  // metadata (journal, bitmaps, reverse map) has no second copy.
+  virtual Status LoseDevice(size_t i) {
+    (void)i;
+    return Status::Error(EOPNOTSUPP, path_ + ": one device: losing it ends the filesystem");
+  }
+  virtual bool device_lost(size_t i) const {
+    (void)i;
+    return false;
+  }
 
   // --- emulated poison (regular-file targets; see the file comment) ---
   // (badblocks_path, latent_path and the Set* calls are one device's: on a SpanRegion

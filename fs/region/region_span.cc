@@ -31,11 +31,14 @@ struct Probe {
   bool known = false;  // a sound multi-device superblock copy
   DiskSuperblock sb{};
   std::string why;     // why not, for the message
-  // Not sound, but not a stranger either: the block does not read (poison), or it holds
-  // the magic and a filesystem UUID (a torn or damaged copy; the UUID is checked against
-  // the others'). Only such a target may stand in for the one device nobody claims.
-  bool unreadable = false;
+  // Not sound, but not a stranger either: it holds the magic and a filesystem UUID (a
+  // torn or damaged copy; the UUID is checked against the others'). Only such a target
+  // may stand in for the one device nobody claims. (One whose block does not read at
+  // all could be anything: refused.)
   bool damaged_copy = false;
+  // What was probed, for Open to check that what it maps is the same file and block.
+  dev_t dev = 0;
+  ino_t ino = 0;
 };
 
 Result<Probe> ProbeDevice(const std::string& path) {
@@ -46,8 +49,11 @@ Result<Probe> ProbeDevice(const std::string& path) {
   UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> r, Pmem2Region::Open(path, po));
   Probe p;
   p.path = path;
+  struct stat st_buf;
+  if (fstat(r->fd(), &st_buf) != 0) return Status::FromErrno(path + ": fstat");
+  p.dev = st_buf.st_dev;
+  p.ino = st_buf.st_ino;
   Status st = r->ReadSafe(0, &p.sb, sizeof(p.sb), nullptr);
-  p.unreadable = !st.ok();
   p.damaged_copy = st.ok() && std::memcmp(p.sb.magic, kSuperMagic, sizeof(kSuperMagic)) == 0;
   if (st.ok() && SuperblockVerify(p.sb, r->size()).ok() && !IsMultiDevice(p.sb)) {
     p.why = "a udaxfs of its own, not a device of a multi-device one";
@@ -58,6 +64,26 @@ Result<Probe> ProbeDevice(const std::string& path) {
   if (!st.ok()) p.why = st.message();
   return p;
 }
+
+// A device the filesystem lost, not named at mount: it holds nothing anyone may read or
+// write (the span never asks it: SpanRegion::device_lost), but it has a place, a length
+// and a name for the tools.
+class AbsentDevice final : public Region {
+ public:
+  AbsentDevice(const std::string& name, uint64_t length) {
+    path_ = name;
+    size_ = length;
+  }
+  Status ReadSafe(uint64_t, void*, size_t, MediaFault*) const override { return Gone(); }
+  Status WriteSafe(uint64_t, const void*, size_t, bool, MediaFault*) override { return Gone(); }
+  Status ZeroSafe(uint64_t, size_t, bool, MediaFault*) override { return Gone(); }
+  Status Persist(uint64_t, size_t) override { return Gone(); }
+  Status Flush(uint64_t, size_t) override { return Gone(); }
+  void Drain() override {}
+
+ private:
+  Status Gone() const { return Status::IoError(path_ + ": the device is gone"); }
+};
 
 bool SameTable(const DiskSuperblock& a, const DiskSuperblock& b) {
   return a.region_size == b.region_size && a.au_size == b.au_size &&
@@ -141,18 +167,21 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
     }
     s = static_cast<int>(i);
   }
+  // Lost devices (a copy that knows says so; the lost one's own copy does not) need not
+  // be named: the filesystem goes on without them.
+  uint32_t lost = 0;
+  for (const Probe& p : probes) {
+    if (p.known) lost |= p.sb.lost_devices;
+  }
   std::vector<uint32_t> missing;
   for (uint32_t d = 0; d < sb.device_count; ++d) {
-    if (slot[d] < 0) missing.push_back(d);
+    if (slot[d] < 0 && ((lost >> d) & 1u) == 0) missing.push_back(d);
   }
-  // One damaged first block of this filesystem (or one that does not read) takes the one
-  // place left: the mount checks it as it checks a single device's primary superblock
+  // One damaged first block of this filesystem takes the one place left: the mount checks it as it checks a single device's primary superblock
   // (and takes the replica if it is bad). Anything else unnamed is a stranger, never
   // written to.
-  if (unknown.size() == 1 && missing.size() == 1 &&
-      (probes[unknown[0]].unreadable ||
-       (probes[unknown[0]].damaged_copy &&
-        std::memcmp(probes[unknown[0]].sb.uuid, sb.uuid, sizeof(sb.uuid)) == 0))) {
+  if (unknown.size() == 1 && missing.size() == 1 && probes[unknown[0]].damaged_copy &&
+      std::memcmp(probes[unknown[0]].sb.uuid, sb.uuid, sizeof(sb.uuid)) == 0) {
     slot[missing[0]] = static_cast<int>(unknown[0]);
     unknown.clear();
     missing.clear();
@@ -173,11 +202,36 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
   std::vector<std::string> ordered;
   std::vector<uint64_t> lengths;
   for (uint32_t d = 0; d < sb.device_count; ++d) {
-    ordered.push_back(probes[slot[d]].path);
+    ordered.push_back(slot[d] >= 0 ? probes[slot[d]].path : std::string());  // "": lost, absent
     lengths.push_back(sb.devices[d].length);
   }
-  probes.clear();
-  return Create(ordered, lengths, options);
+  if (ordered[0].empty()) return Status::InvalidArgument("device 0 is missing");
+  UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> span, Create(ordered, lengths, options));
+  auto* self = static_cast<SpanRegion*>(span.get());
+  for (uint32_t d = 0; d < sb.device_count; ++d) {
+    if (slot[d] < 0) {
+      self->devices_[d] = std::make_unique<AbsentDevice>(
+          "(device " + std::to_string(d) + ", uuid " + UuidText(sb.devices[d].uuid) + ", gone)",
+          sb.devices[d].length);
+      self->lost_[d].store(true);
+    }
+  }
+  // The paths were looked up twice (probe, then open and lock): what is mapped must be
+  // the file that was probed, with the same first block -- a name swapped in between
+  // (a symlink to a file of root's) is refused before anything is written.
+  for (uint32_t d = 0; d < sb.device_count; ++d) {
+    if (slot[d] < 0) continue;
+    const Probe& p = probes[slot[d]];
+    Region* dev = span->device(d);
+    struct stat st;
+    DiskSuperblock now;
+    if (fstat(dev->fd(), &st) != 0 || st.st_dev != p.dev || st.st_ino != p.ino ||
+        !dev->ReadSafe(0, &now, sizeof(now), nullptr).ok() ||
+        std::memcmp(&now, &p.sb, sizeof(now)) != 0) {
+      return Status::Error(EAGAIN, p.path + ": changed while the devices were opened; try again");
+    }
+  }
+  return span;
 }
 
 Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string>& paths,
@@ -203,6 +257,13 @@ Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string
   mo.create_size = 0;
   uint64_t start = 0;
   for (size_t i = 0; i < paths.size(); ++i) {
+    if (paths[i].empty()) {  // a lost device nobody named: Open puts its placeholder here
+      span->devices_.push_back(nullptr);
+      span->starts_.push_back(start);
+      span->lengths_.push_back(lengths[i]);
+      start += lengths[i];
+      continue;
+    }
     Pmem2Placement place{raw, start, lengths[i]};
     UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Pmem2Region> d,
                           Pmem2Region::OpenPlaced(paths[i], mo, &place));
@@ -214,6 +275,7 @@ Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string
     });
     span->devices_.push_back(std::move(d));
     span->starts_.push_back(start);
+    span->lengths_.push_back(lengths[i]);
     start += lengths[i];
   }
   // One kind for the callers that ask: page-granular if any device is (they then persist
@@ -221,13 +283,16 @@ Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string
   span->kind_ = span->devices_[0]->kind();
   bool all_volatile = true;
   for (const auto& d : span->devices_) {
+    if (d == nullptr) continue;
     if (d->kind() != span->kind_ && d->kind() == RegionKind::kEmulated) span->kind_ = d->kind();
     all_volatile = all_volatile && d->volatile_backing();
     span->alignment_ = std::max(span->alignment_, d->alignment());
   }
   span->volatile_backing_ = all_volatile;
   std::string joined;
-  for (const std::string& p : paths) joined += (joined.empty() ? "" : ",") + p;
+  for (const std::string& p : paths) {
+    if (!p.empty()) joined += (joined.empty() ? "" : ",") + p;
+  }
   span->path_ = joined;
   span->size_ = total;
   span->read_only_ = options.read_only;
@@ -241,6 +306,16 @@ SpanRegion::~SpanRegion() {
 }
 
 Region* SpanRegion::device(size_t i) { return devices_[i].get(); }
+
+Status SpanRegion::LoseDevice(size_t i) {
+  if (i >= starts_.size()) return Status::InvalidArgument(path_ + ": no device " + std::to_string(i));
+  if (i == 0) {
+    return Status::InvalidArgument(path_ + ": device 0 holds the journal and the maps: losing it "
+                                            "ends the filesystem");
+  }
+  lost_[i].store(true, std::memory_order_release);
+  return Status::Ok();
+}
 
 template <typename Fn>
 Status SpanRegion::ForEachDevice(const char* op, uint64_t off, uint64_t n, Fn fn) const {
@@ -264,10 +339,21 @@ std::vector<RegionRange> SpanRegion::Shifted(size_t d, std::vector<RegionRange> 
   return ranges;
 }
 
+Status SpanRegion::LostStatus(const char* op, size_t d) const {
+  return Status::IoError(path_ + ": " + op + ": device " + std::to_string(d) + " (" +
+                         devices_[d]->path() + ") is gone");
+}
+
 Status SpanRegion::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {
   return ForEachDevice("read", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t done) {
-    Status st = devices_[d]->ReadSafe(at, static_cast<uint8_t*>(dst) + done, len, fault);
-    if (!st.ok() && fault != nullptr) fault->offset += starts_[d];
+    if (device_lost(d)) return LostStatus("read", d);
+    MediaFault f;
+    Status st = devices_[d]->ReadSafe(at, static_cast<uint8_t*>(dst) + done, len, &f);
+    // Only a media fault names an offset (a range or EROFS error leaves f as it was).
+    if (!st.ok() && f.si_code != 0 && fault != nullptr) {
+      *fault = f;
+      fault->offset += starts_[d];
+    }
     return st;
   });
 }
@@ -275,39 +361,59 @@ Status SpanRegion::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault
 Status SpanRegion::WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
                              MediaFault* fault) {
   return ForEachDevice("write", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t done) {
-    Status st = devices_[d]->WriteSafe(at, static_cast<const uint8_t*>(src) + done, len, persist, fault);
-    if (!st.ok() && fault != nullptr) fault->offset += starts_[d];
+    if (device_lost(d)) return Status::Ok();  // dropped: see Region::LoseDevice
+    MediaFault f;
+    Status st = devices_[d]->WriteSafe(at, static_cast<const uint8_t*>(src) + done, len, persist, &f);
+    // Only a media fault names an offset (a range or EROFS error leaves f as it was).
+    if (!st.ok() && f.si_code != 0 && fault != nullptr) {
+      *fault = f;
+      fault->offset += starts_[d];
+    }
     return st;
   });
 }
 
 Status SpanRegion::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) {
   return ForEachDevice("zero", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    Status st = devices_[d]->ZeroSafe(at, len, persist, fault);
-    if (!st.ok() && fault != nullptr) fault->offset += starts_[d];
+    if (device_lost(d)) return Status::Ok();
+    MediaFault f;
+    Status st = devices_[d]->ZeroSafe(at, len, persist, &f);
+    // Only a media fault names an offset (a range or EROFS error leaves f as it was).
+    if (!st.ok() && f.si_code != 0 && fault != nullptr) {
+      *fault = f;
+      fault->offset += starts_[d];
+    }
     return st;
   });
 }
 
 Status SpanRegion::Persist(uint64_t off, size_t n) {
   return ForEachDevice("persist", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    if (device_lost(d)) return Status::Ok();
     return devices_[d]->Persist(at, len);
   });
 }
 
 Status SpanRegion::Flush(uint64_t off, size_t n) {
   return ForEachDevice("flush", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    if (device_lost(d)) return Status::Ok();
     return devices_[d]->Flush(at, len);
   });
 }
 
 void SpanRegion::Drain() {
-  for (const auto& d : devices_) d->Drain();
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    if (!device_lost(d)) devices_[d]->Drain();
+  }
 }
 
 std::vector<RegionRange> SpanRegion::KnownBadIn(uint64_t off, uint64_t n) const {
   std::vector<RegionRange> out;
   (void)ForEachDevice("known bad", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    if (device_lost(d)) {
+      out.push_back({starts_[d] + at, len});
+      return Status::Ok();
+    }
     for (const RegionRange& r : Shifted(d, devices_[d]->KnownBadIn(at, len))) out.push_back(r);
     return Status::Ok();
   });
@@ -317,15 +423,15 @@ std::vector<RegionRange> SpanRegion::KnownBadIn(uint64_t off, uint64_t n) const 
 bool SpanRegion::HasKnownBad(uint64_t off, uint64_t n) const {
   bool any = false;
   (void)ForEachDevice("known bad", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    any = any || devices_[d]->HasKnownBad(at, len);
+    any = any || device_lost(d) || devices_[d]->HasKnownBad(at, len);
     return Status::Ok();
   });
   return any;
 }
 
 bool SpanRegion::AnyKnownBad() const {
-  for (const auto& d : devices_) {
-    if (d->AnyKnownBad()) return true;
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    if (device_lost(d) || devices_[d]->AnyKnownBad()) return true;
   }
   return false;
 }
@@ -333,7 +439,7 @@ bool SpanRegion::AnyKnownBad() const {
 bool SpanRegion::HasEmulatedPoison(uint64_t off, uint64_t n) const {
   bool any = false;
   (void)ForEachDevice("poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    any = any || devices_[d]->HasEmulatedPoison(at, len);
+    any = any || device_lost(d) || devices_[d]->HasEmulatedPoison(at, len);
     return Status::Ok();
   });
   return any;
@@ -342,6 +448,10 @@ bool SpanRegion::HasEmulatedPoison(uint64_t off, uint64_t n) const {
 std::vector<RegionRange> SpanRegion::EmulatedPoisonIn(uint64_t off, uint64_t n) const {
   std::vector<RegionRange> out;
   (void)ForEachDevice("poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    if (device_lost(d)) {
+      out.push_back({starts_[d] + at, len});
+      return Status::Ok();
+    }
     for (const RegionRange& r : Shifted(d, devices_[d]->EmulatedPoisonIn(at, len))) out.push_back(r);
     return Status::Ok();
   });
@@ -351,7 +461,7 @@ std::vector<RegionRange> SpanRegion::EmulatedPoisonIn(uint64_t off, uint64_t n) 
 void SpanRegion::MarkKnownBad(RegionRange range) {
   (void)ForEachDevice("mark bad", range.offset, range.length,
                       [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-                        devices_[d]->MarkKnownBad({at, len});
+                        if (!device_lost(d)) devices_[d]->MarkKnownBad({at, len});
                         return Status::Ok();
                       });
 }
@@ -381,6 +491,7 @@ Status SpanRegion::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* c
   BadblockList all;
   bool any_list = false;
   Status st = ForEachDevice("clear poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    if (device_lost(d)) return Status::Ok();
     BadblockList mine;
     Status s = devices_[d]->ClearEmulatedPoison(at, len, &mine);
     // A device with no list to clear (devdax next to images) is the kernel's business.
@@ -402,6 +513,7 @@ Status SpanRegion::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* c
 
 Status SpanRegion::ClearRewrittenPoison(uint64_t off, uint64_t n) {
   return ForEachDevice("clear poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    if (device_lost(d)) return Status::Ok();
     return devices_[d]->ClearRewrittenPoison(at, len);
   });
 }

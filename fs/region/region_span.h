@@ -19,10 +19,13 @@
 // Thread-safety: as Region.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "fs/format/disk_format.h"
 #include "fs/region/pmem2_util.h"
 #include "fs/region/region.h"
 
@@ -73,9 +76,13 @@ class SpanRegion final : public Region {
   Status ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* cleared) override;
   Status ClearRewrittenPoison(uint64_t off, uint64_t n) override;
 
-  size_t device_count() const override { return devices_.size(); }
+  size_t device_count() const override { return starts_.size(); }
   Region* device(size_t i) override;
   uint64_t device_start(size_t i) const override { return starts_[i]; }
+  Status LoseDevice(size_t i) override;
+  bool device_lost(size_t i) const override {
+    return i < starts_.size() && lost_[i].load(std::memory_order_acquire);
+  }
 
  private:
   SpanRegion() = default;
@@ -85,13 +92,19 @@ class SpanRegion final : public Region {
   // CheckRange first.
   template <typename Fn>
   Status ForEachDevice(const char* op, uint64_t off, uint64_t n, Fn fn) const;
+  // EIO: device d is gone.
+  Status LostStatus(const char* op, size_t d) const;
   // A device's ranges moved into linear offsets.
   std::vector<RegionRange> Shifted(size_t d, std::vector<RegionRange> ranges) const;
 
   // Released in reverse: the devices' maps must go before the reservation they live in.
   Pmem2ReservationPtr reservation_;
-  std::vector<std::unique_ptr<Pmem2Region>> devices_;
+  std::vector<std::unique_ptr<Region>> devices_;  // Pmem2Regions, or an absent lost one
   std::vector<uint64_t> starts_;  // linear offset of each device, ascending
+  std::vector<uint64_t> lengths_;
+  // Set once (LoseDevice), never cleared while mounted; read without a lock on every
+  // access.
+  std::array<std::atomic<bool>, kMaxDevices> lost_{};
 };
 
 }  // namespace udax

@@ -1,0 +1,50 @@
+// udaxctl_devices.cc -- `udaxctl remove-device MOUNT DEV`: one device of a multi-device
+// filesystem goes, and the filesystem goes on without it.
+//
+// What a managed hot-remove (or a failed device) asks of the daemon: revoke the direct
+// maps of everything on the device, drop the kernel's cached pages of it, and serve on,
+// degraded -- the files whose data lived there fail with EIO for those bytes, metadata
+// is served from its other copy (README.md, "Several devices"). The daemon acts on it as
+// on a device-removed uevent; this waits until it has, and says so.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "mount-helper/udaxctl.h"
+
+namespace udax {
+
+int CmdRemoveDevice(const std::string& mount, uint64_t device, bool json) {
+  const char* cmd = "remove-device";
+  if (!ControlCall(mount, {{"op", "remove-device"}, {"device", device}}, cmd)) return 1;
+  // The loss is the media machinery's to carry out (revokes, invalidations, the event
+  // log): wait for the daemon to say the device is gone.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<nlohmann::json> status = ControlCall(mount, {{"op", "status"}}, cmd);
+    if (!status) return 1;
+    if ((*status)["devices"].is_array()) {
+      for (const nlohmann::json& d : (*status)["devices"]) {
+        if (d.value("device", uint64_t{0}) != device || !d.value("lost", false)) continue;
+        if (json) {
+          printf("%s\n", nlohmann::json{{"mount", mount}, {"device", device},
+                                        {"path", d.value("path", std::string())},
+                                        {"state", "degraded"}}.dump(2).c_str());
+        } else {
+          printf("%s: device %llu (%s) removed; serving, degraded (udaxctl events %s)\n",
+                 mount.c_str(), static_cast<unsigned long long>(device),
+                 d.value("path", std::string()).c_str(), mount.c_str());
+        }
+        return 0;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  fprintf(stderr, "udaxctl %s: %s: the daemon did not finish within 30 s (udaxctl events)\n",
+          cmd, mount.c_str());
+  return 1;
+}
+
+}  // namespace udax
