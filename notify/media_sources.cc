@@ -14,6 +14,7 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
   // Per device (one on most filesystems): its list files or its kernel badblocks, with
   // events moved to where the device starts in the region.
   for (size_t d = 0; d < region->device_count(); ++d) {
+    if (region->device_lost(d)) continue;  // gone: nothing of it to watch
     UDAX_RETURN_IF_ERROR(s->StartDevice(region->device(d), region->device_start(d), queue, options));
   }
 

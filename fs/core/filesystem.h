@@ -274,6 +274,10 @@ class Filesystem {
   // bitmaps and reverse map have no copy elsewhere: losing it is a shutdown); EALREADY
   // when it is lost already.
   Result<std::vector<OwnerRange>> LoseDevice(uint32_t d);
+  // Writes the lost devices (`more`, and every device the region has lost) into the
+  // superblocks on the devices that remain, when that changes them. Nothing on a
+  // read-only or shut-down mount.
+  Status RecordLostDevices(uint32_t more) REQUIRES(mu_);
   // The devices lost (since mount, or before it: the superblock says), ascending.
   std::vector<uint32_t> LostDevices() const;
   // One line per lost device: "device 1 (uuid ...) is gone: N files lose B bytes there;

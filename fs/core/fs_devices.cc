@@ -24,36 +24,49 @@ Result<std::vector<OwnerRange>> Filesystem::LoseDevice(uint32_t d) {
   if (region_->device_lost(d)) {
     return Status::Error(EALREADY, "device " + std::to_string(d) + " is lost already");
   }
-  // Who loses what, while nothing has changed yet: the reverse map's records live on
-  // device 0, so the question is answered whatever state device d is in.
-  UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners,
-                        space_.Owners(sb.devices[d].start, sb.devices[d].length));
-  MetaLock lock(this);
-  // Said on media first, in every superblock on a device that remains: a mount from now
-  // on treats the device as gone even if it comes back, for its metadata copies miss
-  // every change from here on (a resync, to come, brings it back).
-  if (!options_.read_only && !shutdown_) {
-    DiskSuperblock next = sb_;
-    next.lost_devices |= 1u << d;
-    SuperblockSeal(&next);
-    Status st = region_->WriteSafe(0, &next, sizeof(next), true);
-    if (st.ok()) st = region_->WriteSafe(next.replica_off, &next, sizeof(next), true);
-    for (uint32_t k = 1; st.ok() && k < next.device_count; ++k) {
-      if (DeviceLost(next, k) || region_->device_lost(k)) continue;
-      const DiskSuperblock copy = DeviceCopy(next, k);
-      st = region_->WriteSafe(next.devices[k].start, &copy, sizeof(copy), true);
-    }
-    if (!st.ok()) {
-      ShutdownLocked("superblock write failed while losing device " + std::to_string(d) + ": " +
-                     st.message());
-      return Status::IoError(st.message());
-    }
-    sb_ = next;
+  {
+    MetaLock lock(this);
+    // Said on media first, in every superblock on a device that remains: a mount from
+    // now on treats the device as gone even if it comes back, for its metadata copies
+    // miss every change from here on (a resync, to come, brings it back). A read-only
+    // mount says it when it goes read-write (StartWriting).
+    UDAX_RETURN_IF_ERROR(RecordLostDevices(1u << d));
+    // Then accesses stop (a pulled device's pages may be gone), then allocation.
+    UDAX_RETURN_IF_ERROR(region_->LoseDevice(d));
+    space_.RetireDevice(d);
   }
-  // Then accesses stop (a pulled device's pages may be gone), then allocation.
-  UDAX_RETURN_IF_ERROR(region_->LoseDevice(d));
-  space_.RetireDevice(d);
-  return owners;
+  // Who loses what: the reverse map's records live on device 0, so the question is
+  // answered whatever state device d is in, and nothing is allocated there any more.
+  return space_.Owners(sb.devices[d].start, sb.devices[d].length);
+}
+
+Status Filesystem::RecordLostDevices(uint32_t more) {
+  uint32_t lost = sb_.lost_devices | more;
+  for (uint32_t d = 1; d < DeviceCount(sb_); ++d) {
+    if (region_->device_lost(d)) lost |= 1u << d;
+  }
+  if (!IsMultiDevice(sb_) || lost == sb_.lost_devices || options_.read_only || shutdown_) {
+    return Status::Ok();
+  }
+  DiskSuperblock next = sb_;
+  next.lost_devices = lost;
+  SuperblockSeal(&next);
+  // Never onto a lost device (its pages may be gone: the replica, on the last device, too).
+  auto write = [&](uint64_t at, const DiskSuperblock& copy) {
+    if (DeviceLost(next, DeviceOfOffset(next, at))) return Status::Ok();
+    return region_->WriteSafe(at, &copy, sizeof(copy), true);
+  };
+  Status st = write(0, next);
+  if (st.ok()) st = write(next.replica_off, next);
+  for (uint32_t k = 1; st.ok() && k < next.device_count; ++k) {
+    st = write(next.devices[k].start, DeviceCopy(next, k));
+  }
+  if (!st.ok()) {
+    ShutdownLocked("superblock write failed while recording a lost device: " + st.message());
+    return Status::IoError(st.message());
+  }
+  sb_ = next;
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> Filesystem::DegradedSummary() {

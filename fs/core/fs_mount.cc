@@ -257,10 +257,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   // Not shared yet, but StartWriting and the checks below are also run later, under mu_.
   MetaLock lock(fs.get());
   UDAX_RETURN_IF_ERROR(region->ReadSafe(sb.journal_off, &fs->state_, sizeof(fs->state_)));
-  UDAX_RETURN_IF_ERROR(fs->space_.Load(region, sb));
-  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
-    if (region->device_lost(d)) fs->space_.RetireDevice(d);
-  }
+  UDAX_RETURN_IF_ERROR(fs->space_.Load(region, sb));  // (retires the lost devices)
   for (const std::string& what : fs->FixedMetadataDamage()) {
     UDAX_RETURN_IF_ERROR(damaged(what));
   }
@@ -334,6 +331,9 @@ Status Filesystem::StartWriting(bool restore_primary) {
       }
     }
   }
+  // Devices lost while this mount was read-only are said on media now, before anything
+  // is written (their copies are stale from here on).
+  UDAX_RETURN_IF_ERROR(RecordLostDevices(0));
   // The other devices' superblock copies follow the primary (a label change cut before
   // it reached them; fsck says the same).
   for (uint32_t d = 1; d < DeviceCount(sb); ++d) {

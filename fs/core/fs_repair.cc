@@ -165,6 +165,8 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
     if (!lone.ok()) return Status::InvalidArgument(region->path() + ": " + lone.message());
   }
   if (pst.ok()) pst = SuperblockVerify(primary, size);
+  // The replica went with a lost last device: the primary is all there is (degraded).
+  const bool replica_lost = pst.ok() && DeviceLost(primary, DeviceOfOffset(primary, primary.replica_off));
   // Where the replica is: the primary says; without one, the end of the target.
   const uint64_t replica_off = pst.ok() ? primary.replica_off : size - kBlockSize;
   Status rst = region->ReadSafe(replica_off, &replica, sizeof(replica));
@@ -201,7 +203,9 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
       Fixed("superblock copy on device " + std::to_string(d) + ": rewritten from the primary");
     }
   }
-  if (!rst.ok()) {
+  if (replica_lost) {
+    return primary;
+  } else if (!rst.ok()) {
     found->Add("superblock replica: " + rst.message());
   } else if (std::memcmp(&primary, &replica, sizeof(primary)) != 0) {
     found->Add("superblock replica differs from the primary");
@@ -281,10 +285,7 @@ Result<std::unique_ptr<Filesystem>> Repairer::Open(std::unique_ptr<Region> regio
   }
   fs->journal_ = std::make_unique<Journal>(r, sb);
   UDAX_RETURN_IF_ERROR(OpenJournal(fs.get(), fix, found));
-  UDAX_RETURN_IF_ERROR(fs->space_.Load(r, sb));
-  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
-    if (r->device_lost(d)) fs->space_.RetireDevice(d);
-  }
+  UDAX_RETURN_IF_ERROR(fs->space_.Load(r, sb));  // (retires the lost devices)
   return fs;
 }
 

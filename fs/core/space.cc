@@ -54,6 +54,11 @@ Status Space::Load(Region* region, const DiskSuperblock& sb) {
   // at most 65536.
   const uint64_t half = CopyHalf(sb);
   pool_target_ = HasMetaCopies(sb) ? std::clamp<uint64_t>(half / 32, std::min<uint64_t>(64, half / 8), 65536) : 0;
+  // Devices the region has lost (a mount or fsck of a degraded filesystem) stay retired
+  // across every (re)load, before any pair is pooled.
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (region->device_lost(d)) RetireDevice(d);
+  }
   RefillPairPool(UINT64_MAX);
   MutexLock lock(&mu_);
   // Inode 0 is never used and 1 is the root's: numbers from 2 are handed out.
@@ -137,6 +142,8 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
                      bool wrap) -> std::vector<Run> {
     Group& g = *groups_[order[i % n]];
     auto runs = Update(g, [&](BitmapAllocator& alloc) -> Result<std::vector<Run>> {
+      // Under the group's lock: a device retired since the order was made gives nothing.
+      if (g.retired.load(std::memory_order_relaxed)) return Status::NoSpace("device gone");
       if (!partial_ok && alloc.free_count() < want) return Status::NoSpace("group full");
       return alloc.Reserve(want, g_goal, partial_ok, wrap);
     });
@@ -183,9 +190,9 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
 bool Space::ReserveExactAu(uint64_t au) {
   if (au >= au_count_) return false;
   Group& g = GroupOf(au);
-  if (g.retired.load(std::memory_order_acquire)) return false;
   return Update(g, [&](BitmapAllocator& alloc) {
-    return !alloc.IsAllocated(au - g.base) && alloc.ReserveExact(au - g.base);
+    return !g.retired.load(std::memory_order_relaxed) && !alloc.IsAllocated(au - g.base) &&
+           alloc.ReserveExact(au - g.base);
   });
 }
 
@@ -339,10 +346,12 @@ void Space::UnreserveCopied(const std::vector<Run>& runs) {
   const uint64_t lo = FirstDataAu(sb_), half = CopyHalf(sb_);
   for (const Run& r : runs) {
     for (uint64_t a = r.start; a < r.end(); ++a) {
-      // Pairs given back refill the pool first (by their lower AU), as they are.
+      // Pairs given back refill the pool first (by their lower AU), as they are -- unless
+      // one AU is on a device that is gone.
+      const bool live = !DeviceRetired(DeviceOfAu(sb_, a)) && !DeviceRetired(DeviceOfAu(sb_, CopyAu(sb_, a)));
       {
         MutexLock pool(&pool_mu_);
-        if (pair_pool_.size() < pool_target_) {
+        if (live && pair_pool_.size() < pool_target_) {
           pair_pool_.push_back(a < lo + half ? a : a - half);
           continue;
         }

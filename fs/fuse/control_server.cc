@@ -81,7 +81,10 @@ bool ControlServer::MayUseRegion(const Peer& peer, bool write) const {
   struct stat st;
   if (info_.region_fd < 0) {
     if (info_.devices.empty()) return false;
-    for (const Info::Device& d : info_.devices) {
+    for (size_t i = 0; i < info_.devices.size(); ++i) {
+      const Info::Device& d = info_.devices[i];
+      // A lost device (maybe absent: no descriptor) grants nothing and refuses nothing.
+      if (info_.fs != nullptr && info_.fs->region()->device_lost(i)) continue;
       if (fstat(d.fd, &st) != 0 || !MayAccess(st, peer, write)) return false;
     }
     return true;
@@ -106,6 +109,9 @@ Result<ControlServer::MapTarget> ControlServer::DeviceOf(std::vector<BmapExtent>
     }
     which = d;
     found = true;
+  }
+  if (info_.fs != nullptr && info_.fs->region()->device_lost(which)) {
+    return Status::Error(EIO, "the file's data was on a device that is gone");
   }
   const Info::Device& dev = info_.devices[which];
   if (dev.kind == "devdax" && info_.au_size % dev.map_align != 0) {

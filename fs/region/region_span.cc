@@ -209,6 +209,8 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
   UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> span, Create(ordered, lengths, options));
   auto* self = static_cast<SpanRegion*>(span.get());
   for (uint32_t d = 0; d < sb.device_count; ++d) {
+    // Lost, named or not: nothing of it is read (its copies are stale) or written.
+    if (d > 0 && ((lost >> d) & 1u) != 0) self->lost_[d].store(true);
     if (slot[d] < 0) {
       self->devices_[d] = std::make_unique<AbsentDevice>(
           "(device " + std::to_string(d) + ", uuid " + UuidText(sb.devices[d].uuid) + ", gone)",
@@ -237,8 +239,9 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
 Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string>& paths,
                                                    const std::vector<uint64_t>& lengths,
                                                    const RegionOptions& options) {
-  if (paths.size() != lengths.size() || paths.size() < 2) {
-    return Status::InvalidArgument("a span needs two or more devices, each with a length");
+  if (paths.size() != lengths.size() || paths.size() < 2 || paths.size() > kMaxDevices) {
+    return Status::InvalidArgument("a span needs two to " + std::to_string(kMaxDevices) +
+                                   " devices, each with a length");
   }
   uint64_t total = 0;
   for (size_t i = 0; i < lengths.size(); ++i) {

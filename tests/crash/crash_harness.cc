@@ -8,9 +8,11 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "fs/core/core_test_util.h"
+#include "fs/region/region_span.h"
 #include "tests/crash/shadow_region.h"
 #include "tests/fuzz/mem_region.h"
 
@@ -73,8 +75,15 @@ Status CopyFile(const std::string& from, const std::string& to) {
 // builds models[i] from what operations 0..i-1 did; outcomes[i] = (errno, count).
 bool DryRun(const std::string& path, const std::vector<Op>& ops, std::vector<Model>* models,
             std::vector<std::pair<int, uint64_t>>* outcomes, CrashReport* res) {
-  const std::string dry = path + ".dry";
-  Status st = CopyFile(path, dry);
+  // A copy of each device (a multi-device target is a list of them).
+  std::vector<std::string> copies;
+  std::string dry;
+  Status st = Status::Ok();
+  for (const std::string& p : SplitDeviceList(path)) {
+    copies.push_back(p + ".dry");
+    dry += (dry.empty() ? "" : ",") + copies.back();
+    if (st.ok()) st = CopyFile(p, copies.back());
+  }
   EXPECT_TRUE(st.ok()) << st.ToString();
   auto fs = Filesystem::Mount(dry, {});
   EXPECT_TRUE(fs.ok()) << fs.status().ToString();
@@ -104,7 +113,7 @@ bool DryRun(const std::string& path, const std::vector<Op>& ops, std::vector<Mod
   EXPECT_TRUE(!ok || actual == Flatten(models->back())) << "dry run: the model went wrong";
   (void)(*fs)->Unmount();
   fs->reset();
-  unlink(dry.c_str());
+  for (const std::string& c : copies) unlink(c.c_str());
   return ok && st.ok();
 }
 
@@ -216,9 +225,51 @@ Status WithFile(Filesystem* fs, const std::string& path,
   return st;
 }
 
+// `devices` images of `size` bytes each, formatted as one filesystem (mkfs's order).
+class TestSpan {
+ public:
+  TestSpan(int devices, uint64_t size, uint64_t journal_size) {
+    static int counter = 0;
+    MkfsParams params;
+    params.journal_size = journal_size;
+    params.allow_tiny_journal = true;
+    std::vector<uint64_t> lengths;
+    for (int i = 0; i < devices; ++i) {
+      paths_.push_back("/dev/shm/udax_crash_span_" + std::to_string(getpid()) + "_" +
+                       std::to_string(counter) + "_" + std::to_string(i) + ".img");
+      const int fd = open(paths_.back().c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+      EXPECT_GE(fd, 0);
+      EXPECT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+      close(fd);
+      params.device_sizes.push_back(size);
+    }
+    ++counter;
+    auto sb = ComputeGeometry(params);
+    EXPECT_TRUE(sb.ok()) << sb.status().ToString();
+    if (!sb.ok()) return;
+    for (uint32_t d = 0; d < sb->device_count; ++d) lengths.push_back(sb->devices[d].length);
+    auto span = SpanRegion::Create(paths_, lengths, RegionOptions{});
+    EXPECT_TRUE(span.ok()) << span.status().ToString();
+    if (span.ok()) {
+      EXPECT_TRUE(Filesystem::Format(span->get(), params).ok());
+    }
+  }
+  ~TestSpan() {
+    for (const std::string& p : paths_) unlink(p.c_str());
+  }
+  std::string List() const {
+    std::string s;
+    for (const std::string& p : paths_) s += (s.empty() ? "" : ",") + p;
+    return s;
+  }
+
+ private:
+  std::vector<std::string> paths_;
+};
+
 CrashReport RunWorkload(const std::string& name, const Generator& generate, uint64_t seed,
                         int nops, uint64_t image_size, int stride, uint64_t journal_size,
-                        const SkipPersist& skip_persist) {
+                        const SkipPersist& skip_persist, int devices) {
   const auto start = std::chrono::steady_clock::now();
   CrashReport res;
   std::vector<Model> models;
@@ -226,13 +277,21 @@ CrashReport RunWorkload(const std::string& name, const Generator& generate, uint
   res.ops = ops.size();
   const bool dynamic = !ops.empty() && ops[0].apply;
 
-  TestImage img(image_size, kAuSize4K, journal_size);
+  // One image, or (devices > 1) that many, each of image_size, as one filesystem.
+  std::optional<TestImage> img;
+  std::optional<TestSpan> span;
+  if (devices > 1) {
+    span.emplace(devices, image_size, journal_size);
+  } else {
+    img.emplace(image_size, kAuSize4K, journal_size);
+  }
+  const std::string target = devices > 1 ? span->List() : img->path();
   std::vector<std::pair<int, uint64_t>> outcomes;  // dynamic: what the dry run saw
-  if (dynamic && !DryRun(img.path(), ops, &models, &outcomes, &res)) return res;
+  if (dynamic && !DryRun(target, ops, &models, &outcomes, &res)) return res;
   std::vector<Tree> trees;
   for (const Model& m : models) trees.push_back(Flatten(m));
 
-  auto inner = Region::Open(img.path(), RegionOptions{});
+  auto inner = Region::Open(target, RegionOptions{});
   EXPECT_TRUE(inner.ok());
   auto shadow_owned = std::make_unique<ShadowRegion>(std::move(inner).value());
   ShadowRegion* shadow = shadow_owned.get();
@@ -259,7 +318,12 @@ CrashReport RunWorkload(const std::string& name, const Generator& generate, uint
     std::vector<uint64_t> kept;
     shadow->SyncCrashImage(image.get(), &rng, keep, &kept);
     std::string why;
-    if (auto cfs = Filesystem::MountRegion(std::make_unique<MemRegion>(image), {}); !cfs.ok()) {
+    // The cut image is one buffer; it keeps the devices' places in it.
+    auto cut = std::make_unique<MemRegion>(image);
+    std::vector<uint64_t> starts;
+    for (size_t d = 0; d < shadow->device_count(); ++d) starts.push_back(shadow->device_start(d));
+    cut->set_device_starts(starts);
+    if (auto cfs = Filesystem::MountRegion(std::move(cut), {}); !cfs.ok()) {
       why = "mount failed: " + cfs.status().ToString();
     } else {
       auto maps = (*cfs)->checker().CrossCheckMaps();

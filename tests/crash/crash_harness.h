@@ -108,7 +108,10 @@ using Generator = std::function<std::vector<Op>(uint64_t seed, int count, std::v
 using SkipPersist = std::function<bool(const DiskSuperblock& sb, uint64_t off, uint64_t n)>;
 CrashReport RunWorkload(const std::string& name, const Generator& generate, uint64_t seed,
                         int nops, uint64_t image_size, int stride, uint64_t journal_size = 0,
-                        const SkipPersist& skip_persist = nullptr);
+                        const SkipPersist& skip_persist = nullptr, int devices = 1);
+// (devices > 1: that many images of image_size each, one multi-device filesystem; the
+// journal is on device 0 and every metadata copy on another device, so cuts fall between
+// the writes of one transaction to two devices.)
 
 // UDAX_CRASH_LONG=1 asks for the long runs (more seeds, more operations, every point).
 bool LongRun();

@@ -348,6 +348,21 @@ TEST(Crash, EveryPersistPointOfMixedWorkloads) {
   EXPECT_GT(cuts, 1000u);  // the harness really cut power many times
 }
 
+// Issue 22: two devices, 16 MiB each. Device 0 holds the journal, the bitmaps and the
+// first inode table; the second inode table is on device 1 and every directory, extent
+// block or attribute AU has its copy on the other device, so one transaction writes both
+// devices and cuts fall between those writes. Every cut must mount and match the model.
+TEST(Crash, EveryPersistPointAcrossTwoDevices) {
+  uint64_t cuts = 0;
+  for (uint64_t seed : Seeds({5, 6}, 8)) {
+    CrashReport r = RunWorkload("two-devices", Generate, seed, LongRun() ? 200 : 80, 16ull << 20, 1,
+                                0, nullptr, /*devices=*/2);
+    cuts += r.cuts;
+    EXPECT_EQ(r.failures, 0u) << r.first_failure;
+  }
+  EXPECT_GT(cuts, 500u);
+}
+
 TEST(Crash, EveryPersistPointOfFallocateWorkloads) {
   // Small files: every operation fits one transaction, so none may show half applied.
   auto generate = [](uint64_t seed, int count, std::vector<Model>* models) {

@@ -57,6 +57,10 @@ class ShadowRegion : public Region {
   Status Persist(uint64_t off, size_t n) override;
   Status Flush(uint64_t off, size_t n) override;
   void Drain() override;
+  // The inner region's devices (a multi-device filesystem), at the same offsets.
+  size_t device_count() const override { return inner_->device_count(); }
+  Region* device(size_t i) override { return inner_->device(i); }
+  uint64_t device_start(size_t i) const override { return inner_->device_start(i); }
 
  private:
   static constexpr uint64_t kLine = 64;

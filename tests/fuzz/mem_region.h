@@ -59,8 +59,14 @@ class MemRegion final : public Region {
   Status Flush(uint64_t, size_t) override { return Status::Ok(); }
   void Drain() override {}
 
+  // The image of a multi-device filesystem: one buffer, the devices at these offsets.
+  void set_device_starts(std::vector<uint64_t> starts) { starts_ = std::move(starts); }
+  size_t device_count() const override { return starts_.empty() ? 1 : starts_.size(); }
+  uint64_t device_start(size_t i) const override { return starts_.empty() ? 0 : starts_[i]; }
+
  private:
   std::shared_ptr<MemImage> image_;
+  std::vector<uint64_t> starts_;
 };
 
 }  // namespace udax
