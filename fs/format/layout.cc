@@ -1,6 +1,7 @@
 // layout.cc -- geometry computation and the record verifiers.
 #include "fs/format/layout.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "fs/format/crc32c.h"
@@ -246,6 +247,9 @@ std::vector<StaticArea> StaticAreas(const DiskSuperblock& sb) {
   for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
     areas.push_back({sb.devices[d].start, au, OwnerKind::kSuperblock});
   }
+  // In the order they lie in (the devices' copies sit among the data AUs).
+  std::sort(areas.begin(), areas.end(),
+            [](const StaticArea& a, const StaticArea& b) { return a.off < b.off; });
   areas.push_back({(sb.au_count - 1) * au, au, OwnerKind::kReplica});
   return areas;
 }

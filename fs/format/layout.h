@@ -51,14 +51,17 @@ inline uint64_t DeviceUnit(uint64_t au_size) { return std::max<uint64_t>(2u << 2
 inline bool IsMultiDevice(const DiskSuperblock& sb) {
   return (sb.feature_incompat & kFeatureIncompatMultiDevice) != 0;
 }
-inline uint32_t DeviceCount(const DiskSuperblock& sb) { return IsMultiDevice(sb) ? sb.device_count : 1; }
+// (Clamped to the table: a superblock not verified yet must not lead past it.)
+inline uint32_t DeviceCount(const DiskSuperblock& sb) {
+  return IsMultiDevice(sb) ? std::min(sb.device_count, kMaxDevices) : 1;
+}
 inline bool DeviceLost(const DiskSuperblock& sb, uint32_t d) {
   return IsMultiDevice(sb) && d < 32 && ((sb.lost_devices >> d) & 1u) != 0;
 }
 // The device holding linear byte `off` (0 on a single region, and past the end).
 inline uint32_t DeviceOfOffset(const DiskSuperblock& sb, uint64_t off) {
   if (!IsMultiDevice(sb)) return 0;
-  for (uint32_t i = sb.device_count; i-- > 1;) {
+  for (uint32_t i = DeviceCount(sb); i-- > 1;) {
     if (off >= sb.devices[i].start) return i;
   }
   return 0;
@@ -68,11 +71,12 @@ inline uint32_t DeviceOfAu(const DiskSuperblock& sb, uint64_t au) {
 }
 // The AUs [first, end) of device `d` (the whole region on a single one).
 inline uint64_t DeviceFirstAu(const DiskSuperblock& sb, uint32_t d) {
-  return IsMultiDevice(sb) ? sb.devices[d].start / sb.au_size : 0;
+  return IsMultiDevice(sb) && d < kMaxDevices ? sb.devices[d].start / sb.au_size : 0;
 }
 inline uint64_t DeviceEndAu(const DiskSuperblock& sb, uint32_t d) {
-  return IsMultiDevice(sb) ? (sb.devices[d].start + sb.devices[d].length) / sb.au_size
-                           : sb.au_count;
+  return IsMultiDevice(sb) && d < kMaxDevices
+             ? (sb.devices[d].start + sb.devices[d].length) / sb.au_size
+             : sb.au_count;
 }
 // The structure of a multi-device superblock alone (count, contiguous aligned shares
 // that add up to region_size, this_device in range, distinct UUIDs): EUCLEAN naming what

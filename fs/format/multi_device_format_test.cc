@@ -89,6 +89,19 @@ TEST(MultiDeviceGeometry, EachOtherDeviceBeginsWithASuperblockArea) {
   EXPECT_TRUE(RefuseLoneDevice(copy, 64ull << 20, 3).ok());
 }
 
+TEST(MultiDeviceGeometry, StaticAreasLieInOrder) {
+  // The fuzzer's invariant (tests/fuzz/fuzz_superblock.cc): a verified superblock's areas
+  // are ascending and apart, the devices' superblock copies among them.
+  auto sb = Geometry({64ull << 20, 64ull << 20, 64ull << 20});
+  ASSERT_TRUE(sb.ok());
+  uint64_t prev_end = 0;
+  for (const StaticArea& a : StaticAreas(*sb)) {
+    EXPECT_GE(a.off, prev_end);
+    prev_end = a.off + a.len;
+  }
+  EXPECT_EQ(prev_end, sb->region_size);
+}
+
 TEST(MultiDeviceGeometry, Refusals) {
   MkfsParams p;
   p.device_sizes = {64ull << 20, 3ull << 20};  // under two units
