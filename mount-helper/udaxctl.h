@@ -50,6 +50,9 @@ int CmdShutdown(const std::string& mount);
 // `remove-device MOUNT DEV`: device DEV of a multi-device filesystem goes; the filesystem
 // serves on, degraded (udaxctl_devices.cc). Root only.
 int CmdRemoveDevice(const std::string& mount, uint64_t device, bool json);
+// `add-device MOUNT DEV`: device DEV, lost, is back: resynchronised, in service again
+// (udaxctl_devices.cc). Root only.
+int CmdAddDevice(const std::string& mount, uint64_t device, bool json);
 
 // `inject-error`, shaped like ndctl inject-error on an emulated image (udaxctl_media.cc).
 struct InjectErrorArgs {

@@ -24,7 +24,7 @@ struct Args {
   bool media_errors = false;  // list
   bool follow = false;        // events
   std::string rate;           // verify-media
-  uint64_t device = 0;        // remove-device
+  uint64_t device = 0;        // remove-device, add-device
   udax::InjectErrorArgs inject;
 };
 
@@ -81,6 +81,15 @@ constexpr Command kCommands[] = {
        c->add_option("device", a->device, "the device's number (udaxctl bmap, rmap name it)")->required();
      },
      [](Args& a) { return udax::CmdRemoveDevice(a.mount, a.device, a.json); }},
+    {"add-device", "take a lost device of a mounted multi-device filesystem back into service: "
+                   "its metadata copies are rewritten from the other devices, its file data "
+                   "reads again (it must be mapped: named at mount, or lost since)",
+     kJson,
+     [](CLI::App* c, Args* a) {
+       c->add_option("mount", a->mount, "a udaxfs mount point")->required();
+       c->add_option("device", a->device, "the lost device's number (udaxctl status names it)")->required();
+     },
+     [](Args& a) { return udax::CmdAddDevice(a.mount, a.device, a.json); }},
     {"inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image", kJson,
      [](CLI::App* c, Args* a) {
        udax::InjectErrorArgs& i = a->inject;

@@ -17,7 +17,11 @@ bool Overlap(const MediaEvent& a, const MediaEvent& b) {
 bool EventQueue::MergeLocked(const MediaEvent& e) {
   for (MediaEvent& p : pending_) {
     if (p.source != e.source) continue;
-    if (e.source != MediaEventSource::kDeviceRemoved && !Overlap(p, e)) continue;
+    // Removals too merge only when they overlap: a uevent repeated for one device (or the
+    // whole region) is one event, but two devices of a multi-device filesystem unplugged
+    // together are two losses, never one range across both (which no device matches: a
+    // shutdown).
+    if (!Overlap(p, e)) continue;
     const uint64_t start = std::min(p.offset, e.offset);
     const uint64_t end = std::max(p.end(), e.end());
     p.offset = start;

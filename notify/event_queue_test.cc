@@ -23,7 +23,7 @@ MediaEvent Ev(MediaEventSource s, uint64_t off, uint64_t len) {
 TEST(MediaEventTest, SourceNamesRoundTrip) {
   for (auto s : {MediaEventSource::kSigbusAr, MediaEventSource::kSigbusAo,
                  MediaEventSource::kBadblocks, MediaEventSource::kInjected,
-                 MediaEventSource::kDeviceRemoved}) {
+                 MediaEventSource::kDeviceRemoved, MediaEventSource::kDeviceAdded}) {
     EXPECT_EQ(MediaEventSourceFromName(MediaEventSourceName(s)), s);
   }
   EXPECT_STREQ(MediaEventSourceName(MediaEventSource::kDeviceRemoved), "device-removed");
@@ -79,6 +79,14 @@ TEST(EventQueueTest, CoalescesDuplicatesAndOverlapsOfOneSource) {
   q.Push(removed);
   q.Push(Ev(MediaEventSource::kDeviceRemoved, 0, UINT64_MAX));
   EXPECT_EQ(q.size(), 3u);
+  {
+    // Two devices of one filesystem, removed together: two events.
+    EventQueue two;
+    two.Push(Ev(MediaEventSource::kDeviceRemoved, 64 << 20, 64 << 20));
+    two.Push(Ev(MediaEventSource::kDeviceRemoved, 128 << 20, 64 << 20));
+    two.Push(Ev(MediaEventSource::kDeviceRemoved, 64 << 20, 64 << 20));  // a repeat
+    EXPECT_EQ(two.size(), 2u);
+  }
   EXPECT_EQ(q.coalesced(), 102u);
   MediaEvent e;
   ASSERT_TRUE(q.TryPop(&e));

@@ -19,6 +19,7 @@ constexpr struct {
     {MediaEventSource::kBadblocks, "badblocks"},
     {MediaEventSource::kInjected, "injected"},
     {MediaEventSource::kDeviceRemoved, "device-removed"},
+    {MediaEventSource::kDeviceAdded, "device-added"},
 };
 
 }  // namespace

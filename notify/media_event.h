@@ -23,9 +23,12 @@ enum class MediaEventSource {
   kBadblocks,      // a new entry in the kernel's badblocks list (sysfs, libndctl)
   kInjected,       // a new entry in an emulated image's badblocks list file
   kDeviceRemoved,  // the device (or an nd parent) was unbound or removed: everything is gone
+  kDeviceAdded,    // a lost device of several is back in service, resynchronised (udaxctl
+                   // add-device): logged, nothing to act on
 };
 
-// "sigbus-ar", "sigbus-ao", "badblocks", "injected", "device-removed" (event log, JSON).
+// "sigbus-ar", "sigbus-ao", "badblocks", "injected", "device-removed", "device-added"
+// (event log, JSON).
 const char* MediaEventSourceName(MediaEventSource source);
 std::optional<MediaEventSource> MediaEventSourceFromName(std::string_view name);
 

@@ -100,6 +100,12 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
   record.si_code = event.si_code;
   record.detail = event.detail;
 
+  if (event.source == MediaEventSource::kDeviceAdded) {
+    // Done already (Filesystem::RestoreDevice, before the event was sent): only said.
+    record.action = "resynced";
+    Finish(&record);
+    return record;
+  }
   if (event.source == MediaEventSource::kDeviceRemoved && LoseOneDevice(event, &record)) {
     record.resolve_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now() - start).count();

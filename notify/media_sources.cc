@@ -8,14 +8,21 @@ namespace udax {
 Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQueue* queue,
                                                           const Options& options) {
   std::unique_ptr<MediaSources> s(new MediaSources());
-  s->region_ = region;
+  {
+    MutexLock lock(&s->mu_);
+    s->region_ = region;
+    s->watched_.assign(region->device_count(), false);
+  }
   region->set_fault_listener([queue](const MediaFault& f) { queue->Push(MediaEventFromFault(f)); });
 
   // Per device (one on most filesystems): its list files or its kernel badblocks, with
   // events moved to where the device starts in the region.
   for (size_t d = 0; d < region->device_count(); ++d) {
     if (region->device_lost(d)) continue;  // gone: nothing of it to watch
-    UDAX_RETURN_IF_ERROR(s->StartDevice(region->device(d), region->device_start(d), queue, options));
+    MutexLock lock(&s->mu_);
+    UDAX_RETURN_IF_ERROR(s->StartDevice(region->device(d), region->device_start(d), queue, options,
+                                        /*at_start=*/true));
+    s->watched_[d] = true;
   }
 
   if (options.early_kill) {
@@ -26,8 +33,22 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
   return s;
 }
 
+Status MediaSources::AddDevice(size_t d, EventQueue* queue, const Options& options) {
+  MutexLock lock(&mu_);
+  if (region_ == nullptr) return Status::Error(ESHUTDOWN, "the media sources are stopped");
+  if (d >= watched_.size()) return Status::InvalidArgument("no device " + std::to_string(d));
+  if (watched_[d]) return Status::Ok();
+  UDAX_RETURN_IF_ERROR(StartDevice(region_->device(d), region_->device_start(d), queue, options,
+                                   /*at_start=*/false));
+  watched_[d] = true;
+  return Status::Ok();
+}
+
 Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queue,
-                                 const Options& options) {
+                                 const Options& options, bool at_start) {
+  // What Start's caller reads once (kernel(), skipped()) is only written by Start.
+  std::vector<std::string> ignored;
+  std::vector<std::string>& skipped = at_start ? skipped_ : ignored;
   if (!device->badblocks_path().empty()) {
     BadblockListWatcher::Options wo;
     wo.region_size = device->size();
@@ -51,14 +72,14 @@ Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queu
 
   Result<KernelBadblocks> kb = LocateKernelBadblocks(device->path());
   if (kb.ok()) {
-    if (!kernel_) kernel_ = kb.value();  // the patrol's scrub: the first device's bus
+    if (at_start && !kernel_) kernel_ = kb.value();  // the patrol's scrub: the first device's bus
     BadblocksPoller::Options po;
     po.base = base;
     auto poller = BadblocksPoller::StartFor(kb.value(), queue, po);
     if (poller.ok()) {
       pollers_.push_back(std::move(poller).value());
     } else {
-      skipped_.push_back("kernel badblocks: " + poller.status().message());
+      skipped.push_back("kernel badblocks: " + poller.status().message());
     }
     UeventListener::Options uo;
     uo.region_size = device->size();
@@ -68,15 +89,16 @@ Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queu
     if (uevents.ok()) {
       uevents_.push_back(std::move(uevents).value());
     } else {
-      skipped_.push_back("uevents: " + uevents.status().message());
+      skipped.push_back("uevents: " + uevents.status().message());
     }
   } else if (kb.status().code() != EOPNOTSUPP) {
-    skipped_.push_back("kernel badblocks: " + kb.status().message());
+    skipped.push_back("kernel badblocks: " + kb.status().message());
   }
   return Status::Ok();
 }
 
 void MediaSources::Stop() {
+  MutexLock lock(&mu_);
   if (region_ == nullptr) return;
   for (auto& w : watchers_) w->Stop();
   for (auto& p : pollers_) p->Stop();

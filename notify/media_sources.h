@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/base/mutex.h"
 #include "fs/region/region.h"
 #include "notify/badblock_watcher.h"
 #include "notify/badblocks_poller.h"
@@ -53,31 +54,41 @@ class MediaSources {
 
   // Stops the watcher, poller and uevent threads. Idempotent. The AO receiver runs until
   // destruction (with early kill on, the next BUS_MCEERR_AO would otherwise kill us).
-  void Stop();
+  void Stop() EXCLUDES(mu_);
 
   // "uevents: <why>" for each optional source that could not start.
   const std::vector<std::string>& skipped() const { return skipped_; }
   // The kernel's view of the target, when it is real pmem.
   const KernelBadblocks* kernel() const { return kernel_ ? &*kernel_ : nullptr; }
   // Has the kernel badblocks poller reread its list now (after a scrub), if there is one.
-  void RescanKernelBadblocks() {
+  void RescanKernelBadblocks() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     for (auto& p : pollers_) p->Rescan();
   }
+  // Device d of the region, lost when Start ran and back now (udaxctl add-device): its
+  // sources start. Nothing when they run already (a device lost after Start kept them).
+  Status AddDevice(size_t d, EventQueue* queue, const Options& options) EXCLUDES(mu_);
 
  private:
   MediaSources() = default;
 
-  Region* region_ = nullptr;
-  std::optional<KernelBadblocks> kernel_;
+  // The sources' lists grow by AddDevice (the control thread) while the patrol may
+  // rescan them: mu_ guards them. No source thread takes it.
+  Mutex mu_;
+  Region* region_ GUARDED_BY(mu_) = nullptr;  // null once stopped
+  std::optional<KernelBadblocks> kernel_;      // set by Start (the first device's bus)
+  std::vector<bool> watched_ GUARDED_BY(mu_);  // per device: its sources started
   // The sources of one device of the region (Region::device), whose offsets start at
   // `base` in the region.
-  Status StartDevice(Region* device, uint64_t base, EventQueue* queue, const Options& options);
+  // `at_start`: from Start, which alone sets kernel_ and skipped_ (read without a lock).
+  Status StartDevice(Region* device, uint64_t base, EventQueue* queue, const Options& options,
+                     bool at_start) REQUIRES(mu_);
 
   // Per device: its list file and latent list (an image), or its kernel poller and uevent
   // listener (real pmem).
-  std::vector<std::unique_ptr<BadblockListWatcher>> watchers_;
-  std::vector<std::unique_ptr<BadblocksPoller>> pollers_;
-  std::vector<std::unique_ptr<UeventListener>> uevents_;
+  std::vector<std::unique_ptr<BadblockListWatcher>> watchers_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<BadblocksPoller>> pollers_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<UeventListener>> uevents_ GUARDED_BY(mu_);
   std::unique_ptr<SigbusAoReceiver> ao_;
   std::vector<std::string> skipped_;
 };

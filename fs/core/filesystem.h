@@ -132,6 +132,13 @@ struct DirListEntry {
   std::string name;
 };
 
+// What Filesystem::RestoreDevice did (udaxctl add-device, the event log).
+struct DeviceResync {
+  uint64_t metadata_aus = 0;  // metadata copies rewritten onto the device, in AUs
+  uint64_t freed_aus = 0;     // AUs freed while it was gone, out of quarantine now
+  uint64_t file_bytes = 0;    // file data on it, readable again
+};
+
 class Filesystem {
  public:
   // Opens the target, verifies the superblock (falling back to the replica), replays the
@@ -274,10 +281,26 @@ class Filesystem {
   // bitmaps and reverse map have no copy elsewhere: losing it is a shutdown); EALREADY
   // when it is lost already.
   Result<std::vector<OwnerRange>> LoseDevice(uint32_t d);
+  // Whether device `d` may be lost: the errors LoseDevice gives before it changes anything.
+  Status CheckLosable(uint32_t d);
+  // Device `d`, lost, is back -- the same device, with its own superblock copy, mapped
+  // (named at mount, or lost while mounted with its mapping alive): `udaxctl add-device`.
+  // Every metadata copy on it is rewritten from its partner on another device, accesses
+  // and allocation reach it again, the AUs freed there while it was gone leave quarantine
+  // (but the ones the device itself knows bad), and the superblocks no longer call it
+  // lost. Its file data was never written while it was gone (a write over it moved it
+  // away), so it reads back. EINVAL: one device, no such device, not lost, not named at
+  // mount, or another device in its place; EIO when it does not read (pulled for real:
+  // unmount and mount naming it); EROFS on a read-only mount.
+  Result<DeviceResync> RestoreDevice(uint32_t d);
   // Writes the lost devices (`more`, and every device the region has lost) into the
   // superblocks on the devices that remain, when that changes them. Nothing on a
   // read-only or shut-down mount.
   Status RecordLostDevices(uint32_t more) REQUIRES(mu_);
+  // Seals the superblock with `lost` as its lost devices and writes it to device 0, the
+  // replica and every device's copy, skipping the devices `lost` names. Shuts down on
+  // failure.
+  Status WriteLostDevices(uint32_t lost) REQUIRES(mu_);
   // The devices lost (since mount, or before it: the superblock says), ascending.
   std::vector<uint32_t> LostDevices() const;
   // One line per lost device: "device 1 (uuid ...) is gone: N files lose B bytes there;

@@ -1,16 +1,18 @@
 // fs_devices.cc -- a multi-device filesystem losing one of its devices and going on.
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
+#include "fs/base/hex.h"
 #include "fs/core/filesystem.h"
 
 namespace udax {
 
-Result<std::vector<OwnerRange>> Filesystem::LoseDevice(uint32_t d) {
+Status Filesystem::CheckLosable(uint32_t d) {
   const DiskSuperblock sb = SuperblockSnapshot();
   if (!IsMultiDevice(sb)) {
-    return Status::InvalidArgument("one device: losing it ends the filesystem");
+    return Status::InvalidArgument("one device: losing it ends the filesystem (udaxctl shutdown)");
   }
   if (d >= sb.device_count) {
     return Status::InvalidArgument("no device " + std::to_string(d) + " (the filesystem has " +
@@ -18,12 +20,18 @@ Result<std::vector<OwnerRange>> Filesystem::LoseDevice(uint32_t d) {
   }
   if (d == 0) {
     return Status::InvalidArgument(
-        "device 0 holds the journal, the bitmaps and the reverse map, which have no copy on "
-        "another device: losing it ends the filesystem");
+        "device 0 holds the journal, the bitmaps and the reverse map: it cannot go while "
+        "the filesystem serves (udaxctl shutdown stops it)");
   }
   if (region_->device_lost(d)) {
-    return Status::Error(EALREADY, "device " + std::to_string(d) + " is lost already");
+    return Status::Error(EALREADY, "device " + std::to_string(d) + " is gone already");
   }
+  return Status::Ok();
+}
+
+Result<std::vector<OwnerRange>> Filesystem::LoseDevice(uint32_t d) {
+  UDAX_RETURN_IF_ERROR(CheckLosable(d));
+  const DiskSuperblock sb = SuperblockSnapshot();
   {
     MetaLock lock(this);
     // Said on media first, in every superblock on a device that remains: a mount from
@@ -48,6 +56,10 @@ Status Filesystem::RecordLostDevices(uint32_t more) {
   if (!IsMultiDevice(sb_) || lost == sb_.lost_devices || options_.read_only || shutdown_) {
     return Status::Ok();
   }
+  return WriteLostDevices(lost);
+}
+
+Status Filesystem::WriteLostDevices(uint32_t lost) {
   DiskSuperblock next = sb_;
   next.lost_devices = lost;
   SuperblockSeal(&next);
@@ -62,11 +74,101 @@ Status Filesystem::RecordLostDevices(uint32_t more) {
     st = write(next.devices[k].start, DeviceCopy(next, k));
   }
   if (!st.ok()) {
-    ShutdownLocked("superblock write failed while recording a lost device: " + st.message());
+    ShutdownLocked("superblock write failed while recording the lost devices: " + st.message());
     return Status::IoError(st.message());
   }
   sb_ = next;
   return Status::Ok();
+}
+
+Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
+  const DiskSuperblock snap = SuperblockSnapshot();
+  if (!IsMultiDevice(snap)) return Status::InvalidArgument("one device: nothing to restore");
+  if (d >= snap.device_count) {
+    return Status::InvalidArgument("no device " + std::to_string(d) + " (the filesystem has " +
+                                   std::to_string(snap.device_count) + ")");
+  }
+  if (!region_->device_lost(d)) {
+    return Status::InvalidArgument("device " + std::to_string(d) + " is in service: nothing to restore");
+  }
+  if (options_.read_only) return Status::Error(EROFS, "read-only mount");
+  MetaLock lock(this);
+  if (shutdown_) return Status::IoError("the filesystem is shut down");
+  if (!region_->device_lost(d)) {  // restored meanwhile
+    return Status::InvalidArgument("device " + std::to_string(d) + " is in service: nothing to restore");
+  }
+  const DiskSuperblock sb = sb_;
+  const uint64_t start = sb.devices[d].start, length = sb.devices[d].length, au = sb.au_size;
+  if (!region_->device_mapped(d)) {
+    return Status::InvalidArgument(
+        "device " + std::to_string(d) +
+        " was not named at mount, so nothing of it is mapped: unmount, and mount naming it");
+  }
+  Region* const dev = region_->device(d);
+  // The device must be the one that was lost: this filesystem's copy of the superblock
+  // for device d, under d's own UUID, read from the device itself (a dead mapping -- the
+  // device pulled for real -- fails here, before anything is written).
+  {
+    DiskSuperblock own;
+    Status st = dev->ReadSafe(0, &own, sizeof(own), nullptr);
+    if (!st.ok()) {
+      return Status::IoError("device " + std::to_string(d) + " (" + dev->path() +
+                             ") does not read: " + st.message() +
+                             " (after a real unplug: unmount, and mount naming it)");
+    }
+    if (!DeviceSuperblockVerify(own, dev->size()).ok() ||
+        std::memcmp(own.uuid, sb.uuid, sizeof(sb.uuid)) != 0 || own.this_device != d ||
+        std::memcmp(own.devices[d].uuid, sb.devices[d].uuid, sizeof(sb.devices[d].uuid)) != 0) {
+      return Status::InvalidArgument(dev->path() + ": not device " + std::to_string(d) +
+                                     " of this filesystem as it was lost");
+    }
+  }
+  UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners, space_.Owners(start, length));
+  DeviceResync out;
+  std::vector<Run> quarantined;
+  std::vector<uint8_t> buf(au);
+  // 1. Its copies of metadata missed every change since the loss: each is rewritten
+  //    from its partner on a device that stayed, straight onto the device (the span
+  //    still drops writes to it). mu_ keeps every metadata change out meanwhile.
+  for (const OwnerRange& r : owners) {
+    if (r.owner.kind == OwnerKind::kQuarantined) {
+      quarantined.push_back(Run{r.phys / au, (r.len + au - 1) / au});
+      continue;
+    }
+    if (r.owner.kind == OwnerKind::kFileData) {
+      out.file_bytes += r.len;  // untouched since the loss: a write over it moved it away
+      continue;
+    }
+    if (!IsCopiedKind(r.owner.kind) && r.owner.kind != OwnerKind::kInodeTable) continue;
+    for (uint64_t off = r.phys; off < r.phys + r.len;) {
+      const uint64_t n = std::min(r.phys + r.len, (off / au + 1) * au) - off;
+      const uint64_t from = CopyOffset(sb, off);
+      if (from == 0 || DeviceOfOffset(sb, from) == d) {
+        return Status::IoError("metadata at " + Hex(off) + " on device " + std::to_string(d) +
+                               " has no copy on another device");
+      }
+      UDAX_RETURN_IF_ERROR(region_->ReadSafe(from, buf.data(), n));
+      UDAX_RETURN_IF_ERROR(dev->WriteSafe(off - start, buf.data(), n, true));
+      out.metadata_aus += (n + au - 1) / au;
+      off += n;
+    }
+  }
+  // 2. In service again: reads and writes reach it, allocation may use it.
+  UDAX_RETURN_IF_ERROR(region_->RestoreDevice(d));
+  space_.RestoreDevice(d);
+  // 3. What was freed there while it was gone was quarantined, for the region knew all of
+  //    it bad: now only what the device itself knows bad stays out of use.
+  for (const Run& run : quarantined) {
+    space_.StageFreeAus(&txn_, run);
+    for (uint64_t a = run.start; a < run.end(); ++a) {
+      if (!region_->HasKnownBad(a * au, au)) ++out.freed_aus;
+    }
+  }
+  UDAX_RETURN_IF_ERROR(Commit());
+  // 4. Said on media last, on every device, its own included: a power cut before this
+  //    leaves it lost, and the next add-device does all of this again.
+  UDAX_RETURN_IF_ERROR(WriteLostDevices(sb_.lost_devices & ~(1u << d)));
+  return out;
 }
 
 Result<std::vector<std::string>> Filesystem::DegradedSummary() {

@@ -15,6 +15,7 @@
 #include "fs/base/status_testing.h"
 #include "fs/core/core_test_util.h"
 #include "fs/core/filesystem.h"
+#include "fs/core/repair.h"
 #include "fs/format/badblock_list.h"
 #include "fs/format/state_dir.h"
 #include "fs/format/state_dir_testing.h"
@@ -273,6 +274,125 @@ TEST(MultiDevice, LosingADeviceCostsOnlyWhatLivedOnIt) {
   }
   // Without device 0, no.
   EXPECT_FALSE(Filesystem::Mount(devs.List({1, 2}), MountOptions{}).ok());
+}
+
+// The same device back, twice over: while mounted (lost through LoseDevice, its map
+// alive) and after a mount that named it, lost. What changed meanwhile -- metadata whose
+// copy is on it, files freed there, the second inode table and the replica (both on the
+// last device) -- is brought back, and fsck finds the filesystem whole.
+TEST(MultiDevice, ALostDeviceComesBackAndChecksClean) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  const uint32_t last = 2;
+  std::vector<uint64_t> inos;
+  auto fill_and_lose = [&](Filesystem* fs, int round) {
+    inos.clear();
+    for (int i = 0; i < 6; ++i) {
+      inos.push_back(WriteFile(fs, "f" + std::to_string(round) + "_" + std::to_string(i),
+                               Bytes(1 << 20, round * 10 + i)));
+    }
+    auto dir = Must(fs->Mkdir(kRootIno, "d" + std::to_string(round), S_IFDIR | 0755, Caller()));
+    for (int i = 0; i < 200; ++i) {
+      auto [e, in] = Must(fs->Create(dir.ino, "n" + std::to_string(i), S_IFREG | 0644, O_RDWR, Caller()));
+      fs->Release(in);
+    }
+    ASSERT_TRUE(fs->LoseDevice(last).ok());
+    // Meanwhile: names added to a directory with copies on two devices, a file on the
+    // lost device deleted (its AUs quarantined), new files on the others.
+    for (int i = 200; i < 400; ++i) {
+      auto [e, in] = Must(fs->Create(dir.ino, "n" + std::to_string(i), S_IFREG | 0644, O_RDWR, Caller()));
+      fs->Release(in);
+    }
+    for (int i = 0; i < 6; ++i) {
+      if (inos[i] % 3 == last) {
+        EXPECT_OK(fs->Unlink(kRootIno, "f" + std::to_string(round) + "_" + std::to_string(i)));
+        fs->Forget(inos[i], 1);  // the kernel's lookup of the create: now it is freed
+        inos[i] = 0;
+        break;
+      }
+    }
+    WriteFile(fs, "during" + std::to_string(round), Bytes(256 << 10, 99));
+  };
+  auto check_back = [&](Filesystem* fs, int round) {
+    EXPECT_TRUE(fs->LostDevices().empty());
+    for (int i = 0; i < 6; ++i) {
+      if (inos[i] == 0) continue;
+      EXPECT_EQ(ReadFile(fs, "f" + std::to_string(round) + "_" + std::to_string(i), 1 << 20),
+                Bytes(1 << 20, round * 10 + i)) << i;
+    }
+    const uint64_t dino = Must(fs->Lookup(kRootIno, "d" + std::to_string(round))).ino;
+    for (int i = 0; i < 400; i += 13) EXPECT_OK(fs->Lookup(dino, "n" + std::to_string(i)).status());
+    EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+    EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
+    // And new files may go there again.
+    bool placed = false;
+    for (int i = 0; i < 6 && !placed; ++i) {
+      const uint64_t ino = WriteFile(fs, "after" + std::to_string(round) + "_" + std::to_string(i),
+                                     Bytes(256 << 10, 5));
+      for (const BmapExtent& e : Must(fs->Bmap(ino))) {
+        placed = placed || DeviceOfOffset(devs.geometry(), e.phys_offset) == last;
+      }
+    }
+    EXPECT_TRUE(placed);
+  };
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    EXPECT_EQ(fs->RestoreDevice(last).status().code(), EINVAL);  // in service
+    fill_and_lose(fs.get(), 0);
+    const DeviceResync done = Must(fs->RestoreDevice(last));
+    EXPECT_GT(done.metadata_aus, 0u);
+    EXPECT_GT(done.freed_aus, 0u);
+    EXPECT_GT(done.file_bytes, 0u);
+    check_back(fs.get(), 0);
+    EXPECT_OK(fs->Unmount());
+  }
+  FsckOptions check;
+  check.read_only = true;
+  {
+    const FsckOutcome found = Must(Repairer::Run(devs.List(), check));
+    EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
+    EXPECT_TRUE(found.degraded.empty());
+  }
+  // Lost, unmounted, mounted again naming it (still lost: its copies are stale), then
+  // taken back; not named at all, it cannot be.
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    fill_and_lose(fs.get(), 1);
+    EXPECT_OK(fs->Unmount());
+  }
+  {
+    auto fs = Must(Filesystem::Mount(devs.List({0, 1}), MountOptions{}));
+    EXPECT_EQ(fs->RestoreDevice(last).status().code(), EINVAL);  // nothing of it mapped
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    EXPECT_OK(fs->Unmount());
+  }
+  EXPECT_EQ(Must(Repairer::Run(devs.List({0, 1}), check)).ExitCode(), kFsckUncorrected);
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    Must(fs->RestoreDevice(last));
+    check_back(fs.get(), 1);
+    EXPECT_OK(fs->Unmount());
+  }
+  const FsckOutcome found = Must(Repairer::Run(devs.List(), check));
+  EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
+}
+
+// Another device in the lost one's place is not taken for it.
+TEST(MultiDevice, OnlyTheLostDeviceItselfComesBack) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+  WriteFile(fs.get(), "a", Bytes(1 << 20, 1));
+  ASSERT_TRUE(fs->LoseDevice(1).ok());
+  // Device 1's own first block overwritten with device 2's copy: not device 1 any more.
+  DiskSuperblock two;
+  ASSERT_OK(fs->region()->device(2)->ReadSafe(0, &two, sizeof(two), nullptr));
+  ASSERT_OK(fs->region()->device(1)->WriteSafe(0, &two, sizeof(two), true, nullptr));
+  const auto refused = fs->RestoreDevice(1);
+  EXPECT_EQ(refused.status().code(), EINVAL) << refused.status().ToString();
+  EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{1});
+  EXPECT_EQ(fs->RestoreDevice(0).status().code(), EINVAL);
+  EXPECT_EQ(fs->RestoreDevice(7).status().code(), EINVAL);
+  EXPECT_OK(fs->Unmount());
 }
 
 TEST(MultiDevice, Refusals) {

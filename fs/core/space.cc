@@ -447,11 +447,24 @@ void Space::RetireDevice(uint32_t d) {
         kept.push_back(a);
         continue;
       }
-      back.push_back(Run{a_gone ? p : a, 1});
+      // Both AUs go back to their groups: the one on device d stays out of every order
+      // while retired, and is free again if the device comes back (RestoreDevice).
+      back.push_back(Run{a, 1});
+      back.push_back(Run{p, 1});
     }
     pair_pool_ = std::move(kept);
   }
   UnreserveAus(back);
+}
+
+void Space::RestoreDevice(uint32_t d) {
+  if (d + 1 >= device_groups_.size() || !retired_[d].exchange(false)) return;
+  for (size_t i = device_groups_[d]; i < device_groups_[d + 1]; ++i) {
+    Group& g = *groups_[i];
+    MutexLock lock(&g.mu);
+    g.retired.store(false, std::memory_order_release);
+    free_aus_.fetch_add(g.alloc.free_count(), std::memory_order_relaxed);
+  }
 }
 
 bool Space::AuAllocated(uint64_t au) const {

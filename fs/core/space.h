@@ -84,8 +84,11 @@ class Space {
   // reserved on it from now on -- its groups leave every reservation order, its free AUs
   // leave free_aus(), and pairs with an AU on it leave the pool and are never made
   // again. Nothing is written: its bitmap bits stay as they are on media, for the device
-  // to come back to. Not undone while mounted. REQUIRES: d names a device.
+  // to come back to (RestoreDevice). REQUIRES: d names a device.
   void RetireDevice(uint32_t d) EXCLUDES(pool_mu_);
+  // Device d is back (Filesystem::RestoreDevice): its groups rejoin the reservation
+  // orders and its free AUs free_aus(); pairs with an AU there may be made again.
+  void RestoreDevice(uint32_t d);
   bool DeviceRetired(uint32_t d) const {
     return d < kMaxDevices && retired_[d].load(std::memory_order_acquire);
   }
@@ -171,7 +174,7 @@ class Space {
   // Device d's groups are groups_[device_groups_[d], device_groups_[d+1]) (one device on
   // a single region). Set by Load, then constant.
   std::vector<size_t> device_groups_;
-  std::array<std::atomic<bool>, kMaxDevices> retired_{};  // RetireDevice; never cleared
+  std::array<std::atomic<bool>, kMaxDevices> retired_{};  // RetireDevice, RestoreDevice
   mutable std::atomic<uint64_t> free_aus_{0};   // the sum of the groups' free counts
   ReverseMap rmap_;           // set by Load; stateless between calls
   mutable Mutex mu_;

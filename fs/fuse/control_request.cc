@@ -53,10 +53,10 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
       }
       out.compact_extents = true;
     }
-  } else if (op == "remove-device") {
-    out.op = ControlOp::kRemoveDevice;
+  } else if (op == "remove-device" || op == "add-device") {
+    out.op = op == "remove-device" ? ControlOp::kRemoveDevice : ControlOp::kAddDevice;
     if (!Unsigned(req, "device", &out.device) || out.device >= 64) {
-      return Status::InvalidArgument("remove-device needs a device number");
+      return Status::InvalidArgument(op + " needs a device number");
     }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
@@ -96,6 +96,8 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       return {{"op", "status"}};
     case ControlOp::kRemoveDevice:
       return {{"op", "remove-device"}, {"device", req.device}};
+    case ControlOp::kAddDevice:
+      return {{"op", "add-device"}, {"device", req.device}};
     case ControlOp::kView: {
       nlohmann::json j = {{"op", "view"}};
       if (req.writable) j["prot"] = "rw";

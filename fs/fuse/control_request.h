@@ -19,7 +19,8 @@
 namespace udax {
 
 enum class ControlOp : uint8_t {
-  kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus, kView, kRemoveDevice
+  kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus, kView, kRemoveDevice,
+  kAddDevice
 };
 
 // The slowest verify pass a client may ask for: 1 MB/s (udaxctl's --rate 1).
@@ -39,7 +40,7 @@ struct ControlRequest {
   // kVerify: the pass's rate in bytes per second (0: the patrol's own; else at least
   // kMinVerifyRate).
   uint64_t rate = 0;
-  // kRemoveDevice: which device of a multi-device filesystem.
+  // kRemoveDevice, kAddDevice: which device of a multi-device filesystem.
   uint64_t device = 0;
   bool operator==(const ControlRequest&) const = default;
 };

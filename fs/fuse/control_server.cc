@@ -367,6 +367,16 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
       if (!st.ok()) return Fail(st.code(), st.message());
       return {{"ok", true}};
     }
+    case ControlOp::kAddDevice: {
+      if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: adding a device needs root"}};
+      if (!info_.add_device) return Fail(EOPNOTSUPP, "this mount cannot take a device back");
+      Result<DeviceResync> done = info_.add_device(static_cast<uint32_t>(req->device));
+      if (!done.ok()) return Fail(done.status().code(), done.status().message());
+      return {{"ok", true},
+              {"metadata_aus", done->metadata_aus},
+              {"freed_aus", done->freed_aus},
+              {"file_bytes", done->file_bytes}};
+    }
     case ControlOp::kLeases:
       if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: listing leases needs root"}};
     {

@@ -76,6 +76,9 @@ class ControlServer {
     // `udaxctl remove-device`: hands the loss of one device to the media machinery (as a
     // device-removed event for its whole range). Null: refused.
     std::function<Status(uint32_t device)> remove_device;
+    // `udaxctl add-device`: device `device`, lost, is back; resynchronised before the
+    // reply (Filesystem::RestoreDevice), its media sources started, the event logged.
+    std::function<Result<DeviceResync>(uint32_t device)> add_device;
     uint64_t au_size = 0;
     uint64_t region_size = 0;
     std::string mce_policy;

@@ -112,18 +112,8 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.mce_policy = McePolicyName(policy);
     info.direct_access = direct_access;
     info.remove_device = [this, fs](uint32_t d) -> Status {
+      UDAX_RETURN_IF_ERROR(fs->CheckLosable(d));
       const DiskSuperblock sb = fs->SuperblockSnapshot();
-      if (!IsMultiDevice(sb)) return Status::InvalidArgument("one device: use udaxctl shutdown");
-      if (d >= sb.device_count) {
-        return Status::InvalidArgument("no device " + std::to_string(d) + " (the filesystem has " +
-                                       std::to_string(sb.device_count) + ")");
-      }
-      if (d == 0) {
-        return Status::InvalidArgument(
-            "device 0 holds the journal, the bitmaps and the reverse map: it cannot go while "
-            "the filesystem serves (udaxctl shutdown stops it)");
-      }
-      if (fs->region()->device_lost(d)) return Status::Error(EALREADY, "device " + std::to_string(d) + " is gone already");
       MediaEvent e;
       e.source = MediaEventSource::kDeviceRemoved;
       e.offset = sb.devices[d].start;
@@ -132,6 +122,32 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
       e.detail = "udaxctl remove-device";
       if (!queue_.Push(std::move(e))) return Status::IoError("the media queue is closed");
       return Status::Ok();
+    };
+    info.add_device = [this, fs, so](uint32_t d) -> Result<DeviceResync> {
+      UDAX_ASSIGN_OR_RETURN(DeviceResync done, fs->RestoreDevice(d));
+      // Its badblocks, list file or uevents are watched again (they were not, if it was
+      // lost at mount). The filesystem serves it already: a failure here is said, not
+      // undone.
+      std::string unwatched;
+      if (sources_ != nullptr) {
+        Status st = sources_->AddDevice(d, &queue_, so);
+        if (!st.ok()) {
+          unwatched = "; its media events are not watched: " + st.message();
+          syslog(LOG_WARNING, "device %u: %s", d, unwatched.c_str() + 2);
+        }
+      }
+      const DiskSuperblock sb = fs->SuperblockSnapshot();
+      MediaEvent e;
+      e.source = MediaEventSource::kDeviceAdded;
+      e.offset = sb.devices[d].start;
+      e.length = sb.devices[d].length;
+      e.time = std::chrono::system_clock::now();
+      e.detail = "udaxctl add-device: " + std::to_string(done.metadata_aus) +
+                 " metadata AU(s) rewritten, " + std::to_string(done.freed_aus) +
+                 " AU(s) out of quarantine, " + std::to_string(done.file_bytes) +
+                 " bytes of file data back" + unwatched;
+      (void)queue_.Push(std::move(e));
+      return done;
     };
     info.invalidate_attributes = [se](uint64_t ino) {
       if (se != nullptr) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);  // attributes only
@@ -166,12 +182,15 @@ void MediaWatch::Stop() {
   // Unmounting: no client may keep writing to a region nobody serves.
   leases_.Revoke(0, 0, UINT64_MAX);
   fs_ = nullptr;
-  sources_.reset();
+  // Stopped, not freed: the control server (an add-device) may still reach it until it
+  // stops, below.
+  if (sources_) sources_->Stop();
   queue_.Close();
   if (resolver_) resolver_->Stop();
   resolver_.reset();
   control_.reset();
   patrol_.reset();
+  sources_.reset();
 }
 
 }  // namespace udax

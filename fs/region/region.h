@@ -199,6 +199,15 @@ class Region {
     (void)i;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: losing it ends the filesystem");
   }
+  // Device i, lost, is back in service (Filesystem::RestoreDevice, once its stale parts
+  // are rewritten): accesses reach it again. EOPNOTSUPP on one device; EINVAL when i is not
+  // lost, or was not named when the region was opened (nothing of it is mapped).
+  virtual Status RestoreDevice(size_t i) {
+    (void)i;
+    return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to restore");
+  }
+  // Whether device i has a mapping (false: lost, and not named when the region opened).
+  virtual bool device_mapped(size_t i) const { return i < device_count(); }
   virtual bool device_lost(size_t i) const {
     (void)i;
     return false;

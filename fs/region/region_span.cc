@@ -216,6 +216,7 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
           "(device " + std::to_string(d) + ", uuid " + UuidText(sb.devices[d].uuid) + ", gone)",
           sb.devices[d].length);
       self->lost_[d].store(true);
+      self->absent_[d] = true;
     }
   }
   // The paths were looked up twice (probe, then open and lock): what is mapped must be
@@ -317,6 +318,20 @@ Status SpanRegion::LoseDevice(size_t i) {
                                             "ends the filesystem");
   }
   lost_[i].store(true, std::memory_order_release);
+  return Status::Ok();
+}
+
+Status SpanRegion::RestoreDevice(size_t i) {
+  if (i >= starts_.size()) return Status::InvalidArgument(path_ + ": no device " + std::to_string(i));
+  if (!device_lost(i)) {
+    return Status::InvalidArgument(path_ + ": device " + std::to_string(i) + " is in service");
+  }
+  if (absent_[i]) {
+    return Status::InvalidArgument(
+        "device " + std::to_string(i) +
+        " was not named at mount, so nothing of it is mapped: unmount, and mount naming it");
+  }
+  lost_[i].store(false, std::memory_order_release);
   return Status::Ok();
 }
 

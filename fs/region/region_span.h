@@ -80,6 +80,8 @@ class SpanRegion final : public Region {
   Region* device(size_t i) override;
   uint64_t device_start(size_t i) const override { return starts_[i]; }
   Status LoseDevice(size_t i) override;
+  Status RestoreDevice(size_t i) override;
+  bool device_mapped(size_t i) const override { return i < starts_.size() && !absent_[i]; }
   bool device_lost(size_t i) const override {
     return i < starts_.size() && lost_[i].load(std::memory_order_acquire);
   }
@@ -102,9 +104,12 @@ class SpanRegion final : public Region {
   std::vector<std::unique_ptr<Region>> devices_;  // Pmem2Regions, or an absent lost one
   std::vector<uint64_t> starts_;  // linear offset of each device, ascending
   std::vector<uint64_t> lengths_;
-  // Set once (LoseDevice), never cleared while mounted; read without a lock on every
-  // access.
+  // Set by LoseDevice, cleared by RestoreDevice (under the filesystem's lock, once the
+  // device's stale parts are rewritten); read without a lock on every access.
   std::array<std::atomic<bool>, kMaxDevices> lost_{};
+  // Lost and not named at open: an AbsentDevice holds the place, nothing is mapped, and
+  // nothing can bring it back while mounted. Set by Open only.
+  std::array<bool, kMaxDevices> absent_{};
 };
 
 }  // namespace udax
