@@ -9,8 +9,10 @@
 # One filesystem is mounted at a time, on $DATA/mnt. State: FS (its name), DAEMON (pid).
 
 # udaxfs-direct: -o cache=none; udaxfs-uring: -o uring (FUSE over io_uring, Linux 6.14+);
-# udaxfs-nocopies: an image made with mkfs --no-metadata-copies (what the copies cost)
-FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs udaxfs-direct udaxfs-uring udaxfs-nocopies)
+# udaxfs-nocopies: an image made with mkfs --no-metadata-copies (what the copies cost);
+# udaxfs-2dev: one filesystem over two images of half the size each (issue 22: what a
+# second device costs)
+FS_ALL=(udaxfs tmpfs passthrough_ll fuse2fs udaxfs-direct udaxfs-uring udaxfs-nocopies udaxfs-2dev)
 FS=''
 DAEMON=''
 MNT=''
@@ -47,6 +49,10 @@ _start_daemon() {
     udaxfs|udaxfs-nocopies)
       # shellcheck disable=SC2086
       "$BIN/udaxfs" "$DATA/udaxfs.img" "$MNT" -f $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
+      ;;
+    udaxfs-2dev)
+      # shellcheck disable=SC2086
+      "$BIN/udaxfs" "$DATA/udaxfs.img,$DATA/udaxfs2.img" "$MNT" -f $UDAX_MOUNT_OPTS >>"$dlog" 2>&1 3>&- &
       ;;
     udaxfs-direct)
       # shellcheck disable=SC2086
@@ -92,6 +98,17 @@ fs_setup() {
       [[ $FS == udaxfs-nocopies ]] && copies=(--no-metadata-copies)
       "$BIN/mkfs.udaxfs" -q -f "${copies[@]}" ${UDAX_MKFS_OPTS:-} "$DATA/udaxfs.img" >>"$LOGDIR/udaxfs.mkfs.log" 2>&1 ||
         die "mkfs.udaxfs failed (log: $LOGDIR/udaxfs.mkfs.log)"
+      _start_daemon
+      ;;
+    udaxfs-2dev)
+      # The same room as udaxfs's one image, in two halves (whole 2 MiB units: a device's
+      # share of the space is).
+      local half=$(((REGION_BYTES / 2 + (2 << 20) - 1) / (2 << 20) * (2 << 20)))
+      fallocate -l "$half" "$DATA/udaxfs.img" || die "fallocate $DATA/udaxfs.img"
+      fallocate -l "$half" "$DATA/udaxfs2.img" || die "fallocate $DATA/udaxfs2.img"
+      # shellcheck disable=SC2086
+      "$BIN/mkfs.udaxfs" -q -f ${UDAX_MKFS_OPTS:-} "$DATA/udaxfs.img" "$DATA/udaxfs2.img" >>"$LOGDIR/udaxfs.mkfs.log" 2>&1 ||
+        die "mkfs.udaxfs of two images failed (log: $LOGDIR/udaxfs.mkfs.log)"
       _start_daemon
       ;;
     tmpfs)
@@ -180,7 +197,7 @@ fs_remount() {
 fs_teardown() {
   [[ -n $FS ]] || return 0
   fs_unmount
-  rm -rf "$DATA/udaxfs.img" "$DATA/ext4.img" "$DATA/pt-src" "$DATA/tmpfs-dir"
+  rm -rf "$DATA/udaxfs.img" "$DATA/udaxfs2.img" "$DATA/ext4.img" "$DATA/pt-src" "$DATA/tmpfs-dir"
   FS=''
 }
 

@@ -20,7 +20,7 @@ import sys
 FS_ORDER = ["udaxfs", "tmpfs", "passthrough_ll", "fuse2fs"]
 # Columns shown only when measured: udaxfs -o cache=none, and udaxfs -o uring (FUSE over
 # io_uring, which run.sh measures whenever the kernel has it).
-EXTRA_FS = ["udaxfs-direct", "udaxfs-uring", "udaxfs-nocopies"]
+EXTRA_FS = ["udaxfs-direct", "udaxfs-uring", "udaxfs-nocopies", "udaxfs-2dev"]
 PEER = "passthrough_ll"
 
 # Goals of issue 9: (label, test, reference, minimum ratio udaxfs/reference).
@@ -44,6 +44,11 @@ COPY_GOALS = [
     ("append (seq 1 MiB write) with copies within 15%", "seqwrite-psync-1j"),
 ]
 COPY_TOLERANCE = 0.15
+# What a second device costs (issue 22): udaxfs over two images of half the size each
+# (udaxfs-2dev) against udaxfs on one, in the same run: every throughput row measured on
+# both no more than 5% worse. Files alternate between the devices (their home device is
+# ino % devices), so the 2-job rows run one file on each.
+TWO_DEVICE_TOLERANCE = 0.05
 # The mmap goals: fio's mmap engine through the direct-map shim (the "shim" rows, udaxfs
 # under LD_PRELOAD=libudax-preload.so) against tmpfs's mmap job; FUSE mmap shown beside.
 MMAP_GOALS = [
@@ -209,6 +214,17 @@ def build(manifest):
             goals.append({"goal": label, "test": test, "ratio": r, "target": 1 - COPY_TOLERANCE,
                           "status": "n/a" if r is None else ("PASS" if ok else "MISS"),
                           "note": "udaxfs / udaxfs-nocopies"})
+    if "udaxfs-2dev" in columns:
+        for test in test_order():
+            if test not in rows:
+                continue
+            r = ratio(rows[test]["udaxfs-2dev"], rows[test]["udaxfs"])
+            if r is None:
+                continue
+            goals.append({"goal": f"two devices: {test} no worse than 5%", "test": test,
+                          "ratio": r, "target": 1 - TWO_DEVICE_TOLERANCE,
+                          "status": "PASS" if r >= 1 - TWO_DEVICE_TOLERANCE else "MISS",
+                          "note": "udaxfs-2dev / udaxfs"})
     for label, test, fuse_test in MMAP_GOALS:
         # tmpfs's own mmap job is the reference (its shim row is the same job again).
         r = ratio(rows[test]["udaxfs"], rows[fuse_test]["tmpfs"])
@@ -347,7 +363,7 @@ def chart(doc, path):
               ("ops/s", "metadata (ops/s)")]
     colors = {"udaxfs": "#1f77b4", "tmpfs": "#7f7f7f", "passthrough_ll": "#ff7f0e",
               "fuse2fs": "#2ca02c", "raw": "#d62728", "udaxfs-direct": "#9467bd",
-              "udaxfs-uring": "#8c564b", "udaxfs-nocopies": "#17becf"}
+              "udaxfs-uring": "#8c564b", "udaxfs-nocopies": "#17becf", "udaxfs-2dev": "#bcbd22"}
     fig, axes = plt.subplots(3, 1, figsize=(13, 13))
     for ax, (unit, title) in zip(axes, groups):
         rows = [r for r in doc["table"] if r["unit"] == unit]

@@ -21,7 +21,9 @@
 #   --fs LIST           filesystems (default udaxfs,tmpfs,passthrough_ll,fuse2fs, and udaxfs-uring
 #                       when the kernel has FUSE over io_uring; none: only raw and RSS;
 #                       udaxfs-direct adds udaxfs -o cache=none as a column of its own,
-#                       udaxfs-nocopies an image without metadata copies: what they cost)
+#                       udaxfs-nocopies an image without metadata copies: what they cost,
+#                       udaxfs-2dev one filesystem over two images of half the size: what a
+#                       second device costs)
 #   --out DIR           where <timestamp>.{json,txt,png} go (default bench/results)
 #   --work DIR          build directory for passthrough_ll and raw fio logs (default /var/tmp/udaxfs-bench)
 #   --no-install        skip apt-get;  --no-build: skip scripts/build.sh
@@ -195,7 +197,7 @@ JOBS=("seqread read 1M" "seqwrite write 1M" "randread randread 4k" "randwrite ra
 NUMJOBS=(1 2)
 engines_of() {
   case $1 in
-    udaxfs|tmpfs) echo psync mmap shim pshim ;;
+    udaxfs|udaxfs-2dev|tmpfs) echo psync mmap shim pshim ;;
     *) echo psync mmap ;;
   esac
 }

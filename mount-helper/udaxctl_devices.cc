@@ -50,24 +50,24 @@ int CmdRemoveDevice(const std::string& mount, uint64_t device, bool json) {
 
 // The same device back (its own superblock copy says so; a stranger or another device is
 // refused): the daemon rewrites the metadata copies it missed from their partners, takes
-// back into use what was freed there meanwhile, and serves its files' data again, before
-// it answers (Filesystem::RestoreDevice).
+// keeps quarantined what was freed there meanwhile, and serves its files' data again,
+// before it answers (Filesystem::RestoreDevice).
 int CmdAddDevice(const std::string& mount, uint64_t device, bool json) {
   const char* cmd = "add-device";
   std::optional<nlohmann::json> done = ControlCall(mount, {{"op", "add-device"}, {"device", device}}, cmd);
   if (!done) return 1;
   const uint64_t meta = done->value("metadata_aus", uint64_t{0});
-  const uint64_t freed = done->value("freed_aus", uint64_t{0});
+  const uint64_t kept = done->value("quarantined_aus", uint64_t{0});
   const uint64_t bytes = done->value("file_bytes", uint64_t{0});
   if (json) {
     printf("%s\n", nlohmann::json{{"mount", mount}, {"device", device}, {"state", "in service"},
-                                  {"metadata_aus", meta}, {"freed_aus", freed},
+                                  {"metadata_aus", meta}, {"quarantined_aus", kept},
                                   {"file_bytes", bytes}}.dump(2).c_str());
   } else {
-    printf("%s: device %llu back in service: %llu metadata AU(s) rewritten, %llu AU(s) out of "
-           "quarantine, %llu bytes of file data readable again\n",
+    printf("%s: device %llu back in service: %llu metadata AU(s) rewritten, %llu AU(s) freed "
+           "meanwhile kept quarantined, %llu bytes of file data readable again\n",
            mount.c_str(), static_cast<unsigned long long>(device),
-           static_cast<unsigned long long>(meta), static_cast<unsigned long long>(freed),
+           static_cast<unsigned long long>(meta), static_cast<unsigned long long>(kept),
            static_cast<unsigned long long>(bytes));
   }
   return 0;

@@ -87,7 +87,7 @@ constexpr Command kCommands[] = {
      kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("mount", a->mount, "a udaxfs mount point")->required();
-       c->add_option("device", a->device, "the lost device's number (udaxctl status names it)")->required();
+       c->add_option("device", a->device, "the lost device's number (udaxctl health names it)")->required();
      },
      [](Args& a) { return udax::CmdAddDevice(a.mount, a.device, a.json); }},
     {"inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image", kJson,

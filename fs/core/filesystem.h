@@ -135,7 +135,7 @@ struct DirListEntry {
 // What Filesystem::RestoreDevice did (udaxctl add-device, the event log).
 struct DeviceResync {
   uint64_t metadata_aus = 0;  // metadata copies rewritten onto the device, in AUs
-  uint64_t freed_aus = 0;     // AUs freed while it was gone, out of quarantine now
+  uint64_t quarantined_aus = 0;  // AUs freed there while it was gone: kept quarantined
   uint64_t file_bytes = 0;    // file data on it, readable again
 };
 
@@ -286,9 +286,9 @@ class Filesystem {
   // Device `d`, lost, is back -- the same device, with its own superblock copy, mapped
   // (named at mount, or lost while mounted with its mapping alive): `udaxctl add-device`.
   // Every metadata copy on it is rewritten from its partner on another device, accesses
-  // and allocation reach it again, the AUs freed there while it was gone leave quarantine
-  // (but the ones the device itself knows bad), and the superblocks no longer call it
-  // lost. Its file data was never written while it was gone (a write over it moved it
+  // and allocation reach it again (the AUs freed there while it was gone stay
+  // quarantined: which of them are bad is not known), and the superblocks no longer call
+  // it lost. Its file data was never written while it was gone (a write over it moved it
   // away), so it reads back. EINVAL: one device, no such device, not lost, not named at
   // mount, or another device in its place; EIO when it does not read (pulled for real:
   // unmount and mount naming it); EROFS on a read-only mount.
@@ -577,6 +577,8 @@ class Filesystem {
   // Before the size grows to `new_size`: zeroes the stale bytes past the old EOF in its
   // last AU (truncation leaves them), durably. REQUIRES inode->rw exclusive.
   Status ZeroPastEof(Inode* inode, uint64_t new_size);
+  // EIO for a file-data write that a device loss overlapped (Region::loss_epoch).
+  static Status LostDuringWrite();
 
   // --- ranges (fs_fallocate.cc) --- REQUIRE inode->rw exclusive and mu_, unless noted.
   // One fallocate mode each, called with the arguments checked; the caller commits.

@@ -210,6 +210,8 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
   const uint64_t first_au = off / au, last_au = (end - 1) / au;
   const uint64_t old_size = inode->d.size;
   const bool sync = options_.sync || (inode->d.attr_flags & kAttrSync);  // chattr +S
+  // A device lost while this write runs may drop its bytes there: EIO then (below).
+  const uint64_t epoch = region_->loss_epoch();
   // Bad media under the range: moved away first when the write covers it (G4).
   if (region_->AnyKnownBad()) UDAX_RETURN_IF_ERROR(media_.RelocateBadAus(inode, off, n));
 
@@ -245,6 +247,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
         uint64_t run;
         const uint64_t phys = MapAu(*inode, pos / au, (n - done + pos % au + au - 1) / au, &run);
         const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
+        UDAX_RETURN_IF_ERROR(region_->RequireLive(phys * au + pos % au, chunk));
         UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, sync));
         done += chunk;
       }
@@ -252,6 +255,7 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
       // fence, not by the count's own atomic add.
       if (!sync) region_->Drain();
     }
+    if (region_->loss_epoch() != epoch) return LostDuringWrite();
     MetaLock lock(this);
     NowInto(&inode->d.mtime_sec, &inode->d.mtime_nsec);
     inode->d.ctime_sec = inode->d.mtime_sec;
@@ -314,6 +318,8 @@ Result<size_t> Filesystem::WriteLocked(Inode* inode, uint64_t off, const char* b
     held_count_ += r.len;
   }
   if (st.ok()) st = CheckWritable();
+  // AUs reserved before a loss may lie on the lost device: their bytes were dropped.
+  if (st.ok() && region_->loss_epoch() != epoch) st = LostDuringWrite();
   if (!st.ok()) {
     for (const HoleFill& f : fills) space_.UnreserveAus({f.phys});
     return st;
@@ -430,6 +436,7 @@ Status Filesystem::FillAndPersist(Inode* inode, uint64_t off, const char* buf, s
     uint64_t run;
     const uint64_t phys = locate(pos / au, (n - done + pos % au + au - 1) / au, &run);
     const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, run * au - pos % au));
+    UDAX_RETURN_IF_ERROR(region_->RequireLive(phys * au + pos % au, chunk));
     UDAX_RETURN_IF_ERROR(region_->WriteSafe(phys * au + pos % au, buf + done, chunk, false));
     done += chunk;
   }
@@ -442,6 +449,10 @@ Status Filesystem::FillAndPersist(Inode* inode, uint64_t off, const char* buf, s
   }
   region_->Drain();
   return Status::Ok();
+}
+
+Status Filesystem::LostDuringWrite() {
+  return Status::IoError("a device was lost while the write ran: part of it may not be stored");
 }
 
 Status Filesystem::ZeroPastEof(Inode* inode, uint64_t new_size) {

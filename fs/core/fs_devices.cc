@@ -26,6 +26,24 @@ Status Filesystem::CheckLosable(uint32_t d) {
   if (region_->device_lost(d)) {
     return Status::Error(EALREADY, "device " + std::to_string(d) + " is gone already");
   }
+  // A second device may go only if no metadata has its two copies on the two of them
+  // (with three or more devices, pairs join every two): that metadata would be gone, and
+  // its loss is a shutdown, as on one device.
+  if (LostDevices().empty()) return Status::Ok();
+  UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners,
+                        space_.Owners(sb.devices[d].start, sb.devices[d].length));
+  for (const OwnerRange& r : owners) {
+    if (!IsCopiedKind(r.owner.kind)) continue;
+    for (uint64_t a = r.phys / sb.au_size; a * sb.au_size < r.phys + r.len; ++a) {
+      const uint64_t partner = CopyAu(sb, a);
+      if (partner != 0 && region_->device_lost(DeviceOfAu(sb, partner))) {
+        return Status::InvalidArgument(
+            "device " + std::to_string(DeviceOfAu(sb, partner)) + " is gone already, and " +
+            OwnerName(r.owner) + " has its two copies on it and on device " + std::to_string(d) +
+            ": losing both ends the filesystem (udaxctl add-device the other first)");
+      }
+    }
+  }
   return Status::Ok();
 }
 
@@ -34,6 +52,11 @@ Result<std::vector<OwnerRange>> Filesystem::LoseDevice(uint32_t d) {
   const DiskSuperblock sb = SuperblockSnapshot();
   {
     MetaLock lock(this);
+    // Checked again under mu_: a RestoreDevice that held it may have just finished (a
+    // removal that raced an add-device is acted on, not taken for a repeat).
+    if (region_->device_lost(d)) {
+      return Status::Error(EALREADY, "device " + std::to_string(d) + " is gone already");
+    }
     // Said on media first, in every superblock on a device that remains: a mount from
     // now on treats the device as gone even if it comes back, for its metadata copies
     // miss every change from here on (a resync, to come, brings it back). A read-only
@@ -156,17 +179,14 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
   // 2. In service again: reads and writes reach it, allocation may use it.
   UDAX_RETURN_IF_ERROR(region_->RestoreDevice(d));
   space_.RestoreDevice(d);
-  // 3. What was freed there while it was gone was quarantined, for the region knew all of
-  //    it bad: now only what the device itself knows bad stays out of use.
-  for (const Run& run : quarantined) {
-    space_.StageFreeAus(&txn_, run);
-    for (uint64_t a = run.start; a < run.end(); ++a) {
-      if (!region_->HasKnownBad(a * au, au)) ++out.freed_aus;
-    }
-  }
-  UDAX_RETURN_IF_ERROR(Commit());
+  // 3. What was freed there while it was gone was quarantined (the region knew all of it
+  //    bad) and stays so: whether an AU of it went bad meanwhile, or was bad before, is
+  //    not known here (a devdax device's kernel list, a fault found while it was lost),
+  //    and a bad AU back in the free pool would hand a file bad media.
+  for (const Run& run : quarantined) out.quarantined_aus += run.len;
   // 4. Said on media last, on every device, its own included: a power cut before this
-  //    leaves it lost, and the next add-device does all of this again.
+  //    leaves it lost, and the next add-device does all of this again. (Steps 1-3 commit
+  //    nothing: there is no transaction to order before it.)
   UDAX_RETURN_IF_ERROR(WriteLostDevices(sb_.lost_devices & ~(1u << d)));
   return out;
 }

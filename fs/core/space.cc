@@ -262,12 +262,50 @@ Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uin
     add(a);
     --want;
   }
+  // 4. A device is gone and no whole pair is left (two devices, one lost): metadata
+  //    goes on with one copy, its partner kept on the lost device for the resync.
+  if (want > 0) want -= ReserveHalfLostPairs(want, add);
   if (want > 0) {
     UnreserveCopied(out);
     return Status::NoSpace("no free pair of AUs for metadata and its copy");
   }
   if (low) RefillPairPool(4096);
   return out;
+}
+
+bool Space::ReserveRetiredAu(uint64_t au) {
+  if (au >= au_count_) return false;
+  Group& g = GroupOf(au);
+  return Update(g, [&](BitmapAllocator& alloc) {
+    return g.retired.load(std::memory_order_relaxed) && !alloc.IsAllocated(au - g.base) &&
+           alloc.ReserveExact(au - g.base);
+  });
+}
+
+template <typename Add>
+uint64_t Space::ReserveHalfLostPairs(uint64_t want, Add add) {
+  bool any_retired = false;
+  for (uint32_t d = 0; d < kMaxDevices; ++d) any_retired = any_retired || DeviceRetired(d);
+  if (!any_retired) return 0;
+  const uint64_t lo = FirstDataAu(sb_), span = 2 * CopyHalf(sb_);
+  if (span == 0) return 0;
+  uint64_t found = 0;
+  const uint64_t start = half_lost_cursor_.load(std::memory_order_relaxed) % span;
+  uint64_t i = 0;
+  for (; i < span && found < want && free_aus() >= 1; ++i) {
+    const uint64_t a = lo + (start + i) % span;
+    const uint64_t p = CopyAu(sb_, a);
+    if (p == 0 || DeviceRetired(DeviceOfAu(sb_, a)) || !DeviceRetired(DeviceOfAu(sb_, p))) continue;
+    if (!ReserveExactAu(a)) continue;
+    if (!ReserveRetiredAu(p)) {
+      UnreserveAus({Run{a, 1}});
+      continue;
+    }
+    add(a);
+    ++found;
+  }
+  half_lost_cursor_.store((start + i) % span, std::memory_order_relaxed);
+  return found;
 }
 
 void Space::RefillPairPool(uint64_t max_scan) {

@@ -158,6 +158,14 @@ class Space {
 
   // Tops the pair pool up to its target, looking at no more than `max_scan` pairs.
   void RefillPairPool(uint64_t max_scan) EXCLUDES(pool_mu_);
+  // Degraded (a device retired): reserves `want` AUs on live devices whose partners lie
+  // on a retired device, partners included, for metadata that then has one copy until
+  // the device comes back (RestoreDevice's resync writes the other). Appends the live
+  // AUs to `out` through add; returns how many it found.
+  template <typename Add>
+  uint64_t ReserveHalfLostPairs(uint64_t want, Add add);
+  // Reserves `au` in a retired group (the partner of a half-lost pair).
+  bool ReserveRetiredAu(uint64_t au);
   // After a free: the pairs of `run` both of whose AUs are free now go to the pool, while
   // it is short.
   void OfferPairs(const Run& run) EXCLUDES(pool_mu_);
@@ -189,6 +197,7 @@ class Space {
   mutable Mutex pool_mu_;
   std::vector<uint64_t> pair_pool_ GUARDED_BY(pool_mu_);
   uint64_t pool_cursor_ GUARDED_BY(pool_mu_) = 0;  // where the next refill looks
+  std::atomic<uint64_t> half_lost_cursor_{0};       // where ReserveHalfLostPairs looks
   uint64_t pool_target_ = 0;  // set by Load, then constant
 };
 

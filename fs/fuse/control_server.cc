@@ -374,7 +374,7 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
       if (!done.ok()) return Fail(done.status().code(), done.status().message());
       return {{"ok", true},
               {"metadata_aus", done->metadata_aus},
-              {"freed_aus", done->freed_aus},
+              {"quarantined_aus", done->quarantined_aus},
               {"file_bytes", done->file_bytes}};
     }
     case ControlOp::kLeases:

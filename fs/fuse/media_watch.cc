@@ -143,8 +143,8 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
       e.length = sb.devices[d].length;
       e.time = std::chrono::system_clock::now();
       e.detail = "udaxctl add-device: " + std::to_string(done.metadata_aus) +
-                 " metadata AU(s) rewritten, " + std::to_string(done.freed_aus) +
-                 " AU(s) out of quarantine, " + std::to_string(done.file_bytes) +
+                 " metadata AU(s) rewritten, " + std::to_string(done.quarantined_aus) +
+                 " AU(s) freed meanwhile kept quarantined, " + std::to_string(done.file_bytes) +
                  " bytes of file data back" + unwatched;
       (void)queue_.Push(std::move(e));
       return done;

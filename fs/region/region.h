@@ -206,6 +206,17 @@ class Region {
     (void)i;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to restore");
   }
+  // Changes each time a device is lost or restored. File-data writers read it before and
+  // after: a write that overlapped a loss may have been dropped on the lost device (whose
+  // bytes would come back stale with it), so it fails with EIO.
+  virtual uint64_t loss_epoch() const { return 0; }
+  // EIO when [off, off+n) touches a lost device: what file-data writes check first (a
+  // metadata copy there may be dropped, a file's bytes may not).
+  virtual Status RequireLive(uint64_t off, uint64_t n) const {
+    (void)off;
+    (void)n;
+    return Status::Ok();
+  }
   // Whether device i has a mapping (false: lost, and not named when the region opened).
   virtual bool device_mapped(size_t i) const { return i < device_count(); }
   virtual bool device_lost(size_t i) const {

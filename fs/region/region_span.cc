@@ -318,7 +318,14 @@ Status SpanRegion::LoseDevice(size_t i) {
                                             "ends the filesystem");
   }
   lost_[i].store(true, std::memory_order_release);
+  loss_epoch_.fetch_add(1, std::memory_order_acq_rel);
   return Status::Ok();
+}
+
+Status SpanRegion::RequireLive(uint64_t off, uint64_t n) const {
+  return ForEachDevice("write", off, n, [&](size_t d, uint64_t, uint64_t, uint64_t) {
+    return device_lost(d) ? LostStatus("write", d) : Status::Ok();
+  });
 }
 
 Status SpanRegion::RestoreDevice(size_t i) {
@@ -332,6 +339,7 @@ Status SpanRegion::RestoreDevice(size_t i) {
         " was not named at mount, so nothing of it is mapped: unmount, and mount naming it");
   }
   lost_[i].store(false, std::memory_order_release);
+  loss_epoch_.fetch_add(1, std::memory_order_acq_rel);
   return Status::Ok();
 }
 
@@ -393,7 +401,9 @@ Status SpanRegion::WriteSafe(uint64_t off, const void* src, size_t n, bool persi
 
 Status SpanRegion::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) {
   return ForEachDevice("zero", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    if (device_lost(d)) return Status::Ok();
+    // Only file data is zeroed while mounted (truncate, punch, zero-range, fresh AUs):
+    // dropped, it would come back stale with the device.
+    if (device_lost(d)) return LostStatus("zero", d);
     MediaFault f;
     Status st = devices_[d]->ZeroSafe(at, len, persist, &f);
     // Only a media fault names an offset (a range or EROFS error leaves f as it was).
@@ -425,26 +435,39 @@ void SpanRegion::Drain() {
   }
 }
 
-std::vector<RegionRange> SpanRegion::KnownBadIn(uint64_t off, uint64_t n) const {
+template <typename RangesOf>
+std::vector<RegionRange> SpanRegion::BadIn(const char* op, uint64_t off, uint64_t n,
+                                           RangesOf ranges_of) const {
   std::vector<RegionRange> out;
-  (void)ForEachDevice("known bad", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+  (void)ForEachDevice(op, off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
     if (device_lost(d)) {
-      out.push_back({starts_[d] + at, len});
+      out.push_back({starts_[d] + at, len});  // a lost device is bad all over
       return Status::Ok();
     }
-    for (const RegionRange& r : Shifted(d, devices_[d]->KnownBadIn(at, len))) out.push_back(r);
+    for (const RegionRange& r : Shifted(d, ranges_of(*devices_[d], at, len))) out.push_back(r);
     return Status::Ok();
   });
   return out;
 }
 
-bool SpanRegion::HasKnownBad(uint64_t off, uint64_t n) const {
+template <typename AnyIn>
+bool SpanRegion::AnyBadIn(const char* op, uint64_t off, uint64_t n, AnyIn any_in) const {
   bool any = false;
-  (void)ForEachDevice("known bad", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    any = any || device_lost(d) || devices_[d]->HasKnownBad(at, len);
+  (void)ForEachDevice(op, off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
+    any = any || device_lost(d) || any_in(*devices_[d], at, len);
     return Status::Ok();
   });
   return any;
+}
+
+std::vector<RegionRange> SpanRegion::KnownBadIn(uint64_t off, uint64_t n) const {
+  return BadIn("known bad", off, n,
+               [](const Region& r, uint64_t at, uint64_t len) { return r.KnownBadIn(at, len); });
+}
+
+bool SpanRegion::HasKnownBad(uint64_t off, uint64_t n) const {
+  return AnyBadIn("known bad", off, n,
+                  [](const Region& r, uint64_t at, uint64_t len) { return r.HasKnownBad(at, len); });
 }
 
 bool SpanRegion::AnyKnownBad() const {
@@ -455,25 +478,15 @@ bool SpanRegion::AnyKnownBad() const {
 }
 
 bool SpanRegion::HasEmulatedPoison(uint64_t off, uint64_t n) const {
-  bool any = false;
-  (void)ForEachDevice("poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    any = any || device_lost(d) || devices_[d]->HasEmulatedPoison(at, len);
-    return Status::Ok();
+  return AnyBadIn("poison", off, n, [](const Region& r, uint64_t at, uint64_t len) {
+    return r.HasEmulatedPoison(at, len);
   });
-  return any;
 }
 
 std::vector<RegionRange> SpanRegion::EmulatedPoisonIn(uint64_t off, uint64_t n) const {
-  std::vector<RegionRange> out;
-  (void)ForEachDevice("poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    if (device_lost(d)) {
-      out.push_back({starts_[d] + at, len});
-      return Status::Ok();
-    }
-    for (const RegionRange& r : Shifted(d, devices_[d]->EmulatedPoisonIn(at, len))) out.push_back(r);
-    return Status::Ok();
+  return BadIn("poison", off, n, [](const Region& r, uint64_t at, uint64_t len) {
+    return r.EmulatedPoisonIn(at, len);
   });
-  return out;
 }
 
 void SpanRegion::MarkKnownBad(RegionRange range) {

@@ -81,6 +81,8 @@ class SpanRegion final : public Region {
   uint64_t device_start(size_t i) const override { return starts_[i]; }
   Status LoseDevice(size_t i) override;
   Status RestoreDevice(size_t i) override;
+  uint64_t loss_epoch() const override { return loss_epoch_.load(std::memory_order_acquire); }
+  Status RequireLive(uint64_t off, uint64_t n) const override;
   bool device_mapped(size_t i) const override { return i < starts_.size() && !absent_[i]; }
   bool device_lost(size_t i) const override {
     return i < starts_.size() && lost_[i].load(std::memory_order_acquire);
@@ -94,6 +96,13 @@ class SpanRegion final : public Region {
   // CheckRange first.
   template <typename Fn>
   Status ForEachDevice(const char* op, uint64_t off, uint64_t n, Fn fn) const;
+  // The bad ranges of [off, off+n) in linear offsets: a lost device's whole share, and
+  // what ranges_of(device, device offset, length) says of each other device.
+  template <typename RangesOf>
+  std::vector<RegionRange> BadIn(const char* op, uint64_t off, uint64_t n, RangesOf ranges_of) const;
+  // Whether [off, off+n) touches a lost device or any_in(device, offset, length) of one.
+  template <typename AnyIn>
+  bool AnyBadIn(const char* op, uint64_t off, uint64_t n, AnyIn any_in) const;
   // EIO: device d is gone.
   Status LostStatus(const char* op, size_t d) const;
   // A device's ranges moved into linear offsets.
@@ -107,6 +116,7 @@ class SpanRegion final : public Region {
   // Set by LoseDevice, cleared by RestoreDevice (under the filesystem's lock, once the
   // device's stale parts are rewritten); read without a lock on every access.
   std::array<std::atomic<bool>, kMaxDevices> lost_{};
+  std::atomic<uint64_t> loss_epoch_{0};  // moved after every change of lost_
   // Lost and not named at open: an AbsentDevice holds the place, nothing is mapped, and
   // nothing can bring it back while mounted. Set by Open only.
   std::array<bool, kMaxDevices> absent_{};

@@ -4,8 +4,9 @@
 # usage: scripts/lab/run.sh [-f FLAVOUR] [-p SIZE] [-m MEM] [-c CPUS] [-t SECONDS]
 #                           [-o OUT_DIR] [-b BUILD_DIR] SCRIPT [ARGS...]
 #   -f FLAVOUR   pmem in the guest: none, memmap (e820: memmap=SIZE!4G), nvdimm (QEMU
-#                NVDIMM, an NFIT bus for ndctl; default) or nfit_test (the kernel's test
-#                bus with error injection, built by nfit_test.sh; -p does not apply)
+#                NVDIMM, an NFIT bus for ndctl; default), nvdimm2 (two QEMU NVDIMMs of SIZE
+#                each: two regions, namespace0.0 and namespace1.0) or nfit_test (the kernel's
+#                test bus with error injection, built by nfit_test.sh; -p does not apply)
 #   -p SIZE      pmem size, QEMU syntax (default 1G)
 #   -m MEM       guest RAM (default 2G; memmap adds 3G below the pmem at 4G)
 #   -c CPUS      vCPUs (default 1: machine checks are injected on CPU 0)
@@ -109,11 +110,19 @@ case $flavour in
     qemu+=(-machine pc,nvdimm=on -m "$mem,slots=4,maxmem=16G"
            -object "memory-backend-file,id=mem1,share=on,mem-path=$work/nvdimm.img,size=$pmem"
            -device nvdimm,id=nv1,memdev=mem1) ;;
-  *) lab_die "unknown flavour $flavour (none, memmap, nvdimm, nfit_test)" ;;
+  nvdimm2)
+    truncate -s "$pmem" "$work/nvdimm.img" "$work/nvdimm2.img"
+    # shellcheck disable=SC2054
+    qemu+=(-machine pc,nvdimm=on -m "$mem,slots=4,maxmem=16G"
+           -object "memory-backend-file,id=mem1,share=on,mem-path=$work/nvdimm.img,size=$pmem"
+           -device nvdimm,id=nv1,memdev=mem1
+           -object "memory-backend-file,id=mem2,share=on,mem-path=$work/nvdimm2.img,size=$pmem"
+           -device nvdimm,id=nv2,memdev=mem2) ;;
+  *) lab_die "unknown flavour $flavour (none, memmap, nvdimm, nvdimm2, nfit_test)" ;;
 esac
 qemu+=(-append "$append")
 
-lab_log "guest: kernel $kver ($(basename "$kernel")), flavour $flavour$([[ $flavour == @(memmap|nvdimm) ]] && echo " pmem $pmem"), $cpus cpu, test $(basename "$script")"
+lab_log "guest: kernel $kver ($(basename "$kernel")), flavour $flavour$([[ $flavour == @(memmap|nvdimm|nvdimm2) ]] && echo " pmem $pmem"), $cpus cpu, test $(basename "$script")"
 start=$SECONDS
 : >"$out/console.log"
 # timeout: QEMU must not outlive us even if we are SIGKILLed (ctest's own time limit).

@@ -48,12 +48,13 @@ lab_require_build() {
 
 # ---- pmem namespaces (ndctl; flavours memmap and nvdimm) --------------------------------
 
-# lab_devdax [ALIGN]: reconfigures namespace0.0 as devdax (default 2 MiB alignment, so
+# lab_devdax [ALIGN] [NAMESPACE]: reconfigures NAMESPACE (default namespace0.0; nvdimm2 has
+# namespace1.0 too) as devdax (default 2 MiB alignment, so
 # udaxfs takes 2 MiB allocation units); prints /dev/daxX.Y.
 lab_devdax() {
-  ndctl create-namespace -f -e namespace0.0 -m devdax --align "${1:-2M}" >/dev/null || return 1
-  local d
-  d=$(ndctl list -N -n namespace0.0 | sed -n 's/.*"chardev":"\([^"]*\)".*/\1/p' | head -n1)
+  local ns=${2:-namespace0.0} d
+  ndctl create-namespace -f -e "$ns" -m devdax --align "${1:-2M}" >/dev/null || return 1
+  d=$(ndctl list -N -n "$ns" | sed -n 's/.*"chardev":"\([^"]*\)".*/\1/p' | head -n1)
   [[ -n $d && -c /dev/$d ]] || return 1
   echo "/dev/$d"
 }

@@ -52,7 +52,7 @@ export LAB_REPO LAB_FLAVOUR LAB_OUT=$OUT LAB_BUILD=${LAB_BUILD:-$LAB_REPO/build}
 # device_dax, /dev/daxX.Y opens with ENXIO.
 case $LAB_FLAVOUR in
   memmap) modprobe -a nd_e820 nd_pmem dax_pmem device_dax ;;
-  nvdimm) modprobe -a nfit nd_pmem dax_pmem device_dax ;;
+  nvdimm|nvdimm2) modprobe -a nfit nd_pmem dax_pmem device_dax ;;
   nfit_test)
     # Our build of the test bus and of the drivers it wraps, by path and in order (the
     # depmod route costs ~40 s over 9p); a guest crash must power off, not hang.
