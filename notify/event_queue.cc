@@ -29,6 +29,7 @@ bool EventQueue::MergeLocked(const MediaEvent& e) {
     p.time = std::min(p.time, e.time);
     if (p.si_code == 0) p.si_code = e.si_code;
     if (p.detail.empty()) p.detail = e.detail;
+    p.requested = p.requested && e.requested;  // the hardware's word wins
     ++coalesced_;
     return true;
   }

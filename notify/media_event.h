@@ -43,6 +43,9 @@ struct MediaEvent {
   int si_code = 0;
   // Free text for the log: the uevent's devpath, the sysfs file, ...
   std::string detail;
+  // Asked for (udaxctl remove-device), not reported by the hardware: a removal the
+  // filesystem refuses is then an answer, logged, not a shutdown -- the device is there.
+  bool requested = false;
 
   uint64_t end() const { return length > UINT64_MAX - offset ? UINT64_MAX : offset + length; }
 };

@@ -171,6 +171,11 @@ bool MediaResolver::LoseOneDevice(const MediaEvent& event, EventRecord* record) 
     record->action = "repeat";
     return true;
   }
+  if (!owners.ok() && event.requested) {
+    record->action = "refused";
+    record->detail += ": " + owners.status().message();
+    return true;
+  }
   if (!owners.ok()) return false;  // then the shutdown, as on one device
   std::set<std::string> actions;
   for (const OwnerRange& r : *owners) {

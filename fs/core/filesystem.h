@@ -282,7 +282,8 @@ class Filesystem {
   // when it is lost already.
   Result<std::vector<OwnerRange>> LoseDevice(uint32_t d);
   // Whether device `d` may be lost: the errors LoseDevice gives before it changes anything.
-  Status CheckLosable(uint32_t d);
+  Status CheckLosable(uint32_t d) EXCLUDES(mu_);
+  Status CheckLosableLocked(uint32_t d) REQUIRES(mu_);
   // Device `d`, lost, is back -- the same device, with its own superblock copy, mapped
   // (named at mount, or lost while mounted with its mapping alive): `udaxctl add-device`.
   // Every metadata copy on it is rewritten from its partner on another device, accesses

@@ -569,6 +569,8 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
     if (region_->kind() == RegionKind::kEmulated) {
       // Page-granular region: msync every extent of the file.
       for (const auto& [k, e] : inode->extents.by_file) {
+        // Bytes on a lost device cannot be made durable: say so (Persist skips them).
+        UDAX_RETURN_IF_ERROR(region_->RequireLive(e.phys_au * sb_.au_size, e.len * sb_.au_size));
         UDAX_RETURN_IF_ERROR(region_->Persist(e.phys_au * sb_.au_size, e.len * sb_.au_size));
       }
     } else {

@@ -10,7 +10,12 @@
 namespace udax {
 
 Status Filesystem::CheckLosable(uint32_t d) {
-  const DiskSuperblock sb = SuperblockSnapshot();
+  MetaLock lock(this);
+  return CheckLosableLocked(d);
+}
+
+Status Filesystem::CheckLosableLocked(uint32_t d) {
+  const DiskSuperblock& sb = sb_;
   if (!IsMultiDevice(sb)) {
     return Status::InvalidArgument("one device: losing it ends the filesystem (udaxctl shutdown)");
   }
@@ -48,15 +53,14 @@ Status Filesystem::CheckLosable(uint32_t d) {
 }
 
 Result<std::vector<OwnerRange>> Filesystem::LoseDevice(uint32_t d) {
-  UDAX_RETURN_IF_ERROR(CheckLosable(d));
-  const DiskSuperblock sb = SuperblockSnapshot();
+  DiskSuperblock sb;
   {
     MetaLock lock(this);
-    // Checked again under mu_: a RestoreDevice that held it may have just finished (a
-    // removal that raced an add-device is acted on, not taken for a repeat).
-    if (region_->device_lost(d)) {
-      return Status::Error(EALREADY, "device " + std::to_string(d) + " is gone already");
-    }
+    // Under mu_, which RestoreDevice holds throughout: a removal that races an add-device
+    // waits for it and is then acted on, never taken for a repeat; and the second-loss
+    // scan sees every pair committed so far.
+    UDAX_RETURN_IF_ERROR(CheckLosableLocked(d));
+    sb = sb_;
     // Said on media first, in every superblock on a device that remains: a mount from
     // now on treats the device as gone even if it comes back, for its metadata copies
     // miss every change from here on (a resync, to come, brings it back). A read-only

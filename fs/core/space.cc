@@ -223,6 +223,16 @@ Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uin
     }
   };
   uint64_t want = count;
+  // Two devices, one lost: no pair has both halves alive (pairs join two devices), so the
+  // search below would try every AU in vain, under the caller's mu_. Straight to step 4.
+  if (LiveDevices() < 2 && DeviceCount(sb_) > 1) {
+    want -= ReserveHalfLostPairs(want, add);
+    if (want > 0) {
+      UnreserveCopied(out);
+      return Status::NoSpace("no free AU for metadata on the devices that remain");
+    }
+    return out;
+  }
   // 1. The pool: pairs reserved ahead, taken in O(1) (a namespace operation holds a few
   // pairs and gives most of them back: they go back to the pool).
   bool low;
@@ -271,6 +281,12 @@ Result<std::vector<Run>> Space::ReserveCopied(uint64_t count, uint64_t goal, uin
   }
   if (low) RefillPairPool(4096);
   return out;
+}
+
+uint32_t Space::LiveDevices() const {
+  uint32_t live = 0;
+  for (uint32_t d = 0; d < DeviceCount(sb_); ++d) live += DeviceRetired(d) ? 0 : 1;
+  return live;
 }
 
 bool Space::ReserveRetiredAu(uint64_t au) {

@@ -164,6 +164,8 @@ class Space {
   // AUs to `out` through add; returns how many it found.
   template <typename Add>
   uint64_t ReserveHalfLostPairs(uint64_t want, Add add);
+  // Devices not retired.
+  uint32_t LiveDevices() const;
   // Reserves `au` in a retired group (the partner of a half-lost pair).
   bool ReserveRetiredAu(uint64_t au);
   // After a free: the pairs of `run` both of whose AUs are free now go to the pool, while

@@ -120,6 +120,7 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
       e.length = sb.devices[d].length;
       e.time = std::chrono::system_clock::now();
       e.detail = "udaxctl remove-device";
+      e.requested = true;
       if (!queue_.Push(std::move(e))) return Status::IoError("the media queue is closed");
       return Status::Ok();
     };

@@ -206,9 +206,10 @@ class Region {
     (void)i;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to restore");
   }
-  // Changes each time a device is lost or restored. File-data writers read it before and
-  // after: a write that overlapped a loss may have been dropped on the lost device (whose
-  // bytes would come back stale with it), so it fails with EIO.
+  // Changes each time a device is lost (before the device reads as lost). File-data
+  // writers read it before and after: a write that overlapped a loss may have been
+  // dropped on the lost device (whose bytes would come back stale with it), so it fails
+  // with EIO -- even one wholly on another device, which cannot tell.
   virtual uint64_t loss_epoch() const { return 0; }
   // EIO when [off, off+n) touches a lost device: what file-data writes check first (a
   // metadata copy there may be dropped, a file's bytes may not).

@@ -317,8 +317,10 @@ Status SpanRegion::LoseDevice(size_t i) {
     return Status::InvalidArgument(path_ + ": device 0 holds the journal and the maps: losing it "
                                             "ends the filesystem");
   }
-  lost_[i].store(true, std::memory_order_release);
-  loss_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  // The epoch first: a writer that finds the device lost (its bytes dropped) then reads
+  // the new epoch when it checks, after (both sequentially consistent).
+  loss_epoch_.fetch_add(1);
+  lost_[i].store(true);
   return Status::Ok();
 }
 
@@ -338,8 +340,7 @@ Status SpanRegion::RestoreDevice(size_t i) {
         "device " + std::to_string(i) +
         " was not named at mount, so nothing of it is mapped: unmount, and mount naming it");
   }
-  lost_[i].store(false, std::memory_order_release);
-  loss_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  lost_[i].store(false);  // no epoch change: nothing written meanwhile was dropped
   return Status::Ok();
 }
 

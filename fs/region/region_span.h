@@ -81,7 +81,7 @@ class SpanRegion final : public Region {
   uint64_t device_start(size_t i) const override { return starts_[i]; }
   Status LoseDevice(size_t i) override;
   Status RestoreDevice(size_t i) override;
-  uint64_t loss_epoch() const override { return loss_epoch_.load(std::memory_order_acquire); }
+  uint64_t loss_epoch() const override { return loss_epoch_.load(); }
   Status RequireLive(uint64_t off, uint64_t n) const override;
   bool device_mapped(size_t i) const override { return i < starts_.size() && !absent_[i]; }
   bool device_lost(size_t i) const override {
@@ -116,7 +116,7 @@ class SpanRegion final : public Region {
   // Set by LoseDevice, cleared by RestoreDevice (under the filesystem's lock, once the
   // device's stale parts are rewritten); read without a lock on every access.
   std::array<std::atomic<bool>, kMaxDevices> lost_{};
-  std::atomic<uint64_t> loss_epoch_{0};  // moved after every change of lost_
+  std::atomic<uint64_t> loss_epoch_{0};  // moved before every loss (LoseDevice)
   // Lost and not named at open: an AbsentDevice holds the place, nothing is mapped, and
   // nothing can bring it back while mounted. Set by Open only.
   std::array<bool, kMaxDevices> absent_{};
