@@ -53,6 +53,11 @@ int CmdRemoveDevice(const std::string& mount, uint64_t device, bool json);
 // `add-device MOUNT DEV`: device DEV, lost, is back: resynchronised, in service again
 // (udaxctl_devices.cc). Root only.
 int CmdAddDevice(const std::string& mount, uint64_t device, bool json);
+// `replace-device MOUNT DEV NEW`: the blank device or image NEW takes lost device DEV's
+// place: resynchronised, in service; DEV's file data reads EIO (udaxctl_devices.cc).
+// Root only.
+int CmdReplaceDevice(const std::string& mount, uint64_t device, const std::string& path,
+                     bool json);
 
 // `inject-error`, shaped like ndctl inject-error on an emulated image (udaxctl_media.cc).
 struct InjectErrorArgs {

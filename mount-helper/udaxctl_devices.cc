@@ -1,16 +1,20 @@
 // udaxctl_devices.cc -- `udaxctl remove-device MOUNT DEV`: one device of a multi-device
 // filesystem goes, and the filesystem goes on without it; `udaxctl add-device MOUNT DEV`:
-// it comes back.
+// it comes back; `udaxctl replace-device MOUNT DEV NEW`: a blank one takes its place.
 //
 // What a managed hot-remove (or a failed device) asks of the daemon: revoke the direct
 // maps of everything on the device, drop the kernel's cached pages of it, and serve on,
 // degraded -- the files whose data lived there fail with EIO for those bytes, metadata
 // is served from its other copy (README.md, "Several devices"). The daemon acts on it as
 // on a device-removed uevent; this waits until it has, and says so.
+#include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "mount-helper/udaxctl.h"
@@ -69,6 +73,43 @@ int CmdAddDevice(const std::string& mount, uint64_t device, bool json) {
            mount.c_str(), static_cast<unsigned long long>(device),
            static_cast<unsigned long long>(meta), static_cast<unsigned long long>(kept),
            static_cast<unsigned long long>(bytes));
+  }
+  return 0;
+}
+
+// A blank device in a lost one's place (Filesystem::ReplaceDevice): the daemon opens NEW
+// (as root), so the name is made absolute here, against the caller's directory.
+int CmdReplaceDevice(const std::string& mount, uint64_t device, const std::string& path,
+                     bool json) {
+  const char* cmd = "replace-device";
+  std::string resolved = path;
+  if (path.empty() || path[0] != '/') {
+    char buf[PATH_MAX];
+    if (realpath(path.c_str(), buf) == nullptr) {
+      fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, path.c_str(), strerror(errno));
+      return 1;
+    }
+    resolved = buf;
+  }
+  std::optional<nlohmann::json> done = ControlCall(
+      mount, {{"op", "replace-device"}, {"device", device}, {"path", resolved}}, cmd);
+  if (!done) return 1;
+  const uint64_t meta = done->value("metadata_aus", uint64_t{0});
+  const uint64_t kept = done->value("quarantined_aus", uint64_t{0});
+  const uint64_t files = done->value("lost_files", uint64_t{0});
+  const uint64_t bytes = done->value("lost_file_bytes", uint64_t{0});
+  if (json) {
+    printf("%s\n", nlohmann::json{{"mount", mount}, {"device", device}, {"path", resolved},
+                                  {"state", "in service"}, {"metadata_aus", meta},
+                                  {"quarantined_aus", kept}, {"lost_files", files},
+                                  {"lost_file_bytes", bytes}}.dump(2).c_str());
+  } else {
+    printf("%s: device %llu is now %s: %llu metadata AU(s) written; %llu file(s) lost %llu "
+           "bytes with the old device (EIO there until rewritten or deleted); %llu AU(s) "
+           "kept quarantined\n",
+           mount.c_str(), static_cast<unsigned long long>(device), resolved.c_str(),
+           static_cast<unsigned long long>(meta), static_cast<unsigned long long>(files),
+           static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(kept));
   }
   return 0;
 }

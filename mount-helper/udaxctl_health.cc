@@ -220,6 +220,16 @@ int CmdHealth(const std::string& target, bool json) {
                             "from the other copies (fsck.udaxfs counts them)");
       }
     }
+    // Files that had data on a device replaced since (udaxctl replace-device).
+    if (status && (*status)["lost_data"].is_object()) {
+      const nlohmann::json& lost = (*status)["lost_data"];
+      out["lost_data"] = lost;
+      out["state"] = "serving, degraded";
+      worse(kDamaged, std::to_string(lost.value("files", uint64_t{0})) + " file(s) lost " +
+                          std::to_string(lost.value("bytes", uint64_t{0})) +
+                          " bytes with a replaced device: those bytes fail with EIO until "
+                          "rewritten or deleted (fsck.udaxfs counts them)");
+    }
     // Inodes whose own metadata lost both copies: they fail with EIO, the rest serves.
     if (status && (*status)["sick"].is_array()) {
       out["sick"] = (*status)["sick"];

@@ -24,7 +24,8 @@ struct Args {
   bool media_errors = false;  // list
   bool follow = false;        // events
   std::string rate;           // verify-media
-  uint64_t device = 0;        // remove-device, add-device
+  uint64_t device = 0;        // remove-device, add-device, replace-device
+  std::string new_device;     // replace-device
   udax::InjectErrorArgs inject;
 };
 
@@ -90,6 +91,18 @@ constexpr Command kCommands[] = {
        c->add_option("device", a->device, "the lost device's number (udaxctl health names it)")->required();
      },
      [](Args& a) { return udax::CmdAddDevice(a.mount, a.device, a.json); }},
+    {"replace-device", "put a blank device or image in a lost device's place, in a mounted "
+                       "multi-device filesystem: the metadata copies are written onto it, "
+                       "redundancy is back; the lost device's file data reads EIO for good",
+     kJson,
+     [](CLI::App* c, Args* a) {
+       c->add_option("mount", a->mount, "a udaxfs mount point")->required();
+       c->add_option("device", a->device, "the lost device's number (udaxctl health names it)")->required();
+       c->add_option("new", a->new_device,
+                     "the blank device or image, at least as large as the lost one's share")
+           ->required();
+     },
+     [](Args& a) { return udax::CmdReplaceDevice(a.mount, a.device, a.new_device, a.json); }},
     {"inject-error", "poison (or, with --uninject, heal) 512-byte blocks of an emulated image", kJson,
      [](CLI::App* c, Args* a) {
        udax::InjectErrorArgs& i = a->inject;

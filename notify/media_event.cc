@@ -20,6 +20,7 @@ constexpr struct {
     {MediaEventSource::kInjected, "injected"},
     {MediaEventSource::kDeviceRemoved, "device-removed"},
     {MediaEventSource::kDeviceAdded, "device-added"},
+    {MediaEventSource::kDeviceReplaced, "device-replaced"},
 };
 
 }  // namespace

@@ -25,10 +25,12 @@ enum class MediaEventSource {
   kDeviceRemoved,  // the device (or an nd parent) was unbound or removed: everything is gone
   kDeviceAdded,    // a lost device of several is back in service, resynchronised (udaxctl
                    // add-device): logged, nothing to act on
+  kDeviceReplaced,  // a blank device took a lost one's place (udaxctl replace-device):
+                    // logged, nothing to act on
 };
 
-// "sigbus-ar", "sigbus-ao", "badblocks", "injected", "device-removed", "device-added"
-// (event log, JSON).
+// "sigbus-ar", "sigbus-ao", "badblocks", "injected", "device-removed", "device-added",
+// "device-replaced" (event log, JSON).
 const char* MediaEventSourceName(MediaEventSource source);
 std::optional<MediaEventSource> MediaEventSourceFromName(std::string_view name);
 

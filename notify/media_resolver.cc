@@ -100,9 +100,11 @@ EventRecord MediaResolver::Handle(const MediaEvent& event) {
   record.si_code = event.si_code;
   record.detail = event.detail;
 
-  if (event.source == MediaEventSource::kDeviceAdded) {
-    // Done already (Filesystem::RestoreDevice, before the event was sent): only said.
-    record.action = "resynced";
+  if (event.source == MediaEventSource::kDeviceAdded ||
+      event.source == MediaEventSource::kDeviceReplaced) {
+    // Done already (Filesystem::RestoreDevice or ReplaceDevice, before the event was
+    // sent): only said.
+    record.action = event.source == MediaEventSource::kDeviceAdded ? "resynced" : "replaced";
     Finish(&record);
     return record;
   }

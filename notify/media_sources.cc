@@ -11,7 +11,7 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
   {
     MutexLock lock(&s->mu_);
     s->region_ = region;
-    s->watched_.assign(region->device_count(), false);
+    s->devices_.resize(region->device_count());
   }
   region->set_fault_listener([queue](const MediaFault& f) { queue->Push(MediaEventFromFault(f)); });
 
@@ -20,9 +20,7 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
   for (size_t d = 0; d < region->device_count(); ++d) {
     if (region->device_lost(d)) continue;  // gone: nothing of it to watch
     MutexLock lock(&s->mu_);
-    UDAX_RETURN_IF_ERROR(s->StartDevice(region->device(d), region->device_start(d), queue, options,
-                                        /*at_start=*/true));
-    s->watched_[d] = true;
+    UDAX_RETURN_IF_ERROR(s->StartDevice(d, queue, options, /*at_start=*/true));
   }
 
   if (options.early_kill) {
@@ -36,16 +34,33 @@ Result<std::unique_ptr<MediaSources>> MediaSources::Start(Region* region, EventQ
 Status MediaSources::AddDevice(size_t d, EventQueue* queue, const Options& options) {
   MutexLock lock(&mu_);
   if (region_ == nullptr) return Status::Error(ESHUTDOWN, "the media sources are stopped");
-  if (d >= watched_.size()) return Status::InvalidArgument("no device " + std::to_string(d));
-  if (watched_[d]) return Status::Ok();
-  UDAX_RETURN_IF_ERROR(StartDevice(region_->device(d), region_->device_start(d), queue, options,
-                                   /*at_start=*/false));
-  watched_[d] = true;
-  return Status::Ok();
+  if (d >= devices_.size()) return Status::InvalidArgument("no device " + std::to_string(d));
+  if (devices_[d].started) return Status::Ok();
+  return StartDevice(d, queue, options, /*at_start=*/false);
 }
 
-Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queue,
-                                 const Options& options, bool at_start) {
+void MediaSources::StopDevice(size_t d) {
+  MutexLock lock(&mu_);
+  if (d < devices_.size()) devices_[d].Stop();
+}
+
+void MediaSources::DeviceSources::Stop() {
+  for (auto& w : watchers) w->Stop();
+  for (auto& p : pollers) p->Stop();
+  for (auto& u : uevents) u->Stop();
+  watchers.clear();
+  pollers.clear();
+  uevents.clear();
+  started = false;
+}
+
+Status MediaSources::StartDevice(size_t d, EventQueue* queue, const Options& options,
+                                 bool at_start) {
+  Region* device = region_->device(d);
+  const uint64_t base = region_->device_start(d);
+  DeviceSources& mine = devices_[d];
+  // Whatever starts below is stopped with the rest, even if a later source fails.
+  mine.started = true;
   // What Start's caller reads once (kernel(), skipped()) is only written by Start.
   std::vector<std::string> ignored;
   std::vector<std::string>& skipped = at_start ? skipped_ : ignored;
@@ -58,7 +73,7 @@ Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queu
         BadblockListWatcher::Start(
             device->badblocks_path(),
             [device](const BadblockList& list) { device->SetEmulatedPoison(list); }, queue, wo));
-    watchers_.push_back(std::move(watcher));
+    mine.watchers.push_back(std::move(watcher));
     // The latent list is followed too, so reads fail on it, but never announced: it is
     // found by the read that consumes it, as poison the platform did not report.
     wo.announce = false;
@@ -67,7 +82,7 @@ Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queu
         BadblockListWatcher::Start(
             device->latent_path(),
             [device](const BadblockList& list) { device->SetLatentPoison(list); }, queue, wo));
-    watchers_.push_back(std::move(latent));
+    mine.watchers.push_back(std::move(latent));
   }
 
   Result<KernelBadblocks> kb = LocateKernelBadblocks(device->path());
@@ -77,7 +92,7 @@ Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queu
     po.base = base;
     auto poller = BadblocksPoller::StartFor(kb.value(), queue, po);
     if (poller.ok()) {
-      pollers_.push_back(std::move(poller).value());
+      mine.pollers.push_back(std::move(poller).value());
     } else {
       skipped.push_back("kernel badblocks: " + poller.status().message());
     }
@@ -87,7 +102,7 @@ Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queu
     uo.sysfs_root = options.sysfs_root;
     auto uevents = UeventListener::Start({kb->devpath}, queue, uo);
     if (uevents.ok()) {
-      uevents_.push_back(std::move(uevents).value());
+      mine.uevents.push_back(std::move(uevents).value());
     } else {
       skipped.push_back("uevents: " + uevents.status().message());
     }
@@ -100,9 +115,7 @@ Status MediaSources::StartDevice(Region* device, uint64_t base, EventQueue* queu
 void MediaSources::Stop() {
   MutexLock lock(&mu_);
   if (region_ == nullptr) return;
-  for (auto& w : watchers_) w->Stop();
-  for (auto& p : pollers_) p->Stop();
-  for (auto& u : uevents_) u->Stop();
+  for (DeviceSources& d : devices_) d.Stop();
   region_ = nullptr;
 }
 

@@ -63,32 +63,43 @@ class MediaSources {
   // Has the kernel badblocks poller reread its list now (after a scrub), if there is one.
   void RescanKernelBadblocks() EXCLUDES(mu_) {
     MutexLock lock(&mu_);
-    for (auto& p : pollers_) p->Rescan();
+    for (DeviceSources& d : devices_) {
+      for (auto& p : d.pollers) p->Rescan();
+    }
   }
   // Device d of the region, lost when Start ran and back now (udaxctl add-device): its
   // sources start. Nothing when they run already (a device lost after Start kept them).
   Status AddDevice(size_t d, EventQueue* queue, const Options& options) EXCLUDES(mu_);
+  // Device d's sources stop (before udaxctl replace-device puts another device in its
+  // place: the old one's list, badblocks and uevents must not speak for the new one).
+  // AddDevice starts them again, for whatever device is there then.
+  void StopDevice(size_t d) EXCLUDES(mu_);
 
  private:
   MediaSources() = default;
 
   // The sources' lists grow by AddDevice (the control thread) while the patrol may
   // rescan them: mu_ guards them. No source thread takes it.
+  // One device's sources: its list file and latent list (an image), or its kernel poller
+  // and uevent listener (real pmem).
+  struct DeviceSources {
+    bool started = false;
+    std::vector<std::unique_ptr<BadblockListWatcher>> watchers;
+    std::vector<std::unique_ptr<BadblocksPoller>> pollers;
+    std::vector<std::unique_ptr<UeventListener>> uevents;
+    void Stop();
+  };
+
   Mutex mu_;
   Region* region_ GUARDED_BY(mu_) = nullptr;  // null once stopped
   std::optional<KernelBadblocks> kernel_;      // set by Start (the first device's bus)
-  std::vector<bool> watched_ GUARDED_BY(mu_);  // per device: its sources started
-  // The sources of one device of the region (Region::device), whose offsets start at
-  // `base` in the region.
+  // The sources of device d of the region (Region::device), whose offsets start at
+  // device_start(d) in the region.
   // `at_start`: from Start, which alone sets kernel_ and skipped_ (read without a lock).
-  Status StartDevice(Region* device, uint64_t base, EventQueue* queue, const Options& options,
-                     bool at_start) REQUIRES(mu_);
+  Status StartDevice(size_t d, EventQueue* queue, const Options& options, bool at_start)
+      REQUIRES(mu_);
 
-  // Per device: its list file and latent list (an image), or its kernel poller and uevent
-  // listener (real pmem).
-  std::vector<std::unique_ptr<BadblockListWatcher>> watchers_ GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<BadblocksPoller>> pollers_ GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<UeventListener>> uevents_ GUARDED_BY(mu_);
+  std::vector<DeviceSources> devices_ GUARDED_BY(mu_);  // per device of the region
   std::unique_ptr<SigbusAoReceiver> ao_;
   std::vector<std::string> skipped_;
 };

@@ -36,6 +36,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -137,6 +138,14 @@ struct DeviceResync {
   uint64_t metadata_aus = 0;  // metadata copies rewritten onto the device, in AUs
   uint64_t quarantined_aus = 0;  // AUs freed there while it was gone: kept quarantined
   uint64_t file_bytes = 0;    // file data on it, readable again
+};
+
+// What Filesystem::ReplaceDevice did (udaxctl replace-device, the event log).
+struct DeviceReplacement {
+  uint64_t metadata_aus = 0;     // metadata copies written onto the new device, in AUs
+  uint64_t lost_files = 0;       // files that had data on the old device
+  uint64_t lost_file_bytes = 0;  // their bytes there: EIO from now on (the lost runs)
+  uint64_t quarantined_aus = 0;  // AUs freed there while it was gone: kept quarantined
 };
 
 class Filesystem {
@@ -293,7 +302,19 @@ class Filesystem {
   // away), so it reads back. EINVAL: one device, no such device, not lost, not named at
   // mount, or another device in its place; EIO when it does not read (pulled for real:
   // unmount and mount naming it); EROFS on a read-only mount.
-  Result<DeviceResync> RestoreDevice(uint32_t d);
+  Result<DeviceResync> RestoreDevice(uint32_t d) EXCLUDES(mu_);
+  // Device `d`, lost, gives its place to the blank device or image at `path`, at least
+  // as large as d's share: `udaxctl replace-device`. The new device gets a UUID of its
+  // own; every metadata copy that lived on d is written onto it from its partner; the
+  // file data that lived on d is gone for good, and its AUs are recorded in the
+  // superblock's lost runs (DiskSuperblock::lost_runs): they read EIO, now and after any
+  // remount, until a write over a whole AU moves it or the file lets it go. Then
+  // allocation reaches the device again and the superblocks, device 0's first, name the
+  // new device and no longer call d lost. EINVAL: one device, no such device, not lost,
+  // device 0, a target that is a device of this filesystem (d itself: use RestoreDevice)
+  // or of another one; ENOSPC when the lost runs would not fit (kMaxLostRuns); EROFS on
+  // a read-only mount; the target's own errors (not mappable, too short, in use).
+  Result<DeviceReplacement> ReplaceDevice(uint32_t d, const std::string& path) EXCLUDES(mu_);
   // Writes the lost devices (`more`, and every device the region has lost) into the
   // superblocks on the devices that remain, when that changes them. Nothing on a
   // read-only or shut-down mount.
@@ -302,11 +323,28 @@ class Filesystem {
   // replica and every device's copy, skipping the devices `lost` names. Shuts down on
   // failure.
   Status WriteLostDevices(uint32_t lost) REQUIRES(mu_);
+  // Seals `next` and writes it to device 0 (first: what a mount takes as the truth), the
+  // replica and every device's copy, skipping the devices next.lost_devices names; then
+  // it is sb_. Shuts down on failure (`why` says what was being recorded).
+  Status WriteSuperblocks(DiskSuperblock next, const char* why) REQUIRES(mu_);
+  // Writes every metadata copy that `owners` (the reverse map of device d's share) puts
+  // on device d from its partner on another device, straight onto `dev` (device d's
+  // Region, device-relative offsets: the span drops writes to a lost device). Returns
+  // the AUs written.
+  Result<uint64_t> RewriteCopiesOnto(uint32_t d, const std::vector<OwnerRange>& owners,
+                                     Region* dev) REQUIRES(mu_);
   // The devices lost (since mount, or before it: the superblock says), ascending.
   std::vector<uint32_t> LostDevices() const;
   // One line per lost device: "device 1 (uuid ...) is gone: N files lose B bytes there;
   // M metadata AUs have one copy left" (from the reverse map). Empty when none is lost.
   Result<std::vector<std::string>> DegradedSummary();
+  // The files that still hold bytes a replaced device took with it (the lost runs), and
+  // how many bytes: they read EIO there until rewritten or deleted.
+  struct LostData {
+    std::set<uint64_t> files;
+    uint64_t bytes = 0;
+  };
+  Result<LostData> LostDataSummary();
 
   // --- checks: the check part (checker.h) ---
   Checker& checker() { return checker_; }

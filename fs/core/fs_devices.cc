@@ -1,10 +1,15 @@
-// fs_devices.cc -- a multi-device filesystem losing one of its devices and going on.
+// fs_devices.cc -- a multi-device filesystem losing one of its devices and going on, and
+// getting it back (add-device) or a blank one in its place (replace-device).
+#include <sys/random.h>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <set>
 
 #include "fs/base/hex.h"
+#include "fs/format/layout.h"
 #include "fs/core/filesystem.h"
 
 namespace udax {
@@ -89,6 +94,10 @@ Status Filesystem::RecordLostDevices(uint32_t more) {
 Status Filesystem::WriteLostDevices(uint32_t lost) {
   DiskSuperblock next = sb_;
   next.lost_devices = lost;
+  return WriteSuperblocks(next, "recording the lost devices");
+}
+
+Status Filesystem::WriteSuperblocks(DiskSuperblock next, const char* why) {
   SuperblockSeal(&next);
   // Never onto a lost device (its pages may be gone: the replica, on the last device, too).
   auto write = [&](uint64_t at, const DiskSuperblock& copy) {
@@ -101,11 +110,35 @@ Status Filesystem::WriteLostDevices(uint32_t lost) {
     st = write(next.devices[k].start, DeviceCopy(next, k));
   }
   if (!st.ok()) {
-    ShutdownLocked("superblock write failed while recording the lost devices: " + st.message());
+    ShutdownLocked(std::string("superblock write failed while ") + why + ": " + st.message());
     return Status::IoError(st.message());
   }
   sb_ = next;
   return Status::Ok();
+}
+
+Result<uint64_t> Filesystem::RewriteCopiesOnto(uint32_t d, const std::vector<OwnerRange>& owners,
+                                               Region* dev) {
+  const DiskSuperblock& sb = sb_;
+  const uint64_t start = sb.devices[d].start, au = sb.au_size;
+  std::vector<uint8_t> buf(au);
+  uint64_t aus = 0;
+  for (const OwnerRange& r : owners) {
+    if (!IsCopiedKind(r.owner.kind) && r.owner.kind != OwnerKind::kInodeTable) continue;
+    for (uint64_t off = r.phys; off < r.phys + r.len;) {
+      const uint64_t n = std::min(r.phys + r.len, (off / au + 1) * au) - off;
+      const uint64_t from = CopyOffset(sb, off);
+      if (from == 0 || DeviceOfOffset(sb, from) == d) {
+        return Status::IoError("metadata at " + Hex(off) + " on device " + std::to_string(d) +
+                               " has no copy on another device");
+      }
+      UDAX_RETURN_IF_ERROR(region_->ReadSafe(from, buf.data(), n));
+      UDAX_RETURN_IF_ERROR(dev->WriteSafe(off - start, buf.data(), n, true));
+      aus += (n + au - 1) / au;
+      off += n;
+    }
+  }
+  return aus;
 }
 
 Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
@@ -152,34 +185,15 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
   }
   UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners, space_.Owners(start, length));
   DeviceResync out;
-  std::vector<Run> quarantined;
-  std::vector<uint8_t> buf(au);
+  for (const OwnerRange& r : owners) {
+    if (r.owner.kind == OwnerKind::kQuarantined) out.quarantined_aus += (r.len + au - 1) / au;
+    // Untouched since the loss: a write over it moved it away.
+    if (r.owner.kind == OwnerKind::kFileData) out.file_bytes += r.len;
+  }
   // 1. Its copies of metadata missed every change since the loss: each is rewritten
   //    from its partner on a device that stayed, straight onto the device (the span
   //    still drops writes to it). mu_ keeps every metadata change out meanwhile.
-  for (const OwnerRange& r : owners) {
-    if (r.owner.kind == OwnerKind::kQuarantined) {
-      quarantined.push_back(Run{r.phys / au, (r.len + au - 1) / au});
-      continue;
-    }
-    if (r.owner.kind == OwnerKind::kFileData) {
-      out.file_bytes += r.len;  // untouched since the loss: a write over it moved it away
-      continue;
-    }
-    if (!IsCopiedKind(r.owner.kind) && r.owner.kind != OwnerKind::kInodeTable) continue;
-    for (uint64_t off = r.phys; off < r.phys + r.len;) {
-      const uint64_t n = std::min(r.phys + r.len, (off / au + 1) * au) - off;
-      const uint64_t from = CopyOffset(sb, off);
-      if (from == 0 || DeviceOfOffset(sb, from) == d) {
-        return Status::IoError("metadata at " + Hex(off) + " on device " + std::to_string(d) +
-                               " has no copy on another device");
-      }
-      UDAX_RETURN_IF_ERROR(region_->ReadSafe(from, buf.data(), n));
-      UDAX_RETURN_IF_ERROR(dev->WriteSafe(off - start, buf.data(), n, true));
-      out.metadata_aus += (n + au - 1) / au;
-      off += n;
-    }
-  }
+  UDAX_ASSIGN_OR_RETURN(out.metadata_aus, RewriteCopiesOnto(d, owners, dev));
   // 2. In service again: reads and writes reach it, allocation may use it.
   UDAX_RETURN_IF_ERROR(region_->RestoreDevice(d));
   space_.RestoreDevice(d);
@@ -187,11 +201,139 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
   //    bad) and stays so: whether an AU of it went bad meanwhile, or was bad before, is
   //    not known here (a devdax device's kernel list, a fault found while it was lost),
   //    and a bad AU back in the free pool would hand a file bad media.
-  for (const Run& run : quarantined) out.quarantined_aus += run.len;
   // 4. Said on media last, on every device, its own included: a power cut before this
   //    leaves it lost, and the next add-device does all of this again. (Steps 1-3 commit
   //    nothing: there is no transaction to order before it.)
   UDAX_RETURN_IF_ERROR(WriteLostDevices(sb_.lost_devices & ~(1u << d)));
+  return out;
+}
+
+Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::string& path) {
+  if (options_.read_only) return Status::Error(EROFS, "read-only mount");
+  MetaLock lock(this);
+  if (shutdown_) return Status::IoError("the filesystem is shut down");
+  const DiskSuperblock sb = sb_;
+  if (!IsMultiDevice(sb)) return Status::InvalidArgument("one device: nothing to replace");
+  if (d >= sb.device_count) {
+    return Status::InvalidArgument("no device " + std::to_string(d) + " (the filesystem has " +
+                                   std::to_string(sb.device_count) + ")");
+  }
+  if (!region_->device_lost(d)) {
+    return Status::InvalidArgument("device " + std::to_string(d) +
+                                   " is in service: only a lost device is replaced "
+                                   "(udaxctl remove-device first)");
+  }
+  const uint64_t start = sb.devices[d].start, length = sb.devices[d].length, au = sb.au_size;
+
+  // 1. What the old device held, from the reverse map (on device 0). Its file data is
+  //    gone: its AUs join the lost runs, decided before anything changes (ENOSPC here
+  //    leaves all as it was).
+  UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners, space_.Owners(start, length));
+  DeviceReplacement out;
+  std::set<uint64_t> files;
+  std::vector<DiskLostRun> runs;
+  for (const OwnerRange& r : owners) {
+    if (r.owner.kind == OwnerKind::kQuarantined) out.quarantined_aus += (r.len + au - 1) / au;
+    if (r.owner.kind != OwnerKind::kFileData) continue;
+    files.insert(r.owner.ino);
+    out.lost_file_bytes += r.len;
+    const uint64_t first = r.phys / au, end = (r.phys + r.len + au - 1) / au;
+    runs.push_back({first, end - first});
+  }
+  out.lost_files = files.size();
+  DiskSuperblock next = sb;
+  if (Status st = AddLostRuns(&next, runs); !st.ok()) {
+    return Status::Error(ENOSPC, "device " + std::to_string(d) + "'s file data: " + st.message() +
+                                     " (delete or rewrite some of its files first: they read "
+                                     "EIO there, udaxctl health names them)");
+  }
+
+  // 2. The target: blank, or anything but a device of a udaxfs that someone may still
+  //    want. Its first block says (read without locking or mapping it in place yet).
+  struct stat target_st;
+  {
+    RegionOptions po;
+    po.read_only = true;
+    po.lock = false;
+    po.emulate_poison = false;
+    UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> probe, Region::Open(path, po));
+    if (probe->device_count() != 1 || fstat(probe->fd(), &target_st) != 0) {
+      return Status::InvalidArgument(path + ": not one device or image");
+    }
+    for (uint32_t k = 0; k < sb.device_count; ++k) {
+      struct stat live;
+      if (k != d && region_->device_mapped(k) && fstat(region_->device(k)->fd(), &live) == 0 &&
+          live.st_dev == target_st.st_dev && live.st_ino == target_st.st_ino &&
+          live.st_rdev == target_st.st_rdev) {
+        return Status::InvalidArgument(path + ": is device " + std::to_string(k) +
+                                       " of this filesystem");
+      }
+    }
+    if (probe->size() < length) {
+      return Status::InvalidArgument(path + ": " + std::to_string(probe->size()) +
+                                     " bytes, less than the " + std::to_string(length) +
+                                     " device " + std::to_string(d) + " had");
+    }
+    DiskSuperblock held;
+    if (probe->ReadSafe(0, &held, sizeof(held), nullptr).ok() &&
+        std::memcmp(held.magic, kSuperMagic, sizeof(kSuperMagic)) == 0 &&
+        SuperblockVerify(held, held.region_size).ok()) {
+      const bool ours = std::memcmp(held.uuid, sb.uuid, sizeof(sb.uuid)) == 0;
+      const bool member = IsMultiDevice(held) && held.this_device < held.device_count;
+      if (!ours) {
+        return Status::InvalidArgument(
+            path + ": holds a udaxfs of its own, or a device of one: wipe its first block "
+                   "(wipefs, dd) if it is really to be overwritten");
+      }
+      if (member && held.this_device == d &&
+          std::memcmp(held.devices[d].uuid, sb.devices[d].uuid, sizeof(sb.devices[d].uuid)) == 0) {
+        return Status::InvalidArgument(path + ": is device " + std::to_string(d) +
+                                       " itself, as it was lost: udaxctl add-device brings it "
+                                       "back with its data");
+      }
+      for (uint32_t k = 0; member && k < sb.device_count; ++k) {
+        if (k != d && std::memcmp(held.devices[held.this_device].uuid, sb.devices[k].uuid,
+                                  sizeof(sb.devices[k].uuid)) == 0) {
+          return Status::InvalidArgument(path + ": is device " + std::to_string(k) +
+                                         " of this filesystem");
+        }
+      }
+      // Else: this filesystem's, under a UUID the table does not name -- a replacement
+      // that a crash cut short, or the device replaced before this one. Blank to us.
+    }
+  }
+
+  // 3. In d's place (still lost: nothing reaches it but what is written below).
+  UDAX_RETURN_IF_ERROR(region_->ReplaceDevice(d, path));
+  Region* const dev = region_->device(d);
+  struct stat mapped_st;
+  if (fstat(dev->fd(), &mapped_st) != 0 || mapped_st.st_dev != target_st.st_dev ||
+      mapped_st.st_ino != target_st.st_ino) {
+    // A name swapped between the probe and the open: the place stays empty, d lost.
+    return Status::Error(EAGAIN, path + ": changed while it was opened; try again");
+  }
+  if (getrandom(next.devices[d].uuid, sizeof(next.devices[d].uuid), 0) !=
+      static_cast<ssize_t>(sizeof(next.devices[d].uuid))) {
+    return Status::FromErrno("getrandom");
+  }
+  next.lost_devices &= ~(1u << d);
+
+  // 4. Every metadata copy the old device held, from its partner.
+  UDAX_ASSIGN_OR_RETURN(out.metadata_aus, RewriteCopiesOnto(d, owners, dev));
+  // 5. Its own superblock copy, naming it: before it serves, so that its image's state
+  //    (poison lists, keyed by its UUID) is found (SpanRegion::RestoreDevice). A crash from
+  //    here until device 0's copy is written leaves a device the table does not name
+  //    yet: a mount refuses it by name, and replace-device may take it again.
+  DiskSuperblock own = DeviceCopy(next, d);
+  UDAX_RETURN_IF_ERROR(dev->WriteSafe(0, &own, sizeof(own), true));
+  // 6. The file data it held is known lost before any read can reach the device.
+  for (const DiskLostRun& r : runs) region_->MarkDataLost({r.au * au, r.count * au});
+  // 7. In service: reads and writes reach it, allocation may use it (what was freed on
+  //    the old device while it was gone stays quarantined, as after add-device).
+  UDAX_RETURN_IF_ERROR(region_->RestoreDevice(d));
+  space_.RestoreDevice(d);
+  // 8. Committed: device 0's superblock first, then the replica and the other copies.
+  UDAX_RETURN_IF_ERROR(WriteSuperblocks(next, "recording a replaced device"));
   return out;
 }
 
@@ -217,6 +359,33 @@ Result<std::vector<std::string>> Filesystem::DegradedSummary() {
                   std::to_string(files.size()) + " file(s) lose " + std::to_string(file_bytes) +
                   " bytes there; " + std::to_string(meta_aus) +
                   " metadata AU(s) have one copy left");
+  }
+  // File data a replaced device took with it, while a file still holds it.
+  UDAX_ASSIGN_OR_RETURN(LostData lost, LostDataSummary());
+  if (!lost.files.empty()) {
+    out.push_back(std::to_string(lost.files.size()) + " file(s) lost " +
+                  std::to_string(lost.bytes) +
+                  " bytes with a replaced device: EIO there until rewritten or deleted");
+  }
+  return out;
+}
+
+Result<Filesystem::LostData> Filesystem::LostDataSummary() {
+  const DiskSuperblock sb = SuperblockSnapshot();
+  LostData out;
+  for (uint32_t k = 0; k < sb.lost_run_count; ++k) {
+    const DiskLostRun& run = sb.lost_runs[k];
+    UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners,
+                          space_.Owners(run.au * sb.au_size, run.count * sb.au_size));
+    for (const OwnerRange& r : owners) {
+      if (r.owner.kind != OwnerKind::kFileData) continue;
+      // A file deleted while open (or still known to the kernel at unmount) holds its
+      // AUs until it is let go, or the next mount frees it: it lost nothing anyone sees.
+      Result<struct stat> st = GetAttr(r.owner.ino);
+      if (st.ok() && st->st_nlink == 0) continue;
+      out.files.insert(r.owner.ino);
+      out.bytes += r.len;
+    }
   }
   return out;
 }

@@ -237,6 +237,10 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
     fprintf(stderr, "udaxfs: %s: degraded: device %u was lost; its file data fails with EIO, "
             "metadata is served from the other copies\n", target.c_str(), d);
   }
+  // File data that went with a replaced device reads EIO, now as when it was replaced.
+  for (uint32_t i = 0; i < sb.lost_run_count; ++i) {
+    region->MarkDataLost({sb.lost_runs[i].au * sb.au_size, sb.lost_runs[i].count * sb.au_size});
+  }
 
   fs->journal_ = std::make_unique<Journal>(region, sb);
   // A committed transaction must be sane before any of it is applied.

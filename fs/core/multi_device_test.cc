@@ -439,6 +439,140 @@ TEST(MultiDevice, OnlyTheLostDeviceItselfComesBack) {
   EXPECT_OK(fs->Unmount());
 }
 
+// A blank image in a lost device's place: metadata copies written onto it, the lost
+// files' bytes EIO for good (across a remount: the superblock's lost runs) until rewritten
+// or deleted, everything else intact, and the old device refused from then on.
+TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  Devices other({64ull << 20, 64ull << 20});
+  const uint32_t last = 2;
+  const uint64_t au = devs.geometry().au_size;
+  auto blank = [&](const std::string& name, uint64_t size) {
+    const std::string path = devs.paths()[0] + "." + name;
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+    close(fd);
+    return path;
+  };
+  const std::string fresh = blank("new", 64ull << 20), small = blank("small", 32ull << 20);
+  std::vector<int> on_last, elsewhere;
+  DiskSuperblock stale_copy{};  // device 1's copy from before the replacement
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    for (int i = 0; i < 6; ++i) {
+      const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+      bool there = false;
+      for (const BmapExtent& e : Must(fs->Bmap(ino))) {
+        there = there || DeviceOfOffset(devs.geometry(), e.phys_offset) == last;
+      }
+      (there ? on_last : elsewhere).push_back(i);
+    }
+    ASSERT_FALSE(on_last.empty());
+    ASSERT_FALSE(elsewhere.empty());
+    auto dir = Must(fs->Mkdir(kRootIno, "d", S_IFDIR | 0755, Caller()));
+    for (int i = 0; i < 300; ++i) {
+      auto [e, in] = Must(fs->Create(dir.ino, "n" + std::to_string(i), S_IFREG | 0644, O_RDWR, Caller()));
+      fs->Release(in);
+    }
+    EXPECT_EQ(fs->ReplaceDevice(last, fresh).status().code(), EINVAL);  // in service
+    ASSERT_TRUE(fs->LoseDevice(last).ok());
+    EXPECT_EQ(fs->ReplaceDevice(last, devs.paths()[last]).status().code(), EINVAL);  // add-device
+    EXPECT_EQ(fs->ReplaceDevice(last, devs.paths()[1]).status().code(), EINVAL);  // in service
+    EXPECT_EQ(fs->ReplaceDevice(last, other.paths()[1]).status().code(), EINVAL);  // a stranger
+    EXPECT_EQ(fs->ReplaceDevice(last, small).status().code(), EINVAL);  // too small
+    EXPECT_EQ(fs->ReplaceDevice(0, fresh).status().code(), EINVAL);
+    EXPECT_EQ(fs->ReplaceDevice(9, fresh).status().code(), EINVAL);
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    ASSERT_OK(fs->region()->device(1)->ReadSafe(0, &stale_copy, sizeof(stale_copy), nullptr));
+
+    const DeviceReplacement done = Must(fs->ReplaceDevice(last, fresh));
+    EXPECT_GT(done.metadata_aus, 0u);
+    EXPECT_EQ(done.lost_files, on_last.size());
+    EXPECT_EQ(done.lost_file_bytes, on_last.size() << 20);
+    EXPECT_TRUE(fs->LostDevices().empty());
+    EXPECT_EQ(fs->SuperblockSnapshot().lost_run_count > 0, true);
+    for (int i : elsewhere) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
+    for (int i = 0; i < 300; i += 13) EXPECT_OK(fs->Lookup(dir.ino, "n" + std::to_string(i)).status());
+    EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
+    EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
+    // A lost file: EIO; part of an AU rewritten, still EIO; a whole AU rewritten moves
+    // it, and that AU reads back while the rest stays EIO.
+    const uint64_t lost_ino = Must(fs->Lookup(kRootIno, "f" + std::to_string(on_last[0]))).ino;
+    Inode* inode = Must(fs->Open(lost_ino, O_RDWR));
+    std::vector<char> buf(au);
+    EXPECT_EQ(fs->Read(inode, 0, au, buf.data()).status().code(), EIO);
+    EXPECT_EQ(fs->Write(inode, 10, "x", 1).status().code(), EIO);
+    const std::vector<char> fresh_bytes = Bytes(au, 77);
+    EXPECT_EQ(Must(fs->Write(inode, 0, fresh_bytes.data(), au)), au);
+    EXPECT_EQ(Must(fs->Read(inode, 0, au, buf.data())), au);
+    EXPECT_EQ(buf, fresh_bytes);
+    EXPECT_EQ(fs->Read(inode, au, au, buf.data()).status().code(), EIO);
+    fs->Release(inode);
+    // The new device takes new files.
+    bool placed = false;
+    for (int i = 0; i < 6 && !placed; ++i) {
+      const uint64_t ino = WriteFile(fs.get(), "after" + std::to_string(i), Bytes(256 << 10, 5));
+      for (const BmapExtent& e : Must(fs->Bmap(ino))) {
+        placed = placed || DeviceOfOffset(devs.geometry(), e.phys_offset) == last;
+      }
+    }
+    EXPECT_TRUE(placed);
+    EXPECT_OK(fs->Unmount());
+  }
+  const std::string with_new = devs.paths()[0] + "," + devs.paths()[1] + "," + fresh;
+  FsckOptions check;
+  check.read_only = true;
+  {
+    const FsckOutcome found = Must(Repairer::Run(with_new, check));
+    EXPECT_EQ(found.found.problems, 0u);
+    ASSERT_EQ(found.degraded.size(), 1u);  // the lost files, still holding their lost bytes
+    EXPECT_NE(found.degraded[0].find(std::to_string(on_last.size()) + " file(s) lost"),
+              std::string::npos) << found.degraded[0];
+  }
+  // The old device is not part of the filesystem any more.
+  {
+    auto refused = Filesystem::Mount(devs.List(), MountOptions{});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("the table names another there"), std::string::npos)
+        << refused.status().ToString();
+  }
+  {
+    auto fs = Must(Filesystem::Mount(with_new, MountOptions{}));
+    for (int i : elsewhere) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
+    for (int i : on_last) {
+      const uint64_t ino = Must(fs->Lookup(kRootIno, "f" + std::to_string(i))).ino;
+      Inode* inode = Must(fs->Open(ino, O_RDONLY));
+      std::vector<char> buf(au);
+      EXPECT_EQ(fs->Read(inode, 2 * au, au, buf.data()).status().code(), EIO) << i;
+      fs->Release(inode);
+      EXPECT_OK(fs->Unlink(kRootIno, "f" + std::to_string(i)));
+      fs->Forget(ino, 1);  // the lookup above: now it is freed (its lost AUs quarantined)
+    }
+    EXPECT_OK(fs->Unmount());
+  }
+  const FsckOutcome found = Must(Repairer::Run(with_new, check));
+  EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
+  EXPECT_TRUE(found.degraded.empty()) << found.degraded[0];
+  // A crash after device 0's superblock, before device 1's copy took the new table:
+  // device 1 still mounts (it is the device the table names there), its old copy's word
+  // that device 2 is lost still counts, and add-device finishes the job.
+  {
+    int fd = open(devs.paths()[1].c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, &stale_copy, sizeof(stale_copy), 0), static_cast<ssize_t>(sizeof(stale_copy)));
+    close(fd);
+    auto fs = Must(Filesystem::Mount(with_new, MountOptions{}));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    Must(fs->RestoreDevice(last));
+    for (int i : elsewhere) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
+    EXPECT_OK(fs->Unmount());
+  }
+  EXPECT_EQ(Must(Repairer::Run(with_new, check)).ExitCode(), kFsckClean);
+  unlink(fresh.c_str());
+  unlink(small.c_str());
+}
+
 TEST(MultiDevice, Refusals) {
   Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
   Devices other({64ull << 20, 64ull << 20});

@@ -51,8 +51,13 @@ inline constexpr uint32_t kFeatureIncompatMetaCopies = 1u << 1;
 // Several devices in one filesystem (see DiskSuperblock::devices). Incompat: a tool that
 // did not know it would take one device for the whole filesystem.
 inline constexpr uint32_t kFeatureIncompatMultiDevice = 1u << 2;
+// DiskSuperblock::lost_runs is in use: file data whose bytes went with a device that a
+// blank one replaced. Incompat: a tool that did not know it would serve those AUs' new
+// contents (zeros, or whatever the replacement held) as the file's bytes.
+inline constexpr uint32_t kFeatureIncompatLostRuns = 1u << 3;
 inline constexpr uint32_t kFeatureIncompatSupported =
-    kFeatureIncompatLinearHashDirs | kFeatureIncompatMetaCopies | kFeatureIncompatMultiDevice;
+    kFeatureIncompatLinearHashDirs | kFeatureIncompatMetaCopies | kFeatureIncompatMultiDevice |
+    kFeatureIncompatLostRuns;
 inline constexpr uint32_t kFeatureRoCompatSupported = 0;
 
 inline constexpr char kSuperMagic[8] = {'U', 'D', 'A', 'X', 'F', 'S', '0', '1'};
@@ -72,6 +77,19 @@ struct DiskDeviceEntry {
   uint64_t length;   // bytes of it the filesystem uses
 };
 static_assert(sizeof(DiskDeviceEntry) == 32);
+
+// AUs au .. au+count-1 held file data on a device that `udaxctl replace-device` replaced
+// with a blank one: their bytes are gone for good. They read EIO, as bad media does,
+// until a write over a whole AU moves it (the old AU quarantined) or the file lets it go
+// (quarantined too); the run stays listed, harmlessly, for the AUs never come back into
+// use. Listed in every superblock copy, sealed with the device table that names the
+// replacement, so the record and the new device's UUID land together.
+inline constexpr uint32_t kMaxLostRuns = 128;
+struct DiskLostRun {
+  uint64_t au;
+  uint64_t count;
+};
+static_assert(sizeof(DiskLostRun) == 16);
 
 struct DiskSuperblock {
   char magic[8];
@@ -110,10 +128,14 @@ struct DiskSuperblock {
   DiskDeviceEntry devices[kMaxDevices];
   // Bit d: device d was lost (pulled, failed, removed) while mounted, and what it holds
   // is stale: its metadata copies missed every change since, its file data fails with
-  // EIO. A mount treats it as gone whether or not it is named; only a resync (add or
-  // replace, to come) clears the bit. Never bit 0.
+  // EIO. A mount treats it as gone whether or not it is named; only a resync (udaxctl
+  // add-device or replace-device) clears the bit. Never bit 0.
   uint32_t lost_devices;
-  uint8_t reserved[3336];
+  // kFeatureIncompatLostRuns: the runs in use (0 without the feature), ascending and
+  // disjoint, inside the data area.
+  uint32_t lost_run_count;
+  DiskLostRun lost_runs[kMaxLostRuns];
+  uint8_t reserved[1284];
   uint32_t crc;             // CRC32C of the whole block with crc = 0
 };
 static_assert(sizeof(DiskSuperblock) == kBlockSize);

@@ -2,6 +2,7 @@
 #include "fs/format/layout.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "fs/format/crc32c.h"
@@ -170,7 +171,7 @@ Status DeviceTableVerify(const DiskSuperblock& sb) {
     if (sb.device_count != 0 || sb.this_device != 0 || sb.lost_devices != 0) {
       return Status::Corruption("superblock: a device table without the multi-device feature");
     }
-    return Status::Ok();
+    return LostRunsVerify(sb);
   }
   if (sb.device_count < 2 || sb.device_count > kMaxDevices || sb.this_device >= sb.device_count) {
     return Status::Corruption("superblock: bad device count or index");
@@ -205,6 +206,63 @@ Status DeviceTableVerify(const DiskSuperblock& sb) {
   if (sb.data_off + sb.au_size > sb.devices[0].length ||
       sb.itable2_off < sb.devices[sb.device_count - 1].start + sb.au_size) {
     return Status::Corruption("superblock: fixed metadata crosses a device boundary");
+  }
+  return LostRunsVerify(sb);
+}
+
+Status AddLostRuns(DiskSuperblock* sb, const std::vector<DiskLostRun>& runs) {
+  std::vector<DiskLostRun> all(sb->lost_runs, sb->lost_runs + sb->lost_run_count);
+  for (const DiskLostRun& r : runs) {
+    if (r.count != 0) all.push_back(r);
+  }
+  std::sort(all.begin(), all.end(),
+            [](const DiskLostRun& a, const DiskLostRun& b) { return a.au < b.au; });
+  std::vector<DiskLostRun> merged;
+  for (const DiskLostRun& r : all) {
+    if (!merged.empty() && r.au <= merged.back().au + merged.back().count) {
+      DiskLostRun& m = merged.back();
+      m.count = std::max(m.au + m.count, r.au + r.count) - m.au;
+    } else {
+      merged.push_back(r);
+    }
+  }
+  if (merged.size() > kMaxLostRuns) {
+    return Status::Error(ENOSPC, std::to_string(merged.size()) +
+                                     " runs of lost file data; the superblock holds at most " +
+                                     std::to_string(kMaxLostRuns));
+  }
+  std::memset(sb->lost_runs, 0, sizeof(sb->lost_runs));
+  std::copy(merged.begin(), merged.end(), sb->lost_runs);
+  sb->lost_run_count = static_cast<uint32_t>(merged.size());
+  if (merged.empty()) {
+    sb->feature_incompat &= ~kFeatureIncompatLostRuns;
+  } else {
+    sb->feature_incompat |= kFeatureIncompatLostRuns;
+  }
+  return Status::Ok();
+}
+
+Status LostRunsVerify(const DiskSuperblock& sb) {
+  const bool feature = (sb.feature_incompat & kFeatureIncompatLostRuns) != 0;
+  if (sb.lost_run_count > kMaxLostRuns || (sb.lost_run_count != 0) != feature ||
+      (feature && !IsMultiDevice(sb))) {
+    return Status::Corruption("superblock: bad count of lost runs");
+  }
+  // Ascending, disjoint, each inside the data area (an AU count cannot wrap: both are
+  // checked against au_count before they are added).
+  uint64_t prev_end = FirstDataAu(sb);
+  for (uint32_t i = 0; i < sb.lost_run_count; ++i) {
+    const DiskLostRun& r = sb.lost_runs[i];
+    if (r.count == 0 || r.au < prev_end || r.au > sb.au_count || r.count > sb.au_count - r.au ||
+        r.au + r.count > LastDataAu(sb)) {
+      return Status::Corruption("superblock: bad lost run " + std::to_string(i));
+    }
+    prev_end = r.au + r.count;
+  }
+  for (uint32_t i = sb.lost_run_count; i < kMaxLostRuns; ++i) {
+    if (sb.lost_runs[i].au != 0 || sb.lost_runs[i].count != 0) {
+      return Status::Corruption("superblock: lost runs past their count");
+    }
   }
   return Status::Ok();
 }

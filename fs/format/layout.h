@@ -82,6 +82,13 @@ inline uint64_t DeviceEndAu(const DiskSuperblock& sb, uint32_t d) {
 // that add up to region_size, this_device in range, distinct UUIDs): EUCLEAN naming what
 // is wrong. OK on a single-region superblock whose device fields are all zero.
 Status DeviceTableVerify(const DiskSuperblock& sb);
+// The lost runs (DiskSuperblock::lost_runs): as many as the count says, ascending,
+// disjoint, inside the data area, the feature bit set exactly when there are some.
+Status LostRunsVerify(const DiskSuperblock& sb);
+// Merges `runs` into sb's lost runs (sorted, overlapping and adjacent ones joined) and
+// sets or clears the feature bit; does not seal. ENOSPC, sb unchanged, when the result
+// would not fit in kMaxLostRuns.
+Status AddLostRuns(DiskSuperblock* sb, const std::vector<DiskLostRun>& runs);
 // SuperblockVerify for the copy that begins one device of a multi-device filesystem,
 // read from that device alone (`device_size` bytes): the whole filesystem's geometry, and
 // the device's own share fits it. EINVAL for a single-device superblock.

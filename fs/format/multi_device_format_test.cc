@@ -2,7 +2,9 @@
 // device table, where each device's share lies, and that no metadata pair shares a device.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "fs/format/layout.h"
 
@@ -170,6 +172,46 @@ TEST(MultiDeviceGeometry, VerifyCatchesABadTable) {
   EXPECT_FALSE(corrupt([](DiskSuperblock* sb) {
     sb->feature_incompat &= ~kFeatureIncompatMultiDevice;
   }).ok());
+}
+
+// The lost runs (udaxctl replace-device): merged as they are added, the feature bit
+// following them, bounded, and checked on every read of the superblock.
+TEST(MultiDeviceGeometry, LostRunsMergeAndVerify) {
+  DiskSuperblock sb = Geometry({64ull << 20, 64ull << 20}).value();
+  const uint64_t first = FirstDataAu(sb);
+  ASSERT_TRUE(AddLostRuns(&sb, {{first + 10, 2}, {first + 3, 4}, {first + 7, 1}, {first + 20, 5}}).ok());
+  ASSERT_EQ(sb.lost_run_count, 3u);  // 3..8 joined (adjacent), 10..12, 20..25
+  EXPECT_EQ(sb.lost_runs[0].au, first + 3);
+  EXPECT_EQ(sb.lost_runs[0].count, 5u);
+  EXPECT_EQ(sb.lost_runs[1].au, first + 10);
+  EXPECT_EQ(sb.lost_runs[2].count, 5u);
+  EXPECT_NE(sb.feature_incompat & kFeatureIncompatLostRuns, 0u);
+  SuperblockSeal(&sb);
+  EXPECT_TRUE(SuperblockVerify(sb, sb.region_size).ok());
+  // Overlapping the existing ones: still three.
+  ASSERT_TRUE(AddLostRuns(&sb, {{first + 11, 4}}).ok());
+  EXPECT_EQ(sb.lost_run_count, 3u);
+  EXPECT_EQ(sb.lost_runs[1].count, 5u);
+  // More than fit: refused, unchanged.
+  std::vector<DiskLostRun> many;
+  for (uint64_t i = 0; i < kMaxLostRuns; ++i) many.push_back({first + 100 + 2 * i, 1});
+  const DiskSuperblock before = sb;
+  EXPECT_EQ(AddLostRuns(&sb, many).code(), ENOSPC);
+  EXPECT_EQ(std::memcmp(&before, &sb, sizeof(sb)), 0);
+
+  auto broken = [&](auto change) {
+    DiskSuperblock bad = before;
+    change(&bad);
+    SuperblockSeal(&bad);
+    return !SuperblockVerify(bad, bad.region_size).ok();
+  };
+  EXPECT_TRUE(broken([](DiskSuperblock* b) { b->feature_incompat &= ~kFeatureIncompatLostRuns; }));
+  EXPECT_TRUE(broken([](DiskSuperblock* b) { b->lost_run_count = kMaxLostRuns + 1; }));
+  EXPECT_TRUE(broken([](DiskSuperblock* b) { b->lost_runs[0].au = 0; }));  // static metadata
+  EXPECT_TRUE(broken([](DiskSuperblock* b) { b->lost_runs[1].au = b->lost_runs[0].au; }));  // order
+  EXPECT_TRUE(broken([](DiskSuperblock* b) { b->lost_runs[2].count = UINT64_MAX; }));  // wraps
+  EXPECT_TRUE(broken([](DiskSuperblock* b) { b->lost_runs[2].count = 0; }));
+  EXPECT_TRUE(broken([](DiskSuperblock* b) { b->lost_runs[5].au = 1; }));  // past the count
 }
 
 }  // namespace

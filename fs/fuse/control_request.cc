@@ -58,6 +58,18 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
     if (!Unsigned(req, "device", &out.device) || out.device >= 64) {
       return Status::InvalidArgument(op + " needs a device number");
     }
+  } else if (op == "replace-device") {
+    out.op = ControlOp::kReplaceDevice;
+    auto path = req.find("path");
+    if (!Unsigned(req, "device", &out.device) || out.device >= 64 || path == req.end() ||
+        !path->is_string()) {
+      return Status::InvalidArgument("replace-device needs a device number and a path");
+    }
+    out.path = path->get<std::string>();
+    if (out.path.empty() || out.path[0] != '/' || out.path.size() >= 4096 ||
+        out.path.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("replace-device's path must be absolute (and shorter than 4096)");
+    }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
     if (!Unsigned(req, "lease", &out.lease)) return Status::InvalidArgument("unmap needs a lease number");
@@ -98,6 +110,8 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       return {{"op", "remove-device"}, {"device", req.device}};
     case ControlOp::kAddDevice:
       return {{"op", "add-device"}, {"device", req.device}};
+    case ControlOp::kReplaceDevice:
+      return {{"op", "replace-device"}, {"device", req.device}, {"path", req.path}};
     case ControlOp::kView: {
       nlohmann::json j = {{"op", "view"}};
       if (req.writable) j["prot"] = "rw";

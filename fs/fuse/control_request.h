@@ -20,7 +20,7 @@ namespace udax {
 
 enum class ControlOp : uint8_t {
   kHello, kSubscribe, kMap, kUnmap, kLeases, kVerify, kStatus, kView, kRemoveDevice,
-  kAddDevice
+  kAddDevice, kReplaceDevice
 };
 
 // The slowest verify pass a client may ask for: 1 MB/s (udaxctl's --rate 1).
@@ -40,8 +40,11 @@ struct ControlRequest {
   // kVerify: the pass's rate in bytes per second (0: the patrol's own; else at least
   // kMinVerifyRate).
   uint64_t rate = 0;
-  // kRemoveDevice, kAddDevice: which device of a multi-device filesystem.
+  // kRemoveDevice, kAddDevice, kReplaceDevice: which device of a multi-device filesystem.
   uint64_t device = 0;
+  // kReplaceDevice: the device or image to put in its place (an absolute path, as the
+  // daemon, not the client, opens it).
+  std::string path;
   bool operator==(const ControlRequest&) const = default;
 };
 

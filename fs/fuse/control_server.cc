@@ -83,8 +83,12 @@ bool ControlServer::MayUseRegion(const Peer& peer, bool write) const {
     if (info_.devices.empty()) return false;
     for (size_t i = 0; i < info_.devices.size(); ++i) {
       const Info::Device& d = info_.devices[i];
-      // A lost device (maybe absent: no descriptor) grants nothing and refuses nothing.
-      if (info_.fs != nullptr && info_.fs->region()->device_lost(i)) continue;
+      // A lost device (maybe absent: no descriptor) grants nothing and refuses nothing;
+      // nor does a replaced one (DeviceOf refuses its maps).
+      if (info_.fs != nullptr && (info_.fs->region()->device_lost(i) ||
+                                  info_.fs->region()->device_replaced(i))) {
+        continue;
+      }
       if (fstat(d.fd, &st) != 0 || !MayAccess(st, peer, write)) return false;
     }
     return true;
@@ -112,6 +116,11 @@ Result<ControlServer::MapTarget> ControlServer::DeviceOf(std::vector<BmapExtent>
   }
   if (info_.fs != nullptr && info_.fs->region()->device_lost(which)) {
     return Status::Error(EIO, "the file's data was on a device that is gone");
+  }
+  // The descriptor below is the one the device in this place had at mount.
+  if (info_.fs != nullptr && info_.fs->region()->device_replaced(which)) {
+    return Status::Error(EOPNOTSUPP, "the file lies on a device replaced since the mount: no direct "
+                                     "maps of it until the next mount; read it through FUSE");
   }
   const Info::Device& dev = info_.devices[which];
   if (dev.kind == "devdax" && info_.au_size % dev.map_align != 0) {
@@ -349,6 +358,10 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
                                  {"lost", info_.fs->region()->device_lost(d)}});
             }
             out["devices"] = devices;
+            // File data a replaced device took with it (udaxctl replace-device).
+            if (auto lost = info_.fs->LostDataSummary(); lost.ok() && !lost->files.empty()) {
+              out["lost_data"] = {{"files", lost->files.size()}, {"bytes", lost->bytes}};
+            }
           }
           if (const auto scrub = info_.fs->checker().last_scrub()) {
             out["scrub"] = {{"finished", std::chrono::duration<double>(
@@ -376,6 +389,20 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
               {"metadata_aus", done->metadata_aus},
               {"quarantined_aus", done->quarantined_aus},
               {"file_bytes", done->file_bytes}};
+    }
+    case ControlOp::kReplaceDevice: {
+      if (c->peer.uid != 0) {
+        return {{"ok", false}, {"error", "permission denied: replacing a device needs root"}};
+      }
+      if (!info_.replace_device) return Fail(EOPNOTSUPP, "this mount cannot replace a device");
+      Result<DeviceReplacement> done =
+          info_.replace_device(static_cast<uint32_t>(req->device), req->path);
+      if (!done.ok()) return Fail(done.status().code(), done.status().message());
+      return {{"ok", true},
+              {"metadata_aus", done->metadata_aus},
+              {"quarantined_aus", done->quarantined_aus},
+              {"lost_files", done->lost_files},
+              {"lost_file_bytes", done->lost_file_bytes}};
     }
     case ControlOp::kLeases:
       if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: listing leases needs root"}};

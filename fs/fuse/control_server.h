@@ -79,6 +79,10 @@ class ControlServer {
     // `udaxctl add-device`: device `device`, lost, is back; resynchronised before the
     // reply (Filesystem::RestoreDevice), its media sources started, the event logged.
     std::function<Result<DeviceResync>(uint32_t device)> add_device;
+    // `udaxctl replace-device`: device `device`, lost, gives its place to the blank one at
+    // `path` (Filesystem::ReplaceDevice), its media sources moved over.
+    std::function<Result<DeviceReplacement>(uint32_t device, const std::string& path)>
+        replace_device;
     uint64_t au_size = 0;
     uint64_t region_size = 0;
     std::string mce_policy;

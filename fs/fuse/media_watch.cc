@@ -150,6 +150,35 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
       (void)queue_.Push(std::move(e));
       return done;
     };
+    info.replace_device = [this, fs, so](uint32_t d,
+                                         const std::string& path) -> Result<DeviceReplacement> {
+      // The old device's list, badblocks and uevents must not speak for the new one:
+      // stopped first, started again for whatever is in the place afterwards (the old
+      // device again if the replacement is refused before it is mapped).
+      if (sources_ != nullptr) sources_->StopDevice(d);
+      Result<DeviceReplacement> done = fs->ReplaceDevice(d, path);
+      std::string unwatched;
+      if (sources_ != nullptr && fs->region()->device_mapped(d)) {
+        Status st = sources_->AddDevice(d, &queue_, so);
+        if (!st.ok()) {
+          unwatched = "; its media events are not watched: " + st.message();
+          syslog(LOG_WARNING, "device %u: %s", d, unwatched.c_str() + 2);
+        }
+      }
+      if (!done.ok()) return done.status();
+      const DiskSuperblock sb = fs->SuperblockSnapshot();
+      MediaEvent e;
+      e.source = MediaEventSource::kDeviceReplaced;
+      e.offset = sb.devices[d].start;
+      e.length = sb.devices[d].length;
+      e.time = std::chrono::system_clock::now();
+      e.detail = "udaxctl replace-device " + path + ": " + std::to_string(done->metadata_aus) +
+                 " metadata AU(s) written, " + std::to_string(done->lost_files) + " file(s) lost " +
+                 std::to_string(done->lost_file_bytes) + " bytes (EIO there), " +
+                 std::to_string(done->quarantined_aus) + " AU(s) kept quarantined" + unwatched;
+      (void)queue_.Push(std::move(e));
+      return done;
+    };
     info.invalidate_attributes = [se](uint64_t ino) {
       if (se != nullptr) fuse_lowlevel_notify_inval_inode(se, ino, -1, 0);  // attributes only
     };

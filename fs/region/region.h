@@ -206,6 +206,29 @@ class Region {
     (void)i;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to restore");
   }
+  // Device i, lost, gives its place to the target at `path` (udaxctl replace-device):
+  // mapped where device i was, the old one's mapping deleted. It stays lost (nothing
+  // reaches it) until RestoreDevice, so the caller writes what it must hold first,
+  // straight onto device(i). The old device's object is kept, never accessed again, so
+  // a pointer to it stays valid. EOPNOTSUPP on one device; EINVAL for device 0 or one not
+  // lost; the target's own errors (not mappable, too short, locked), after which nothing
+  // is mapped in the place (device_mapped false) until another ReplaceDevice.
+  virtual Status ReplaceDevice(size_t i, const std::string& path) {
+    (void)i;
+    (void)path;
+    return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to replace");
+  }
+  // Whether device i was put in by ReplaceDevice since the region was opened (clients
+  // hold the old one's descriptor: no direct maps of it until the next mount).
+  virtual bool device_replaced(size_t i) const {
+    (void)i;
+    return false;
+  }
+  // The bytes of `range` are gone for good (file data of a replaced device: the
+  // superblock's lost runs): reads of them fail with EIO, and they are known bad, as a
+  // lost device is, so a write over a whole AU moves it. Nothing on a region that is one
+  // device (which has no lost runs).
+  virtual void MarkDataLost(RegionRange range) { (void)range; }
   // Changes each time a device is lost (before the device reads as lost). File-data
   // writers read it before and after: a write that overlapped a loss may have been
   // dropped on the lost device (whose bytes would come back stale with it), so it fails

@@ -205,6 +205,16 @@ Result<std::unique_ptr<Pmem2Region>> Pmem2Region::OpenPlaced(const std::string& 
   return region;
 }
 
+void Pmem2Region::Unmap() {
+  map_.reset();
+  base_ = nullptr;
+}
+
+Status Pmem2Region::ReattachEmulatedPoison() {
+  if (kind_ == RegionKind::kDevdax) return Status::Ok();
+  return AttachEmulatedPoison();
+}
+
 Status Pmem2Region::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {
   UDAX_RETURN_IF_ERROR(CheckRange("read", off, n));
   UDAX_RETURN_IF_ERROR(CheckEmulatedPoison("read", off, n, fault));

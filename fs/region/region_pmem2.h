@@ -46,6 +46,16 @@ class Pmem2Region final : public Region {
   Status Flush(uint64_t off, size_t n) override;
   void Drain() override;
 
+  // Deletes the mapping -- its place in a reservation goes back to the reservation, for
+  // another device to take -- and keeps the rest: the descriptor (and its lock), the path,
+  // the poison maps. Nothing may access the region's bytes after this
+  // (SpanRegion::ReplaceDevice: the device is lost, and stays out of reach).
+  void Unmap();
+  // Finds this image's state again and loads its poison lists, after its first block
+  // changed (a blank replacement that now begins with a filesystem's superblock). OK and
+  // nothing to do on a device, whose poison is the kernel's.
+  Status ReattachEmulatedPoison();
+
   // The store granularity libpmem2 gave the mapping: PAGE on an emulated region,
   // CACHE_LINE (or BYTE on eADR platforms) on fsdax and devdax.
   pmem2_granularity granularity() const { return granularity_; }

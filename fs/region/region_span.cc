@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "fs/base/hex.h"
@@ -91,6 +92,20 @@ bool SameTable(const DiskSuperblock& a, const DiskSuperblock& b) {
          std::memcmp(a.devices, b.devices, sizeof(a.devices)) == 0;
 }
 
+// The same places (sizes and offsets), whatever UUIDs they name: a copy written before a
+// replace-device that a crash cut short (the device table changes only so).
+bool SamePlaces(const DiskSuperblock& a, const DiskSuperblock& b) {
+  if (a.region_size != b.region_size || a.au_size != b.au_size || a.device_count != b.device_count) {
+    return false;
+  }
+  for (uint32_t d = 0; d < a.device_count && d < kMaxDevices; ++d) {
+    if (a.devices[d].start != b.devices[d].start || a.devices[d].length != b.devices[d].length) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::vector<std::string> SplitDeviceList(const std::string& list) {
@@ -132,12 +147,13 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
     UDAX_ASSIGN_OR_RETURN(Probe p, ProbeDevice(path));
     probes.push_back(std::move(p));
   }
+  // Device 0's copy is the reference: every superblock write begins there (a table
+  // change, udaxctl replace-device, is in force once it is written). Any other sound
+  // copy stands in when device 0's first block does not read.
   const Probe* ref = nullptr;
   for (const Probe& p : probes) {
-    if (p.known) {
-      ref = &p;
-      break;
-    }
+    if (p.known && (ref == nullptr || p.sb.this_device == 0)) ref = &p;
+    if (ref != nullptr && ref->sb.this_device == 0) break;
   }
   if (ref == nullptr) {
     return Status::InvalidArgument(probes[0].path + ": not a device of a multi-device udaxfs (" +
@@ -157,8 +173,21 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
                                      UuidText(p.sb.uuid) + ", not " + UuidText(sb.uuid) + ")");
     }
     if (!SameTable(p.sb, sb)) {
-      return Status::InvalidArgument(p.path + " and " + ref->path +
-                                     ": their device tables disagree; run fsck.udaxfs");
+      if (!SamePlaces(p.sb, sb)) {
+        return Status::InvalidArgument(p.path + " and " + ref->path +
+                                       ": their device tables disagree; run fsck.udaxfs");
+      }
+      const uint32_t t = p.sb.this_device;
+      if (std::memcmp(p.sb.devices[t].uuid, sb.devices[t].uuid, sizeof(sb.devices[t].uuid)) != 0) {
+        return Status::InvalidArgument(
+            p.path + ": says it is device " + std::to_string(t) + " of this filesystem (uuid " +
+            UuidText(p.sb.devices[t].uuid) + "), but the table names another there (uuid " +
+            UuidText(sb.devices[t].uuid) + "): a device replaced since, or a replacement "
+            "that did not finish; leave it out (udaxctl replace-device may take it again)");
+      }
+      // This device, whose copy missed a table change that a crash cut short after device
+      // 0's: it is still the one the table names. Its copy is rewritten with the next
+      // superblock write; its lost bit, if any, still counts (below).
     }
     int& s = slot[p.sb.this_device];
     if (s >= 0) {
@@ -212,11 +241,12 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
     // Lost, named or not: nothing of it is read (its copies are stale) or written.
     if (d > 0 && ((lost >> d) & 1u) != 0) self->lost_[d].store(true);
     if (slot[d] < 0) {
-      self->devices_[d] = std::make_unique<AbsentDevice>(
-          "(device " + std::to_string(d) + ", uuid " + UuidText(sb.devices[d].uuid) + ", gone)",
-          sb.devices[d].length);
+      self->Own(d, std::make_unique<AbsentDevice>(
+                       "(device " + std::to_string(d) + ", uuid " + UuidText(sb.devices[d].uuid) +
+                           ", gone)",
+                       sb.devices[d].length));
       self->lost_[d].store(true);
-      self->absent_[d] = true;
+      self->absent_[d].store(true);
     }
   }
   // The paths were looked up twice (probe, then open and lock): what is mapped must be
@@ -257,36 +287,27 @@ Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string
   int ret = pmem2_vm_reservation_new(&raw, nullptr, total);
   if (ret != 0) return Pmem2Status(ret, paths[0], "pmem2_vm_reservation_new");
   span->reservation_.reset(raw);
-  RegionOptions mo = options;
-  mo.create_size = 0;
+  span->options_ = options;
+  span->options_.create_size = 0;
   uint64_t start = 0;
   for (size_t i = 0; i < paths.size(); ++i) {
     if (paths[i].empty()) {  // a lost device nobody named: Open puts its placeholder here
-      span->devices_.push_back(nullptr);
       span->starts_.push_back(start);
       span->lengths_.push_back(lengths[i]);
       start += lengths[i];
       continue;
     }
-    Pmem2Placement place{raw, start, lengths[i]};
-    UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Pmem2Region> d,
-                          Pmem2Region::OpenPlaced(paths[i], mo, &place));
-    SpanRegion* self = span.get();
-    d->set_fault_listener([self, start](const MediaFault& f) {
-      MediaFault moved = f;
-      moved.offset += start;
-      self->ReportFault(moved);
-    });
-    span->devices_.push_back(std::move(d));
     span->starts_.push_back(start);
+    UDAX_RETURN_IF_ERROR(span->MapDevice(i, paths[i], lengths[i]));
     span->lengths_.push_back(lengths[i]);
     start += lengths[i];
   }
   // One kind for the callers that ask: page-granular if any device is (they then persist
   // through Persist, which each device does its own way).
-  span->kind_ = span->devices_[0]->kind();
+  span->kind_ = span->dev(0)->kind();
   bool all_volatile = true;
-  for (const auto& d : span->devices_) {
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const Region* d = span->dev(i);
     if (d == nullptr) continue;
     if (d->kind() != span->kind_ && d->kind() == RegionKind::kEmulated) span->kind_ = d->kind();
     all_volatile = all_volatile && d->volatile_backing();
@@ -305,11 +326,31 @@ Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string
   return std::unique_ptr<Region>(std::move(span));
 }
 
-SpanRegion::~SpanRegion() {
-  devices_.clear();  // every map before the reservation they sit in
+Status SpanRegion::MapDevice(size_t i, const std::string& path, uint64_t length) {
+  Pmem2Placement place{reservation_.get(), starts_[i], length};
+  UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Pmem2Region> d,
+                        Pmem2Region::OpenPlaced(path, options_, &place));
+  const uint64_t start = starts_[i];
+  d->set_fault_listener([this, start](const MediaFault& f) {
+    MediaFault moved = f;
+    moved.offset += start;
+    ReportFault(moved);
+  });
+  mapped_[i] = d.get();
+  Own(i, std::move(d));
+  return Status::Ok();
 }
 
-Region* SpanRegion::device(size_t i) { return devices_[i].get(); }
+void SpanRegion::Own(size_t i, std::unique_ptr<Region> device) {
+  dev_[i].store(device.get(), std::memory_order_release);
+  owned_.push_back(std::move(device));
+}
+
+SpanRegion::~SpanRegion() {
+  owned_.clear();  // every map before the reservation they sit in
+}
+
+Region* SpanRegion::device(size_t i) { return dev(i); }
 
 Status SpanRegion::LoseDevice(size_t i) {
   if (i >= starts_.size()) return Status::InvalidArgument(path_ + ": no device " + std::to_string(i));
@@ -335,13 +376,46 @@ Status SpanRegion::RestoreDevice(size_t i) {
   if (!device_lost(i)) {
     return Status::InvalidArgument(path_ + ": device " + std::to_string(i) + " is in service");
   }
-  if (absent_[i]) {
+  if (absent_[i].load()) {
     return Status::InvalidArgument(
         "device " + std::to_string(i) +
         " was not named at mount, so nothing of it is mapped: unmount, and mount naming it");
   }
+  // A replacement's first block names it now: its image's poison list has a key.
+  if (replaced_[i].load() && mapped_[i] != nullptr && options_.emulate_poison) {
+    UDAX_RETURN_IF_ERROR(mapped_[i]->ReattachEmulatedPoison());
+  }
   lost_[i].store(false);  // no epoch change: nothing written meanwhile was dropped
   return Status::Ok();
+}
+
+Status SpanRegion::ReplaceDevice(size_t i, const std::string& path) {
+  if (i >= starts_.size()) return Status::InvalidArgument(path_ + ": no device " + std::to_string(i));
+  if (i == 0 || !device_lost(i)) {
+    return Status::InvalidArgument(path_ + ": device " + std::to_string(i) +
+                                   " is not lost: only a lost device is replaced");
+  }
+  if (read_only_) return Status::Error(EROFS, path_ + ": read-only: no device is replaced");
+  // Its place in the reservation is needed for the new one: the old mapping goes (nothing
+  // reaches it while the device is lost), the object stays (see owned_).
+  if (mapped_[i] != nullptr) {
+    mapped_[i]->Unmap();
+    mapped_[i] = nullptr;
+  }
+  Status st = MapDevice(i, path, lengths_[i]);
+  if (!st.ok()) {
+    // Nothing of any device in this place now: as if it had not been named at mount.
+    absent_[i].store(true);
+    return st;
+  }
+  absent_[i].store(false);
+  replaced_[i].store(true);
+  return Status::Ok();
+}
+
+void SpanRegion::MarkDataLost(RegionRange range) {
+  if (range.length == 0 || CheckRange("mark lost", range.offset, range.length).code() != 0) return;
+  data_lost_.Add(range);
 }
 
 template <typename Fn>
@@ -368,14 +442,18 @@ std::vector<RegionRange> SpanRegion::Shifted(size_t d, std::vector<RegionRange> 
 
 Status SpanRegion::LostStatus(const char* op, size_t d) const {
   return Status::IoError(path_ + ": " + op + ": device " + std::to_string(d) + " (" +
-                         devices_[d]->path() + ") is gone");
+                         dev(d)->path() + ") is gone");
 }
 
 Status SpanRegion::ReadSafe(uint64_t off, void* dst, size_t n, MediaFault* fault) const {
+  if (std::optional<RegionRange> gone = data_lost_.FirstOverlap(off, n)) {
+    return Status::IoError(path_ + ": read: [" + Hex(gone->offset) + ", +" + Hex(gone->length) +
+                           ") was lost with a replaced device");
+  }
   return ForEachDevice("read", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t done) {
     if (device_lost(d)) return LostStatus("read", d);
     MediaFault f;
-    Status st = devices_[d]->ReadSafe(at, static_cast<uint8_t*>(dst) + done, len, &f);
+    Status st = dev(d)->ReadSafe(at, static_cast<uint8_t*>(dst) + done, len, &f);
     // Only a media fault names an offset (a range or EROFS error leaves f as it was).
     if (!st.ok() && f.si_code != 0 && fault != nullptr) {
       *fault = f;
@@ -390,7 +468,7 @@ Status SpanRegion::WriteSafe(uint64_t off, const void* src, size_t n, bool persi
   return ForEachDevice("write", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t done) {
     if (device_lost(d)) return Status::Ok();  // dropped: see Region::LoseDevice
     MediaFault f;
-    Status st = devices_[d]->WriteSafe(at, static_cast<const uint8_t*>(src) + done, len, persist, &f);
+    Status st = dev(d)->WriteSafe(at, static_cast<const uint8_t*>(src) + done, len, persist, &f);
     // Only a media fault names an offset (a range or EROFS error leaves f as it was).
     if (!st.ok() && f.si_code != 0 && fault != nullptr) {
       *fault = f;
@@ -406,7 +484,7 @@ Status SpanRegion::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fa
     // dropped, it would come back stale with the device.
     if (device_lost(d)) return LostStatus("zero", d);
     MediaFault f;
-    Status st = devices_[d]->ZeroSafe(at, len, persist, &f);
+    Status st = dev(d)->ZeroSafe(at, len, persist, &f);
     // Only a media fault names an offset (a range or EROFS error leaves f as it was).
     if (!st.ok() && f.si_code != 0 && fault != nullptr) {
       *fault = f;
@@ -419,20 +497,20 @@ Status SpanRegion::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fa
 Status SpanRegion::Persist(uint64_t off, size_t n) {
   return ForEachDevice("persist", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
     if (device_lost(d)) return Status::Ok();
-    return devices_[d]->Persist(at, len);
+    return dev(d)->Persist(at, len);
   });
 }
 
 Status SpanRegion::Flush(uint64_t off, size_t n) {
   return ForEachDevice("flush", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
     if (device_lost(d)) return Status::Ok();
-    return devices_[d]->Flush(at, len);
+    return dev(d)->Flush(at, len);
   });
 }
 
 void SpanRegion::Drain() {
-  for (size_t d = 0; d < devices_.size(); ++d) {
-    if (!device_lost(d)) devices_[d]->Drain();
+  for (size_t d = 0; d < starts_.size(); ++d) {
+    if (!device_lost(d)) dev(d)->Drain();
   }
 }
 
@@ -445,9 +523,14 @@ std::vector<RegionRange> SpanRegion::BadIn(const char* op, uint64_t off, uint64_
       out.push_back({starts_[d] + at, len});  // a lost device is bad all over
       return Status::Ok();
     }
-    for (const RegionRange& r : Shifted(d, ranges_of(*devices_[d], at, len))) out.push_back(r);
+    for (const RegionRange& r : Shifted(d, ranges_of(*dev(d), at, len))) out.push_back(r);
     return Status::Ok();
   });
+  if (!data_lost_.empty()) {
+    for (const RegionRange& r : data_lost_.Overlaps(off, n)) out.push_back(r);
+    std::sort(out.begin(), out.end(),
+              [](const RegionRange& a, const RegionRange& b) { return a.offset < b.offset; });
+  }
   return out;
 }
 
@@ -455,10 +538,10 @@ template <typename AnyIn>
 bool SpanRegion::AnyBadIn(const char* op, uint64_t off, uint64_t n, AnyIn any_in) const {
   bool any = false;
   (void)ForEachDevice(op, off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-    any = any || device_lost(d) || any_in(*devices_[d], at, len);
+    any = any || device_lost(d) || any_in(*dev(d), at, len);
     return Status::Ok();
   });
-  return any;
+  return any || data_lost_.FirstOverlap(off, n).has_value();
 }
 
 std::vector<RegionRange> SpanRegion::KnownBadIn(uint64_t off, uint64_t n) const {
@@ -472,8 +555,9 @@ bool SpanRegion::HasKnownBad(uint64_t off, uint64_t n) const {
 }
 
 bool SpanRegion::AnyKnownBad() const {
-  for (size_t d = 0; d < devices_.size(); ++d) {
-    if (device_lost(d) || devices_[d]->AnyKnownBad()) return true;
+  if (!data_lost_.empty()) return true;
+  for (size_t d = 0; d < starts_.size(); ++d) {
+    if (device_lost(d) || dev(d)->AnyKnownBad()) return true;
   }
   return false;
 }
@@ -493,28 +577,28 @@ std::vector<RegionRange> SpanRegion::EmulatedPoisonIn(uint64_t off, uint64_t n) 
 void SpanRegion::MarkKnownBad(RegionRange range) {
   (void)ForEachDevice("mark bad", range.offset, range.length,
                       [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
-                        if (!device_lost(d)) devices_[d]->MarkKnownBad({at, len});
+                        if (!device_lost(d)) dev(d)->MarkKnownBad({at, len});
                         return Status::Ok();
                       });
 }
 
 std::vector<RegionRange> SpanRegion::LatentPoison() const {
   std::vector<RegionRange> out;
-  for (size_t d = 0; d < devices_.size(); ++d) {
-    for (const RegionRange& r : Shifted(d, devices_[d]->LatentPoison())) out.push_back(r);
+  for (size_t d = 0; d < starts_.size(); ++d) {
+    for (const RegionRange& r : Shifted(d, dev(d)->LatentPoison())) out.push_back(r);
   }
   return out;
 }
 
 Status SpanRegion::ReloadEmulatedPoison() {
-  for (const auto& d : devices_) UDAX_RETURN_IF_ERROR(d->ReloadEmulatedPoison());
+  for (size_t d = 0; d < starts_.size(); ++d) UDAX_RETURN_IF_ERROR(dev(d)->ReloadEmulatedPoison());
   return Status::Ok();
 }
 
 std::vector<RegionRange> SpanRegion::EmulatedPoison() const {
   std::vector<RegionRange> out;
-  for (size_t d = 0; d < devices_.size(); ++d) {
-    for (const RegionRange& r : Shifted(d, devices_[d]->EmulatedPoison())) out.push_back(r);
+  for (size_t d = 0; d < starts_.size(); ++d) {
+    for (const RegionRange& r : Shifted(d, dev(d)->EmulatedPoison())) out.push_back(r);
   }
   return out;
 }
@@ -525,7 +609,7 @@ Status SpanRegion::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* c
   Status st = ForEachDevice("clear poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
     if (device_lost(d)) return Status::Ok();
     BadblockList mine;
-    Status s = devices_[d]->ClearEmulatedPoison(at, len, &mine);
+    Status s = dev(d)->ClearEmulatedPoison(at, len, &mine);
     // A device with no list to clear (devdax next to images) is the kernel's business.
     if (s.code() == EOPNOTSUPP) return Status::Ok();
     any_list = true;
@@ -546,7 +630,7 @@ Status SpanRegion::ClearEmulatedPoison(uint64_t off, uint64_t n, BadblockList* c
 Status SpanRegion::ClearRewrittenPoison(uint64_t off, uint64_t n) {
   return ForEachDevice("clear poison", off, n, [&](size_t d, uint64_t at, uint64_t len, uint64_t) {
     if (device_lost(d)) return Status::Ok();
-    return devices_[d]->ClearRewrittenPoison(at, len);
+    return dev(d)->ClearRewrittenPoison(at, len);
   });
 }
 

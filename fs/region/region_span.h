@@ -81,9 +81,16 @@ class SpanRegion final : public Region {
   uint64_t device_start(size_t i) const override { return starts_[i]; }
   Status LoseDevice(size_t i) override;
   Status RestoreDevice(size_t i) override;
+  Status ReplaceDevice(size_t i, const std::string& path) override;
+  bool device_replaced(size_t i) const override {
+    return i < starts_.size() && replaced_[i].load(std::memory_order_acquire);
+  }
+  void MarkDataLost(RegionRange range) override;
   uint64_t loss_epoch() const override { return loss_epoch_.load(); }
   Status RequireLive(uint64_t off, uint64_t n) const override;
-  bool device_mapped(size_t i) const override { return i < starts_.size() && !absent_[i]; }
+  bool device_mapped(size_t i) const override {
+    return i < starts_.size() && !absent_[i].load(std::memory_order_acquire);
+  }
   bool device_lost(size_t i) const override {
     return i < starts_.size() && lost_[i].load(std::memory_order_acquire);
   }
@@ -108,9 +115,24 @@ class SpanRegion final : public Region {
   // A device's ranges moved into linear offsets.
   std::vector<RegionRange> Shifted(size_t d, std::vector<RegionRange> ranges) const;
 
+  // Opens `path` as device i (starts_[i] set), mapped into its place in the reservation.
+  Status MapDevice(size_t i, const std::string& path, uint64_t length);
+  // Makes `device` the one in place i, and keeps it until the span goes.
+  void Own(size_t i, std::unique_ptr<Region> device);
+  Region* dev(size_t i) const { return dev_[i].load(std::memory_order_acquire); }
+
+  RegionOptions options_;  // what the devices were opened with (ReplaceDevice opens so too)
   // Released in reverse: the devices' maps must go before the reservation they live in.
   Pmem2ReservationPtr reservation_;
-  std::vector<std::unique_ptr<Region>> devices_;  // Pmem2Regions, or an absent lost one
+  // Every device Region the span made: Pmem2Regions, an AbsentDevice for a lost one
+  // nobody named, and those ReplaceDevice took out. A replaced one is kept, unmapped and
+  // never accessed again, so that a pointer taken before (device(i), a media source that
+  // is being stopped) stays valid: only dev_ changes.
+  std::vector<std::unique_ptr<Region>> owned_;
+  // The device in each place, read without a lock (swapped by ReplaceDevice while the
+  // place is lost, so no access reaches either object's bytes meanwhile).
+  std::array<std::atomic<Region*>, kMaxDevices> dev_{};
+  std::array<Pmem2Region*, kMaxDevices> mapped_{};  // dev_[i] when it is mapped, or null
   std::vector<uint64_t> starts_;  // linear offset of each device, ascending
   std::vector<uint64_t> lengths_;
   // Set by LoseDevice, cleared by RestoreDevice (under the filesystem's lock, once the
@@ -119,7 +141,12 @@ class SpanRegion final : public Region {
   std::atomic<uint64_t> loss_epoch_{0};  // moved before every loss (LoseDevice)
   // Lost and not named at open: an AbsentDevice holds the place, nothing is mapped, and
   // nothing can bring it back while mounted. Set by Open only.
-  std::array<bool, kMaxDevices> absent_{};
+  std::array<std::atomic<bool>, kMaxDevices> absent_{};
+  // Put in by ReplaceDevice: its image's poison list is found once its first block
+  // names it (RestoreDevice), and clients do not map it until the next mount.
+  std::array<std::atomic<bool>, kMaxDevices> replaced_{};
+  // Linear ranges whose bytes are gone for good (MarkDataLost): read as EIO, known bad.
+  PoisonMap data_lost_;
 };
 
 }  // namespace udax
