@@ -27,8 +27,10 @@ bool SendJson(int fd, const nlohmann::json& j) {
   return send(fd, s.data(), s.size(), MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(s.size());
 }
 
+// Rounded up: a holder gets its whole deadline (rounded down, poll woke up to a
+// millisecond early and the revoke killed before the deadline).
 int MsLeft(Clock::time_point end) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - Clock::now());
   return left.count() > 0 ? static_cast<int>(left.count()) : 0;
 }
 
