@@ -32,7 +32,10 @@ int CmdRemoveDevice(const std::string& mount, uint64_t device, bool json) {
     if (!status) return 1;
     if ((*status)["devices"].is_array()) {
       for (const nlohmann::json& d : (*status)["devices"]) {
-        if (d.value("device", uint64_t{0}) != device || !d.value("lost", false)) continue;
+        if (d.value("device", uint64_t{0}) != device || !d.value("lost", false) ||
+            d.value("removing", false)) {
+          continue;
+        }
         if (json) {
           printf("%s\n", nlohmann::json{{"mount", mount}, {"device", device},
                                         {"path", d.value("path", std::string())},

@@ -355,7 +355,9 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
             for (size_t d = 0; d < info_.fs->region()->device_count(); ++d) {
               devices.push_back({{"device", d},
                                  {"path", info_.fs->region()->device(d)->path()},
-                                 {"lost", info_.fs->region()->device_lost(d)}});
+                                 {"lost", info_.fs->region()->device_lost(d)},
+                                 {"removing", info_.removing_device &&
+                                                  info_.removing_device(static_cast<uint32_t>(d))}});
             }
             out["devices"] = devices;
             // File data a replaced device took with it (udaxctl replace-device).

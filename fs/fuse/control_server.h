@@ -76,6 +76,8 @@ class ControlServer {
     // `udaxctl remove-device`: hands the loss of one device to the media machinery (as a
     // device-removed event for its whole range). Null: refused.
     std::function<Status(uint32_t device)> remove_device;
+    // Whether a remove_device of `device` is still being acted on (status: "removing").
+    std::function<bool(uint32_t device)> removing_device;
     // `udaxctl add-device`: device `device`, lost, is back; resynchronised before the
     // reply (Filesystem::RestoreDevice), its media sources started, the event logged.
     std::function<Result<DeviceResync>(uint32_t device)> add_device;

@@ -111,6 +111,7 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.region_size = fs->superblock().region_size;
     info.mce_policy = McePolicyName(policy);
     info.direct_access = direct_access;
+    info.removing_device = [this](uint32_t d) { return ((removing_.load() >> d) & 1u) != 0; };
     info.remove_device = [this, fs](uint32_t d) -> Status {
       UDAX_RETURN_IF_ERROR(fs->CheckLosable(d));
       const DiskSuperblock sb = fs->SuperblockSnapshot();
@@ -121,7 +122,11 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
       e.time = std::chrono::system_clock::now();
       e.detail = "udaxctl remove-device";
       e.requested = true;
-      if (!queue_.Push(std::move(e))) return Status::IoError("the media queue is closed");
+      removing_.fetch_or(1u << d);
+      if (!queue_.Push(std::move(e))) {
+        removing_.fetch_and(~(1u << d));
+        return Status::IoError("the media queue is closed");
+      }
       return Status::Ok();
     };
     info.add_device = [this, fs, so](uint32_t d) -> Result<DeviceResync> {
@@ -194,8 +199,12 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
            target.c_str(), mountpoint.c_str());
   }
   ControlServer* control = control_.get();
-  hooks.logged = [control](const EventRecord& record) {
+  hooks.logged = [this, control, fs](const EventRecord& record) {
     if (control != nullptr) control->Publish(EventRecordToJson(record));
+    if (record.source == MediaEventSourceName(MediaEventSource::kDeviceRemoved)) {
+      const DiskSuperblock sb = fs->SuperblockSnapshot();
+      if (IsMultiDevice(sb)) removing_.fetch_and(~(1u << DeviceOfOffset(sb, record.offset)));
+    }
   };
   resolver_ = MediaResolver::Start(fs, &queue_, log_.get(), std::move(hooks), ro);
 }

@@ -14,6 +14,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -55,6 +56,10 @@ class MediaWatch {
   std::unique_ptr<MediaResolver> resolver_;
   std::unique_ptr<MediaPatrol> patrol_;     // stopped first: its faults feed the queue
   std::unique_ptr<ControlServer> control_;  // outlives the resolver, which publishes to it
+  // Devices whose `udaxctl remove-device` is queued or being acted on (one bit each):
+  // the status reply says so until the resolver has logged it, so the command returns
+  // only once the revokes and invalidations are done.
+  std::atomic<uint32_t> removing_{0};
 };
 
 }  // namespace udax
