@@ -300,8 +300,9 @@ class Filesystem {
   // quarantined: which of them are bad is not known), and the superblocks no longer call
   // it lost. Its file data was never written while it was gone (a write over it moved it
   // away), so it reads back. EINVAL: one device, no such device, not lost, not named at
-  // mount, or another device in its place; EIO when it does not read (pulled for real:
-  // unmount and mount naming it); EROFS on a read-only mount.
+  // mount, another device in its place, or an older copy of it (its generation behind
+  // the one last written to it); EIO when it does not read (pulled for real: unmount and
+  // mount naming it); EROFS on a read-only mount.
   Result<DeviceResync> RestoreDevice(uint32_t d) EXCLUDES(mu_);
   // Device `d`, lost, gives its place to the blank device or image at `path`, at least
   // as large as d's share: `udaxctl replace-device`. The new device gets a UUID of its
@@ -309,7 +310,7 @@ class Filesystem {
   // file data that lived on d is gone for good, and its AUs are recorded in the
   // superblock's lost runs (DiskSuperblock::lost_runs): they read EIO, now and after any
   // remount, until a write over a whole AU moves it or the file lets it go. Then
-  // allocation reaches the device again and the superblocks, device 0's first, name the
+  // allocation reaches the device again and the superblocks, device 0's last, name the
   // new device and no longer call d lost. EINVAL: one device, no such device, not lost,
   // device 0, a target that is a device of this filesystem (d itself: use RestoreDevice)
   // or of another one; ENOSPC when the lost runs would not fit (kMaxLostRuns); EROFS on
@@ -323,9 +324,10 @@ class Filesystem {
   // replica and every device's copy, skipping the devices `lost` names. Shuts down on
   // failure.
   Status WriteLostDevices(uint32_t lost) REQUIRES(mu_);
-  // Seals `next` and writes it to device 0 (first: what a mount takes as the truth), the
-  // replica and every device's copy, skipping the devices next.lost_devices names; then
-  // it is sb_. Shuts down on failure (`why` says what was being recorded).
+  // Moves the generation on (DiskSuperblock::generation), seals `next` and writes it to
+  // every device's copy, the replica and device 0 (last: what a mount takes as the
+  // truth), skipping the devices next.lost_devices names; then it is sb_. Shuts down on
+  // failure (`why` says what was being recorded).
   Status WriteSuperblocks(DiskSuperblock next, const char* why) REQUIRES(mu_);
   // Writes every metadata copy that `owners` (the reverse map of device d's share) puts
   // on device d from its partner on another device, straight onto `dev` (device d's

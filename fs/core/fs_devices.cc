@@ -98,17 +98,27 @@ Status Filesystem::WriteLostDevices(uint32_t lost) {
 }
 
 Status Filesystem::WriteSuperblocks(DiskSuperblock next, const char* why) {
+  // A new generation, for every device the write reaches (DiskSuperblock::generation).
+  next.generation = sb_.generation + 1;
+  for (uint32_t k = 0; k < next.device_count; ++k) {
+    if (!DeviceLost(next, k)) next.device_generation[k] = next.generation;
+  }
   SuperblockSeal(&next);
   // Never onto a lost device (its pages may be gone: the replica, on the last device, too).
   auto write = [&](uint64_t at, const DiskSuperblock& copy) {
     if (DeviceLost(next, DeviceOfOffset(next, at))) return Status::Ok();
     return region_->WriteSafe(at, &copy, sizeof(copy), true);
   };
-  Status st = write(0, next);
-  if (st.ok()) st = write(next.replica_off, next);
+  // Device 0's last: a mount takes it for the truth, so a crash leaves every other copy
+  // as new as it or newer (a device a mount must not take for an older copy of itself),
+  // and whatever the write changes (a device's loss, return or replacement) is in force
+  // only once it is done.
+  Status st = Status::Ok();
   for (uint32_t k = 1; st.ok() && k < next.device_count; ++k) {
     st = write(next.devices[k].start, DeviceCopy(next, k));
   }
+  if (st.ok()) st = write(next.replica_off, next);
+  if (st.ok()) st = write(0, next);
   if (!st.ok()) {
     ShutdownLocked(std::string("superblock write failed while ") + why + ": " + st.message());
     return Status::IoError(st.message());
@@ -181,6 +191,13 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
         std::memcmp(own.devices[d].uuid, sb.devices[d].uuid, sizeof(sb.devices[d].uuid)) != 0) {
       return Status::InvalidArgument(dev->path() + ": not device " + std::to_string(d) +
                                      " of this filesystem as it was lost");
+    }
+    if (own.generation < sb.device_generation[d]) {
+      return Status::InvalidArgument(
+          dev->path() + ": an older copy of device " + std::to_string(d) + " (generation " +
+          std::to_string(own.generation) + "; the filesystem last wrote generation " +
+          std::to_string(sb.device_generation[d]) +
+          " to it): its file data is stale (udaxctl replace-device may take it as blank)");
     }
   }
   UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners, space_.Owners(start, length));
@@ -286,7 +303,8 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
                    "(wipefs, dd) if it is really to be overwritten");
       }
       if (member && held.this_device == d &&
-          std::memcmp(held.devices[d].uuid, sb.devices[d].uuid, sizeof(sb.devices[d].uuid)) == 0) {
+          std::memcmp(held.devices[d].uuid, sb.devices[d].uuid, sizeof(sb.devices[d].uuid)) == 0 &&
+          held.generation >= sb.device_generation[d]) {
         return Status::InvalidArgument(path + ": is device " + std::to_string(d) +
                                        " itself, as it was lost: udaxctl add-device brings it "
                                        "back with its data");
@@ -299,7 +317,8 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
         }
       }
       // Else: this filesystem's, under a UUID the table does not name -- a replacement
-      // that a crash cut short, or the device replaced before this one. Blank to us.
+      // that a crash cut short, or the device replaced before this one -- or an older
+      // copy of device d itself, whose data is stale. Blank to us.
     }
   }
 
@@ -322,8 +341,8 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
   UDAX_ASSIGN_OR_RETURN(out.metadata_aus, RewriteCopiesOnto(d, owners, dev));
   // 5. Its own superblock copy, naming it: before it serves, so that its image's state
   //    (poison lists, keyed by its UUID) is found (SpanRegion::RestoreDevice). A crash from
-  //    here until device 0's copy is written leaves a device the table does not name
-  //    yet: a mount refuses it by name, and replace-device may take it again.
+  //    here until device 0's copy is written (last) leaves a device the table does not
+  //    name yet: a mount refuses it by name, and replace-device may take it again.
   DiskSuperblock own = DeviceCopy(next, d);
   UDAX_RETURN_IF_ERROR(dev->WriteSafe(0, &own, sizeof(own), true));
   // 6. The file data it held is known lost before any read can reach the device.
@@ -332,7 +351,7 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
   //    the old device while it was gone stays quarantined, as after add-device).
   UDAX_RETURN_IF_ERROR(region_->RestoreDevice(d));
   space_.RestoreDevice(d);
-  // 8. Committed: device 0's superblock first, then the replica and the other copies.
+  // 8. Committed once device 0's superblock, written last, says so.
   UDAX_RETURN_IF_ERROR(WriteSuperblocks(next, "recording a replaced device"));
   return out;
 }

@@ -237,6 +237,14 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
     fprintf(stderr, "udaxfs: %s: degraded: device %u was lost; its file data fails with EIO, "
             "metadata is served from the other copies\n", target.c_str(), d);
   }
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (!region->device_stale(d) || DeviceLost(sb, d)) continue;
+    fprintf(stderr, "udaxfs: %s: degraded: device %u (%s) is an older copy of itself (its "
+            "superblock is behind the one last written to it: a restored backup?): treated as "
+            "lost; its file data fails with EIO (unmount and name the current device, then "
+            "udaxctl add-device; or udaxctl replace-device)\n",
+            target.c_str(), d, region->device(d)->path().c_str());
+  }
   // File data that went with a replaced device reads EIO, now as when it was replaced.
   for (uint32_t i = 0; i < sb.lost_run_count; ++i) {
     region->MarkDataLost({sb.lost_runs[i].au * sb.au_size, sb.lost_runs[i].count * sb.au_size});
@@ -351,6 +359,9 @@ Status Filesystem::StartWriting(bool restore_primary) {
     UDAX_RETURN_IF_ERROR(region->WriteSafe(sb.devices[d].start, &want, sizeof(want), true));
     UDAX_RETURN_IF_ERROR(region->ClearRewrittenPoison(sb.devices[d].start, sizeof(want)));
   }
+  // Several devices: a new generation on every device that is here, so a copy of one
+  // taken before this mount is known for older when it comes back.
+  if (IsMultiDevice(sb)) UDAX_RETURN_IF_ERROR(WriteSuperblocks(sb_, "recording the mount"));
   state_.mount_count++;
   JournalStateSeal(&state_);
   txn_.WriteObj(journal_->state_offset(), state_);

@@ -457,7 +457,7 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
   };
   const std::string fresh = blank("new", 64ull << 20), small = blank("small", 32ull << 20);
   std::vector<int> on_last, elsewhere;
-  DiskSuperblock stale_copy{};  // device 1's copy from before the replacement
+  DiskSuperblock old_primary{};  // device 0's superblock from before the replacement
   {
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
     for (int i = 0; i < 6; ++i) {
@@ -484,7 +484,7 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
     EXPECT_EQ(fs->ReplaceDevice(0, fresh).status().code(), EINVAL);
     EXPECT_EQ(fs->ReplaceDevice(9, fresh).status().code(), EINVAL);
     EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
-    ASSERT_OK(fs->region()->device(1)->ReadSafe(0, &stale_copy, sizeof(stale_copy), nullptr));
+    ASSERT_OK(fs->region()->device(0)->ReadSafe(0, &old_primary, sizeof(old_primary), nullptr));
 
     const DeviceReplacement done = Must(fs->ReplaceDevice(last, fresh));
     EXPECT_GT(done.metadata_aus, 0u);
@@ -554,23 +554,123 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
   const FsckOutcome found = Must(Repairer::Run(with_new, check));
   EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
   EXPECT_TRUE(found.degraded.empty()) << found.degraded[0];
-  // A crash after device 0's superblock, before device 1's copy took the new table:
-  // device 1 still mounts (it is the device the table names there), its old copy's word
-  // that device 2 is lost still counts, and add-device finishes the job.
+  // A crash after the other copies took the new table, before device 0's superblock
+  // (written last) did: device 0 still says device 2 is lost, under its old UUID, so the
+  // new device is refused by name; the filesystem mounts without it, degraded, and
+  // replace-device takes it again (its copy names this filesystem under a UUID the table
+  // does not know: blank).
   {
-    int fd = open(devs.paths()[1].c_str(), O_RDWR);
+    int fd = open(devs.paths()[0].c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
-    ASSERT_EQ(pwrite(fd, &stale_copy, sizeof(stale_copy), 0), static_cast<ssize_t>(sizeof(stale_copy)));
+    ASSERT_EQ(pwrite(fd, &old_primary, sizeof(old_primary), 0), static_cast<ssize_t>(sizeof(old_primary)));
     close(fd);
-    auto fs = Must(Filesystem::Mount(with_new, MountOptions{}));
+    auto refused = Filesystem::Mount(with_new, MountOptions{});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("the table names another there"), std::string::npos)
+        << refused.status().ToString();
+    auto fs = Must(Filesystem::Mount(devs.paths()[0] + "," + devs.paths()[1], MountOptions{}));
     EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
-    Must(fs->RestoreDevice(last));
+    Must(fs->ReplaceDevice(last, fresh));
+    EXPECT_TRUE(fs->LostDevices().empty());
     for (int i : elsewhere) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
     EXPECT_OK(fs->Unmount());
   }
-  EXPECT_EQ(Must(Repairer::Run(with_new, check)).ExitCode(), kFsckClean);
+  EXPECT_EQ(Must(Repairer::Run(with_new, check)).found.problems, 0u);
   unlink(fresh.c_str());
   unlink(small.c_str());
+}
+
+// A device image copied aside and brought back later (a restored backup) holds file data
+// the filesystem has since overwritten: its superblock copy's generation is behind the one
+// device 0 last wrote to it, so a mount treats it as lost (EIO, not stale bytes),
+// add-device refuses it, and replace-device takes it as blank.
+TEST(MultiDevice, AnOlderCopyOfADeviceIsLost) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  const uint32_t last = 2;
+  const std::string backup = devs.paths()[last] + ".backup";
+  auto copy_file = [](const std::string& from, const std::string& to) {
+    std::vector<char> bytes(64ull << 20);
+    const int in = open(from.c_str(), O_RDONLY);
+    const int out = open(to.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(in, 0);
+    ASSERT_GE(out, 0);
+    ASSERT_EQ(pread(in, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(pwrite(out, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    close(in);
+    close(out);
+  };
+  std::vector<int> on_last;
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    for (int i = 0; i < 6; ++i) {
+      const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+      for (const BmapExtent& e : Must(fs->Bmap(ino))) {
+        if (DeviceOfOffset(devs.geometry(), e.phys_offset) == last) {
+          on_last.push_back(i);
+          break;
+        }
+      }
+    }
+    ASSERT_FALSE(on_last.empty());
+    EXPECT_OK(fs->Unmount());
+  }
+  copy_file(devs.paths()[last], backup);
+  // The files change after the copy was taken; the same device, current, mounts as before.
+  for (int round = 0; round < 2; ++round) {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    EXPECT_TRUE(fs->LostDevices().empty());
+    EXPECT_FALSE(fs->region()->device_stale(last));
+    for (int i : on_last) {
+      const uint64_t ino = Must(fs->Lookup(kRootIno, "f" + std::to_string(i))).ino;
+      Inode* inode = Must(fs->Open(ino, O_RDWR));
+      const std::vector<char> now = Bytes(1 << 20, 40 + i);
+      EXPECT_EQ(Must(fs->Write(inode, 0, now.data(), now.size())), now.size());
+      fs->Release(inode);
+    }
+    EXPECT_OK(fs->Unmount());
+  }
+  const std::string with_backup = devs.paths()[0] + "," + devs.paths()[1] + "," + backup;
+  {
+    auto fs = Must(Filesystem::Mount(with_backup, MountOptions{}));
+    EXPECT_TRUE(fs->region()->device_stale(last));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    for (int i : on_last) {
+      const uint64_t ino = Must(fs->Lookup(kRootIno, "f" + std::to_string(i))).ino;
+      Inode* inode = Must(fs->Open(ino, O_RDONLY));
+      std::vector<char> buf(1 << 20);
+      EXPECT_EQ(fs->Read(inode, 0, buf.size(), buf.data()).status().code(), EIO) << i;
+      fs->Release(inode);
+    }
+    auto refused = fs->RestoreDevice(last);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), EINVAL);
+    EXPECT_NE(refused.status().message().find("an older copy of device 2"), std::string::npos)
+        << refused.status().ToString();
+    EXPECT_OK(fs->Unmount());
+  }
+  // Recorded lost: the current device, named again, stays lost until add-device brings
+  // it back with its data.
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    Must(fs->RestoreDevice(last));
+    EXPECT_TRUE(fs->LostDevices().empty());
+    for (int i : on_last) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, 40 + i));
+    EXPECT_OK(fs->Unmount());
+  }
+  // The backup is older still; replace-device takes it as blank.
+  {
+    auto fs = Must(Filesystem::Mount(with_backup, MountOptions{}));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    const DeviceReplacement done = Must(fs->ReplaceDevice(last, backup));
+    EXPECT_EQ(done.lost_files, on_last.size());
+    EXPECT_TRUE(fs->LostDevices().empty());
+    EXPECT_OK(fs->Unmount());
+  }
+  FsckOptions check;
+  check.read_only = true;
+  EXPECT_EQ(Must(Repairer::Run(with_backup, check)).found.problems, 0u);
+  unlink(backup.c_str());
 }
 
 TEST(MultiDevice, Refusals) {

@@ -135,7 +135,16 @@ struct DiskSuperblock {
   // disjoint, inside the data area.
   uint32_t lost_run_count;
   DiskLostRun lost_runs[kMaxLostRuns];
-  uint8_t reserved[1284];
+  // Multi-device only. Every superblock write (each read-write mount, a loss, a device
+  // back or replaced) moves `generation` on by one and sets device_generation[d] to it
+  // for every device it reaches: a lost device's entry stays at the last write it got,
+  // which is the generation its own copy holds. A device whose copy is older than its
+  // entry in device 0's superblock is an older copy of itself (a restored backup, an
+  // image copied aside): its file data is stale, so it is treated as lost. Device 0's
+  // copy is written last, so a crash leaves the others newer than it, never older.
+  uint64_t generation;
+  uint64_t device_generation[kMaxDevices];
+  uint8_t reserved[1148];
   uint32_t crc;             // CRC32C of the whole block with crc = 0
 };
 static_assert(sizeof(DiskSuperblock) == kBlockSize);

@@ -168,8 +168,12 @@ DiskSuperblock DeviceCopy(const DiskSuperblock& sb, uint32_t d) {
 
 Status DeviceTableVerify(const DiskSuperblock& sb) {
   if (!IsMultiDevice(sb)) {
-    if (sb.device_count != 0 || sb.this_device != 0 || sb.lost_devices != 0) {
+    if (sb.device_count != 0 || sb.this_device != 0 || sb.lost_devices != 0 ||
+        sb.generation != 0) {
       return Status::Corruption("superblock: a device table without the multi-device feature");
+    }
+    for (uint64_t g : sb.device_generation) {
+      if (g != 0) return Status::Corruption("superblock: device generations without several devices");
     }
     return LostRunsVerify(sb);
   }
@@ -196,6 +200,11 @@ Status DeviceTableVerify(const DiskSuperblock& sb) {
   if (start != sb.region_size) return Status::Corruption("superblock: devices do not add up");
   if ((sb.lost_devices & 1u) != 0 || (sb.lost_devices >> sb.device_count) != 0) {
     return Status::Corruption("superblock: bad set of lost devices");
+  }
+  for (uint32_t i = 0; i < kMaxDevices; ++i) {
+    if (sb.device_generation[i] > sb.generation || (i >= sb.device_count && sb.device_generation[i] != 0)) {
+      return Status::Corruption("superblock: bad generation of device " + std::to_string(i));
+    }
   }
   for (uint32_t i = sb.device_count; i < kMaxDevices; ++i) {
     const uint8_t* b = reinterpret_cast<const uint8_t*>(&sb.devices[i]);

@@ -218,6 +218,13 @@ class Region {
     (void)path;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to replace");
   }
+  // Whether the region, when it opened, found device i an older copy of itself (its
+  // superblock copy's generation behind device 0's word for it: a restored backup) and
+  // lost it for that.
+  virtual bool device_stale(size_t i) const {
+    (void)i;
+    return false;
+  }
   // Whether device i was put in by ReplaceDevice since the region was opened (clients
   // hold the old one's descriptor: no direct maps of it until the next mount).
   virtual bool device_replaced(size_t i) const {

@@ -240,6 +240,14 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
   for (uint32_t d = 0; d < sb.device_count; ++d) {
     // Lost, named or not: nothing of it is read (its copies are stale) or written.
     if (d > 0 && ((lost >> d) & 1u) != 0) self->lost_[d].store(true);
+    // An older copy of itself (a restored backup): its file data is stale, so it is lost
+    // as well -- said by the mount (stale_devices), recorded once it writes. Judged
+    // against device 0's copy, written last, so a crash never makes a device look older.
+    if (d > 0 && slot[d] >= 0 && ref->sb.this_device == 0 &&
+        probes[slot[d]].sb.generation < sb.device_generation[d]) {
+      self->lost_[d].store(true);
+      self->stale_[d] = true;
+    }
     if (slot[d] < 0) {
       self->Own(d, std::make_unique<AbsentDevice>(
                        "(device " + std::to_string(d) + ", uuid " + UuidText(sb.devices[d].uuid) +
@@ -326,10 +334,12 @@ Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string
   return std::unique_ptr<Region>(std::move(span));
 }
 
-Status SpanRegion::MapDevice(size_t i, const std::string& path, uint64_t length) {
+Status SpanRegion::MapDevice(size_t i, const std::string& path, uint64_t length, bool lock) {
   Pmem2Placement place{reservation_.get(), starts_[i], length};
+  RegionOptions options = options_;
+  options.lock = options.lock && lock;
   UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Pmem2Region> d,
-                        Pmem2Region::OpenPlaced(path, options_, &place));
+                        Pmem2Region::OpenPlaced(path, options, &place));
   const uint64_t start = starts_[i];
   d->set_fault_listener([this, start](const MediaFault& f) {
     MediaFault moved = f;
@@ -398,11 +408,20 @@ Status SpanRegion::ReplaceDevice(size_t i, const std::string& path) {
   if (read_only_) return Status::Error(EROFS, path_ + ": read-only: no device is replaced");
   // Its place in the reservation is needed for the new one: the old mapping goes (nothing
   // reaches it while the device is lost), the object stays (see owned_).
+  // The same file as the old device (an older copy of it, named at mount, taken as
+  // blank): the old descriptor, kept, holds the lock for this daemon already.
+  bool same_file = false;
+  struct stat old_st, new_st;
+  if (dev(i) != nullptr && dev(i)->fd() >= 0 && fstat(dev(i)->fd(), &old_st) == 0 &&
+      stat(path.c_str(), &new_st) == 0) {
+    same_file = old_st.st_dev == new_st.st_dev && old_st.st_ino == new_st.st_ino &&
+                old_st.st_rdev == new_st.st_rdev;
+  }
   if (mapped_[i] != nullptr) {
     mapped_[i]->Unmap();
     mapped_[i] = nullptr;
   }
-  Status st = MapDevice(i, path, lengths_[i]);
+  Status st = MapDevice(i, path, lengths_[i], /*lock=*/!same_file);
   if (!st.ok()) {
     // Nothing of any device in this place now: as if it had not been named at mount.
     absent_[i].store(true);

@@ -82,6 +82,9 @@ class SpanRegion final : public Region {
   Status LoseDevice(size_t i) override;
   Status RestoreDevice(size_t i) override;
   Status ReplaceDevice(size_t i, const std::string& path) override;
+  // Whether Open found device i an older copy of itself (a generation behind device 0's
+  // word for it), and lost it for that.
+  bool device_stale(size_t i) const override { return i < starts_.size() && stale_[i]; }
   bool device_replaced(size_t i) const override {
     return i < starts_.size() && replaced_[i].load(std::memory_order_acquire);
   }
@@ -116,7 +119,9 @@ class SpanRegion final : public Region {
   std::vector<RegionRange> Shifted(size_t d, std::vector<RegionRange> ranges) const;
 
   // Opens `path` as device i (starts_[i] set), mapped into its place in the reservation.
-  Status MapDevice(size_t i, const std::string& path, uint64_t length);
+  // `lock`: take the device's lock (RegionOptions::lock) unless another descriptor of
+  // this region holds it already.
+  Status MapDevice(size_t i, const std::string& path, uint64_t length, bool lock = true);
   // Makes `device` the one in place i, and keeps it until the span goes.
   void Own(size_t i, std::unique_ptr<Region> device);
   Region* dev(size_t i) const { return dev_[i].load(std::memory_order_acquire); }
@@ -145,6 +150,7 @@ class SpanRegion final : public Region {
   // Put in by ReplaceDevice: its image's poison list is found once its first block
   // names it (RestoreDevice), and clients do not map it until the next mount.
   std::array<std::atomic<bool>, kMaxDevices> replaced_{};
+  std::array<bool, kMaxDevices> stale_{};  // set by Open only
   // Linear ranges whose bytes are gone for good (MarkDataLost): read as EIO, known bad.
   PoisonMap data_lost_;
 };
