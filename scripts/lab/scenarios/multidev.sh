@@ -12,6 +12,10 @@
 # device is handled as on one device -- that file's range EIO, the others intact.
 # Then the device comes back: `daxctl enable-device`, a mount naming both (device 1 still
 # lost: its copies are stale), `udaxctl add-device`, and its files read back, fsck clean.
+# Last, device 1 fails for good: disabled again, and `udaxctl replace-device` puts a blank
+# image (tmpfs) in its place: device 0's files read intact, device 1's read EIO (gone
+# for good, not zeros), new files go on, and the filesystem mounts over the devdax
+# device and the image, fsck saying DEGRADED with the lost files.
 set -euo pipefail
 # shellcheck source=../guest/lib.sh
 . "$LAB_REPO/scripts/lab/guest/lib.sh"
@@ -118,4 +122,41 @@ sed 's/^/   fsck: /' "$LAB_OUT/fsck.log"
 # The poisoned page is known bad and the file's range marked: fsck may report it, but
 # nothing about the devices.
 lab_check "fsck does not call the filesystem degraded" sh -c "! grep -qi degraded $LAB_OUT/fsck.log"
+
+lab_step "device 1 fails for good: udaxctl replace-device with a blank image"
+lab_mount "$TARGET" "$MNT" || exit 1
+lab_check "daxctl disable-device $dax1 (again)" daxctl disable-device "$dax1"
+for ((i = 0; i < 100; i++)); do
+  "$UDAXCTL" health "$MNT" 2>/dev/null | head -n1 | grep -q 'degraded' && break
+  sleep 0.1
+done
+NEW=/dev/shm/replacement.img
+truncate -s 512M "$NEW"
+rc=0
+"$UDAXCTL" replace-device "$MNT" 1 "$NEW" >"$LAB_OUT/replace.log" 2>&1 || rc=$?
+sed 's/^/   /' "$LAB_OUT/replace.log"
+lab_check "replace-device puts the image in device 1's place" test "$rc" -eq 0
+echo 3 >/proc/sys/vm/drop_caches
+for f in "${on0[@]:2}"; do
+  r=$(media_read "$MNT/$f" "$f")
+  lab_check "$f (device 0) reads back intact" test "$r" = "ok intact"
+done
+for f in "${on1[@]}"; do
+  r=$(media_read "$MNT/$f" "$f")
+  lab_check "$f (device 1, replaced) reads EIO, never zeros" test "$r" = "error: Input/output error"
+done
+lab_check "health says degraded, with the lost files" sh -c "'$UDAXCTL' health '$MNT' | head -n1 | grep -q degraded"
+lab_check "new files go on" sh -c "for i in 0 1 2 3; do head -c 65536 /dev/urandom >$MNT/after-replace\$i || exit 1; done; sync"
+lab_check "the daemon is alive and the mount answers" lab_daemon_alive "$MNT"
+lab_check "unmount: the daemon exits by itself" lab_unmount "$MNT"
+lab_mount "$D0,$NEW" "$MNT" || exit 1
+r=$(media_read "$MNT/${on0[2]}" "${on0[2]}")
+lab_check "mounted over $D0 and the image: ${on0[2]} reads back intact" test "$r" = "ok intact"
+lab_check "unmount: the daemon exits by itself" lab_unmount "$MNT"
+rc=0
+"$FSCK" -n "$D0,$NEW" >"$LAB_OUT/fsck-replaced.log" 2>&1 || rc=$?
+sed 's/^/   fsck: /' "$LAB_OUT/fsck-replaced.log"
+lab_check "fsck says DEGRADED (exit 4) with the lost files" \
+  sh -c "test $rc -eq 4 && grep -q 'file(s) lost' $LAB_OUT/fsck-replaced.log"
+rm -f "$NEW"
 lab_finish
