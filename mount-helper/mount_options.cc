@@ -104,7 +104,7 @@ void ParseMountOptions(std::string_view text, MountRequest* req) {
     } else if (o == "relatime" || o == "atime" || o == "norelatime" || o == "nostrictatime") {
       // The kernel has no "atime" flag: clearing noatime/strictatime gives relatime.
       req->atime = AtimeMode::kRelatime;
-    } else if (o == "writeback_cache" || o == "nowriteback_cache") {
+    } else if (o == "writeback_cache" || o == "nowriteback_cache" || o == "degraded") {
       req->daemon_options.push_back(opt);
     } else if (HasPrefix(o, "cache=")) {
       const std::string_view v = o.substr(6);

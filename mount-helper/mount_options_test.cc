@@ -38,6 +38,7 @@ TEST(MountOptions, WritebackCacheGoesToTheDaemon) {
   EXPECT_TRUE(req.bad.empty());
   EXPECT_EQ(req.daemon_options, std::vector<std::string>{"writeback_cache"});
   EXPECT_EQ(Parse("nowriteback_cache").daemon_options, std::vector<std::string>{"nowriteback_cache"});
+  EXPECT_EQ(Parse("degraded").daemon_options, std::vector<std::string>{"degraded"});
 }
 
 TEST(MountOptions, NorecoveryIsWhatReadOnlyDoes) {

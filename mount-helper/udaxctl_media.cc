@@ -464,6 +464,9 @@ std::optional<nlohmann::json> FetchMediaErrors(const std::string& given, const c
   nlohmann::json jbbs = nlohmann::json::array();
   bool said = false;
   for (const Dev& dev : chosen) {
+    // A lost device the mount was not given (SpanRegion's AbsentDevice names itself
+    // "(device N, uuid U, gone)"): nothing there to list.
+    if (multi && dev.span.path.rfind("(device ", 0) == 0) continue;
     struct stat st;
     if (stat(dev.span.path.c_str(), &st) != 0) {
       fprintf(stderr, "udaxctl %s: %s: %s\n", cmd, dev.span.path.c_str(), strerror(errno));

@@ -364,6 +364,8 @@ Result<CheckReport> Checker::ScrubLocked(Filesystem* fs, const DiskSuperblock& s
   fs->mu_.AssertHeld();
   CheckReport report;
   for (uint64_t off : {uint64_t{0}, sb.replica_off}) {
+    // The replica went with a lost last device (or an older copy of it): nothing to read.
+    if (IsMultiDevice(sb) && fs->region_->device_lost(DeviceOfOffset(sb, off))) continue;
     DiskSuperblock copy;
     // A copy that does not read (poison) is a finding, as a bad checksum is.
     Status st = fs->region_->ReadSafe(off, &copy, sizeof(copy));

@@ -60,6 +60,9 @@ struct MountOptions {
   // With read_only: open the target writable when it can be, so MakeWritable can work.
   bool upgradable = false;
   bool sync = false;  // every write durable on return
+  // Several devices: mount without devices the superblocks do not call lost (they died
+  // while the filesystem was not mounted); they are lost from then on (-o degraded).
+  bool degraded = false;
 };
 
 // When reads and listings update atime (the mount's relatime / strictatime / noatime
@@ -313,7 +316,10 @@ class Filesystem {
   // allocation reaches the device again and the superblocks, device 0's last, name the
   // new device and no longer call d lost. EINVAL: one device, no such device, not lost,
   // device 0, a target that is a device of this filesystem (d itself: use RestoreDevice)
-  // or of another one; ENOSPC when the lost runs would not fit (kMaxLostRuns); EROFS on
+  // or of another one, or on a FUSE filesystem (resolving it could call back into this
+  // daemon while the metadata lock is held: checked, symlinks resolved, before it is
+  // taken); EPERM when another user owns the target or others may write it; ENOSPC when
+  // the lost runs would not fit (kMaxLostRuns); EROFS on
   // a read-only mount; the target's own errors (not mappable, too short, in use).
   Result<DeviceReplacement> ReplaceDevice(uint32_t d, const std::string& path) EXCLUDES(mu_);
   // Writes the lost devices (`more`, and every device the region has lost) into the

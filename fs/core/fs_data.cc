@@ -630,6 +630,12 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
     uint64_t run;
     const uint64_t phys = MapAu(*inode, a, (off + len - a * au + au - 1) / au, &run);
     if (phys == 0) return Status::IoError("direct map: a block went missing");
+    // Lost with a replaced device: the media under it would read as good (zeros, or an
+    // older copy's bytes), and only a read through the mount fails as it must.
+    if (region_->DataLostIn(phys * au, run * au)) {
+      return Status::IoError("direct map: bytes at file offset " + std::to_string(a * au) +
+                             " were lost with a replaced device (they read EIO until rewritten)");
+    }
     out.push_back({a * au, phys * au, run * au});
     a += run;
   }

@@ -1,7 +1,10 @@
 // fs_devices.cc -- a multi-device filesystem losing one of its devices and going on, and
 // getting it back (add-device) or a blank one in its place (replace-device).
+#include <linux/magic.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -225,8 +228,45 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
   return out;
 }
 
-Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::string& path) {
+namespace {
+
+// The target of a replace-device, looked at before the metadata lock is taken: a path
+// resolved through a FUSE filesystem (this very mount, a typo or a symlink) would call
+// back into a daemon that waits for that lock. Returns the path with every symlink
+// resolved, which is what is opened from then on. Refused: a file on a FUSE filesystem,
+// and one that another user owns or may write (they could rewrite the filesystem's
+// metadata and data on it afterwards).
+Result<std::string> CheckReplacementTarget(const std::string& path) {
+  char* resolved = realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) return Status::Error(errno, path + ": " + std::strerror(errno));
+  const std::string target = resolved;
+  free(resolved);
+  struct stat st;
+  struct statfs fst;
+  if (stat(target.c_str(), &st) != 0 || statfs(target.c_str(), &fst) != 0) {
+    return Status::Error(errno, target + ": " + std::strerror(errno));
+  }
+  if (fst.f_type == FUSE_SUPER_MAGIC) {
+    return Status::InvalidArgument(target + ": on a FUSE filesystem: not a device or image "
+                                   "a udaxfs can live on");
+  }
+  if (st.st_uid != geteuid()) {
+    return Status::Error(EPERM, target + ": owned by uid " + std::to_string(st.st_uid) +
+                                    ", not by the daemon's: its owner could rewrite what the "
+                                    "filesystem puts there (chown it first)");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Status::Error(EPERM, target + ": writable by group or others, who could rewrite "
+                                    "what the filesystem puts there (chmod go-w first)");
+  }
+  return target;
+}
+
+}  // namespace
+
+Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::string& asked) {
   if (options_.read_only) return Status::Error(EROFS, "read-only mount");
+  UDAX_ASSIGN_OR_RETURN(const std::string path, CheckReplacementTarget(asked));
   MetaLock lock(this);
   if (shutdown_) return Status::IoError("the filesystem is shut down");
   const DiskSuperblock sb = sb_;
@@ -374,7 +414,11 @@ Result<std::vector<std::string>> Filesystem::DegradedSummary() {
     }
     char uuid[33];
     for (int i = 0; i < 16; ++i) std::snprintf(uuid + 2 * i, 3, "%02x", sb.devices[d].uuid[i]);
-    out.push_back("device " + std::to_string(d) + " (uuid " + uuid + ") is gone: " +
+    const std::string why =
+        region_->device_stale(d) && !DeviceLost(sb, d)
+            ? " is an older copy of itself (" + region_->device(d)->path() + ": a restored backup?)"
+            : " is gone";
+    out.push_back("device " + std::to_string(d) + " (uuid " + uuid + ")" + why + ": " +
                   std::to_string(files.size()) + " file(s) lose " + std::to_string(file_bytes) +
                   " bytes there; " + std::to_string(meta_aus) +
                   " metadata AU(s) have one copy left");

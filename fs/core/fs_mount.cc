@@ -151,6 +151,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Mount(const std::string& target,
                                                       const MountOptions& options) {
   RegionOptions ro;
   ro.read_only = options.read_only;
+  ro.allow_missing = options.degraded;
   if (options.read_only && options.upgradable) {
     // Writable when the target allows it (nothing is written until MakeWritable).
     ro.read_only = false;
@@ -236,6 +237,13 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
     UDAX_RETURN_IF_ERROR(region->LoseDevice(d));
     fprintf(stderr, "udaxfs: %s: degraded: device %u was lost; its file data fails with EIO, "
             "metadata is served from the other copies\n", target.c_str(), d);
+  }
+  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
+    if (DeviceLost(sb, d) || !region->device_lost(d) || region->device_stale(d)) continue;
+    fprintf(stderr, "udaxfs: %s: degraded: device %u is missing (-o degraded): treated as "
+            "lost; its file data fails with EIO (udaxctl replace-device puts a blank device "
+            "in its place)\n",
+            target.c_str(), d);
   }
   for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
     if (!region->device_stale(d) || DeviceLost(sb, d)) continue;

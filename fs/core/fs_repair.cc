@@ -166,7 +166,11 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
   }
   if (pst.ok()) pst = SuperblockVerify(primary, size);
   // The replica went with a lost last device: the primary is all there is (degraded).
-  const bool replica_lost = pst.ok() && DeviceLost(primary, DeviceOfOffset(primary, primary.replica_off));
+  // (Or with an older copy of the last device, lost for that by the span.)
+  const bool replica_lost =
+      pst.ok() && (DeviceLost(primary, DeviceOfOffset(primary, primary.replica_off)) ||
+                   (IsMultiDevice(primary) &&
+                    region->device_lost(DeviceOfOffset(primary, primary.replica_off))));
   // Where the replica is: the primary says; without one, the end of the target.
   const uint64_t replica_off = pst.ok() ? primary.replica_off : size - kBlockSize;
   Status rst = region->ReadSafe(replica_off, &replica, sizeof(replica));
@@ -189,7 +193,9 @@ Result<DiskSuperblock> Repairer::OpenSuperblock(Region* region, bool fix, CheckR
   }
   // The copies that begin the other devices of a multi-device filesystem.
   for (uint32_t d = 1; d < DeviceCount(primary); ++d) {
-    if (DeviceLost(primary, d)) continue;  // stale by design until a resync
+    // Stale by design until a resync; or an older copy of itself (a restored backup),
+    // lost for that by the span: never made to look current.
+    if (DeviceLost(primary, d) || region->device_lost(d)) continue;
     const DiskSuperblock want = DeviceCopy(primary, d);
     DiskSuperblock have;
     const uint64_t at = primary.devices[d].start;

@@ -457,7 +457,7 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
   };
   const std::string fresh = blank("new", 64ull << 20), small = blank("small", 32ull << 20);
   std::vector<int> on_last, elsewhere;
-  DiskSuperblock old_primary{};  // device 0's superblock from before the replacement
+  DiskSuperblock old_primary{};  // device 0's superblock from before a replacement
   {
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
     for (int i = 0; i < 6; ++i) {
@@ -481,10 +481,14 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
     EXPECT_EQ(fs->ReplaceDevice(last, devs.paths()[1]).status().code(), EINVAL);  // in service
     EXPECT_EQ(fs->ReplaceDevice(last, other.paths()[1]).status().code(), EINVAL);  // a stranger
     EXPECT_EQ(fs->ReplaceDevice(last, small).status().code(), EINVAL);  // too small
+    const std::string shared = blank("shared", 64ull << 20);
+    ASSERT_EQ(chmod(shared.c_str(), 0666), 0);
+    EXPECT_EQ(fs->ReplaceDevice(last, shared).status().code(), EPERM);  // others may write it
+    unlink(shared.c_str());
+    EXPECT_EQ(fs->ReplaceDevice(last, "/no/such/image").status().code(), ENOENT);
     EXPECT_EQ(fs->ReplaceDevice(0, fresh).status().code(), EINVAL);
     EXPECT_EQ(fs->ReplaceDevice(9, fresh).status().code(), EINVAL);
     EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
-    ASSERT_OK(fs->region()->device(0)->ReadSafe(0, &old_primary, sizeof(old_primary), nullptr));
 
     const DeviceReplacement done = Must(fs->ReplaceDevice(last, fresh));
     EXPECT_GT(done.metadata_aus, 0u);
@@ -545,6 +549,8 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
       Inode* inode = Must(fs->Open(ino, O_RDONLY));
       std::vector<char> buf(au);
       EXPECT_EQ(fs->Read(inode, 2 * au, au, buf.data()).status().code(), EIO) << i;
+      // Nor through a direct map: the new device's bytes under it would read as good.
+      EXPECT_EQ(fs->PrepareDirectMap(inode, 2 * au, au, false).status().code(), EIO) << i;
       fs->Release(inode);
       EXPECT_OK(fs->Unlink(kRootIno, "f" + std::to_string(i)));
       fs->Forget(ino, 1);  // the lookup above: now it is freed (its lost AUs quarantined)
@@ -559,23 +565,33 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
   // new device is refused by name; the filesystem mounts without it, degraded, and
   // replace-device takes it again (its copy names this filesystem under a UUID the table
   // does not know: blank).
+  const std::string fresh2 = blank("new2", 64ull << 20);
+  {
+    auto fs = Must(Filesystem::Mount(with_new, MountOptions{}));
+    ASSERT_OK(fs->LoseDevice(last).status());
+    ASSERT_OK(fs->region()->device(0)->ReadSafe(0, &old_primary, sizeof(old_primary), nullptr));
+    Must(fs->ReplaceDevice(last, fresh2));
+    EXPECT_OK(fs->Unmount());
+  }
+  const std::string with_new2 = devs.paths()[0] + "," + devs.paths()[1] + "," + fresh2;
   {
     int fd = open(devs.paths()[0].c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(pwrite(fd, &old_primary, sizeof(old_primary), 0), static_cast<ssize_t>(sizeof(old_primary)));
     close(fd);
-    auto refused = Filesystem::Mount(with_new, MountOptions{});
+    auto refused = Filesystem::Mount(with_new2, MountOptions{});
     ASSERT_FALSE(refused.ok());
     EXPECT_NE(refused.status().message().find("the table names another there"), std::string::npos)
         << refused.status().ToString();
     auto fs = Must(Filesystem::Mount(devs.paths()[0] + "," + devs.paths()[1], MountOptions{}));
     EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
-    Must(fs->ReplaceDevice(last, fresh));
+    Must(fs->ReplaceDevice(last, fresh2));
     EXPECT_TRUE(fs->LostDevices().empty());
     for (int i : elsewhere) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
     EXPECT_OK(fs->Unmount());
   }
-  EXPECT_EQ(Must(Repairer::Run(with_new, check)).found.problems, 0u);
+  EXPECT_EQ(Must(Repairer::Run(with_new2, check)).found.problems, 0u);
+  unlink(fresh2.c_str());
   unlink(fresh.c_str());
   unlink(small.c_str());
 }
@@ -615,6 +631,8 @@ TEST(MultiDevice, AnOlderCopyOfADeviceIsLost) {
     EXPECT_OK(fs->Unmount());
   }
   copy_file(devs.paths()[last], backup);
+  const std::string backup0 = devs.paths()[0] + ".backup";
+  copy_file(devs.paths()[0], backup0);
   // The files change after the copy was taken; the same device, current, mounts as before.
   for (int round = 0; round < 2; ++round) {
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
@@ -629,7 +647,29 @@ TEST(MultiDevice, AnOlderCopyOfADeviceIsLost) {
     }
     EXPECT_OK(fs->Unmount());
   }
+  // An older device 0 holds the journal and maps, with no other copy: refused.
+  {
+    auto refused = Filesystem::Mount(backup0 + "," + devs.paths()[1] + "," + devs.paths()[2],
+                                     MountOptions{});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), EINVAL);
+    EXPECT_NE(refused.status().message().find("an older copy of device 0"), std::string::npos)
+        << refused.status().ToString();
+  }
+  unlink(backup0.c_str());
   const std::string with_backup = devs.paths()[0] + "," + devs.paths()[1] + "," + backup;
+  FsckOptions check;
+  check.read_only = true;
+  {
+    // fsck says the same, degraded, and does not take the old copy's superblock for a
+    // problem to mend (which would make it look current).
+    const FsckOutcome found = Must(Repairer::Run(with_backup, check));
+    EXPECT_EQ(found.found.problems, 0u) << (found.found.messages.empty() ? "" : found.found.messages[0]);
+    EXPECT_EQ(found.ExitCode(), kFsckUncorrected);
+    ASSERT_FALSE(found.degraded.empty());
+    EXPECT_NE(found.degraded[0].find("is an older copy of itself"), std::string::npos)
+        << found.degraded[0];
+  }
   {
     auto fs = Must(Filesystem::Mount(with_backup, MountOptions{}));
     EXPECT_TRUE(fs->region()->device_stale(last));
@@ -667,10 +707,77 @@ TEST(MultiDevice, AnOlderCopyOfADeviceIsLost) {
     EXPECT_TRUE(fs->LostDevices().empty());
     EXPECT_OK(fs->Unmount());
   }
-  FsckOptions check;
-  check.read_only = true;
   EXPECT_EQ(Must(Repairer::Run(with_backup, check)).found.problems, 0u);
   unlink(backup.c_str());
+}
+
+// A device that dies while the filesystem is not mounted is not recorded lost: naming
+// the others fails the mount (a typo must never lose a device) until -o degraded, which
+// loses it from then on; replace-device then puts a blank one in its place. With two
+// devices the one left is named with a trailing comma.
+TEST(MultiDevice, ADeviceGoneWhileUnmountedMountsDegraded) {
+  Devices devs({64ull << 20, 64ull << 20});
+  std::vector<int> on0, on1;
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    for (int i = 0; i < 6; ++i) {
+      const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+      const uint32_t d = DeviceOfOffset(devs.geometry(), Must(fs->Bmap(ino))[0].phys_offset);
+      (d == 1 ? on1 : on0).push_back(i);
+    }
+    ASSERT_FALSE(on0.empty());
+    ASSERT_FALSE(on1.empty());
+    EXPECT_OK(fs->Unmount());
+  }
+  const std::string dead = devs.paths()[1];
+  const std::string fresh = dead + ".new";
+  ASSERT_EQ(rename(dead.c_str(), fresh.c_str()), 0);
+  {
+    const int fd = open(fresh.c_str(), O_RDWR);  // blank it: a new device, not the old one
+    ASSERT_GE(fd, 0);
+    std::vector<char> zeros(1 << 20, 0);
+    ASSERT_EQ(pwrite(fd, zeros.data(), zeros.size(), 0), static_cast<ssize_t>(zeros.size()));
+    close(fd);
+  }
+  const std::string alone = devs.paths()[0] + ",";
+  {
+    auto refused = Filesystem::Mount(alone, MountOptions{});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("missing device 1"), std::string::npos)
+        << refused.status().ToString();
+    EXPECT_NE(refused.status().message().find("-o degraded"), std::string::npos);
+  }
+  MountOptions degraded;
+  degraded.degraded = true;
+  {
+    auto fs = Must(Filesystem::Mount(alone, degraded));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{1});
+    for (int i : on0) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
+    EXPECT_OK(fs->Unmount());
+  }
+  // Recorded: the plain mount of the one left works now, and replace-device restores
+  // the pair.
+  {
+    auto fs = Must(Filesystem::Mount(alone, MountOptions{}));
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{1});
+    const DeviceReplacement done = Must(fs->ReplaceDevice(1, fresh));
+    EXPECT_EQ(done.lost_files, on1.size());
+    EXPECT_TRUE(fs->LostDevices().empty());
+    EXPECT_OK(fs->Unmount());
+  }
+  FsckOptions check;
+  check.read_only = true;
+  const std::string pair = devs.paths()[0] + "," + fresh;
+  EXPECT_EQ(Must(Repairer::Run(pair, check)).found.problems, 0u);
+  {
+    auto fs = Must(Filesystem::Mount(pair, MountOptions{}));
+    EXPECT_TRUE(fs->LostDevices().empty());
+    for (int i : on0) EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i));
+    EXPECT_OK(fs->Unmount());
+  }
+  // Device 0 is never left out.
+  EXPECT_FALSE(Filesystem::Mount(fresh + ",", degraded).ok());
+  unlink(fresh.c_str());
 }
 
 TEST(MultiDevice, Refusals) {

@@ -38,6 +38,7 @@ struct CmdLine {
   int readahead_kb = 1024;
   int uring = 0;  // opt-in: -o uring (README, "FUSE over io_uring")
   int writeback_cache = 0;  // opt-in: -o writeback_cache (README, "Mount options")
+  int degraded = 0;  // several devices: mount without one that is gone (README)
 };
 
 enum { kKeyHelp, kKeyVersion, kKeyForeground, kKeyDebug, kKeyRo };
@@ -57,6 +58,7 @@ const fuse_opt kOptions[] = {
     UDAX_OPT("nouring", uring, 0),
     UDAX_OPT("writeback_cache", writeback_cache, 1),
     UDAX_OPT("nowriteback_cache", writeback_cache, 0),
+    UDAX_OPT("degraded", degraded, 1),
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -139,6 +141,9 @@ void Usage(const char* prog) {
       "                           6.14+ with fuse.enable_uring=1): a request queue per\n"
       "                           CPU, served on that CPU (uring), or /dev/fuse\n"
       "                           whatever the kernel offers (nouring, the default)\n"
+      "    -o degraded            several devices: mount without ones the superblocks\n"
+      "                           do not call lost (gone while unmounted); they are\n"
+      "                           lost from then on (udaxctl replace-device)\n"
       "    -o readahead=KB        the kernel's readahead window for this mount, which\n"
       "                           also caps the size of its read requests (default\n"
       "                           1024; 0 keeps the kernel's 128)\n"
@@ -273,6 +278,7 @@ int main(int argc, char* argv[]) {
   mopts.read_only = cmd.read_only;
   mopts.upgradable = cmd.read_only;  // mount -o remount,rw (UDAX_IOC_MAKE_WRITABLE)
   mopts.sync = cmd.sync;
+  mopts.degraded = cmd.degraded;
   auto fs = udax::Filesystem::Mount(cmd.target, mopts);
   if (!fs.ok()) {
     fprintf(stderr, "udaxfs: %s\n", fs.status().message().c_str());

@@ -9,6 +9,30 @@
 #include "fs/format/state_dir.h"
 
 namespace udax {
+namespace {
+
+// An event about the whole of device d (removed, added back, replaced).
+MediaEvent WholeDeviceEvent(const DiskSuperblock& sb, uint32_t d, MediaEventSource source,
+                            std::string detail) {
+  MediaEvent e;
+  e.source = source;
+  e.offset = sb.devices[d].start;
+  e.length = sb.devices[d].length;
+  e.time = std::chrono::system_clock::now();
+  e.detail = std::move(detail);
+  return e;
+}
+
+}  // namespace
+
+std::string MediaWatch::WatchDevice(uint32_t d, const MediaSources::Options& options) {
+  // The filesystem serves the device already: a failure here is said, not undone.
+  if (sources_ == nullptr) return "";
+  Status st = sources_->AddDevice(d, &queue_, options);
+  if (st.ok()) return "";
+  syslog(LOG_WARNING, "device %u: its media events are not watched: %s", d, st.message().c_str());
+  return "; its media events are not watched: " + st.message();
+}
 
 void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& target,
                        const std::string& mountpoint, McePolicy policy,
@@ -114,13 +138,8 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.removing_device = [this](uint32_t d) { return ((removing_.load() >> d) & 1u) != 0; };
     info.remove_device = [this, fs](uint32_t d) -> Status {
       UDAX_RETURN_IF_ERROR(fs->CheckLosable(d));
-      const DiskSuperblock sb = fs->SuperblockSnapshot();
-      MediaEvent e;
-      e.source = MediaEventSource::kDeviceRemoved;
-      e.offset = sb.devices[d].start;
-      e.length = sb.devices[d].length;
-      e.time = std::chrono::system_clock::now();
-      e.detail = "udaxctl remove-device";
+      MediaEvent e = WholeDeviceEvent(fs->SuperblockSnapshot(), d, MediaEventSource::kDeviceRemoved,
+                                      "udaxctl remove-device");
       e.requested = true;
       removing_.fetch_or(1u << d);
       if (!queue_.Push(std::move(e))) {
@@ -132,27 +151,14 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
     info.add_device = [this, fs, so](uint32_t d) -> Result<DeviceResync> {
       UDAX_ASSIGN_OR_RETURN(DeviceResync done, fs->RestoreDevice(d));
       // Its badblocks, list file or uevents are watched again (they were not, if it was
-      // lost at mount). The filesystem serves it already: a failure here is said, not
-      // undone.
-      std::string unwatched;
-      if (sources_ != nullptr) {
-        Status st = sources_->AddDevice(d, &queue_, so);
-        if (!st.ok()) {
-          unwatched = "; its media events are not watched: " + st.message();
-          syslog(LOG_WARNING, "device %u: %s", d, unwatched.c_str() + 2);
-        }
-      }
-      const DiskSuperblock sb = fs->SuperblockSnapshot();
-      MediaEvent e;
-      e.source = MediaEventSource::kDeviceAdded;
-      e.offset = sb.devices[d].start;
-      e.length = sb.devices[d].length;
-      e.time = std::chrono::system_clock::now();
-      e.detail = "udaxctl add-device: " + std::to_string(done.metadata_aus) +
-                 " metadata AU(s) rewritten, " + std::to_string(done.quarantined_aus) +
-                 " AU(s) freed meanwhile kept quarantined, " + std::to_string(done.file_bytes) +
-                 " bytes of file data back" + unwatched;
-      (void)queue_.Push(std::move(e));
+      // lost at mount).
+      const std::string unwatched = WatchDevice(d, so);
+      (void)queue_.Push(WholeDeviceEvent(
+          fs->SuperblockSnapshot(), d, MediaEventSource::kDeviceAdded,
+          "udaxctl add-device: " + std::to_string(done.metadata_aus) +
+              " metadata AU(s) rewritten, " + std::to_string(done.quarantined_aus) +
+              " AU(s) freed meanwhile kept quarantined, " + std::to_string(done.file_bytes) +
+              " bytes of file data back" + unwatched));
       return done;
     };
     info.replace_device = [this, fs, so](uint32_t d,
@@ -162,26 +168,14 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
       // device again if the replacement is refused before it is mapped).
       if (sources_ != nullptr) sources_->StopDevice(d);
       Result<DeviceReplacement> done = fs->ReplaceDevice(d, path);
-      std::string unwatched;
-      if (sources_ != nullptr && fs->region()->device_mapped(d)) {
-        Status st = sources_->AddDevice(d, &queue_, so);
-        if (!st.ok()) {
-          unwatched = "; its media events are not watched: " + st.message();
-          syslog(LOG_WARNING, "device %u: %s", d, unwatched.c_str() + 2);
-        }
-      }
+      const std::string unwatched = fs->region()->device_mapped(d) ? WatchDevice(d, so) : "";
       if (!done.ok()) return done.status();
-      const DiskSuperblock sb = fs->SuperblockSnapshot();
-      MediaEvent e;
-      e.source = MediaEventSource::kDeviceReplaced;
-      e.offset = sb.devices[d].start;
-      e.length = sb.devices[d].length;
-      e.time = std::chrono::system_clock::now();
-      e.detail = "udaxctl replace-device " + path + ": " + std::to_string(done->metadata_aus) +
-                 " metadata AU(s) written, " + std::to_string(done->lost_files) + " file(s) lost " +
-                 std::to_string(done->lost_file_bytes) + " bytes (EIO there), " +
-                 std::to_string(done->quarantined_aus) + " AU(s) kept quarantined" + unwatched;
-      (void)queue_.Push(std::move(e));
+      (void)queue_.Push(WholeDeviceEvent(
+          fs->SuperblockSnapshot(), d, MediaEventSource::kDeviceReplaced,
+          "udaxctl replace-device " + path + ": " + std::to_string(done->metadata_aus) +
+              " metadata AU(s) written, " + std::to_string(done->lost_files) + " file(s) lost " +
+              std::to_string(done->lost_file_bytes) + " bytes (EIO there), " +
+              std::to_string(done->quarantined_aus) + " AU(s) kept quarantined" + unwatched));
       return done;
     };
     info.invalidate_attributes = [se](uint64_t ino) {
@@ -201,9 +195,16 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
   ControlServer* control = control_.get();
   hooks.logged = [this, control, fs](const EventRecord& record) {
     if (control != nullptr) control->Publish(EventRecordToJson(record));
+    // Every device the record covers (a requested removal may have been merged into a
+    // wider event: EventQueue).
     if (record.source == MediaEventSourceName(MediaEventSource::kDeviceRemoved)) {
       const DiskSuperblock sb = fs->SuperblockSnapshot();
-      if (IsMultiDevice(sb)) removing_.fetch_and(~(1u << DeviceOfOffset(sb, record.offset)));
+      for (uint32_t d = 0; IsMultiDevice(sb) && d < sb.device_count; ++d) {
+        if (sb.devices[d].start < record.offset + record.length &&
+            record.offset < sb.devices[d].start + sb.devices[d].length) {
+          removing_.fetch_and(~(1u << d));
+        }
+      }
     }
   };
   resolver_ = MediaResolver::Start(fs, &queue_, log_.get(), std::move(hooks), ro);

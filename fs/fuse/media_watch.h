@@ -48,6 +48,10 @@ class MediaWatch {
   void Stop();
 
  private:
+  // Starts device d's media sources (after add-device or replace-device); "" or, when
+  // they do not start, a clause saying so for the event's detail.
+  std::string WatchDevice(uint32_t d, const MediaSources::Options& options);
+
   Filesystem* fs_ = nullptr;
   LeaseTable leases_;  // the daemon's direct maps; outlives the server and resolver
   EventQueue queue_;

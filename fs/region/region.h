@@ -83,6 +83,10 @@ struct RegionOptions {
   // must see through it to report on it (udaxctl list --media-errors naming the owners
   // of a poisoned metadata block) turn this off; everything else keeps it.
   bool emulate_poison = true;
+  // A device list (SpanRegion) may leave out devices the superblocks do not call lost:
+  // they are opened as absent and lost (mount -o degraded: a device that died while the
+  // filesystem was not mounted). Device 0 is never left out.
+  bool allow_missing = false;
 };
 
 class Region {
@@ -236,6 +240,13 @@ class Region {
   // lost device is, so a write over a whole AU moves it. Nothing on a region that is one
   // device (which has no lost runs).
   virtual void MarkDataLost(RegionRange range) { (void)range; }
+  // Whether any byte of [off, off+n) was marked lost (MarkDataLost). Only software knows
+  // it (the media would serve the new device's bytes): a direct map of it is refused.
+  virtual bool DataLostIn(uint64_t off, uint64_t n) const {
+    (void)off;
+    (void)n;
+    return false;
+  }
   // Changes each time a device is lost (before the device reads as lost). File-data
   // writers read it before and after: a write that overlapped a loss may have been
   // dropped on the lost device (whose bytes would come back stale with it), so it fails

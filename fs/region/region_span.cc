@@ -122,7 +122,7 @@ std::vector<std::string> SplitDeviceList(const std::string& list) {
 
 bool IsDeviceList(const std::string& target) {
   struct stat st;
-  return target.find(',') != std::string::npos && SplitDeviceList(target).size() > 1 &&
+  return target.find(',') != std::string::npos && !SplitDeviceList(target).empty() &&
          stat(target.c_str(), &st) != 0;
 }
 
@@ -137,7 +137,8 @@ Result<std::string> FirstDevicePath(const std::string& target) {
 
 Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>& paths,
                                                  const RegionOptions& options) {
-  if (paths.size() < 2) return Status::InvalidArgument("a device list names at least two targets");
+  // One path with a comma ("A,"): the other devices are lost, or left out (allow_missing).
+  if (paths.empty()) return Status::InvalidArgument("a device list names no target");
   if (paths.size() > kMaxDevices) {
     return Status::InvalidArgument("a filesystem spans at most " + std::to_string(kMaxDevices) +
                                    " devices");
@@ -147,7 +148,7 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
     UDAX_ASSIGN_OR_RETURN(Probe p, ProbeDevice(path));
     probes.push_back(std::move(p));
   }
-  // Device 0's copy is the reference: every superblock write begins there (a table
+  // Device 0's copy is the reference: every superblock write ends there (a table
   // change, udaxctl replace-device, is in force once it is written). Any other sound
   // copy stands in when device 0's first block does not read.
   const Probe* ref = nullptr;
@@ -185,9 +186,10 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
             UuidText(sb.devices[t].uuid) + "): a device replaced since, or a replacement "
             "that did not finish; leave it out (udaxctl replace-device may take it again)");
       }
-      // This device, whose copy missed a table change that a crash cut short after device
-      // 0's: it is still the one the table names. Its copy is rewritten with the next
-      // superblock write; its lost bit, if any, still counts (below).
+      // This device, whose copy took a table change that a crash cut short before device
+      // 0's (or, from before device 0 was written last, missed one): it is still the one
+      // the table names. Its copy is rewritten with the next superblock write; the lost
+      // bits of every copy count (below), so a loss is never undone by a crash.
     }
     int& s = slot[p.sb.this_device];
     if (s >= 0) {
@@ -219,6 +221,11 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
     const Probe& p = probes[unknown[0]];
     return Status::InvalidArgument(p.path + ": not a device of this filesystem (" + p.why + ")");
   }
+  // Mounted degraded: the devices left out are lost from here on (not device 0).
+  if (!missing.empty() && options.allow_missing && missing[0] != 0) {
+    for (uint32_t d : missing) lost |= 1u << d;
+    missing.clear();
+  }
   if (!missing.empty()) {
     std::string which;
     for (uint32_t d : missing) {
@@ -226,7 +233,10 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
                UuidText(sb.devices[d].uuid) + ")";
     }
     return Status::InvalidArgument("the filesystem spans " + std::to_string(sb.device_count) +
-                                   " devices; missing device " + which);
+                                   " devices; missing device " + which +
+                                   (missing[0] != 0 ? "; one gone for good: mount -o degraded "
+                                                      "without it, then udaxctl replace-device"
+                                                    : ""));
   }
   std::vector<std::string> ordered;
   std::vector<uint64_t> lengths;
@@ -235,6 +245,23 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
     lengths.push_back(sb.devices[d].length);
   }
   if (ordered[0].empty()) return Status::InvalidArgument("device 0 is missing");
+  // Device 0 an older copy of itself (a restored backup): another device has seen a
+  // superblock write more than one past device 0's (a crash leaves at most one: device
+  // 0's copy is written last). Its journal, bitmaps and reverse map are stale, and it
+  // has no other copy: refused.
+  if (ref->sb.this_device == 0) {
+    for (uint32_t d = 1; d < sb.device_count; ++d) {
+      if (slot[d] < 0 || !probes[slot[d]].known || probes[slot[d]].sb.generation <= sb.generation + 1) {
+        continue;
+      }
+      return Status::InvalidArgument(
+          ref->path + ": an older copy of device 0 (superblock generation " +
+          std::to_string(sb.generation) + ", while device " + std::to_string(d) + ", " +
+          probes[slot[d]].path + ", has seen generation " +
+          std::to_string(probes[slot[d]].sb.generation) +
+          "): its journal and maps are stale; name the current device 0");
+    }
+  }
   UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> span, Create(ordered, lengths, options));
   auto* self = static_cast<SpanRegion*>(span.get());
   for (uint32_t d = 0; d < sb.device_count; ++d) {
@@ -243,12 +270,14 @@ Result<std::unique_ptr<Region>> SpanRegion::Open(const std::vector<std::string>&
     // An older copy of itself (a restored backup): its file data is stale, so it is lost
     // as well -- said by the mount (stale_devices), recorded once it writes. Judged
     // against device 0's copy, written last, so a crash never makes a device look older.
-    if (d > 0 && slot[d] >= 0 && ref->sb.this_device == 0 &&
+    // Only a sound copy is judged: a damaged one standing in (damaged_copy) says nothing.
+    if (d > 0 && slot[d] >= 0 && probes[slot[d]].known && ref->sb.this_device == 0 &&
         probes[slot[d]].sb.generation < sb.device_generation[d]) {
       self->lost_[d].store(true);
       self->stale_[d] = true;
     }
     if (slot[d] < 0) {
+      // (udaxctl's media listing knows a device absent by this name's form.)
       self->Own(d, std::make_unique<AbsentDevice>(
                        "(device " + std::to_string(d) + ", uuid " + UuidText(sb.devices[d].uuid) +
                            ", gone)",

@@ -89,6 +89,9 @@ class SpanRegion final : public Region {
     return i < starts_.size() && replaced_[i].load(std::memory_order_acquire);
   }
   void MarkDataLost(RegionRange range) override;
+  bool DataLostIn(uint64_t off, uint64_t n) const override {
+    return data_lost_.FirstOverlap(off, n).has_value();
+  }
   uint64_t loss_epoch() const override { return loss_epoch_.load(); }
   Status RequireLive(uint64_t off, uint64_t n) const override;
   bool device_mapped(size_t i) const override {

@@ -14,7 +14,11 @@
  *                           N is the pass that answers it
  *   {"op": "status"}     -> {"ok": true, "patrol": {"running", "pass", "progress", "last":
  *                           {"id", "found": [{offset, length}], ...}, ...},
- *                           "journal": {"commits", "replayed_at_mount", ...}} (root)
+ *                           "journal": {"commits", "replayed_at_mount", ...}} (root);
+ *                           several devices add "devices": [{"device", "path", "lost",
+ *                           "removing"}] ("removing": a remove-device not yet acted on)
+ *                           and, when a replaced device took file data, "lost_data":
+ *                           {"files", "bytes"}
  *   {"op": "view"} + the file's descriptor (SCM_RIGHTS) -> {"ok": true, "lease": ID,
  *                           "size": S, "extents": [{file_offset, phys, length}],
  *                           "bad": [{offset, length}], "region_kind", "map_align"} and the
