@@ -551,7 +551,10 @@ class Filesystem {
   Status ShrinkSlots(Inode* inode) REQUIRES(mu_);
   Status TruncateBlocks(Inode* inode, uint64_t new_size) REQUIRES(mu_);
   // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).
-  Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero) REQUIRES(mu_);
+  // `goal_if_none`: where to start when the AU before `from` is not mapped (0: the
+  // owner's home).
+  Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero,
+                       uint64_t goal_if_none = 0) REQUIRES(mu_);
 
   // Allocates reserved AUs in txn_: the bitmap and the reverse map together, and the
   // partners of a copied metadata run (reserved with it by ReserveCopied).

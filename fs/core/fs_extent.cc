@@ -257,8 +257,9 @@ Status Filesystem::DropExtentSlot(Inode* inode, uint64_t file_au) {
 
 uint64_t Filesystem::TxnBudget() const { return journal_->capacity() / 4; }
 
-Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero) {
-  uint64_t goal = 0, run = 0;
+Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero,
+                                 uint64_t goal_if_none) {
+  uint64_t goal = goal_if_none, run = 0;
   if (from > 0) {
     const uint64_t prev = MapAu(*inode, from - 1, 1, &run);
     if (prev != 0) goal = prev + 1;

@@ -293,6 +293,10 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
     return Status::NoSpace("not enough free space for the range");
   }
   const uint64_t step_aus = std::max<uint64_t>(1, TxnBudget() / kAllocBytesPerAu);
+  // Several devices: the range is taken in steps, each going on from the last; the first
+  // starts on a device with room for all of it (the owner's home when it has), so the
+  // file's data stays on one device (what one direct map reaches) when it can.
+  const uint64_t start_goal = space_.RoomyDeviceGoal(inode->ino, CountHoleAus(*inode, from, to));
   for (uint64_t a = from; a < to;) {
     uint64_t run;
     if (MapAu(*inode, a, to - a, &run) != 0) {
@@ -304,12 +308,12 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
     // AllocateRange refuses, changing nothing, when the runs it found need more extent
     // blocks than are left; then ask only for what fits with one extent per AU, the worst
     // fragmentation.
-    Status st = n > 0 ? AllocateRange(inode, a, n, /*zero=*/true) : Status::NoSpace("full");
+    Status st = n > 0 ? AllocateRange(inode, a, n, /*zero=*/true, start_goal) : Status::NoSpace("full");
     if (st.code() == ENOSPC) {
       const uint64_t margin = ExtentBlocksNeeded(*inode, n);
       n = std::min(n, free > margin ? free - margin : 0);
       if (n == 0) return Status::NoSpace("no space for the range and its extent blocks");
-      st = AllocateRange(inode, a, n, /*zero=*/true);
+      st = AllocateRange(inode, a, n, /*zero=*/true, start_goal);
     }
     UDAX_RETURN_IF_ERROR(st);
     a += n;

@@ -155,15 +155,34 @@ TEST(MultiDevice, AFilesDataStaysOnItsHomeDevice) {
 }
 
 TEST(MultiDevice, AFullHomeDeviceSpillsOntoAnother) {
-  Devices devs({32ull << 20, 64ull << 20});
+  // A file too big for its home device goes whole onto a device that holds it (one
+  // device's loss then takes it whole, and one direct map reaches it all)...
+  {
+    Devices devs({32ull << 20, 64ull << 20});
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    const DiskSuperblock sb = fs->SuperblockSnapshot();
+    const uint64_t ino = WriteFile(fs.get(), "big", Bytes(40 << 20, 3));
+    std::set<uint32_t> devices;
+    for (const BmapExtent& e : Must(fs->Bmap(ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
+    EXPECT_EQ(devices, std::set<uint32_t>{1});
+    // ... as does a preallocation (taken in steps: the first picks the device).
+    auto [entry, inode] = Must(fs->Create(kRootIno, "pre", S_IFREG | 0644, O_RDWR, Caller()));
+    ASSERT_OK(fs->Fallocate(inode, 0, 0, 12 << 20));
+    fs->Release(inode);
+    devices.clear();
+    for (const BmapExtent& e : Must(fs->Bmap(entry.ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
+    EXPECT_EQ(devices.size(), 1u);
+    EXPECT_OK(fs->Unmount());
+  }
+  // ... and one that no device holds spills across them.
+  Devices devs({48ull << 20, 48ull << 20});
   auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
   const DiskSuperblock sb = fs->SuperblockSnapshot();
-  // 40 MiB into one file: more than any 32 MiB device holds, less than the whole.
-  const uint64_t ino = WriteFile(fs.get(), "big", Bytes(40 << 20, 3));
+  const uint64_t ino = WriteFile(fs.get(), "big", Bytes(60 << 20, 3));
   std::set<uint32_t> devices;
   for (const BmapExtent& e : Must(fs->Bmap(ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
   EXPECT_EQ(devices.size(), 2u);
-  EXPECT_EQ(ReadFile(fs.get(), "big", 40 << 20), Bytes(40 << 20, 3));
+  EXPECT_EQ(ReadFile(fs.get(), "big", 60 << 20), Bytes(60 << 20, 3));
   EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
   EXPECT_OK(fs->Unmount());
 }

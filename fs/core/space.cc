@@ -126,6 +126,28 @@ size_t Space::GroupOrder(uint64_t goal, bool has_goal, uint64_t ino,
   return k;
 }
 
+uint64_t Space::RoomyDeviceGoal(uint64_t ino, uint64_t count) const {
+  const size_t devices = device_groups_.size() - 1;
+  if (devices < 2 || count == 0) return 0;
+  auto free_on = [&](size_t dev) {
+    uint64_t free = 0;
+    if (DeviceRetired(static_cast<uint32_t>(dev))) return free;
+    for (size_t g = device_groups_[dev]; g < device_groups_[dev + 1]; ++g) {
+      MutexLock lock(&groups_[g]->mu);
+      free += groups_[g]->alloc.free_count();
+    }
+    return free;
+  };
+  const size_t home = ino % devices;
+  if (free_on(home) >= count) return 0;
+  for (size_t i = 1; i < devices; ++i) {
+    const size_t dev = (home + i) % devices;
+    // Any AU of the device's first group: the reservation starts from that group's cursor.
+    if (free_on(dev) >= count) return std::max<uint64_t>(groups_[device_groups_[dev]]->base, 1);
+  }
+  return 0;
+}
+
 Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64_t ino) {
   if (count == 0) return std::vector<Run>{};
   if (free_aus() < count) return Status::NoSpace("no free space");
@@ -157,11 +179,6 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
     auto runs = reserve(0, count, first_goal, false, false);
     if (!runs.empty()) return runs;
   }
-  // 2. One group that holds it all: the goal's or the owner's first, then the others.
-  for (size_t i = 0; i < n; ++i) {
-    auto runs = reserve(i, count, i == 0 ? first_goal : kCursor, false, true);
-    if (!runs.empty()) return runs;
-  }
   // 3. Free space is spread over the groups: from the goal (or cursor) to the end of its
   // group, on through the next groups from their starts, as one allocator over the whole
   // bitmap would (runs that meet at a group boundary are one), then what is left anywhere.
@@ -177,9 +194,39 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
       want -= r.len;
     }
   };
-  add(reserve(0, want, first_goal, true, false));
-  for (size_t i = 1; i < n && want > 0; ++i) add(reserve(i, want, 0, true, true));
-  if (want > 0) add(reserve(0, want, kCursor, true, true));
+  // Over order[from, to): the first from its goal (or cursor) on, the rest whole.
+  auto spread = [&](size_t from, size_t to, uint64_t from_goal) {
+    add(reserve(from, want, from_goal, true, false));
+    for (size_t i = from + 1; i < to && want > 0; ++i) add(reserve(i, want, 0, true, true));
+    if (want > 0) add(reserve(from, want, kCursor, true, true));
+  };
+  // 2. and 3. device by device (the order lists each device's groups together, the home
+  // device's first), on each device that has room for it all: one group that holds it
+  // all, else spread over that device's groups. A file's data on one device is what a
+  // direct map of it reaches (one device's descriptor), and what one device's loss takes
+  // whole. One device: all the groups at once, as one allocator would.
+  for (size_t i = 0, j; i < n; i = j) {
+    const uint32_t dev = groups_[order[i]]->device;
+    uint64_t dev_free = 0;
+    for (j = i; j < n && groups_[order[j]]->device == dev; ++j) {
+      Group& g = *groups_[order[j]];
+      MutexLock lock(&g.mu);
+      dev_free += g.alloc.free_count();
+    }
+    if (dev_free < count) continue;
+    const uint64_t from_goal = i == 0 ? first_goal : kCursor;
+    for (size_t k = i; k < j; ++k) {
+      auto runs = reserve(k, count, k == i ? from_goal : kCursor, false, true);
+      if (!runs.empty()) return runs;
+    }
+    spread(i, j, from_goal);
+    if (want == 0) return out;
+    UnreserveAus(out);  // taken meanwhile by another reservation: go on
+    out.clear();
+    want = count;
+  }
+  // 4. No device holds it all: across the devices.
+  spread(0, n, first_goal);
   if (want > 0) {
     UnreserveAus(out);
     return Status::NoSpace("no free space");
