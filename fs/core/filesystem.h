@@ -550,6 +550,13 @@ class Filesystem {
   uint64_t ExtentBlocksNeeded(const Inode& inode, uint64_t new_extents) const;
   Status ShrinkSlots(Inode* inode) REQUIRES(mu_);
   Status TruncateBlocks(Inode* inode, uint64_t new_size) REQUIRES(mu_);
+  // Several devices: where file data at file AU `from`, with nothing before it to go on
+  // from, should start -- on a device with room for `count` AUs or for the rest of the
+  // file's size, whichever is more (a file sized before it is written, ftruncate then
+  // writes one request at a time, must not fill its home device and spill); 0 (the
+  // owner's home) when the home has room or no device has.
+  // (Not under mu_: the write path reserves without it; reads the geometry alone.)
+  uint64_t FirstDataGoal(const Inode& inode, uint64_t from, uint64_t count) const;
   // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).
   // `goal_if_none`: where to start when the AU before `from` is not mapped (0: the
   // owner's home).

@@ -386,6 +386,7 @@ Result<std::vector<Filesystem::HoleFill>> Filesystem::ReserveHoles(const Inode& 
       const uint64_t prev = MapAu(inode, a - 1, 1, &prev_run);
       if (prev != 0) goal = prev + 1;
     }
+    if (goal == 0) goal = FirstDataGoal(inode, a, run);
     auto runs = space_.ReserveAus(run, goal, inode.ino);
     if (!runs.ok()) {
       for (const HoleFill& f : fills) space_.UnreserveAus({f.phys});

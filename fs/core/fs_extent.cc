@@ -257,6 +257,13 @@ Status Filesystem::DropExtentSlot(Inode* inode, uint64_t file_au) {
 
 uint64_t Filesystem::TxnBudget() const { return journal_->capacity() / 4; }
 
+uint64_t Filesystem::FirstDataGoal(const Inode& inode, uint64_t from, uint64_t count) const {
+  if (!IsMultiDevice(sb_)) return 0;
+  const uint64_t au = sb_.au_size;
+  const uint64_t sized = (inode.d.size + au - 1) / au;
+  return space_.RoomyDeviceGoal(inode.ino, std::max(count, sized > from ? sized - from : 0));
+}
+
 Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero,
                                  uint64_t goal_if_none) {
   uint64_t goal = goal_if_none, run = 0;
@@ -267,6 +274,7 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
   // Directory buckets, attribute blobs and symlink targets are metadata: with copies,
   // each AU comes with its partner.
   const bool copied = IsCopied(DataOwner(*inode, from).kind);
+  if (goal == 0 && !copied) goal = FirstDataGoal(*inode, from, count);
   UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(count, goal, inode->ino, copied));
   auto unreserve = [&] {
     if (copied) {

@@ -174,6 +174,31 @@ TEST(MultiDevice, AFullHomeDeviceSpillsOntoAnother) {
     EXPECT_EQ(devices.size(), 1u);
     EXPECT_OK(fs->Unmount());
   }
+  // A file sized first (ftruncate), then written a request at a time, starts on the
+  // device with room for its size instead of filling its home and spilling.
+  {
+    Devices devs({32ull << 20, 96ull << 20});
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    const DiskSuperblock sb = fs->SuperblockSnapshot();
+    for (int n = 0; n < 2; ++n) {  // one of the two has device 0, too small, for home
+      auto [entry, inode] = Must(fs->Create(kRootIno, "sized" + std::to_string(n), S_IFREG | 0644,
+                                            O_RDWR, Caller()));
+      SetAttrIn in;
+      in.size = true;
+      in.attr.st_size = 30 << 20;  // more than device 0 holds, less than device 1
+      ASSERT_OK(fs->SetAttr(entry.ino, in).status());
+      const std::vector<char> piece = Bytes(1 << 20, n);
+      for (int i = 0; i < 30; ++i) {
+        ASSERT_EQ(Must(fs->Write(inode, uint64_t(i) << 20, piece.data(), piece.size())), piece.size());
+      }
+      fs->Release(inode);
+      std::set<uint32_t> devices;
+      for (const BmapExtent& e : Must(fs->Bmap(entry.ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
+      EXPECT_EQ(devices, std::set<uint32_t>{1}) << "inode " << entry.ino;
+      ASSERT_OK(fs->Unlink(kRootIno, "sized" + std::to_string(n)));
+    }
+    EXPECT_OK(fs->Unmount());
+  }
   // ... and one that no device holds spills across them.
   Devices devs({48ull << 20, 48ull << 20});
   auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));

@@ -138,13 +138,22 @@ uint64_t Space::RoomyDeviceGoal(uint64_t ino, uint64_t count) const {
     }
     return free;
   };
+  // The home device keeps the file when it has room for it all, with a margin: a
+  // group's free count includes AUs that file data does not get (the pairs kept back
+  // for metadata copies) or that its extent blocks take meanwhile. Else the device with
+  // the most room, if it has more than the home.
   const size_t home = ino % devices;
-  if (free_on(home) >= count) return 0;
+  const uint64_t home_free = free_on(home);
+  if (home_free >= count + count / 16 + 64) return 0;
+  size_t best = home;
+  uint64_t best_free = home_free;
   for (size_t i = 1; i < devices; ++i) {
     const size_t dev = (home + i) % devices;
-    // Any AU of the device's first group: the reservation starts from that group's cursor.
-    if (free_on(dev) >= count) return std::max<uint64_t>(groups_[device_groups_[dev]]->base, 1);
+    const uint64_t f = free_on(dev);
+    if (f > best_free) best = dev, best_free = f;
   }
+  // Any AU of the device's first group: the reservation starts from that group's cursor.
+  if (best != home) return std::max<uint64_t>(groups_[device_groups_[best]]->base, 1);
   return 0;
 }
 

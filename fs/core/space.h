@@ -90,8 +90,9 @@ class Space {
   // orders and its free AUs free_aus(); pairs with an AU there may be made again.
   void RestoreDevice(uint32_t d);
   // Several devices: a goal (an AU of one of its groups) on the device where `count` AUs
-  // for `ino` should start so that they all fit there -- 0 (the owner's home) when the
-  // home has room, there is one device, or no device has room for them all.
+  // for `ino` should start: 0 (the owner's home) when the home has room for them all
+  // (with a margin) or there is one device; else the device with the most room, when it
+  // has more than the home.
   uint64_t RoomyDeviceGoal(uint64_t ino, uint64_t count) const;
   bool DeviceRetired(uint32_t d) const {
     return d < kMaxDevices && retired_[d].load(std::memory_order_acquire);
