@@ -214,15 +214,17 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
   // all, else spread over that device's groups. A file's data on one device is what a
   // direct map of it reaches (one device's descriptor), and what one device's loss takes
   // whole. One device: all the groups at once, as one allocator would.
+  const bool one_device = device_groups_.size() <= 2;
   for (size_t i = 0, j; i < n; i = j) {
     const uint32_t dev = groups_[order[i]]->device;
     uint64_t dev_free = 0;
     for (j = i; j < n && groups_[order[j]]->device == dev; ++j) {
+      if (one_device) continue;  // free_aus() said there is room: no lock taken to count
       Group& g = *groups_[order[j]];
       MutexLock lock(&g.mu);
       dev_free += g.alloc.free_count();
     }
-    if (dev_free < count) continue;
+    if (!one_device && dev_free < count) continue;
     const uint64_t from_goal = i == 0 ? first_goal : kCursor;
     for (size_t k = i; k < j; ++k) {
       auto runs = reserve(k, count, k == i ? from_goal : kCursor, false, true);
