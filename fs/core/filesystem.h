@@ -554,14 +554,14 @@ class Filesystem {
   // from, should start -- on a device with room for `count` AUs or for the rest of the
   // file's size, whichever is more (a file sized before it is written, ftruncate then
   // writes one request at a time, must not fill its home device and spill); 0 (the
-  // owner's home) when the home has room or no device has.
+  // owner's home) when the home has room or no device has more.
   // (Not under mu_: the write path reserves without it; reads the geometry alone.)
   uint64_t FirstDataGoal(const Inode& inode, uint64_t from, uint64_t count) const;
   // Data area helpers: allocate-and-zero AUs mapped at file AUs [from, from+count).
-  // `goal_if_none`: where to start when the AU before `from` is not mapped (0: the
-  // owner's home).
+  // `in_all`: the AUs the caller allocates from `from` on in several calls (a range
+  // taken in steps), for where the first call starts (FirstDataGoal).
   Status AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero,
-                       uint64_t goal_if_none = 0) REQUIRES(mu_);
+                       uint64_t in_all = 0) REQUIRES(mu_);
 
   // Allocates reserved AUs in txn_: the bitmap and the reverse map together, and the
   // partners of a copied metadata run (reserved with it by ReserveCopied).

@@ -265,8 +265,8 @@ uint64_t Filesystem::FirstDataGoal(const Inode& inode, uint64_t from, uint64_t c
 }
 
 Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bool zero,
-                                 uint64_t goal_if_none) {
-  uint64_t goal = goal_if_none, run = 0;
+                                 uint64_t in_all) {
+  uint64_t goal = 0, run = 0;
   if (from > 0) {
     const uint64_t prev = MapAu(*inode, from - 1, 1, &run);
     if (prev != 0) goal = prev + 1;
@@ -274,7 +274,7 @@ Status Filesystem::AllocateRange(Inode* inode, uint64_t from, uint64_t count, bo
   // Directory buckets, attribute blobs and symlink targets are metadata: with copies,
   // each AU comes with its partner.
   const bool copied = IsCopied(DataOwner(*inode, from).kind);
-  if (goal == 0 && !copied) goal = FirstDataGoal(*inode, from, count);
+  if (goal == 0 && !copied) goal = FirstDataGoal(*inode, from, std::max(count, in_all));
   UDAX_ASSIGN_OR_RETURN(std::vector<Run> runs, TakeAus(count, goal, inode->ino, copied));
   auto unreserve = [&] {
     if (copied) {

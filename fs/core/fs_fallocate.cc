@@ -289,14 +289,11 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
   // ENOSPC before any change when the holes outnumber the free AUs. Extent blocks may
   // still take the last ones part way: then what is mapped stays (it reads as zeros, and
   // nothing leaks), as ext4 and XFS leave a partial preallocation.
-  if (CountHoleAus(*inode, from, to) > FreeAus()) {
-    return Status::NoSpace("not enough free space for the range");
-  }
+  // (Several devices: the range is taken in steps, each going on from the last, and the
+  // first starts on a device with room for all of it when the home has not: in_all.)
+  const uint64_t holes = CountHoleAus(*inode, from, to);
+  if (holes > FreeAus()) return Status::NoSpace("not enough free space for the range");
   const uint64_t step_aus = std::max<uint64_t>(1, TxnBudget() / kAllocBytesPerAu);
-  // Several devices: the range is taken in steps, each going on from the last; the first
-  // starts on a device with room for all of it (the owner's home when it has), so the
-  // file's data stays on one device (what one direct map reaches) when it can.
-  const uint64_t start_goal = space_.RoomyDeviceGoal(inode->ino, CountHoleAus(*inode, from, to));
   for (uint64_t a = from; a < to;) {
     uint64_t run;
     if (MapAu(*inode, a, to - a, &run) != 0) {
@@ -308,12 +305,12 @@ Status Filesystem::AllocateHoles(Inode* inode, uint64_t from, uint64_t to) {
     // AllocateRange refuses, changing nothing, when the runs it found need more extent
     // blocks than are left; then ask only for what fits with one extent per AU, the worst
     // fragmentation.
-    Status st = n > 0 ? AllocateRange(inode, a, n, /*zero=*/true, start_goal) : Status::NoSpace("full");
+    Status st = n > 0 ? AllocateRange(inode, a, n, /*zero=*/true, holes) : Status::NoSpace("full");
     if (st.code() == ENOSPC) {
       const uint64_t margin = ExtentBlocksNeeded(*inode, n);
       n = std::min(n, free > margin ? free - margin : 0);
       if (n == 0) return Status::NoSpace("no space for the range and its extent blocks");
-      st = AllocateRange(inode, a, n, /*zero=*/true, start_goal);
+      st = AllocateRange(inode, a, n, /*zero=*/true, holes);
     }
     UDAX_RETURN_IF_ERROR(st);
     a += n;

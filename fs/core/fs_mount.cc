@@ -231,27 +231,25 @@ Result<std::unique_ptr<Filesystem>> Filesystem::MountRegion(std::unique_ptr<Regi
   }
   fs->sb_ = sb;
   // Devices lost earlier stay lost (their copies are stale), named or not, before the
-  // journal replay writes anything.
+  // journal replay writes anything; the span lost others as it opened (left out with -o
+  // degraded, or an older copy of itself). Each is said once, with why.
   for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
-    if (!DeviceLost(sb, d)) continue;
-    UDAX_RETURN_IF_ERROR(region->LoseDevice(d));
-    fprintf(stderr, "udaxfs: %s: degraded: device %u was lost; its file data fails with EIO, "
-            "metadata is served from the other copies\n", target.c_str(), d);
-  }
-  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
-    if (DeviceLost(sb, d) || !region->device_lost(d) || region->device_stale(d)) continue;
-    fprintf(stderr, "udaxfs: %s: degraded: device %u is missing (-o degraded): treated as "
-            "lost; its file data fails with EIO (udaxctl replace-device puts a blank device "
-            "in its place)\n",
-            target.c_str(), d);
-  }
-  for (uint32_t d = 1; d < DeviceCount(sb); ++d) {
-    if (!region->device_stale(d) || DeviceLost(sb, d)) continue;
-    fprintf(stderr, "udaxfs: %s: degraded: device %u (%s) is an older copy of itself (its "
-            "superblock is behind the one last written to it: a restored backup?): treated as "
-            "lost; its file data fails with EIO (unmount and name the current device, then "
-            "udaxctl add-device; or udaxctl replace-device)\n",
-            target.c_str(), d, region->device(d)->path().c_str());
+    if (DeviceLost(sb, d)) {
+      UDAX_RETURN_IF_ERROR(region->LoseDevice(d));
+      fprintf(stderr, "udaxfs: %s: degraded: device %u was lost; its file data fails with EIO, "
+              "metadata is served from the other copies\n", target.c_str(), d);
+    } else if (region->device_stale(d)) {
+      fprintf(stderr, "udaxfs: %s: degraded: device %u (%s) is an older copy of itself (its "
+              "superblock is behind the one last written to it: a restored backup?): treated "
+              "as lost; its file data fails with EIO (unmount and name the current device, "
+              "then udaxctl add-device; or udaxctl replace-device)\n",
+              target.c_str(), d, region->device(d)->path().c_str());
+    } else if (region->device_lost(d)) {
+      fprintf(stderr, "udaxfs: %s: degraded: device %u is missing (-o degraded): treated as "
+              "lost; its file data fails with EIO (udaxctl replace-device puts a blank device "
+              "in its place)\n",
+              target.c_str(), d);
+    }
   }
   // File data that went with a replaced device reads EIO, now as when it was replaced.
   for (uint32_t i = 0; i < sb.lost_run_count; ++i) {

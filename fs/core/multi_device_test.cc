@@ -89,6 +89,14 @@ std::vector<char> ReadFile(Filesystem* fs, const std::string& name, size_t n) {
   return out;
 }
 
+// The devices that hold some of file `ino`'s data.
+std::set<uint32_t> DevicesHolding(Filesystem* fs, uint64_t ino) {
+  const DiskSuperblock sb = fs->SuperblockSnapshot();
+  std::set<uint32_t> devices;
+  for (const BmapExtent& e : Must(fs->Bmap(ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
+  return devices;
+}
+
 TEST(MultiDevice, MountsInAnyOrderAndReadsBack) {
   Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
   {
@@ -160,18 +168,13 @@ TEST(MultiDevice, AFullHomeDeviceSpillsOntoAnother) {
   {
     Devices devs({32ull << 20, 64ull << 20});
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
-    const DiskSuperblock sb = fs->SuperblockSnapshot();
     const uint64_t ino = WriteFile(fs.get(), "big", Bytes(40 << 20, 3));
-    std::set<uint32_t> devices;
-    for (const BmapExtent& e : Must(fs->Bmap(ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
-    EXPECT_EQ(devices, std::set<uint32_t>{1});
+    EXPECT_EQ(DevicesHolding(fs.get(), ino), std::set<uint32_t>{1});
     // ... as does a preallocation (taken in steps: the first picks the device).
     auto [entry, inode] = Must(fs->Create(kRootIno, "pre", S_IFREG | 0644, O_RDWR, Caller()));
     ASSERT_OK(fs->Fallocate(inode, 0, 0, 12 << 20));
     fs->Release(inode);
-    devices.clear();
-    for (const BmapExtent& e : Must(fs->Bmap(entry.ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
-    EXPECT_EQ(devices.size(), 1u);
+    EXPECT_EQ(DevicesHolding(fs.get(), entry.ino).size(), 1u);
     EXPECT_OK(fs->Unmount());
   }
   // A file sized first (ftruncate), then written a request at a time, starts on the
@@ -179,7 +182,6 @@ TEST(MultiDevice, AFullHomeDeviceSpillsOntoAnother) {
   {
     Devices devs({32ull << 20, 96ull << 20});
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
-    const DiskSuperblock sb = fs->SuperblockSnapshot();
     for (int n = 0; n < 2; ++n) {  // one of the two has device 0, too small, for home
       auto [entry, inode] = Must(fs->Create(kRootIno, "sized" + std::to_string(n), S_IFREG | 0644,
                                             O_RDWR, Caller()));
@@ -192,9 +194,7 @@ TEST(MultiDevice, AFullHomeDeviceSpillsOntoAnother) {
         ASSERT_EQ(Must(fs->Write(inode, uint64_t(i) << 20, piece.data(), piece.size())), piece.size());
       }
       fs->Release(inode);
-      std::set<uint32_t> devices;
-      for (const BmapExtent& e : Must(fs->Bmap(entry.ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
-      EXPECT_EQ(devices, std::set<uint32_t>{1}) << "inode " << entry.ino;
+      EXPECT_EQ(DevicesHolding(fs.get(), entry.ino), std::set<uint32_t>{1}) << "inode " << entry.ino;
       ASSERT_OK(fs->Unlink(kRootIno, "sized" + std::to_string(n)));
     }
     EXPECT_OK(fs->Unmount());
@@ -202,11 +202,8 @@ TEST(MultiDevice, AFullHomeDeviceSpillsOntoAnother) {
   // ... and one that no device holds spills across them.
   Devices devs({48ull << 20, 48ull << 20});
   auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
-  const DiskSuperblock sb = fs->SuperblockSnapshot();
   const uint64_t ino = WriteFile(fs.get(), "big", Bytes(60 << 20, 3));
-  std::set<uint32_t> devices;
-  for (const BmapExtent& e : Must(fs->Bmap(ino))) devices.insert(DeviceOfOffset(sb, e.phys_offset));
-  EXPECT_EQ(devices.size(), 2u);
+  EXPECT_EQ(DevicesHolding(fs.get(), ino).size(), 2u);
   EXPECT_EQ(ReadFile(fs.get(), "big", 60 << 20), Bytes(60 << 20, 3));
   EXPECT_EQ(Must(fs->checker().CrossCheckMaps()).problems, 0u);
   EXPECT_OK(fs->Unmount());
@@ -506,11 +503,7 @@ TEST(MultiDevice, ABlankDeviceReplacesALostOne) {
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
     for (int i = 0; i < 6; ++i) {
       const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
-      bool there = false;
-      for (const BmapExtent& e : Must(fs->Bmap(ino))) {
-        there = there || DeviceOfOffset(devs.geometry(), e.phys_offset) == last;
-      }
-      (there ? on_last : elsewhere).push_back(i);
+      (DevicesHolding(fs.get(), ino).count(last) != 0 ? on_last : elsewhere).push_back(i);
     }
     ASSERT_FALSE(on_last.empty());
     ASSERT_FALSE(elsewhere.empty());
@@ -664,12 +657,7 @@ TEST(MultiDevice, AnOlderCopyOfADeviceIsLost) {
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
     for (int i = 0; i < 6; ++i) {
       const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
-      for (const BmapExtent& e : Must(fs->Bmap(ino))) {
-        if (DeviceOfOffset(devs.geometry(), e.phys_offset) == last) {
-          on_last.push_back(i);
-          break;
-        }
-      }
+      if (DevicesHolding(fs.get(), ino).count(last) != 0) on_last.push_back(i);
     }
     ASSERT_FALSE(on_last.empty());
     EXPECT_OK(fs->Unmount());

@@ -126,30 +126,31 @@ size_t Space::GroupOrder(uint64_t goal, bool has_goal, uint64_t ino,
   return k;
 }
 
+uint64_t Space::DeviceFreeAus(size_t dev) const {
+  uint64_t free = 0;
+  if (DeviceRetired(static_cast<uint32_t>(dev))) return free;
+  for (size_t g = device_groups_[dev]; g < device_groups_[dev + 1]; ++g) {
+    MutexLock lock(&groups_[g]->mu);
+    free += groups_[g]->alloc.free_count();
+  }
+  return free;
+}
+
 uint64_t Space::RoomyDeviceGoal(uint64_t ino, uint64_t count) const {
   const size_t devices = device_groups_.size() - 1;
   if (devices < 2 || count == 0) return 0;
-  auto free_on = [&](size_t dev) {
-    uint64_t free = 0;
-    if (DeviceRetired(static_cast<uint32_t>(dev))) return free;
-    for (size_t g = device_groups_[dev]; g < device_groups_[dev + 1]; ++g) {
-      MutexLock lock(&groups_[g]->mu);
-      free += groups_[g]->alloc.free_count();
-    }
-    return free;
-  };
   // The home device keeps the file when it has room for it all, with a margin: a
   // group's free count includes AUs that file data does not get (the pairs kept back
   // for metadata copies) or that its extent blocks take meanwhile. Else the device with
   // the most room, if it has more than the home.
   const size_t home = ino % devices;
-  const uint64_t home_free = free_on(home);
+  const uint64_t home_free = DeviceFreeAus(home);
   if (home_free >= count + count / 16 + 64) return 0;
   size_t best = home;
   uint64_t best_free = home_free;
   for (size_t i = 1; i < devices; ++i) {
     const size_t dev = (home + i) % devices;
-    const uint64_t f = free_on(dev);
+    const uint64_t f = DeviceFreeAus(dev);
     if (f > best_free) best = dev, best_free = f;
   }
   // Any AU of the device's first group: the reservation starts from that group's cursor.
@@ -188,9 +189,6 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
     auto runs = reserve(0, count, first_goal, false, false);
     if (!runs.empty()) return runs;
   }
-  // 3. Free space is spread over the groups: from the goal (or cursor) to the end of its
-  // group, on through the next groups from their starts, as one allocator over the whole
-  // bitmap would (runs that meet at a group boundary are one), then what is left anywhere.
   std::vector<Run> out;
   uint64_t want = count;
   auto add = [&](const std::vector<Run>& runs) {
@@ -203,7 +201,9 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
       want -= r.len;
     }
   };
-  // Over order[from, to): the first from its goal (or cursor) on, the rest whole.
+  // Free space spread over order[from, to): from the goal (or cursor) to the end of its
+  // group, on through the next groups from their starts, as one allocator over those
+  // groups would (runs that meet at a group boundary are one), then what is left.
   auto spread = [&](size_t from, size_t to, uint64_t from_goal) {
     add(reserve(from, want, from_goal, true, false));
     for (size_t i = from + 1; i < to && want > 0; ++i) add(reserve(i, want, 0, true, true));
@@ -214,17 +214,13 @@ Result<std::vector<Run>> Space::ReserveAus(uint64_t count, uint64_t goal, uint64
   // all, else spread over that device's groups. A file's data on one device is what a
   // direct map of it reaches (one device's descriptor), and what one device's loss takes
   // whole. One device: all the groups at once, as one allocator would.
+  // (One device: free_aus() said there is room, so no lock is taken to count it again.)
   const bool one_device = device_groups_.size() <= 2;
   for (size_t i = 0, j; i < n; i = j) {
     const uint32_t dev = groups_[order[i]]->device;
-    uint64_t dev_free = 0;
-    for (j = i; j < n && groups_[order[j]]->device == dev; ++j) {
-      if (one_device) continue;  // free_aus() said there is room: no lock taken to count
-      Group& g = *groups_[order[j]];
-      MutexLock lock(&g.mu);
-      dev_free += g.alloc.free_count();
-    }
-    if (!one_device && dev_free < count) continue;
+    j = i + 1;
+    while (j < n && groups_[order[j]]->device == dev) ++j;
+    if (!one_device && DeviceFreeAus(dev) < count) continue;
     const uint64_t from_goal = i == 0 ? first_goal : kCursor;
     for (size_t k = i; k < j; ++k) {
       auto runs = reserve(k, count, k == i ? from_goal : kCursor, false, true);

@@ -94,6 +94,9 @@ class Space {
   // (with a margin) or there is one device; else the device with the most room, when it
   // has more than the home.
   uint64_t RoomyDeviceGoal(uint64_t ino, uint64_t count) const;
+  // Free AUs on device `dev` (0 when it is retired), counted group by group under each
+  // group's lock.
+  uint64_t DeviceFreeAus(size_t dev) const;
   bool DeviceRetired(uint32_t d) const {
     return d < kMaxDevices && retired_[d].load(std::memory_order_acquire);
   }
