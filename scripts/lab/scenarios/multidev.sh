@@ -38,6 +38,16 @@ media_files "$MNT" a b c d e f
 # device_of NAME: the device holding NAME's first byte; devoff_of NAME: its offset there.
 device_of() { "$UDAXCTL" bmap --json "$MNT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["extents"][0]["device"])'; }
 devoff_of() { "$UDAXCTL" bmap --json "$MNT/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["extents"][0]["device_offset"])'; }
+# check_reads WHAT EXPECTED FILE...: each FILE read through the mount gives EXPECTED
+# (media_read's "ok intact" or "error: ..."); WHAT names the files in the check.
+check_reads() {
+  local what=$1 want=$2 f r
+  shift 2
+  for f in "$@"; do
+    r=$(media_read "$MNT/$f" "$f")
+    lab_check "$f ($what) reads: $want" test "$r" = "$want"
+  done
+}
 on0=() on1=()
 for f in a b c d e f; do
   if [[ $(device_of "$f") == 0 ]]; then on0+=("$f"); else on1+=("$f"); fi
@@ -75,14 +85,8 @@ lab_check "device 0's client kept its map: no signal on its next touch" \
 
 lab_step "the mount after the unplug of device 1"
 echo 3 >/proc/sys/vm/drop_caches
-for f in "${on0[@]}"; do
-  r=$(media_read "$MNT/$f" "$f")
-  lab_check "$f (device 0) reads back intact" test "$r" = "ok intact"
-done
-for f in "${on1[@]}"; do
-  r=$(media_read "$MNT/$f" "$f")
-  lab_check "$f (device 1) reads EIO, never stale data" test "$r" = "error: Input/output error"
-done
+check_reads "device 0" "ok intact" "${on0[@]}"
+check_reads "device 1, never stale data" "error: Input/output error" "${on1[@]}"
 lab_check "a new file can be written" sh -c "head -c 65536 /dev/urandom >$MNT/after-unplug && sync $MNT/after-unplug"
 lab_check "the daemon is alive and the mount answers" lab_daemon_alive "$MNT"
 if lab_events "$MNT" >/dev/null; then
@@ -111,10 +115,7 @@ lab_mount "$TARGET" "$MNT" || exit 1
 r=$(media_read "$MNT/${on1[1]}" "${on1[1]}")
 lab_check "named at mount, device 1 stays lost until add-device" test "$r" = "error: Input/output error"
 "$UDAXCTL" add-device "$MNT" 1 2>&1 | sed 's/^/   /'
-for f in "${on1[@]}"; do
-  r=$(media_read "$MNT/$f" "$f")
-  lab_check "$f (device 1) reads back intact" test "$r" = "ok intact"
-done
+check_reads "device 1" "ok intact" "${on1[@]}"
 lab_check "unmount: the daemon exits by itself" lab_unmount "$MNT"
 rc=0
 "$FSCK" -n "$TARGET" >"$LAB_OUT/fsck.log" 2>&1 || rc=$?
@@ -137,14 +138,8 @@ rc=0
 sed 's/^/   /' "$LAB_OUT/replace.log"
 lab_check "replace-device puts the image in device 1's place" test "$rc" -eq 0
 echo 3 >/proc/sys/vm/drop_caches
-for f in "${on0[@]:2}"; do
-  r=$(media_read "$MNT/$f" "$f")
-  lab_check "$f (device 0) reads back intact" test "$r" = "ok intact"
-done
-for f in "${on1[@]}"; do
-  r=$(media_read "$MNT/$f" "$f")
-  lab_check "$f (device 1, replaced) reads EIO, never zeros" test "$r" = "error: Input/output error"
-done
+check_reads "device 0" "ok intact" "${on0[@]:2}"
+check_reads "device 1, replaced: never zeros" "error: Input/output error" "${on1[@]}"
 lab_check "health says degraded, with the lost files" sh -c "'$UDAXCTL' health '$MNT' | head -n1 | grep -q degraded"
 lab_check "new files go on" sh -c "for i in 0 1 2 3; do head -c 65536 /dev/urandom >$MNT/after-replace\$i || exit 1; done; sync"
 lab_check "the daemon is alive and the mount answers" lab_daemon_alive "$MNT"
