@@ -66,6 +66,10 @@ PSHIM_GOALS = [
     for nj in (1, 2)
 ]
 RSS_GROWTH_LIMIT_KIB = 64 * 1024
+# Allocating writes scale with threads (issue 18): each 2-job write row at least 1.7x the
+# same row's 1-job figure, and no slower than passthrough_ll's 2-job row, in the same run.
+SCALE_GOALS = [("seq 1 MiB write", "seqwrite-psync"), ("random 4 KiB write", "randwrite-psync")]
+SCALE_TARGET = 1.7
 
 
 def test_order():
@@ -207,6 +211,17 @@ def build(manifest):
             goal["others"] = {fs: v for fs, v in others}
             goal["note"] = "; ".join(f"{fs} {'n/a' if v is None else f'{v:.2f}'}" for fs, v in others)
         goals.append(goal)
+    for what, test in SCALE_GOALS:
+        one, two = rows[f"{test}-1j"], rows[f"{test}-2j"]
+        r = ratio(two["udaxfs"], one["udaxfs"])
+        goals.append({"goal": f"{what}: 2 jobs >= {SCALE_TARGET} x 1 job", "test": f"{test}-2j",
+                      "ratio": r, "target": SCALE_TARGET,
+                      "status": "n/a" if r is None else ("PASS" if r >= SCALE_TARGET else "MISS"),
+                      "note": f"udaxfs {test}-2j / -1j"})
+        r = ratio(two["udaxfs"], two[PEER])
+        goals.append({"goal": f"{what}: 2 jobs >= passthrough_ll's 2 jobs", "test": f"{test}-2j",
+                      "ratio": r, "target": 1.0,
+                      "status": "n/a" if r is None else ("PASS" if r >= 1.0 else "MISS")})
     if "udaxfs-nocopies" in columns:
         for label, test in COPY_GOALS:
             r = ratio(rows[test]["udaxfs"], rows[test]["udaxfs-nocopies"])

@@ -68,6 +68,9 @@ class Pmem2Region final : public Region {
   bool page_granular() const { return granularity_ == PMEM2_GRANULARITY_PAGE; }
   // msync(MS_SYNC) over the pages covering [off, off+n).
   bool ImageCovers(uint64_t off, uint64_t n) const;
+  // Whether an emulated write of [off, off+n) is a store through the mapping (see the
+  // .cc), making the page-table entries it needs first; false means the descriptor.
+  bool StoresThroughMapping(uint64_t off, uint64_t n);
   Status WriteThroughFd(uint64_t off, const void* src, size_t n, bool persist);
   Status SyncPages(const char* op, uint64_t off, uint64_t n) const;
   // Turns a caught SIGBUS into a region-relative MediaFault (filled into *out when
@@ -88,6 +91,9 @@ class Pmem2Region final : public Region {
   pmem2_memset_fn memset_fn_ = nullptr;
   // Emulated only: the image pages known to hold storage (stored_pages.h).
   StoredPages stored_;
+  // Emulated on volatile backing only: the pages whose page-table entries
+  // MADV_POPULATE_WRITE has made (cleared where a punch removes them).
+  StoredPages mapped_;
 };
 
 }  // namespace udax

@@ -171,6 +171,48 @@ TEST_F(RegionTest, WriteToAFullImageIsEnospcNotAMediaFault) {
   }
 }
 
+// Whether this process's page table maps the page at `addr` (/proc/self/pagemap, bit 63).
+bool PagePresent(const void* addr) {
+  const int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  uint64_t entry = 0;
+  const off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(addr) / kPage * 8);
+  const bool got = pread(fd, &entry, sizeof(entry), at) == static_cast<ssize_t>(sizeof(entry));
+  close(fd);
+  return got && (entry >> 63) != 0;
+}
+
+// On tmpfs a write of a page or more is a store through the mapping, whose page-table
+// entries one MADV_POPULATE_WRITE makes (region_pmem2.cc, StoresThroughMapping): pwrite
+// on the image would take its inode lock, which every daemon thread's write queues
+// behind. The pages end up mapped in this process (pwrite would leave them unmapped), and
+// every byte lands, across a punch that unmaps some of them again.
+TEST_F(RegionTest, LargeWritesOnTmpfsStoreThroughTheMapping) {
+  auto region = MustCreate(64 * kPage);
+  ASSERT_NE(region, nullptr);
+  ASSERT_TRUE(region->volatile_backing());
+  const std::vector<uint8_t> first = Pattern(20 * kPage + 100, 1);
+  ASSERT_OK(region->WriteSafe(kPage + 50, first.data(), first.size(), true));
+  for (uint64_t p = 1; p <= 21; ++p) {
+    EXPECT_TRUE(PagePresent(region->base() + p * kPage)) << "page " << p;
+  }
+  EXPECT_FALSE(PagePresent(region->base() + 40 * kPage));  // never written, never read
+  // Punched pages leave the page table; a write after the punch puts data back.
+  ASSERT_OK(region->ZeroSafe(0, 32 * kPage, true));
+  const std::vector<uint8_t> second = Pattern(16 * kPage, 2);
+  ASSERT_OK(region->WriteSafe(8 * kPage, second.data(), second.size(), true));
+  std::vector<uint8_t> back(32 * kPage);
+  ASSERT_OK(region->ReadSafe(0, back.data(), back.size()));
+  std::vector<uint8_t> want(32 * kPage, 0);
+  std::memcpy(want.data() + 8 * kPage, second.data(), second.size());
+  EXPECT_EQ(back, want);
+  // What the descriptor sees is what the mapping stored.
+  std::vector<uint8_t> via_fd(second.size());
+  ASSERT_EQ(pread(region->fd(), via_fd.data(), via_fd.size(), static_cast<off_t>(8 * kPage)),
+            static_cast<ssize_t>(via_fd.size()));
+  EXPECT_EQ(via_fd, second);
+}
+
 TEST_F(RegionTest, CreateSizeLeavesExistingFileAlone) {
   ASSERT_NE(MustCreate(16 * kPage), nullptr);
   RegionOptions options;
