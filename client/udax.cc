@@ -373,7 +373,9 @@ void Disconnect(dev_t dev, const std::shared_ptr<Connection>& conn) {
 }
 
 // Sends a lease request (map or view) with the file's descriptor and takes the reply: 0
-// with the region's descriptor and the lease socket in *fds, or -errno.
+// with the `want_fds` descriptors it carries in *fds (kSomeFds: two or more, as a map of
+// a file on several devices has), or -errno.
+constexpr size_t kSomeFds = 0;
 int RequestLease(dev_t dev, int fd, const nlohmann::json& request, size_t want_fds,
                  nlohmann::json* reply, std::vector<int>* fds, std::shared_ptr<Connection>* conn) {
   // A connection the daemon closed as idle fails the first request: once more on a new one.
@@ -388,7 +390,7 @@ int RequestLease(dev_t dev, int fd, const nlohmann::json& request, size_t want_f
     Disconnect(dev, *conn);
     if (attempt == 1) return -ENOTCONN;
   }
-  if (!reply->value("ok", false) || fds->size() != want_fds) {
+  if (!reply->value("ok", false) || (want_fds == kSomeFds ? fds->size() < 2 : fds->size() != want_fds)) {
     for (int f : *fds) close(f);
     fds->clear();
     const int e = reply->value("errno", EIO);
@@ -425,12 +427,21 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   nlohmann::json reply;
   std::vector<int> fds;
   std::shared_ptr<Connection> conn;
+  // "devices": "many": the file may lie on several devices of one filesystem, each
+  // mapped through its own descriptor: the first device's, the lease socket, then the
+  // others', and every extent says which ("device", an index in that list).
   const int err = RequestLease(st.st_dev, fd,
                                {{"op", "map"}, {"offset", static_cast<uint64_t>(offset)},
-                                {"length", static_cast<uint64_t>(length)}, {"prot", writable ? "rw" : "r"}},
-                               2, &reply, &fds, &conn);
+                                {"length", static_cast<uint64_t>(length)}, {"prot", writable ? "rw" : "r"},
+                                {"devices", "many"}},
+                               kSomeFds, &reply, &fds, &conn);
   if (err != 0) return err;
-  const int region = fds[0], lease_sock = fds[1];
+  const int lease_sock = fds[1];
+  std::vector<int> regions = {fds[0]};
+  regions.insert(regions.end(), fds.begin() + 2, fds.end());
+  auto close_regions = [&regions] {
+    for (int r : regions) close(r);
+  };
   const uint64_t align = std::max<uint64_t>(reply.value("map_align", uint64_t{4096}), 4096);
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   // A devdax device maps only in whole units of its alignment (2 MiB): the map covers the
@@ -438,7 +449,7 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   const bool devdax = reply.value("region_kind", "") == "devdax";
   const uint64_t unit = devdax ? align : page;
   if (offset % unit != 0) {
-    close(region);
+    close_regions();
     close(lease_sock);
     return -EINVAL;
   }
@@ -446,7 +457,7 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   // A contiguous stretch of address space, aligned so devdax can use huge pages.
   uint8_t* base = ReserveAligned(len, align, PROT_NONE);
   if (base == nullptr) {
-    close(region);
+    close_regions();
     close(lease_sock);
     return -ENOMEM;
   }
@@ -457,12 +468,18 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
     const uint64_t el = (e.value("length", uint64_t{0}) + unit - 1) / unit * unit;
     const uint64_t s = std::max<uint64_t>(fo, offset), t = std::min<uint64_t>(fo + el, offset + len);
     if (s >= t) continue;
-    if (SysMmap(base + (s - offset), t - s, mprot, MAP_SHARED | MAP_FIXED, region, ph + (s - fo)) == MAP_FAILED) {
+    const size_t device = e.value("device", size_t{0});
+    if (device >= regions.size()) {  // a reply we cannot follow: map nothing of it
+      rc = -EIO;
+      break;
+    }
+    if (SysMmap(base + (s - offset), t - s, mprot, MAP_SHARED | MAP_FIXED, regions[device], ph + (s - fo)) ==
+        MAP_FAILED) {
       rc = -errno;
       break;
     }
   }
-  close(region);
+  close_regions();
   if (rc == 0) madvise(base, len, MADV_DONTFORK);  // a child must not keep our lease's memory
   State& s = S();
   std::lock_guard<std::mutex> lock(s.mu);

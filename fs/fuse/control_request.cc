@@ -86,6 +86,13 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
     if (out.length == 0 || out.offset > UINT64_MAX - out.length) {
       return Status::InvalidArgument("map needs a length of at least 1 that ends below 2^64");
     }
+    auto devices = req.find("devices");
+    if (devices != req.end()) {
+      if (!devices->is_string() || *devices != "many") {
+        return Status::InvalidArgument("map's devices must be \"many\" (or absent)");
+      }
+      out.many_devices = true;
+    }
   } else {
     // The name is not echoed: a reply carries nothing the client did not choose to know,
     // and a long or binary name would only bloat it.
@@ -120,9 +127,12 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
     }
     case ControlOp::kVerify:
       return {{"op", "verify"}, {"rate", req.rate}};
-    case ControlOp::kMap:
-      return {{"op", "map"}, {"offset", req.offset}, {"length", req.length},
-              {"prot", req.writable ? "rw" : "r"}};
+    case ControlOp::kMap: {
+      nlohmann::json j = {{"op", "map"}, {"offset", req.offset}, {"length", req.length},
+                          {"prot", req.writable ? "rw" : "r"}};
+      if (req.many_devices) j["devices"] = "many";
+      return j;
+    }
   }
   return nlohmann::json::object();
 }

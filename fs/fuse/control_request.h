@@ -35,6 +35,9 @@ struct ControlRequest {
   uint64_t length = 0;
   bool writable = false;
   bool compact_extents = false;
+  // kMap: "devices": "many", a client that maps each extent through the descriptor of
+  // its own device (a file on several devices of a multi-device filesystem).
+  bool many_devices = false;
   // kUnmap: the lease to drop.
   uint64_t lease = 0;
   // kVerify: the pass's rate in bytes per second (0: the patrol's own; else at least

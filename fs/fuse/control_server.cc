@@ -97,38 +97,60 @@ bool ControlServer::MayUseRegion(const Peer& peer, bool write) const {
   return MayAccess(st, peer, write);
 }
 
-Result<ControlServer::MapTarget> ControlServer::DeviceOf(std::vector<BmapExtent>* extents) const {
-  if (info_.region_fd >= 0) return MapTarget{info_.region_fd, info_.region_kind, info_.map_align};
-  size_t which = 0;
-  bool found = false;
-  for (const BmapExtent& e : *extents) {
+Result<std::vector<ControlServer::MapTarget>> ControlServer::DevicesOf(
+    std::vector<BmapExtent>* extents, bool many, std::vector<size_t>* device_of) const {
+  device_of->assign(extents->size(), 0);
+  if (info_.region_fd >= 0) {
+    return std::vector<MapTarget>{{info_.region_fd, info_.region_kind, info_.map_align}};
+  }
+  std::vector<size_t> listed;  // device numbers, in the order the extents name them
+  for (size_t i = 0; i < extents->size(); ++i) {
+    const BmapExtent& e = (*extents)[i];
     size_t d = 0;
     while (d < info_.devices.size() &&
            !(e.phys_offset >= info_.devices[d].start &&
              e.phys_offset + e.length <= info_.devices[d].start + info_.devices[d].length)) {
       ++d;
     }
-    if (d == info_.devices.size() || (found && d != which)) {
-      return Status::Error(EXDEV, "the file lies on more than one device: read it through FUSE");
+    if (d == info_.devices.size()) {
+      return Status::Error(EXDEV, "an extent of the file crosses a device's end: read it through FUSE");
     }
-    which = d;
-    found = true;
+    auto at = std::find(listed.begin(), listed.end(), d);
+    if (at == listed.end()) {
+      if (!listed.empty() && !many) {
+        return Status::Error(EXDEV, "the file lies on more than one device: read it through FUSE");
+      }
+      at = listed.insert(listed.end(), d);
+    }
+    (*device_of)[i] = static_cast<size_t>(at - listed.begin());
   }
-  if (info_.fs != nullptr && info_.fs->region()->device_lost(which)) {
-    return Status::Error(EIO, "the file's data was on a device that is gone");
+  // No extents (an empty file's view): device 0's descriptor, which a view still carries.
+  if (listed.empty()) listed.push_back(0);
+  std::vector<MapTarget> out;
+  for (size_t d : listed) {
+    if (info_.fs != nullptr && info_.fs->region()->device_lost(d)) {
+      return Status::Error(EIO, "the file's data was on a device that is gone");
+    }
+    // The descriptor below is the one the device in this place had at mount.
+    if (info_.fs != nullptr && info_.fs->region()->device_replaced(d)) {
+      return Status::Error(EOPNOTSUPP, "the file lies on a device replaced since the mount: no direct "
+                                       "maps of it until the next mount; read it through FUSE");
+    }
+    const Info::Device& dev = info_.devices[d];
+    if (dev.kind == "devdax" && info_.au_size % dev.map_align != 0) {
+      return Status::InvalidArgument("allocation units are smaller than the device's alignment (" +
+                                     std::to_string(dev.map_align) + "): no direct maps there");
+    }
+    // One reply says how the client maps: every device must map the same way.
+    if (!out.empty() && (dev.kind != out[0].kind || dev.map_align != out[0].map_align)) {
+      return Status::Error(EXDEV, "the file lies on devices of different kinds: read it through FUSE");
+    }
+    out.push_back({dev.fd, dev.kind, dev.map_align});
   }
-  // The descriptor below is the one the device in this place had at mount.
-  if (info_.fs != nullptr && info_.fs->region()->device_replaced(which)) {
-    return Status::Error(EOPNOTSUPP, "the file lies on a device replaced since the mount: no direct "
-                                     "maps of it until the next mount; read it through FUSE");
+  for (size_t i = 0; i < extents->size(); ++i) {
+    (*extents)[i].phys_offset -= info_.devices[listed[(*device_of)[i]]].start;
   }
-  const Info::Device& dev = info_.devices[which];
-  if (dev.kind == "devdax" && info_.au_size % dev.map_align != 0) {
-    return Status::InvalidArgument("allocation units are smaller than the device's alignment (" +
-                                   std::to_string(dev.map_align) + "): no direct maps there");
-  }
-  for (BmapExtent& e : *extents) e.phys_offset -= dev.start;
-  return MapTarget{dev.fd, dev.kind, dev.map_align};
+  return out;
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& path, Info info) {
@@ -577,11 +599,21 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
   // The lease keeps the region's offsets (revokes and media errors name those); the
   // client gets its device's.
   std::vector<BmapExtent> sent = extents.value();
-  Result<MapTarget> device = DeviceOf(&sent);
-  Result<UniqueFd> region = device.ok() ? Reopen(device->fd, req.writable) : Result<UniqueFd>(device.status());
-  if (!region.ok()) {
+  std::vector<size_t> device_of;
+  Result<std::vector<MapTarget>> devices = DevicesOf(&sent, req.many_devices, &device_of);
+  std::vector<UniqueFd> regions;
+  Status opened = devices.status();
+  for (size_t i = 0; opened.ok() && i < devices->size(); ++i) {
+    Result<UniqueFd> region = Reopen((*devices)[i].fd, req.writable);
+    if (region.ok()) {
+      regions.push_back(std::move(region).value());
+    } else {
+      opened = region.status();
+    }
+  }
+  if (!opened.ok()) {
     info_.leases->Remove(lease.id, c->peer.pid);
-    return Fail(region.status().code(), region.status().message());
+    return Fail(opened.code(), opened.message());
   }
   if (req.writable) info_.fs->StartMapWriter(lease.pin);
   if (!info_.leases->Grant(lease.id, extents.value(), /*holds_view=*/false, req.writable)) {
@@ -589,10 +621,19 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
     return Fail(EAGAIN, "the file changed while the map was prepared: try again");
   }
   if (req.writable && info_.invalidate_attributes) info_.invalidate_attributes(lease.pin->ino);
-  out_fds->push_back(std::move(region).value());
+  // The first device's descriptor, the lease socket, then the other devices' (an older
+  // client, which never asks for several, gets the two it always got).
+  nlohmann::json ext = ExtentsJson(sent);
+  if (req.many_devices) {
+    for (size_t i = 0; i < sent.size(); ++i) ext[i]["device"] = device_of[i];
+  }
+  out_fds->push_back(std::move(regions[0]));
   out_fds->push_back(std::move(lease.client_end));
-  return {{"ok", true}, {"lease", lease.id}, {"extents", ExtentsJson(sent)},
-          {"region_kind", device->kind}, {"map_align", device->map_align}};
+  for (size_t i = 1; i < regions.size(); ++i) out_fds->push_back(std::move(regions[i]));
+  nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"extents", std::move(ext)},
+                          {"region_kind", (*devices)[0].kind}, {"map_align", (*devices)[0].map_align}};
+  if (req.many_devices) reply["devices"] = regions.size();
+  return reply;
 }
 
 nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
@@ -622,8 +663,11 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
   };
   if (view->bad.size() > kMaxViewExtents) return refuse(E2BIG, "the file has too many bad ranges for a read view");
   std::vector<BmapExtent> sent = view->extents;  // the lease keeps the region's offsets
-  Result<MapTarget> device = DeviceOf(&sent);
-  Result<UniqueFd> region = device.ok() ? Reopen(device->fd, req.writable) : Result<UniqueFd>(device.status());
+  std::vector<size_t> device_of;
+  Result<std::vector<MapTarget>> devices = DevicesOf(&sent, /*many=*/false, &device_of);
+  if (!devices.ok()) return refuse(devices.status().code(), devices.status().message());
+  const MapTarget* device = &(*devices)[0];
+  Result<UniqueFd> region = Reopen(device->fd, req.writable);
   if (!region.ok()) return refuse(region.status().code(), region.status().message());
   // The holder gets the view page read-only (a fresh open file description): it must not
   // be able to move the words other holders trust. The write page read-write only for a

@@ -162,15 +162,19 @@ class ControlServer {
   // Whether `peer` may read (write) the region, by fstat of our descriptor of it (of
   // every device's, on several).
   bool MayUseRegion(const Peer& peer, bool write) const;
-  // What clients map `extents` through: the region, or on several devices the one device
-  // they all lie on (their phys_offset then made relative to it). EXDEV when they lie on
-  // more than one.
+  // What clients map `extents` through: the region, or on several devices the devices
+  // they lie on, in the order the extents first name them, each extent's phys_offset made
+  // relative to its device and its index in that list put in (*device_of)[i]. EXDEV when
+  // they lie on more than one and `many` is false (a client that maps one descriptor
+  // only), or on devices of different kinds or alignments; EIO on a lost device;
+  // EOPNOTSUPP on one replaced since the mount.
   struct MapTarget {
     int fd = -1;
     std::string kind;
     uint64_t map_align = 4096;
   };
-  Result<MapTarget> DeviceOf(std::vector<BmapExtent>* extents) const;
+  Result<std::vector<MapTarget>> DevicesOf(std::vector<BmapExtent>* extents, bool many,
+                                           std::vector<size_t>* device_of) const;
   // Releases the pins of leases that ended (Filesystem::Release).
   void ReleaseUnpinned();
 

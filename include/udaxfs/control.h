@@ -19,6 +19,15 @@
  *                           "removing"}] ("removing": a remove-device not yet acted on)
  *                           and, when a replaced device took file data, "lost_data":
  *                           {"files", "bytes"}
+ *   {"op": "map", "offset": O, "length": L, "prot": "r"|"rw"} + the file's descriptor
+ *                        -> {"ok": true, "lease": ID, "extents": [{file_offset, phys,
+ *                           length}], "region_kind", "map_align"} and the region's
+ *                           descriptor and the lease socket: a direct map (libudax's
+ *                           udax_map). With "devices": "many" the file may lie on several
+ *                           devices of one filesystem: the reply adds "devices": N, every
+ *                           extent a "device" (0..N-1, its "phys" relative to that device),
+ *                           and the descriptors are device 0's, the lease socket, then
+ *                           devices 1..N-1's. Without it such a file is refused (EXDEV).
  *   {"op": "view"} + the file's descriptor (SCM_RIGHTS) -> {"ok": true, "lease": ID,
  *                           "size": S, "extents": [{file_offset, phys, length}],
  *                           "bad": [{offset, length}], "region_kind", "map_align"} and the

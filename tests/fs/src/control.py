@@ -5,6 +5,10 @@
   control.py subscribe PATH_ON_MOUNT N DIR  subscribe, create DIR/ready, print N events
                                             (source, owners' kind/path/offset/action)
   control.py raw PATH_ON_MOUNT TEXT         send TEXT as one packet, print the reply
+  control.py map FILE [many]                ask for a read map of the whole file (with
+                                            "devices": "many"), print the outcome: the
+                                            descriptors received and the devices the
+                                            extents name
 """
 import json
 import os
@@ -33,6 +37,22 @@ def main():
         r = ask(s, {"op": "hello"})
         print("ok %s version %s au_size %s mce_policy %s" % (
             r["ok"], r["version"], r["au_size"], r["mce_policy"]))
+    elif cmd == "map":
+        req = {"op": "map", "offset": 0, "length": os.path.getsize(path), "prot": "r"}
+        if sys.argv[3:] == ["many"]:
+            req["devices"] = "many"
+        with open(path, "rb") as f:
+            socket.send_fds(s, [json.dumps(req).encode()], [f.fileno()])
+        msg, fds, _, _ = socket.recv_fds(s, 65536, 16)
+        for fd in fds:
+            os.close(fd)
+        r = json.loads(msg)
+        if not r["ok"]:
+            print("map:", r["error"])
+        else:
+            devs = sorted({e.get("device", 0) for e in r["extents"]})
+            print("map: ok, %d descriptors, %s devices, extents on %s" % (
+                len(fds), r.get("devices", "no"), devs))
     elif cmd == "raw":
         print(ask(s, sys.argv[3].encode()))
     elif cmd == "subscribe":
