@@ -263,19 +263,24 @@ Status Pmem2Region::WriteSafe(uint64_t off, const void* src, size_t n, bool pers
 // instead of 2x). A store through the mapping takes no lock. So:
 //   - a small write (under a page) takes the mapping when its pages are stored: one
 //     page-table entry, made once, serves every later journal commit to that page;
-//   - a larger one does so on tmpfs or ramfs, whose pages are memory, once
-//     MADV_POPULATE_WRITE has made the page-table entries of the pages it covers: one
-//     system call instead of a fault per page inside the copy, which allocates a page
-//     the image lacks or fails (a full tmpfs) where a store would SIGBUS. `mapped_`
-//     remembers the pages made, so an overwrite does not ask again. On an image on a
-//     disk filesystem a page may not be in memory, and a store would first read it from
-//     the disk where pwrite of a whole page does not;
+//   - a larger one does so on tmpfs or ramfs, whose pages are memory, when the mapping
+//     has page-table entries for all of it (`mapped_`), or when it is large enough
+//     (kPopulateMin) to be worth making them: one MADV_POPULATE_WRITE, instead of a
+//     fault per page inside the copy, which allocates a page the image lacks or fails
+//     (a full tmpfs) where a store would SIGBUS. A small write to pages never mapped
+//     keeps pwrite: on shadow page tables each new entry traps into the hypervisor, and
+//     4 KiB random writes cost the daemon 57 us of CPU that way against 37 through the
+//     descriptor (bench/README.md, session 10). On an image on a disk filesystem a page
+//     may not be in memory, and a store would first read it from the disk where pwrite
+//     of a whole page does not;
 //   - everything else takes the descriptor, which marks what it stored.
 // A page-table entry the kernel drops later (reclaim, migration) only costs a fault.
 bool Pmem2Region::StoresThroughMapping(uint64_t off, uint64_t n) {
+  constexpr uint64_t kPopulateMin = 64 << 10;
   if (n < StoredPages::kPage) return stored_.All(off, n);
   if (!volatile_backing_) return false;
   if (mapped_.All(off, n)) return true;
+  if (n < kPopulateMin) return false;
 #ifdef MADV_POPULATE_WRITE
   const uint64_t page = StoredPages::kPage;
   const uint64_t start = off / page * page;
