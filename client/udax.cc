@@ -429,7 +429,8 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
   std::shared_ptr<Connection> conn;
   // "devices": "many": the file may lie on several devices of one filesystem, each
   // mapped through its own descriptor: the first device's, the lease socket, then the
-  // others', and every extent says which ("device", an index in that list).
+  // others', and every extent says which ("descriptor": its place among the devices'
+  // descriptors, 0 the first).
   const int err = RequestLease(st.st_dev, fd,
                                {{"op", "map"}, {"offset", static_cast<uint64_t>(offset)},
                                 {"length", static_cast<uint64_t>(length)}, {"prot", writable ? "rw" : "r"},
@@ -468,7 +469,7 @@ extern "C" int udax_map(int fd, off_t offset, size_t length, int prot, void** ad
     const uint64_t el = (e.value("length", uint64_t{0}) + unit - 1) / unit * unit;
     const uint64_t s = std::max<uint64_t>(fo, offset), t = std::min<uint64_t>(fo + el, offset + len);
     if (s >= t) continue;
-    const size_t device = e.value("device", size_t{0});
+    const size_t device = e.value("descriptor", size_t{0});
     if (device >= regions.size()) {  // a reply we cannot follow: map nothing of it
       rc = -EIO;
       break;

@@ -12,8 +12,10 @@
 
 namespace udax {
 
-// At most this many descriptors travel with one packet (a map reply carries one).
-inline constexpr size_t kMaxPacketFds = 4;
+// At most this many descriptors travel with one packet: a map reply carries the lease
+// socket and one descriptor per device the file lies on (at most 16, the format's
+// limit); a view reply four.
+inline constexpr size_t kMaxPacketFds = 1 + 16;
 
 // Sends `data` as one packet with `fds` attached (none when empty; at most kMaxPacketFds,
 // EINVAL beyond). `flags` go to sendmsg, with MSG_NOSIGNAL added: a peer that went away is

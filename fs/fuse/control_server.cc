@@ -615,6 +615,18 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
     info_.leases->Remove(lease.id, c->peer.pid);
     return Fail(opened.code(), opened.message());
   }
+  nlohmann::json ext = ExtentsJson(sent);
+  if (req.many_devices) {
+    for (size_t i = 0; i < sent.size(); ++i) ext[i]["descriptor"] = device_of[i];
+  }
+  nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"extents", std::move(ext)},
+                          {"region_kind", (*devices)[0].kind}, {"map_align", (*devices)[0].map_align}};
+  if (req.many_devices) reply["devices"] = regions.size();
+  // One packet holds the reply (UDAX_CONTROL_MAX_PACKET), with room for the envelope.
+  if (reply.dump().size() > UDAX_CONTROL_MAX_PACKET - 1024) {
+    info_.leases->Remove(lease.id, c->peer.pid);
+    return Fail(E2BIG, "the range has too many extents for one reply: map less of it at a time");
+  }
   if (req.writable) info_.fs->StartMapWriter(lease.pin);
   if (!info_.leases->Grant(lease.id, extents.value(), /*holds_view=*/false, req.writable)) {
     if (req.writable) info_.fs->EndMapWriter(lease.pin);  // the lease is gone, its pin not yet released
@@ -623,16 +635,9 @@ nlohmann::json ControlServer::Map(Client* c, const ControlRequest& req, std::vec
   if (req.writable && info_.invalidate_attributes) info_.invalidate_attributes(lease.pin->ino);
   // The first device's descriptor, the lease socket, then the other devices' (an older
   // client, which never asks for several, gets the two it always got).
-  nlohmann::json ext = ExtentsJson(sent);
-  if (req.many_devices) {
-    for (size_t i = 0; i < sent.size(); ++i) ext[i]["device"] = device_of[i];
-  }
   out_fds->push_back(std::move(regions[0]));
   out_fds->push_back(std::move(lease.client_end));
   for (size_t i = 1; i < regions.size(); ++i) out_fds->push_back(std::move(regions[i]));
-  nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"extents", std::move(ext)},
-                          {"region_kind", (*devices)[0].kind}, {"map_align", (*devices)[0].map_align}};
-  if (req.many_devices) reply["devices"] = regions.size();
   return reply;
 }
 

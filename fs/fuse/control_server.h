@@ -164,7 +164,7 @@ class ControlServer {
   bool MayUseRegion(const Peer& peer, bool write) const;
   // What clients map `extents` through: the region, or on several devices the devices
   // they lie on, in the order the extents first name them, each extent's phys_offset made
-  // relative to its device and its index in that list put in (*device_of)[i]. EXDEV when
+  // relative to its device and its place in that list put in (*device_of)[i]. EXDEV when
   // they lie on more than one and `many` is false (a client that maps one descriptor
   // only), or on devices of different kinds or alignments; EIO on a lost device;
   // EOPNOTSUPP on one replaced since the mount.

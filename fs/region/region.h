@@ -337,6 +337,8 @@ class Region {
   int fd_ = -1;
   uint8_t* base_ = nullptr;
   std::function<void(const MediaFault&)> fault_listener_;
+  // MADV_POPULATE_WRITE drew EINVAL once (a kernel older than 5.14): not asked again.
+  std::atomic<bool> prefault_unsupported_{false};
 
  private:
   Status EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n, MediaFault* fault) const;
@@ -353,7 +355,6 @@ class Region {
   std::vector<RegionRange> announced_ GUARDED_BY(known_mu_);     // the list file's
   std::vector<RegionRange> latent_found_ GUARDED_BY(known_mu_);  // latent, found by a read
   std::vector<RegionRange> marked_ GUARDED_BY(known_mu_);  // the kernel's, on a device or fsdax
-  std::atomic<bool> prefault_unsupported_{false};  // the kernel said EINVAL once
 };
 
 }  // namespace udax

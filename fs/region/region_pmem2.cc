@@ -285,7 +285,11 @@ bool Pmem2Region::StoresThroughMapping(uint64_t off, uint64_t n) {
   const uint64_t page = StoredPages::kPage;
   const uint64_t start = off / page * page;
   const uint64_t end = std::min((off + n + page - 1) / page * page, size_);
-  if (madvise(base_ + start, end - start, MADV_POPULATE_WRITE) != 0) return false;
+  if (prefault_unsupported_.load(std::memory_order_relaxed)) return false;
+  if (madvise(base_ + start, end - start, MADV_POPULATE_WRITE) != 0) {
+    if (errno == EINVAL) prefault_unsupported_.store(true, std::memory_order_relaxed);
+    return false;
+  }
   mapped_.Mark(start, end - start);
   stored_.Mark(start, end - start);
   return true;

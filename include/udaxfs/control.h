@@ -24,10 +24,14 @@
  *                           length}], "region_kind", "map_align"} and the region's
  *                           descriptor and the lease socket: a direct map (libudax's
  *                           udax_map). With "devices": "many" the file may lie on several
- *                           devices of one filesystem: the reply adds "devices": N, every
- *                           extent a "device" (0..N-1, its "phys" relative to that device),
- *                           and the descriptors are device 0's, the lease socket, then
- *                           devices 1..N-1's. Without it such a file is refused (EXDEV).
+ *                           devices of one filesystem: the reply adds "devices": N (the
+ *                           devices the range lies on, at most 16) and every extent a
+ *                           "descriptor": K in 0..N-1, its "phys" relative to that device.
+ *                           The reply's descriptors are the first device's (K = 0), the
+ *                           lease socket, then those of K = 1..N-1 in order. K is a place
+ *                           in this reply's list, not the filesystem's device number.
+ *                           Without it such a file is refused (EXDEV). E2BIG when the
+ *                           range's extents do not fit one reply: map less of it.
  *   {"op": "view"} + the file's descriptor (SCM_RIGHTS) -> {"ok": true, "lease": ID,
  *                           "size": S, "extents": [{file_offset, phys, length}],
  *                           "bad": [{offset, length}], "region_kind", "map_align"} and the

@@ -7,8 +7,8 @@
   control.py raw PATH_ON_MOUNT TEXT         send TEXT as one packet, print the reply
   control.py map FILE [many]                ask for a read map of the whole file (with
                                             "devices": "many"), print the outcome: the
-                                            descriptors received and the devices the
-                                            extents name
+                                            descriptors received and the places of
+                                            the device descriptors the extents name
 """
 import json
 import os
@@ -43,14 +43,14 @@ def main():
             req["devices"] = "many"
         with open(path, "rb") as f:
             socket.send_fds(s, [json.dumps(req).encode()], [f.fileno()])
-        msg, fds, _, _ = socket.recv_fds(s, 65536, 16)
+        msg, fds, _, _ = socket.recv_fds(s, 65536, 17)
         for fd in fds:
             os.close(fd)
         r = json.loads(msg)
         if not r["ok"]:
             print("map:", r["error"])
         else:
-            devs = sorted({e.get("device", 0) for e in r["extents"]})
+            devs = sorted({e.get("descriptor", 0) for e in r["extents"]})
             print("map: ok, %d descriptors, %s devices, extents on %s" % (
                 len(fds), r.get("devices", "no"), devs))
     elif cmd == "raw":
