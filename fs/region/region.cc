@@ -34,19 +34,23 @@ Status Region::CheckRange(const char* op, uint64_t off, uint64_t n) const {
 }
 
 void Region::Prefault(uint64_t off, uint64_t n) {
-#ifdef MADV_POPULATE_WRITE
-  if (read_only_ || n == 0 || kind_ == RegionKind::kEmulated || prefault_unsupported_.load(std::memory_order_relaxed)) return;
+  if (read_only_ || n == 0 || kind_ == RegionKind::kEmulated) return;
   if (!CheckRange("prefault", off, n).ok()) return;
+  PopulateWrite(off, n);
+}
+
+bool Region::PopulateWrite(uint64_t off, uint64_t n) {
+#ifdef MADV_POPULATE_WRITE
+  if (prefault_unsupported_.load(std::memory_order_relaxed)) return false;
   const uint64_t page = 4096;
   const uint64_t start = off / page * page, end = (off + n + page - 1) / page * page;
-  if (madvise(base_ + start, std::min(end, size_) - start, MADV_POPULATE_WRITE) != 0 &&
-      errno == EINVAL) {
-    prefault_unsupported_.store(true, std::memory_order_relaxed);
-  }
+  if (madvise(base_ + start, std::min(end, size_) - start, MADV_POPULATE_WRITE) == 0) return true;
+  if (errno == EINVAL) prefault_unsupported_.store(true, std::memory_order_relaxed);
 #else
   (void)off;
   (void)n;
 #endif
+  return false;
 }
 
 }  // namespace udax

@@ -133,7 +133,7 @@ class Region {
   virtual void Drain() = 0;
   // A hint before writing [off, off+n) for the first time: maps its pages in one system
   // call (MADV_POPULATE_WRITE) instead of one page fault per 4 KiB inside the copy. A
-  // no-op on an emulated image, which WriteSafe fills with pwrite and never faults in.
+  // no-op on an emulated image, whose WriteSafe decides for itself (region_pmem2.cc).
   // Best effort: errors (an older kernel, a device mapping that refuses it, poison) are
   // ignored, and the copy that follows handles them as it always has.
   void Prefault(uint64_t off, uint64_t n);
@@ -337,8 +337,10 @@ class Region {
   int fd_ = -1;
   uint8_t* base_ = nullptr;
   std::function<void(const MediaFault&)> fault_listener_;
-  // MADV_POPULATE_WRITE drew EINVAL once (a kernel older than 5.14): not asked again.
-  std::atomic<bool> prefault_unsupported_{false};
+  // MADV_POPULATE_WRITE over the pages of [off, off+n) (inside the region): whether the
+  // kernel made their page-table entries. False once it has said EINVAL (older than
+  // 5.14), without asking again.
+  bool PopulateWrite(uint64_t off, uint64_t n);
 
  private:
   Status EmulatedPoisonFault(const char* op, uint64_t off, uint64_t n, MediaFault* fault) const;
@@ -355,6 +357,7 @@ class Region {
   std::vector<RegionRange> announced_ GUARDED_BY(known_mu_);     // the list file's
   std::vector<RegionRange> latent_found_ GUARDED_BY(known_mu_);  // latent, found by a read
   std::vector<RegionRange> marked_ GUARDED_BY(known_mu_);  // the kernel's, on a device or fsdax
+  std::atomic<bool> prefault_unsupported_{false};  // the kernel said EINVAL once
 };
 
 }  // namespace udax

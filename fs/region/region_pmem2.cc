@@ -9,7 +9,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -281,21 +280,10 @@ bool Pmem2Region::StoresThroughMapping(uint64_t off, uint64_t n) {
   if (!volatile_backing_) return false;
   if (mapped_.All(off, n)) return true;
   if (n < kPopulateMin) return false;
-#ifdef MADV_POPULATE_WRITE
-  const uint64_t page = StoredPages::kPage;
-  const uint64_t start = off / page * page;
-  const uint64_t end = std::min((off + n + page - 1) / page * page, size_);
-  if (prefault_unsupported_.load(std::memory_order_relaxed)) return false;
-  if (madvise(base_ + start, end - start, MADV_POPULATE_WRITE) != 0) {
-    if (errno == EINVAL) prefault_unsupported_.store(true, std::memory_order_relaxed);
-    return false;
-  }
-  mapped_.Mark(start, end - start);
-  stored_.Mark(start, end - start);
+  if (!PopulateWrite(off, n)) return false;
+  mapped_.Mark(off, n);
+  stored_.Mark(off, n);
   return true;
-#else
-  return false;
-#endif
 }
 
 bool Pmem2Region::ImageCovers(uint64_t off, uint64_t n) const {

@@ -66,12 +66,12 @@ class Pmem2Region final : public Region {
   // Page granularity means the CPU caches are not the persistence domain's edge: the page
   // cache is, and only msync reaches the media.
   bool page_granular() const { return granularity_ == PMEM2_GRANULARITY_PAGE; }
-  // msync(MS_SYNC) over the pages covering [off, off+n).
   bool ImageCovers(uint64_t off, uint64_t n) const;
   // Whether an emulated write of [off, off+n) is a store through the mapping (see the
   // .cc), making the page-table entries it needs first; false means the descriptor.
   bool StoresThroughMapping(uint64_t off, uint64_t n);
   Status WriteThroughFd(uint64_t off, const void* src, size_t n, bool persist);
+  // msync(MS_SYNC) over the pages covering [off, off+n).
   Status SyncPages(const char* op, uint64_t off, uint64_t n) const;
   // Turns a caught SIGBUS into a region-relative MediaFault (filled into *out when
   // non-null and passed to the fault listener) and the EIO the caller returns.
