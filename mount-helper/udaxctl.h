@@ -50,9 +50,9 @@ int CmdShutdown(const std::string& mount);
 // `remove-device MOUNT DEV`: device DEV of a multi-device filesystem goes; the filesystem
 // serves on, degraded (udaxctl_devices.cc). Root only.
 int CmdRemoveDevice(const std::string& mount, uint64_t device, bool json);
-// `add-device MOUNT DEV`: device DEV, lost, is back: resynchronised, in service again
-// (udaxctl_devices.cc). Root only.
-int CmdAddDevice(const std::string& mount, uint64_t device, bool json);
+// `add-device MOUNT DEV [PATH]`: device DEV, lost, is back (mapped afresh from PATH when
+// given): resynchronised, in service again (udaxctl_devices.cc). Root only.
+int CmdAddDevice(const std::string& mount, uint64_t device, const std::string& path, bool json);
 // `replace-device MOUNT DEV NEW`: the blank device or image NEW takes lost device DEV's
 // place: resynchronised, in service; DEV's file data reads EIO (udaxctl_devices.cc).
 // Root only.

@@ -25,7 +25,7 @@ struct Args {
   bool follow = false;        // events
   std::string rate;           // verify-media
   uint64_t device = 0;        // remove-device, add-device, replace-device
-  std::string new_device;     // replace-device
+  std::string new_device;     // replace-device NEW, add-device PATH
   udax::InjectErrorArgs inject;
 };
 
@@ -84,13 +84,17 @@ constexpr Command kCommands[] = {
      [](Args& a) { return udax::CmdRemoveDevice(a.mount, a.device, a.json); }},
     {"add-device", "take a lost device of a mounted multi-device filesystem back into service: "
                    "its metadata copies are rewritten from the other devices, its file data "
-                   "reads again (it must be mapped: named at mount, or lost since)",
+                   "reads again (mapped afresh from PATH when given: a device pulled for real "
+                   "and back, moved, or not named at mount)",
      kJson,
      [](CLI::App* c, Args* a) {
        c->add_option("mount", a->mount, "a udaxfs mount point")->required();
        c->add_option("device", a->device, "the lost device's number (udaxctl health names it)")->required();
+       c->add_option("path", a->new_device,
+                     "where the device is now (a devdax node, a DAX file, an image); "
+                     "without it, the device as the daemon has it mapped");
      },
-     [](Args& a) { return udax::CmdAddDevice(a.mount, a.device, a.json); }},
+     [](Args& a) { return udax::CmdAddDevice(a.mount, a.device, a.new_device, a.json); }},
     {"replace-device", "put a blank device or image in a lost device's place, in a mounted "
                        "multi-device filesystem: the metadata copies are written onto it, "
                        "redundancy is back; the lost device's file data reads EIO for good",

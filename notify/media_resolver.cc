@@ -169,8 +169,19 @@ bool MediaResolver::LoseOneDevice(const MediaEvent& event, EventRecord* record) 
     return false;
   }
   auto owners = fs_->LoseDevice(d);
+  // The kernel took the device away (not udaxctl remove-device, which leaves it in
+  // place for add-device): the daemon lets go of it too, so that a node made for it
+  // again (daxctl enable-device) works. Also when a requested removal lost it first.
+  std::string released;
+  if (!event.requested && (owners.ok() || owners.status().code() == EALREADY)) {
+    Status st = fs_->ReleaseLostDevice(d);
+    released = st.ok() ? "; its mapping let go (udaxctl add-device MOUNT " + std::to_string(d) +
+                             " PATH brings it back)"
+                       : "; its mapping kept: " + st.message();
+  }
   if (!owners.ok() && owners.status().code() == EALREADY) {
     record->action = "repeat";
+    record->detail += released;
     return true;
   }
   if (!owners.ok() && event.requested) {
@@ -218,7 +229,7 @@ bool MediaResolver::LoseOneDevice(const MediaEvent& event, EventRecord* record) 
     if (a != "none") record->action += "," + a;
   }
   record->detail = (event.detail.empty() ? std::string() : event.detail + ": ") + "device " +
-                   std::to_string(d) + " lost; the filesystem serves, degraded";
+                   std::to_string(d) + " lost; the filesystem serves, degraded" + released;
   return true;
 }
 

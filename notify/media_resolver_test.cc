@@ -13,6 +13,8 @@
 #include "fs/core/core_test_util.h"
 #include "notify/mapped_procs.h"
 #include "fs/format/state_dir.h"
+#include "fs/format/layout.h"
+#include "fs/region/region_span.h"
 #include "notify/test_util.h"
 
 namespace udax {
@@ -194,6 +196,63 @@ TEST(MediaResolver, DeviceRemovedShutsDownAfterTheHook) {
   ASSERT_EQ(r.processes.size(), 1u);
   EXPECT_EQ(r.processes[0].action, "revoked");
   EXPECT_EQ(t.fs->Create(kRootIno, "g", 0644, O_RDWR, kRoot).status().code(), EIO);
+}
+
+// One device of three removed: by the kernel (its uevent), the daemon lets go of the
+// device's mapping and descriptor; on request (udaxctl remove-device), it keeps them, for
+// add-device to take the device back as it is. The kernel's event for a device a request
+// lost already lets go of it then.
+TEST(MediaResolver, ADeviceTheKernelRemovedIsLetGo) {
+  std::vector<std::string> paths;
+  for (int i = 0; i < 3; ++i) {
+    paths.push_back("/dev/shm/udax_resolver_md_" + std::to_string(getpid()) + "_" + std::to_string(i));
+    const int fd = open(paths.back().c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, 64 << 20), 0);
+    close(fd);
+  }
+  struct Cleanup {
+    std::vector<std::string>* paths;
+    ~Cleanup() {
+      for (const std::string& p : *paths) unlink(p.c_str());
+    }
+  } cleanup{&paths};
+  MkfsParams params;
+  params.device_sizes = {64 << 20, 64 << 20, 64 << 20};
+  const DiskSuperblock geometry = Must(ComputeGeometry(params));
+  {
+    std::vector<uint64_t> lengths;
+    for (uint32_t d = 0; d < geometry.device_count; ++d) lengths.push_back(geometry.devices[d].length);
+    auto span = Must(SpanRegion::Create(paths, lengths, RegionOptions{}));
+    ASSERT_OK(Filesystem::Format(span.get(), params));
+  }
+  auto fs = Must(Filesystem::Mount(paths[0] + "," + paths[1] + "," + paths[2], MountOptions{}));
+  EventQueue queue;
+  auto resolver = MediaResolver::Start(fs.get(), &queue, nullptr, {}, {});
+  auto whole = [&](uint32_t d, bool requested) {
+    MediaEvent e;
+    e.source = MediaEventSource::kDeviceRemoved;
+    e.offset = geometry.devices[d].start;
+    e.length = geometry.devices[d].length;
+    e.requested = requested;
+    return e;
+  };
+  EventRecord r = resolver->Handle(whole(1, /*requested=*/true));
+  EXPECT_EQ(r.action.rfind("degraded", 0), 0u) << r.action;
+  EXPECT_TRUE(fs->region()->device_lost(1));
+  EXPECT_TRUE(fs->region()->device_mapped(1));  // kept: add-device takes it as it is
+  r = resolver->Handle(whole(1, /*requested=*/false));
+  EXPECT_EQ(r.action, "repeat");
+  EXPECT_FALSE(fs->region()->device_mapped(1));
+  EXPECT_NE(r.detail.find("let go"), std::string::npos) << r.detail;
+  Must(fs->RestoreDevice(1, paths[1]));
+  r = resolver->Handle(whole(2, /*requested=*/false));
+  EXPECT_EQ(r.action.rfind("degraded", 0), 0u) << r.action;
+  EXPECT_FALSE(fs->region()->device_mapped(2));
+  EXPECT_TRUE(fs->region()->device_mapped(1));
+  EXPECT_FALSE(fs->shut_down());
+  resolver->Stop();
+  EXPECT_OK(fs->Unmount());
 }
 
 TEST(MediaResolver, RelocationsAreLogged) {

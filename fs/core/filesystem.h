@@ -296,17 +296,29 @@ class Filesystem {
   // Whether device `d` may be lost: the errors LoseDevice gives before it changes anything.
   Status CheckLosable(uint32_t d) EXCLUDES(mu_);
   Status CheckLosableLocked(uint32_t d) REQUIRES(mu_);
-  // Device `d`, lost, is back -- the same device, with its own superblock copy, mapped
-  // (named at mount, or lost while mounted with its mapping alive): `udaxctl add-device`.
-  // Every metadata copy on it is rewritten from its partner on another device, accesses
-  // and allocation reach it again (the AUs freed there while it was gone stay
-  // quarantined: which of them are bad is not known), and the superblocks no longer call
-  // it lost. Its file data was never written while it was gone (a write over it moved it
-  // away), so it reads back. EINVAL: one device, no such device, not lost, not named at
-  // mount, another device in its place, or an older copy of it (its generation behind
-  // the one last written to it); EIO when it does not read (pulled for real: unmount and
-  // mount naming it); EROFS on a read-only mount.
-  Result<DeviceResync> RestoreDevice(uint32_t d) EXCLUDES(mu_);
+  // Device `d`, lost, is gone for real (the kernel's device-removed uevent, maybe after a
+  // `udaxctl remove-device` already lost it): the daemon lets go of its mapping and
+  // descriptor (Region::ReleaseDevice), so the kernel can free it and a node made again
+  // for it works. add-device then needs its path. EINVAL when d is not lost.
+  Status ReleaseLostDevice(uint32_t d) EXCLUDES(mu_);
+  // Device `d`, lost, is back -- the same device, with its own superblock copy:
+  // `udaxctl add-device`. With `path` empty, the device as it is mapped (named at mount,
+  // or lost while mounted with its mapping alive). With a `path`, the device is mapped
+  // afresh from there first, in its place: one pulled for real and back (its old mapping
+  // is dead: daxctl disable-device, then enable-device), one that moved, or one not
+  // named at mount. The target is checked as replace-device's is (symlinks resolved, not
+  // on a FUSE filesystem, the daemon's own and not writable by others), and its first
+  // block must name device d before the old mapping is let go. Then every metadata copy
+  // on it is rewritten from its partner on another device, accesses and allocation reach
+  // it again (the AUs freed there while it was gone stay quarantined: which of them are
+  // bad is not known), and the superblocks no longer call it lost. Its file data was
+  // never written while it was gone (a write over it moved it away), so it reads back.
+  // EINVAL: one device, no such device, not lost, nothing mapped and no path, another
+  // device at the path or in its place, or an older copy of it (its generation behind the
+  // one last written to it); EIO when it does not read (pulled for real: give its path);
+  // EPERM for a target others may write; the target's own errors (ENOENT); EROFS on a
+  // read-only mount.
+  Result<DeviceResync> RestoreDevice(uint32_t d, const std::string& path = {}) EXCLUDES(mu_);
   // Device `d`, lost, gives its place to the blank device or image at `path`, at least
   // as large as d's share: `udaxctl replace-device`. The new device gets a UUID of its
   // own; every metadata copy that lived on d is written onto it from its partner; the

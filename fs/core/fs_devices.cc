@@ -83,6 +83,17 @@ Result<std::vector<OwnerRange>> Filesystem::LoseDevice(uint32_t d) {
   return space_.Owners(sb.devices[d].start, sb.devices[d].length);
 }
 
+Status Filesystem::ReleaseLostDevice(uint32_t d) {
+  // Under mu_, which RestoreDevice and ReplaceDevice hold while they map the place: the
+  // release never lands on what they just mapped (a device back meanwhile is in service,
+  // and refused here).
+  MetaLock lock(this);
+  if (d >= DeviceCount(sb_) || !region_->device_lost(d)) {
+    return Status::InvalidArgument("device " + std::to_string(d) + " is not lost: nothing to let go");
+  }
+  return region_->ReleaseDevice(d);
+}
+
 Status Filesystem::RecordLostDevices(uint32_t more) {
   uint32_t lost = sb_.lost_devices | more;
   for (uint32_t d = 1; d < DeviceCount(sb_); ++d) {
@@ -154,89 +165,15 @@ Result<uint64_t> Filesystem::RewriteCopiesOnto(uint32_t d, const std::vector<Own
   return aus;
 }
 
-Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d) {
-  const DiskSuperblock snap = SuperblockSnapshot();
-  if (!IsMultiDevice(snap)) return Status::InvalidArgument("one device: nothing to restore");
-  if (d >= snap.device_count) {
-    return Status::InvalidArgument("no device " + std::to_string(d) + " (the filesystem has " +
-                                   std::to_string(snap.device_count) + ")");
-  }
-  if (!region_->device_lost(d)) {
-    return Status::InvalidArgument("device " + std::to_string(d) + " is in service: nothing to restore");
-  }
-  if (options_.read_only) return Status::Error(EROFS, "read-only mount");
-  MetaLock lock(this);
-  if (shutdown_) return Status::IoError("the filesystem is shut down");
-  if (!region_->device_lost(d)) {  // restored meanwhile
-    return Status::InvalidArgument("device " + std::to_string(d) + " is in service: nothing to restore");
-  }
-  const DiskSuperblock sb = sb_;
-  const uint64_t start = sb.devices[d].start, length = sb.devices[d].length, au = sb.au_size;
-  if (!region_->device_mapped(d)) {
-    return Status::InvalidArgument(
-        "device " + std::to_string(d) +
-        " was not named at mount, so nothing of it is mapped: unmount, and mount naming it");
-  }
-  Region* const dev = region_->device(d);
-  // The device must be the one that was lost: this filesystem's copy of the superblock
-  // for device d, under d's own UUID, read from the device itself (a dead mapping -- the
-  // device pulled for real -- fails here, before anything is written).
-  {
-    DiskSuperblock own;
-    Status st = dev->ReadSafe(0, &own, sizeof(own), nullptr);
-    if (!st.ok()) {
-      return Status::IoError("device " + std::to_string(d) + " (" + dev->path() +
-                             ") does not read: " + st.message() +
-                             " (after a real unplug: unmount, and mount naming it)");
-    }
-    if (!DeviceSuperblockVerify(own, dev->size()).ok() ||
-        std::memcmp(own.uuid, sb.uuid, sizeof(sb.uuid)) != 0 || own.this_device != d ||
-        std::memcmp(own.devices[d].uuid, sb.devices[d].uuid, sizeof(sb.devices[d].uuid)) != 0) {
-      return Status::InvalidArgument(dev->path() + ": not device " + std::to_string(d) +
-                                     " of this filesystem as it was lost");
-    }
-    if (own.generation < sb.device_generation[d]) {
-      return Status::InvalidArgument(
-          dev->path() + ": an older copy of device " + std::to_string(d) + " (generation " +
-          std::to_string(own.generation) + "; the filesystem last wrote generation " +
-          std::to_string(sb.device_generation[d]) +
-          " to it): its file data is stale (udaxctl replace-device may take it as blank)");
-    }
-  }
-  UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners, space_.Owners(start, length));
-  DeviceResync out;
-  for (const OwnerRange& r : owners) {
-    if (r.owner.kind == OwnerKind::kQuarantined) out.quarantined_aus += (r.len + au - 1) / au;
-    // Untouched since the loss: a write over it moved it away.
-    if (r.owner.kind == OwnerKind::kFileData) out.file_bytes += r.len;
-  }
-  // 1. Its copies of metadata missed every change since the loss: each is rewritten
-  //    from its partner on a device that stayed, straight onto the device (the span
-  //    still drops writes to it). mu_ keeps every metadata change out meanwhile.
-  UDAX_ASSIGN_OR_RETURN(out.metadata_aus, RewriteCopiesOnto(d, owners, dev));
-  // 2. In service again: reads and writes reach it, allocation may use it.
-  UDAX_RETURN_IF_ERROR(region_->RestoreDevice(d));
-  space_.RestoreDevice(d);
-  // 3. What was freed there while it was gone was quarantined (the region knew all of it
-  //    bad) and stays so: whether an AU of it went bad meanwhile, or was bad before, is
-  //    not known here (a devdax device's kernel list, a fault found while it was lost),
-  //    and a bad AU back in the free pool would hand a file bad media.
-  // 4. Said on media last, on every device, its own included: a power cut before this
-  //    leaves it lost, and the next add-device does all of this again. (Steps 1-3 commit
-  //    nothing: there is no transaction to order before it.)
-  UDAX_RETURN_IF_ERROR(WriteLostDevices(sb_.lost_devices & ~(1u << d)));
-  return out;
-}
-
 namespace {
 
-// The target of a replace-device, looked at before the metadata lock is taken: a path
-// resolved through a FUSE filesystem (this very mount, a typo or a symlink) would call
-// back into a daemon that waits for that lock. Returns the path with every symlink
-// resolved, which is what is opened from then on. Refused: a file on a FUSE filesystem,
-// and one that another user owns or may write (they could rewrite the filesystem's
-// metadata and data on it afterwards).
-Result<std::string> CheckReplacementTarget(const std::string& path) {
+// The target of a replace-device or of an add-device with a path, looked at before the
+// metadata lock is taken: a path resolved through a FUSE filesystem (this very mount, a
+// typo or a symlink) would call back into a daemon that waits for that lock. Returns the
+// path with every symlink resolved, which is what is opened from then on. Refused: a file
+// on a FUSE filesystem, and one that another user owns or may write (they could rewrite the
+// filesystem's metadata and data on it afterwards).
+Result<std::string> CheckDeviceTarget(const std::string& path) {
   char* resolved = realpath(path.c_str(), nullptr);
   if (resolved == nullptr) return Status::Error(errno, path + ": " + std::strerror(errno));
   const std::string target = resolved;
@@ -264,9 +201,123 @@ Result<std::string> CheckReplacementTarget(const std::string& path) {
 
 }  // namespace
 
+Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d, const std::string& asked) {
+  const DiskSuperblock snap = SuperblockSnapshot();
+  if (!IsMultiDevice(snap)) return Status::InvalidArgument("one device: nothing to restore");
+  if (d >= snap.device_count) {
+    return Status::InvalidArgument("no device " + std::to_string(d) + " (the filesystem has " +
+                                   std::to_string(snap.device_count) + ")");
+  }
+  if (!region_->device_lost(d)) {
+    return Status::InvalidArgument("device " + std::to_string(d) + " is in service: nothing to restore");
+  }
+  if (options_.read_only) return Status::Error(EROFS, "read-only mount");
+  std::string path;  // resolved and checked before the lock (CheckDeviceTarget)
+  if (!asked.empty()) {
+    UDAX_ASSIGN_OR_RETURN(path, CheckDeviceTarget(asked));
+  }
+  MetaLock lock(this);
+  if (shutdown_) return Status::IoError("the filesystem is shut down");
+  if (!region_->device_lost(d)) {  // restored meanwhile
+    return Status::InvalidArgument("device " + std::to_string(d) + " is in service: nothing to restore");
+  }
+  const DiskSuperblock sb = sb_;
+  const uint64_t start = sb.devices[d].start, length = sb.devices[d].length, au = sb.au_size;
+  // The device must be the one that was lost: this filesystem's copy of the superblock
+  // for device d, under d's own UUID, as new as the last one written to it.
+  auto check_identity = [&](const DiskSuperblock& own, uint64_t size,
+                            const std::string& name) -> Status {
+    if (!DeviceSuperblockVerify(own, size).ok() ||
+        std::memcmp(own.uuid, sb.uuid, sizeof(sb.uuid)) != 0 || own.this_device != d ||
+        std::memcmp(own.devices[d].uuid, sb.devices[d].uuid, sizeof(sb.devices[d].uuid)) != 0) {
+      return Status::InvalidArgument(name + ": not device " + std::to_string(d) +
+                                     " of this filesystem as it was lost");
+    }
+    if (own.generation < sb.device_generation[d]) {
+      return Status::InvalidArgument(
+          name + ": an older copy of device " + std::to_string(d) + " (generation " +
+          std::to_string(own.generation) + "; the filesystem last wrote generation " +
+          std::to_string(sb.device_generation[d]) +
+          " to it): its file data is stale (udaxctl replace-device may take it as blank)");
+    }
+    return Status::Ok();
+  };
+  if (!path.empty()) {
+    // Mapped afresh from `path`, once its first block (read without mapping it in place
+    // or locking it) says it is the device: a wrong path leaves the old mapping alone.
+    struct stat probed_st;
+    {
+      RegionOptions po;
+      po.read_only = true;
+      po.lock = false;
+      po.emulate_poison = false;
+      UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> probe, Region::Open(path, po));
+      if (probe->device_count() != 1 || fstat(probe->fd(), &probed_st) != 0) {
+        return Status::InvalidArgument(path + ": not one device or image");
+      }
+      DiskSuperblock own;
+      Status st = probe->ReadSafe(0, &own, sizeof(own), nullptr);
+      if (!st.ok()) return Status::IoError(path + ": its first block does not read: " + st.message());
+      UDAX_RETURN_IF_ERROR(check_identity(own, probe->size(), path));
+    }
+    UDAX_RETURN_IF_ERROR(region_->RemapDevice(d, path));
+    struct stat mapped_st;
+    if (fstat(region_->device(d)->fd(), &mapped_st) != 0 || mapped_st.st_dev != probed_st.st_dev ||
+        mapped_st.st_ino != probed_st.st_ino || mapped_st.st_rdev != probed_st.st_rdev) {
+      // A name swapped between the probe and the open: the check below reads what was
+      // mapped, so nothing is written to a stranger either way.
+      return Status::Error(EAGAIN, path + ": changed while it was opened; try again");
+    }
+  }
+  if (!region_->device_mapped(d)) {
+    return Status::InvalidArgument("nothing of device " + std::to_string(d) +
+                                   " is mapped (not named at mount, or a remap that failed): "
+                                   "name its path (udaxctl add-device MOUNT " +
+                                   std::to_string(d) + " PATH)");
+  }
+  Region* const dev = region_->device(d);
+  // Checked again on what is mapped, read through the mapping itself (a dead one -- the
+  // device pulled for real -- fails here, before anything is written).
+  {
+    DiskSuperblock own;
+    Status st = dev->ReadSafe(0, &own, sizeof(own), nullptr);
+    if (!st.ok()) {
+      return Status::IoError("device " + std::to_string(d) + " (" + dev->path() +
+                             ") does not read: " + st.message() +
+                             " (after a real unplug: name its path, udaxctl add-device MOUNT " +
+                             std::to_string(d) + " PATH)");
+    }
+    UDAX_RETURN_IF_ERROR(check_identity(own, dev->size(), dev->path()));
+  }
+  UDAX_ASSIGN_OR_RETURN(std::vector<OwnerRange> owners, space_.Owners(start, length));
+  DeviceResync out;
+  for (const OwnerRange& r : owners) {
+    if (r.owner.kind == OwnerKind::kQuarantined) out.quarantined_aus += (r.len + au - 1) / au;
+    // Untouched since the loss: a write over it moved it away.
+    if (r.owner.kind == OwnerKind::kFileData) out.file_bytes += r.len;
+  }
+  // 1. Its copies of metadata missed every change since the loss: each is rewritten
+  //    from its partner on a device that stayed, straight onto the device (the span
+  //    still drops writes to it). mu_ keeps every metadata change out meanwhile.
+  UDAX_ASSIGN_OR_RETURN(out.metadata_aus, RewriteCopiesOnto(d, owners, dev));
+  // 2. In service again: reads and writes reach it, allocation may use it.
+  UDAX_RETURN_IF_ERROR(region_->RestoreDevice(d));
+  space_.RestoreDevice(d);
+  // 3. What was freed there while it was gone was quarantined (the region knew all of it
+  //    bad) and stays so: whether an AU of it went bad meanwhile, or was bad before, is
+  //    not known here (a devdax device's kernel list, a fault found while it was lost),
+  //    and a bad AU back in the free pool would hand a file bad media.
+  // 4. Said on media last, on every device, its own included: a power cut before this
+  //    leaves it lost, and the next add-device does all of this again. (Steps 1-3 commit
+  //    nothing: there is no transaction to order before it.)
+  UDAX_RETURN_IF_ERROR(WriteLostDevices(sb_.lost_devices & ~(1u << d)));
+  return out;
+}
+
+
 Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::string& asked) {
   if (options_.read_only) return Status::Error(EROFS, "read-only mount");
-  UDAX_ASSIGN_OR_RETURN(const std::string path, CheckReplacementTarget(asked));
+  UDAX_ASSIGN_OR_RETURN(const std::string path, CheckDeviceTarget(asked));
   MetaLock lock(this);
   if (shutdown_) return Status::IoError("the filesystem is shut down");
   const DiskSuperblock sb = sb_;

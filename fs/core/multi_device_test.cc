@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -405,29 +406,170 @@ TEST(MultiDevice, ALostDeviceComesBackAndChecksClean) {
     EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
     EXPECT_TRUE(found.degraded.empty());
   }
-  // Lost, unmounted, mounted again naming it (still lost: its copies are stale), then
-  // taken back; not named at all, it cannot be.
+  // Lost, unmounted, mounted without it: nothing of it is mapped, until add-device names
+  // its path while mounted.
   {
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
     fill_and_lose(fs.get(), 1);
     EXPECT_OK(fs->Unmount());
   }
+  EXPECT_EQ(Must(Repairer::Run(devs.List({0, 1}), check)).ExitCode(), kFsckUncorrected);
   {
     auto fs = Must(Filesystem::Mount(devs.List({0, 1}), MountOptions{}));
     EXPECT_EQ(fs->RestoreDevice(last).status().code(), EINVAL);  // nothing of it mapped
     EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    Must(fs->RestoreDevice(last, devs.paths()[last]));
+    check_back(fs.get(), 1);
     EXPECT_OK(fs->Unmount());
   }
-  EXPECT_EQ(Must(Repairer::Run(devs.List({0, 1}), check)).ExitCode(), kFsckUncorrected);
+  {
+    const FsckOutcome found = Must(Repairer::Run(devs.List(), check));
+    EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
+  }
+  // Lost, unmounted, mounted again naming it (still lost: its copies are stale), then
+  // taken back as it is mapped.
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    fill_and_lose(fs.get(), 2);
+    EXPECT_OK(fs->Unmount());
+  }
   {
     auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
     EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
     Must(fs->RestoreDevice(last));
-    check_back(fs.get(), 1);
+    check_back(fs.get(), 2);
     EXPECT_OK(fs->Unmount());
   }
   const FsckOutcome found = Must(Repairer::Run(devs.List(), check));
   EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
+}
+
+// A device pulled for real and back under another name (a devdax node gone and made
+// again, an image moved): its old mapping is dead, so add-device maps it afresh from the
+// path it is given, once that path's first block says it is the device.
+TEST(MultiDevice, ADevicePulledForRealComesBackFromItsNewPath) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  const uint32_t last = 2;
+  const std::string moved = devs.paths()[last] + ".moved";
+  std::vector<int> on_last;
+  FsckOptions check;
+  check.read_only = true;
+  {
+    auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+    for (int i = 0; i < 6; ++i) {
+      const uint64_t ino = WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+      if (DevicesHolding(fs.get(), ino).count(last) != 0) on_last.push_back(i);
+    }
+    ASSERT_FALSE(on_last.empty());
+    EXPECT_EQ(fs->RestoreDevice(last, devs.paths()[last]).status().code(), EINVAL);  // in service
+    ASSERT_TRUE(fs->LoseDevice(last).ok());
+    auto dir = Must(fs->Mkdir(kRootIno, "d", S_IFDIR | 0755, Caller()));
+    for (int i = 0; i < 300; ++i) {
+      auto [e, in] = Must(fs->Create(dir.ino, "n" + std::to_string(i), S_IFREG | 0644, O_RDWR, Caller()));
+      fs->Release(in);
+    }
+    // The image goes elsewhere; what was mapped is cut off (a store to it would fault).
+    ASSERT_EQ(rename(devs.paths()[last].c_str(), moved.c_str()), 0);
+    {
+      const int in = open(moved.c_str(), O_RDONLY);
+      const std::string copy = moved + ".copy";
+      const int out = open(copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ASSERT_GE(in, 0);
+      ASSERT_GE(out, 0);
+      std::vector<char> buf(1 << 20);
+      for (ssize_t n; (n = read(in, buf.data(), buf.size())) > 0;) {
+        ASSERT_EQ(write(out, buf.data(), static_cast<size_t>(n)), n);
+      }
+      close(in);
+      close(out);
+      ASSERT_EQ(truncate(moved.c_str(), 0), 0);  // the old mapping's pages are gone
+      ASSERT_EQ(rename(copy.c_str(), moved.c_str()), 0);
+    }
+    // The mapping it has does not read: its path is needed.
+    EXPECT_EQ(fs->RestoreDevice(last).status().code(), EIO);
+    // Not the device: another one of this filesystem, nothing at all, or one others may
+    // write. Each leaves the device lost, and the next try free to succeed.
+    EXPECT_EQ(fs->RestoreDevice(last, devs.paths()[1]).status().code(), EINVAL);
+    EXPECT_EQ(fs->RestoreDevice(last, "/no/such/image").status().code(), ENOENT);
+    ASSERT_EQ(chmod(moved.c_str(), 0666), 0);
+    EXPECT_EQ(fs->RestoreDevice(last, moved).status().code(), EPERM);
+    ASSERT_EQ(chmod(moved.c_str(), 0600), 0);
+    EXPECT_EQ(fs->RestoreDevice(0, moved).status().code(), EINVAL);
+    EXPECT_EQ(fs->LostDevices(), std::vector<uint32_t>{last});
+    const DeviceResync done = Must(fs->RestoreDevice(last, moved));
+    EXPECT_GT(done.metadata_aus, 0u);
+    EXPECT_GT(done.file_bytes, 0u);
+    EXPECT_TRUE(fs->LostDevices().empty());
+    EXPECT_EQ(fs->region()->device(last)->path(), moved);
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i)) << i;
+    }
+    for (int i = 0; i < 300; i += 17) EXPECT_OK(fs->Lookup(dir.ino, "n" + std::to_string(i)).status());
+    EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
+    // Writes reach the new mapping: a file rewritten in place on it reads back.
+    {
+      Inode* inode = Must(fs->Open(Must(fs->Lookup(kRootIno, "f" + std::to_string(on_last[0]))).ino, O_RDWR));
+      const std::vector<char> fresh = Bytes(1 << 20, 77);
+      EXPECT_EQ(Must(fs->Write(inode, 0, fresh.data(), fresh.size())), fresh.size());
+      fs->Release(inode);
+    }
+    EXPECT_OK(fs->Unmount());
+  }
+  const std::string list = devs.paths()[0] + "," + devs.paths()[1] + "," + moved;
+  const FsckOutcome found = Must(Repairer::Run(list, check));
+  EXPECT_EQ(found.ExitCode(), kFsckClean) << found.found.problems;
+  auto fs = Must(Filesystem::Mount(list, MountOptions{}));
+  EXPECT_TRUE(fs->LostDevices().empty());
+  EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(on_last[0]), 1 << 20), Bytes(1 << 20, 77));
+  EXPECT_OK(fs->Unmount());
+  unlink(moved.c_str());
+}
+
+// Whether this process holds `path` open or mapped (/proc/self/fd, /proc/self/maps).
+bool Holds(const std::string& path) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    char link[4096];
+    const ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), link, sizeof(link) - 1);
+    if (n > 0 && std::string(link, static_cast<size_t>(n)) == path) return true;
+  }
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A device the kernel took away is let go (ReleaseLostDevice): neither mapped nor held
+// open, so a node made for it again works; what touches its old place gets EIO, never a
+// crash; it comes back by its path.
+TEST(MultiDevice, ADeviceGoneForRealIsLetGoAndComesBackByItsPath) {
+  Devices devs({64ull << 20, 64ull << 20, 64ull << 20});
+  const uint32_t last = 2;
+  auto fs = Must(Filesystem::Mount(devs.List(), MountOptions{}));
+  for (int i = 0; i < 6; ++i) WriteFile(fs.get(), "f" + std::to_string(i), Bytes(1 << 20, i));
+  ASSERT_TRUE(Holds(devs.paths()[last]));
+  EXPECT_EQ(fs->ReleaseLostDevice(last).code(), EINVAL);  // in service
+  ASSERT_TRUE(fs->LoseDevice(last).ok());
+  ASSERT_OK(fs->ReleaseLostDevice(last));
+  EXPECT_FALSE(Holds(devs.paths()[last]));
+  EXPECT_TRUE(Holds(devs.paths()[1]));
+  EXPECT_FALSE(fs->region()->device_mapped(last));
+  // The old place faults as a removed device does: EIO, caught.
+  char byte;
+  EXPECT_EQ(fs->region()->device(last)->ReadSafe(0, &byte, 1, nullptr).code(), EIO);
+  EXPECT_OK(fs->ReleaseLostDevice(last));  // again: nothing changes
+  const auto unnamed = fs->RestoreDevice(last);
+  EXPECT_EQ(unnamed.status().code(), EINVAL) << unnamed.status().ToString();
+  EXPECT_NE(unnamed.status().message().find("PATH"), std::string::npos) << unnamed.status().ToString();
+  Must(fs->RestoreDevice(last, devs.paths()[last]));
+  EXPECT_TRUE(Holds(devs.paths()[last]));
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(ReadFile(fs.get(), "f" + std::to_string(i), 1 << 20), Bytes(1 << 20, i)) << i;
+  }
+  EXPECT_EQ(Must(fs->checker().Scrub()).problems, 0u);
+  EXPECT_OK(fs->Unmount());
 }
 
 // Two devices, one lost: no pair of AUs has both halves alive any more, yet directories

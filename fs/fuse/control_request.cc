@@ -53,22 +53,27 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
       }
       out.compact_extents = true;
     }
-  } else if (op == "remove-device" || op == "add-device") {
-    out.op = op == "remove-device" ? ControlOp::kRemoveDevice : ControlOp::kAddDevice;
+  } else if (op == "remove-device") {
+    out.op = ControlOp::kRemoveDevice;
     if (!Unsigned(req, "device", &out.device) || out.device >= 64) {
       return Status::InvalidArgument(op + " needs a device number");
     }
-  } else if (op == "replace-device") {
-    out.op = ControlOp::kReplaceDevice;
+  } else if (op == "add-device" || op == "replace-device") {
+    out.op = op == "add-device" ? ControlOp::kAddDevice : ControlOp::kReplaceDevice;
     auto path = req.find("path");
-    if (!Unsigned(req, "device", &out.device) || out.device >= 64 || path == req.end() ||
-        !path->is_string()) {
-      return Status::InvalidArgument("replace-device needs a device number and a path");
+    // add-device's path is optional: the device as mapped, or mapped afresh from there.
+    const bool need_path = out.op == ControlOp::kReplaceDevice;
+    if (!Unsigned(req, "device", &out.device) || out.device >= 64 ||
+        (path == req.end() && need_path) || (path != req.end() && !path->is_string())) {
+      return Status::InvalidArgument(op + (need_path ? " needs a device number and a path"
+                                                     : " needs a device number (and may name a path)"));
     }
-    out.path = path->get<std::string>();
-    if (out.path.empty() || out.path[0] != '/' || out.path.size() >= 4096 ||
-        out.path.find('\0') != std::string::npos) {
-      return Status::InvalidArgument("replace-device's path must be absolute (and shorter than 4096)");
+    if (path != req.end()) {
+      out.path = path->get<std::string>();
+      if (out.path.empty() || out.path[0] != '/' || out.path.size() >= 4096 ||
+          out.path.find('\0') != std::string::npos) {
+        return Status::InvalidArgument(op + "'s path must be absolute (and shorter than 4096)");
+      }
     }
   } else if (op == "unmap") {
     out.op = ControlOp::kUnmap;
@@ -116,7 +121,8 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
     case ControlOp::kRemoveDevice:
       return {{"op", "remove-device"}, {"device", req.device}};
     case ControlOp::kAddDevice:
-      return {{"op", "add-device"}, {"device", req.device}};
+      if (req.path.empty()) return {{"op", "add-device"}, {"device", req.device}};
+      return {{"op", "add-device"}, {"device", req.device}, {"path", req.path}};
     case ControlOp::kReplaceDevice:
       return {{"op", "replace-device"}, {"device", req.device}, {"path", req.path}};
     case ControlOp::kView: {

@@ -45,8 +45,9 @@ struct ControlRequest {
   uint64_t rate = 0;
   // kRemoveDevice, kAddDevice, kReplaceDevice: which device of a multi-device filesystem.
   uint64_t device = 0;
-  // kReplaceDevice: the device or image to put in its place (an absolute path, as the
-  // daemon, not the client, opens it).
+  // kReplaceDevice: the device or image to put in its place; kAddDevice, optional: where
+  // the device is now, to be mapped afresh (an absolute path, as the daemon, not the
+  // client, opens it).
   std::string path;
   bool operator==(const ControlRequest&) const = default;
 };

@@ -77,18 +77,28 @@ bool ControlServer::MayAccess(const struct stat& st, const Peer& peer, bool writ
   return st.st_mode & other;
 }
 
+ControlServer::Info::Device ControlServer::DeviceNow(size_t i) const {
+  Info::Device out = info_.devices[i];
+  // The device in place i now: replace-device, or add-device with a path, maps another
+  // descriptor there while the filesystem serves (the old object lives on, unused, so a
+  // descriptor read during the swap is still open).
+  if (info_.fs != nullptr) {
+    const Region* dev = info_.fs->region()->device(i);
+    out.fd = dev->fd();
+    out.kind = RegionKindName(dev->kind());
+    out.map_align = std::max<uint64_t>(dev->alignment(), 4096);
+  }
+  return out;
+}
+
 bool ControlServer::MayUseRegion(const Peer& peer, bool write) const {
   struct stat st;
   if (info_.region_fd < 0) {
     if (info_.devices.empty()) return false;
     for (size_t i = 0; i < info_.devices.size(); ++i) {
-      const Info::Device& d = info_.devices[i];
-      // A lost device (maybe absent: no descriptor) grants nothing and refuses nothing;
-      // nor does a replaced one (DeviceOf refuses its maps).
-      if (info_.fs != nullptr && (info_.fs->region()->device_lost(i) ||
-                                  info_.fs->region()->device_replaced(i))) {
-        continue;
-      }
+      // A lost device (maybe absent: no descriptor) grants nothing and refuses nothing.
+      if (info_.fs != nullptr && info_.fs->region()->device_lost(i)) continue;
+      const Info::Device d = DeviceNow(i);
       if (fstat(d.fd, &st) != 0 || !MayAccess(st, peer, write)) return false;
     }
     return true;
@@ -131,12 +141,7 @@ Result<std::vector<ControlServer::MapTarget>> ControlServer::DevicesOf(
     if (info_.fs != nullptr && info_.fs->region()->device_lost(d)) {
       return Status::Error(EIO, "the file's data was on a device that is gone");
     }
-    // The descriptor below is the one the device in this place had at mount.
-    if (info_.fs != nullptr && info_.fs->region()->device_replaced(d)) {
-      return Status::Error(EOPNOTSUPP, "the file lies on a device replaced since the mount: no direct "
-                                       "maps of it until the next mount; read it through FUSE");
-    }
-    const Info::Device& dev = info_.devices[d];
+    const Info::Device dev = DeviceNow(d);
     if (dev.kind == "devdax" && info_.au_size % dev.map_align != 0) {
       return Status::InvalidArgument("allocation units are smaller than the device's alignment (" +
                                      std::to_string(dev.map_align) + "): no direct maps there");
@@ -407,7 +412,7 @@ nlohmann::json ControlServer::Reply(Client* c, const std::string& packet,
     case ControlOp::kAddDevice: {
       if (c->peer.uid != 0) return {{"ok", false}, {"error", "permission denied: adding a device needs root"}};
       if (!info_.add_device) return Fail(EOPNOTSUPP, "this mount cannot take a device back");
-      Result<DeviceResync> done = info_.add_device(static_cast<uint32_t>(req->device));
+      Result<DeviceResync> done = info_.add_device(static_cast<uint32_t>(req->device), req->path);
       if (!done.ok()) return Fail(done.status().code(), done.status().message());
       return {{"ok", true},
               {"metadata_aus", done->metadata_aus},

@@ -66,7 +66,7 @@ class ControlServer {
     // starts in the region. A direct map or view is of one device: its file's extents
     // must all lie there, and the client gets that device and offsets on it.
     struct Device {
-      int fd = -1;
+      int fd = -1;  // at mount: DeviceNow has the one mapped now
       uint64_t start = 0;
       uint64_t length = 0;
       std::string kind;        // as region_kind, for this device
@@ -78,9 +78,10 @@ class ControlServer {
     std::function<Status(uint32_t device)> remove_device;
     // Whether a remove_device of `device` is still being acted on (status: "removing").
     std::function<bool(uint32_t device)> removing_device;
-    // `udaxctl add-device`: device `device`, lost, is back; resynchronised before the
-    // reply (Filesystem::RestoreDevice), its media sources started, the event logged.
-    std::function<Result<DeviceResync>(uint32_t device)> add_device;
+    // `udaxctl add-device`: device `device`, lost, is back (mapped afresh from `path`
+    // unless it is empty); resynchronised before the reply (Filesystem::RestoreDevice),
+    // its media sources started, the event logged.
+    std::function<Result<DeviceResync>(uint32_t device, const std::string& path)> add_device;
     // `udaxctl replace-device`: device `device`, lost, gives its place to the blank one at
     // `path` (Filesystem::ReplaceDevice), its media sources moved over.
     std::function<Result<DeviceReplacement>(uint32_t device, const std::string& path)>
@@ -160,14 +161,16 @@ class ControlServer {
   nlohmann::json Map(Client* c, const ControlRequest& req, std::vector<UniqueFd>* fds,
                      std::vector<UniqueFd>* out_fds);
   // Whether `peer` may read (write) the region, by fstat of our descriptor of it (of
-  // every device's, on several).
+  // every device's in service, on several).
   bool MayUseRegion(const Peer& peer, bool write) const;
+  // Device i of several as it is now: its place from the mount, its descriptor, kind and
+  // alignment from whatever is mapped there (replaced or mapped afresh since, maybe).
+  Info::Device DeviceNow(size_t i) const;
   // What clients map `extents` through: the region, or on several devices the devices
   // they lie on, in the order the extents first name them, each extent's phys_offset made
   // relative to its device and its place in that list put in (*device_of)[i]. EXDEV when
   // they lie on more than one and `many` is false (a client that maps one descriptor
-  // only), or on devices of different kinds or alignments; EIO on a lost device;
-  // EOPNOTSUPP on one replaced since the mount.
+  // only), or on devices of different kinds or alignments; EIO on a lost device.
   struct MapTarget {
     int fd = -1;
     std::string kind;

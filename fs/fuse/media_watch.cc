@@ -148,14 +148,23 @@ void MediaWatch::Start(Filesystem* fs, fuse_session* se, const std::string& targ
       }
       return Status::Ok();
     };
-    info.add_device = [this, fs, so](uint32_t d) -> Result<DeviceResync> {
-      UDAX_ASSIGN_OR_RETURN(DeviceResync done, fs->RestoreDevice(d));
+    info.add_device = [this, fs, so](uint32_t d, const std::string& path) -> Result<DeviceResync> {
+      // Mapped afresh: the old mapping's list, badblocks and uevents stop first (as for
+      // replace-device), and start again for whatever is in the place afterwards.
+      if (!path.empty() && sources_ != nullptr) sources_->StopDevice(d);
+      Result<DeviceResync> restored = fs->RestoreDevice(d, path);
+      if (!restored.ok()) {
+        if (!path.empty() && fs->region()->device_mapped(d)) (void)WatchDevice(d, so);
+        return restored.status();
+      }
+      const DeviceResync done = *restored;
       // Its badblocks, list file or uevents are watched again (they were not, if it was
       // lost at mount).
       const std::string unwatched = WatchDevice(d, so);
       (void)queue_.Push(WholeDeviceEvent(
           fs->SuperblockSnapshot(), d, MediaEventSource::kDeviceAdded,
-          "udaxctl add-device: " + std::to_string(done.metadata_aus) +
+          "udaxctl add-device" + (path.empty() ? std::string() : " " + path) + ": " +
+              std::to_string(done.metadata_aus) +
               " metadata AU(s) rewritten, " + std::to_string(done.quarantined_aus) +
               " AU(s) freed meanwhile kept quarantined, " + std::to_string(done.file_bytes) +
               " bytes of file data back" + unwatched));

@@ -222,16 +222,29 @@ class Region {
     (void)path;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to replace");
   }
+  // Device i, lost, is mapped afresh from `path` (udaxctl add-device MOUNT DEV PATH): the
+  // device pulled for real and back under a new node, whose old mapping is dead, or one
+  // not named at mount. As ReplaceDevice, but the device is the same one (the caller has
+  // checked its first block): it stays lost until RestoreDevice. EOPNOTSUPP on one
+  // device; EINVAL for device 0 or one not lost; the target's own errors, after which
+  // nothing is mapped in the place (device_mapped false) until another RemapDevice.
+  virtual Status RemapDevice(size_t i, const std::string& path) {
+    (void)i;
+    (void)path;
+    return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to remap");
+  }
+  // Device i, lost, is gone for real (the kernel removed it): its mapping and descriptor
+  // are let go (Pmem2Region::Release), so that the kernel can free it and a node made
+  // again for it works. Nothing of it is mapped from then on (device_mapped false): it
+  // comes back by RemapDevice. EOPNOTSUPP on one device; EINVAL for one not lost.
+  virtual Status ReleaseDevice(size_t i) {
+    (void)i;
+    return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to release");
+  }
   // Whether the region, when it opened, found device i an older copy of itself (its
   // superblock copy's generation behind device 0's word for it: a restored backup) and
   // lost it for that.
   virtual bool device_stale(size_t i) const {
-    (void)i;
-    return false;
-  }
-  // Whether device i was put in by ReplaceDevice since the region was opened (clients
-  // hold the old one's descriptor: no direct maps of it until the next mount).
-  virtual bool device_replaced(size_t i) const {
     (void)i;
     return false;
   }

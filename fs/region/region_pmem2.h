@@ -51,6 +51,16 @@ class Pmem2Region final : public Region {
   // the poison maps. Nothing may access the region's bytes after this
   // (SpanRegion::ReplaceDevice: the device is lost, and stays out of reach).
   void Unmap();
+  // The device is gone for real (the kernel removed it): let go of it, yet keep the
+  // object's address and descriptor number valid for whoever holds them. The kernel cannot
+  // free a removed device while a process holds it, and a devdax node held open across
+  // `daxctl disable-device` and `enable-device` breaks the new node when it is closed at
+  // last: every open after that fails with ENXIO (kernel 6.1, seen in the lab). So the
+  // mapping is replaced in place by one of an empty memfd -- a load or store there
+  // faults with SIGBUS as the removed device's did, so an access already under way fails
+  // the same way -- and the descriptor by /dev/null (its lock goes with the device's
+  // file). Nothing may rely on the region's bytes after this; Unmap may still follow.
+  Status Release();
   // Finds this image's state again and loads its poison lists, after its first block
   // changed (a blank replacement that now begins with a filesystem's superblock). OK and
   // nothing to do on a device, whose poison is the kernel's.

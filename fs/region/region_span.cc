@@ -416,9 +416,7 @@ Status SpanRegion::RestoreDevice(size_t i) {
     return Status::InvalidArgument(path_ + ": device " + std::to_string(i) + " is in service");
   }
   if (absent_[i].load()) {
-    return Status::InvalidArgument(
-        "device " + std::to_string(i) +
-        " was not named at mount, so nothing of it is mapped: unmount, and mount naming it");
+    return Status::InvalidArgument("nothing of device " + std::to_string(i) + " is mapped");
   }
   // A replacement's first block names it now: its image's poison list has a key.
   if (replaced_[i].load() && mapped_[i] != nullptr && options_.emulate_poison) {
@@ -429,16 +427,43 @@ Status SpanRegion::RestoreDevice(size_t i) {
 }
 
 Status SpanRegion::ReplaceDevice(size_t i, const std::string& path) {
+  UDAX_RETURN_IF_ERROR(MapLostPlace(i, path, "replaced"));
+  replaced_[i].store(true);
+  return Status::Ok();
+}
+
+Status SpanRegion::RemapDevice(size_t i, const std::string& path) {
+  return MapLostPlace(i, path, "mapped afresh");
+}
+
+Status SpanRegion::ReleaseDevice(size_t i) {
+  if (i >= starts_.size()) return Status::InvalidArgument(path_ + ": no device " + std::to_string(i));
+  if (!device_lost(i)) {
+    return Status::InvalidArgument(path_ + ": device " + std::to_string(i) +
+                                   " is in service: only a lost device is let go");
+  }
+  if (mapped_[i] != nullptr) UDAX_RETURN_IF_ERROR(mapped_[i]->Release());
+  // mapped_ keeps the object: MapLostPlace deletes its (now harmless) mapping before
+  // another takes the place.
+  absent_[i].store(true);
+  return Status::Ok();
+}
+
+Status SpanRegion::MapLostPlace(size_t i, const std::string& path, const char* what) {
   if (i >= starts_.size()) return Status::InvalidArgument(path_ + ": no device " + std::to_string(i));
   if (i == 0 || !device_lost(i)) {
-    return Status::InvalidArgument(path_ + ": device " + std::to_string(i) +
-                                   " is not lost: only a lost device is replaced");
+    return Status::InvalidArgument(path_ + ": device " + std::to_string(i) + " is not lost: only a "
+                                   "lost device is " + what);
   }
-  if (read_only_) return Status::Error(EROFS, path_ + ": read-only: no device is replaced");
-  // Its place in the reservation is needed for the new one: the old mapping goes (nothing
-  // reaches it while the device is lost), the object stays (see owned_).
-  // The same file as the old device (an older copy of it, named at mount, taken as
-  // blank): the old descriptor, kept, holds the lock for this daemon already.
+  if (read_only_) {
+    return Status::Error(EROFS, path_ + ": read-only: no device is " + std::string(what));
+  }
+  // Its place in the reservation is needed for the new mapping: the old one goes (nothing
+  // reaches it while the device is lost; after a real unplug it is dead anyway), the
+  // object stays (see owned_).
+  // The same file as the old device (the device itself under the same node, or an older
+  // copy of it named at mount and taken as blank): the old descriptor, kept, holds the
+  // lock for this daemon already.
   bool same_file = false;
   struct stat old_st, new_st;
   if (dev(i) != nullptr && dev(i)->fd() >= 0 && fstat(dev(i)->fd(), &old_st) == 0 &&
@@ -457,7 +482,6 @@ Status SpanRegion::ReplaceDevice(size_t i, const std::string& path) {
     return st;
   }
   absent_[i].store(false);
-  replaced_[i].store(true);
   return Status::Ok();
 }
 

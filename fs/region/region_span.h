@@ -82,12 +82,11 @@ class SpanRegion final : public Region {
   Status LoseDevice(size_t i) override;
   Status RestoreDevice(size_t i) override;
   Status ReplaceDevice(size_t i, const std::string& path) override;
+  Status RemapDevice(size_t i, const std::string& path) override;
+  Status ReleaseDevice(size_t i) override;
   // Whether Open found device i an older copy of itself (a generation behind device 0's
   // word for it), and lost it for that.
   bool device_stale(size_t i) const override { return i < starts_.size() && stale_[i]; }
-  bool device_replaced(size_t i) const override {
-    return i < starts_.size() && replaced_[i].load(std::memory_order_acquire);
-  }
   void MarkDataLost(RegionRange range) override;
   bool DataLostIn(uint64_t off, uint64_t n) const override {
     return data_lost_.FirstOverlap(off, n).has_value();
@@ -125,6 +124,9 @@ class SpanRegion final : public Region {
   // `lock`: take the device's lock (RegionOptions::lock) unless another descriptor of
   // this region holds it already.
   Status MapDevice(size_t i, const std::string& path, uint64_t length, bool lock = true);
+  // Maps `path` in lost place i instead of whatever is there (ReplaceDevice, RemapDevice;
+  // `what` says which, for the messages). The place stays lost.
+  Status MapLostPlace(size_t i, const std::string& path, const char* what);
   // Makes `device` the one in place i, and keeps it until the span goes.
   void Own(size_t i, std::unique_ptr<Region> device);
   Region* dev(size_t i) const { return dev_[i].load(std::memory_order_acquire); }
@@ -147,11 +149,12 @@ class SpanRegion final : public Region {
   // device's stale parts are rewritten); read without a lock on every access.
   std::array<std::atomic<bool>, kMaxDevices> lost_{};
   std::atomic<uint64_t> loss_epoch_{0};  // moved before every loss (LoseDevice)
-  // Lost and not named at open: an AbsentDevice holds the place, nothing is mapped, and
-  // nothing can bring it back while mounted. Set by Open only.
+  // Nothing mapped in the place: lost and not named at open (an AbsentDevice holds it),
+  // released (ReleaseDevice), or a ReplaceDevice or RemapDevice that failed. Cleared by
+  // one that succeeds.
   std::array<std::atomic<bool>, kMaxDevices> absent_{};
   // Put in by ReplaceDevice: its image's poison list is found once its first block
-  // names it (RestoreDevice), and clients do not map it until the next mount.
+  // names it (RestoreDevice).
   std::array<std::atomic<bool>, kMaxDevices> replaced_{};
   std::array<bool, kMaxDevices> stale_{};  // set by Open only
   // Linear ranges whose bytes are gone for good (MarkDataLost): read as EIO, known bad.
