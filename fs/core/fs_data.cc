@@ -567,16 +567,30 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
   if (shutdown_) return Status::IoError("filesystem is shut down");
   {
     ReaderLock rw(&inode->rw);
-    if (region_->kind() == RegionKind::kEmulated) {
-      // Page-granular region: msync every extent of the file.
+    // Stores the daemon never saw: writable views (the shim's write(2)) and writable
+    // direct maps (libudax) store straight into the file's extents, through cached lines
+    // on devdax and fsdax. POSIX asks fsync to make every write of the file durable,
+    // whoever made it and through whichever descriptor: so the daemon flushes the
+    // extents itself (a cache-line flush reaches the line from any mapping of it).
+    // Cleared first and set again if writers remain: a grant racing this sets it after
+    // its count, so it is never lost.
+    const bool direct_stores = inode->direct_stores_unflushed.exchange(false);
+    if (region_->kind() == RegionKind::kEmulated || direct_stores) {
+      // Page-granular region (msync), or direct stores to flush: every extent of the file.
+      Status flushed = Status::Ok();
       for (const auto& [k, e] : inode->extents.by_file) {
         // Bytes on a lost device cannot be made durable: say so (Persist skips them).
-        UDAX_RETURN_IF_ERROR(region_->RequireLive(e.phys_au * sb_.au_size, e.len * sb_.au_size));
-        UDAX_RETURN_IF_ERROR(region_->Persist(e.phys_au * sb_.au_size, e.len * sb_.au_size));
+        flushed = region_->RequireLive(e.phys_au * sb_.au_size, e.len * sb_.au_size);
+        if (flushed.ok()) flushed = region_->Persist(e.phys_au * sb_.au_size, e.len * sb_.au_size);
+        if (!flushed.ok()) break;
       }
-    } else {
-      region_->Drain();  // data went in with non-temporal stores
+      if (direct_stores && (!flushed.ok() || inode->view_writers.load() > 0 ||
+                            inode->map_writers.load() > 0)) {
+        inode->direct_stores_unflushed.store(true);
+      }
+      UDAX_RETURN_IF_ERROR(flushed);
     }
+    region_->Drain();  // the daemon's own data went in with non-temporal stores
   }
   MetaLock lock(this);
   StampViewWrites(inode);  // the writable views' stores are on media now: their mtime too
@@ -697,7 +711,10 @@ Result<Filesystem::ReadView> Filesystem::PrepareViewLocked(Inode* inode, size_t 
   view.page_fd = inode->view_page->fd();
   view.write_page_fd = inode->view_page->write_fd();
   ++inode->view_holders;  // from here on the view counts: EndReadView, whatever follows
-  if (writable) inode->view_writers.fetch_add(1);
+  if (writable) {
+    inode->view_writers.fetch_add(1);
+    inode->direct_stores_unflushed.store(true);  // after the count: see Fsync
+  }
   return view;
 }
 
@@ -731,6 +748,7 @@ bool Filesystem::HasViewWriters(uint64_t ino) {
 void Filesystem::StartMapWriter(Inode* inode) {
   MetaLock lock(this);
   inode->map_writers.fetch_add(1);
+  inode->direct_stores_unflushed.store(true);  // after the count: see Fsync
 }
 
 void Filesystem::EndMapWriter(Inode* inode) {

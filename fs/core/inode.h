@@ -61,6 +61,12 @@ struct Inode {
   // Writable direct maps (libudax): their stores are not counted, so while they live
   // every GetAttr stamps mtime, and the kernel caches no attributes (under mu_).
   std::atomic<uint32_t> map_writers{0};
+  // Set when a writable view or map is granted; cleared by an Fsync that flushed the
+  // file's extents once none is left. Their stores bypass the daemon and sit in CPU
+  // caches on devdax and fsdax, where a flush from any mapping of the line makes them
+  // durable: an fsync by anyone (another descriptor, another process) must do it, also
+  // after the view or map has ended (Filesystem::Fsync).
+  std::atomic<bool> direct_stores_unflushed{false};
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced

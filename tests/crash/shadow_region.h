@@ -34,6 +34,10 @@ class ShadowRegion : public Region {
     skip_ = std::move(skip);
   }
   uint64_t points() const { return points_; }
+  // Reports `kind` instead of the inner region's: kDevdax makes the filesystem above treat
+  // it as cache-line persistent memory, which is what the shadow models (the inner image
+  // is only where the bytes live).
+  void set_kind(RegionKind kind) { kind_ = kind; }
   // The image a power cut right now would leave: the durable bytes, plus each dirty
   // cacheline with probability `keep_dirty`.
   std::vector<uint8_t> CrashImage(std::mt19937_64* rng, double keep_dirty) const;
