@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -113,6 +114,11 @@ struct TrackedFile {
   std::atomic<int> flags{0};
   bool writable = false;
   std::mutex position_mu;  // read(2), write(2): the file position is read, then moved
+  // The open file description is shared with another process (this one forked): its
+  // position moves atomically only under the kernel's own lock (f_pos), which the shim's
+  // read-then-move cannot take, so read(2) and write(2) at the position go to the kernel
+  // from then on. pread and pwrite, which leave the position alone, are still served.
+  std::atomic<bool> position_shared{false};
   std::mutex mu;
   std::shared_ptr<ReadView> view;  // GUARDED_BY(mu): writable once a write asked for one
   bool refused = false;            // GUARDED_BY(mu): the daemon will not give a view
@@ -188,6 +194,7 @@ void TableAfterForkChild() {
       copy->shadow = f->shadow;
       copy->dev = f->dev;
       copy->ino = f->ino;
+      copy->position_shared.store(true);  // with the parent (see TrackedFile)
       f->shadow = -1;  // now the copy's
     }
     fresh->files[fd] = copy;
@@ -480,12 +487,12 @@ ssize_t ReadVectorAt(int fd, const iovec* iov, int cnt, off_t off) {
 template <typename Serve, typename Kernel>
 ssize_t ReadAtPosition(int fd, Serve serve, Kernel kernel) {
   std::shared_ptr<TrackedFile> f = Tracked(fd);
-  if (!f) return kernel();
+  if (!f || f->position_shared.load(std::memory_order_relaxed)) return kernel();
   std::lock_guard<std::mutex> lock(f->position_mu);
   // Through our duplicate (the same open file description): `fd` may be closed and
   // reused by another thread meanwhile, the duplicate not. The read and the move are two
-  // steps: a write(2) on the same description racing with them is not ordered with this
-  // read, as it would be in the kernel (its f_pos lock).
+  // steps, ordered with this process's other reads and writes at the position by
+  // position_mu; no other process shares the description (position_shared).
   const int desc = f->shadow;
   const off_t pos = static_cast<off_t>(syscall(SYS_lseek, desc, 0, SEEK_CUR));
   if (pos < 0) return kernel();
@@ -550,7 +557,7 @@ ssize_t WriteVectorAt(int fd, const iovec* iov, int cnt, off_t off) {
 template <typename Serve, typename Kernel>
 ssize_t WriteAtPosition(int fd, Serve serve, Kernel kernel) {
   std::shared_ptr<TrackedFile> f = TrackedForWrite(fd);
-  if (!f) return kernel();
+  if (!f || f->position_shared.load(std::memory_order_relaxed)) return kernel();
   std::lock_guard<std::mutex> lock(f->position_mu);
   const int desc = f->shadow;
   const off_t pos = static_cast<off_t>(syscall(SYS_lseek, desc, 0, SEEK_CUR));
@@ -631,7 +638,11 @@ using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
 // (libudax's own handlers, registered later, run their prepare first: its lock, then
 // ours. Nothing takes ours and then libudax's: entries are never released under it.)
 void TableBeforeFork() { T()->mu.lock(); }
-void TableAfterForkParent() { T()->mu.unlock(); }
+void TableAfterForkParent() {
+  // The child has every description too: their positions are shared from now on.
+  for (auto& [fd, f] : T()->files) f->position_shared.store(true);
+  T()->mu.unlock();
+}
 void TableAfterForkChildLocked() {
   Table* old = T();
   TableAfterForkChild();
@@ -717,6 +728,27 @@ ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return WriteAt(fd
 ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) { return WriteAt(fd, buf, n, off); }
 ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) { return WriteVectorAt(fd, iov, cnt, off); }
 ssize_t pwritev64(int fd, const struct iovec* iov, int cnt, off_t off) { return WriteVectorAt(fd, iov, cnt, off); }
+
+// A descriptor passed to another process (SCM_RIGHTS) shares its open file description,
+// and its position, with that process from then on, as after a fork.
+ssize_t sendmsg(int sock, const struct msghdr* msg, int flags) {
+  if (msg != nullptr && msg->msg_control != nullptr && msg->msg_controllen >= sizeof(cmsghdr)) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+        if (std::shared_ptr<TrackedFile> f = Tracked(fd)) f->position_shared.store(true);
+      }
+    }
+  }
+  // A cancellation point, as the C library's: its own, not the raw system call.
+  using SendmsgFn = ssize_t (*)(int, const struct msghdr*, int);
+  static SendmsgFn real = reinterpret_cast<SendmsgFn>(dlsym(RTLD_NEXT, "sendmsg"));
+  if (real == nullptr) return syscall(SYS_sendmsg, sock, msg, flags);
+  return real(sock, msg, flags);
+}
 
 // The stores are flushed here; the daemon then persists the times (and msyncs an image).
 int fsync(int fd) {

@@ -2,6 +2,8 @@
 #include "fs/base/control_packet.h"
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -30,7 +32,11 @@ ssize_t SendPacket(int sock, std::string_view data, const std::vector<int>& fds,
     cm->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
     std::memcpy(CMSG_DATA(cm), fds.data(), fds.size() * sizeof(int));
   }
-  return sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
+  // The system call itself, not the C library's name: in the preload shim that name is
+  // the shim's own sendmsg, which takes a descriptor sent along as shared with another
+  // process (its file position, client/preload.cc) -- and a view request sends the
+  // file's descriptor to the daemon, which only fstats it.
+  return syscall(SYS_sendmsg, sock, &msg, flags | MSG_NOSIGNAL);
 }
 
 ssize_t RecvPacket(int sock, int flags, ReceivedPacket* out) {
