@@ -574,21 +574,28 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
     // extents itself (a cache-line flush reaches the line from any mapping of it).
     // Cleared first and set again if writers remain: a grant racing this sets it after
     // its count, so it is never lost.
+    // (A writer that stores after the sweep and ends sets it again at its end.)
     const bool direct_stores = inode->direct_stores_unflushed.exchange(false);
     if (region_->kind() == RegionKind::kEmulated || direct_stores) {
-      // Page-granular region (msync), or direct stores to flush: every extent of the file.
-      Status flushed = Status::Ok();
+      // Page-granular region (msync), or direct stores to flush: every extent of the file
+      // that can be -- bytes on a lost device cannot be made durable, which is said (EIO)
+      // once the others are (Persist skips them).
+      Status lost = Status::Ok(), failed = Status::Ok();
       for (const auto& [k, e] : inode->extents.by_file) {
-        // Bytes on a lost device cannot be made durable: say so (Persist skips them).
-        flushed = region_->RequireLive(e.phys_au * sb_.au_size, e.len * sb_.au_size);
-        if (flushed.ok()) flushed = region_->Persist(e.phys_au * sb_.au_size, e.len * sb_.au_size);
-        if (!flushed.ok()) break;
+        Status live = region_->RequireLive(e.phys_au * sb_.au_size, e.len * sb_.au_size);
+        if (!live.ok()) {
+          if (lost.ok()) lost = live;
+          continue;
+        }
+        failed = region_->Persist(e.phys_au * sb_.au_size, e.len * sb_.au_size);
+        if (!failed.ok()) break;
       }
-      if (direct_stores && (!flushed.ok() || inode->view_writers.load() > 0 ||
+      if (direct_stores && (!failed.ok() || inode->view_writers.load() > 0 ||
                             inode->map_writers.load() > 0)) {
         inode->direct_stores_unflushed.store(true);
       }
-      UDAX_RETURN_IF_ERROR(flushed);
+      UDAX_RETURN_IF_ERROR(failed);
+      UDAX_RETURN_IF_ERROR(lost);
     }
     region_->Drain();  // the daemon's own data went in with non-temporal stores
   }
@@ -724,6 +731,9 @@ void Filesystem::EndReadView(Inode* inode, bool writable) {
   if (inode->view_holders == 0) return;
   if (writable && inode->view_writers.load() > 0) {
     StampViewWrites(inode);  // its last stores, before the count that says so goes
+    // They may have come after an fsync's sweep that saw this view alive: the next one
+    // flushes again.
+    inode->direct_stores_unflushed.store(true);
     if (inode->view_writers.fetch_sub(1) == 1 && inode->view_page) inode->view_page->CloseAbandonedStores();
   }
   if (--inode->view_holders > 0) return;
@@ -755,6 +765,7 @@ void Filesystem::EndMapWriter(Inode* inode) {
   MetaLock lock(this);
   if (inode->map_writers.load() == 0) return;
   StampViewWrites(inode);  // its last stores (the count still says there were some)
+  inode->direct_stores_unflushed.store(true);  // for the next fsync (as EndReadView)
   inode->map_writers.fetch_sub(1);
 }
 

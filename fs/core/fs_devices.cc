@@ -1,5 +1,6 @@
 // fs_devices.cc -- a multi-device filesystem losing one of its devices and going on, and
 // getting it back (add-device) or a blank one in its place (replace-device).
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -9,9 +10,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "fs/base/hex.h"
+#include "fs/base/unique_fd.h"
 #include "fs/format/layout.h"
 #include "fs/core/filesystem.h"
 
@@ -169,34 +172,52 @@ namespace {
 
 // The target of a replace-device or of an add-device with a path, looked at before the
 // metadata lock is taken: a path resolved through a FUSE filesystem (this very mount, a
-// typo or a symlink) would call back into a daemon that waits for that lock. Returns the
-// path with every symlink resolved, which is what is opened from then on. Refused: a file
-// on a FUSE filesystem, and one that another user owns or may write (they could rewrite the
-// filesystem's metadata and data on it afterwards).
-Result<std::string> CheckDeviceTarget(const std::string& path) {
-  char* resolved = realpath(path.c_str(), nullptr);
-  if (resolved == nullptr) return Status::Error(errno, path + ": " + std::strerror(errno));
-  const std::string target = resolved;
+// typo or a symlink) would call back into a daemon that waits for that lock. Refused: a
+// file on a FUSE filesystem, and one that another user owns or may write (they could
+// rewrite the filesystem's metadata and data on it afterwards). The checks are made on a
+// descriptor of the file (O_PATH), which pins it: every later open goes through that
+// descriptor (/proc/self/fd/N), never through the name again, so a rename or a symlink
+// swapped in meanwhile cannot put another file -- or a FUSE path -- in its place.
+struct DeviceTarget {
+  UniqueFd pinned;        // O_PATH: the file that was checked
+  std::string path;       // its name, every symlink resolved (messages, udaxctl)
+  std::string open_path;  // /proc/self/fd/N: how it is opened from now on
+  struct stat st {};
+};
+
+Result<DeviceTarget> CheckDeviceTarget(const std::string& asked) {
+  char* resolved = realpath(asked.c_str(), nullptr);
+  if (resolved == nullptr) return Status::Error(errno, asked + ": " + std::strerror(errno));
+  DeviceTarget t;
+  t.path = resolved;
   free(resolved);
-  struct stat st;
+  t.pinned = UniqueFd(open(t.path.c_str(), O_PATH | O_CLOEXEC));
   struct statfs fst;
-  if (stat(target.c_str(), &st) != 0 || statfs(target.c_str(), &fst) != 0) {
-    return Status::Error(errno, target + ": " + std::strerror(errno));
+  if (!t.pinned.valid() || fstat(t.pinned.get(), &t.st) != 0 || fstatfs(t.pinned.get(), &fst) != 0) {
+    return Status::Error(errno, t.path + ": " + std::strerror(errno));
   }
   if (fst.f_type == FUSE_SUPER_MAGIC) {
-    return Status::InvalidArgument(target + ": on a FUSE filesystem: not a device or image "
+    return Status::InvalidArgument(t.path + ": on a FUSE filesystem: not a device or image "
                                    "a udaxfs can live on");
   }
-  if (st.st_uid != geteuid()) {
-    return Status::Error(EPERM, target + ": owned by uid " + std::to_string(st.st_uid) +
+  if (t.st.st_uid != geteuid()) {
+    return Status::Error(EPERM, t.path + ": owned by uid " + std::to_string(t.st.st_uid) +
                                     ", not by the daemon's: its owner could rewrite what the "
                                     "filesystem puts there (chown it first)");
   }
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return Status::Error(EPERM, target + ": writable by group or others, who could rewrite "
+  if ((t.st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Status::Error(EPERM, t.path + ": writable by group or others, who could rewrite "
                                     "what the filesystem puts there (chmod go-w first)");
   }
-  return target;
+  t.open_path = "/proc/self/fd/" + std::to_string(t.pinned.get());
+  return t;
+}
+
+// Whether `fd` is the file `t` checked.
+bool IsTarget(const DeviceTarget& t, int fd) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == t.st.st_dev && st.st_ino == t.st.st_ino &&
+         st.st_rdev == t.st.st_rdev;
 }
 
 }  // namespace
@@ -212,9 +233,9 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d, const std::string& as
     return Status::InvalidArgument("device " + std::to_string(d) + " is in service: nothing to restore");
   }
   if (options_.read_only) return Status::Error(EROFS, "read-only mount");
-  std::string path;  // resolved and checked before the lock (CheckDeviceTarget)
+  std::optional<DeviceTarget> target;  // checked before the lock (CheckDeviceTarget)
   if (!asked.empty()) {
-    UDAX_ASSIGN_OR_RETURN(path, CheckDeviceTarget(asked));
+    UDAX_ASSIGN_OR_RETURN(target, CheckDeviceTarget(asked));
   }
   MetaLock lock(this);
   if (shutdown_) return Status::IoError("the filesystem is shut down");
@@ -242,17 +263,19 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d, const std::string& as
     }
     return Status::Ok();
   };
-  if (!path.empty()) {
-    // Mapped afresh from `path`, once its first block (read without mapping it in place
-    // or locking it) says it is the device: a wrong path leaves the old mapping alone.
-    struct stat probed_st;
+  if (target) {
+    const std::string& path = target->path;
+    // Mapped afresh from the target, once its first block (read without mapping it in
+    // place or locking it) says it is the device: a wrong target leaves the old mapping
+    // alone. Both opens go through the pinned descriptor (the file that was checked).
     {
       RegionOptions po;
       po.read_only = true;
       po.lock = false;
       po.emulate_poison = false;
-      UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> probe, Region::Open(path, po));
-      if (probe->device_count() != 1 || fstat(probe->fd(), &probed_st) != 0) {
+      po.display_path = path;
+      UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> probe, Region::Open(target->open_path, po));
+      if (probe->device_count() != 1 || !IsTarget(*target, probe->fd())) {
         return Status::InvalidArgument(path + ": not one device or image");
       }
       DiskSuperblock own;
@@ -260,12 +283,8 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d, const std::string& as
       if (!st.ok()) return Status::IoError(path + ": its first block does not read: " + st.message());
       UDAX_RETURN_IF_ERROR(check_identity(own, probe->size(), path));
     }
-    UDAX_RETURN_IF_ERROR(region_->RemapDevice(d, path));
-    struct stat mapped_st;
-    if (fstat(region_->device(d)->fd(), &mapped_st) != 0 || mapped_st.st_dev != probed_st.st_dev ||
-        mapped_st.st_ino != probed_st.st_ino || mapped_st.st_rdev != probed_st.st_rdev) {
-      // A name swapped between the probe and the open: the check below reads what was
-      // mapped, so nothing is written to a stranger either way.
+    UDAX_RETURN_IF_ERROR(region_->RemapDevice(d, target->open_path, path));
+    if (!IsTarget(*target, region_->device(d)->fd())) {
       return Status::Error(EAGAIN, path + ": changed while it was opened; try again");
     }
   }
@@ -317,7 +336,8 @@ Result<DeviceResync> Filesystem::RestoreDevice(uint32_t d, const std::string& as
 
 Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::string& asked) {
   if (options_.read_only) return Status::Error(EROFS, "read-only mount");
-  UDAX_ASSIGN_OR_RETURN(const std::string path, CheckDeviceTarget(asked));
+  UDAX_ASSIGN_OR_RETURN(const DeviceTarget target, CheckDeviceTarget(asked));
+  const std::string& path = target.path;
   MetaLock lock(this);
   if (shutdown_) return Status::IoError("the filesystem is shut down");
   const DiskSuperblock sb = sb_;
@@ -364,8 +384,10 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
     po.read_only = true;
     po.lock = false;
     po.emulate_poison = false;
-    UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> probe, Region::Open(path, po));
-    if (probe->device_count() != 1 || fstat(probe->fd(), &target_st) != 0) {
+    po.display_path = path;
+    UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> probe, Region::Open(target.open_path, po));
+    if (probe->device_count() != 1 || !IsTarget(target, probe->fd()) ||
+        fstat(probe->fd(), &target_st) != 0) {
       return Status::InvalidArgument(path + ": not one device or image");
     }
     for (uint32_t k = 0; k < sb.device_count; ++k) {
@@ -414,12 +436,11 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
   }
 
   // 3. In d's place (still lost: nothing reaches it but what is written below).
-  UDAX_RETURN_IF_ERROR(region_->ReplaceDevice(d, path));
+  UDAX_RETURN_IF_ERROR(region_->ReplaceDevice(d, target.open_path, path));
   Region* const dev = region_->device(d);
-  struct stat mapped_st;
-  if (fstat(dev->fd(), &mapped_st) != 0 || mapped_st.st_dev != target_st.st_dev ||
-      mapped_st.st_ino != target_st.st_ino) {
-    // A name swapped between the probe and the open: the place stays empty, d lost.
+  if (!IsTarget(target, dev->fd())) {
+    // Not the file checked (it cannot be: opened through the pinned descriptor): the
+    // place stays lost.
     return Status::Error(EAGAIN, path + ": changed while it was opened; try again");
   }
   if (getrandom(next.devices[d].uuid, sizeof(next.devices[d].uuid), 0) !=

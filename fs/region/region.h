@@ -87,6 +87,10 @@ struct RegionOptions {
   // they are opened as absent and lost (mount -o degraded: a device that died while the
   // filesystem was not mounted). Device 0 is never left out.
   bool allow_missing = false;
+  // The name the region goes by (path(): messages, udaxctl) when it is opened through
+  // another one: a target checked once and opened again as /proc/self/fd/N, so the file
+  // mapped is the file checked (fs_devices.cc, CheckDeviceTarget). Empty: the path.
+  std::string display_path;
 };
 
 class Region {
@@ -217,9 +221,11 @@ class Region {
   // a pointer to it stays valid. EOPNOTSUPP on one device; EINVAL for device 0 or one not
   // lost; the target's own errors (not mappable, too short, locked), after which nothing
   // is mapped in the place (device_mapped false) until another ReplaceDevice.
-  virtual Status ReplaceDevice(size_t i, const std::string& path) {
+  // `display`: the name it goes by when `path` is another name for it (/proc/self/fd/N).
+  virtual Status ReplaceDevice(size_t i, const std::string& path, const std::string& display = {}) {
     (void)i;
     (void)path;
+    (void)display;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to replace");
   }
   // Device i, lost, is mapped afresh from `path` (udaxctl add-device MOUNT DEV PATH): the
@@ -228,9 +234,10 @@ class Region {
   // checked its first block): it stays lost until RestoreDevice. EOPNOTSUPP on one
   // device; EINVAL for device 0 or one not lost; the target's own errors, after which
   // nothing is mapped in the place (device_mapped false) until another RemapDevice.
-  virtual Status RemapDevice(size_t i, const std::string& path) {
+  virtual Status RemapDevice(size_t i, const std::string& path, const std::string& display = {}) {
     (void)i;
     (void)path;
+    (void)display;
     return Status::Error(EOPNOTSUPP, path_ + ": one device: nothing to remap");
   }
   // Device i, lost, is gone for real (the kernel removed it): its mapping and descriptor

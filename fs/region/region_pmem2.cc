@@ -186,7 +186,7 @@ Result<std::unique_ptr<Pmem2Region>> Pmem2Region::OpenPlaced(const std::string& 
     region->stored_.Reset(size);
     region->mapped_.Reset(size);
   }
-  region->path_ = path;
+  region->path_ = options.display_path.empty() ? path : options.display_path;
   region->size_ = size;
   region->alignment_ = alignment;
   region->read_only_ = options.read_only;

@@ -363,10 +363,12 @@ Result<std::unique_ptr<Region>> SpanRegion::Create(const std::vector<std::string
   return std::unique_ptr<Region>(std::move(span));
 }
 
-Status SpanRegion::MapDevice(size_t i, const std::string& path, uint64_t length, bool lock) {
+Status SpanRegion::MapDevice(size_t i, const std::string& path, uint64_t length, bool lock,
+                             const std::string& display) {
   Pmem2Placement place{reservation_.get(), starts_[i], length};
   RegionOptions options = options_;
   options.lock = options.lock && lock;
+  options.display_path = display;
   UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Pmem2Region> d,
                         Pmem2Region::OpenPlaced(path, options, &place));
   const uint64_t start = starts_[i];
@@ -426,14 +428,14 @@ Status SpanRegion::RestoreDevice(size_t i) {
   return Status::Ok();
 }
 
-Status SpanRegion::ReplaceDevice(size_t i, const std::string& path) {
-  UDAX_RETURN_IF_ERROR(MapLostPlace(i, path, "replaced"));
+Status SpanRegion::ReplaceDevice(size_t i, const std::string& path, const std::string& display) {
+  UDAX_RETURN_IF_ERROR(MapLostPlace(i, path, display, "replaced"));
   replaced_[i].store(true);
   return Status::Ok();
 }
 
-Status SpanRegion::RemapDevice(size_t i, const std::string& path) {
-  return MapLostPlace(i, path, "mapped afresh");
+Status SpanRegion::RemapDevice(size_t i, const std::string& path, const std::string& display) {
+  return MapLostPlace(i, path, display, "mapped afresh");
 }
 
 Status SpanRegion::ReleaseDevice(size_t i) {
@@ -449,7 +451,8 @@ Status SpanRegion::ReleaseDevice(size_t i) {
   return Status::Ok();
 }
 
-Status SpanRegion::MapLostPlace(size_t i, const std::string& path, const char* what) {
+Status SpanRegion::MapLostPlace(size_t i, const std::string& path, const std::string& display,
+                                const char* what) {
   if (i >= starts_.size()) return Status::InvalidArgument(path_ + ": no device " + std::to_string(i));
   if (i == 0 || !device_lost(i)) {
     return Status::InvalidArgument(path_ + ": device " + std::to_string(i) + " is not lost: only a "
@@ -472,10 +475,15 @@ Status SpanRegion::MapLostPlace(size_t i, const std::string& path, const char* w
                 old_st.st_rdev == new_st.st_rdev;
   }
   if (mapped_[i] != nullptr) {
+    // Another file takes the place: the old one is let go entirely (its descriptor too:
+    // a devdax node held open across disable and enable breaks the new node once
+    // closed; see Pmem2Region::Release). The same file keeps its descriptor, which holds
+    // the lock.
+    if (!same_file) (void)mapped_[i]->Release();
     mapped_[i]->Unmap();
     mapped_[i] = nullptr;
   }
-  Status st = MapDevice(i, path, lengths_[i], /*lock=*/!same_file);
+  Status st = MapDevice(i, path, lengths_[i], /*lock=*/!same_file, display);
   if (!st.ok()) {
     // Nothing of any device in this place now: as if it had not been named at mount.
     absent_[i].store(true);

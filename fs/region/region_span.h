@@ -81,8 +81,8 @@ class SpanRegion final : public Region {
   uint64_t device_start(size_t i) const override { return starts_[i]; }
   Status LoseDevice(size_t i) override;
   Status RestoreDevice(size_t i) override;
-  Status ReplaceDevice(size_t i, const std::string& path) override;
-  Status RemapDevice(size_t i, const std::string& path) override;
+  Status ReplaceDevice(size_t i, const std::string& path, const std::string& display = {}) override;
+  Status RemapDevice(size_t i, const std::string& path, const std::string& display = {}) override;
   Status ReleaseDevice(size_t i) override;
   // Whether Open found device i an older copy of itself (a generation behind device 0's
   // word for it), and lost it for that.
@@ -123,10 +123,11 @@ class SpanRegion final : public Region {
   // Opens `path` as device i (starts_[i] set), mapped into its place in the reservation.
   // `lock`: take the device's lock (RegionOptions::lock) unless another descriptor of
   // this region holds it already.
-  Status MapDevice(size_t i, const std::string& path, uint64_t length, bool lock = true);
+  Status MapDevice(size_t i, const std::string& path, uint64_t length, bool lock = true,
+                   const std::string& display = {});
   // Maps `path` in lost place i instead of whatever is there (ReplaceDevice, RemapDevice;
   // `what` says which, for the messages). The place stays lost.
-  Status MapLostPlace(size_t i, const std::string& path, const char* what);
+  Status MapLostPlace(size_t i, const std::string& path, const std::string& display, const char* what);
   // Makes `device` the one in place i, and keeps it until the span goes.
   void Own(size_t i, std::unique_ptr<Region> device);
   Region* dev(size_t i) const { return dev_[i].load(std::memory_order_acquire); }
