@@ -840,11 +840,11 @@ int dup3(int fd, int to, int flags) {
   return r;
 }
 
-// SIGBUS is shared with the read guard once it is installed: the program's action is
-// kept and called for every SIGBUS that is not a guarded copy's.
+// SIGBUS and SIGSEGV are shared with the copy guard once it is installed: the program's
+// action is kept and called for every such signal that is not a guarded copy's.
 int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (sig == SIGBUS && udax_client::SigbusGuardInstalled()) {
-    return udax_client::SetProgramSigbusAction(act, old);
+  if ((sig == SIGBUS || sig == SIGSEGV) && udax_client::SigbusGuardInstalled()) {
+    return udax_client::SetProgramFaultAction(sig, act, old);
   }
   static SigactionFn real = reinterpret_cast<SigactionFn>(dlsym(RTLD_NEXT, "sigaction"));
   if (real == nullptr) {
@@ -855,11 +855,11 @@ int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
 }
 
 sighandler_t signal(int sig, sighandler_t handler) {
-  if (sig == SIGBUS && udax_client::SigbusGuardInstalled()) {
+  if ((sig == SIGBUS || sig == SIGSEGV) && udax_client::SigbusGuardInstalled()) {
     struct sigaction act {}, old{};
     act.sa_handler = handler;
     act.sa_flags = SA_RESTART;  // BSD semantics, as glibc's signal()
-    udax_client::SetProgramSigbusAction(&act, &old);
+    udax_client::SetProgramFaultAction(sig, &act, &old);
     // sa_handler and sa_sigaction share their storage: this is what signal() returns too.
     return old.sa_handler;
   }

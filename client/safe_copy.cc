@@ -1,4 +1,4 @@
-// safe_copy.cc -- SafeCopy and its SIGBUS guard (safe_copy.h).
+// safe_copy.cc -- SafeCopy and its SIGBUS/SIGSEGV guard (safe_copy.h).
 #include "client/safe_copy.h"
 
 #include <dlfcn.h>
@@ -19,11 +19,13 @@ namespace {
 // the handler reads it, and a preloaded library's static TLS never allocates.
 struct Guard {
   sigjmp_buf env;
-  uintptr_t lo = 0, hi = 0;
+  uintptr_t lo = 0, hi = 0;    // the map side: its SIGBUS is the map's (poison, a revoke)
+  uintptr_t ulo = 0, uhi = 0;  // the program's buffer: its faults are the caller's EFAULT
   volatile sig_atomic_t active = 0;
   uintptr_t addr = 0;
   int code = 0;
   int lsb = 0;
+  bool program = false;  // the fault was on the program's buffer
 };
 __attribute__((tls_model("initial-exec"))) thread_local Guard tls_guard;
 
@@ -35,16 +37,22 @@ SigactionFn RealSigaction() {
   return fn != nullptr ? fn : &::sigaction;
 }
 
-std::mutex program_mu;           // serializes changes of program_action
-struct sigaction program_action;  // what SIGBUS does outside a guarded copy
+std::mutex program_mu;  // serializes changes of the program's actions
+// What SIGBUS and SIGSEGV do outside a guarded copy: the program's own actions.
+struct sigaction program_bus_action;
+struct sigaction program_segv_action;
 std::atomic<bool> installed{false};
+
+struct sigaction* ProgramAction(int sig) {
+  return sig == SIGSEGV ? &program_segv_action : &program_bus_action;
+}
 
 bool Synchronous(const siginfo_t* si) { return si->si_code > 0 && si->si_code != BUS_MCEERR_AO; }
 
 // Not a fault of a guarded copy: what the program asked for.
 void Chain(int sig, siginfo_t* si, void* ctx) {
   struct sigaction a;
-  std::memcpy(&a, &program_action, sizeof(a));  // a racing change: either is fine
+  std::memcpy(&a, ProgramAction(sig), sizeof(a));  // a racing change: either is fine
   if (a.sa_flags & SA_SIGINFO) {
     if (a.sa_sigaction != nullptr) a.sa_sigaction(sig, si, ctx);
     return;
@@ -56,7 +64,7 @@ void Chain(int sig, siginfo_t* si, void* ctx) {
     // this handler returns).
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    RealSigaction()(SIGBUS, &dfl, nullptr);
+    RealSigaction()(sig, &dfl, nullptr);
     if (!Synchronous(si)) {
       syscall(SYS_rt_tgsigqueueinfo, getpid(), static_cast<pid_t>(syscall(SYS_gettid)), sig, si);
     }
@@ -65,9 +73,24 @@ void Chain(int sig, siginfo_t* si, void* ctx) {
   a.sa_handler(sig);
 }
 
-void OnSigbus(int sig, siginfo_t* si, void* ctx) {
+// SIGBUS and SIGSEGV.
+void OnFault(int sig, siginfo_t* si, void* ctx) {
   Guard& g = tls_guard;
   uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
+  // The program's buffer, on either signal (unmapped, read-only, a file map past its
+  // end): the system call the shim stands in for would have failed with EFAULT.
+  if (g.active && si->si_code > 0 && si->si_code != BUS_MCEERR_AO && a >= g.ulo && a < g.uhi) {
+    g.active = 0;
+    g.addr = a;
+    g.lsb = 0;
+    g.code = si->si_code;
+    g.program = true;
+    siglongjmp(g.env, 1);
+  }
+  if (sig != SIGBUS) {
+    Chain(sig, si, ctx);
+    return;
+  }
   // A machine check reports the start of the poisoned unit (a page, or 2 MiB on devdax):
   // the copy may have begun inside it.
   uintptr_t unit = 1;
@@ -80,6 +103,7 @@ void OnSigbus(int sig, siginfo_t* si, void* ctx) {
     g.addr = a < g.lo ? g.lo : a;
     g.lsb = unit > 1 ? si->si_addr_lsb : 0;
     g.code = si->si_code;
+    g.program = false;
     siglongjmp(g.env, 1);
   }
   Chain(sig, si, ctx);
@@ -92,10 +116,12 @@ bool InstallSigbusGuard() {
   std::call_once(once, [] {
     std::lock_guard<std::mutex> lock(program_mu);
     struct sigaction ours {};
-    ours.sa_sigaction = OnSigbus;
+    ours.sa_sigaction = OnFault;
     ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&ours.sa_mask);
-    if (RealSigaction()(SIGBUS, &ours, &program_action) == 0) installed.store(true);
+    // SIGSEGV first: without it, a bad buffer is the program's crash as before.
+    (void)RealSigaction()(SIGSEGV, &ours, &program_segv_action);
+    if (RealSigaction()(SIGBUS, &ours, &program_bus_action) == 0) installed.store(true);
   });
   return installed.load();
 }
@@ -104,7 +130,8 @@ bool SigbusGuardInstalled() { return installed.load(std::memory_order_relaxed); 
 
 namespace {
 
-// memcpy(dst, src, n) with SIGBUS on [guarded, guarded+n) turned into a value.
+// memcpy(dst, src, n) with SIGBUS on [guarded, guarded+n), and any fault on the other
+// side (the program's buffer), turned into a value.
 CopyResult GuardedCopy(void* dst, const void* src, size_t n, const void* guarded) {
   CopyResult r;
   Guard& g = tls_guard;
@@ -119,15 +146,19 @@ CopyResult GuardedCopy(void* dst, const void* src, size_t n, const void* guarded
   }
   g.lo = reinterpret_cast<uintptr_t>(guarded);
   g.hi = g.lo + n;
+  g.ulo = reinterpret_cast<uintptr_t>(guarded == src ? dst : src);
+  g.uhi = g.ulo + n;
   // No saved mask (that would cost a system call per copy): the fault path unblocks the
   // SIGBUS the handler ran with instead.
   if (sigsetjmp(g.env, 0) != 0) {
-    sigset_t bus;
-    sigemptyset(&bus);
-    sigaddset(&bus, SIGBUS);
-    pthread_sigmask(SIG_UNBLOCK, &bus, nullptr);
+    sigset_t faults;
+    sigemptyset(&faults);
+    sigaddset(&faults, SIGBUS);
+    sigaddset(&faults, SIGSEGV);
+    pthread_sigmask(SIG_UNBLOCK, &faults, nullptr);
     r.faulted = true;
-    r.fault_offset = g.addr - g.lo;
+    r.program_fault = g.program;
+    r.fault_offset = g.program ? g.addr - g.ulo : g.addr - g.lo;
     r.si_code = g.code;
     r.addr_lsb = g.lsb;
     return r;
@@ -145,10 +176,50 @@ CopyResult GuardedCopy(void* dst, const void* src, size_t n, const void* guarded
 CopyResult SafeCopy(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, src); }
 CopyResult SafeStore(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, dst); }
 
-int SetProgramSigbusAction(const struct sigaction* act, struct sigaction* old) {
+namespace {
+
+struct Probe {
+  const volatile unsigned char* p;
+  size_t n;
+  size_t page;
+};
+
+void TouchEachPage(const Probe& probe) {
+  for (size_t off = 0; off < probe.n; off += probe.page) (void)probe.p[off];
+  (void)probe.p[probe.n - 1];
+}
+
+}  // namespace
+
+bool ProbeReadable(const void* p, size_t n) {
+  if (n == 0) return true;
+  Guard& g = tls_guard;
+  if (g.active) return false;  // inside a handler that interrupted a guarded section
+  const Probe probe{static_cast<const volatile unsigned char*>(p), n,
+                    static_cast<size_t>(sysconf(_SC_PAGESIZE))};
+  g.lo = g.hi = 0;
+  g.ulo = reinterpret_cast<uintptr_t>(p);
+  g.uhi = g.ulo + n;
+  if (sigsetjmp(g.env, 0) != 0) {
+    sigset_t faults;
+    sigemptyset(&faults);
+    sigaddset(&faults, SIGBUS);
+    sigaddset(&faults, SIGSEGV);
+    pthread_sigmask(SIG_UNBLOCK, &faults, nullptr);
+    return false;
+  }
+  g.active = 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  TouchEachPage(probe);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  g.active = 0;
+  return true;
+}
+
+int SetProgramFaultAction(int sig, const struct sigaction* act, struct sigaction* old) {
   std::lock_guard<std::mutex> lock(program_mu);
-  if (old != nullptr) *old = program_action;
-  if (act != nullptr) program_action = *act;
+  if (old != nullptr) *old = *ProgramAction(sig);
+  if (act != nullptr) *ProgramAction(sig) = *act;
   return 0;
 }
 

@@ -76,7 +76,7 @@ TEST_F(ClientSafeCopyTest, OtherFaultsGoToTheProgramsAction) {
   struct sigaction act {}, old{};
   act.sa_sigaction = ProgramHandler;
   act.sa_flags = SA_SIGINFO;
-  SetProgramSigbusAction(&act, &old);
+  SetProgramFaultAction(SIGBUS, &act, &old);
   program_saw = nullptr;
   // A load outside any guarded copy.
   if (sigsetjmp(program_env, 1) == 0) {
@@ -85,15 +85,64 @@ TEST_F(ClientSafeCopyTest, OtherFaultsGoToTheProgramsAction) {
     ADD_FAILURE() << "no SIGBUS";
   }
   EXPECT_EQ(program_saw, m.base + kPage + 5);
-  // A guarded copy whose destination faults: the destination is the program's.
+  SetProgramFaultAction(SIGBUS, &old, nullptr);
+  // SIGSEGV the same way: the program's own handler gets its own faults.
+  struct sigaction old_segv {};
+  SetProgramFaultAction(SIGSEGV, &act, &old_segv);
+  char* none = static_cast<char*>(mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(none, MAP_FAILED);
   program_saw = nullptr;
-  std::vector<char> src(64, 'y');
   if (sigsetjmp(program_env, 1) == 0) {
-    SafeCopy(m.base + 2 * kPage, src.data(), src.size());
-    ADD_FAILURE() << "no SIGBUS";
+    volatile char c = none[7];
+    (void)c;
+    ADD_FAILURE() << "no SIGSEGV";
   }
-  EXPECT_EQ(program_saw, m.base + 2 * kPage);
-  SetProgramSigbusAction(&old, nullptr);
+  EXPECT_EQ(program_saw, none + 7);
+  SetProgramFaultAction(SIGSEGV, &old_segv, nullptr);
+  munmap(none, kPage);
+}
+
+// The program's side of a copy -- SafeCopy's destination, SafeStore's source, a probed
+// buffer -- unmapped, read-only or past a file's end: a value (the kernel's EFAULT), never
+// the program's crash.
+TEST_F(ClientSafeCopyTest, FaultsOnTheProgramsBufferAreValues) {
+  ShortMap m;
+  char* none = static_cast<char*>(mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(none, MAP_FAILED);
+  ASSERT_EQ(mprotect(none + kPage, kPage, PROT_NONE), 0);
+  std::vector<char> out(kPage);
+  // A read into an unmapped buffer (SIGSEGV), and into a read-only one.
+  CopyResult r = SafeCopy(none + kPage - 100, m.base, 200);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_TRUE(r.program_fault);
+  EXPECT_GE(r.fault_offset, 100u);  // in the unmapped page (memcpy's order is its own)
+  EXPECT_LT(r.fault_offset, 200u);
+  r = SafeCopy(reinterpret_cast<void*>(uintptr_t{8}), m.base, 16);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_TRUE(r.program_fault);
+  // A store whose source faults: SIGSEGV, and SIGBUS (a file map past its end).
+  r = SafeStore(out.data(), none + kPage, 64);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_TRUE(r.program_fault);
+  r = SafeStore(out.data(), m.base + 2 * kPage, 64);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_TRUE(r.program_fault);
+  EXPECT_EQ(r.si_code, BUS_ADRERR);
+  // The map's own SIGBUS is still the map's.
+  r = SafeCopy(out.data(), m.base + kPage, 64);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_FALSE(r.program_fault);
+  EXPECT_TRUE(ProbeReadable(none, kPage));
+  EXPECT_FALSE(ProbeReadable(none, kPage + 1));
+  EXPECT_FALSE(ProbeReadable(m.base, 2 * kPage));
+  EXPECT_FALSE(ProbeReadable(nullptr, 1));
+  EXPECT_TRUE(ProbeReadable(nullptr, 0));
+  for (int i = 0; i < 3; ++i) {  // re-armed each time (both signals unblocked)
+    EXPECT_FALSE(ProbeReadable(none + kPage, 1));
+    EXPECT_TRUE(SafeCopy(none + kPage, m.base, 1).program_fault);
+  }
+  munmap(none, 2 * kPage);
 }
 
 TEST_F(ClientSafeCopyTest, ThreadsFaultIndependently) {

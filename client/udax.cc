@@ -1057,6 +1057,8 @@ ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
       if (__atomic_load_n(begin, __ATOMIC_RELAXED) != before) continue;
       return static_cast<ssize_t>(n);
     }
+    // The caller's buffer: the kernel's read says EFAULT (or reads short), as without us.
+    if (c.program_fault) return kUseKernel;
     if (view.revoked.load() || (c.si_code != BUS_MCEERR_AR && c.si_code != BUS_MCEERR_AO)) {
       return kUseKernel;  // revoked under the copy (or the region is gone)
     }
@@ -1106,15 +1108,15 @@ ssize_t WriteToView(ReadView& view, const void* buf, size_t n, uint64_t off, boo
   // waits for the one in flight (and kills a holder that takes longer than the daemon's
   // deadline). The source of a chunk is touched before the store opens: faulting it in
   // may need a FUSE read of this very file (a private map of it), which must not find
-  // our store open.
+  // our store open. A source that cannot be read goes to the kernel, whose write says
+  // EFAULT (or is short), where a plain load would crash the program.
   constexpr size_t kChunk = size_t{1} << 20;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const auto* src = static_cast<const unsigned char*>(buf);
   size_t done = 0;
   while (done < n) {
     const size_t len = std::min(kChunk, n - done);
-    for (size_t p = 0; p < len; p += page) (void)*static_cast<const volatile unsigned char*>(src + done + p);
-    (void)*static_cast<const volatile unsigned char*>(src + done + len - 1);
+    if (!ProbeReadable(src + done, len)) return done > 0 ? static_cast<ssize_t>(done) : kUseKernel;
     // The revoke's drain and this check pair up (both sequentially consistent): either
     // the listener sees us in flight and waits, or we see `revoked` and store nothing.
     view.inflight.fetch_add(1);
