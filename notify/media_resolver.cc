@@ -168,6 +168,16 @@ bool MediaResolver::LoseOneDevice(const MediaEvent& event, EventRecord* record) 
   if (d == 0 || event.offset != sb.devices[d].start || event.length != sb.devices[d].length) {
     return false;
   }
+  // Raised before another file took the place (add-device PATH, replace-device, while
+  // the event waited in the queue): it was about the file that was there then.
+  if (event.time != std::chrono::system_clock::time_point{} &&
+      event.time < fs_->region()->device_placed_at(d)) {
+    record->action = "stale";
+    record->detail = (event.detail.empty() ? std::string() : event.detail + ": ") +
+                     "raised before device " + std::to_string(d) +
+                     " was mapped afresh: nothing to act on";
+    return true;
+  }
   auto owners = fs_->LoseDevice(d);
   // The kernel took the device away (not udaxctl remove-device, which leaves it in
   // place for add-device): the daemon lets go of it too, so that a node made for it

@@ -245,7 +245,15 @@ TEST(MediaResolver, ADeviceTheKernelRemovedIsLetGo) {
   EXPECT_EQ(r.action, "repeat");
   EXPECT_FALSE(fs->region()->device_mapped(1));
   EXPECT_NE(r.detail.find("let go"), std::string::npos) << r.detail;
+  // A removal raised before add-device mapped the device afresh (it waited in the
+  // queue) speaks of the old mapping: nothing is done to the new one.
+  MediaEvent queued = whole(1, /*requested=*/false);
+  queued.time = std::chrono::system_clock::now();
   Must(fs->RestoreDevice(1, paths[1]));
+  r = resolver->Handle(queued);
+  EXPECT_EQ(r.action, "stale");
+  EXPECT_FALSE(fs->region()->device_lost(1));
+  EXPECT_TRUE(fs->region()->device_mapped(1));
   r = resolver->Handle(whole(2, /*requested=*/false));
   EXPECT_EQ(r.action.rfind("degraded", 0), 0u) << r.action;
   EXPECT_FALSE(fs->region()->device_mapped(2));

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -281,6 +282,13 @@ class Region {
   }
   // Whether device i has a mapping (false: lost, and not named when the region opened).
   virtual bool device_mapped(size_t i) const { return i < device_count(); }
+  // When another file last took place i (RemapDevice, ReplaceDevice): an event raised
+  // before it (a removal queued while add-device ran) speaks of the file that was there
+  // then, not of this one. The epoch when nothing did since the region opened.
+  virtual std::chrono::system_clock::time_point device_placed_at(size_t i) const {
+    (void)i;
+    return {};
+  }
   virtual bool device_lost(size_t i) const {
     (void)i;
     return false;

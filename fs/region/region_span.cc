@@ -490,6 +490,8 @@ Status SpanRegion::MapLostPlace(size_t i, const std::string& path, const std::st
     return st;
   }
   absent_[i].store(false);
+  placed_at_[i].store(std::chrono::system_clock::now().time_since_epoch().count(),
+                      std::memory_order_release);
   return Status::Ok();
 }
 

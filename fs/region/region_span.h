@@ -93,6 +93,11 @@ class SpanRegion final : public Region {
   }
   uint64_t loss_epoch() const override { return loss_epoch_.load(); }
   Status RequireLive(uint64_t off, uint64_t n) const override;
+  std::chrono::system_clock::time_point device_placed_at(size_t i) const override {
+    if (i >= starts_.size()) return {};
+    return std::chrono::system_clock::time_point(
+        std::chrono::system_clock::duration(placed_at_[i].load(std::memory_order_acquire)));
+  }
   bool device_mapped(size_t i) const override {
     return i < starts_.size() && !absent_[i].load(std::memory_order_acquire);
   }
@@ -158,6 +163,8 @@ class SpanRegion final : public Region {
   // names it (RestoreDevice).
   std::array<std::atomic<bool>, kMaxDevices> replaced_{};
   std::array<bool, kMaxDevices> stale_{};  // set by Open only
+  // device_placed_at, in system_clock ticks (0: not since the span opened).
+  std::array<std::atomic<int64_t>, kMaxDevices> placed_at_{};
   // Linear ranges whose bytes are gone for good (MarkDataLost): read as EIO, known bad.
   PoisonMap data_lost_;
 };
