@@ -47,6 +47,16 @@ struct sigaction* ProgramAction(int sig) {
   return sig == SIGSEGV ? &program_segv_action : &program_bus_action;
 }
 
+// The handler runs with its signal blocked, and a siglongjmp without a saved mask (which
+// would cost a system call per copy) leaves it so: the jump's landing unblocks both.
+void UnblockFaultSignals() {
+  sigset_t faults;
+  sigemptyset(&faults);
+  sigaddset(&faults, SIGBUS);
+  sigaddset(&faults, SIGSEGV);
+  pthread_sigmask(SIG_UNBLOCK, &faults, nullptr);
+}
+
 bool Synchronous(const siginfo_t* si) { return si->si_code > 0 && si->si_code != BUS_MCEERR_AO; }
 
 // Not a fault of a guarded copy: what the program asked for.
@@ -151,11 +161,7 @@ CopyResult GuardedCopy(void* dst, const void* src, size_t n, const void* guarded
   // No saved mask (that would cost a system call per copy): the fault path unblocks the
   // SIGBUS the handler ran with instead.
   if (sigsetjmp(g.env, 0) != 0) {
-    sigset_t faults;
-    sigemptyset(&faults);
-    sigaddset(&faults, SIGBUS);
-    sigaddset(&faults, SIGSEGV);
-    pthread_sigmask(SIG_UNBLOCK, &faults, nullptr);
+    UnblockFaultSignals();
     r.faulted = true;
     r.program_fault = g.program;
     r.fault_offset = g.program ? g.addr - g.ulo : g.addr - g.lo;
@@ -201,11 +207,7 @@ bool ProbeReadable(const void* p, size_t n) {
   g.ulo = reinterpret_cast<uintptr_t>(p);
   g.uhi = g.ulo + n;
   if (sigsetjmp(g.env, 0) != 0) {
-    sigset_t faults;
-    sigemptyset(&faults);
-    sigaddset(&faults, SIGBUS);
-    sigaddset(&faults, SIGSEGV);
-    pthread_sigmask(SIG_UNBLOCK, &faults, nullptr);
+    UnblockFaultSignals();
     return false;
   }
   g.active = 1;
