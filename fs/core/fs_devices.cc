@@ -378,7 +378,6 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
 
   // 2. The target: blank, or anything but a device of a udaxfs that someone may still
   //    want. Its first block says (read without locking or mapping it in place yet).
-  struct stat target_st;
   {
     RegionOptions po;
     po.read_only = true;
@@ -386,15 +385,11 @@ Result<DeviceReplacement> Filesystem::ReplaceDevice(uint32_t d, const std::strin
     po.emulate_poison = false;
     po.display_path = path;
     UDAX_ASSIGN_OR_RETURN(std::unique_ptr<Region> probe, Region::Open(target.open_path, po));
-    if (probe->device_count() != 1 || !IsTarget(target, probe->fd()) ||
-        fstat(probe->fd(), &target_st) != 0) {
+    if (probe->device_count() != 1 || !IsTarget(target, probe->fd())) {
       return Status::InvalidArgument(path + ": not one device or image");
     }
     for (uint32_t k = 0; k < sb.device_count; ++k) {
-      struct stat live;
-      if (k != d && region_->device_mapped(k) && fstat(region_->device(k)->fd(), &live) == 0 &&
-          live.st_dev == target_st.st_dev && live.st_ino == target_st.st_ino &&
-          live.st_rdev == target_st.st_rdev) {
+      if (k != d && region_->device_mapped(k) && IsTarget(target, region_->device(k)->fd())) {
         return Status::InvalidArgument(path + ": is device " + std::to_string(k) +
                                        " of this filesystem");
       }
