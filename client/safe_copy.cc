@@ -140,6 +140,37 @@ bool SigbusGuardInstalled() { return installed.load(std::memory_order_relaxed); 
 
 namespace {
 
+// Runs fn(arg) armed with the ranges set in tls_guard (the caller sets them). False when
+// a fault on them abandoned fn midway: tls_guard then says where and what. The caller
+// checks first that no guarded section of this thread is open (a handler interrupting
+// one): arming again would clobber it.
+bool RunArmed(void (*fn)(void*), void* arg) {
+  // No saved mask (that would cost a system call per call): the fault path unblocks the
+  // signal the handler ran with instead. (tls_guard by name throughout: a local reference
+  // would not survive the jump back.)
+  if (sigsetjmp(tls_guard.env, 0) != 0) {
+    UnblockFaultSignals();
+    return false;
+  }
+  tls_guard.active = 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  fn(arg);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tls_guard.active = 0;
+  return true;
+}
+
+struct Copy {
+  void* dst;
+  const void* src;
+  size_t n;
+};
+
+void RunCopy(void* arg) {
+  const Copy& c = *static_cast<const Copy*>(arg);
+  std::memcpy(c.dst, c.src, c.n);
+}
+
 // memcpy(dst, src, n) with SIGBUS on [guarded, guarded+n), and any fault on the other
 // side (the program's buffer), turned into a value.
 CopyResult GuardedCopy(void* dst, const void* src, size_t n, const void* guarded) {
@@ -158,31 +189,16 @@ CopyResult GuardedCopy(void* dst, const void* src, size_t n, const void* guarded
   g.hi = g.lo + n;
   g.ulo = reinterpret_cast<uintptr_t>(guarded == src ? dst : src);
   g.uhi = g.ulo + n;
-  // No saved mask (that would cost a system call per copy): the fault path unblocks the
-  // SIGBUS the handler ran with instead.
-  if (sigsetjmp(g.env, 0) != 0) {
-    UnblockFaultSignals();
+  Copy copy{dst, src, n};
+  if (!RunArmed(RunCopy, &copy)) {
     r.faulted = true;
     r.program_fault = g.program;
     r.fault_offset = g.program ? g.addr - g.ulo : g.addr - g.lo;
     r.si_code = g.code;
     r.addr_lsb = g.lsb;
-    return r;
   }
-  g.active = 1;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  std::memcpy(dst, src, n);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  g.active = 0;
   return r;
 }
-
-}  // namespace
-
-CopyResult SafeCopy(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, src); }
-CopyResult SafeStore(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, dst); }
-
-namespace {
 
 struct Probe {
   const volatile unsigned char* p;
@@ -190,32 +206,27 @@ struct Probe {
   size_t page;
 };
 
-void TouchEachPage(const Probe& probe) {
+void TouchEachPage(void* arg) {
+  const Probe& probe = *static_cast<const Probe*>(arg);
   for (size_t off = 0; off < probe.n; off += probe.page) (void)probe.p[off];
   (void)probe.p[probe.n - 1];
 }
 
 }  // namespace
 
+CopyResult SafeCopy(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, src); }
+CopyResult SafeStore(void* dst, const void* src, size_t n) { return GuardedCopy(dst, src, n, dst); }
+
 bool ProbeReadable(const void* p, size_t n) {
   if (n == 0) return true;
   Guard& g = tls_guard;
   if (g.active) return false;  // inside a handler that interrupted a guarded section
-  const Probe probe{static_cast<const volatile unsigned char*>(p), n,
-                    static_cast<size_t>(sysconf(_SC_PAGESIZE))};
+  Probe probe{static_cast<const volatile unsigned char*>(p), n,
+              static_cast<size_t>(sysconf(_SC_PAGESIZE))};
   g.lo = g.hi = 0;
   g.ulo = reinterpret_cast<uintptr_t>(p);
   g.uhi = g.ulo + n;
-  if (sigsetjmp(g.env, 0) != 0) {
-    UnblockFaultSignals();
-    return false;
-  }
-  g.active = 1;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  TouchEachPage(probe);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  g.active = 0;
-  return true;
+  return RunArmed(TouchEachPage, &probe);
 }
 
 int SetProgramFaultAction(int sig, const struct sigaction* act, struct sigaction* old) {
