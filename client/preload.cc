@@ -41,6 +41,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -129,6 +130,9 @@ struct TrackedFile {
   uint32_t reads_on_view = 0;      // GUARDED_BY(mu)
   uint32_t writes_on_view = 0;     // GUARDED_BY(mu)
   uint64_t known_size = 0;         // GUARDED_BY(mu): the size the last view showed
+  bool size_known = false;         // GUARDED_BY(mu): ... once there was one
+  uint64_t next_reserve = 0;       // GUARDED_BY(mu): the last space asked for past EOF
+  uint32_t reserve_cool_down = 0;  // GUARDED_BY(mu): writes past EOF to leave to the kernel
 };
 
 // Refusals that will not change for this descriptor.
@@ -372,8 +376,16 @@ ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
 ssize_t SysPwrite(int fd, const void* buf, size_t n, off_t off);
 ssize_t SysPwritev(int fd, const iovec* iov, int cnt, off_t off);
 
+// Space asked for past EOF, as DAX filesystems preallocate: it doubles with each ask
+// (the daemon caps it at 1 GiB); a write further past EOF than kFarPastEof is not worth
+// the zeroed space between and goes to FUSE, which leaves a hole.
+constexpr uint64_t kFirstReserve = uint64_t{1} << 20;
+constexpr uint64_t kMaxReserve = uint64_t{256} << 20;
+constexpr uint64_t kFarPastEof = uint64_t{64} << 20;
+
 // Stores buf into file bytes [off, off+n) of `f` through a writable view: n, or
-// kUseKernel (a hole, past the end, bad media, no view: FUSE does it).
+// kUseKernel (a hole, bad media, no view, no room past EOF: FUSE does it). A write past
+// the end asks for a view with space reserved there (appends served in the program).
 ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t off) {
   const bool durable = f.flags.load(std::memory_order_relaxed) & O_DSYNC;
   for (int attempt = 0; attempt < 4; ++attempt) {
@@ -381,24 +393,41 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
     {
       std::lock_guard<std::mutex> lock(f.mu);
       if (!f.writable || f.write_refused) return udax_client::kUseKernel;
-      if (f.view && f.view->writable && !f.view->revoked.load(std::memory_order_relaxed)) {
+      const bool usable = f.view && f.view->writable && !f.view->revoked.load(std::memory_order_relaxed);
+      if (usable && off + n <= f.view->limit) {
         view = f.view;
       } else {
-        // An allocating write (past the end we last saw) goes to FUSE without asking for
-        // a view it could not use; so do a few writes after a view that served few
-        // (someone keeps changing the file).
-        if (attempt == 0 && f.view && f.view->writable && f.writes_on_view < 16) f.write_cool_down = 64;
-        if (f.write_cool_down > 0) {
-          --f.write_cool_down;
+        // A few writes after a view that served few go to FUSE (someone keeps changing
+        // the file); a view that is fine but too short is replaced at once.
+        if (!usable) {
+          if (attempt == 0 && f.view && f.view->writable && f.writes_on_view < 16) f.write_cool_down = 64;
+          if (f.write_cool_down > 0) {
+            --f.write_cool_down;
+            return udax_client::kUseKernel;
+          }
+        }
+        bool beyond = false;
+        const uint64_t known = usable ? udax_client::ViewSize(*f.view, &beyond) : f.known_size;
+        // (Before any view the size is unknown: the first view comes without a reservation,
+        // and a write past its end asks again.)
+        const bool past_eof = (usable || f.size_known) && off + n > known;
+        // Durable with its size (O_DSYNC) only through FUSE; far past EOF, or just after
+        // an ask that got no room (a full filesystem), too.
+        if (past_eof && (durable || off > known + kFarPastEof || f.reserve_cool_down > 0)) {
+          if (f.reserve_cool_down > 0) --f.reserve_cool_down;
           return udax_client::kUseKernel;
         }
-        if (off + n > f.known_size && f.view) return udax_client::kUseKernel;
         if (!TableIsOurs() || !SameOpenFile(fd, f.shadow)) return udax_client::kUseKernel;
+        uint64_t reserve = 0;
+        if (past_eof) {
+          f.next_reserve = std::clamp(2 * f.next_reserve, kFirstReserve, kMaxReserve);
+          reserve = std::max(f.next_reserve, (off + n - known + kFirstReserve - 1) / kFirstReserve * kFirstReserve);
+        }
         const int saved = errno;
         int err = 0;
         f.view.reset();
         f.wants_write = true;
-        f.view = udax_client::OpenView(f.shadow, true, &err);
+        f.view = udax_client::OpenView(f.shadow, true, &err, reserve);
         errno = saved;
         f.reads_on_view = 0;
         f.writes_on_view = 0;
@@ -410,7 +439,14 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
           }
           return udax_client::kUseKernel;
         }
-        f.known_size = f.view->size;
+        beyond = false;
+        f.known_size = udax_client::ViewSize(*f.view, &beyond);
+        f.size_known = true;
+        if (off + n > f.view->limit) {
+          if (reserve == 0) continue;  // the first view: now the size is known
+          f.reserve_cool_down = 64;  // no room (or not all of it) past EOF: FUSE writes it
+          return udax_client::kUseKernel;
+        }
         view = f.view;
       }
       ++f.writes_on_view;

@@ -75,7 +75,10 @@ struct ReadView : std::enable_shared_from_this<ReadView> {
 
   uint8_t* base = nullptr;
   size_t mapped = 0;  // bytes of address space from base
-  uint64_t size = 0;  // the file's size at grant (a change of it revokes the view)
+  uint64_t size = 0;  // the file's size at grant (a change of it revokes the view, but
+                      // for stores past EOF of writable views: ViewSize)
+  uint64_t limit = 0;  // >= size: how far the extents reach (a writable view's space past
+                       // EOF, reserved for it: it stores there and publishes the new size)
   uint64_t lease = 0;
   uint64_t gen = 0;                  // the view page's generation this view is good for
   const uint64_t* words = nullptr;   // the view page (include/udaxfs/control.h), read-only
@@ -112,12 +115,19 @@ struct ReadView : std::enable_shared_from_this<ReadView> {
   uint64_t dirty_lo = UINT64_MAX, dirty_hi = 0;  // GUARDED_BY(dirty_mu): stored, not flushed
 };
 
-// Asks the daemon of `fd`'s mount for a view of the file, writable or not. On refusal
+// Asks the daemon of `fd`'s mount for a view of the file, writable or not; `reserve`
+// (writable): bytes past EOF to store appends into (the reply's limit says how many it
+// got: maybe none, on a full filesystem). On refusal
 // returns null and sets *err (-EACCES: no permission on the region, or the descriptor is
 // not open for it; -EPERM: a set-ID, immutable or append-only file (writable); -EXDEV:
 // not udaxfs; -E2BIG: too fragmented; -EAGAIN: the file changed meanwhile; -ENOTCONN: no
 // daemon).
-std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err);
+std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve = 0);
+
+// The file's size as `view` knows it: its size at grant, or further where writable views
+// (this process's or another's) stored past it, up to its limit. *beyond: the file is
+// known to be larger than the view reaches (read that part through FUSE).
+uint64_t ViewSize(const ReadView& view, bool* beyond);
 
 // Whether `view` still serves: not revoked, and made in this process (not a parent's).
 bool ViewUsable(const ReadView& view);
@@ -147,9 +157,12 @@ constexpr ssize_t kUseKernel = -100000;  // the view went away under the copy: r
 // short before a bad range), -EIO when the first byte is bad, or kUseKernel.
 ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off);
 // Stores buf into file bytes [off, off+n) of a writable view: n, or kUseKernel when the
-// range is not all allocated below the size, touches a bad range, or the view went away
+// range is not all allocated below the limit, touches a bad range, or the view went away
 // (a store cut short then is done again whole through FUSE). `durable`: flushed to media
-// before returning (O_DSYNC); otherwise at the next Persist or revoke.
+// before returning (O_DSYNC); otherwise at the next Persist or revoke. A store that ends
+// past the size (space reserved past EOF) raises the size the write page publishes; one
+// that must be durable with its size (O_DSYNC), or is under a file size limit, goes to
+// FUSE.
 ssize_t WriteToView(ReadView& view, const void* buf, size_t n, uint64_t off, bool durable);
 // Makes what this view stored durable (fsync): 0, or kUseKernel when the view went away
 // (its revoke persisted it).

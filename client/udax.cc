@@ -767,7 +767,7 @@ bool ViewUsable(const ReadView& view) {
          __atomic_load_n(view.words + UDAX_VIEW_GEN_OFFSET / 8, __ATOMIC_ACQUIRE) == view.gen;
 }
 
-std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err) {
+std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve) {
   // The largest file a view shows: address space is finite (128 TiB), files need not be.
   constexpr uint64_t kMaxViewBytes = uint64_t{1} << 40;
   // How much of a devdax view is made present at once (MADV_POPULATE_READ), instead of a
@@ -794,6 +794,7 @@ std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err) {
   std::shared_ptr<Connection> conn;
   nlohmann::json request = {{"op", "view"}, {"extents", "compact"}};
   if (writable) request["prot"] = "rw";
+  if (writable && reserve > 0) request["reserve"] = reserve;
   *err = RequestLease(st.st_dev, fd, request, 4, &reply, &fds, &conn);
   if (*err != 0) return nullptr;
   int region = fds[0];
@@ -802,6 +803,9 @@ std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err) {
   v->sock = fds[1];
   v->lease = reply.value("lease", uint64_t{0});
   v->size = reply.value("size", uint64_t{0});
+  // A daemon from before reservations sends no limit: the view ends at the size. One
+  // that sends less than the size is not believed either.
+  v->limit = std::max(v->size, writable ? reply.value("limit", v->size) : v->size);
   v->gen = reply.value("gen", uint64_t{0});
   v->writable = writable;
   v->sync = reply.value("sync", false);
@@ -827,7 +831,8 @@ std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err) {
   const bool devdax = reply.value("region_kind", "") == "devdax";
   v->devdax = devdax;
   const uint64_t unit = devdax ? align : static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  const uint64_t mapped = (v->size + unit - 1) / unit * unit;
+  if (v->limit > kMaxViewBytes) v->limit = std::max(v->size, kMaxViewBytes);
+  const uint64_t mapped = (v->limit + unit - 1) / unit * unit;
   if (rc == 0 && mapped > kMaxViewBytes) rc = -EFBIG;
   if (rc == 0 && mapped > 0) {
     v->base = ReserveAligned(mapped, align, PROT_READ);
@@ -1017,10 +1022,21 @@ int CopyRegion(const ReadView& v, int fd, bool store, uint8_t* mem, uint64_t off
 
 }  // namespace
 
+uint64_t ViewSize(const ReadView& view, bool* beyond) {
+  const uint64_t published = __atomic_load_n(view.write_words + UDAX_WRITE_PAGE_SIZE_OFFSET / 8, __ATOMIC_ACQUIRE);
+  *beyond = published > view.limit;
+  return published > view.size ? std::min(published, view.limit) : view.size;
+}
+
 ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
   if (!ViewUsable(view)) return kUseKernel;
-  if (off >= view.size || n == 0) return 0;
-  n = static_cast<size_t>(std::min<uint64_t>(n, view.size - off));
+  if (n == 0) return 0;
+  // Bytes another view stored past what this one reaches: FUSE has them (and the size).
+  bool beyond = false;
+  const uint64_t size = ViewSize(view, &beyond);
+  if (beyond && off + n > size) return kUseKernel;
+  if (off >= size) return 0;
+  n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
   if (view.has_bad.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(view.bad_mu);
     for (const auto& [s, e] : view.bad) {
@@ -1095,7 +1111,12 @@ int PersistRange(ReadView& view, uint64_t off, size_t n) {
 }  // namespace
 
 ssize_t WriteToView(ReadView& view, const void* buf, size_t n, uint64_t off, bool durable) {
-  if (!view.writable || n == 0 || off > view.size || n > view.size - off) return kUseKernel;
+  if (!view.writable || n == 0 || off > view.limit || n > view.limit - off) return kUseKernel;
+  // Past the size, into space reserved past EOF: the size the write page publishes moves
+  // with it, but is not durable before the next fsync -- not what O_DSYNC promises -- and
+  // RLIMIT_FSIZE is the kernel's to enforce (SIGXFSZ).
+  bool beyond = false;
+  if (off + n > ViewSize(view, &beyond) && (durable || view.sync || FileSizeLimited())) return kUseKernel;
   if (!AllAllocated(view, off, off + n)) return kUseKernel;  // a hole: FUSE allocates
   if (view.has_bad.load(std::memory_order_acquire)) {
     // A write over bad media moves it (whole units) or fails: the daemon's to decide.
@@ -1141,6 +1162,16 @@ ssize_t WriteToView(ReadView& view, const void* buf, size_t n, uint64_t off, boo
       }
     }
     __builtin_ia32_sfence();  // a large memcpy may use non-temporal stores: before END
+    if (!c.faulted) {  // (a faulted chunk is written again through FUSE, which sizes it)
+      // Past EOF: the new size, inside the bracket (the daemon's copies of these bytes wait
+      // for END) and after the bytes (stat never shows a size whose bytes are not there).
+      const uint64_t stored_end = off + done + len;
+      uint64_t* size_word = words + UDAX_WRITE_PAGE_SIZE_OFFSET / 8;
+      uint64_t seen = __atomic_load_n(size_word, __ATOMIC_ACQUIRE);
+      while (stored_end > view.size && stored_end > seen &&
+             !__atomic_compare_exchange_n(size_word, &seen, stored_end, true, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
+      }
+    }
     __atomic_fetch_add(words + UDAX_WRITE_PAGE_END_OFFSET / 8, 1, __ATOMIC_RELEASE);
     __atomic_fetch_add(words + UDAX_WRITE_PAGE_WRITES_OFFSET / 8, 1, __ATOMIC_RELAXED);
     if (c.faulted) {

@@ -213,8 +213,11 @@ class Filesystem {
   Result<bool> ReadInPlace(Inode* inode, uint64_t off, size_t n,
                            const std::function<void(const char*, size_t)>& send);
   // `drop` (may be null): the privilege drop this write makes (see PrivDrop).
+  // `append`: an O_APPEND write(2), at the end of the file as the daemon knows it, not at
+  // `off`: the kernel's idea of the size may be behind the stores writable views made
+  // past EOF (fs_view_reserve.cc), which it never saw.
   Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n,
-                       PrivDrop* drop = nullptr);
+                       PrivDrop* drop = nullptr, bool append = false);
   Status Fsync(Inode* inode, bool datasync);
 
   // --- ranges of a file (fs_fallocate.cc) ---
@@ -409,6 +412,7 @@ class Filesystem {
   // stamp mtime/ctime at the next GetAttr, Fsync or view end.
   struct ReadView {
     uint64_t size = 0;
+    uint64_t limit = 0;      // >= size: how far the extents reach (space past EOF to write)
     uint64_t gen = 0;        // the view page's generation the view is good for
     int page_fd = -1;        // the view page (the inode's; the caller sends a copy)
     int write_page_fd = -1;  // the write page (the inode's; the caller sends a copy)
@@ -416,7 +420,12 @@ class Filesystem {
     std::vector<BmapExtent> extents;
     std::vector<BmapExtent> bad;  // file_offset, length (phys_offset: where on the region)
   };
-  Result<ReadView> PrepareReadView(Inode* inode, size_t max_extents, bool writable = false);
+  // `reserve` (writable only): bytes past EOF the holder wants to write into (appends):
+  // allocated, zeroed, unless live writable views already have about that much there; the
+  // view's extents then reach `limit`, and its stores past the size publish the new size
+  // on the write page (fs_view_reserve.cc). Without room the view gets none (limit = size).
+  Result<ReadView> PrepareReadView(Inode* inode, size_t max_extents, bool writable = false,
+                                   uint64_t reserve = 0);
   // Each successful PrepareReadView is ended by one call (with the same `writable`), when
   // that view's lease ends: the last one voids and drops the file's view page.
   void EndReadView(Inode* inode, bool writable = false);
@@ -606,6 +615,23 @@ class Filesystem {
   // (lazily persisted, as a FUSE overwrite's).
   void StampViewWrites(Inode* inode) REQUIRES(mu_);
   Result<ReadView> PrepareViewLocked(Inode* inode, size_t max_extents, bool writable);
+  // --- space past EOF for writable views (fs_view_reserve.cc) ---
+  // The size stat and reads see: the inode's, or further when writable views stored past
+  // it (the end they published, never past view_limit). REQUIRES inode->rw or mu_.
+  uint64_t ViewSize(const Inode& inode) const;
+  // Makes that the inode's size (dirty: persisted as lazily as times, at fsync, release
+  // or unmount). FoldViewSize: REQUIRES inode->rw exclusive, NOT mu_; the Locked one
+  // both.
+  void FoldViewSize(Inode* inode);
+  void FoldViewSizeLocked(Inode* inode) REQUIRES(mu_);
+  // Every view of the file was revoked and has stopped storing (rw exclusive, NOT mu_):
+  // takes the size they published and starts the word afresh; none may extend any more.
+  void ViewsRevoked(Inode* inode);
+  // PrepareReadView's reservation. REQUIRES inode->rw exclusive, NOT mu_.
+  Status ReserveForViews(Inode* inode, uint64_t bytes);
+  // The last writable view ended: frees what reservations left past EOF. REQUIRES
+  // inode->rw exclusive, NOT mu_.
+  void TrimViewReserve(Inode* inode);
   static constexpr size_t kContended = SIZE_MAX;
   Result<size_t> ReadLocked(Inode* inode, uint64_t off, size_t n, char* buf, bool check_writers);
   Result<size_t> CopyFileRangeOnce(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out, size_t len,
@@ -814,8 +840,11 @@ class Filesystem {
   // Read views of the file go void at once (its view page's generation moves), then every
   // lease is told.
   Status Revoke(Inode* inode, uint64_t from, uint64_t to) {
-    if (inode->view_page) inode->view_page->Invalidate();
-    return revoke_hook_ ? revoke_hook_(inode->ino, from, to, false) : Status::Ok();
+    if (!inode->view_page) return revoke_hook_ ? revoke_hook_(inode->ino, from, to, false) : Status::Ok();
+    inode->view_page->Invalidate();
+    Status st = revoke_hook_ ? revoke_hook_(inode->ino, from, to, false) : Status::Ok();
+    if (st.ok()) ViewsRevoked(inode);  // views are whole-file leases: all of them went
+    return st;
   }
   // Every lease of every file (shutdown; REQUIRES mu_, see above).
   Status RevokeAll() { return revoke_hook_ ? revoke_hook_(0, 0, UINT64_MAX, false) : Status::Ok(); }
@@ -823,7 +852,9 @@ class Filesystem {
   Status RevokeViews(Inode* inode) {
     if (!inode->view_page) return Status::Ok();  // no view was ever granted
     inode->view_page->Invalidate();
-    return revoke_hook_ ? revoke_hook_(inode->ino, 0, UINT64_MAX, true) : Status::Ok();
+    Status st = revoke_hook_ ? revoke_hook_(inode->ino, 0, UINT64_MAX, true) : Status::Ok();
+    if (st.ok()) ViewsRevoked(inode);
+    return st;
   }
 };
 

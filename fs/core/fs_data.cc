@@ -103,7 +103,7 @@ Result<size_t> Filesystem::Read(Inode* inode, uint64_t off, size_t n, char* buf)
 // writable views kept overlapping it.
 Result<size_t> Filesystem::ReadLocked(Inode* inode, uint64_t off, size_t n, char* buf,
                                       bool check_writers) {
-  const uint64_t size = inode->d.size;
+  const uint64_t size = ViewSize(*inode);  // with what writable views stored past EOF
   if (off >= size || n == 0) return size_t{0};
   n = static_cast<size_t>(std::min<uint64_t>(n, size - off));
   const uint64_t au = sb_.au_size;
@@ -178,14 +178,20 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
 }
 
 Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, size_t n,
-                                 PrivDrop* drop) {
+                                 PrivDrop* drop, bool append) {
   {
     Status st = CheckWritable();
     if (!st.ok()) return st;
   }
   if (n == 0) return size_t{0};
-  if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
   WriterLock rw(&inode->rw);
+  FoldViewSize(inode);  // what writable views stored past EOF is part of the file
+  if (append) {
+    // Views that may still store past EOF stop first: the end is where they left it.
+    if (inode->view_limit > inode->d.size) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
+    off = inode->d.size;
+  }
+  if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
   UDAX_RETURN_IF_ERROR(CheckWriteFlags(*inode, off));
   return WriteLocked(inode, off, buf, n, drop);
 }
@@ -458,7 +464,11 @@ Status Filesystem::LostDuringWrite() {
 
 Status Filesystem::ZeroPastEof(Inode* inode, uint64_t new_size) {
   const uint64_t au = sb_.au_size, size = inode->d.size;
-  if (new_size <= size || size % au == 0) return Status::Ok();
+  if (new_size <= size) return Status::Ok();
+  // Whole AUs past EOF may hold what a crash or a dead writable view left there
+  // (fs_view_reserve.cc): zero every allocated byte of the gap, unless known clean.
+  if (!inode->past_eof_clean) return ZeroMapped(*inode, size, new_size);
+  if (size % au == 0) return Status::Ok();
   uint64_t run;
   const uint64_t phys = MapAu(*inode, size / au, 1, &run);
   if (phys == 0) return Status::Ok();
@@ -524,6 +534,7 @@ Result<struct stat> Filesystem::SetAttrPinned(Inode* inode, const SetAttrIn& in)
     const uint64_t old_size = d.size;
     d.size = new_size;
     if (new_size < old_size) {
+      inode->past_eof_clean = false;  // the tail of the last AU keeps its old bytes
       StageInode(inode);  // the size first: every later chunk frees blocks past EOF
       UDAX_RETURN_IF_ERROR(TruncateBlocks(inode, new_size));
     }
@@ -565,6 +576,10 @@ Result<struct stat> Filesystem::SetAttrPinned(Inode* inode, const SetAttrIn& in)
 Status Filesystem::Fsync(Inode* inode, bool datasync) {
   (void)datasync;  // the times are tiny: one transaction either way
   if (shutdown_) return Status::IoError("filesystem is shut down");
+  if (inode->view_writers.load() > 0) {
+    WriterLock rw(&inode->rw);
+    FoldViewSize(inode);  // the size writable views' appends reached is made durable below
+  }
   {
     ReaderLock rw(&inode->rw);
     // Stores the daemon never saw: writable views (the shim's write(2)) and writable
@@ -613,7 +628,7 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
   const uint64_t au = sb_.au_size;
   {
     ReaderLock rw(&inode->rw);
-    const uint64_t limit = (inode->d.size + au - 1) / au * au;
+    const uint64_t limit = (ViewSize(*inode) + au - 1) / au * au;
     if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
     if (len == 0 || off >= limit || len > limit - off) {
       return Status::InvalidArgument("direct map range outside the file (extend it first)");
@@ -665,11 +680,19 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
 }
 
 Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t max_extents,
-                                                         bool writable) {
+                                                         bool writable, uint64_t reserve) {
   if (shutdown_) return Status::IoError("filesystem is shut down");
   // A writable view changes view_writers, which FUSE reads test under rw shared.
   if (writable) {
     WriterLock rw(&inode->rw);
+    if (reserve > 0) {
+      {
+        MetaLock lock(this);  // refused views reserve nothing
+        UDAX_RETURN_IF_ERROR(CheckWritable());
+        UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
+      }
+      UDAX_RETURN_IF_ERROR(ReserveForViews(inode, reserve));
+    }
     return PrepareViewLocked(inode, max_extents, true);
   }
   ReaderLock rw(&inode->rw);
@@ -694,8 +717,12 @@ Result<Filesystem::ReadView> Filesystem::PrepareViewLocked(Inode* inode, size_t 
   }
   ReadView view;
   view.sync = options_.sync || (inode->d.attr_flags & kAttrSync);
-  view.size = inode->d.size;
-  const uint64_t aus = (view.size + au - 1) / au;
+  // A writable view reaches as far as the space reserved past EOF (fs_view_reserve.cc);
+  // its stores there publish the size. A read view ends at the size.
+  if (writable) FoldViewSizeLocked(inode);  // rw exclusive: the size is ours to change
+  view.size = ViewSize(*inode);
+  view.limit = writable ? std::max(view.size, inode->view_limit) : view.size;
+  const uint64_t aus = (view.limit + au - 1) / au;
   for (const auto& [file_au, e] : inode->extents.by_file) {
     if (file_au >= aus) break;
     const uint64_t len = std::min<uint64_t>(e.len, aus - file_au);
@@ -727,15 +754,26 @@ Result<Filesystem::ReadView> Filesystem::PrepareViewLocked(Inode* inode, size_t 
 
 void Filesystem::EndReadView(Inode* inode, bool writable) {
   WriterLock rw(&inode->rw);  // no write is inside a ViewWriteScope of the page
-  MetaLock lock(this);
-  if (inode->view_holders == 0) return;
-  if (writable && inode->view_writers.load() > 0) {
-    StampViewWrites(inode);  // its last stores, before the count that says so goes
-    // They may have come after an fsync's sweep that saw this view alive: the next one
-    // flushes again.
-    inode->direct_stores_unflushed.store(true);
-    if (inode->view_writers.fetch_sub(1) == 1 && inode->view_page) inode->view_page->CloseAbandonedStores();
+  bool last_writer = false;
+  {
+    MetaLock lock(this);
+    if (inode->view_holders == 0) return;
+    if (writable && inode->view_writers.load() > 0) {
+      StampViewWrites(inode);  // its last stores, before the count that says so goes
+      FoldViewSizeLocked(inode);  // and how far past EOF they went
+      // They may have come after an fsync's sweep that saw this view alive: the next one
+      // flushes again.
+      inode->direct_stores_unflushed.store(true);
+      last_writer = inode->view_writers.fetch_sub(1) == 1;
+      // A holder that died inside a store may have left bytes past EOF it never announced.
+      if (last_writer && inode->view_page && inode->view_page->CloseAbandonedStores()) {
+        inode->past_eof_clean = false;
+      }
+    }
   }
+  // The space reservations left past EOF, once no writable view may store there.
+  if (last_writer) TrimViewReserve(inode);
+  MetaLock lock(this);
   if (--inode->view_holders > 0) return;
   inode->view_page.reset();  // its destructor moves the generation one last time
 }
@@ -757,6 +795,7 @@ bool Filesystem::HasViewWriters(uint64_t ino) {
 
 void Filesystem::StartMapWriter(Inode* inode) {
   MetaLock lock(this);
+  inode->past_eof_clean = false;  // it may store past EOF in its last page
   inode->map_writers.fetch_add(1);
   inode->direct_stores_unflushed.store(true);  // after the count: see Fsync
 }

@@ -157,6 +157,12 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len,
   // it allocates (so a fallocate that then runs out of space has dropped them, too).
   UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, drop));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+  // A preallocation the program asked for is kept: what writable views reserved past EOF
+  // is not freed at their end any more (fs_view_reserve.cc).
+  if ((mode & ~FALLOC_FL_KEEP_SIZE) == 0) {
+    inode->reserve_from = UINT64_MAX;
+    inode->reserve_to = 0;
+  }
   Status st;
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     st = PunchHole(inode, off, len);
@@ -242,6 +248,7 @@ Status Filesystem::CollapseRange(Inode* inode, uint64_t off, uint64_t len) {
   const uint64_t first = off / au, count = len / au;
   UDAX_RETURN_IF_ERROR(RemoveExtents(inode, first, first + count));
   UDAX_RETURN_IF_ERROR(ShiftDown(inode, first + count, count));
+  inode->past_eof_clean = false;  // the bytes shifted out past the new EOF stay there
   inode->d.size -= len;  // in the last step: until then the shifted data stays inside EOF
   return Status::Ok();
 }
@@ -461,7 +468,7 @@ Result<uint64_t> Filesystem::SeekDataHole(Inode* inode, uint64_t off, int whence
     return Status::InvalidArgument("whence is neither SEEK_DATA nor SEEK_HOLE");
   }
   ReaderLock rw(&inode->rw);
-  const uint64_t size = inode->d.size, au = sb_.au_size;
+  const uint64_t size = ViewSize(*inode), au = sb_.au_size;
   if (off >= size) return Status::Error(ENXIO, "offset at or past the end of the file");
   // Allocated AUs are data (zero-filled ones too, as without unwritten-extent tracking);
   // holes past EOF do not count, and EOF itself is a hole.
@@ -505,9 +512,10 @@ Result<size_t> Filesystem::CopyFileRangeOnce(Inode* in, uint64_t off_in, Inode* 
   }
   CopyLocks locks(in, out, revoke_in);
   if (revoke_in && in->view_writers.load() > 0) UDAX_RETURN_IF_ERROR(RevokeViews(in));
+  FoldViewSize(out);  // held exclusive: what its writable views appended is part of it
   UDAX_RETURN_IF_ERROR(CheckWriteFlags(*out, off_out));
   // As generic_copy_file_checks: shorten to the end of the input, then to the size limit.
-  const uint64_t size_in = in->d.size;
+  const uint64_t size_in = ViewSize(*in);
   len = off_in >= size_in ? 0 : static_cast<size_t>(std::min<uint64_t>(len, size_in - off_in));
   if (off_out >= MaxFileSize()) return Status::Error(EFBIG, "copy_file_range past the size limit");
   len = static_cast<size_t>(std::min<uint64_t>(len, MaxFileSize() - off_out));

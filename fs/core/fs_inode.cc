@@ -140,7 +140,7 @@ void Filesystem::FillStat(const Inode& inode, struct stat* st) const {
   st->st_uid = d.uid;
   st->st_gid = d.gid;
   st->st_rdev = d.rdev;
-  st->st_size = static_cast<off_t>(d.size);
+  st->st_size = static_cast<off_t>(ViewSize(inode));  // with writable views' appends
   st->st_blksize = 4096;
   st->st_blocks = static_cast<blkcnt_t>(d.au_blocks * (sb_.au_size / 512));
   st->st_atim = {d.atime_sec, d.atime_nsec};

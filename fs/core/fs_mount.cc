@@ -434,6 +434,8 @@ Status Filesystem::Unmount() {
   MetaLock lock(this);
   if (shutdown_ || options_.read_only) return Status::Ok();
   for (auto& [ino, inode] : inodes_) {
+    // What writable views appended (their holders are gone: nothing stores any more).
+    if (!inode->freed) FoldViewSizeLocked(inode.get());
     if (inode->dirty && !inode->freed) StageInode(inode.get());
   }
   UDAX_RETURN_IF_ERROR(Commit());

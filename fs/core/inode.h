@@ -67,6 +67,21 @@ struct Inode {
   // durable: an fsync by anyone (another descriptor, another process) must do it, also
   // after the view or map has ended (Filesystem::Fsync).
   std::atomic<bool> direct_stores_unflushed{false};
+  // Space past EOF that writable views may store into (appends served in the program,
+  // issue 21; fs_view_reserve.cc). Changed with rw exclusive and mu_ both held; read
+  // under either.
+  //  - view_limit: how far live writable views' extents reach; the size they publish on
+  //    the write page is taken only up to it. At most the size when none may extend.
+  //  - [reserve_from, reserve_to): bytes reservations allocated, freed past EOF when the
+  //    last writable view ends (XFS trims its speculative preallocation at close so).
+  //  - past_eof_clean: every allocated byte past the size is known to be zero, so a view
+  //    may show it as such. False after a load (a crash may have left unannounced stores
+  //    there), a shrinking truncate or collapse, a store abandoned by a dead holder, and a
+  //    writable direct map (stores past EOF in its last page).
+  uint64_t view_limit = 0;
+  uint64_t reserve_from = UINT64_MAX;
+  uint64_t reserve_to = 0;
+  std::atomic<bool> past_eof_clean{false};  // also set false under mu_ alone (a map)
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced

@@ -47,7 +47,8 @@ ViewPage::ViewPage(UniqueFd fd, void* page, UniqueFd write_fd, void* write_page)
       write_page_(write_page),
       begin_(Word(write_page, UDAX_WRITE_PAGE_BEGIN_OFFSET)),
       end_(Word(write_page, UDAX_WRITE_PAGE_END_OFFSET)),
-      writes_(Word(write_page, UDAX_WRITE_PAGE_WRITES_OFFSET)) {}
+      writes_(Word(write_page, UDAX_WRITE_PAGE_WRITES_OFFSET)),
+      size_(Word(write_page, UDAX_WRITE_PAGE_SIZE_OFFSET)) {}
 
 ViewPage::~ViewPage() {
   Invalidate();  // holders keep their mapping of the page: what they hold is void now

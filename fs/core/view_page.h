@@ -15,7 +15,10 @@
 //    write the whole region anyway: that needs write permission on it), read views
 //    read-only; its mode is 0600, so nobody reopens it wider through /proc. `writes`
 //    counts writable views' stores, so the daemon can stamp mtime without a round trip
-//    per write (TakeWrites). The daemon trusts none of these words: it only adds to them.
+//    per write (TakeWrites). `size` is the end of the furthest store past the file's size
+//    (writes past EOF into space reserved for the views, issue 21): the daemon folds it
+//    into the size lazily, never past the limit it granted (Filesystem::FoldViewSize).
+//    The daemon trusts none of these words: it only adds to them, and clamps `size`.
 // The usual seqlock fences pair the writers' stores with the readers' loads.
 //
 // Thread-safety: Invalidate is called with the file's rw lock held exclusive; Begin/
@@ -72,7 +75,16 @@ class ViewPage {
   // The last writable view ended (REQUIRES rw exclusive, so no daemon store is open): a
   // holder that died inside a store left `begin` ahead of `end`, which would make every
   // copy of the file wait and lose from now on. Closes it.
-  void CloseAbandonedStores() { end_->store(begin_->load(std::memory_order_acquire), std::memory_order_release); }
+  // Returns whether there was one (its bytes may lie past EOF, unannounced).
+  bool CloseAbandonedStores() {
+    const uint64_t begun = begin_->load(std::memory_order_acquire);
+    return end_->exchange(begun, std::memory_order_acq_rel) != begun;
+  }
+  // The end of the furthest store past the size that writable views made (0: none since
+  // the last reset). Untrusted: callers clamp it.
+  uint64_t published_size() const { return size_->load(std::memory_order_acquire); }
+  // Every view is revoked and the word folded: a new size starts from the daemon's.
+  void ResetPublishedSize() { size_->store(0, std::memory_order_release); }
   // Whether writable views stored since the last call (their count moved).
   bool TakeWrites() {
     const uint64_t now = writes_->load(std::memory_order_acquire);
@@ -91,6 +103,7 @@ class ViewPage {
   std::atomic<uint64_t>* begin_;
   std::atomic<uint64_t>* end_;
   std::atomic<uint64_t>* writes_;
+  std::atomic<uint64_t>* size_;
   uint64_t writes_seen_ = 0;
 };
 

@@ -53,6 +53,14 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
       }
       out.compact_extents = true;
     }
+    if (req.contains("reserve")) {
+      if (!Unsigned(req, "reserve", &out.reserve)) {
+        return Status::InvalidArgument("view's reserve must be an unsigned number of bytes");
+      }
+      if (out.reserve > 0 && !out.writable) {
+        return Status::InvalidArgument("view's reserve needs prot \"rw\" (space to write past EOF)");
+      }
+    }
   } else if (op == "remove-device") {
     out.op = ControlOp::kRemoveDevice;
     if (!Unsigned(req, "device", &out.device) || out.device >= 64) {
@@ -129,6 +137,7 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       nlohmann::json j = {{"op", "view"}};
       if (req.writable) j["prot"] = "rw";
       if (req.compact_extents) j["extents"] = "compact";
+      if (req.reserve > 0) j["reserve"] = req.reserve;
       return j;
     }
     case ControlOp::kVerify:

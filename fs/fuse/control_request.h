@@ -35,6 +35,8 @@ struct ControlRequest {
   uint64_t length = 0;
   bool writable = false;
   bool compact_extents = false;
+  // kView, writable only: bytes past EOF to reserve for appends ("reserve").
+  uint64_t reserve = 0;
   // kMap: "devices": "many", a client that maps each extent through the descriptor of
   // its own device (a file on several devices of a multi-device filesystem).
   bool many_devices = false;

@@ -659,7 +659,11 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
   }
   NewLease lease = StartLease(c, fds, 0, UINT64_MAX, req.writable, /*view=*/true);
   if (lease.pin == nullptr) return lease.failure;
-  auto view = info_.fs->PrepareReadView(lease.pin, kMaxViewExtents, req.writable);
+  auto view = [&] {
+    // A reservation revokes the file's views (this one's extents are read after it).
+    LeaseTable::PreparingOnThisThread preparing(lease.id);
+    return info_.fs->PrepareReadView(lease.pin, kMaxViewExtents, req.writable, req.reserve);
+  }();
   if (!view.ok()) {
     info_.leases->Remove(lease.id, c->peer.pid);
     return Fail(view.status().code(), view.status().message());
@@ -694,7 +698,8 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
   }
   nlohmann::json bad = nlohmann::json::array();
   for (const BmapExtent& b : view->bad) bad.push_back({{"offset", b.file_offset}, {"length", b.length}});
-  nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"size", view->size}, {"gen", view->gen},
+  nlohmann::json reply = {{"ok", true}, {"lease", lease.id}, {"size", view->size}, {"limit", view->limit},
+                          {"gen", view->gen},
                           {"bad", std::move(bad)},
                           {"region_kind", device->kind}, {"map_align", device->map_align},
                           {"prot", req.writable ? "rw" : "r"}, {"sync", view->sync}};

@@ -297,8 +297,12 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
     // write(2), not the writeback of mmap'd pages (which file_remove_privs never covered).
     std::optional<PrivDrop> drop;
     if (!fi->writepage) drop = KillPrivsFor(req, RequestKillsSuidgid());
+    // O_APPEND (the kernel sends the description's flags with each write, F_SETFL too):
+    // at the daemon's end of the file, not the kernel's, which may be behind what the
+    // preload shim appended without it (Filesystem::Write).
+    const bool append = (fi->flags & O_APPEND) && !fi->writepage;
     auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size,
-                           drop ? &*drop : nullptr);
+                           drop ? &*drop : nullptr, append);
     if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
     AfterPrivDrop(req, ino, drop ? &*drop : nullptr);
     if ((HandleOf(fi)->flags & O_DIRECT) && !fi->writepage) {

@@ -211,6 +211,15 @@ size_t LeaseTable::CountFor(uid_t uid) const {
   return n;
 }
 
+namespace {
+thread_local uint64_t preparing_here = 0;  // PreparingOnThisThread (0: none)
+}  // namespace
+
+LeaseTable::PreparingOnThisThread::PreparingOnThisThread(uint64_t id) : saved_(preparing_here) {
+  preparing_here = id;
+}
+LeaseTable::PreparingOnThisThread::~PreparingOnThisThread() { preparing_here = saved_; }
+
 LeaseTable::RevokeResult LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_t to,
                                             bool views_only) {
   std::vector<std::unique_ptr<Lease>> taken;
@@ -220,7 +229,8 @@ LeaseTable::RevokeResult LeaseTable::Revoke(uint64_t ino, uint64_t from, uint64_
       if (!Overlaps(**it, ino, from, to) || (views_only && !(*it)->view)) {
         ++it;
       } else if (!(*it)->granted) {
-        (*it)->cancelled = true;  // the client never saw its extents: nothing to wait for
+        // The client never saw its extents: nothing to wait for.
+        if ((*it)->id != preparing_here) (*it)->cancelled = true;
         ++it;
       } else {
         taken.push_back(std::move(*it));

@@ -106,6 +106,21 @@ class LeaseTable {
   // the same way.
   bool Grant(uint64_t id, std::vector<BmapExtent> extents, bool holds_view = false,
              bool holds_writer = false);
+  // While one lives, revokes made by this thread do not cancel lease `id`, which it is
+  // preparing: a writable view's reservation (Filesystem::ReserveForViews) revokes the
+  // file's views under the file's lock, before this lease's extents are read under that
+  // same hold, so the lease already shows the change. Revokes from other threads (after
+  // the lock is let go) still cancel it.
+  class PreparingOnThisThread {
+   public:
+    explicit PreparingOnThisThread(uint64_t id);
+    ~PreparingOnThisThread();
+    PreparingOnThisThread(const PreparingOnThisThread&) = delete;
+    PreparingOnThisThread& operator=(const PreparingOnThisThread&) = delete;
+
+   private:
+    uint64_t saved_;
+  };
   // The client dropped it (udax_unmap), or its map request failed. False if `pid` does
   // not hold lease `id`.
   bool Remove(uint64_t id, pid_t pid);

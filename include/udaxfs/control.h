@@ -63,6 +63,20 @@
  *     it and BEGIN did not move across it (a seqlock several writers may share). A writable
  *     view adds 1 to UDAX_WRITE_PAGE_WRITES_OFFSET per write: the daemon stamps the file's
  *     mtime and ctime when it sees the count move (stat, fsync, the view's end).
+ *   {"op": "view", "prot": "rw", "reserve": BYTES} -> a writable view that may also write
+ *                           past the end: the daemon allocates (zeroed) space past EOF,
+ *                           about BYTES of it, unless live writable views already have
+ *                           room there, and the reply's "limit" (>= "size") says how far
+ *                           the view's extents reach. A store that ends past the size
+ *                           raises UDAX_WRITE_PAGE_SIZE_OFFSET to its end (an atomic
+ *                           maximum, inside the store's bracket); the daemon takes that word,
+ *                           never past the limit it granted, as the file's size at stat,
+ *                           fsync, the view's end and before any change of the file
+ *                           (no request per write). Every view reads min(word, "limit")
+ *                           as the size when it is larger than "size"; a read view past its
+ *                           "size" reads through FUSE. The space left past EOF when the
+ *                           last writable view ends is freed. Without room (ENOSPC) the
+ *                           reply's "limit" is the size.
  * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
  * permission on the target (the image or device), as opening it would. */
 #ifndef UDAXFS_CONTROL_H_
@@ -76,5 +90,6 @@
 #define UDAX_WRITE_PAGE_BEGIN_OFFSET 0
 #define UDAX_WRITE_PAGE_END_OFFSET 8
 #define UDAX_WRITE_PAGE_WRITES_OFFSET 64 /* its own cache line */
+#define UDAX_WRITE_PAGE_SIZE_OFFSET 128  /* its own cache line */
 
 #endif /* UDAXFS_CONTROL_H_ */
