@@ -1,0 +1,222 @@
+// view_reserve_test.cc -- space past EOF for writable views (fs_view_reserve.cc): what a
+// reservation gives, how the size the views publish becomes the file's (clamped to what
+// was granted), the space freed at the last writer's end, O_APPEND at the daemon's end,
+// and stale bytes past EOF never shown.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "fs/core/core_test_util.h"
+#include "include/udaxfs/control.h"
+
+namespace udax {
+namespace {
+
+const Caller kRoot{0, 0};
+constexpr uint64_t kMiB = 1 << 20;
+
+// The holder's side of the write page, read-write as a writable view's.
+struct WritePage {
+  explicit WritePage(int fd) {
+    words = static_cast<uint64_t*>(mmap(nullptr, UDAX_VIEW_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    EXPECT_NE(words, MAP_FAILED);
+  }
+  ~WritePage() { munmap(words, UDAX_VIEW_PAGE_SIZE); }
+  void Publish(uint64_t end) { __atomic_store_n(words + UDAX_WRITE_PAGE_SIZE_OFFSET / 8, end, __ATOMIC_RELEASE); }
+  uint64_t published() const { return __atomic_load_n(words + UDAX_WRITE_PAGE_SIZE_OFFSET / 8, __ATOMIC_ACQUIRE); }
+  uint64_t* words;
+};
+
+uint64_t AllocatedBytes(Filesystem* fs, uint64_t ino) {
+  return static_cast<uint64_t>(Must(fs->GetAttr(ino)).st_blocks) * 512;
+}
+
+// Stores `data` at file offset `off` of the view as a holder would: into the region (an
+// image: its page cache is the daemon's mapping).
+void StoreThroughView(const TestImage& img, const Filesystem::ReadView& view, uint64_t off,
+                      const std::string& data) {
+  for (const BmapExtent& e : view.extents) {
+    if (off >= e.file_offset && off + data.size() <= e.file_offset + e.length) {
+      const int fd = open(img.path().c_str(), O_WRONLY);
+      ASSERT_GE(fd, 0);
+      ASSERT_EQ(pwrite(fd, data.data(), data.size(), static_cast<off_t>(e.phys_offset + off - e.file_offset)),
+                static_cast<ssize_t>(data.size()));
+      close(fd);
+      return;
+    }
+  }
+  FAIL() << "offset " << off << " is not in the view's extents";
+}
+
+TEST(ViewReserve, AWritableViewGetsZeroedSpacePastEofAndItsStoresPublishTheSize) {
+  TestImage img;
+  auto fs = img.Mount();
+  std::vector<bool> revokes;
+  fs->set_revoke_hook([&](uint64_t, uint64_t, uint64_t, bool views_only) {
+    revokes.push_back(views_only);
+    return Status::Ok();
+  });
+  const uint64_t au = fs->superblock().au_size;
+  auto [e, f] = Must(fs->Create(kRootIno, "log", 0644, O_RDWR, kRoot));
+  Must(fs->Write(f, 0, "0123456789", 10));
+  auto view = Must(fs->PrepareReadView(f, 64, /*writable=*/true, /*reserve=*/kMiB));
+  EXPECT_EQ(view.size, 10u);
+  EXPECT_EQ(view.limit, au + kMiB);  // from the end of the AU holding EOF
+  ASSERT_FALSE(view.extents.empty());
+  EXPECT_EQ(view.extents.back().file_offset + view.extents.back().length, view.limit);
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), au + kMiB);
+  // Zeroed: a gap the holder skips reads as zeros.
+  std::string buf(kMiB, 'x');
+  WritePage page(view.write_page_fd);
+  StoreThroughView(img, view, 10 + 4096, "tail");
+  page.Publish(10 + 4096 + 4);
+  EXPECT_EQ(Must(fs->GetAttr(f->ino)).st_size, 10 + 4096 + 4);  // stat sees it at once
+  EXPECT_EQ(Must(fs->Read(f, 0, 8192, buf.data())), 10u + 4096 + 4);
+  EXPECT_EQ(buf.substr(10, 4096), std::string(4096, '\0'));
+  EXPECT_EQ(buf.substr(10 + 4096, 4), "tail");
+  // A word past what was granted is not believed further than the limit.
+  page.Publish(UINT64_MAX);
+  EXPECT_EQ(static_cast<uint64_t>(Must(fs->GetAttr(f->ino)).st_size), view.limit);
+  page.Publish(10 + 4096 + 4);
+  // A second writer with room enough shares the space: nobody is revoked.
+  revokes.clear();
+  auto second = Must(fs->PrepareReadView(f, 64, true, kMiB / 2));
+  EXPECT_TRUE(revokes.empty());
+  EXPECT_EQ(second.limit, view.limit);
+  EXPECT_EQ(second.size, 10u + 4096 + 4);  // folded (the first writer's size)
+  fs->EndReadView(f, true);
+  // Asking for more than is left revokes the views and reserves afresh.
+  auto third = Must(fs->PrepareReadView(f, 64, true, 4 * kMiB));
+  EXPECT_FALSE(revokes.empty());
+  EXPECT_EQ(third.limit, (10 + 4096 + 4 + au - 1) / au * au + 4 * kMiB);
+  EXPECT_EQ(page.published(), 0u);  // started afresh after the revoke
+  fs->EndReadView(f, true);
+  fs->EndReadView(f, true);
+  fs->set_revoke_hook(nullptr);
+  fs->Release(f);
+}
+
+TEST(ViewReserve, TheLastWritersEndKeepsTheSizeAndFreesTheRestAcrossAFsync) {
+  TestImage img;
+  uint64_t ino = 0;
+  {
+    auto fs = img.Mount();
+    auto [e, f] = Must(fs->Create(kRootIno, "log", 0644, O_RDWR, kRoot));
+    ino = f->ino;
+    auto view = Must(fs->PrepareReadView(f, 64, true, 2 * kMiB));
+    WritePage page(view.write_page_fd);
+    StoreThroughView(img, view, 0, std::string(300000, 'a'));
+    page.Publish(300000);
+    ASSERT_OK(fs->Fsync(f, false));  // the size is durable now
+    StoreThroughView(img, view, 300000, std::string(1000, 'b'));
+    page.Publish(301000);
+    fs->EndReadView(f, true);
+    EXPECT_EQ(Must(fs->GetAttr(ino)).st_size, 301000);
+    const uint64_t au = fs->superblock().au_size;
+    EXPECT_EQ(AllocatedBytes(fs.get(), ino), (301000 + au - 1) / au * au);  // the rest freed
+    fs->Release(f);
+    ASSERT_OK(fs->Unmount());
+  }
+  auto fs = img.Mount();
+  Inode* f = Must(fs->Open(ino, O_RDONLY));
+  EXPECT_EQ(Must(fs->GetAttr(ino)).st_size, 301000);
+  std::string buf(301000, '\0');
+  EXPECT_EQ(Must(fs->Read(f, 0, buf.size(), buf.data())), 301000u);
+  EXPECT_EQ(buf, std::string(300000, 'a') + std::string(1000, 'b'));
+  fs->Release(f);
+}
+
+TEST(ViewReserve, AnAppendLandsAfterWhatViewsStoredAndARevokeFoldsTheSize) {
+  TestImage img;
+  auto fs = img.Mount();
+  int revokes = 0;
+  fs->set_revoke_hook([&](uint64_t, uint64_t, uint64_t, bool) {
+    ++revokes;
+    return Status::Ok();
+  });
+  auto [e, f] = Must(fs->Create(kRootIno, "log", 0644, O_RDWR, kRoot));
+  auto view = Must(fs->PrepareReadView(f, 64, true, kMiB));
+  WritePage page(view.write_page_fd);
+  StoreThroughView(img, view, 0, "AAAA");
+  page.Publish(4);
+  // O_APPEND at the kernel's idea of the end (0): at the daemon's, after the views'
+  // stores, which stop first.
+  Must(fs->Write(f, 0, "BB", 2, nullptr, /*append=*/true));
+  EXPECT_GT(revokes, 0);
+  std::string buf(16, '\0');
+  EXPECT_EQ(Must(fs->Read(f, 0, buf.size(), buf.data())), 6u);
+  EXPECT_EQ(buf.substr(0, 6), "AAAABB");
+  EXPECT_EQ(page.published(), 0u);
+  // A truncate takes what views stored before it cuts.
+  auto again = Must(fs->PrepareReadView(f, 64, true, kMiB));
+  StoreThroughView(img, again, 6, "CCCC");
+  page.Publish(10);
+  SetAttrIn in;
+  in.size = true;
+  in.attr.st_size = 8;
+  Must(fs->SetAttr(f->ino, in));
+  EXPECT_EQ(Must(fs->Read(f, 0, buf.size(), buf.data())), 8u);
+  EXPECT_EQ(buf.substr(0, 8), "AAAABBCC");
+  fs->EndReadView(f, true);
+  fs->EndReadView(f, true);
+  fs->set_revoke_hook(nullptr);
+  fs->Release(f);
+}
+
+TEST(ViewReserve, StaleBytesPastEofNeverShow) {
+  TestImage img;
+  const std::string junk(8192, 'J');
+  uint64_t inos[3];
+  {
+    auto fs = img.Mount();
+    // Three files with bytes stored past EOF that never became part of them: a holder
+    // stored there, then the daemon died (its state dropped without an unmount).
+    for (int i = 0; i < 3; ++i) {
+      auto [e, f] = Must(fs->Create(kRootIno, "f" + std::to_string(i), 0644, O_RDWR, kRoot));
+      inos[i] = f->ino;
+      Must(fs->Write(f, 0, "x", 1));
+      auto view = Must(fs->PrepareReadView(f, 64, true, kMiB));
+      StoreThroughView(img, view, 100, junk.substr(0, 100));  // in the AU holding EOF
+      StoreThroughView(img, view, 4096, junk);
+      fs->Release(f);
+    }
+  }
+  auto fs = img.Mount();
+  const std::string want = "x" + std::string(4096 + 8192 - 1, '\0');
+  std::string buf(want.size(), '\0');
+  auto read_all = [&](Inode* f) {
+    std::fill(buf.begin(), buf.end(), '\1');
+    EXPECT_EQ(Must(fs->Read(f, 0, buf.size(), buf.data())), buf.size());
+    return buf == want;
+  };
+  // A reservation zeroes what lies past EOF before a view shows it.
+  Inode* f = Must(fs->Open(inos[0], O_RDWR));
+  auto view = Must(fs->PrepareReadView(f, 64, true, kMiB));
+  {
+    WritePage page(view.write_page_fd);
+    page.Publish(want.size());
+    EXPECT_TRUE(read_all(f));
+  }
+  fs->EndReadView(f, true);
+  fs->Release(f);
+  // A truncate that grows the file over them.
+  f = Must(fs->Open(inos[1], O_RDWR));
+  SetAttrIn in;
+  in.size = true;
+  in.attr.st_size = static_cast<off_t>(want.size());
+  Must(fs->SetAttr(f->ino, in));
+  EXPECT_TRUE(read_all(f));
+  fs->Release(f);
+  // A write past them leaves a gap of zeros.
+  f = Must(fs->Open(inos[2], O_RDWR));
+  Must(fs->Write(f, want.size(), "y", 1));
+  EXPECT_TRUE(read_all(f));
+  fs->Release(f);
+}
+
+}  // namespace
+}  // namespace udax
