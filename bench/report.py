@@ -65,6 +65,11 @@ PSHIM_GOALS = [
                        ("randrewrite", "random 4 KiB overwrite"), ("seqrewrite", "seq 1 MiB overwrite"))
     for nj in (1, 2)
 ]
+# Appends through the shim (issue 21): fio's 4 KiB appends with an fsync every 64 under
+# the shim, at least 3x the same job through FUSE (udaxfs's own psync row).
+APPEND_GOALS = [(f"4 KiB appends (fsync every 64) via shim >= 3 x FUSE ({nj}j)",
+                 f"appendwrite-pshim-{nj}j", f"appendwrite-psync-{nj}j") for nj in (1, 2)]
+APPEND_TARGET = 3.0
 RSS_GROWTH_LIMIT_KIB = 64 * 1024
 # Allocating writes scale with threads (issue 18): each 2-job write row at least 1.7x the
 # same row's 1-job figure, and no slower than passthrough_ll's 2-job row, in the same run.
@@ -78,7 +83,7 @@ def test_order():
         for eng in ("psync", "mmap", "shim", "pshim"):
             for nj in (1, 2):
                 tests.append(f"{name}-{eng}-{nj}j")
-    for name in ("seqrewrite", "randrewrite"):
+    for name in ("seqrewrite", "randrewrite", "appendwrite"):
         for eng in ("psync", "pshim"):
             for nj in (1, 2):
                 tests.append(f"{name}-{eng}-{nj}j")
@@ -91,7 +96,7 @@ def test_order():
 def unit_of(test):
     if test.startswith("seq"):
         return "MB/s"
-    if test.startswith("rand"):
+    if test.startswith(("rand", "append")):
         return "IOPS"
     return "ops/s"
 
@@ -254,6 +259,14 @@ def build(manifest):
         goals.append({"goal": label, "test": test, "ratio": r, "target": 1.0,
                       "status": "n/a" if r is None else ("PASS" if r >= 1.0 else "MISS"),
                       "note": "FUSE psync: " + ("n/a" if f is None else f"{f:.2f} x tmpfs")})
+    for label, test, fuse_test in APPEND_GOALS:
+        if test not in rows:
+            continue
+        r = ratio(rows[test]["udaxfs"], rows[fuse_test]["udaxfs"])
+        t = ratio(rows[test]["udaxfs"], rows[fuse_test]["tmpfs"])
+        goals.append({"goal": label, "test": test, "ratio": r, "target": APPEND_TARGET,
+                      "status": "n/a" if r is None else ("PASS" if r >= APPEND_TARGET else "MISS"),
+                      "note": "udaxfs pshim / psync; against tmpfs: " + ("n/a" if t is None else f"{t:.2f}")})
     counts = sorted(int(k.split("-")[1]) for k in rss if k.startswith("files-") and k.count("-") == 1)
     stated = [c for c in counts if c > 0]
     want = [1000, 1000000]

@@ -192,8 +192,10 @@ t_start=$(date +%s)
 # "...rewrite": the same writes over the laid-out read files, which are all allocated
 # (overwrites: what the shim stores through writable views), psync and pshim only; the
 # plain write jobs write fresh files, which allocate as they go.
+# "appendwrite": 4 KiB appends to fresh files, an fsync every 64 (a log), psync and pshim
+# only: the shim stores them into space the daemon reserves past EOF (issue 21).
 JOBS=("seqread read 1M" "seqwrite write 1M" "randread randread 4k" "randwrite randwrite 4k"
-  "seqrewrite write 1M" "randrewrite randwrite 4k")
+  "seqrewrite write 1M" "randrewrite randwrite 4k" "appendwrite write 4k")
 NUMJOBS=(1 2)
 engines_of() {
   case $1 in
@@ -218,6 +220,7 @@ run_fio() {
     --fallocate=none --invalidate=1 --output-format=json --output="$out")
   if [[ $rw == *write* ]]; then
     args+=(--end_fsync=1 --runtime=$((RUNTIME * 10)))
+    if [[ $test == appendwrite-* ]]; then args+=(--fsync=64); fi
     if [[ $rw == randwrite ]]; then args+=(--io_size=$((SIZE_BYTES / 4))); fi
   else
     args+=(--runtime="$RUNTIME")
@@ -262,7 +265,12 @@ data_jobs() {
     for eng in $(engines_of "$FS"); do
       for nj in "${NUMJOBS[@]}"; do
         test=$name-$eng-${nj}j
-        if [[ $name == *rewrite ]]; then
+        if [[ $name == appendwrite ]]; then
+          [[ $eng == psync || $eng == pshim ]] || continue
+          rm -f "$MNT"/w.*
+          run_fio "$test" w "$rw" "$bs" "$eng" "$nj"
+          rm -f "$MNT"/w.*
+        elif [[ $name == *rewrite ]]; then
           [[ $eng == psync || $eng == pshim ]] || continue
           [[ -e $MNT/r.$((nj - 1)).0 ]] || { record fail "$FS" "$test" "no read file"; continue; }
           run_fio "$test" r "$rw" "$bs" "$eng" "$nj"

@@ -687,9 +687,13 @@ Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t ma
     WriterLock rw(&inode->rw);
     if (reserve > 0) {
       {
-        MetaLock lock(this);  // refused views reserve nothing
+        MetaLock lock(this);  // views PrepareViewLocked refuses reserve nothing
         UDAX_RETURN_IF_ERROR(CheckWritable());
         UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
+        const uint32_t mode = inode->d.mode;
+        if ((mode & S_ISUID) || ((mode & S_ISGID) && (mode & S_IXGRP))) {
+          return Status::Error(EPERM, "set-user/group-ID file: writes go through FUSE");
+        }
       }
       UDAX_RETURN_IF_ERROR(ReserveForViews(inode, reserve));
     }

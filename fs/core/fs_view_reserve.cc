@@ -74,23 +74,30 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
   }
   // What past EOF changes (zeroed, allocated) must not be under a live view's store.
   UDAX_RETURN_IF_ERROR(RevokeViews(inode));
-  MetaLock lock(this);
-  UDAX_RETURN_IF_ERROR(CheckWritable());
-  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
-  const uint64_t size = inode->d.size;
-  const uint64_t start = (size + au - 1) / au * au;
-  const uint64_t end = std::min((start + bytes + au - 1) / au * au, MaxFileSize() / au * au);
-  if (!inode->past_eof_clean) {
-    // Stores a crash or a dead holder left past EOF, the tail of a shrunk file: a view
-    // shows every byte up to its limit, and one past the old EOF must read zero.
-    uint64_t alloc_end = size;
+  uint64_t alloc_end = 0;
+  {
+    MetaLock lock(this);
+    UDAX_RETURN_IF_ERROR(CheckWritable());
+    UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+    alloc_end = inode->d.size;
     if (!inode->extents.by_file.empty()) {
       const auto& [key, e] = *inode->extents.by_file.rbegin();
       alloc_end = std::max(alloc_end, (key + e.len) * au);
     }
-    UDAX_RETURN_IF_ERROR(ZeroMapped(*inode, size, alloc_end));
+  }
+  if (!inode->past_eof_clean) {
+    // Stores a crash or a dead holder left past EOF, the tail of a shrunk file: a view
+    // shows every byte up to its limit, and one past the old EOF must read zero. Without
+    // mu_ (it may be a large preallocation): the extent map changes only under rw
+    // exclusive, which we hold.
+    UDAX_RETURN_IF_ERROR(ZeroMapped(*inode, inode->d.size, alloc_end));
     inode->past_eof_clean = true;
   }
+  MetaLock lock(this);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  const uint64_t size = inode->d.size;
+  const uint64_t start = (size + au - 1) / au * au;
+  const uint64_t end = std::min((start + bytes + au - 1) / au * au, MaxFileSize() / au * au);
   if (end > start) {
     // Past EOF: no mtime (nothing the file shows changed), as fallocate KEEP_SIZE of
     // XFS's speculative preallocation does not.
