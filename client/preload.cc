@@ -543,6 +543,13 @@ ssize_t SysPwrite(int fd, const void* buf, size_t n, off_t off) {
   return syscall(SYS_pwrite64, fd, buf, n, off);
 }
 ssize_t SysWritev(int fd, const iovec* iov, int cnt) { return syscall(SYS_writev, fd, iov, cnt); }
+// The kernel takes preadv2/pwritev2's offset as two longs too (-1: the file position).
+ssize_t PreadV2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
+  return syscall(SYS_preadv2, fd, iov, cnt, static_cast<unsigned long>(off), 0UL, flags);
+}
+ssize_t PwriteV2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
+  return syscall(SYS_pwritev2, fd, iov, cnt, static_cast<unsigned long>(off), 0UL, flags);
+}
 ssize_t SysPwritev(int fd, const iovec* iov, int cnt, off_t off) {
   return syscall(SYS_pwritev, fd, iov, cnt, static_cast<unsigned long>(off), 0UL);
 }
@@ -764,6 +771,33 @@ ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return WriteAt(fd
 ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) { return WriteAt(fd, buf, n, off); }
 ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) { return WriteVectorAt(fd, iov, cnt, off); }
 ssize_t pwritev64(int fd, const struct iovec* iov, int cnt, off_t off) { return WriteVectorAt(fd, iov, cnt, off); }
+// preadv2 and pwritev2: served as preadv/pwritev (at the position for offset -1) when no
+// flag but RWF_HIPRI (a hint) asks for more; RWF_NOWAIT, RWF_DSYNC, RWF_SYNC and
+// RWF_APPEND are the kernel's to honour.
+ssize_t preadv2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
+  if ((flags & ~RWF_HIPRI) != 0 || off < -1) return PreadV2(fd, iov, cnt, off, flags);
+  if (off == -1) {
+    return ReadAtPosition(
+        fd, [&](TrackedFile& f, uint64_t pos) { return ServeVector(fd, f, iov, cnt, pos); },
+        [&] { return PreadV2(fd, iov, cnt, off, flags); });
+  }
+  return ReadVectorAt(fd, iov, cnt, off);
+}
+ssize_t preadv64v2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
+  return preadv2(fd, iov, cnt, off, flags);
+}
+ssize_t pwritev2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
+  if ((flags & ~RWF_HIPRI) != 0 || off < -1) return PwriteV2(fd, iov, cnt, off, flags);
+  if (off == -1) {
+    return WriteAtPosition(
+        fd, [&](TrackedFile& f, uint64_t pos) { return ServeVectorWrite(fd, f, iov, cnt, pos); },
+        [&] { return PwriteV2(fd, iov, cnt, off, flags); });
+  }
+  return WriteVectorAt(fd, iov, cnt, off);
+}
+ssize_t pwritev64v2(int fd, const struct iovec* iov, int cnt, off_t off, int flags) {
+  return pwritev2(fd, iov, cnt, off, flags);
+}
 
 // A descriptor passed to another process (SCM_RIGHTS) shares its open file description,
 // and its position, with that process from then on, as after a fork.
