@@ -363,6 +363,7 @@ ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
           return udax_client::kUseKernel;
         }
         f.known_size = f.view->size;
+        f.size_known = true;
       }
       ++f.reads_on_view;
       view = f.view;

@@ -213,11 +213,13 @@ class Filesystem {
   Result<bool> ReadInPlace(Inode* inode, uint64_t off, size_t n,
                            const std::function<void(const char*, size_t)>& send);
   // `drop` (may be null): the privilege drop this write makes (see PrivDrop).
-  // `append`: an O_APPEND write(2), at the end of the file as the daemon knows it, not at
-  // `off`: the kernel's idea of the size may be behind the stores writable views made
-  // past EOF (fs_view_reserve.cc), which it never saw.
+  // `append`: an O_APPEND write(2). On a file writable views have appended to since it
+  // was loaded (Inode::views_appended) it goes at the end of the file as the daemon
+  // knows it, not at `off`: the kernel's idea of the size may be behind their stores,
+  // which it never saw (fs_view_reserve.cc). `written_at` (may be null): where it went.
   Result<size_t> Write(Inode* inode, uint64_t off, const char* buf, size_t n,
-                       PrivDrop* drop = nullptr, bool append = false);
+                       PrivDrop* drop = nullptr, bool append = false,
+                       uint64_t* written_at = nullptr);
   Status Fsync(Inode* inode, bool datasync);
 
   // --- ranges of a file (fs_fallocate.cc) ---
@@ -622,16 +624,19 @@ class Filesystem {
   // Makes that the inode's size (dirty: persisted as lazily as times, at fsync, release
   // or unmount). FoldViewSize: REQUIRES inode->rw exclusive, NOT mu_; the Locked one
   // both.
-  void FoldViewSize(Inode* inode);
+  void FoldViewSize(Inode* inode) EXCLUDES(mu_);
   void FoldViewSizeLocked(Inode* inode) REQUIRES(mu_);
   // Every view of the file was revoked and has stopped storing (rw exclusive, NOT mu_):
   // takes the size they published and starts the word afresh; none may extend any more.
-  void ViewsRevoked(Inode* inode);
+  void ViewsRevoked(Inode* inode) EXCLUDES(mu_);
   // PrepareReadView's reservation. REQUIRES inode->rw exclusive, NOT mu_.
-  Status ReserveForViews(Inode* inode, uint64_t bytes);
-  // The last writable view ended: frees what reservations left past EOF. REQUIRES
-  // inode->rw exclusive, NOT mu_.
-  void TrimViewReserve(Inode* inode);
+  Status ReserveForViews(Inode* inode, uint64_t bytes) EXCLUDES(mu_);
+  // The last writable view ended (or none came of a reservation): frees what
+  // reservations left past EOF. REQUIRES inode->rw exclusive, NOT mu_.
+  void TrimViewReserve(Inode* inode) EXCLUDES(mu_);
+  // The end of the file's last data extent (its attribute blob is not data). REQUIRES
+  // inode->rw or mu_.
+  uint64_t FileDataEnd(const Inode& inode) const;
   static constexpr size_t kContended = SIZE_MAX;
   Result<size_t> ReadLocked(Inode* inode, uint64_t off, size_t n, char* buf, bool check_writers);
   Result<size_t> CopyFileRangeOnce(Inode* in, uint64_t off_in, Inode* out, uint64_t off_out, size_t len,

@@ -178,7 +178,7 @@ Result<bool> Filesystem::ReadInPlace(Inode* inode, uint64_t off, size_t n,
 }
 
 Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, size_t n,
-                                 PrivDrop* drop, bool append) {
+                                 PrivDrop* drop, bool append, uint64_t* written_at) {
   {
     Status st = CheckWritable();
     if (!st.ok()) return st;
@@ -186,11 +186,12 @@ Result<size_t> Filesystem::Write(Inode* inode, uint64_t off, const char* buf, si
   if (n == 0) return size_t{0};
   WriterLock rw(&inode->rw);
   FoldViewSize(inode);  // what writable views stored past EOF is part of the file
-  if (append) {
+  if (append && inode->views_appended) {
     // Views that may still store past EOF stop first: the end is where they left it.
     if (inode->view_limit > inode->d.size) UDAX_RETURN_IF_ERROR(RevokeViews(inode));
     off = inode->d.size;
   }
+  if (written_at != nullptr) *written_at = off;
   if (off >= MaxFileSize() || n > MaxFileSize() - off) return Status::Error(EFBIG, "file too large");
   UDAX_RETURN_IF_ERROR(CheckWriteFlags(*inode, off));
   return WriteLocked(inode, off, buf, n, drop);
@@ -466,8 +467,12 @@ Status Filesystem::ZeroPastEof(Inode* inode, uint64_t new_size) {
   const uint64_t au = sb_.au_size, size = inode->d.size;
   if (new_size <= size) return Status::Ok();
   // Whole AUs past EOF may hold what a crash or a dead writable view left there
-  // (fs_view_reserve.cc): zero every allocated byte of the gap, unless known clean.
-  if (!inode->past_eof_clean) return ZeroMapped(*inode, size, new_size);
+  // (fs_view_reserve.cc): zero every allocated byte of the gap, unless known clean --
+  // or there is none past the AU holding EOF.
+  if (!inode->past_eof_clean) {
+    if (FileDataEnd(*inode) > (size + au - 1) / au * au) return ZeroMapped(*inode, size, new_size);
+    inode->past_eof_clean = true;
+  }
   if (size % au == 0) return Status::Ok();
   uint64_t run;
   const uint64_t phys = MapAu(*inode, size / au, 1, &run);
@@ -596,13 +601,17 @@ Status Filesystem::Fsync(Inode* inode, bool datasync) {
       // that can be -- bytes on a lost device cannot be made durable, which is said (EIO)
       // once the others are (Persist skips them).
       Status lost = Status::Ok(), failed = Status::Ok();
+      // Up to the size: space reserved past EOF holds nothing of the file's (yet).
+      const uint64_t end_au = (inode->d.size + sb_.au_size - 1) / sb_.au_size;
       for (const auto& [k, e] : inode->extents.by_file) {
-        Status live = region_->RequireLive(e.phys_au * sb_.au_size, e.len * sb_.au_size);
+        if (k >= end_au) break;
+        const uint64_t len = std::min<uint64_t>(e.len, end_au - k) * sb_.au_size;
+        Status live = region_->RequireLive(e.phys_au * sb_.au_size, len);
         if (!live.ok()) {
           if (lost.ok()) lost = live;
           continue;
         }
-        failed = region_->Persist(e.phys_au * sb_.au_size, e.len * sb_.au_size);
+        failed = region_->Persist(e.phys_au * sb_.au_size, len);
         if (!failed.ok()) break;
       }
       if (direct_stores && (!failed.ok() || inode->view_writers.load() > 0 ||
@@ -697,7 +706,10 @@ Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t ma
       }
       UDAX_RETURN_IF_ERROR(ReserveForViews(inode, reserve));
     }
-    return PrepareViewLocked(inode, max_extents, true);
+    Result<ReadView> view = PrepareViewLocked(inode, max_extents, true);
+    // A reservation no view came of is not left for good (nor its limit).
+    if (!view.ok() && reserve > 0 && inode->view_writers.load() == 0) TrimViewReserve(inode);
+    return view;
   }
   ReaderLock rw(&inode->rw);
   return PrepareViewLocked(inode, max_extents, false);
@@ -731,6 +743,11 @@ Result<Filesystem::ReadView> Filesystem::PrepareViewLocked(Inode* inode, size_t 
     if (file_au >= aus) break;
     const uint64_t len = std::min<uint64_t>(e.len, aus - file_au);
     if (view.extents.size() == max_extents) {
+      // Past EOF the view may stop short: it reaches less far.
+      if (file_au * au >= view.size) {
+        view.limit = std::max(view.size, file_au * au);
+        break;
+      }
       return Status::Error(E2BIG, "the file has more extents than a read view carries");
     }
     view.extents.push_back({file_au * au, e.phys_au * au, len * au});
@@ -799,7 +816,6 @@ bool Filesystem::HasViewWriters(uint64_t ino) {
 
 void Filesystem::StartMapWriter(Inode* inode) {
   MetaLock lock(this);
-  inode->past_eof_clean = false;  // it may store past EOF in its last page
   inode->map_writers.fetch_add(1);
   inode->direct_stores_unflushed.store(true);  // after the count: see Fsync
 }

@@ -158,10 +158,9 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len,
   UDAX_RETURN_IF_ERROR(StagePrivDrop(inode, drop));
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   // A preallocation the program asked for is kept: what writable views reserved past EOF
-  // is not freed at their end any more (fs_view_reserve.cc).
-  if ((mode & ~FALLOC_FL_KEEP_SIZE) == 0) {
-    inode->reserve_from = UINT64_MAX;
-    inode->reserve_to = 0;
+  // is not freed at their end any more (fs_view_reserve.cc). (A punch frees it anyway.)
+  if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
+    inode->reserved.clear();
   }
   Status st;
   if (mode & FALLOC_FL_PUNCH_HOLE) {

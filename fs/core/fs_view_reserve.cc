@@ -19,6 +19,7 @@
 // the last writable view ends is freed (TrimViewReserve).
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 
 #include "fs/core/filesystem.h"
 
@@ -55,16 +56,31 @@ void Filesystem::ViewsRevoked(Inode* inode) {
   FoldViewSizeLocked(inode);
   inode->view_page->ResetPublishedSize();
   inode->view_limit = 0;
+  // Every writable view has stopped storing or is dead (and the daemon's stores take rw,
+  // which the caller holds): a store left open was cut short by a killed holder, and may
+  // have left bytes past EOF it never announced.
+  if (inode->view_page->CloseAbandonedStores()) inode->past_eof_clean = false;
+}
+
+uint64_t Filesystem::FileDataEnd(const Inode& inode) const {
+  // The attribute blob lives at file AU kXattrFileAu, past the largest file: not data.
+  const auto& map = inode.extents.by_file;
+  auto it = map.lower_bound(MaxFileSize() / sb_.au_size);
+  if (it == map.begin()) return 0;
+  --it;
+  return (it->first + it->second.len) * sb_.au_size;
 }
 
 Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
   const uint64_t au = sb_.au_size;
   FoldViewSize(inode);
-  bytes = std::min(bytes, kMaxViewReserve);
   {
     MetaLock lock(this);
     UDAX_RETURN_IF_ERROR(CheckWritable());
     if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
+    // Never more than a sixteenth of the free space: reservations are not reclaimed when
+    // the filesystem fills (XFS's are), so they must not be what fills it.
+    bytes = std::min({bytes, kMaxViewReserve, FreeAus() / 16 * au});
     // Live writable views with about that much room past EOF already: share it.
     if (inode->view_writers.load() > 0 && inode->view_limit > inode->d.size &&
         inode->view_limit - inode->d.size >= bytes / 2) {
@@ -74,46 +90,56 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
   }
   // What past EOF changes (zeroed, allocated) must not be under a live view's store.
   UDAX_RETURN_IF_ERROR(RevokeViews(inode));
-  uint64_t alloc_end = 0;
+  uint64_t size = 0, data_end = 0;
+  bool clean = false;
   {
     MetaLock lock(this);
     UDAX_RETURN_IF_ERROR(CheckWritable());
     UDAX_RETURN_IF_ERROR(LoadExtents(inode));
-    alloc_end = inode->d.size;
-    if (!inode->extents.by_file.empty()) {
-      const auto& [key, e] = *inode->extents.by_file.rbegin();
-      alloc_end = std::max(alloc_end, (key + e.len) * au);
-    }
+    size = inode->d.size;
+    data_end = std::max(size, FileDataEnd(*inode));
+    // (A writable direct map may store past EOF in its last page at any time.)
+    clean = inode->past_eof_clean && inode->map_writers.load() == 0;
   }
-  if (!inode->past_eof_clean) {
-    // Stores a crash or a dead holder left past EOF, the tail of a shrunk file: a view
-    // shows every byte up to its limit, and one past the old EOF must read zero. Without
-    // mu_ (it may be a large preallocation): the extent map changes only under rw
-    // exclusive, which we hold.
-    UDAX_RETURN_IF_ERROR(ZeroMapped(*inode, inode->d.size, alloc_end));
-    inode->past_eof_clean = true;
-  }
+  // A view shows every byte up to its limit, and one past the old EOF must read zero:
+  // the tail of the AU holding EOF always (a shrink, a map's store left it), every
+  // allocated byte past EOF unless known zero (what a crash or a dead holder left).
+  // Without mu_ (it may be a large preallocation): the extent map changes only under rw
+  // exclusive, which we hold.
+  UDAX_RETURN_IF_ERROR(ZeroMapped(*inode, size, clean ? std::min(data_end, (size + au - 1) / au * au) : data_end));
   MetaLock lock(this);
   UDAX_RETURN_IF_ERROR(CheckWritable());
-  const uint64_t size = inode->d.size;
-  const uint64_t start = (size + au - 1) / au * au;
-  const uint64_t end = std::min((start + bytes + au - 1) / au * au, MaxFileSize() / au * au);
+  inode->past_eof_clean = true;
+  inode->views_appended = true;
+  // From the AU holding EOF (a hole there, after a truncate up, would stop the views at
+  // the size).
+  const uint64_t start = size / au * au;
+  const uint64_t end = std::min((size + bytes + au - 1) / au * au, MaxFileSize() / au * au);
   if (end > start) {
     // Past EOF: no mtime (nothing the file shows changed), as fallocate KEEP_SIZE of
-    // XFS's speculative preallocation does not.
+    // XFS's speculative preallocation does not. All or nothing (AllocateHoles checks the
+    // room first): without room the views get none, and FUSE writes past EOF.
+    std::vector<std::pair<uint64_t, uint64_t>> holes;
+    for (uint64_t a = start / au; a < end / au;) {
+      uint64_t run;
+      if (MapAu(*inode, a, end / au - a, &run) == 0) holes.emplace_back(a * au, (a + run) * au);
+      a += run;
+    }
     Status st = AllocateHoles(inode, start / au, end / au);
     Status committed = CommitStep(inode);
     if (st.ok()) st = committed;
-    if (st.code() == ENOSPC) st = Status::Ok();  // what fitted stays; the rest goes to FUSE
+    if (st.code() == ENOSPC) st = Status::Ok();
     UDAX_RETURN_IF_ERROR(st);
-    inode->reserve_from = std::min(inode->reserve_from, start);
-    inode->reserve_to = std::max(inode->reserve_to, end);
+    // Freed at the last writer's end -- only the holes this filled: a preallocation of
+    // the program's that was there already stays.
+    // (Those it did not fill, out of room, are holes still: freeing them does nothing.)
+    inode->reserved.insert(inode->reserved.end(), holes.begin(), holes.end());
   }
   // The views reach as far as the allocation runs on from the size, without a hole.
   uint64_t limit = size;
   for (uint64_t a = size / au;;) {
     uint64_t run;
-    if (a * au >= MaxFileSize() || MapAu(*inode, a, UINT64_MAX / 2, &run) == 0) break;
+    if (a * au >= MaxFileSize() || MapAu(*inode, a, MaxFileSize() / au - a, &run) == 0) break;
     a += run;
     limit = std::min(a * au, MaxFileSize());
   }
@@ -124,19 +150,26 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
 void Filesystem::TrimViewReserve(Inode* inode) {
   const uint64_t au = sb_.au_size;
   MetaLock lock(this);
-  const uint64_t from = std::max(inode->reserve_from, (inode->d.size + au - 1) / au * au);
-  const uint64_t to = inode->reserve_to;
-  inode->reserve_from = UINT64_MAX;
-  inode->reserve_to = 0;
+  const uint64_t eof_au_end = (inode->d.size + au - 1) / au * au;
+  std::vector<std::pair<uint64_t, uint64_t>> reserved = std::move(inode->reserved);
+  inode->reserved.clear();
   inode->view_limit = 0;
-  if (from >= to || shutdown_ || options_.read_only) return;
+  if (reserved.empty() || shutdown_ || options_.read_only) return;
+  // An immutable or append-only file's blocks stay as they are (chattr revoked the views).
+  if (!RefuseImmutableOrAppend(*inode).ok()) return;
   // Nothing maps these bytes: no writable view is left, read views and direct maps end
-  // at the size. A failure leaves them allocated past EOF, as a preallocation.
-  if (!LoadExtents(inode).ok()) return;
-  Status st = PunchHole(inode, from, to - from);
+  // at the size. A failure leaves them allocated past EOF, as a preallocation (logged).
+  Status st = LoadExtents(inode);
+  for (const auto& [from, to] : reserved) {
+    const uint64_t s = std::max(from, eof_au_end);
+    if (st.ok() && s < to) st = PunchHole(inode, s, to - s);
+  }
   Status committed = CommitStep(inode);
-  (void)st;
-  (void)committed;
+  if (st.ok()) st = committed;
+  if (!st.ok()) {
+    fprintf(stderr, "udaxfs: inode %llu: the space reserved past EOF stays allocated: %s\n",
+            static_cast<unsigned long long>(inode->ino), st.message().c_str());
+  }
 }
 
 }  // namespace udax

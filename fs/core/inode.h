@@ -72,15 +72,20 @@ struct Inode {
   // under either.
   //  - view_limit: how far live writable views' extents reach; the size they publish on
   //    the write page is taken only up to it. At most the size when none may extend.
-  //  - [reserve_from, reserve_to): bytes reservations allocated, freed past EOF when the
-  //    last writable view ends (XFS trims its speculative preallocation at close so).
-  //  - past_eof_clean: every allocated byte past the size is known to be zero, so a view
-  //    may show it as such. False after a load (a crash may have left unannounced stores
-  //    there), a shrinking truncate or collapse, a store abandoned by a dead holder, and a
-  //    writable direct map (stores past EOF in its last page).
+  //  - reserved: the file byte ranges reservations allocated (holes they filled), freed
+  //    past EOF when the last writable view ends (XFS trims its speculative
+  //    preallocation at close so); forgotten by the program's own fallocate.
+  //  - past_eof_clean: every allocated AU past the one holding EOF is known to be zero,
+  //    so a view may show it as such (the tail of the AU holding EOF is zeroed by whoever
+  //    grows the file or reserves). False after a load (a crash may have left
+  //    unannounced stores there), a shrinking truncate or collapse, and a store
+  //    abandoned by a dead or killed holder; made true by zeroing them, or by finding
+  //    none allocated (ZeroPastEof).
   uint64_t view_limit = 0;
-  uint64_t reserve_from = UINT64_MAX;
-  uint64_t reserve_to = 0;
+  // A reservation was made since the inode was loaded: the kernel's size of it may lag
+  // (O_APPEND writes go at the daemon's end: Filesystem::Write).
+  bool views_appended = false;
+  std::vector<std::pair<uint64_t, uint64_t>> reserved;
   std::atomic<bool> past_eof_clean{false};  // also set false under mu_ alone (a map)
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)

@@ -53,7 +53,7 @@ void StoreThroughView(const TestImage& img, const Filesystem::ReadView& view, ui
 }
 
 TEST(ViewReserve, AWritableViewGetsZeroedSpacePastEofAndItsStoresPublishTheSize) {
-  TestImage img;
+  TestImage img(256ull << 20);  // room: a reservation takes at most a sixteenth of it
   auto fs = img.Mount();
   std::vector<bool> revokes;
   fs->set_revoke_hook([&](uint64_t, uint64_t, uint64_t, bool views_only) {
@@ -216,6 +216,68 @@ TEST(ViewReserve, StaleBytesPastEofNeverShow) {
   Must(fs->Write(f, want.size(), "y", 1));
   EXPECT_TRUE(read_all(f));
   fs->Release(f);
+}
+
+// From a review: the attribute blob (at file AU kXattrFileAu, past the largest file) is
+// not space past EOF; the program's own preallocation is not the views' to free; a holder
+// killed inside a store leaves bytes past EOF that must not show; a sparse AU holding EOF
+// still gets room; a view that cannot carry every reserved extent reaches less far.
+TEST(ViewReserve, AttributesPreallocationsAndKilledHoldersAreLeftAlone) {
+  TestImage img;
+  uint64_t ino = 0;
+  const uint64_t big = 64 * 4096;
+  {
+    auto fs = img.Mount();
+    fs->set_revoke_hook([](uint64_t, uint64_t, uint64_t, bool) { return Status::Ok(); });
+    const uint64_t au = fs->superblock().au_size;
+    auto [e, f] = Must(fs->Create(kRootIno, "f", 0644, O_RDWR, kRoot));
+    ino = f->ino;
+    ASSERT_OK(fs->SetXattr(ino, "user.big", std::string(6000, 'x'), 0, kRoot));  // out of line
+    ASSERT_OK(fs->Fallocate(f, FALLOC_FL_KEEP_SIZE, 0, big));  // the program's
+    Must(fs->Write(f, 0, "abc", 3));
+    auto view = Must(fs->PrepareReadView(f, 64, true, kMiB));
+    EXPECT_GE(view.limit, big);
+    {
+      WritePage page(view.write_page_fd);
+      page.Publish(4096);
+      // A holder killed inside a store past EOF: begin moved, end never did.
+      __atomic_fetch_add(page.words + UDAX_WRITE_PAGE_BEGIN_OFFSET / 8, 1, __ATOMIC_SEQ_CST);
+      StoreThroughView(img, view, big + 8192, std::string(4096, 'K'));
+    }
+    // A truncate (which revokes the views first) grows the file over those bytes.
+    SetAttrIn in;
+    in.size = true;
+    in.attr.st_size = static_cast<off_t>(big + 3 * 4096);
+    Must(fs->SetAttr(ino, in));
+    std::string buf(4096, '\1');
+    EXPECT_EQ(Must(fs->Read(f, big + 8192, 4096, buf.data())), 4096u);
+    EXPECT_EQ(buf, std::string(4096, '\0'));
+    fs->EndReadView(f, true);
+    // The preallocation the program made stays whole.
+    EXPECT_GE(AllocatedBytes(fs.get(), ino), big);
+    // A sparse AU holding EOF: the views still get room past it.
+    in.attr.st_size = static_cast<off_t>(4 * kMiB + 100);
+    Must(fs->SetAttr(ino, in));
+    auto sparse = Must(fs->PrepareReadView(f, 64, true, kMiB));
+    EXPECT_GT(sparse.limit, sparse.size);
+    fs->EndReadView(f, true);
+    // A view that cannot carry every extent past EOF stops short instead of failing.
+    auto [e2, other] = Must(fs->Create(kRootIno, "other", 0644, O_RDWR, kRoot));
+    auto g = Must(fs->Create(kRootIno, "g", 0644, O_RDWR, kRoot)).second;
+    Must(fs->Write(g, 0, "g", 1));
+    Must(fs->Write(other, 0, std::string(au, 'o').data(), au));  // right after g's AU
+    auto one = Must(fs->PrepareReadView(g, 1, true, kMiB));
+    EXPECT_EQ(one.extents.size(), 1u);
+    EXPECT_GE(one.limit, one.size);
+    EXPECT_EQ(one.limit, one.extents[0].file_offset + one.extents[0].length);
+    fs->EndReadView(g, true);
+    fs->Release(other);
+    fs->Release(g);
+    fs->Release(f);
+    ASSERT_OK(fs->Unmount());
+  }
+  auto fs = img.Mount();
+  EXPECT_EQ(Must(fs->GetXattr(ino, "user.big")), std::string(6000, 'x'));
 }
 
 }  // namespace

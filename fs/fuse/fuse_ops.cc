@@ -301,9 +301,16 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
     // at the daemon's end of the file, not the kernel's, which may be behind what the
     // preload shim appended without it (Filesystem::Write).
     const bool append = (fi->flags & O_APPEND) && !fi->writepage;
+    uint64_t written_at = static_cast<uint64_t>(off);
     auto n = Fs(req).Write(FileOf(fi), static_cast<uint64_t>(off), buf, size,
-                           drop ? &*drop : nullptr, append);
+                           drop ? &*drop : nullptr, append, &written_at);
     if (!n.ok()) return (void)fuse_reply_err(req, n.status().code());
+    // Not where the kernel put it: its size (and, through the size and mtime, the pages
+    // it cached at its offset) is asked for again at the next stat or read. Attributes
+    // only: dropping pages from here deadlocks against the write (see SetOpenFlags).
+    if (written_at != static_cast<uint64_t>(off) && Ctx(req).session) {
+      fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
+    }
     AfterPrivDrop(req, ino, drop ? &*drop : nullptr);
     if ((HandleOf(fi)->flags & O_DIRECT) && !fi->writepage) {
       FileOf(fi)->direct_written.store(true);  // see SetOpenFlags
