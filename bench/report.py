@@ -56,8 +56,8 @@ MMAP_GOALS = [
     ("mmap write via direct-map shim >= 0.9 x tmpfs", "seqwrite-shim-1j", "seqwrite-mmap-1j"),
 ]
 # The POSIX I/O goals of issue 21: fio's psync engine under the shim (the "pshim" rows)
-# against tmpfs's psync job. Reads are served from read views; writes still go through
-# FUSE (their goals stay MISS until the shim serves them).
+# against tmpfs's psync job. Reads are served from read views, overwrites and appends
+# through writable views; writes into holes (randwrite on a fresh file) go through FUSE.
 PSHIM_GOALS = [
     (f"{what} via shim >= 1.0 x tmpfs ({nj}j)", f"{test}-pshim-{nj}j", f"{test}-psync-{nj}j")
     for test, what in (("randread", "random 4 KiB read"), ("randwrite", "random 4 KiB write"),
