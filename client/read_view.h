@@ -88,6 +88,7 @@ struct ReadView : std::enable_shared_from_this<ReadView> {
   bool writable = false;
   bool sync = false;    // every write durable before it returns (-o sync, chattr +S)
   bool devdax = false;  // stores reach media by a cache flush (else the page cache's msync)
+  bool size_limited = false;  // RLIMIT_FSIZE was set at grant: no stores past EOF
   struct Extent {
     uint64_t file_offset, phys, length;  // file [file_offset, +length) is region [phys, ...)
   };

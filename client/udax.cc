@@ -810,6 +810,9 @@ std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t res
   v->writable = writable;
   v->sync = reply.value("sync", false);
   v->fork_generation = ::fork_generation.load();
+  // Checked once a view, not once a write past EOF (a system call each): a program that
+  // lowers its limit while it writes keeps storing past EOF until its next view.
+  v->size_limited = writable && FileSizeLimited();
   const int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   void* words = SysMmap(nullptr, UDAX_VIEW_PAGE_SIZE, PROT_READ, MAP_SHARED, page_fd, 0);
   void* write_words = SysMmap(nullptr, UDAX_VIEW_PAGE_SIZE, prot, MAP_SHARED, write_page_fd, 0);
@@ -1116,7 +1119,7 @@ ssize_t WriteToView(ReadView& view, const void* buf, size_t n, uint64_t off, boo
   // with it, but is not durable before the next fsync -- not what O_DSYNC promises -- and
   // RLIMIT_FSIZE is the kernel's to enforce (SIGXFSZ).
   bool beyond = false;
-  if (off + n > ViewSize(view, &beyond) && (durable || view.sync || FileSizeLimited())) return kUseKernel;
+  if (off + n > ViewSize(view, &beyond) && (durable || view.sync || view.size_limited)) return kUseKernel;
   if (!AllAllocated(view, off, off + n)) return kUseKernel;  // a hole: FUSE allocates
   if (view.has_bad.load(std::memory_order_acquire)) {
     // A write over bad media moves it (whole units) or fails: the daemon's to decide.
