@@ -191,8 +191,13 @@ def drive(path, reference, shim, ops, seed):
                           (step, who, op["op"], first_difference(got, want), len(got), len(want)))
                     return 1
     finally:
-        child.stdin.close()
-        child.wait()
+        try:
+            child.stdin.close()
+        except BrokenPipeError:
+            pass
+        # How the preloaded child ended, when it did not end well (a signal: -N).
+        if child.wait() != 0:
+            print("the preloaded child exited with status %d" % child.returncode, file=sys.stderr)
     print("%d operations, no mismatch" % ops)
     print("by kind:", " ".join("%s=%d" % kv for kv in sorted(counts.items())), file=sys.stderr)
     return 0
