@@ -69,7 +69,8 @@ struct Inode {
   std::atomic<bool> direct_stores_unflushed{false};
   // Space past EOF that writable views may store into (appends served in the program,
   // issue 21; fs_view_reserve.cc). Changed with rw exclusive and mu_ both held; read
-  // under either.
+  // under either (past_eof_clean: changed under rw exclusive, with or without mu_, so an
+  // atomic).
   //  - view_limit: how far live writable views' extents reach; the size they publish on
   //    the write page is taken only up to it. At most the size when none may extend.
   //  - reserved: the file byte ranges reservations allocated (holes they filled), freed
@@ -86,7 +87,7 @@ struct Inode {
   // (O_APPEND writes go at the daemon's end: Filesystem::Write).
   bool views_appended = false;
   std::vector<std::pair<uint64_t, uint64_t>> reserved;
-  std::atomic<bool> past_eof_clean{false};  // also set false under mu_ alone (a map)
+  std::atomic<bool> past_eof_clean{false};
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)
   bool freed = false;     // released on media; drop from the cache when unreferenced

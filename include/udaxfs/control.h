@@ -65,8 +65,9 @@
  *     mtime and ctime when it sees the count move (stat, fsync, the view's end).
  *   {"op": "view", "prot": "rw", "reserve": BYTES} -> a writable view that may also write
  *                           past the end: the daemon allocates (zeroed) space past EOF,
- *                           about BYTES of it, unless live writable views already have
- *                           room there, and the reply's "limit" (>= "size") says how far
+ *                           about BYTES of it (at most 1 GiB and a sixteenth of the free
+ *                           space), unless live writable views already have room there,
+ *                           and the reply's "limit" (>= "size") says how far
  *                           the view's extents reach. A store that ends past the size
  *                           raises UDAX_WRITE_PAGE_SIZE_OFFSET to its end (an atomic
  *                           maximum, inside the store's bracket); the daemon takes that word,
@@ -74,9 +75,9 @@
  *                           fsync, the view's end and before any change of the file
  *                           (no request per write). Every view reads min(word, "limit")
  *                           as the size when it is larger than "size"; a read view past its
- *                           "size" reads through FUSE. The space left past EOF when the
- *                           last writable view ends is freed. Without room (ENOSPC) the
- *                           reply's "limit" is the size.
+ *                           "size" reads through FUSE. The holes reservations filled are
+ *                           freed past EOF when the last writable view ends. Without
+ *                           room (ENOSPC) the reply's "limit" is the size.
  * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
  * permission on the target (the image or device), as opening it would. */
 #ifndef UDAXFS_CONTROL_H_
