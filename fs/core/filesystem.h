@@ -617,6 +617,9 @@ class Filesystem {
   // (lazily persisted, as a FUSE overwrite's).
   void StampViewWrites(Inode* inode) REQUIRES(mu_);
   Result<ReadView> PrepareViewLocked(Inode* inode, size_t max_extents, bool writable);
+  // Why no writable view (nor reservation) of `inode` may be had: a read-only mount, an
+  // immutable or append-only file, a set-user/group-ID one (EPERM).
+  Status RefuseViewWriter(const Inode& inode) REQUIRES(mu_);
   // --- space past EOF for writable views (fs_view_reserve.cc) ---
   // The size stat and reads see: the inode's, or further when writable views stored past
   // it (the end they published, never past view_limit). REQUIRES inode->rw or mu_.

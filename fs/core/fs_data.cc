@@ -697,12 +697,7 @@ Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t ma
     if (reserve > 0) {
       {
         MetaLock lock(this);  // views PrepareViewLocked refuses reserve nothing
-        UDAX_RETURN_IF_ERROR(CheckWritable());
-        UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
-        const uint32_t mode = inode->d.mode;
-        if ((mode & S_ISUID) || ((mode & S_ISGID) && (mode & S_IXGRP))) {
-          return Status::Error(EPERM, "set-user/group-ID file: writes go through FUSE");
-        }
+        UDAX_RETURN_IF_ERROR(RefuseViewWriter(*inode));
       }
       UDAX_RETURN_IF_ERROR(ReserveForViews(inode, reserve));
     }
@@ -721,16 +716,7 @@ Result<Filesystem::ReadView> Filesystem::PrepareViewLocked(Inode* inode, size_t 
   const uint64_t au = sb_.au_size;
   if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
   MetaLock lock(this);
-  if (writable) {
-    UDAX_RETURN_IF_ERROR(CheckWritable());
-    UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(*inode));
-    // A write by anyone but the owner drops these bits, in the write's transaction: the
-    // FUSE path does that, stores in the holder's process cannot.
-    const uint32_t mode = inode->d.mode;
-    if ((mode & S_ISUID) || ((mode & S_ISGID) && (mode & S_IXGRP))) {
-      return Status::Error(EPERM, "set-user/group-ID file: writes go through FUSE");
-    }
-  }
+  if (writable) UDAX_RETURN_IF_ERROR(RefuseViewWriter(*inode));
   ReadView view;
   view.sync = options_.sync || (inode->d.attr_flags & kAttrSync);
   // A writable view reaches as far as the space reserved past EOF (fs_view_reserve.cc);
@@ -771,6 +757,18 @@ Result<Filesystem::ReadView> Filesystem::PrepareViewLocked(Inode* inode, size_t 
     inode->direct_stores_unflushed.store(true);  // after the count: see Fsync
   }
   return view;
+}
+
+Status Filesystem::RefuseViewWriter(const Inode& inode) {
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(RefuseImmutableOrAppend(inode));
+  // A write by anyone but the owner drops these bits, in the write's transaction: the
+  // FUSE path does that, stores in the holder's process cannot.
+  const uint32_t mode = inode.d.mode;
+  if ((mode & S_ISUID) || ((mode & S_ISGID) && (mode & S_IXGRP))) {
+    return Status::Error(EPERM, "set-user/group-ID file: writes go through FUSE");
+  }
+  return Status::Ok();
 }
 
 void Filesystem::EndReadView(Inode* inode, bool writable) {
