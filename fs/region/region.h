@@ -150,6 +150,11 @@ class Region {
     fault_listener_ = std::move(listener);
   }
 
+  // Where [off, off+n) may hold anything but zeros, clipped to it: all of it, but on an
+  // emulated image only its data (SEEK_DATA): a punched-out page reads zeros without
+  // being read -- which would allocate it in the image. Ascending.
+  virtual std::vector<RegionRange> MaybeNonZeroIn(uint64_t off, uint64_t n) const { return {{off, n}}; }
+
   // --- known-bad media (every target) ---
   // The bad byte ranges overlapping [off, off+n), clipped to it: the announced emulated
   // poison of an image and the latent poison found since, or on a device what

@@ -324,6 +324,27 @@ Status Pmem2Region::WriteThroughFd(uint64_t off, const void* src, size_t n, bool
   return Status::Ok();
 }
 
+std::vector<RegionRange> Pmem2Region::MaybeNonZeroIn(uint64_t off, uint64_t n) const {
+  // ZeroSafe punches an emulated image's pages out: what is a hole there reads zeros.
+  if (kind_ != RegionKind::kEmulated || n == 0) return {{off, n}};
+  std::vector<RegionRange> out;
+  const uint64_t end = off + n;
+  for (uint64_t pos = off; pos < end;) {
+    const off_t data = lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // no data from pos on
+      out.push_back({pos, end - pos});  // cannot tell: all of it may be data
+      break;
+    }
+    if (static_cast<uint64_t>(data) >= end) break;
+    off_t hole = lseek(fd_, data, SEEK_HOLE);
+    const uint64_t stop = hole < 0 ? end : std::min(end, static_cast<uint64_t>(hole));
+    out.push_back({static_cast<uint64_t>(data), stop - static_cast<uint64_t>(data)});
+    pos = stop;
+  }
+  return out;
+}
+
 Status Pmem2Region::ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) {
   if (read_only_) return ReadOnlyStatus("zero");
   UDAX_RETURN_IF_ERROR(CheckRange("zero", off, n));

@@ -42,6 +42,7 @@ class Pmem2Region final : public Region {
   Status WriteSafe(uint64_t off, const void* src, size_t n, bool persist,
                    MediaFault* fault) override;
   Status ZeroSafe(uint64_t off, size_t n, bool persist, MediaFault* fault) override;
+  std::vector<RegionRange> MaybeNonZeroIn(uint64_t off, uint64_t n) const override;
   Status Persist(uint64_t off, size_t n) override;
   Status Flush(uint64_t off, size_t n) override;
   void Drain() override;

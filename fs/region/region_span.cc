@@ -626,6 +626,12 @@ bool SpanRegion::AnyBadIn(const char* op, uint64_t off, uint64_t n, AnyIn any_in
   return any || data_lost_.FirstOverlap(off, n).has_value();
 }
 
+std::vector<RegionRange> SpanRegion::MaybeNonZeroIn(uint64_t off, uint64_t n) const {
+  // As the bad ranges are gathered: a lost device (and lost data) may be anything.
+  return BadIn("data", off, n,
+               [](const Region& r, uint64_t at, uint64_t len) { return r.MaybeNonZeroIn(at, len); });
+}
+
 std::vector<RegionRange> SpanRegion::KnownBadIn(uint64_t off, uint64_t n) const {
   return BadIn("known bad", off, n,
                [](const Region& r, uint64_t at, uint64_t len) { return r.KnownBadIn(at, len); });

@@ -64,6 +64,7 @@ class SpanRegion final : public Region {
   Status Flush(uint64_t off, size_t n) override;
   void Drain() override;
 
+  std::vector<RegionRange> MaybeNonZeroIn(uint64_t off, uint64_t n) const override;
   std::vector<RegionRange> KnownBadIn(uint64_t off, uint64_t n) const override;
   bool HasKnownBad(uint64_t off, uint64_t n) const override;
   bool AnyKnownBad() const override;

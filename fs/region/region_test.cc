@@ -219,6 +219,26 @@ TEST_F(RegionTest, LargeWritesOnTmpfsStoreThroughTheMapping) {
   EXPECT_EQ(via_fd, second);
 }
 
+// What may hold data: an emulated image's punched pages (ZeroSafe) are not read for it.
+TEST_F(RegionTest, MaybeNonZeroSkipsAnImagesPunchedPages) {
+  auto region = MustCreate(64 * kPage);
+  ASSERT_NE(region, nullptr);
+  const std::vector<uint8_t> data = Pattern(64 * kPage, 4);
+  ASSERT_OK(region->WriteSafe(0, data.data(), data.size(), true));
+  ASSERT_OK(region->ZeroSafe(16 * kPage, 32 * kPage, true));
+  const std::vector<uint8_t> page = Pattern(kPage, 5);
+  ASSERT_OK(region->WriteSafe(20 * kPage, page.data(), page.size(), true));
+  const std::vector<RegionRange> maybe = region->MaybeNonZeroIn(8 * kPage, 48 * kPage);
+  ASSERT_EQ(maybe.size(), 3u);
+  EXPECT_EQ(maybe[0].offset, 8 * kPage);
+  EXPECT_EQ(maybe[0].length, 8 * kPage);
+  EXPECT_EQ(maybe[1].offset, 20 * kPage);
+  EXPECT_EQ(maybe[1].length, kPage);
+  EXPECT_EQ(maybe[2].offset, 48 * kPage);
+  EXPECT_EQ(maybe[2].length, 8 * kPage);
+  EXPECT_TRUE(region->MaybeNonZeroIn(24 * kPage, 8 * kPage).empty());
+}
+
 TEST_F(RegionTest, CreateSizeLeavesExistingFileAlone) {
   ASSERT_NE(MustCreate(16 * kPage), nullptr);
   RegionOptions options;
