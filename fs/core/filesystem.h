@@ -426,8 +426,19 @@ class Filesystem {
   // allocated, zeroed, unless live writable views already have about that much there; the
   // view's extents then reach `limit`, and its stores past the size publish the new size
   // on the write page (fs_view_reserve.cc). Without room the view gets none (limit = size).
+  // `ask` (writable only):
+  //  - reserve_at: where past EOF the reservation starts (a write that leaves a gap past
+  //    EOF: the gap stays a hole); 0 or at most the size: at the size;
+  //  - [fill_offset, fill_offset+fill_length): file bytes below the size whose holes the
+  //    holder wants to write into: allocated, zeroed, within a budget (FillForViews); the
+  //    view then maps them.
+  struct ViewAsk {  // (no member initializers: `= {}` below zeroes it)
+    uint64_t reserve_at;
+    uint64_t fill_offset;
+    uint64_t fill_length;
+  };
   Result<ReadView> PrepareReadView(Inode* inode, size_t max_extents, bool writable = false,
-                                   uint64_t reserve = 0);
+                                   uint64_t reserve = 0, ViewAsk ask = {});
   // Each successful PrepareReadView is ended by one call (with the same `writable`), when
   // that view's lease ends: the last one voids and drops the file's view page.
   void EndReadView(Inode* inode, bool writable = false);
@@ -632,11 +643,27 @@ class Filesystem {
   // Every view of the file was revoked and has stopped storing (rw exclusive, NOT mu_):
   // takes the size they published and starts the word afresh; none may extend any more.
   void ViewsRevoked(Inode* inode) EXCLUDES(mu_);
-  // PrepareReadView's reservation. REQUIRES inode->rw exclusive, NOT mu_.
-  Status ReserveForViews(Inode* inode, uint64_t bytes) EXCLUDES(mu_);
+  // PrepareReadView's reservation: `bytes` from `at` (from the size when `at` is at most
+  // the size). REQUIRES inode->rw exclusive, NOT mu_.
+  Status ReserveForViews(Inode* inode, uint64_t bytes, uint64_t at = 0) EXCLUDES(mu_);
+  // PrepareReadView's fill: the holes of file AUs under [offset, offset+length), clipped
+  // to the size, allocated and zeroed. REQUIRES inode->rw exclusive, NOT mu_.
+  Status FillForViews(Inode* inode, uint64_t offset, uint64_t length) EXCLUDES(mu_);
   // The last writable view ended (or none came of a reservation): frees what
-  // reservations left past EOF. REQUIRES inode->rw exclusive, NOT mu_.
+  // reservations left past EOF, and the AUs fills allocated that are still all zeros.
+  // REQUIRES inode->rw exclusive, NOT mu_.
   void TrimViewReserve(Inode* inode) EXCLUDES(mu_);
+  // TrimViewReserve's part for reservations (REQUIRES inode->rw exclusive, NOT mu_).
+  void TrimReserved(Inode* inode) EXCLUDES(mu_);
+  // TrimViewReserve's part for fills: punches the AUs of `filled` that read all zeros.
+  // REQUIRES inode->rw exclusive, NOT mu_.
+  void TrimViewFills(Inode* inode, const std::vector<std::pair<uint64_t, uint64_t>>& filled) EXCLUDES(mu_);
+  // Of the file AUs mapped under byte ranges `ranges`, those that read all zeros, as
+  // byte ranges (a run of them is one); an AU that cannot be read is not among them.
+  // REQUIRES inode->rw exclusive (the extents loaded), NOT mu_ (it reads them all).
+  std::vector<std::pair<uint64_t, uint64_t>> ZeroAuRuns(const Inode& inode,
+                                                        const std::vector<std::pair<uint64_t, uint64_t>>& ranges)
+      EXCLUDES(mu_);
   // The end of the file's last data extent (its attribute blob is not data). REQUIRES
   // inode->rw or mu_.
   uint64_t FileDataEnd(const Inode& inode) const;
@@ -698,6 +725,8 @@ class Filesystem {
   // Maps zeroed AUs into every hole of file AUs [from, to), in steps of TxnBudget.
   Status AllocateHoles(Inode* inode, uint64_t from, uint64_t to) REQUIRES(mu_);
   uint64_t CountHoleAus(const Inode& inode, uint64_t from, uint64_t to) const;
+  // The holes among file AUs [from, to), as file byte ranges.
+  std::vector<std::pair<uint64_t, uint64_t>> HoleRanges(const Inode& inode, uint64_t from, uint64_t to) const;
   // Zeroes, durably and in place, the mapped bytes of file bytes [from, to).
   Status ZeroMapped(const Inode& inode, uint64_t from, uint64_t to);
   // Zeroes the bytes past EOF in the last AU, which truncation leaves stale: a shift

@@ -689,21 +689,28 @@ Result<std::vector<BmapExtent>> Filesystem::PrepareDirectMap(Inode* inode, uint6
 }
 
 Result<Filesystem::ReadView> Filesystem::PrepareReadView(Inode* inode, size_t max_extents,
-                                                         bool writable, uint64_t reserve) {
+                                                         bool writable, uint64_t reserve,
+                                                         ViewAsk ask) {
   if (shutdown_) return Status::IoError("filesystem is shut down");
   // A writable view changes view_writers, which FUSE reads test under rw shared.
   if (writable) {
     WriterLock rw(&inode->rw);
-    if (reserve > 0) {
+    const bool allocates = reserve > 0 || ask.fill_length > 0;
+    if (allocates) {
       {
-        MetaLock lock(this);  // views PrepareViewLocked refuses reserve nothing
+        MetaLock lock(this);  // views PrepareViewLocked refuses reserve or fill nothing
         UDAX_RETURN_IF_ERROR(RefuseViewWriter(*inode));
       }
-      UDAX_RETURN_IF_ERROR(ReserveForViews(inode, reserve));
+      Status st = ask.fill_length > 0 ? FillForViews(inode, ask.fill_offset, ask.fill_length) : Status::Ok();
+      if (st.ok() && reserve > 0) st = ReserveForViews(inode, reserve, ask.reserve_at);
+      if (!st.ok()) {
+        if (inode->view_writers.load() == 0) TrimViewReserve(inode);
+        return st;
+      }
     }
     Result<ReadView> view = PrepareViewLocked(inode, max_extents, true);
-    // A reservation no view came of is not left for good (nor its limit).
-    if (!view.ok() && reserve > 0 && inode->view_writers.load() == 0) TrimViewReserve(inode);
+    // A reservation or fill no view came of is not left for good (nor its limit).
+    if (!view.ok() && allocates && inode->view_writers.load() == 0) TrimViewReserve(inode);
     return view;
   }
   ReaderLock rw(&inode->rw);

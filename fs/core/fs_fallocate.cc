@@ -121,6 +121,16 @@ class CopyLocks {
   bool exclusive_in_;
 };
 
+// Takes file bytes [from, to) out of a list of byte ranges.
+void RemoveRange(std::vector<std::pair<uint64_t, uint64_t>>* ranges, uint64_t from, uint64_t to) {
+  std::vector<std::pair<uint64_t, uint64_t>> kept;
+  for (const auto& [s, e] : *ranges) {
+    if (s < from) kept.emplace_back(s, std::min(e, from));
+    if (e > to) kept.emplace_back(std::max(s, to), e);
+  }
+  *ranges = std::move(kept);
+}
+
 }  // namespace
 
 Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len,
@@ -159,8 +169,15 @@ Status Filesystem::Fallocate(Inode* inode, int mode, uint64_t off, uint64_t len,
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   // A preallocation the program asked for is kept: what writable views reserved past EOF
   // is not freed at their end any more (fs_view_reserve.cc). (A punch frees it anyway.)
+  // So is a fill's space under the range (and, when offsets move, all of it).
   if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
     inode->reserved.clear();
+    if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+      inode->filled.clear();
+    } else {
+      const uint64_t au = sb_.au_size;
+      RemoveRange(&inode->filled, off / au * au, (off + len + au - 1) / au * au);
+    }
   }
   Status st;
   if (mode & FALLOC_FL_PUNCH_HOLE) {
@@ -285,6 +302,18 @@ uint64_t Filesystem::CountHoleAus(const Inode& inode, uint64_t from, uint64_t to
   for (uint64_t a = from; a < to;) {
     uint64_t run;
     if (MapAu(inode, a, to - a, &run) == 0) holes += run;
+    a += run;
+  }
+  return holes;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Filesystem::HoleRanges(const Inode& inode, uint64_t from,
+                                                                  uint64_t to) const {
+  const uint64_t au = sb_.au_size;
+  std::vector<std::pair<uint64_t, uint64_t>> holes;
+  for (uint64_t a = from; a < to;) {
+    uint64_t run;
+    if (MapAu(inode, a, to - a, &run) == 0) holes.emplace_back(a * au, (a + run) * au);
     a += run;
   }
   return holes;

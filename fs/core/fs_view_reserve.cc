@@ -20,6 +20,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <vector>
 
 #include "fs/core/filesystem.h"
 
@@ -29,6 +31,12 @@ namespace {
 
 // The largest reservation a view gets at once: the shim doubles its asks as a file grows.
 constexpr uint64_t kMaxViewReserve = uint64_t{1} << 30;
+// The most a file's fills may hold at once (until the last writable view's end trims
+// them): a program writing sparsely over a huge file gets no more zeroed space than
+// this before its writes into holes go to FUSE.
+constexpr uint64_t kMaxViewFill = uint64_t{1} << 30;
+
+bool AllZero(const char* p, size_t n) { return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0); }
 
 }  // namespace
 
@@ -71,7 +79,7 @@ uint64_t Filesystem::FileDataEnd(const Inode& inode) const {
   return (it->first + it->second.len) * sb_.au_size;
 }
 
-Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
+Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes, uint64_t at) {
   const uint64_t au = sb_.au_size;
   FoldViewSize(inode);
   {
@@ -81,12 +89,13 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
     // Never more than a sixteenth of the free space: reservations are not reclaimed when
     // the filesystem fills (XFS's are), so they must not be what fills it.
     bytes = std::min({bytes, kMaxViewReserve, FreeAus() / 16 * au});
-    // Live writable views with about that much room past EOF already: share it.
-    if (inode->view_writers.load() > 0 && inode->view_limit > inode->d.size &&
+    // Live writable views with about that much room past EOF already: share it (an
+    // append; one from further on wants its own).
+    if (at <= inode->d.size && inode->view_writers.load() > 0 && inode->view_limit > inode->d.size &&
         inode->view_limit - inode->d.size >= bytes / 2) {
       return Status::Ok();
     }
-    if (inode->d.size >= MaxFileSize() || bytes == 0) return Status::Ok();
+    if (std::max(at, inode->d.size) >= MaxFileSize() || bytes == 0) return Status::Ok();
   }
   // What past EOF changes (zeroed, allocated) must not be under a live view's store.
   UDAX_RETURN_IF_ERROR(RevokeViews(inode));
@@ -112,19 +121,16 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
   inode->past_eof_clean = true;
   inode->views_appended = true;
   // From the AU holding EOF (a hole there, after a truncate up, would stop the views at
-  // the size).
-  const uint64_t start = size / au * au;
-  const uint64_t end = std::min((size + bytes + au - 1) / au * au, MaxFileSize() / au * au);
+  // the size), or from the AU holding `at`: the gap before it stays a hole, which reads
+  // zeros as one past EOF must, and is reserved in its turn if written into.
+  const uint64_t base = std::max(size, at);
+  const uint64_t start = base / au * au;
+  const uint64_t end = std::min((base + bytes + au - 1) / au * au, MaxFileSize() / au * au);
   if (end > start) {
     // Past EOF: no mtime (nothing the file shows changed), as fallocate KEEP_SIZE of
     // XFS's speculative preallocation does not. All or nothing (AllocateHoles checks the
     // room first): without room the views get none, and FUSE writes past EOF.
-    std::vector<std::pair<uint64_t, uint64_t>> holes;
-    for (uint64_t a = start / au; a < end / au;) {
-      uint64_t run;
-      if (MapAu(*inode, a, end / au - a, &run) == 0) holes.emplace_back(a * au, (a + run) * au);
-      a += run;
-    }
+    const std::vector<std::pair<uint64_t, uint64_t>> holes = HoleRanges(*inode, start / au, end / au);
     Status st = AllocateHoles(inode, start / au, end / au);
     Status committed = CommitStep(inode);
     if (st.ok()) st = committed;
@@ -135,9 +141,10 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
     // (Those it did not fill, out of room, are holes still: freeing them does nothing.)
     inode->reserved.insert(inode->reserved.end(), holes.begin(), holes.end());
   }
-  // The views reach as far as the allocation runs on from the size, without a hole.
+  // The views reach as far as the allocation runs on from where it started, without a
+  // hole (holes before it read zeros in the views, and are not stored into).
   uint64_t limit = size;
-  for (uint64_t a = size / au;;) {
+  for (uint64_t a = start / au;;) {
     uint64_t run;
     if (a * au >= MaxFileSize() || MapAu(*inode, a, MaxFileSize() / au - a, &run) == 0) break;
     a += run;
@@ -148,6 +155,24 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes) {
 }
 
 void Filesystem::TrimViewReserve(Inode* inode) {
+  const uint64_t au = sb_.au_size;
+  std::vector<std::pair<uint64_t, uint64_t>> filled;
+  {
+    MetaLock lock(this);
+    filled = std::move(inode->filled);
+    inode->filled.clear();
+    // What reservations allocated that the size now covers is like a fill: the stores
+    // skipped parts of it (a write far past EOF leaves a hole through FUSE, too).
+    const uint64_t eof_au_end = (inode->d.size + au - 1) / au * au;
+    for (const auto& [from, to] : inode->reserved) {
+      if (from < eof_au_end) filled.emplace_back(from, std::min(to, eof_au_end));
+    }
+  }
+  TrimReserved(inode);
+  TrimViewFills(inode, filled);
+}
+
+void Filesystem::TrimReserved(Inode* inode) {
   const uint64_t au = sb_.au_size;
   MetaLock lock(this);
   const uint64_t eof_au_end = (inode->d.size + au - 1) / au * au;
@@ -168,6 +193,125 @@ void Filesystem::TrimViewReserve(Inode* inode) {
   if (st.ok()) st = committed;
   if (!st.ok()) {
     fprintf(stderr, "udaxfs: inode %llu: the space reserved past EOF stays allocated: %s\n",
+            static_cast<unsigned long long>(inode->ino), st.message().c_str());
+  }
+}
+
+}  // namespace udax
+
+namespace udax {
+
+Status Filesystem::FillForViews(Inode* inode, uint64_t offset, uint64_t length) {
+  const uint64_t au = sb_.au_size;
+  FoldViewSize(inode);
+  uint64_t from = 0, to = 0;
+  {
+    MetaLock lock(this);
+    UDAX_RETURN_IF_ERROR(CheckWritable());
+    if (!S_ISREG(inode->d.mode)) return Status::InvalidArgument("not a regular file");
+    UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+    // Below the size only (past it is a reservation's), in whole AUs.
+    const uint64_t size = std::min(inode->d.size, MaxFileSize());
+    if (offset >= size) return Status::Ok();
+    const uint64_t end = offset + std::min(length, size - offset);
+    from = offset / au;
+    to = (end + au - 1) / au;
+    // Within the file's budget and a sixteenth of the free space (as a reservation):
+    // asked for more, the view gets none, and FUSE writes into those holes.
+    uint64_t outstanding = 0;
+    for (const auto& [s, e] : inode->filled) outstanding += e - s;
+    const uint64_t budget = std::min(kMaxViewFill - std::min(outstanding, kMaxViewFill), FreeAus() / 16 * au);
+    const uint64_t holes = CountHoleAus(*inode, from, to);
+    if (holes == 0 || holes > budget / au) return Status::Ok();
+  }
+  // Other views show these holes as anonymous zeros, which the holder's stores will not
+  // reach: they go first (as for any allocation).
+  UDAX_RETURN_IF_ERROR(RevokeViews(inode));
+  MetaLock lock(this);
+  UDAX_RETURN_IF_ERROR(CheckWritable());
+  UDAX_RETURN_IF_ERROR(LoadExtents(inode));
+  // No mtime: the file reads as before (zeros), as for a reservation.
+  std::vector<std::pair<uint64_t, uint64_t>> holes = HoleRanges(*inode, from, std::min(to, kXattrFileAu));
+  Status st = AllocateHoles(inode, from, to);
+  Status committed = CommitStep(inode);
+  if (st.ok()) st = committed;
+  // Recorded whatever came of it: a partial allocation is trimmed like a whole one (a
+  // hole it did not fill is not punched again).
+  inode->filled.insert(inode->filled.end(), holes.begin(), holes.end());
+  if (st.code() == ENOSPC) st = Status::Ok();  // the holes left go to FUSE
+  return st;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Filesystem::ZeroAuRuns(
+    const Inode& inode, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  const uint64_t au = sb_.au_size;
+  const uint64_t chunk_aus = std::max<uint64_t>(1, (uint64_t{1} << 20) / au);
+  std::vector<char> buf(au);
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  auto add = [&](uint64_t s) {
+    if (!runs.empty() && runs.back().second == s) {
+      runs.back().second = s + au;
+    } else {
+      runs.emplace_back(s, s + au);
+    }
+  };
+  for (const auto& [from, to] : ranges) {
+    for (uint64_t a = from / au; a < to / au;) {
+      uint64_t run;
+      const uint64_t phys = MapAu(inode, a, to / au - a, &run);
+      for (uint64_t i = 0; phys != 0 && i < run;) {
+        const uint64_t k = std::min(run - i, chunk_aus);
+        // Only what may hold data is read (an emulated image's holes are zeros); bad
+        // media (or a device gone) fails the read: those AUs stay as they are.
+        const std::vector<RegionRange> data = region_->MaybeNonZeroIn((phys + i) * au, k * au);
+        auto d = data.begin();
+        for (uint64_t j = 0; j < k; ++j) {
+          const uint64_t at = (phys + i + j) * au;
+          if (region_->HasEmulatedPoison(at, au)) continue;  // bad media stays where it is
+          while (d != data.end() && d->end() <= at) ++d;
+          const bool maybe_data = d != data.end() && d->offset < at + au;
+          if (!maybe_data || (region_->ReadSafe(at, buf.data(), au).ok() && AllZero(buf.data(), au))) {
+            add((a + i + j) * au);
+          }
+        }
+        i += k;
+      }
+      a += run;
+    }
+  }
+  return runs;
+}
+
+void Filesystem::TrimViewFills(Inode* inode, const std::vector<std::pair<uint64_t, uint64_t>>& filled) {
+  if (filled.empty()) return;
+  auto trimmable = [&] {
+    // A writable direct map may store into them at any time; an immutable or append-only
+    // file's blocks stay as they are.
+    return !shutdown_ && !options_.read_only && inode->map_writers.load() == 0 &&
+           RefuseImmutableOrAppend(*inode).ok();
+  };
+  {
+    MetaLock lock(this);
+    if (!trimmable() || !LoadExtents(inode).ok()) return;
+  }
+  // Without mu_ (up to kMaxViewFill is read): the extent map changes only under rw
+  // exclusive, which we hold, and no writer is left to store there.
+  const std::vector<std::pair<uint64_t, uint64_t>> zero = ZeroAuRuns(*inode, filled);
+  if (zero.empty()) return;
+  // Read views and direct maps of them go first: the AUs are freed.
+  if (!Revoke(inode, zero.front().first, zero.back().second).ok()) return;
+  MetaLock lock(this);
+  if (!trimmable()) return;
+  Status st = LoadExtents(inode);
+  for (const auto& [s, e] : zero) {
+    if (!st.ok()) break;
+    st = PunchHole(inode, s, e - s);
+    if (st.ok() && txn_.log_bytes() > TxnBudget()) st = CommitStep(inode);
+  }
+  Status committed = CommitStep(inode);
+  if (st.ok()) st = committed;
+  if (!st.ok()) {
+    fprintf(stderr, "udaxfs: inode %llu: space filled for writes into holes stays allocated: %s\n",
             static_cast<unsigned long long>(inode->ino), st.message().c_str());
   }
 }

@@ -76,6 +76,10 @@ struct Inode {
   //  - reserved: the file byte ranges reservations allocated (holes they filled), freed
   //    past EOF when the last writable view ends (XFS trims its speculative
   //    preallocation at close so); forgotten by the program's own fallocate.
+  //  - filled: the file byte ranges fills allocated below the size (holes the shim wrote
+  //    into, FillForViews); their AUs still all zeros when the last writable view ends
+  //    are punched again (the file stays as sparse as what was written); forgotten, as
+  //    `reserved`, by the program's own fallocate.
   //  - past_eof_clean: every allocated AU past the one holding EOF is known to be zero,
   //    so a view may show it as such (the tail of the AU holding EOF is zeroed by whoever
   //    grows the file or reserves). False after a load (a crash may have left
@@ -87,6 +91,7 @@ struct Inode {
   // (O_APPEND writes go at the daemon's end: Filesystem::Write).
   bool views_appended = false;
   std::vector<std::pair<uint64_t, uint64_t>> reserved;
+  std::vector<std::pair<uint64_t, uint64_t>> filled;
   std::atomic<bool> past_eof_clean{false};
   bool dirty = false;     // `d` has changes (times) not yet on media
   bool orphan = false;    // on the media orphan list (unlinked, still referenced)

@@ -280,5 +280,92 @@ TEST(ViewReserve, AttributesPreallocationsAndKilledHoldersAreLeftAlone) {
   EXPECT_EQ(Must(fs->GetXattr(ino, "user.big")), std::string(6000, 'x'));
 }
 
+// Writes into holes (fs_view_reserve.cc, FillForViews): the holes of the chunk asked for
+// are allocated zeroed below the size, other views are revoked first, and at the last
+// writer's end the AUs that stayed zeros are punched (after a revoke of their maps),
+// while written ones, and the program's own preallocation, stay.
+TEST(ViewFill, HolesAreFilledBelowTheSizeAndWhatStaysZeroIsPunchedAtTheLastWritersEnd) {
+  TestImage img(256ull << 20);
+  auto fs = img.Mount();
+  struct Revoked {
+    uint64_t from, to;
+    bool views_only;
+  };
+  std::vector<Revoked> revokes;
+  fs->set_revoke_hook([&](uint64_t, uint64_t from, uint64_t to, bool views_only) {
+    revokes.push_back({from, to, views_only});
+    return Status::Ok();
+  });
+  const uint64_t au = fs->superblock().au_size;
+  auto [e, f] = Must(fs->Create(kRootIno, "sparse", 0644, O_RDWR, kRoot));
+  SetAttrIn in;
+  in.size = true;
+  in.attr.st_size = static_cast<off_t>(4 * kMiB + 100);
+  Must(fs->SetAttr(f->ino, in));
+  Must(fs->Write(f, 0, "head", 4));
+  auto reader = Must(fs->PrepareReadView(f, 64));  // another holder's read view
+  const size_t before = revokes.size();
+  // [1 MiB, 2 MiB) and a second ask reaching past the size (clipped to it).
+  auto view = Must(fs->PrepareReadView(f, 64, true, 0, {0, kMiB, kMiB}));
+  ASSERT_GT(revokes.size(), before);
+  EXPECT_TRUE(revokes.back().views_only);  // the read view went first
+  EXPECT_EQ(view.size, 4 * kMiB + 100);
+  EXPECT_EQ(view.limit, view.size);
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), au + kMiB);
+  auto second = Must(fs->PrepareReadView(f, 64, true, 0, {0, 4 * kMiB, 8 * kMiB}));
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 2 * au + kMiB);  // only the AU holding EOF
+  EXPECT_EQ(Must(fs->GetAttr(f->ino)).st_size, 4 * kMiB + 100);  // the size never moves
+  // A fill that reads anything but zeros would show stale bytes: it reads zeros.
+  std::string buf(kMiB, 'x');
+  EXPECT_EQ(Must(fs->Read(f, kMiB, kMiB, buf.data())), kMiB);
+  EXPECT_EQ(buf, std::string(kMiB, '\0'));
+  StoreThroughView(img, second, kMiB + 5 * au + 7, "data");
+  // The program's own preallocation over part of the fill keeps that part.
+  ASSERT_OK(fs->Fallocate(f, FALLOC_FL_KEEP_SIZE, kMiB + 8 * au, 2 * au));
+  fs->EndReadView(f, true);  // not the last writer: nothing punched yet
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 2 * au + kMiB);
+  revokes.clear();
+  fs->EndReadView(f, true);
+  // The AU written, the preallocation (two) and the AU holding "head": the filled one
+  // holding EOF stayed zeros too.
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 4 * au);
+  ASSERT_FALSE(revokes.empty());  // maps of the punched AUs went first
+  EXPECT_FALSE(revokes.back().views_only);
+  EXPECT_LE(revokes.back().from, kMiB);
+  EXPECT_GE(revokes.back().to, 2 * kMiB);
+  EXPECT_EQ(Must(fs->Read(f, kMiB + 5 * au + 7, 4, buf.data())), 4u);
+  EXPECT_EQ(buf.substr(0, 4), "data");
+  fs->EndReadView(f);  // the reader's
+  fs->Release(f);
+}
+
+TEST(ViewFill, AFillPastTheBudgetOrOnAReadOnlyViewGetsNothing) {
+  TestImage img(64ull << 20);
+  auto fs = img.Mount();
+  fs->set_revoke_hook([](uint64_t, uint64_t, uint64_t, bool) { return Status::Ok(); });
+  const uint64_t au = fs->superblock().au_size;
+  auto [e, f] = Must(fs->Create(kRootIno, "sparse", 0644, O_RDWR, kRoot));
+  SetAttrIn in;
+  in.size = true;
+  in.attr.st_size = static_cast<off_t>(32 * kMiB);
+  Must(fs->SetAttr(f->ino, in));
+  // More than a sixteenth of the free space: the view comes without it.
+  auto view = Must(fs->PrepareReadView(f, 64, true, 0, {0, 0, 32 * kMiB}));
+  EXPECT_TRUE(view.extents.empty());
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 0u);
+  fs->EndReadView(f, true);
+  // Within it, it is filled; a read view never fills.
+  auto read = Must(fs->PrepareReadView(f, 64, false, 0, {0, 0, kMiB}));
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 0u);
+  fs->EndReadView(f);
+  auto small = Must(fs->PrepareReadView(f, 64, true, 0, {0, 0, kMiB}));
+  EXPECT_EQ(small.extents.size(), 1u);
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), kMiB);
+  fs->EndReadView(f, true);
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 0u);  // nothing written: all punched again
+  (void)au;
+  fs->Release(f);
+}
+
 }  // namespace
 }  // namespace udax

@@ -61,6 +61,22 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
         return Status::InvalidArgument("view's reserve needs prot \"rw\" (space to write past EOF)");
       }
     }
+    if (req.contains("at")) {
+      if (!Unsigned(req, "at", &out.reserve_at) || out.reserve == 0) {
+        return Status::InvalidArgument("view's at must be an unsigned offset, with a reserve");
+      }
+    }
+    if (req.contains("fill")) {
+      const auto& fill = req["fill"];
+      if (!fill.is_array() || fill.size() != 2 || !fill[0].is_number_unsigned() || !fill[1].is_number_unsigned()) {
+        return Status::InvalidArgument("view's fill must be [offset, length], unsigned numbers of bytes");
+      }
+      out.fill_offset = fill[0].get<uint64_t>();
+      out.fill_length = fill[1].get<uint64_t>();
+      if (out.fill_length > 0 && !out.writable) {
+        return Status::InvalidArgument("view's fill needs prot \"rw\" (holes to write into)");
+      }
+    }
   } else if (op == "remove-device") {
     out.op = ControlOp::kRemoveDevice;
     if (!Unsigned(req, "device", &out.device) || out.device >= 64) {
@@ -138,6 +154,8 @@ nlohmann::json ControlRequestToJson(const ControlRequest& req) {
       if (req.writable) j["prot"] = "rw";
       if (req.compact_extents) j["extents"] = "compact";
       if (req.reserve > 0) j["reserve"] = req.reserve;
+      if (req.reserve > 0 && req.reserve_at > 0) j["at"] = req.reserve_at;
+      if (req.fill_length > 0) j["fill"] = {req.fill_offset, req.fill_length};
       return j;
     }
     case ControlOp::kVerify:

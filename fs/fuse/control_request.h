@@ -37,6 +37,12 @@ struct ControlRequest {
   bool compact_extents = false;
   // kView, writable only: bytes past EOF to reserve for appends ("reserve").
   uint64_t reserve = 0;
+  // kView, with a reserve: where past EOF it starts ("at"; 0: at the size).
+  uint64_t reserve_at = 0;
+  // kView, writable only: file bytes [fill_offset, fill_offset+fill_length) whose holes
+  // below the size to allocate for writes into them ("fill": [offset, length]).
+  uint64_t fill_offset = 0;
+  uint64_t fill_length = 0;
   // kMap: "devices": "many", a client that maps each extent through the descriptor of
   // its own device (a file on several devices of a multi-device filesystem).
   bool many_devices = false;

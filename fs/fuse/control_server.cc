@@ -660,9 +660,10 @@ nlohmann::json ControlServer::View(Client* c, const ControlRequest& req, std::ve
   NewLease lease = StartLease(c, fds, 0, UINT64_MAX, req.writable, /*view=*/true);
   if (lease.pin == nullptr) return lease.failure;
   auto view = [&] {
-    // A reservation revokes the file's views (this one's extents are read after it).
+    // A reservation or fill revokes the file's views (this one's extents are read after it).
     LeaseTable::PreparingOnThisThread preparing(lease.id);
-    return info_.fs->PrepareReadView(lease.pin, kMaxViewExtents, req.writable, req.reserve);
+    return info_.fs->PrepareReadView(lease.pin, kMaxViewExtents, req.writable, req.reserve,
+                                     {req.reserve_at, req.fill_offset, req.fill_length});
   }();
   if (!view.ok()) {
     info_.leases->Remove(lease.id, c->peer.pid);

@@ -77,7 +77,18 @@
  *                           as the size when it is larger than "size"; a read view past its
  *                           "size" reads through FUSE. The holes reservations filled are
  *                           freed past EOF when the last writable view ends. Without
- *                           room (ENOSPC) the reply's "limit" is the size.
+ *                           room (ENOSPC) the reply's "limit" is the size. With "at":
+ *                           OFFSET past EOF, the space starts at the AU holding OFFSET
+ *                           (the gap before it stays a hole, read as zeros).
+ *   {"op": "view", "prot": "rw", "fill": [OFFSET, LENGTH]} -> a writable view whose
+ *                           holes under file bytes [OFFSET, OFFSET+LENGTH), clipped to the
+ *                           size, are allocated zeroed first (the file's other views are
+ *                           revoked): the preload shim's writes into holes. At most a
+ *                           sixteenth of the free space, and 1 GiB a file until the last
+ *                           writable view ends; asked for more, the view comes without.
+ *                           The size and times do not move. When the last writable view
+ *                           ends, what fills and reservations allocated below the size
+ *                           and still reads all zeros is punched again.
  * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
  * permission on the target (the image or device), as opening it would. */
 #ifndef UDAXFS_CONTROL_H_
