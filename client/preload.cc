@@ -91,6 +91,20 @@ void* MaybeDirect(void* addr, size_t len, int prot, int flags, int fd, off_t off
 
 using udax_client::ReadView;
 
+// Space asked for past EOF, as DAX filesystems preallocate: it doubles with each ask
+// (the daemon caps it at 1 GiB). A write that leaves a gap past EOF larger than the
+// next ask (a random writer extending a file) goes to FUSE, which leaves a hole there:
+// the gap is filled in chunks (below) if it is written into, not zeroed whole now.
+constexpr uint64_t kFirstReserve = uint64_t{1} << 20;
+constexpr uint64_t kMaxReserve = uint64_t{256} << 20;
+// A write into a hole asks for the aligned chunk around it to be allocated (zeroed), as
+// XFS's extent size hints do: doubling with each ask, so that writes scattered over a
+// sparse file make few asks, and halved for good when the daemon refuses one (its
+// budget is a sixteenth of the free space); the daemon trims what stayed zero at the
+// view's end.
+constexpr uint64_t kFirstFill = uint64_t{1} << 20;
+constexpr uint64_t kMaxFill = uint64_t{64} << 20;
+
 // A readable descriptor of a udaxfs file, opened through the shim. Descriptors made from
 // it by dup share it (they share the file position too).
 struct TrackedFile {
@@ -133,6 +147,9 @@ struct TrackedFile {
   bool size_known = false;         // GUARDED_BY(mu): ... once there was one
   uint64_t next_reserve = 0;       // GUARDED_BY(mu): the last space asked for past EOF
   uint32_t reserve_cool_down = 0;  // GUARDED_BY(mu): writes past EOF to leave to the kernel
+  uint64_t next_fill = 0;          // GUARDED_BY(mu): the last chunk asked for around a hole
+  uint64_t fill_cap = kMaxFill;    // GUARDED_BY(mu): ... and the largest to ask for
+  uint32_t fill_cool_down = 0;     // GUARDED_BY(mu): writes into holes to leave to the kernel
 };
 
 // Refusals that will not change for this descriptor.
@@ -377,16 +394,11 @@ ssize_t ServeRead(int fd, TrackedFile& f, void* buf, size_t n, uint64_t off) {
 ssize_t SysPwrite(int fd, const void* buf, size_t n, off_t off);
 ssize_t SysPwritev(int fd, const iovec* iov, int cnt, off_t off);
 
-// Space asked for past EOF, as DAX filesystems preallocate: it doubles with each ask
-// (the daemon caps it at 1 GiB); a write further past EOF than kFarPastEof is not worth
-// the zeroed space between and goes to FUSE, which leaves a hole.
-constexpr uint64_t kFirstReserve = uint64_t{1} << 20;
-constexpr uint64_t kMaxReserve = uint64_t{256} << 20;
-constexpr uint64_t kFarPastEof = uint64_t{64} << 20;
 
 // Stores buf into file bytes [off, off+n) of `f` through a writable view: n, or
-// kUseKernel (a hole, bad media, no view, no room past EOF: FUSE does it). A write past
-// the end asks for a view with space reserved there (appends served in the program).
+// kUseKernel (bad media, no view, no room past EOF or in a hole: FUSE does it). A write
+// past the end asks for a view with space reserved there (appends served in the
+// program), one into a hole for a view with the chunk around it filled.
 ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t off) {
   const bool durable = f.flags.load(std::memory_order_relaxed) & O_DSYNC;
   for (int attempt = 0; attempt < 4; ++attempt) {
@@ -395,7 +407,14 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
       std::lock_guard<std::mutex> lock(f.mu);
       if (!f.writable || f.write_refused) return udax_client::kUseKernel;
       const bool usable = f.view && f.view->writable && !f.view->revoked.load(std::memory_order_relaxed);
-      if (usable && off + n <= f.view->limit) {
+      // Into a hole below the limit: a view with it filled (a chunk around it) is asked
+      // for, unless the last ask got none.
+      const bool hole = usable && off + n <= f.view->limit && !udax_client::AllAllocated(*f.view, off, off + n);
+      if (hole && f.fill_cool_down > 0) {
+        --f.fill_cool_down;
+        return udax_client::kUseKernel;
+      }
+      if (usable && off + n <= f.view->limit && !hole) {
         view = f.view;
       } else {
         // A few writes after a view that served few go to FUSE (someone keeps changing
@@ -412,23 +431,37 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
         // (Before any view the size is unknown: the first view comes without a reservation,
         // and a write past its end asks again.)
         const bool past_eof = (usable || f.size_known) && off + n > known;
-        // Durable with its size (O_DSYNC) only through FUSE; far past EOF, or just after
-        // an ask that got no room (a full filesystem), too.
-        if (past_eof && (durable || off > known + kFarPastEof || f.reserve_cool_down > 0)) {
+        // Durable with its size (O_DSYNC) only through FUSE; just after an ask that got
+        // no room (a full filesystem), too.
+        if (past_eof && (durable || f.reserve_cool_down > 0)) {
           if (f.reserve_cool_down > 0) --f.reserve_cool_down;
           return udax_client::kUseKernel;
         }
         if (!TableIsOurs() || !SameOpenFile(fd, f.shadow)) return udax_client::kUseKernel;
-        uint64_t reserve = 0;
+        uint64_t reserve = 0, reserve_at = 0;
         if (past_eof) {
           f.next_reserve = std::clamp(2 * f.next_reserve, kFirstReserve, kMaxReserve);
-          reserve = std::max(f.next_reserve, (off + n - known + kFirstReserve - 1) / kFirstReserve * kFirstReserve);
+          // A gap past EOF larger than the ask (a random writer extending the file): the
+          // aligned chunk holding the write, as a fill; the gap stays a hole.
+          if (off > known + f.next_reserve) reserve_at = std::max(known, off / f.next_reserve * f.next_reserve);
+          const uint64_t base = std::max(known, reserve_at);
+          reserve = std::max(f.next_reserve, (off + n - base + kFirstReserve - 1) / kFirstReserve * kFirstReserve);
+        }
+        uint64_t fill_offset = 0, fill_length = 0;
+        if (hole && !past_eof) {
+          // The aligned chunk holding the write (the daemon keeps to the size).
+          f.next_fill = std::clamp(2 * f.next_fill, kFirstFill, f.fill_cap);
+          fill_offset = off / f.next_fill * f.next_fill;
+          fill_length = std::max(f.next_fill, off + n - fill_offset);
         }
         const int saved = errno;
         int err = 0;
-        f.view.reset();
+        // The view replaced lives until the new one is granted: were it the file's last
+        // writable view, its end would trim the space earlier asks reserved or filled.
+        std::shared_ptr<ReadView> replaced = std::move(f.view);
         f.wants_write = true;
-        f.view = udax_client::OpenView(f.shadow, true, &err, reserve);
+        f.view = udax_client::OpenView(f.shadow, true, &err, reserve, reserve_at, fill_offset, fill_length);
+        replaced.reset();
         errno = saved;
         f.reads_on_view = 0;
         f.writes_on_view = 0;
@@ -445,7 +478,27 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
         f.size_known = true;
         if (off + n > f.view->limit) {
           if (reserve == 0) continue;  // the first view: now the size is known
-          f.reserve_cool_down = 64;  // no room (or not all of it) past EOF: FUSE writes it
+          // Not all of it (the daemon caps an ask): FUSE writes this one, and the holes it
+          // leaves are filled. No room at all (a full filesystem): FUSE for a while.
+          if (f.view->limit <= f.known_size) f.reserve_cool_down = 64;
+          f.next_reserve = 0;
+          return udax_client::kUseKernel;
+        }
+        if (!udax_client::AllAllocated(*f.view, off, off + n)) {
+          if (fill_length == 0 && reserve == 0) continue;  // the first view: now the holes are known
+          if (fill_length == 0) {  // a reservation that left it a hole (shared, or short)
+            f.next_reserve = 0;
+            return udax_client::kUseKernel;
+          }
+          // Not filled (past the daemon's budget, a full filesystem): a smaller chunk at
+          // once, and after the smallest FUSE writes holes for a while.
+          if (f.next_fill > kFirstFill) {
+            f.fill_cap = f.next_fill / 2;
+            f.next_fill = f.next_fill / 4;  // (doubled at the next ask)
+            continue;
+          }
+          f.next_fill = 0;
+          f.fill_cool_down = 64;
           return udax_client::kUseKernel;
         }
         view = f.view;

@@ -118,12 +118,19 @@ struct ReadView : std::enable_shared_from_this<ReadView> {
 
 // Asks the daemon of `fd`'s mount for a view of the file, writable or not; `reserve`
 // (writable): bytes past EOF to store appends into (the reply's limit says how many it
-// got: maybe none, on a full filesystem). On refusal
+// got: maybe none, on a full filesystem), from `reserve_at` past EOF when that is
+// further (a write that leaves a gap: it stays a hole); [fill_offset, fill_offset+fill_length)
+// (writable): file bytes below the size whose holes to allocate for writes into them
+// (AllAllocated says whether they were: maybe not, past the daemon's budget). On refusal
 // returns null and sets *err (-EACCES: no permission on the region, or the descriptor is
 // not open for it; -EPERM: a set-ID, immutable or append-only file (writable); -EXDEV:
 // not udaxfs; -E2BIG: too fragmented; -EAGAIN: the file changed meanwhile; -ENOTCONN: no
 // daemon).
-std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve = 0);
+std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve = 0, uint64_t reserve_at = 0,
+                                   uint64_t fill_offset = 0, uint64_t fill_length = 0);
+
+// Whether file bytes [off, end) are all allocated in the view (no hole to fill).
+bool AllAllocated(const ReadView& view, uint64_t off, uint64_t end);
 
 // The file's size as `view` knows it: its size at grant, or further where writable views
 // (this process's or another's) stored past it, up to its limit. *beyond: the file is

@@ -767,7 +767,8 @@ bool ViewUsable(const ReadView& view) {
          __atomic_load_n(view.words + UDAX_VIEW_GEN_OFFSET / 8, __ATOMIC_ACQUIRE) == view.gen;
 }
 
-std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve) {
+std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve, uint64_t reserve_at,
+                                   uint64_t fill_offset, uint64_t fill_length) {
   // The largest file a view shows: address space is finite (128 TiB), files need not be.
   constexpr uint64_t kMaxViewBytes = uint64_t{1} << 40;
   // How much of a devdax view is made present at once (MADV_POPULATE_READ), instead of a
@@ -795,6 +796,8 @@ std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t res
   nlohmann::json request = {{"op", "view"}, {"extents", "compact"}};
   if (writable) request["prot"] = "rw";
   if (writable && reserve > 0) request["reserve"] = reserve;
+  if (writable && reserve > 0 && reserve_at > 0) request["at"] = reserve_at;
+  if (writable && fill_length > 0) request["fill"] = {fill_offset, fill_length};
   *err = RequestLease(st.st_dev, fd, request, 4, &reply, &fds, &conn);
   if (*err != 0) return nullptr;
   int region = fds[0];
@@ -1097,12 +1100,11 @@ ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
   return kUseKernel;  // writes kept overlapping: FUSE takes the file's lock
 }
 
-namespace {
-
-// Whether file bytes [off, end) are all allocated in the view (no hole to fill).
 bool AllAllocated(const ReadView& view, uint64_t off, uint64_t end) {
   return ForEachPiece(view, off, end - off, [](uint64_t, uint64_t phys, uint64_t) { return phys == kHole ? 1 : 0; }) == 0;
 }
+
+namespace {
 
 // Makes [off, off+n) of an image's view durable now (O_DSYNC, -o sync): 0 or -errno.
 int PersistRange(ReadView& view, uint64_t off, size_t n) {
