@@ -56,8 +56,8 @@ MMAP_GOALS = [
     ("mmap write via direct-map shim >= 0.9 x tmpfs", "seqwrite-shim-1j", "seqwrite-mmap-1j"),
 ]
 # The POSIX I/O goals of issue 21: fio's psync engine under the shim (the "pshim" rows)
-# against tmpfs's psync job. Reads are served from read views, overwrites and appends
-# through writable views; writes into holes (randwrite on a fresh file) go through FUSE.
+# against tmpfs's psync job. Reads are served from read views, overwrites, appends and
+# writes into holes (randwrite on a fresh file: fills) through writable views.
 PSHIM_GOALS = [
     (f"{what} via shim >= 1.0 x tmpfs ({nj}j)", f"{test}-pshim-{nj}j", f"{test}-psync-{nj}j")
     for test, what in (("randread", "random 4 KiB read"), ("randwrite", "random 4 KiB write"),
@@ -70,6 +70,15 @@ PSHIM_GOALS = [
 APPEND_GOALS = [(f"4 KiB appends (fsync every 64) via shim >= 3 x FUSE ({nj}j)",
                  f"appendwrite-pshim-{nj}j", f"appendwrite-psync-{nj}j") for nj in (1, 2)]
 APPEND_TARGET = 3.0
+# The FUSE path of issue 21, udaxfs's psync rows: a sequential 1 MiB write (+fsync) at
+# least 1.5x passthrough_ll's, and writes that allocate (a fresh file) within 20% of the
+# same writes over the file laid out before (the rewrite rows).
+FUSE_PATH_GOALS = [("seq 1 MiB write (+fsync) >= 1.5 x passthrough_ll (issue 21)", "seqwrite-psync-1j", 1.5)]
+ALLOC_GOALS = [(f"{what} allocating within 20% of overwriting ({nj}j)", f"{test}-psync-{nj}j", f"{re}-psync-{nj}j")
+               for test, re, what in (("seqwrite", "seqrewrite", "seq 1 MiB write"),
+                                      ("randwrite", "randrewrite", "random 4 KiB write"))
+               for nj in (1, 2)]
+ALLOC_TOLERANCE = 0.2
 RSS_GROWTH_LIMIT_KIB = 64 * 1024
 # Allocating writes scale with threads (issue 18): each 2-job write row at least 1.7x the
 # same row's 1-job figure, and no slower than passthrough_ll's 2-job row, in the same run.
@@ -267,6 +276,15 @@ def build(manifest):
         goals.append({"goal": label, "test": test, "ratio": r, "target": APPEND_TARGET,
                       "status": "n/a" if r is None else ("PASS" if r >= APPEND_TARGET else "MISS"),
                       "note": "udaxfs pshim / psync; against tmpfs: " + ("n/a" if t is None else f"{t:.2f}")})
+    for label, test, target in FUSE_PATH_GOALS:
+        r = ratio(rows[test]["udaxfs"], rows[test][PEER]) if test in rows else None
+        goals.append({"goal": label, "test": test, "ratio": r, "target": target,
+                      "status": "n/a" if r is None else ("PASS" if r >= target else "MISS"), "note": ""})
+    for label, test, over in ALLOC_GOALS:
+        r = ratio(rows[test]["udaxfs"], rows[over]["udaxfs"]) if test in rows and over in rows else None
+        goals.append({"goal": label, "test": test, "ratio": r, "target": 1 - ALLOC_TOLERANCE,
+                      "status": "n/a" if r is None else ("PASS" if r >= 1 - ALLOC_TOLERANCE else "MISS"),
+                      "note": f"udaxfs {test} / {over}"})
     counts = sorted(int(k.split("-")[1]) for k in rss if k.startswith("files-") and k.count("-") == 1)
     stated = [c for c in counts if c > 0]
     want = [1000, 1000000]
