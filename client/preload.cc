@@ -400,6 +400,8 @@ ssize_t SysPwritev(int fd, const iovec* iov, int cnt, off_t off);
 // past the end asks for a view with space reserved there (appends served in the
 // program), one into a hole for a view with the chunk around it filled.
 ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t off) {
+  // Past what a view shows: no ask could make room for it.
+  if (off >= udax_client::kMaxViewBytes || n > udax_client::kMaxViewBytes - off) return udax_client::kUseKernel;
   const bool durable = f.flags.load(std::memory_order_relaxed) & O_DSYNC;
   for (int attempt = 0; attempt < 4; ++attempt) {
     std::shared_ptr<ReadView> view;
@@ -441,9 +443,11 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
         uint64_t reserve = 0, reserve_at = 0;
         if (past_eof) {
           f.next_reserve = std::clamp(2 * f.next_reserve, kFirstReserve, kMaxReserve);
-          // A gap past EOF larger than the ask (a random writer extending the file): the
-          // aligned chunk holding the write, as a fill; the gap stays a hole.
-          if (off > known + f.next_reserve) reserve_at = std::max(known, off / f.next_reserve * f.next_reserve);
+          // A write that leaves a gap past EOF (a random writer extending the file): from
+          // the aligned chunk holding it, as a fill, the gap before it staying a hole; past
+          // the size in any case ("at" beyond EOF tells the daemon the reservation is
+          // written in scattered places, and trimmed as a fill).
+          if (off > known) reserve_at = std::max(known + 1, off / f.next_reserve * f.next_reserve);
           const uint64_t base = std::max(known, reserve_at);
           reserve = std::max(f.next_reserve, (off + n - base + kFirstReserve - 1) / kFirstReserve * kFirstReserve);
         }
@@ -457,8 +461,12 @@ ssize_t ServeWrite(int fd, TrackedFile& f, const void* buf, size_t n, uint64_t o
         const int saved = errno;
         int err = 0;
         // The view replaced lives until the new one is granted: were it the file's last
-        // writable view, its end would trim the space earlier asks reserved or filled.
+        // writable view, its end would trim what earlier asks reserved or filled (the
+        // writes after would fill it again, and again). Settled first: it serves no
+        // more, and its revoke by the ask is acknowledged already, so the daemon does not
+        // wait for our listener thread.
         std::shared_ptr<ReadView> replaced = std::move(f.view);
+        if (replaced) udax_client::SettleView(*replaced);
         f.wants_write = true;
         f.view = udax_client::OpenView(f.shadow, true, &err, reserve, reserve_at, fill_offset, fill_length);
         replaced.reset();

@@ -116,6 +116,9 @@ struct ReadView : std::enable_shared_from_this<ReadView> {
   uint64_t dirty_lo = UINT64_MAX, dirty_hi = 0;  // GUARDED_BY(dirty_mu): stored, not flushed
 };
 
+// The largest file a view shows: address space is finite (128 TiB), files need not be.
+constexpr uint64_t kMaxViewBytes = uint64_t{1} << 40;
+
 // Asks the daemon of `fd`'s mount for a view of the file, writable or not; `reserve`
 // (writable): bytes past EOF to store appends into (the reply's limit says how many it
 // got: maybe none, on a full filesystem), from `reserve_at` past EOF when that is
@@ -128,6 +131,12 @@ struct ReadView : std::enable_shared_from_this<ReadView> {
 // daemon).
 std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve = 0, uint64_t reserve_at = 0,
                                    uint64_t fill_offset = 0, uint64_t fill_length = 0);
+
+// Stops serving from `view` for good (stores in flight end first) and acknowledges its
+// revoke before the daemon asks: a view kept alive while this process asks for its
+// replacement, whose reservation or fill revokes it, then costs the daemon no wait for
+// our listener thread (which a loaded machine may delay past the lease deadline).
+void SettleView(ReadView& view);
 
 // Whether file bytes [off, end) are all allocated in the view (no hole to fill).
 bool AllAllocated(const ReadView& view, uint64_t off, uint64_t end);

@@ -769,8 +769,6 @@ bool ViewUsable(const ReadView& view) {
 
 std::shared_ptr<ReadView> OpenView(int fd, bool writable, int* err, uint64_t reserve, uint64_t reserve_at,
                                    uint64_t fill_offset, uint64_t fill_length) {
-  // The largest file a view shows: address space is finite (128 TiB), files need not be.
-  constexpr uint64_t kMaxViewBytes = uint64_t{1} << 40;
   // How much of a devdax view is made present at once (MADV_POPULATE_READ), instead of a
   // page fault per 4 KiB on first reads. A file-backed one is warmed in the background.
   constexpr uint64_t kPopulateBytes = uint64_t{1} << 30;
@@ -1098,6 +1096,13 @@ ssize_t ReadFromView(ReadView& view, void* buf, size_t n, uint64_t off) {
     return ReadFromView(view, buf, static_cast<size_t>(bad_start - off), off);
   }
   return kUseKernel;  // writes kept overlapping: FUSE takes the file's lock
+}
+
+void SettleView(ReadView& view) {
+  if (view.fork_generation != ::fork_generation.load()) return;  // a parent's
+  RevokeView(&view);  // no store through it from here on (those in flight end first)
+  // Said before it is asked: the daemon reads the acknowledgement when it revokes.
+  if (view.writable && view.sock >= 0) SendJson(view.sock, {{"ack", view.lease}});
 }
 
 bool AllAllocated(const ReadView& view, uint64_t off, uint64_t end) {

@@ -657,7 +657,10 @@ class Filesystem {
   void TrimReserved(Inode* inode) EXCLUDES(mu_);
   // TrimViewReserve's part for fills: punches the AUs of `filled` that read all zeros.
   // REQUIRES inode->rw exclusive, NOT mu_.
-  void TrimViewFills(Inode* inode, const std::vector<std::pair<uint64_t, uint64_t>>& filled) EXCLUDES(mu_);
+  void TrimViewFills(Inode* inode, std::vector<std::pair<uint64_t, uint64_t>> filled) EXCLUDES(mu_);
+  // What fills may still allocate in `inode`: kMaxViewFill less what they hold, and at
+  // most a sixteenth of the free space. REQUIRES mu_.
+  uint64_t FillBudget(const Inode& inode) const REQUIRES(mu_);
   // Of the file AUs mapped under byte ranges `ranges`, those that read all zeros, as
   // byte ranges (a run of them is one); an AU that cannot be read is not among them.
   // REQUIRES inode->rw exclusive (the extents loaded), NOT mu_ (it reads them all).

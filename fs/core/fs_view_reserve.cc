@@ -89,10 +89,14 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes, uint64_t at) {
     // Never more than a sixteenth of the free space: reservations are not reclaimed when
     // the filesystem fills (XFS's are), so they must not be what fills it.
     bytes = std::min({bytes, kMaxViewReserve, FreeAus() / 16 * au});
-    // Live writable views with about that much room past EOF already: share it (an
-    // append; one from further on wants its own).
+    // From further on (a gap left a hole): within the fills' budget too, since the trim
+    // reads what it allocated (an append's is all written, and is not read).
+    if (at > inode->d.size) bytes = std::min(bytes, FillBudget(*inode));
+    // Live writable views with that much room past EOF already: share it (an append; one
+    // from further on wants its own). (The asker's own view, replaced, counts among them:
+    // less room than asked for is what it had.)
     if (at <= inode->d.size && inode->view_writers.load() > 0 && inode->view_limit > inode->d.size &&
-        inode->view_limit - inode->d.size >= bytes / 2) {
+        inode->view_limit - inode->d.size >= bytes) {
       return Status::Ok();
     }
     if (std::max(at, inode->d.size) >= MaxFileSize() || bytes == 0) return Status::Ok();
@@ -140,6 +144,9 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes, uint64_t at) {
     // the program's that was there already stays.
     // (Those it did not fill, out of room, are holes still: freeing them does nothing.)
     inode->reserved.insert(inode->reserved.end(), holes.begin(), holes.end());
+    // One past a gap is written in scattered places, as a fill is: what the size comes to
+    // cover and stays zeros is trimmed as a fill's.
+    if (at > size) inode->filled.insert(inode->filled.end(), holes.begin(), holes.end());
   }
   // The views reach as far as the allocation runs on from where it started, without a
   // hole (holes before it read zeros in the views, and are not stored into).
@@ -155,21 +162,21 @@ Status Filesystem::ReserveForViews(Inode* inode, uint64_t bytes, uint64_t at) {
 }
 
 void Filesystem::TrimViewReserve(Inode* inode) {
-  const uint64_t au = sb_.au_size;
   std::vector<std::pair<uint64_t, uint64_t>> filled;
   {
     MetaLock lock(this);
     filled = std::move(inode->filled);
     inode->filled.clear();
-    // What reservations allocated that the size now covers is like a fill: the stores
-    // skipped parts of it (a write far past EOF leaves a hole through FUSE, too).
-    const uint64_t eof_au_end = (inode->d.size + au - 1) / au * au;
-    for (const auto& [from, to] : inode->reserved) {
-      if (from < eof_au_end) filled.emplace_back(from, std::min(to, eof_au_end));
-    }
   }
-  TrimReserved(inode);
-  TrimViewFills(inode, filled);
+  TrimReserved(inode);  // first: what lies past EOF is freed whatever it holds
+  TrimViewFills(inode, std::move(filled));
+}
+
+uint64_t Filesystem::FillBudget(const Inode& inode) const {
+  const uint64_t au = sb_.au_size;
+  uint64_t outstanding = 0;
+  for (const auto& [s, e] : inode.filled) outstanding += e - s;
+  return std::min(kMaxViewFill - std::min(outstanding, kMaxViewFill), FreeAus() / 16 * au);
 }
 
 void Filesystem::TrimReserved(Inode* inode) {
@@ -218,11 +225,8 @@ Status Filesystem::FillForViews(Inode* inode, uint64_t offset, uint64_t length) 
     to = (end + au - 1) / au;
     // Within the file's budget and a sixteenth of the free space (as a reservation):
     // asked for more, the view gets none, and FUSE writes into those holes.
-    uint64_t outstanding = 0;
-    for (const auto& [s, e] : inode->filled) outstanding += e - s;
-    const uint64_t budget = std::min(kMaxViewFill - std::min(outstanding, kMaxViewFill), FreeAus() / 16 * au);
     const uint64_t holes = CountHoleAus(*inode, from, to);
-    if (holes == 0 || holes > budget / au) return Status::Ok();
+    if (holes == 0 || holes > FillBudget(*inode) / au) return Status::Ok();
   }
   // Other views show these holes as anonymous zeros, which the holder's stores will not
   // reach: they go first (as for any allocation).
@@ -247,6 +251,26 @@ std::vector<std::pair<uint64_t, uint64_t>> Filesystem::ZeroAuRuns(
   const uint64_t au = sb_.au_size;
   const uint64_t chunk_aus = std::max<uint64_t>(1, (uint64_t{1} << 20) / au);
   std::vector<char> buf(au);
+  // Ascending and apart (fills come in the order of the writes, and may overlap), so the
+  // runs come out ascending: the caller revokes from the first to the last.
+  std::vector<std::pair<uint64_t, uint64_t>> merged = ranges;
+  std::sort(merged.begin(), merged.end());
+  size_t kept = 0;
+  for (size_t i = 0; i < merged.size(); ++i) {
+    if (kept > 0 && merged[i].first <= merged[kept - 1].second) {
+      merged[kept - 1].second = std::max(merged[kept - 1].second, merged[i].second);
+    } else {
+      merged[kept++] = merged[i];
+    }
+  }
+  merged.resize(kept);
+  // An AU of data almost always differs from zeros in its first page: read that first.
+  const uint64_t first = std::min<uint64_t>(au, 4096);
+  auto zeros_at = [&](uint64_t at) {
+    return region_->ReadSafe(at, buf.data(), first).ok() && AllZero(buf.data(), first) &&
+           (first == au || (region_->ReadSafe(at + first, buf.data(), au - first).ok() &&
+                            AllZero(buf.data(), au - first)));
+  };
   std::vector<std::pair<uint64_t, uint64_t>> runs;
   auto add = [&](uint64_t s) {
     if (!runs.empty() && runs.back().second == s) {
@@ -255,7 +279,7 @@ std::vector<std::pair<uint64_t, uint64_t>> Filesystem::ZeroAuRuns(
       runs.emplace_back(s, s + au);
     }
   };
-  for (const auto& [from, to] : ranges) {
+  for (const auto& [from, to] : merged) {
     for (uint64_t a = from / au; a < to / au;) {
       uint64_t run;
       const uint64_t phys = MapAu(inode, a, to / au - a, &run);
@@ -267,12 +291,11 @@ std::vector<std::pair<uint64_t, uint64_t>> Filesystem::ZeroAuRuns(
         auto d = data.begin();
         for (uint64_t j = 0; j < k; ++j) {
           const uint64_t at = (phys + i + j) * au;
-          if (region_->HasEmulatedPoison(at, au)) continue;  // bad media stays where it is
+          // Bad media stays where it is (and is not read: a machine check each time).
+          if (region_->HasKnownBad(at, au) || region_->HasEmulatedPoison(at, au)) continue;
           while (d != data.end() && d->end() <= at) ++d;
           const bool maybe_data = d != data.end() && d->offset < at + au;
-          if (!maybe_data || (region_->ReadSafe(at, buf.data(), au).ok() && AllZero(buf.data(), au))) {
-            add((a + i + j) * au);
-          }
+          if (!maybe_data || zeros_at(at)) add((a + i + j) * au);
         }
         i += k;
       }
@@ -282,7 +305,7 @@ std::vector<std::pair<uint64_t, uint64_t>> Filesystem::ZeroAuRuns(
   return runs;
 }
 
-void Filesystem::TrimViewFills(Inode* inode, const std::vector<std::pair<uint64_t, uint64_t>>& filled) {
+void Filesystem::TrimViewFills(Inode* inode, std::vector<std::pair<uint64_t, uint64_t>> filled) {
   if (filled.empty()) return;
   auto trimmable = [&] {
     // A writable direct map may store into them at any time; an immutable or append-only
@@ -290,18 +313,30 @@ void Filesystem::TrimViewFills(Inode* inode, const std::vector<std::pair<uint64_
     return !shutdown_ && !options_.read_only && inode->map_writers.load() == 0 &&
            RefuseImmutableOrAppend(*inode).ok();
   };
+  // Not now: kept for the next last writer's end (a crash or unmount leaves them
+  // allocated, zeros, as a preallocation).
+  auto later = [&] {  // (under mu_)
+    if (!shutdown_ && !options_.read_only) {
+      inode->filled.insert(inode->filled.end(), filled.begin(), filled.end());
+    }
+  };
   {
     MetaLock lock(this);
-    if (!trimmable() || !LoadExtents(inode).ok()) return;
+    if (!trimmable() || !LoadExtents(inode).ok()) return later();
   }
-  // Without mu_ (up to kMaxViewFill is read): the extent map changes only under rw
-  // exclusive, which we hold, and no writer is left to store there.
+  // Without mu_ (at most the fills' budget, and written AUs in a page each): the extent
+  // map changes only under rw exclusive, which we hold, and no writer is left to store
+  // there.
   const std::vector<std::pair<uint64_t, uint64_t>> zero = ZeroAuRuns(*inode, filled);
   if (zero.empty()) return;
-  // Read views and direct maps of them go first: the AUs are freed.
-  if (!Revoke(inode, zero.front().first, zero.back().second).ok()) return;
+  // Read views and direct maps of them go first: the AUs are freed. (From the first run
+  // to the last, ascending: maps of written AUs between are revoked too, and remap.)
+  if (!Revoke(inode, zero.front().first, zero.back().second).ok()) {
+    MetaLock lock(this);
+    return later();
+  }
   MetaLock lock(this);
-  if (!trimmable()) return;
+  if (!trimmable()) return later();
   Status st = LoadExtents(inode);
   for (const auto& [s, e] : zero) {
     if (!st.ok()) break;

@@ -77,9 +77,9 @@ struct Inode {
   //    past EOF when the last writable view ends (XFS trims its speculative
   //    preallocation at close so); forgotten by the program's own fallocate.
   //  - filled: the file byte ranges fills allocated below the size (holes the shim wrote
-  //    into, FillForViews); their AUs still all zeros when the last writable view ends
-  //    are punched again (the file stays as sparse as what was written); forgotten, as
-  //    `reserved`, by the program's own fallocate.
+  //    into, FillForViews), and reservations past a gap ("at"); their AUs that read all
+  //    zeros when the last writable view ends are punched again (the file stays as
+  //    sparse as what was written); the program's own fallocate takes its range out.
   //  - past_eof_clean: every allocated AU past the one holding EOF is known to be zero,
   //    so a view may show it as such (the tail of the AU holding EOF is zeroed by whoever
   //    grows the file or reserves). False after a load (a crash may have left

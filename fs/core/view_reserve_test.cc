@@ -367,5 +367,79 @@ TEST(ViewFill, AFillPastTheBudgetOrOnAReadOnlyViewGetsNothing) {
   fs->Release(f);
 }
 
+// The revoke before the trim covers every AU it punches, whatever order the fills came in;
+// a trim that cannot run now (a writable direct map lives) is kept for the next one.
+TEST(ViewFill, TheTrimRevokesEveryRunItPunchesAndWaitsForWritableMaps) {
+  TestImage img(256ull << 20);
+  auto fs = img.Mount();
+  std::vector<std::pair<uint64_t, uint64_t>> revoked;
+  fs->set_revoke_hook([&](uint64_t, uint64_t from, uint64_t to, bool views_only) {
+    if (!views_only) revoked.emplace_back(from, to);
+    return Status::Ok();
+  });
+  auto [e, f] = Must(fs->Create(kRootIno, "sparse", 0644, O_RDWR, kRoot));
+  SetAttrIn in;
+  in.size = true;
+  in.attr.st_size = static_cast<off_t>(8 * kMiB);
+  Must(fs->SetAttr(f->ino, in));
+  revoked.clear();  // (the truncate's)
+  Must(fs->PrepareReadView(f, 64, true, 0, {0, 5 * kMiB, kMiB}));  // the later chunk first
+  Must(fs->PrepareReadView(f, 64, true, 0, {0, kMiB, kMiB}));
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 2 * kMiB);
+  fs->StartMapWriter(f);  // it may store into them at any time: no trim yet
+  fs->EndReadView(f, true);
+  fs->EndReadView(f, true);
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 2 * kMiB);
+  EXPECT_TRUE(revoked.empty());
+  fs->EndMapWriter(f);
+  Must(fs->PrepareReadView(f, 64, true));
+  fs->EndReadView(f, true);  // the next last writer's end trims them
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), 0u);
+  ASSERT_EQ(revoked.size(), 1u);
+  EXPECT_LE(revoked[0].first, kMiB);
+  EXPECT_GE(revoked[0].second, 6 * kMiB);
+  fs->Release(f);
+}
+
+// A reservation "at" a write past a gap: the gap stays a hole, the views reach past it,
+// and what the size comes to cover and stays zeros is trimmed as a fill's -- while an
+// append's reservation the size covers is kept whole, zeros and all (a program that
+// appends zeros to have the space, as a database's log does, keeps it).
+TEST(ViewReserve, AReservationPastAGapLeavesItAHoleAndAnAppendsZerosStay) {
+  TestImage img(256ull << 20);
+  auto fs = img.Mount();
+  fs->set_revoke_hook([](uint64_t, uint64_t, uint64_t, bool) { return Status::Ok(); });
+  const uint64_t au = fs->superblock().au_size;
+  auto [e, f] = Must(fs->Create(kRootIno, "gap", 0644, O_RDWR, kRoot));
+  auto view = Must(fs->PrepareReadView(f, 64, true, kMiB, {8 * kMiB, 0, 0}));
+  EXPECT_EQ(view.size, 0u);
+  EXPECT_EQ(view.limit, 9 * kMiB);
+  ASSERT_EQ(view.extents.size(), 1u);
+  EXPECT_EQ(view.extents[0].file_offset, 8 * kMiB);
+  {
+    WritePage page(view.write_page_fd);
+    StoreThroughView(img, view, 8 * kMiB + 4 * au, std::string(au, 'g'));
+    page.Publish(8 * kMiB + 5 * au);
+  }
+  fs->EndReadView(f, true);
+  EXPECT_EQ(Must(fs->GetAttr(f->ino)).st_size, static_cast<off_t>(8 * kMiB + 5 * au));
+  EXPECT_EQ(AllocatedBytes(fs.get(), f->ino), au);  // the AU written, nothing else
+  std::string buf(au, 'x');
+  EXPECT_EQ(Must(fs->Read(f, 4 * kMiB, au, buf.data())), au);
+  EXPECT_EQ(buf, std::string(au, '\0'));
+  // An append's reservation, zeros published as data: kept.
+  auto [e2, log] = Must(fs->Create(kRootIno, "log", 0644, O_RDWR, kRoot));
+  auto append = Must(fs->PrepareReadView(log, 64, true, kMiB));
+  {
+    WritePage page(append.write_page_fd);
+    page.Publish(16 * au);  // sixteen AUs of zeros
+  }
+  fs->EndReadView(log, true);
+  EXPECT_EQ(Must(fs->GetAttr(log->ino)).st_size, static_cast<off_t>(16 * au));
+  EXPECT_EQ(AllocatedBytes(fs.get(), log->ino), 16 * au);
+  fs->Release(log);
+  fs->Release(f);
+}
+
 }  // namespace
 }  // namespace udax

@@ -87,8 +87,8 @@
  *                           sixteenth of the free space, and 1 GiB a file until the last
  *                           writable view ends; asked for more, the view comes without.
  *                           The size and times do not move. When the last writable view
- *                           ends, what fills and reservations allocated below the size
- *                           and still reads all zeros is punched again.
+ *                           ends, what fills (and reservations with "at") allocated below
+ *                           the size and reads all zeros is punched again.
  * The daemon learns who is asking from SO_PEERCRED: subscribing needs root or read
  * permission on the target (the image or device), as opening it would. */
 #ifndef UDAXFS_CONTROL_H_
