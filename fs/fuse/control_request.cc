@@ -71,8 +71,8 @@ Result<ControlRequest> ParseControlRequest(std::string_view packet) {
       if (!fill.is_array() || fill.size() != 2 || !fill[0].is_number_unsigned() || !fill[1].is_number_unsigned()) {
         return Status::InvalidArgument("view's fill must be [offset, length], unsigned numbers of bytes");
       }
-      out.fill_offset = fill[0].get<uint64_t>();
       out.fill_length = fill[1].get<uint64_t>();
+      out.fill_offset = out.fill_length > 0 ? fill[0].get<uint64_t>() : 0;  // nothing to fill: nowhere
       if (out.fill_length > 0 && !out.writable) {
         return Status::InvalidArgument("view's fill needs prot \"rw\" (holes to write into)");
       }
