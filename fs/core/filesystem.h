@@ -658,6 +658,10 @@ class Filesystem {
   // TrimViewReserve's part for fills: punches the AUs of `filled` that read all zeros.
   // REQUIRES inode->rw exclusive, NOT mu_.
   void TrimViewFills(Inode* inode, std::vector<std::pair<uint64_t, uint64_t>> filled) EXCLUDES(mu_);
+  // Punches file byte ranges `ranges` (whole AUs) and commits, in steps; a failure leaves
+  // the rest allocated, logged as `what`. REQUIRES mu_, inode->rw exclusive.
+  void PunchTrimmed(Inode* inode, const std::vector<std::pair<uint64_t, uint64_t>>& ranges, const char* what)
+      REQUIRES(mu_);
   // What fills may still allocate in `inode`: kMaxViewFill less what they hold, and at
   // most a sixteenth of the free space. REQUIRES mu_.
   uint64_t FillBudget(const Inode& inode) const REQUIRES(mu_);

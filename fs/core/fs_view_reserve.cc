@@ -191,22 +191,25 @@ void Filesystem::TrimReserved(Inode* inode) {
   if (!RefuseImmutableOrAppend(*inode).ok()) return;
   // Nothing maps these bytes: no writable view is left, read views and direct maps end
   // at the size. A failure leaves them allocated past EOF, as a preallocation (logged).
+  for (auto& [from, to] : reserved) from = std::max(from, eof_au_end);
+  PunchTrimmed(inode, reserved, "the space reserved past EOF");
+}
+
+void Filesystem::PunchTrimmed(Inode* inode, const std::vector<std::pair<uint64_t, uint64_t>>& ranges,
+                              const char* what) {
   Status st = LoadExtents(inode);
-  for (const auto& [from, to] : reserved) {
-    const uint64_t s = std::max(from, eof_au_end);
-    if (st.ok() && s < to) st = PunchHole(inode, s, to - s);
+  for (const auto& [from, to] : ranges) {
+    if (!st.ok()) break;
+    if (from < to) st = PunchHole(inode, from, to - from);
+    if (st.ok() && txn_.log_bytes() > TxnBudget()) st = CommitStep(inode);
   }
   Status committed = CommitStep(inode);
   if (st.ok()) st = committed;
   if (!st.ok()) {
-    fprintf(stderr, "udaxfs: inode %llu: the space reserved past EOF stays allocated: %s\n",
-            static_cast<unsigned long long>(inode->ino), st.message().c_str());
+    fprintf(stderr, "udaxfs: inode %llu: %s stays allocated: %s\n", static_cast<unsigned long long>(inode->ino),
+            what, st.message().c_str());
   }
 }
-
-}  // namespace udax
-
-namespace udax {
 
 Status Filesystem::FillForViews(Inode* inode, uint64_t offset, uint64_t length) {
   const uint64_t au = sb_.au_size;
@@ -337,18 +340,7 @@ void Filesystem::TrimViewFills(Inode* inode, std::vector<std::pair<uint64_t, uin
   }
   MetaLock lock(this);
   if (!trimmable()) return later();
-  Status st = LoadExtents(inode);
-  for (const auto& [s, e] : zero) {
-    if (!st.ok()) break;
-    st = PunchHole(inode, s, e - s);
-    if (st.ok() && txn_.log_bytes() > TxnBudget()) st = CommitStep(inode);
-  }
-  Status committed = CommitStep(inode);
-  if (st.ok()) st = committed;
-  if (!st.ok()) {
-    fprintf(stderr, "udaxfs: inode %llu: space filled for writes into holes stays allocated: %s\n",
-            static_cast<unsigned long long>(inode->ino), st.message().c_str());
-  }
+  PunchTrimmed(inode, zero, "space filled for writes into holes");
 }
 
 }  // namespace udax
