@@ -92,9 +92,9 @@ void* MaybeDirect(void* addr, size_t len, int prot, int flags, int fd, off_t off
 using udax_client::ReadView;
 
 // Space asked for past EOF, as DAX filesystems preallocate: it doubles with each ask
-// (the daemon caps it at 1 GiB). A write that leaves a gap past EOF larger than the
-// next ask (a random writer extending a file) goes to FUSE, which leaves a hole there:
-// the gap is filled in chunks (below) if it is written into, not zeroed whole now.
+// (the daemon caps it at 1 GiB). A write that leaves a gap past EOF (a random writer
+// extending a file) asks for it from the aligned chunk holding the write ("at"): the
+// gap stays a hole, reserved in its turn if written into, not zeroed whole now.
 constexpr uint64_t kFirstReserve = uint64_t{1} << 20;
 constexpr uint64_t kMaxReserve = uint64_t{256} << 20;
 // A write into a hole asks for the aligned chunk around it to be allocated (zeroed), as
