@@ -47,7 +47,8 @@ class BitmapAllocator {
   // Clears allocated bits in `txn` (and in the DRAM mirror).
   void StageFree(Txn* txn, const Run& run);
 
-  bool IsAllocated(uint64_t bit) const { return Get(used_, bit); }
+  // A bit past the map (a damaged image's inode or AU number) is not allocated.
+  bool IsAllocated(uint64_t bit) const { return bit < nbits_ && bit / 64 < used_.size() && Get(used_, bit); }
   // The bitmap as it is on media between transactions (to rewrite bad media from).
   uint64_t media_offset() const { return off_; }
   uint64_t media_bytes() const { return used_.size() * 8; }
